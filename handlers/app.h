@@ -1,0 +1,46 @@
+// What every handler gets: the process-wide services, and a per-request record that ends up
+// in the request's log line.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "lib/chat/chat_service.h"
+#include "lib/core/config.h"
+#include "lib/core/http.h"
+#include "lib/core/status.h"
+#include "lib/store/conversation_store.h"
+#include "lib/store/lmdb.h"
+
+namespace ragstream::handlers {
+
+struct AppContext {
+  Config config;
+  store::Env* env = nullptr;
+  store::ConversationStore* conversations = nullptr;
+  chat::ChatService* chat = nullptr;
+  int64_t started_at_ms = 0;                 // steady clock, for uptime
+  const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
+};
+
+// Filled in by handlers, logged once per request.
+struct RequestRecord {
+  std::string route;  // the route pattern, e.g. "/api/conversations/{id}"
+  int64_t tokens = -1;
+  int64_t ttft_ms = -1;
+  std::string outcome;  // e.g. "complete", "error", "cancelled", "rejected"
+  std::string conversation_id;
+  std::string message_id;
+};
+
+using RouteParams = std::vector<std::string>;
+
+// HTTP status for an error kind.
+int HttpStatusFor(const Status& status);
+
+// A JSON error response with the status that fits `status`.
+void WriteError(HttpResponse& res, const Status& status);
+
+}  // namespace ragstream::handlers

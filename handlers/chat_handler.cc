@@ -1,0 +1,222 @@
+#include "handlers/chat_handler.h"
+
+#include "handlers/chat_request.h"
+#include "lib/core/ids.h"
+#include "lib/core/json.h"
+#include "lib/fcgi/sse_writer.h"
+
+namespace ragstream::handlers {
+namespace {
+
+void WriteUsage(JsonWriter& w, const store::Usage& u) {
+  if (!u.present) {
+    w.Null();
+    return;
+  }
+  w.StartObject();
+  w.Key("prompt_tokens");
+  w.Int64(u.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(u.completion_tokens);
+  w.Key("total_tokens");
+  w.Int64(u.total_tokens);
+  w.EndObject();
+}
+
+void WriteErrorObject(JsonWriter& w, const std::string& code, const std::string& message) {
+  w.Key("error");
+  w.StartObject();
+  w.Key("code");
+  WriteString(w, code);
+  w.Key("message");
+  WriteString(w, message);
+  w.EndObject();
+}
+
+// Relays the answer as SSE events; pings while nothing else is sent.
+class SseObserver : public chat::StreamObserver {
+ public:
+  SseObserver(HttpResponse& res, int ping_interval_ms)
+      : res_(res), sse_(res), ping_interval_ms_(ping_interval_ms) {}
+
+  bool OnStart(const std::string& conversation_id, const std::string& message_id) override {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    w.StartObject();
+    w.Key("token");
+    w.String("");
+    w.Key("done");
+    w.Bool(false);
+    w.Key("conversation_id");
+    WriteString(w, conversation_id);
+    w.Key("message_id");
+    WriteString(w, message_id);
+    w.EndObject();
+    started_ = true;
+    return Sent(sse_.Begin() && sse_.Event({buf.GetString(), buf.GetSize()}));
+  }
+
+  bool OnToken(std::string_view text) override {
+    buf_.Clear();
+    JsonWriter w(buf_);
+    w.StartObject();
+    w.Key("token");
+    WriteString(w, text);
+    w.Key("done");
+    w.Bool(false);
+    w.EndObject();
+    return Sent(sse_.Event({buf_.GetString(), buf_.GetSize()}));
+  }
+
+  bool OnIdle() override {
+    if (res_.ClientGone()) return false;
+    if (SteadyMillis() - last_sent_ms_ < ping_interval_ms_) return true;
+    return Sent(sse_.Ping());
+  }
+
+  bool Final(const std::string& json) { return sse_.Event(json); }
+  bool started() const { return started_; }
+
+ private:
+  bool Sent(bool ok) {
+    last_sent_ms_ = SteadyMillis();
+    return ok;
+  }
+  HttpResponse& res_;
+  fcgi::SseWriter sse_;
+  int ping_interval_ms_;
+  int64_t last_sent_ms_ = SteadyMillis();
+  rapidjson::StringBuffer buf_;
+  bool started_ = false;
+};
+
+// Collects nothing (the content is in the result); notices a departed client.
+class SilentObserver : public chat::StreamObserver {
+ public:
+  explicit SilentObserver(HttpResponse& res) : res_(res) {}
+  bool OnStart(const std::string&, const std::string&) override { return true; }
+  bool OnToken(std::string_view) override { return true; }
+  bool OnIdle() override { return !res_.ClientGone(); }
+
+ private:
+  HttpResponse& res_;
+};
+
+chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
+                                ChatRequestBody body) {
+  chat::SendRequest send;
+  send.message = std::move(body.message);
+  send.conversation_id = std::move(body.conversation_id);
+  send.on_disconnect = body.on_disconnect.value_or(app.config.on_disconnect);
+  send.request_id = req.request_id;
+  return send;
+}
+
+void Record(RequestRecord& record, const chat::SendResult& result) {
+  record.tokens = result.tokens;
+  record.ttft_ms = result.message.ttft_ms;
+  record.outcome = result.message.status;
+  record.conversation_id = result.conversation_id;
+  record.message_id = result.message.id;
+}
+
+}  // namespace
+
+std::string DoneEventJson(const chat::SendResult& result) {
+  const store::Message& m = result.message;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("token");
+  w.Null();
+  w.Key("done");
+  w.Bool(true);
+  w.Key("message_id");
+  WriteString(w, m.id);
+  w.Key("conversation_id");
+  WriteString(w, result.conversation_id);
+  w.Key("status");
+  WriteString(w, m.status);
+  if (result.status.ok()) {
+    w.Key("sources");
+    w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
+    w.Key("language");
+    WriteString(w, result.language);
+    w.Key("usage");
+    WriteUsage(w, m.usage);
+    w.Key("ttft_ms");
+    if (m.ttft_ms >= 0) {
+      w.Int64(m.ttft_ms);
+    } else {
+      w.Null();
+    }
+    w.Key("finish_reason");
+    WriteString(w, m.finish_reason);
+  } else {
+    WriteErrorObject(w, result.status.code(), result.status.message());
+  }
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpResponse& res,
+                      RequestRecord& record) {
+  auto body = ParseChatRequest(req, app.config);
+  if (!body.ok()) {
+    record.outcome = "rejected";
+    WriteError(res, body.status());
+    return;
+  }
+  SseObserver observer(res, app.config.ping_interval_ms);
+  chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
+  Record(record, result);
+  if (!result.started || !observer.started()) {
+    // Nothing was streamed: a plain JSON error (validation, unknown id, store full, ...).
+    if (!res.HeadersSent()) WriteError(res, result.status);
+    return;
+  }
+  observer.Final(DoneEventJson(result));
+}
+
+void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
+                       RequestRecord& record) {
+  auto body = ParseChatRequest(req, app.config);
+  if (!body.ok()) {
+    record.outcome = "rejected";
+    WriteError(res, body.status());
+    return;
+  }
+  SilentObserver observer(res);
+  chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
+  Record(record, result);
+  if (!result.started) {
+    WriteError(res, result.status);
+    return;
+  }
+  const store::Message& m = result.message;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("message_id");
+  WriteString(w, m.id);
+  w.Key("conversation_id");
+  WriteString(w, result.conversation_id);
+  w.Key("status");
+  WriteString(w, m.status);
+  w.Key("response");
+  WriteString(w, m.content);
+  w.Key("sources");
+  w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
+  w.Key("language");
+  WriteString(w, result.language);
+  w.Key("usage");
+  WriteUsage(w, m.usage);
+  w.Key("finish_reason");
+  WriteString(w, m.finish_reason);
+  if (!result.status.ok()) WriteErrorObject(w, result.status.code(), result.status.message());
+  w.EndObject();
+  WriteJson(res, result.status.ok() ? 200 : HttpStatusFor(result.status),
+            {buf.GetString(), buf.GetSize()});
+}
+
+}  // namespace ragstream::handlers

@@ -1,0 +1,68 @@
+#include "handlers/chat_request.h"
+
+#include <algorithm>
+
+#include "lib/core/ids.h"
+#include "lib/core/json.h"
+#include "lib/core/utf8.h"
+
+namespace ragstream::handlers {
+
+bool IsJsonContentType(std::string_view content_type) {
+  std::string_view type = content_type.substr(0, content_type.find(';'));
+  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
+  std::string lower(type);
+  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
+  return lower == "application/json";
+}
+
+Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& config) {
+  if (!IsJsonContentType(req.content_type)) {
+    return Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
+                  "send the request as Content-Type: application/json");
+  }
+  rapidjson::Document doc;
+  if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return s;
+  if (!doc.IsObject()) {
+    return Status::InvalidArgument("invalid_json", "the body must be a JSON object");
+  }
+  Status field_error;
+  ChatRequestBody body;
+  auto message = GetString(doc, "message", field_error);
+  auto conversation_id = GetString(doc, "conversation_id", field_error);
+  auto on_disconnect = GetString(doc, "on_disconnect", field_error);
+  if (!field_error.ok()) return field_error;
+  if (!message) {
+    return Status::InvalidArgument("missing_field", "field 'message' is required");
+  }
+  if (std::all_of(message->begin(), message->end(),
+                  [](char c) { return c == ' ' || c == '\n' || c == '\r' || c == '\t'; })) {
+    return Status::InvalidArgument("empty_message", "field 'message' must not be empty");
+  }
+  size_t chars = Utf8Length(*message);
+  if (chars > static_cast<size_t>(config.max_message_chars)) {
+    return Status(ErrorKind::kTooLarge, "message_too_long",
+                  "message has " + std::to_string(chars) + " characters; the limit is " +
+                      std::to_string(config.max_message_chars));
+  }
+  body.message = std::string(*message);
+  if (conversation_id) {
+    if (!IsWellFormedId(*conversation_id, "conv_")) {
+      return Status::NotFound("conversation " + std::string(*conversation_id) + " not found");
+    }
+    body.conversation_id = std::string(*conversation_id);
+  }
+  if (on_disconnect) {
+    if (*on_disconnect == "cancel") {
+      body.on_disconnect = DisconnectPolicy::kCancel;
+    } else if (*on_disconnect == "finish") {
+      body.on_disconnect = DisconnectPolicy::kFinish;
+    } else {
+      return Status::InvalidArgument("invalid_field",
+                                     "field 'on_disconnect' must be \"cancel\" or \"finish\"");
+    }
+  }
+  return body;
+}
+
+}  // namespace ragstream::handlers

@@ -1,0 +1,219 @@
+// ragstream-worker: the FastCGI responder process.
+#include <signal.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "handlers/app.h"
+#include "handlers/routes.h"
+#include "lib/chat/chat_service.h"
+#include "lib/core/config.h"
+#include "lib/core/ids.h"
+#include "lib/core/log.h"
+#include "lib/fcgi/server.h"
+#include "lib/llm/openai_client.h"
+#include "lib/store/conversation_store.h"
+
+namespace ragstream {
+namespace {
+
+constexpr int kAbortWaitMs = 5000;
+
+const char kUsage[] = R"(Usage: ragstream-worker [--listen unix:PATH|HOST:PORT] [--check-config] [--help]
+
+A FastCGI responder serving the ragstream API (run it behind nginx). Without --listen it
+takes its listening socket on fd 0 (systemd socket activation, spawn-fcgi).
+
+  --listen SPEC     listen on a unix socket (unix:/run/ragstream/worker-1.sock) or TCP
+                    (127.0.0.1:9000) instead of fd 0
+  --check-config    check the environment settings, print them (secrets masked), exit
+  --version         print the version
+  --help            this text
+
+Signals: SIGTERM or SIGINT stops accepting, lets running streams finish for up to
+RAGSTREAM_GRACE_S seconds, ends the rest with an error event, and exits 0.
+
+)";
+
+// Records the status a handler sets, for the request log line.
+class RecordingResponse : public HttpResponse {
+ public:
+  explicit RecordingResponse(HttpResponse& inner) : inner_(inner) {}
+  void SetStatus(int status) override {
+    status_ = status;
+    inner_.SetStatus(status);
+  }
+  void AddHeader(std::string_view n, std::string_view v) override { inner_.AddHeader(n, v); }
+  bool Write(std::string_view b) override { return inner_.Write(b); }
+  bool Flush() override { return inner_.Flush(); }
+  bool ClientGone() override { return inner_.ClientGone(); }
+  bool HeadersSent() const override { return inner_.HeadersSent(); }
+  int status() const { return status_; }
+
+ private:
+  HttpResponse& inner_;
+  int status_ = 200;
+};
+
+bool IsSocket(int fd) {
+  int type = 0;
+  socklen_t len = sizeof type;
+  return getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &len) == 0;
+}
+
+int Run(int argc, char** argv) {
+  std::string listen_spec;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    if (arg == "--help" || arg == "-h") {
+      std::fputs(kUsage, stdout);
+      std::fputs(ConfigHelp().c_str(), stdout);
+      return 0;
+    } else if (arg == "--version") {
+      std::printf("ragstream-worker %s\n", RAGSTREAM_VERSION);
+      return 0;
+    } else if (arg == "--check-config") {
+      check_only = true;
+    } else if (arg == "--listen" && i + 1 < argc) {
+      listen_spec = argv[++i];
+    } else {
+      std::fprintf(stderr, "ragstream-worker: unknown argument '%s' (see --help)\n", arg.c_str());
+      return 2;
+    }
+  }
+
+  auto config = LoadConfig();
+  if (!config.ok()) {
+    std::fprintf(stderr, "ragstream-worker: bad configuration: %s\n",
+                 config.status().message().c_str());
+    return 2;
+  }
+  if (check_only) {
+    for (const auto& line : DescribeConfig(*config)) std::printf("%s\n", line.c_str());
+    std::printf("configuration ok\n");
+    return 0;
+  }
+  SetLogLevel(config->log_level);
+  signal(SIGPIPE, SIG_IGN);  // a departed peer must be a failed write, not a dead process
+
+  std::vector<std::string> databases = store::ConversationStore::Databases();
+  int stale_readers = 0;
+  auto env = store::Env::Open({config->data_dir, config->map_size_mb << 20, 64, 4096, databases},
+                              &stale_readers);
+  if (!env.ok()) {
+    LogError("worker", "cannot open the store", {{"error", env.status().ToString()}});
+    return 1;
+  }
+  store::ConversationStore conversations(**env);
+
+  std::shared_ptr<llm::ChatModel> model;
+  if (config->upstream_configured()) {
+    model = std::make_shared<llm::OpenAiChatModel>(llm::OpenAiOptions::FromConfig(*config));
+  } else {
+    LogWarn("worker", "no chat model configured: chat requests answer 503 model_not_configured",
+            {{"hint", "set OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL"}});
+  }
+  std::atomic<bool> draining{false}, abort_streams{false};
+  chat::ChatService chat(conversations, model,
+                         {static_cast<size_t>(config->history_budget_chars),
+                          config->persist_interval_ms, &abort_streams});
+
+  handlers::AppContext app;
+  app.config = *config;
+  app.env = env->get();
+  app.conversations = &conversations;
+  app.chat = &chat;
+  app.started_at_ms = SteadyMillis();
+  app.draining = &draining;
+  handlers::Router router = handlers::BuildRouter(app);
+
+  int listen_fd = 0;
+  if (!listen_spec.empty()) {
+    auto fd = fcgi::OpenListenSocket(listen_spec);
+    if (!fd.ok()) {
+      LogError("worker", "cannot listen", {{"error", fd.status().ToString()}});
+      return 1;
+    }
+    listen_fd = *fd;
+  } else if (!IsSocket(0)) {
+    std::fprintf(stderr,
+                 "ragstream-worker: fd 0 is not a listening socket; use --listen (see --help)\n");
+    return 2;
+  }
+
+  auto handle = [&](const Status& read_status, HttpRequest& req, HttpResponse& raw_res) {
+    const int64_t start = SteadyMillis();
+    if (req.request_id.empty()) req.request_id = NewId("req_");
+    RecordingResponse res(raw_res);
+    handlers::RequestRecord record;
+    if (!read_status.ok()) {
+      record.route = req.path;
+      record.outcome = "rejected";
+      handlers::WriteError(res, read_status);
+    } else {
+      router.Dispatch(req, res, record);
+    }
+    Log(res.status() >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "http", "request",
+        {{"request_id", req.request_id},
+         {"method", req.method},
+         {"route", record.route},
+         {"status", static_cast<int64_t>(res.status())},
+         {"duration_ms", SteadyMillis() - start},
+         {"tokens", record.tokens},
+         {"ttft_ms", record.ttft_ms},
+         {"outcome", record.outcome},
+         {"conversation_id", record.conversation_id},
+         {"message_id", record.message_id}});
+  };
+
+  // Block the stop signals in every thread; this one waits for them.
+  sigset_t stop_signals;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
+
+  fcgi::Server server({listen_fd, config->threads,
+                       static_cast<size_t>(config->thread_stack_kb) * 1024,
+                       config->max_body_bytes},
+                      handle);
+  if (Status s = server.Start(); !s.ok()) {
+    LogError("worker", "cannot start", {{"error", s.ToString()}});
+    return 1;
+  }
+  LogInfo("worker", "started",
+          {{"version", RAGSTREAM_VERSION},
+           {"listen", listen_spec.empty() ? std::string_view("fd 0") : listen_spec},
+           {"threads", static_cast<int64_t>(config->threads)},
+           {"data_dir", config->data_dir},
+           {"stale_readers_cleared", static_cast<int64_t>(stale_readers)},
+           {"chat_model", model ? config->chat_model : std::string("(none)")}});
+
+  int sig = 0;
+  sigwait(&stop_signals, &sig);
+  draining.store(true);
+  server.StopAccepting();
+  LogInfo("worker", "draining",
+          {{"signal", std::string_view(strsignal(sig))},
+           {"active", static_cast<int64_t>(server.active())},
+           {"grace_s", static_cast<int64_t>(config->grace_s)}});
+  int left = server.WaitIdle(config->grace_s * 1000);
+  if (left > 0) {
+    LogWarn("worker", "grace period over: ending running streams",
+            {{"active", static_cast<int64_t>(left)}});
+    abort_streams.store(true);
+    server.WaitIdle(kAbortWaitMs);
+  }
+  server.Join();
+  LogInfo("worker", "stopped");
+  return 0;
+}
+
+}  // namespace
+}  // namespace ragstream
+
+int main(int argc, char** argv) { return ragstream::Run(argc, argv); }

@@ -1,0 +1,28 @@
+#include "handlers/routes.h"
+
+#include "handlers/chat_handler.h"
+#include "handlers/conversations_handler.h"
+#include "handlers/health_handler.h"
+
+namespace ragstream::handlers {
+
+Router BuildRouter(const AppContext& app) {
+  const AppContext* a = &app;
+  Router r;
+  r.Add("POST", "/api/chat/message/stream",
+        [a](auto& req, auto& res, auto&, auto& rec) { HandleChatStream(*a, req, res, rec); });
+  r.Add("POST", "/api/chat/message",
+        [a](auto& req, auto& res, auto&, auto& rec) { HandleChatMessage(*a, req, res, rec); });
+  r.Add("GET", "/api/conversations",
+        [a](auto& req, auto& res, auto&, auto&) { HandleListConversations(*a, req, res); });
+  r.Add("GET", "/api/conversations/{id}",
+        [a](auto&, auto& res, auto& p, auto&) { HandleGetConversation(*a, p[0], res); });
+  r.Add("PATCH", "/api/conversations/{id}",
+        [a](auto& req, auto& res, auto& p, auto&) { HandlePatchConversation(*a, req, p[0], res); });
+  r.Add("DELETE", "/api/conversations/{id}",
+        [a](auto&, auto& res, auto& p, auto&) { HandleDeleteConversation(*a, p[0], res); });
+  r.Add("GET", "/api/health", [a](auto&, auto& res, auto&, auto&) { HandleHealth(*a, res); });
+  return r;
+}
+
+}  // namespace ragstream::handlers

@@ -1,0 +1,177 @@
+#include "lib/chat/chat_service.h"
+
+#include "lib/core/ids.h"
+#include "lib/core/log.h"
+#include "lib/core/utf8.h"
+#include "lib/rag/language.h"
+#include "lib/rag/prompt.h"
+
+namespace ragstream::chat {
+
+ChatService::ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
+                         ChatServiceOptions options)
+    : store_(store), model_(std::move(model)), options_(options) {}
+
+namespace {
+
+// The state of one answer while it streams.
+class AnswerStream {
+ public:
+  AnswerStream(store::ConversationStore& store, store::Message& message, StreamObserver& observer,
+               const SendRequest& request, const ChatServiceOptions& options, int64_t started_ms)
+      : store_(store),
+        message_(message),
+        observer_(observer),
+        request_(request),
+        options_(options),
+        started_ms_(started_ms),
+        last_persist_ms_(SteadyMillis()) {}
+
+  bool OnDelta(std::string_view delta) {
+    if (Aborted()) return false;
+    std::string text = SanitizeUtf8(hold_back_.Push(delta));
+    if (text.empty()) return true;
+    if (message_.ttft_ms < 0) message_.ttft_ms = SteadyMillis() - started_ms_;
+    message_.content += text;
+    ++tokens_;
+    if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
+    MaybePersist();
+    return KeepGoing();
+  }
+
+  bool OnTick() {
+    if (Aborted()) return false;
+    if (!client_gone_ && !observer_.OnIdle()) client_gone_ = true;
+    MaybePersist();
+    return KeepGoing();
+  }
+
+  // Sends what the hold-back still has (an incomplete character at the very end).
+  void FlushTail() {
+    std::string tail = hold_back_.Flush();
+    if (tail.empty()) return;
+    std::string text = SanitizeUtf8(tail);
+    message_.content += text;
+    if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
+  }
+
+  bool client_gone() const { return client_gone_; }
+  bool aborted_by_shutdown() const { return aborted_; }
+  int64_t tokens() const { return tokens_; }
+
+ private:
+  bool Aborted() {
+    if (options_.abort_streams && options_.abort_streams->load()) aborted_ = true;
+    return aborted_;
+  }
+  bool KeepGoing() const {
+    return !client_gone_ || request_.on_disconnect == DisconnectPolicy::kFinish;
+  }
+  void MaybePersist() {
+    int64_t now = SteadyMillis();
+    if (now - last_persist_ms_ < options_.persist_interval_ms) return;
+    last_persist_ms_ = now;
+    message_.updated_at = NowMillis();
+    if (Status s = store_.SavePartial(message_); !s.ok()) {
+      LogWarn("chat", "could not save partial answer",
+              {{"request_id", request_.request_id}, {"error", s.ToString()}});
+    }
+  }
+
+  store::ConversationStore& store_;
+  store::Message& message_;
+  StreamObserver& observer_;
+  const SendRequest& request_;
+  const ChatServiceOptions& options_;
+  const int64_t started_ms_;
+  int64_t last_persist_ms_;
+  Utf8HoldBack hold_back_;
+  bool client_gone_ = false;
+  bool aborted_ = false;
+  int64_t tokens_ = 0;
+};
+
+}  // namespace
+
+SendResult ChatService::Send(const SendRequest& request, StreamObserver& observer) {
+  const int64_t started_ms = SteadyMillis();
+  SendResult result;
+  if (!model_) {
+    result.status = Status::Unavailable(
+        "model_not_configured",
+        "no chat model is configured: set OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL");
+    return result;
+  }
+
+  // 1. Conversation, language, and the user's message on disk.
+  std::string fallback_language;
+  if (request.conversation_id) {
+    auto conv = store_.GetConversation(*request.conversation_id);
+    if (!conv.ok()) {
+      result.status = conv.status();
+      return result;
+    }
+    fallback_language = conv->language;
+  }
+  rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
+  store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
+                                  options_.history_budget_chars};
+  auto exchange = store_.BeginExchange(begin);
+  if (!exchange.ok()) {
+    result.status = exchange.status();
+    return result;
+  }
+  result.started = true;
+  result.conversation_id = exchange->conversation.id;
+  result.language = language.code;
+  store::Message& message = exchange->assistant_message;
+
+  // 2-3. Prompt, then stream.
+  AnswerStream stream(store_, message, observer, request, options_, started_ms);
+  llm::ChatOutcome outcome;
+  if (!observer.OnStart(result.conversation_id, message.id)) {
+    outcome.status = Status::Cancelled("the client left before the answer started");
+  }
+  if (outcome.status.ok()) {
+    rag::PromptInput prompt{request.message, language.code, exchange->history,
+                            options_.history_budget_chars};
+    llm::StreamCallbacks callbacks{[&](std::string_view d) { return stream.OnDelta(d); },
+                                   [&] { return stream.OnTick(); }};
+    outcome = model_->Stream(rag::BuildPrompt(prompt), callbacks);
+    stream.FlushTail();
+  }
+
+  // 4. The final state, durable before the caller sends its done event.
+  message.finish_reason = outcome.finish_reason;
+  message.usage = outcome.usage;
+  message.updated_at = NowMillis();
+  if (outcome.status.ok()) {
+    message.status = store::kStatusComplete;
+  } else if (stream.aborted_by_shutdown()) {
+    message.status = store::kStatusError;
+    outcome.status = Status::Unavailable("shutting_down",
+                                         "the worker is shutting down; the answer was cut short");
+  } else if (outcome.status.kind() == ErrorKind::kCancelled) {
+    message.status = store::kStatusCancelled;
+  } else {
+    message.status = store::kStatusError;
+  }
+  if (!outcome.status.ok()) {
+    message.error_code = outcome.status.code();
+    message.error_message = outcome.status.message();
+  }
+  result.client_gone = stream.client_gone() || outcome.status.kind() == ErrorKind::kCancelled;
+  result.tokens = stream.tokens();
+  result.status = outcome.status;
+  if (Status s = store_.FinishMessage(message); !s.ok()) {
+    LogError("chat", "could not save the final answer",
+             {{"request_id", request.request_id},
+              {"message_id", message.id},
+              {"error", s.ToString()}});
+    if (result.status.ok()) result.status = s;
+  }
+  result.message = message;
+  return result;
+}
+
+}  // namespace ragstream::chat

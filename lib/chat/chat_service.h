@@ -1,0 +1,83 @@
+// ChatService: the send-message pipeline (DESIGN.md, "The send-message pipeline").
+//
+//   1. load the conversation (404 if unknown), detect the question's language (falling back to
+//      the conversation's), save the user message and a `streaming` assistant message in one
+//      transaction: the question is on disk before anything downstream can fail;
+//   2. build the prompt (instructions in the answer language, history within a budget);
+//   3. stream the model's deltas to the observer, never splitting a UTF-8 character, saving
+//      the partial answer at least every persist interval;
+//   4. save the final state -- `complete`, `error` (what arrived is kept) or `cancelled` --
+//      durably, and only then return, so the caller's done event follows a durable write.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "lib/core/config.h"
+#include "lib/core/status.h"
+#include "lib/llm/chat_model.h"
+#include "lib/store/conversation_store.h"
+
+namespace ragstream::chat {
+
+struct SendRequest {
+  std::string message;
+  std::optional<std::string> conversation_id;
+  DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;
+  std::string request_id;  // for logs
+};
+
+// Where the answer goes while it streams. Every method returns false once the client is
+// gone. Called on the thread that called Send().
+class StreamObserver {
+ public:
+  virtual ~StreamObserver() = default;
+  // The exchange is saved; its ids are known.
+  virtual bool OnStart(const std::string& conversation_id, const std::string& message_id) = 0;
+  // A piece of the answer (whole UTF-8 characters only).
+  virtual bool OnToken(std::string_view text) = 0;
+  // Nothing arrived for a while (called every ~100 ms while waiting).
+  virtual bool OnIdle() = 0;
+};
+
+struct SendResult {
+  // Ok, or why the request failed. If `started` is false nothing was streamed and the status
+  // is a plain HTTP error; if true the exchange exists and `message` holds the final
+  // assistant message (status complete, error or cancelled).
+  Status status;
+  bool started = false;
+  bool client_gone = false;
+  store::Message message;
+  std::string conversation_id;
+  std::string language;
+  int64_t tokens = 0;  // deltas relayed
+};
+
+struct ChatServiceOptions {
+  size_t history_budget_chars = 8000;
+  int persist_interval_ms = 500;
+  // When set and true, running streams end now with an error `shutting_down` (worker drain).
+  const std::atomic<bool>* abort_streams = nullptr;
+};
+
+class ChatService {
+ public:
+  // `model` may be null: chat then answers 503 model_not_configured.
+  ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
+              ChatServiceOptions options);
+
+  SendResult Send(const SendRequest& request, StreamObserver& observer);
+
+  bool model_configured() const { return model_ != nullptr; }
+  std::string model_name() const { return model_ ? model_->name() : std::string(); }
+
+ private:
+  store::ConversationStore& store_;
+  std::shared_ptr<llm::ChatModel> model_;
+  ChatServiceOptions options_;
+};
+
+}  // namespace ragstream::chat

@@ -1,0 +1,142 @@
+#include "lib/core/config.h"
+
+#include <charconv>
+#include <cstdlib>
+
+namespace ragstream {
+namespace {
+
+struct Reader {
+  const EnvLookup& lookup;
+  std::vector<std::string> errors;
+
+  const char* Raw(const char* name) {
+    const char* v = lookup(name);
+    return (v && *v) ? v : nullptr;
+  }
+  void String(const char* name, std::string& out) {
+    if (const char* v = Raw(name)) out = v;
+  }
+  template <typename T>
+  void Number(const char* name, T& out, T min, T max) {
+    const char* v = Raw(name);
+    if (!v) return;
+    std::string_view text(v);
+    T value{};
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || ptr != text.data() + text.size() || value < min || value > max) {
+      errors.push_back(std::string(name) + "='" + std::string(text) + "' must be an integer in [" +
+                       std::to_string(min) + ", " + std::to_string(max) + "]");
+      return;
+    }
+    out = value;
+  }
+};
+
+}  // namespace
+
+Result<Config> LoadConfig(const EnvLookup& lookup_in) {
+  EnvLookup lookup = lookup_in ? lookup_in : [](const char* n) { return std::getenv(n); };
+  Config c;
+  Reader r{lookup, {}};
+  r.String("RAGSTREAM_DATA_DIR", c.data_dir);
+  r.Number<uint64_t>("RAGSTREAM_MAP_SIZE_MB", c.map_size_mb, 1, 1 << 24);
+  r.Number("RAGSTREAM_THREADS", c.threads, 1, 4096);
+  r.Number("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb, 64, 8192);
+  r.Number("RAGSTREAM_GRACE_S", c.grace_s, 0, 3600);
+  if (const char* v = r.Raw("RAGSTREAM_LOG_LEVEL"); v && !ParseLogLevel(v, c.log_level)) {
+    r.errors.push_back(std::string("RAGSTREAM_LOG_LEVEL='") + v +
+                       "' must be one of debug, info, warn, error");
+  }
+  r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
+  r.Number("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars, 1, 1 << 20);
+  r.String("OPENAI_BASE_URL", c.openai_base_url);
+  while (!c.openai_base_url.empty() && c.openai_base_url.back() == '/') c.openai_base_url.pop_back();
+  if (!c.openai_base_url.empty() && c.openai_base_url.rfind("http://", 0) != 0 &&
+      c.openai_base_url.rfind("https://", 0) != 0) {
+    r.errors.push_back("OPENAI_BASE_URL must start with http:// or https://");
+  }
+  r.String("OPENAI_API_KEY", c.openai_api_key);
+  r.String("RAGSTREAM_CHAT_MODEL", c.chat_model);
+  if (!c.openai_base_url.empty() && c.chat_model.empty()) {
+    r.errors.push_back("OPENAI_BASE_URL is set but RAGSTREAM_CHAT_MODEL is not");
+  }
+  r.Number("RAGSTREAM_CONNECT_TIMEOUT_MS", c.connect_timeout_ms, 100, 600000);
+  r.Number("RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS", c.first_token_timeout_ms, 100, 3600000);
+  r.Number("RAGSTREAM_IDLE_TIMEOUT_MS", c.idle_timeout_ms, 100, 3600000);
+  r.Number("RAGSTREAM_MAX_RETRIES", c.max_retries, 0, 10);
+  r.Number("RAGSTREAM_MAX_RETRY_WAIT_MS", c.max_retry_wait_ms, 0, 600000);
+  r.Number("RAGSTREAM_HISTORY_BUDGET_CHARS", c.history_budget_chars, 0, 1 << 24);
+  r.Number("RAGSTREAM_PERSIST_INTERVAL_MS", c.persist_interval_ms, 10, 500);
+  r.Number("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms, 100, 600000);
+  if (const char* v = r.Raw("RAGSTREAM_ON_DISCONNECT")) {
+    std::string_view p(v);
+    if (p == "cancel") {
+      c.on_disconnect = DisconnectPolicy::kCancel;
+    } else if (p == "finish") {
+      c.on_disconnect = DisconnectPolicy::kFinish;
+    } else {
+      r.errors.push_back("RAGSTREAM_ON_DISCONNECT='" + std::string(p) +
+                         "' must be cancel or finish");
+    }
+  }
+  if (!r.errors.empty()) {
+    std::string msg;
+    for (const auto& e : r.errors) msg += (msg.empty() ? "" : "; ") + e;
+    return Status::InvalidArgument("invalid_config", msg);
+  }
+  return c;
+}
+
+std::vector<std::string> DescribeConfig(const Config& c) {
+  auto s = [](const char* n, const std::string& v) { return std::string(n) + "=" + v; };
+  auto i = [](const char* n, int64_t v) { return std::string(n) + "=" + std::to_string(v); };
+  return {
+      s("RAGSTREAM_DATA_DIR", c.data_dir),
+      i("RAGSTREAM_MAP_SIZE_MB", static_cast<int64_t>(c.map_size_mb)),
+      i("RAGSTREAM_THREADS", c.threads),
+      i("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb),
+      i("RAGSTREAM_GRACE_S", c.grace_s),
+      i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
+      i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
+      s("OPENAI_BASE_URL", c.openai_base_url.empty() ? "(unset)" : c.openai_base_url),
+      s("OPENAI_API_KEY", c.openai_api_key.empty() ? "(unset)" : "(set)"),
+      s("RAGSTREAM_CHAT_MODEL", c.chat_model.empty() ? "(unset)" : c.chat_model),
+      i("RAGSTREAM_CONNECT_TIMEOUT_MS", c.connect_timeout_ms),
+      i("RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS", c.first_token_timeout_ms),
+      i("RAGSTREAM_IDLE_TIMEOUT_MS", c.idle_timeout_ms),
+      i("RAGSTREAM_MAX_RETRIES", c.max_retries),
+      i("RAGSTREAM_MAX_RETRY_WAIT_MS", c.max_retry_wait_ms),
+      i("RAGSTREAM_HISTORY_BUDGET_CHARS", c.history_budget_chars),
+      i("RAGSTREAM_PERSIST_INTERVAL_MS", c.persist_interval_ms),
+      i("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms),
+      s("RAGSTREAM_ON_DISCONNECT", c.on_disconnect == DisconnectPolicy::kCancel ? "cancel" : "finish"),
+  };
+}
+
+std::string ConfigHelp() {
+  return R"(Environment (defaults in brackets):
+  RAGSTREAM_DATA_DIR               LMDB environment directory [./data]
+  RAGSTREAM_MAP_SIZE_MB            LMDB map size; to grow it, raise this and restart [1024]
+  RAGSTREAM_THREADS                request threads per process (concurrent streams) [256]
+  RAGSTREAM_THREAD_STACK_KB        stack size of each request thread [256]
+  RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]
+  RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
+  RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [1048576]
+  RAGSTREAM_MAX_MESSAGE_CHARS      longest chat message in characters (413 above) [16000]
+  OPENAI_BASE_URL                  OpenAI-compatible API base, e.g. https://api.openai.com/v1
+  OPENAI_API_KEY                   its API key (never logged)
+  RAGSTREAM_CHAT_MODEL             model name sent upstream (required with OPENAI_BASE_URL)
+  RAGSTREAM_CONNECT_TIMEOUT_MS     upstream connect timeout [5000]
+  RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS upstream time allowed until the first token [60000]
+  RAGSTREAM_IDLE_TIMEOUT_MS        upstream gap allowed between tokens [60000]
+  RAGSTREAM_MAX_RETRIES            retries on 429/5xx/connect failure, before the first token [2]
+  RAGSTREAM_MAX_RETRY_WAIT_MS      cap on a Retry-After wait [20000]
+  RAGSTREAM_HISTORY_BUDGET_CHARS   characters of earlier conversation put in the prompt [8000]
+  RAGSTREAM_PERSIST_INTERVAL_MS    how often a streaming answer is saved (<= 500) [500]
+  RAGSTREAM_PING_INTERVAL_MS       ": ping" comment interval while nothing else is sent [5000]
+  RAGSTREAM_ON_DISCONNECT          cancel|finish: what to do when the client leaves [cancel]
+)";
+}
+
+}  // namespace ragstream

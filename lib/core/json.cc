@@ -1,0 +1,126 @@
+#include "lib/core/json.h"
+
+#include <rapidjson/error/en.h>
+
+namespace ragstream {
+namespace {
+
+Status Invalid(std::string message) {
+  return Status::InvalidArgument("invalid_json", std::move(message));
+}
+
+}  // namespace
+
+Status PrescanJson(std::string_view text, const JsonLimits& limits) {
+  int depth = 0;
+  size_t i = 0, n = text.size();
+  while (i < n) {
+    char c = text[i];
+    if (c == '"') {  // skip a string, honouring escapes
+      ++i;
+      while (i < n && text[i] != '"') i += (text[i] == '\\') ? 2 : 1;
+      if (i >= n) return Invalid("unterminated string");
+      ++i;
+    } else if (c == '{' || c == '[') {
+      if (++depth > limits.max_depth) return Invalid("JSON nested too deeply");
+      ++i;
+    } else if (c == '}' || c == ']') {
+      --depth;
+      ++i;
+    } else if (c == '-' || (c >= '0' && c <= '9')) {
+      size_t start = i, exp_digits = 0;
+      bool in_exp = false;
+      while (i < n) {
+        char d = text[i];
+        if (d == 'e' || d == 'E') {
+          in_exp = true;
+        } else if (d >= '0' && d <= '9') {
+          exp_digits += in_exp;
+        } else if (d != '-' && d != '+' && d != '.') {
+          break;
+        }
+        ++i;
+      }
+      if (i - start > limits.max_number_chars) return Invalid("number too long");
+      if (exp_digits > limits.max_exponent_digits) return Invalid("number exponent too large");
+    } else {
+      ++i;
+    }
+  }
+  return Status::Ok();
+}
+
+Status ParseUntrustedJson(std::string_view text, rapidjson::Document& doc,
+                          const JsonLimits& limits) {
+  if (Status s = PrescanJson(text, limits); !s.ok()) return s;
+  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
+                              rapidjson::kParseValidateEncodingFlag;
+  doc.Parse<kFlags>(text.data(), text.size());
+  if (doc.HasParseError()) {
+    return Invalid(std::string("malformed JSON at offset ") +
+                   std::to_string(doc.GetErrorOffset()) + ": " +
+                   rapidjson::GetParseError_En(doc.GetParseError()));
+  }
+  return Status::Ok();
+}
+
+namespace {
+Status FieldError(const char* name, const char* expected) {
+  return Status::InvalidArgument("invalid_field",
+                                 std::string("field '") + name + "' must be " + expected);
+}
+const rapidjson::Value* Find(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return nullptr;
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || it->value.IsNull()) return nullptr;
+  return &it->value;
+}
+}  // namespace
+
+std::optional<std::string_view> GetString(const rapidjson::Value& obj, const char* name,
+                                          Status& error) {
+  const rapidjson::Value* v = Find(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->IsString()) {
+    error = FieldError(name, "a string");
+    return std::nullopt;
+  }
+  return AsView(*v);
+}
+
+std::optional<int64_t> GetInt(const rapidjson::Value& obj, const char* name, Status& error) {
+  const rapidjson::Value* v = Find(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->IsInt64()) {
+    error = FieldError(name, "an integer");
+    return std::nullopt;
+  }
+  return v->GetInt64();
+}
+
+std::optional<bool> GetBool(const rapidjson::Value& obj, const char* name, Status& error) {
+  const rapidjson::Value* v = Find(obj, name);
+  if (!v) return std::nullopt;
+  if (!v->IsBool()) {
+    error = FieldError(name, "a boolean");
+    return std::nullopt;
+  }
+  return v->GetBool();
+}
+
+std::string ErrorJson(const Status& status) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("error");
+  w.StartObject();
+  w.Key("code");
+  WriteString(w, status.code());
+  w.Key("message");
+  WriteString(w, status.message());
+  w.EndObject();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace ragstream

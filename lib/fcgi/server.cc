@@ -1,0 +1,141 @@
+#include "lib/fcgi/server.h"
+
+#include <fcgiapp.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+
+#include "lib/core/json.h"
+#include "lib/core/log.h"
+#include "lib/fcgi/fcgi_exchange.h"
+
+namespace ragstream::fcgi {
+namespace {
+
+constexpr int kAcceptPollMs = 200;
+
+// Finishes the FastCGI request when the handler is done, whatever happens.
+struct RequestScope {
+  FCGX_Request& req;
+  ~RequestScope() { FCGX_Finish_r(&req); }
+};
+
+}  // namespace
+
+Result<int> OpenListenSocket(const std::string& spec, int backlog) {
+  std::string path;
+  if (spec.rfind("unix:", 0) == 0) {
+    path = spec.substr(5);
+    ::unlink(path.c_str());  // a stale socket file from a previous run
+  } else if (spec.find(':') != std::string::npos) {
+    path = spec;  // libfcgi treats "host:port" / ":port" as TCP
+  } else {
+    return Status::InvalidArgument("invalid_listen", "--listen takes unix:PATH or HOST:PORT");
+  }
+  int fd = FCGX_OpenSocket(path.c_str(), backlog);
+  if (fd < 0) {
+    return Status::Internal("cannot listen on " + spec + ": " + std::strerror(errno));
+  }
+  return fd;
+}
+
+Server::Server(ServerOptions options, RequestHandler handler)
+    : options_(options), handler_(std::move(handler)) {}
+
+Server::~Server() {
+  StopAccepting();
+  Join();
+}
+
+Status Server::Start() {
+  if (FCGX_Init() != 0) return Status::Internal("FCGX_Init failed");
+  int flags = fcntl(options_.listen_fd, F_GETFL, 0);
+  if (flags < 0 || fcntl(options_.listen_fd, F_SETFL, flags | O_NONBLOCK) < 0) {
+    return Status::Internal(std::string("listening socket unusable: ") + std::strerror(errno));
+  }
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, options_.stack_bytes);
+  for (int i = 0; i < options_.threads; ++i) {
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, &Server::ThreadEntry, this);
+    if (rc != 0) {
+      pthread_attr_destroy(&attr);
+      return Status::Internal(std::string("cannot start thread: ") + std::strerror(rc));
+    }
+    threads_.push_back(t);
+  }
+  pthread_attr_destroy(&attr);
+  return Status::Ok();
+}
+
+void* Server::ThreadEntry(void* self) {
+  static_cast<Server*>(self)->ThreadMain();
+  return nullptr;
+}
+
+void Server::ThreadMain() {
+  FCGX_Request req;
+  FCGX_InitRequest(&req, options_.listen_fd, 0);
+  while (!stopping_.load()) {
+    {
+      std::unique_lock lock(accept_mutex_);
+      bool accepted = false;
+      while (!stopping_.load() && !accepted) {
+        pollfd p{options_.listen_fd, POLLIN, 0};
+        int n = poll(&p, 1, kAcceptPollMs);
+        if (n <= 0 || stopping_.load()) continue;
+        // EAGAIN here means another process took the connection first.
+        accepted = FCGX_Accept_r(&req) == 0;
+      }
+      if (!accepted) break;
+    }
+    active_.fetch_add(1);
+    {
+      RequestScope scope{req};
+      HttpRequest http;
+      FcgiResponse res(req);
+      Status read_status = ReadRequest(req, options_.max_body_bytes, http);
+      // One exception firewall per request: whatever escapes becomes a 500 and a log line.
+      try {
+        handler_(read_status, http, res);
+      } catch (const std::exception& e) {
+        LogError("fcgi", "handler threw", {{"request_id", http.request_id}, {"what", e.what()}});
+        if (!res.HeadersSent()) {
+          WriteJson(res, 500, ErrorJson(Status::Internal("internal error")));
+        }
+      } catch (...) {
+        LogError("fcgi", "handler threw a non-exception", {{"request_id", http.request_id}});
+        if (!res.HeadersSent()) {
+          WriteJson(res, 500, ErrorJson(Status::Internal("internal error")));
+        }
+      }
+    }
+    if (active_.fetch_sub(1) == 1) {
+      std::lock_guard lock(idle_mutex_);
+      idle_cv_.notify_all();
+    }
+  }
+  FCGX_Free(&req, 1);
+}
+
+void Server::StopAccepting() { stopping_.store(true); }
+
+int Server::WaitIdle(int timeout_ms) {
+  std::unique_lock lock(idle_mutex_);
+  idle_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
+                    [this] { return active_.load() == 0; });
+  return active_.load();
+}
+
+void Server::Join() {
+  for (pthread_t t : threads_) pthread_join(t, nullptr);
+  threads_.clear();
+}
+
+}  // namespace ragstream::fcgi

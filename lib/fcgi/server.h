@@ -1,0 +1,70 @@
+// The FastCGI worker loop: a pool of threads, each accepting one request at a time with
+// FCGX_Accept_r and handing it to the handler.
+//
+// Accepting is serialised (one thread at a time waits on the listening socket, with poll and
+// a short timeout), so a new connection wakes one thread rather than the whole pool, and the
+// pool can stop accepting without closing or shutting down the listening socket, which
+// systemd (or a sibling process) keeps using across a restart. The socket is made
+// non-blocking so a connection taken by another process makes FCGX_Accept_r fail with
+// EAGAIN instead of blocking.
+#pragma once
+
+#include <pthread.h>
+
+#include <atomic>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "lib/core/http.h"
+#include "lib/core/status.h"
+
+namespace ragstream::fcgi {
+
+struct ServerOptions {
+  int listen_fd = 0;
+  int threads = 256;
+  size_t stack_bytes = 256 * 1024;
+  uint64_t max_body_bytes = 1 << 20;
+};
+
+// Called for every request, on a pool thread. `read_status` is not Ok when the body could
+// not be read (too large, short); the handler answers it.
+using RequestHandler =
+    std::function<void(const Status& read_status, HttpRequest& req, HttpResponse& res)>;
+
+// Opens a listening socket for "unix:PATH" or "HOST:PORT" / ":PORT". Returns the fd.
+Result<int> OpenListenSocket(const std::string& spec, int backlog = 1024);
+
+class Server {
+ public:
+  Server(ServerOptions options, RequestHandler handler);
+  ~Server();
+
+  // Starts the pool. Call with SIGTERM/SIGINT blocked so the threads inherit the mask.
+  Status Start();
+  // Stops taking new requests (within ~200 ms); running ones go on.
+  void StopAccepting();
+  // Waits until no request is running or `timeout_ms` passes; returns how many still run.
+  int WaitIdle(int timeout_ms);
+  // Joins every thread (after StopAccepting; running requests must end on their own).
+  void Join();
+  int active() const { return active_.load(); }
+
+ private:
+  void ThreadMain();
+  static void* ThreadEntry(void* self);
+
+  ServerOptions options_;
+  RequestHandler handler_;
+  std::vector<pthread_t> threads_;
+  std::mutex accept_mutex_;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> active_{0};
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
+};
+
+}  // namespace ragstream::fcgi

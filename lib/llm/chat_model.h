@@ -1,0 +1,49 @@
+// The chat model interface: the OpenAI-compatible client and the offline answerer both
+// implement it, and tests inject fakes.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/store/conversation_store.h"
+
+namespace ragstream::llm {
+
+struct ChatMessage {
+  std::string role;  // "system" | "user" | "assistant"
+  std::string content;
+};
+
+struct ChatRequest {
+  std::vector<ChatMessage> messages;
+};
+
+// Called from the thread running Stream(). Returning false from either stops the stream
+// promptly (the transfer is aborted) and Stream() returns a Cancelled status.
+struct StreamCallbacks {
+  // A piece of the answer, as the upstream sent it (may end mid-UTF-8 character).
+  std::function<bool(std::string_view delta)> on_delta;
+  // Called at least every ~250 ms while waiting (before the first token and between tokens).
+  std::function<bool()> on_tick;
+};
+
+struct ChatOutcome {
+  Status status;  // Ok, Cancelled (a callback said stop), or an upstream error
+  std::string finish_reason;
+  store::Usage usage;
+  bool got_first_token = false;
+  int attempts = 0;
+};
+
+class ChatModel {
+ public:
+  virtual ~ChatModel() = default;
+  virtual std::string name() const = 0;
+  // Streams the answer to `request`. Thread-safe: called concurrently from many threads.
+  virtual ChatOutcome Stream(const ChatRequest& request, const StreamCallbacks& callbacks) = 0;
+};
+
+}  // namespace ragstream::llm

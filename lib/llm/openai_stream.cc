@@ -1,0 +1,91 @@
+#include "lib/llm/openai_stream.h"
+
+#include "lib/core/json.h"
+
+namespace ragstream::llm {
+namespace {
+
+// Upstream JSON is not fully trusted either: the same pre-scan, a more generous shape, and
+// no encoding validation here because a delta may carry raw bytes of a split character
+// (the UTF-8 hold-back downstream deals with that).
+bool ParseUpstream(std::string_view text, rapidjson::Document& doc) {
+  JsonLimits limits;
+  limits.max_depth = 64;
+  limits.max_number_chars = 40;
+  if (!PrescanJson(text, limits).ok()) return false;
+  doc.Parse<rapidjson::kParseIterativeFlag>(text.data(), text.size());
+  return !doc.HasParseError() && doc.IsObject();
+}
+
+std::string StringOr(const rapidjson::Value& obj, const char* name) {
+  if (!obj.IsObject()) return {};
+  auto it = obj.FindMember(name);
+  if (it == obj.MemberEnd() || !it->value.IsString()) return {};
+  return std::string(AsView(it->value));
+}
+
+bool ExtractError(const rapidjson::Value& err, std::string& code, std::string& message) {
+  if (err.IsString()) {
+    message = AsView(err);
+    code = "upstream_error";
+    return true;
+  }
+  if (!err.IsObject()) return false;
+  message = StringOr(err, "message");
+  code = StringOr(err, "code");
+  if (code.empty()) code = StringOr(err, "type");
+  if (code.empty()) code = "upstream_error";
+  return true;
+}
+
+}  // namespace
+
+ChunkInfo DecodeChunk(std::string_view data) {
+  ChunkInfo info;
+  if (data == "[DONE]") {
+    info.kind = ChunkInfo::Kind::kDone;
+    return info;
+  }
+  rapidjson::Document doc;
+  if (!ParseUpstream(data, doc)) return info;
+  if (auto err = doc.FindMember("error"); err != doc.MemberEnd() && !err->value.IsNull()) {
+    if (ExtractError(err->value, info.error_code, info.error_message)) {
+      info.kind = ChunkInfo::Kind::kError;
+    }
+    return info;
+  }
+  info.kind = ChunkInfo::Kind::kChunk;
+  if (auto choices = doc.FindMember("choices");
+      choices != doc.MemberEnd() && choices->value.IsArray() && !choices->value.Empty()) {
+    const rapidjson::Value& choice = choices->value[0];
+    if (choice.IsObject()) {
+      if (auto delta = choice.FindMember("delta"); delta != choice.MemberEnd()) {
+        info.content = StringOr(delta->value, "content");
+      }
+      info.finish_reason = StringOr(choice, "finish_reason");
+    }
+  }
+  if (auto usage = doc.FindMember("usage");
+      usage != doc.MemberEnd() && usage->value.IsObject()) {
+    const rapidjson::Value& u = usage->value;
+    auto get = [&u](const char* name) -> int64_t {
+      auto it = u.FindMember(name);
+      return it != u.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : 0;
+    };
+    info.usage.present = true;
+    info.usage.prompt_tokens = get("prompt_tokens");
+    info.usage.completion_tokens = get("completion_tokens");
+    info.usage.total_tokens = get("total_tokens");
+  }
+  return info;
+}
+
+bool DecodeErrorBody(std::string_view body, std::string& code, std::string& message) {
+  rapidjson::Document doc;
+  if (!ParseUpstream(body, doc)) return false;
+  auto err = doc.FindMember("error");
+  if (err == doc.MemberEnd()) return false;
+  return ExtractError(err->value, code, message);
+}
+
+}  // namespace ragstream::llm

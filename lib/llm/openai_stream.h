@@ -1,0 +1,28 @@
+// Decoding of the data of one OpenAI chat-completions stream event ("chat.completion.chunk",
+// the usage chunk, "[DONE]", or an {"error": ...} object).
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "lib/store/conversation_store.h"
+
+namespace ragstream::llm {
+
+struct ChunkInfo {
+  enum class Kind { kChunk, kDone, kError, kInvalid };
+  Kind kind = Kind::kInvalid;
+  std::string content;        // choices[0].delta.content (may be empty)
+  std::string finish_reason;  // choices[0].finish_reason when set
+  store::Usage usage;         // usage when present and not null
+  std::string error_code;     // for kError: error.code, else error.type
+  std::string error_message;
+};
+
+ChunkInfo DecodeChunk(std::string_view data);
+
+// Parses an OpenAI-shaped error body ({"error": {"message", "type", "code"}}) into
+// `code` (code, else type) and `message`; false if it is not one.
+bool DecodeErrorBody(std::string_view body, std::string& code, std::string& message);
+
+}  // namespace ragstream::llm

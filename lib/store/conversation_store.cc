@@ -1,0 +1,414 @@
+#include "lib/store/conversation_store.h"
+
+#include <algorithm>
+
+#include "lib/core/ids.h"
+#include "lib/core/json.h"
+#include "lib/core/utf8.h"
+
+namespace ragstream::store {
+namespace {
+
+constexpr const char* kConversations = "conversations";
+constexpr const char* kMessages = "messages";
+constexpr const char* kMessageIds = "message_ids";
+constexpr const char* kByUpdated = "conv_by_updated";
+constexpr size_t kTitleChars = 80;
+
+std::string MessageKey(const std::string& conversation_id, uint64_t seq) {
+  return conversation_id + "/" + EncodeBigEndian64(seq);
+}
+std::string MessagePrefix(const std::string& conversation_id) { return conversation_id + "/"; }
+std::string UpdatedKey(int64_t updated_at, const std::string& id) {
+  return EncodeBigEndian64(static_cast<uint64_t>(updated_at)) + id;
+}
+
+std::string ToHex(std::string_view bytes) {
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char c : bytes) {
+    out.push_back(kHex[c >> 4]);
+    out.push_back(kHex[c & 15]);
+  }
+  return out;
+}
+bool FromHex(std::string_view hex, std::string& out) {
+  if (hex.size() % 2) return false;
+  auto nib = [](char c) {
+    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
+  };
+  out.clear();
+  for (size_t i = 0; i < hex.size(); i += 2) {
+    int hi = nib(hex[i]), lo = nib(hex[i + 1]);
+    if (hi < 0 || lo < 0) return false;
+    out.push_back(static_cast<char>(hi * 16 + lo));
+  }
+  return true;
+}
+
+std::string TitleFrom(std::string_view text) {
+  std::string title;
+  for (char c : text) title.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
+  std::string_view cut = Utf8Truncate(title, kTitleChars * 2);
+  return std::string(cut);
+}
+
+std::string Str(const rapidjson::Value& obj, const char* name) {
+  auto it = obj.FindMember(name);
+  return it != obj.MemberEnd() && it->value.IsString() ? std::string(AsView(it->value))
+                                                       : std::string();
+}
+int64_t Int(const rapidjson::Value& obj, const char* name, int64_t fallback = 0) {
+  auto it = obj.FindMember(name);
+  return it != obj.MemberEnd() && it->value.IsInt64() ? it->value.GetInt64() : fallback;
+}
+
+}  // namespace
+
+std::string EncodeMessage(const Message& m) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("id");
+  WriteString(w, m.id);
+  w.Key("conversation_id");
+  WriteString(w, m.conversation_id);
+  w.Key("seq");
+  w.Uint64(m.seq);
+  w.Key("role");
+  WriteString(w, m.role);
+  w.Key("content");
+  WriteString(w, m.content);
+  w.Key("status");
+  WriteString(w, m.status);
+  w.Key("language");
+  WriteString(w, m.language);
+  w.Key("finish_reason");
+  WriteString(w, m.finish_reason);
+  w.Key("error_code");
+  WriteString(w, m.error_code);
+  w.Key("error_message");
+  WriteString(w, m.error_message);
+  w.Key("sources");
+  w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
+  w.Key("usage_present");
+  w.Bool(m.usage.present);
+  w.Key("prompt_tokens");
+  w.Int64(m.usage.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(m.usage.completion_tokens);
+  w.Key("total_tokens");
+  w.Int64(m.usage.total_tokens);
+  w.Key("ttft_ms");
+  w.Int64(m.ttft_ms);
+  w.Key("created_at");
+  w.Int64(m.created_at);
+  w.Key("updated_at");
+  w.Int64(m.updated_at);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+bool DecodeMessage(std::string_view json, Message& m) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return false;
+  m.id = Str(d, "id");
+  m.conversation_id = Str(d, "conversation_id");
+  m.seq = static_cast<uint64_t>(Int(d, "seq"));
+  m.role = Str(d, "role");
+  m.content = Str(d, "content");
+  m.status = Str(d, "status");
+  m.language = Str(d, "language");
+  m.finish_reason = Str(d, "finish_reason");
+  m.error_code = Str(d, "error_code");
+  m.error_message = Str(d, "error_message");
+  auto src = d.FindMember("sources");
+  if (src != d.MemberEnd() && src->value.IsArray()) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    src->value.Accept(w);
+    m.sources_json.assign(buf.GetString(), buf.GetSize());
+  }
+  auto up = d.FindMember("usage_present");
+  m.usage.present = up != d.MemberEnd() && up->value.IsBool() && up->value.GetBool();
+  m.usage.prompt_tokens = Int(d, "prompt_tokens");
+  m.usage.completion_tokens = Int(d, "completion_tokens");
+  m.usage.total_tokens = Int(d, "total_tokens");
+  m.ttft_ms = Int(d, "ttft_ms", -1);
+  m.created_at = Int(d, "created_at");
+  m.updated_at = Int(d, "updated_at");
+  return true;
+}
+
+std::string EncodeConversation(const Conversation& c) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("id");
+  WriteString(w, c.id);
+  w.Key("title");
+  WriteString(w, c.title);
+  w.Key("language");
+  WriteString(w, c.language);
+  w.Key("created_at");
+  w.Int64(c.created_at);
+  w.Key("updated_at");
+  w.Int64(c.updated_at);
+  w.Key("message_count");
+  w.Uint64(c.message_count);
+  w.Key("next_seq");
+  w.Uint64(c.next_seq);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+bool DecodeConversation(std::string_view json, Conversation& c) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return false;
+  c.id = Str(d, "id");
+  c.title = Str(d, "title");
+  c.language = Str(d, "language");
+  c.created_at = Int(d, "created_at");
+  c.updated_at = Int(d, "updated_at");
+  c.message_count = static_cast<uint64_t>(Int(d, "message_count"));
+  c.next_seq = static_cast<uint64_t>(Int(d, "next_seq"));
+  return true;
+}
+
+std::vector<std::string> ConversationStore::Databases() {
+  return {kConversations, kMessages, kMessageIds, kByUpdated};
+}
+
+ConversationStore::ConversationStore(const Env& env)
+    : env_(env),
+      conversations_(env.Dbi(kConversations)),
+      messages_(env.Dbi(kMessages)),
+      message_ids_(env.Dbi(kMessageIds)),
+      by_updated_(env.Dbi(kByUpdated)) {}
+
+namespace {
+Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, const std::string& id) {
+  auto raw = txn.Get(dbi, id);
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return Status::NotFound("conversation " + id + " not found");
+  Conversation c;
+  if (!DecodeConversation(**raw, c)) return Status::Internal("corrupt conversation record " + id);
+  return c;
+}
+}  // namespace
+
+Status ConversationStore::PutConversation(Txn& txn, const Conversation& c,
+                                          int64_t old_updated_at) {
+  if (old_updated_at >= 0) {
+    if (Status s = txn.Del(by_updated_, UpdatedKey(old_updated_at, c.id)); !s.ok()) return s;
+  }
+  if (Status s = txn.Put(by_updated_, UpdatedKey(c.updated_at, c.id), ""); !s.ok()) return s;
+  return txn.Put(conversations_, c.id, EncodeConversation(c));
+}
+
+Status ConversationStore::PutMessage(Txn& txn, const Message& m) {
+  return txn.Put(messages_, MessageKey(m.conversation_id, m.seq), EncodeMessage(m));
+}
+
+Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& input) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  int64_t now = NowMillis();
+  Exchange ex;
+  int64_t old_updated_at = -1;
+  if (input.conversation_id) {
+    auto c = LoadConversation(*txn, conversations_, *input.conversation_id);
+    if (!c.ok()) return c.status();
+    ex.conversation = std::move(*c);
+    old_updated_at = ex.conversation.updated_at;
+    // Earlier messages, newest backwards, until the budget is spent.
+    auto cur = Cursor::Open(*txn, messages_);
+    if (!cur.ok()) return cur.status();
+    const std::string prefix = MessagePrefix(ex.conversation.id);
+    size_t used = 0;
+    bool positioned = cur->SeekAtLeast(MessageKey(ex.conversation.id, ex.conversation.next_seq));
+    bool have = positioned ? cur->Prev() : cur->Last();
+    for (; have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Prev()) {
+      Message m;
+      if (!DecodeMessage(cur->value(), m)) continue;
+      if (m.content.empty()) continue;
+      if (used + m.content.size() > input.history_budget_chars) break;
+      used += m.content.size();
+      ex.history.push_back(std::move(m));
+    }
+    std::reverse(ex.history.begin(), ex.history.end());
+  } else {
+    ex.conversation.id = NewId("conv_");
+    ex.conversation.title = TitleFrom(input.user_text);
+    ex.conversation.created_at = now;
+  }
+  Conversation& c = ex.conversation;
+  c.updated_at = std::max(now, c.updated_at);
+  c.language = input.language;
+
+  auto make = [&](const char* role, const char* status, std::string content) {
+    Message m;
+    m.id = NewId("msg_");
+    m.conversation_id = c.id;
+    m.seq = c.next_seq++;
+    m.role = role;
+    m.status = status;
+    m.content = std::move(content);
+    m.language = input.language;
+    m.created_at = m.updated_at = now;
+    c.message_count++;
+    return m;
+  };
+  ex.user_message = make("user", kStatusComplete, input.user_text);
+  ex.assistant_message = make("assistant", kStatusStreaming, "");
+  for (const Message* m : {&ex.user_message, &ex.assistant_message}) {
+    if (Status s = PutMessage(*txn, *m); !s.ok()) return s;
+    if (Status s = txn->Put(message_ids_, m->id, MessageKey(m->conversation_id, m->seq));
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (Status s = PutConversation(*txn, c, old_updated_at); !s.ok()) return s;
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return ex;
+}
+
+Status ConversationStore::SavePartial(const Message& message) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  if (Status s = PutMessage(*txn, message); !s.ok()) return s;
+  return txn->Commit();
+}
+
+Status ConversationStore::FinishMessage(const Message& message) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto c = LoadConversation(*txn, conversations_, message.conversation_id);
+  if (!c.ok()) {
+    // The conversation was deleted while the answer streamed: nothing to save it into.
+    return c.status();
+  }
+  if (Status s = PutMessage(*txn, message); !s.ok()) return s;
+  int64_t old = c->updated_at;
+  c->updated_at = std::max(NowMillis(), old);
+  if (Status s = PutConversation(*txn, *c, old); !s.ok()) return s;
+  return txn->Commit();
+}
+
+Result<Conversation> ConversationStore::GetConversation(const std::string& id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  return LoadConversation(*txn, conversations_, id);
+}
+
+Result<std::vector<Message>> ConversationStore::ListMessages(
+    const std::string& conversation_id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto c = LoadConversation(*txn, conversations_, conversation_id);
+  if (!c.ok()) return c.status();
+  auto cur = Cursor::Open(*txn, messages_);
+  if (!cur.ok()) return cur.status();
+  std::vector<Message> out;
+  const std::string prefix = MessagePrefix(conversation_id);
+  for (bool have = cur->SeekAtLeast(prefix);
+       have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {
+    Message m;
+    if (DecodeMessage(cur->value(), m)) out.push_back(std::move(m));
+  }
+  return out;
+}
+
+Result<Message> ConversationStore::GetMessage(const std::string& message_id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto key = txn->Get(message_ids_, message_id);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return Status::NotFound("message " + message_id + " not found");
+  auto raw = txn->Get(messages_, **key);
+  if (!raw.ok()) return raw.status();
+  Message m;
+  if (!raw->has_value() || !DecodeMessage(**raw, m)) {
+    return Status::NotFound("message " + message_id + " not found");
+  }
+  return m;
+}
+
+Result<ConversationPage> ConversationStore::ListConversations(size_t limit,
+                                                              const std::string& cursor) const {
+  std::string start;
+  if (!cursor.empty() && !FromHex(cursor, start)) {
+    return Status::InvalidArgument("invalid_cursor", "cursor is not one this server returned");
+  }
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, by_updated_);
+  if (!cur.ok()) return cur.status();
+  ConversationPage page;
+  bool have;
+  if (start.empty()) {
+    have = cur->Last();
+  } else {
+    // Entries strictly older than the cursor: seek to it, then step back.
+    have = cur->SeekAtLeast(start) ? cur->Prev() : cur->Last();
+    while (have && cur->key() >= start) have = cur->Prev();
+  }
+  for (; have; have = cur->Prev()) {
+    if (page.conversations.size() == limit) {
+      page.next_cursor = ToHex(EncodeBigEndian64(
+                                   static_cast<uint64_t>(page.conversations.back().updated_at)) +
+                               page.conversations.back().id);
+      break;
+    }
+    std::string id(cur->key().substr(8));
+    auto c = LoadConversation(*txn, conversations_, id);
+    if (c.ok()) page.conversations.push_back(std::move(*c));
+  }
+  return page;
+}
+
+Result<Conversation> ConversationStore::RenameConversation(const std::string& id,
+                                                           const std::string& title) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto c = LoadConversation(*txn, conversations_, id);
+  if (!c.ok()) return c.status();
+  int64_t old = c->updated_at;
+  c->title = title;
+  c->updated_at = std::max(NowMillis(), old);
+  if (Status s = PutConversation(*txn, *c, old); !s.ok()) return s;
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return c;
+}
+
+Status ConversationStore::DeleteConversation(const std::string& id) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto c = LoadConversation(*txn, conversations_, id);
+  if (!c.ok()) return c.status();
+  {
+    auto cur = Cursor::Open(*txn, messages_);
+    if (!cur.ok()) return cur.status();
+    const std::string prefix = MessagePrefix(id);
+    std::vector<std::string> message_ids;
+    for (bool have = cur->SeekAtLeast(prefix);
+         have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {
+      Message m;
+      if (DecodeMessage(cur->value(), m)) message_ids.push_back(m.id);
+    }
+    for (const auto& mid : message_ids) {
+      if (Status s = txn->Del(message_ids_, mid); !s.ok()) return s;
+    }
+    // Delete the message range; MDB_SET_RANGE after each delete keeps the cursor valid.
+    while (cur->SeekAtLeast(prefix) && cur->key().substr(0, prefix.size()) == prefix) {
+      if (Status s = cur->DelCurrent(); !s.ok()) return s;
+    }
+  }
+  if (Status s = txn->Del(by_updated_, UpdatedKey(c->updated_at, id)); !s.ok()) return s;
+  if (Status s = txn->Del(conversations_, id); !s.ok()) return s;
+  return txn->Commit();
+}
+
+}  // namespace ragstream::store

@@ -1,0 +1,123 @@
+// Conversations and their messages in the LMDB environment.
+//
+// Databases:
+//   conversations    conversation id -> Conversation (JSON)
+//   messages         conversation id + '/' + big-endian seq -> Message (JSON)
+//   message_ids      message id -> messages key (resume and cancel find a message by id)
+//   conv_by_updated  big-endian updated_at ms + conversation id -> "" (newest-first listing)
+//
+// Every method runs in its own short transaction and is safe to call from any thread of any
+// worker process sharing the environment. Writes are durable when they return Ok.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/store/lmdb.h"
+
+namespace ragstream::store {
+
+struct Usage {
+  bool present = false;
+  int64_t prompt_tokens = 0;
+  int64_t completion_tokens = 0;
+  int64_t total_tokens = 0;
+};
+
+// Message statuses. "streaming" is the only non-terminal one.
+inline constexpr const char* kStatusStreaming = "streaming";
+inline constexpr const char* kStatusComplete = "complete";
+inline constexpr const char* kStatusError = "error";
+inline constexpr const char* kStatusCancelled = "cancelled";
+
+struct Message {
+  std::string id;
+  std::string conversation_id;
+  uint64_t seq = 0;
+  std::string role;  // "user" | "assistant"
+  std::string content;
+  std::string status;
+  std::string language;
+  std::string finish_reason;
+  std::string error_code;
+  std::string error_message;
+  std::string sources_json = "[]";  // a JSON array of sources, stored as given
+  Usage usage;
+  int64_t ttft_ms = -1;
+  int64_t created_at = 0;
+  int64_t updated_at = 0;  // also the streaming heartbeat
+};
+
+struct Conversation {
+  std::string id;
+  std::string title;
+  std::string language;  // language of the last question ("" before the first)
+  int64_t created_at = 0;
+  int64_t updated_at = 0;
+  uint64_t message_count = 0;
+  uint64_t next_seq = 0;
+};
+
+struct ConversationPage {
+  std::vector<Conversation> conversations;
+  std::string next_cursor;  // "" when there is no further page
+};
+
+struct BeginExchangeInput {
+  std::optional<std::string> conversation_id;  // nullopt: create a new conversation
+  std::string user_text;
+  std::string language;
+  size_t history_budget_chars = 8000;
+};
+
+struct Exchange {
+  Conversation conversation;
+  Message user_message;
+  Message assistant_message;  // status "streaming", empty content
+  std::vector<Message> history;  // earlier messages within the budget, oldest first
+};
+
+class ConversationStore {
+ public:
+  // The database names this store needs in Env::Options::databases.
+  static std::vector<std::string> Databases();
+
+  explicit ConversationStore(const Env& env);
+
+  // One transaction: creates or loads the conversation, appends the user message
+  // (complete) and the assistant message (streaming). NotFound if the id is unknown.
+  Result<Exchange> BeginExchange(const BeginExchangeInput& input);
+
+  // Saves partial content of a streaming message and refreshes its heartbeat.
+  Status SavePartial(const Message& message);
+  // Saves the final state of a message (status, content, usage, ...) and touches the
+  // conversation's updated_at. Durable when it returns Ok.
+  Status FinishMessage(const Message& message);
+
+  Result<Conversation> GetConversation(const std::string& id) const;
+  Result<std::vector<Message>> ListMessages(const std::string& conversation_id) const;
+  Result<Message> GetMessage(const std::string& message_id) const;
+  // Newest first. `cursor` is the next_cursor of the previous page ("" for the first).
+  Result<ConversationPage> ListConversations(size_t limit, const std::string& cursor) const;
+  Result<Conversation> RenameConversation(const std::string& id, const std::string& title);
+  // Deletes the conversation and all its messages. NotFound if unknown.
+  Status DeleteConversation(const std::string& id);
+
+ private:
+  Status PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at);
+  Status PutMessage(Txn& txn, const Message& m);
+
+  const Env& env_;
+  MDB_dbi conversations_, messages_, message_ids_, by_updated_;
+};
+
+// JSON encodings used for storage (exposed for tests and for the handlers' responses).
+std::string EncodeMessage(const Message& m);
+bool DecodeMessage(std::string_view json, Message& m);
+std::string EncodeConversation(const Conversation& c);
+bool DecodeConversation(std::string_view json, Conversation& c);
+
+}  // namespace ragstream::store
