@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# The main job: installs what is missing, builds, and serves ragstream on
+# http://127.0.0.1:${RAGSTREAM_PORT:-8080} with nginx in front of RAGSTREAM_WORKERS worker
+# processes, in the foreground until Ctrl-C / SIGTERM.
+#
+# Environment: RAGSTREAM_PORT (8080), RAGSTREAM_WORKERS (2), RAGSTREAM_RUN_DIR (./run),
+# RAGSTREAM_DATA_DIR (RUN_DIR/data), OPENAI_BASE_URL, OPENAI_API_KEY, RAGSTREAM_CHAT_MODEL,
+# and every worker setting listed by `build/ragstream-worker --help`.
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+case "${1:-}" in
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+esac
+"$root/scripts/install_deps.sh"
+"$root/scripts/build.sh"
+
+port="${RAGSTREAM_PORT:-8080}"
+workers="${RAGSTREAM_WORKERS:-2}"
+run_dir="${RAGSTREAM_RUN_DIR:-$root/run}"
+"$root/build/ragstream-worker" --check-config >/dev/null
+
+source "$root/scripts/stack.sh"
+trap 'echo; echo "stopping..."; stack_stop; exit 0' INT TERM
+stack_start "$run_dir" "$port" "$workers"
+
+cat <<MSG
+ragstream is serving on http://127.0.0.1:$port  ($workers workers, data in $RAGSTREAM_DATA_DIR,
+logs in $run_dir/logs, chat model: ${RAGSTREAM_CHAT_MODEL:-none configured})
+
+Try:
+  curl -N http://127.0.0.1:$port/api/chat/message/stream \\
+       -H 'Content-Type: application/json' -d '{"message": "Hello!"}'
+  scripts/test_streaming.sh "Hello!"
+
+Ctrl-C stops everything.
+MSG
+# Exit (and stop the rest) as soon as any process of the stack dies.
+set +e
+wait -n "${STACK_PIDS[@]}" "$STACK_NGINX_PID"
+echo "a process of the stack exited; stopping" >&2
+stack_stop
+exit 1
