@@ -6,20 +6,34 @@ namespace ragstream::handlers {
 
 int HttpStatusFor(const Status& status) {
   switch (status.kind()) {
-    case ErrorKind::kOk: return 200;
-    case ErrorKind::kInvalidArgument: return 400;
-    case ErrorKind::kUnauthorized: return 401;
-    case ErrorKind::kNotFound: return 404;
-    case ErrorKind::kMethodNotAllowed: return 405;
-    case ErrorKind::kTooLarge: return 413;
-    case ErrorKind::kUnsupportedMediaType: return 415;
-    case ErrorKind::kUnprocessable: return 422;
-    case ErrorKind::kRateLimited: return 429;
-    case ErrorKind::kInternal: return 500;
-    case ErrorKind::kUpstream: return 502;
-    case ErrorKind::kUnavailable: return 503;
-    case ErrorKind::kStoreFull: return 507;
-    case ErrorKind::kCancelled: return 499;  // nobody reads it: the client has gone
+    case ErrorKind::kOk:
+      return 200;
+    case ErrorKind::kInvalidArgument:
+      return 400;
+    case ErrorKind::kUnauthorized:
+      return 401;
+    case ErrorKind::kNotFound:
+      return 404;
+    case ErrorKind::kMethodNotAllowed:
+      return 405;
+    case ErrorKind::kTooLarge:
+      return 413;
+    case ErrorKind::kUnsupportedMediaType:
+      return 415;
+    case ErrorKind::kUnprocessable:
+      return 422;
+    case ErrorKind::kRateLimited:
+      return 429;
+    case ErrorKind::kInternal:
+      return 500;
+    case ErrorKind::kUpstream:
+      return 502;
+    case ErrorKind::kUnavailable:
+      return 503;
+    case ErrorKind::kStoreFull:
+      return 507;
+    case ErrorKind::kCancelled:
+      return 499;  // nobody reads it: the client has gone
   }
   return 500;
 }

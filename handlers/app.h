@@ -21,7 +21,7 @@ struct AppContext {
   store::Env* env = nullptr;
   store::ConversationStore* conversations = nullptr;
   chat::ChatService* chat = nullptr;
-  int64_t started_at_ms = 0;                 // steady clock, for uptime
+  int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
 };
 

@@ -98,8 +98,9 @@ void HandleListConversations(const AppContext& app, const HttpRequest& req, Http
     std::string text = req.QueryParam("limit");
     auto [p, ec] = std::from_chars(text.data(), text.data() + text.size(), limit);
     if (ec != std::errc() || p != text.data() + text.size() || limit < 1 || limit > kMaxLimit) {
-      WriteError(res, Status::InvalidArgument("invalid_limit", "limit must be an integer from 1 to " +
-                                                                   std::to_string(kMaxLimit)));
+      WriteError(res,
+                 Status::InvalidArgument("invalid_limit", "limit must be an integer from 1 to " +
+                                                              std::to_string(kMaxLimit)));
       return;
     }
   }
@@ -156,7 +157,8 @@ void HandlePatchConversation(const AppContext& app, const HttpRequest& req, cons
   rapidjson::Document doc;
   if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
   if (!doc.IsObject()) {
-    return WriteError(res, Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
+    return WriteError(res,
+                      Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
   }
   Status field_error;
   auto title = GetString(doc, "title", field_error);
@@ -165,9 +167,9 @@ void HandlePatchConversation(const AppContext& app, const HttpRequest& req, cons
     return WriteError(res, Status::InvalidArgument("missing_field", "field 'title' is required"));
   }
   if (Utf8Length(*title) > kMaxTitleChars) {
-    return WriteError(res, Status(ErrorKind::kUnprocessable, "title_too_long",
-                                  "title is limited to " + std::to_string(kMaxTitleChars) +
-                                      " characters"));
+    return WriteError(
+        res, Status(ErrorKind::kUnprocessable, "title_too_long",
+                    "title is limited to " + std::to_string(kMaxTitleChars) + " characters"));
   }
   if (Status s = ValidId(id); !s.ok()) return WriteError(res, s);
   auto conv = app.conversations->RenameConversation(id, std::string(*title));

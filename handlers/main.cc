@@ -22,7 +22,8 @@ namespace {
 
 constexpr int kAbortWaitMs = 5000;
 
-const char kUsage[] = R"(Usage: ragstream-worker [--listen unix:PATH|HOST:PORT] [--check-config] [--help]
+const char kUsage[] =
+    R"(Usage: ragstream-worker [--listen unix:PATH|HOST:PORT] [--check-config] [--help]
 
 A FastCGI responder serving the ragstream API (run it behind nginx). Without --listen it
 takes its listening socket on fd 0 (systemd socket activation, spawn-fcgi).
@@ -178,8 +179,7 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   fcgi::Server server({listen_fd, config->threads,
-                       static_cast<size_t>(config->thread_stack_kb) * 1024,
-                       config->max_body_bytes},
+                       static_cast<size_t>(config->thread_stack_kb) * 1024, config->max_body_bytes},
                       handle);
   if (Status s = server.Start(); !s.ok()) {
     LogError("worker", "cannot start", {{"error", s.ToString()}});
@@ -216,4 +216,6 @@ int Run(int argc, char** argv) {
 }  // namespace
 }  // namespace ragstream
 
-int main(int argc, char** argv) { return ragstream::Run(argc, argv); }
+int main(int argc, char** argv) {
+  return ragstream::Run(argc, argv);
+}

@@ -4,9 +4,9 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
   libfcgi-dev rapidjson-dev libcurl4-openssl-dev liblmdb-dev lmdb-utils
-  libboost-test-dev libcld2-dev libutf8proc-dev nginx curl ca-certificates)
+  libboost-test-dev libcld2-dev libutf8proc-dev nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(python3 clang-format)
+  packages+=(python3 python3-pytest clang-format jq)
 fi
 missing=()
 for p in "${packages[@]}"; do

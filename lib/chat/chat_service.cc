@@ -164,10 +164,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   result.tokens = stream.tokens();
   result.status = outcome.status;
   if (Status s = store_.FinishMessage(message); !s.ok()) {
-    LogError("chat", "could not save the final answer",
-             {{"request_id", request.request_id},
-              {"message_id", message.id},
-              {"error", s.ToString()}});
+    LogError(
+        "chat", "could not save the final answer",
+        {{"request_id", request.request_id}, {"message_id", message.id}, {"error", s.ToString()}});
     if (result.status.ok()) result.status = s;
   }
   result.message = message;

@@ -51,7 +51,8 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
   r.Number("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars, 1, 1 << 20);
   r.String("OPENAI_BASE_URL", c.openai_base_url);
-  while (!c.openai_base_url.empty() && c.openai_base_url.back() == '/') c.openai_base_url.pop_back();
+  while (!c.openai_base_url.empty() && c.openai_base_url.back() == '/')
+    c.openai_base_url.pop_back();
   if (!c.openai_base_url.empty() && c.openai_base_url.rfind("http://", 0) != 0 &&
       c.openai_base_url.rfind("https://", 0) != 0) {
     r.errors.push_back("OPENAI_BASE_URL must start with http:// or https://");
@@ -110,7 +111,8 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_HISTORY_BUDGET_CHARS", c.history_budget_chars),
       i("RAGSTREAM_PERSIST_INTERVAL_MS", c.persist_interval_ms),
       i("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms),
-      s("RAGSTREAM_ON_DISCONNECT", c.on_disconnect == DisconnectPolicy::kCancel ? "cancel" : "finish"),
+      s("RAGSTREAM_ON_DISCONNECT",
+        c.on_disconnect == DisconnectPolicy::kCancel ? "cancel" : "finish"),
   };
 }
 

@@ -20,26 +20,26 @@ struct Config {
   std::string data_dir = "./data";  // RAGSTREAM_DATA_DIR
   uint64_t map_size_mb = 1024;      // RAGSTREAM_MAP_SIZE_MB: LMDB map size; grow = restart
   // Worker.
-  int threads = 256;           // RAGSTREAM_THREADS: concurrent requests per process
-  int thread_stack_kb = 256;   // RAGSTREAM_THREAD_STACK_KB
-  int grace_s = 30;            // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
+  int threads = 256;          // RAGSTREAM_THREADS: concurrent requests per process
+  int thread_stack_kb = 256;  // RAGSTREAM_THREAD_STACK_KB
+  int grace_s = 30;           // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
   LogLevel log_level = LogLevel::kInfo;  // RAGSTREAM_LOG_LEVEL
   // Request limits.
   uint64_t max_body_bytes = 1 << 20;  // RAGSTREAM_MAX_BODY_BYTES
   int max_message_chars = 16000;      // RAGSTREAM_MAX_MESSAGE_CHARS
   // Upstream chat model.
-  std::string openai_base_url;  // OPENAI_BASE_URL, e.g. https://api.openai.com/v1
-  std::string openai_api_key;   // OPENAI_API_KEY (secret: never logged)
-  std::string chat_model;       // RAGSTREAM_CHAT_MODEL
-  int connect_timeout_ms = 5000;        // RAGSTREAM_CONNECT_TIMEOUT_MS
-  int first_token_timeout_ms = 60000;   // RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS
-  int idle_timeout_ms = 60000;          // RAGSTREAM_IDLE_TIMEOUT_MS: max gap between tokens
-  int max_retries = 2;                  // RAGSTREAM_MAX_RETRIES: before the first token only
-  int max_retry_wait_ms = 20000;        // RAGSTREAM_MAX_RETRY_WAIT_MS: cap on Retry-After
+  std::string openai_base_url;         // OPENAI_BASE_URL, e.g. https://api.openai.com/v1
+  std::string openai_api_key;          // OPENAI_API_KEY (secret: never logged)
+  std::string chat_model;              // RAGSTREAM_CHAT_MODEL
+  int connect_timeout_ms = 5000;       // RAGSTREAM_CONNECT_TIMEOUT_MS
+  int first_token_timeout_ms = 60000;  // RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS
+  int idle_timeout_ms = 60000;         // RAGSTREAM_IDLE_TIMEOUT_MS: max gap between tokens
+  int max_retries = 2;                 // RAGSTREAM_MAX_RETRIES: before the first token only
+  int max_retry_wait_ms = 20000;       // RAGSTREAM_MAX_RETRY_WAIT_MS: cap on Retry-After
   // Pipeline.
-  int history_budget_chars = 8000;      // RAGSTREAM_HISTORY_BUDGET_CHARS
-  int persist_interval_ms = 500;        // RAGSTREAM_PERSIST_INTERVAL_MS
-  int ping_interval_ms = 5000;          // RAGSTREAM_PING_INTERVAL_MS
+  int history_budget_chars = 8000;                             // RAGSTREAM_HISTORY_BUDGET_CHARS
+  int persist_interval_ms = 500;                               // RAGSTREAM_PERSIST_INTERVAL_MS
+  int ping_interval_ms = 5000;                                 // RAGSTREAM_PING_INTERVAL_MS
   DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;  // RAGSTREAM_ON_DISCONNECT
 
   bool upstream_configured() const { return !openai_base_url.empty() && !chat_model.empty(); }

@@ -17,7 +17,8 @@ void ForEachQueryPair(std::string_view query, F f) {
     std::string_view pair = query.substr(0, amp);
     size_t eq = pair.find('=');
     std::string_view key = pair.substr(0, eq);
-    std::string_view value = eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
+    std::string_view value =
+        eq == std::string_view::npos ? std::string_view() : pair.substr(eq + 1);
     if (f(UrlDecode(key), value)) return;
     if (amp == std::string_view::npos) break;
     query.remove_prefix(amp + 1);

@@ -16,7 +16,7 @@ struct HttpRequest {
   std::string query;         // raw, without '?'
   std::string content_type;  // as sent, may include "; charset=..."
   std::string body;
-  std::string request_id;    // from nginx ($request_id), or generated
+  std::string request_id;  // from nginx ($request_id), or generated
   std::string remote_addr;
   std::map<std::string, std::string> headers;  // lower-case names, e.g. "last-event-id"
 

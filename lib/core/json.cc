@@ -53,13 +53,12 @@ Status PrescanJson(std::string_view text, const JsonLimits& limits) {
 Status ParseUntrustedJson(std::string_view text, rapidjson::Document& doc,
                           const JsonLimits& limits) {
   if (Status s = PrescanJson(text, limits); !s.ok()) return s;
-  constexpr unsigned kFlags = rapidjson::kParseIterativeFlag |
-                              rapidjson::kParseValidateEncodingFlag;
+  constexpr unsigned kFlags =
+      rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
   doc.Parse<kFlags>(text.data(), text.size());
   if (doc.HasParseError()) {
-    return Invalid(std::string("malformed JSON at offset ") +
-                   std::to_string(doc.GetErrorOffset()) + ": " +
-                   rapidjson::GetParseError_En(doc.GetParseError()));
+    return Invalid(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) +
+                   ": " + rapidjson::GetParseError_En(doc.GetParseError()));
   }
   return Status::Ok();
 }

@@ -51,8 +51,12 @@ bool ParseLogLevel(std::string_view text, LogLevel& out) {
   return false;
 }
 
-void SetLogLevel(LogLevel level) { g_level.store(static_cast<int>(level)); }
-bool LogEnabled(LogLevel level) { return static_cast<int>(level) >= g_level.load(); }
+void SetLogLevel(LogLevel level) {
+  g_level.store(static_cast<int>(level));
+}
+bool LogEnabled(LogLevel level) {
+  return static_cast<int>(level) >= g_level.load();
+}
 
 void Log(LogLevel level, std::string_view component, std::string_view msg,
          std::initializer_list<LogField> fields) {

@@ -58,7 +58,7 @@ size_t CompleteUtf8PrefixLength(std::string_view s) {
     int len = SequenceLength(b);
     if (len <= 1) return n;  // ASCII or invalid lead: nothing to hold back
     size_t have = n - i;
-    if (have >= static_cast<size_t>(len)) return n;  // complete
+    if (have >= static_cast<size_t>(len)) return n;         // complete
     if (have >= 2 && !SecondByteOk(b, p[i + 1])) return n;  // already invalid: emit
     return i;
   }

@@ -15,22 +15,38 @@ std::string Param(FCGX_Request& req, const char* name) {
 
 const char* Reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 201: return "Created";
-    case 204: return "No Content";
-    case 400: return "Bad Request";
-    case 401: return "Unauthorized";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 413: return "Payload Too Large";
-    case 415: return "Unsupported Media Type";
-    case 422: return "Unprocessable Entity";
-    case 429: return "Too Many Requests";
-    case 500: return "Internal Server Error";
-    case 502: return "Bad Gateway";
-    case 503: return "Service Unavailable";
-    case 507: return "Insufficient Storage";
-    default: return "";
+    case 200:
+      return "OK";
+    case 201:
+      return "Created";
+    case 204:
+      return "No Content";
+    case 400:
+      return "Bad Request";
+    case 401:
+      return "Unauthorized";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 413:
+      return "Payload Too Large";
+    case 415:
+      return "Unsupported Media Type";
+    case 422:
+      return "Unprocessable Entity";
+    case 429:
+      return "Too Many Requests";
+    case 500:
+      return "Internal Server Error";
+    case 502:
+      return "Bad Gateway";
+    case 503:
+      return "Service Unavailable";
+    case 507:
+      return "Insufficient Storage";
+    default:
+      return "";
   }
 }
 
@@ -60,8 +76,8 @@ Status ReadRequest(FCGX_Request& req, uint64_t max_body_bytes, HttpRequest& out)
   std::string length_text = Param(req, "CONTENT_LENGTH");
   uint64_t length = 0;
   if (!length_text.empty()) {
-    auto [ptr, ec] = std::from_chars(length_text.data(), length_text.data() + length_text.size(),
-                                     length);
+    auto [ptr, ec] =
+        std::from_chars(length_text.data(), length_text.data() + length_text.size(), length);
     if (ec != std::errc()) {
       return Status::InvalidArgument("invalid_request", "bad Content-Length");
     }
@@ -103,8 +119,7 @@ bool FcgiResponse::SendHeaders() {
 bool FcgiResponse::Write(std::string_view bytes) {
   if (failed_) return false;
   if (!headers_sent_ && !SendHeaders()) return false;
-  if (!bytes.empty() &&
-      FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), req_.out) < 0) {
+  if (!bytes.empty() && FCGX_PutStr(bytes.data(), static_cast<int>(bytes.size()), req_.out) < 0) {
     failed_ = true;
   }
   bytes_written_ += bytes.size();

@@ -124,7 +124,9 @@ void Server::ThreadMain() {
   FCGX_Free(&req, 1);
 }
 
-void Server::StopAccepting() { stopping_.store(true); }
+void Server::StopAccepting() {
+  stopping_.store(true);
+}
 
 int Server::WaitIdle(int timeout_ms) {
   std::unique_lock lock(idle_mutex_);

@@ -18,6 +18,8 @@ bool SseWriter::Event(std::string_view data) {
   return res_.Write(frame_) && res_.Flush();
 }
 
-bool SseWriter::Ping() { return res_.Write(": ping\n\n") && res_.Flush(); }
+bool SseWriter::Ping() {
+  return res_.Write(": ping\n\n") && res_.Flush();
+}
 
 }  // namespace ragstream::fcgi

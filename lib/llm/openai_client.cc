@@ -128,7 +128,9 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* userp) {
   return ok ? n : 0;  // 0 aborts the transfer
 }
 
-bool Retryable(long status) { return status == 429 || status >= 500; }
+bool Retryable(long status) {
+  return status == 429 || status >= 500;
+}
 
 bool RetryableCurl(CURLcode rc) {
   switch (rc) {
@@ -193,8 +195,7 @@ std::string OpenAiChatModel::BuildBody(const ChatRequest& request) const {
   return {buf.GetString(), buf.GetSize()};
 }
 
-ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request,
-                                    const StreamCallbacks& callbacks) {
+ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCallbacks& callbacks) {
   ChatOutcome out;
   ThreadCurl& tc = ThisThreadCurl();
   if (!tc.easy || !tc.multi) {
@@ -226,7 +227,8 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request,
     curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, OnHeader);
     curl_easy_setopt(easy, CURLOPT_HEADERDATA, &a);
     curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(options_.connect_timeout_ms));
+    curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
+                     static_cast<long>(options_.connect_timeout_ms));
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
 
@@ -277,8 +279,8 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request,
       return out;
     }
     if (!a.stream_error_code.empty()) {
-      out.status = Status::Upstream(a.stream_error_code,
-                                    "upstream error: " + a.stream_error_message);
+      out.status =
+          Status::Upstream(a.stream_error_code, "upstream error: " + a.stream_error_message);
       return out;
     }
     if (result == CURLE_OK && a.http_status == 200) {
@@ -315,10 +317,9 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request,
     out.status = Status::Upstream(code, message);
     if (a.got_first_token || !retry || attempt_no >= options_.max_retries) return out;
 
-    int wait_ms = a.retry_after_ms >= 0
-                      ? a.retry_after_ms
-                      : options_.base_backoff_ms * (1 << attempt_no) +
-                            static_cast<int>(jitter() % options_.base_backoff_ms);
+    int wait_ms = a.retry_after_ms >= 0 ? a.retry_after_ms
+                                        : options_.base_backoff_ms * (1 << attempt_no) +
+                                              static_cast<int>(jitter() % options_.base_backoff_ms);
     wait_ms = std::min(wait_ms, options_.max_retry_wait_ms);
     LogWarn("upstream", "retrying after an upstream failure",
             {{"code", code},

@@ -65,8 +65,7 @@ ChunkInfo DecodeChunk(std::string_view data) {
       info.finish_reason = StringOr(choice, "finish_reason");
     }
   }
-  if (auto usage = doc.FindMember("usage");
-      usage != doc.MemberEnd() && usage->value.IsObject()) {
+  if (auto usage = doc.FindMember("usage"); usage != doc.MemberEnd() && usage->value.IsObject()) {
     const rapidjson::Value& u = usage->value;
     auto get = [&u](const char* name) -> int64_t {
       auto it = u.FindMember(name);

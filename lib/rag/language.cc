@@ -26,9 +26,9 @@ DetectedLanguage DetectLanguage(std::string_view text, std::string_view fallback
   int percent3[3];
   int text_bytes = 0;
   bool reliable = false;
-  CLD2::Language lang = CLD2::DetectLanguageSummary(
-      text.data(), static_cast<int>(text.size()), /*is_plain_text=*/true, language3, percent3,
-      &text_bytes, &reliable);
+  CLD2::Language lang = CLD2::DetectLanguageSummary(text.data(), static_cast<int>(text.size()),
+                                                    /*is_plain_text=*/true, language3, percent3,
+                                                    &text_bytes, &reliable);
   if (lang != CLD2::UNKNOWN_LANGUAGE && lang != CLD2::TG_UNKNOWN_LANGUAGE && reliable &&
       text_bytes >= kMinTextBytes) {
     out.code = NormaliseCode(CLD2::LanguageCode(lang));

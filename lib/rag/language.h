@@ -7,7 +7,7 @@
 namespace ragstream::rag {
 
 struct DetectedLanguage {
-  std::string code;  // ISO 639-1 where one exists ("en", "he", ...)
+  std::string code;       // ISO 639-1 where one exists ("en", "he", ...)
   bool detected = false;  // false: `code` is the fallback
 };
 

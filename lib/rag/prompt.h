@@ -12,7 +12,7 @@ namespace ragstream::rag {
 
 struct PromptInput {
   std::string question;
-  std::string language;  // code, e.g. "he"
+  std::string language;                 // code, e.g. "he"
   std::vector<store::Message> history;  // oldest first
   size_t history_budget_chars = 8000;
 };

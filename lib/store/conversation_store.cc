@@ -18,7 +18,9 @@ constexpr size_t kTitleChars = 80;
 std::string MessageKey(const std::string& conversation_id, uint64_t seq) {
   return conversation_id + "/" + EncodeBigEndian64(seq);
 }
-std::string MessagePrefix(const std::string& conversation_id) { return conversation_id + "/"; }
+std::string MessagePrefix(const std::string& conversation_id) {
+  return conversation_id + "/";
+}
 std::string UpdatedKey(int64_t updated_at, const std::string& id) {
   return EncodeBigEndian64(static_cast<uint64_t>(updated_at)) + id;
 }
@@ -199,8 +201,7 @@ Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, const std::st
 }
 }  // namespace
 
-Status ConversationStore::PutConversation(Txn& txn, const Conversation& c,
-                                          int64_t old_updated_at) {
+Status ConversationStore::PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at) {
   if (old_updated_at >= 0) {
     if (Status s = txn.Del(by_updated_, UpdatedKey(old_updated_at, c.id)); !s.ok()) return s;
   }
@@ -265,8 +266,7 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
   ex.assistant_message = make("assistant", kStatusStreaming, "");
   for (const Message* m : {&ex.user_message, &ex.assistant_message}) {
     if (Status s = PutMessage(*txn, *m); !s.ok()) return s;
-    if (Status s = txn->Put(message_ids_, m->id, MessageKey(m->conversation_id, m->seq));
-        !s.ok()) {
+    if (Status s = txn->Put(message_ids_, m->id, MessageKey(m->conversation_id, m->seq)); !s.ok()) {
       return s;
     }
   }
@@ -313,8 +313,8 @@ Result<std::vector<Message>> ConversationStore::ListMessages(
   if (!cur.ok()) return cur.status();
   std::vector<Message> out;
   const std::string prefix = MessagePrefix(conversation_id);
-  for (bool have = cur->SeekAtLeast(prefix);
-       have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {
+  for (bool have = cur->SeekAtLeast(prefix); have && cur->key().substr(0, prefix.size()) == prefix;
+       have = cur->Next()) {
     Message m;
     if (DecodeMessage(cur->value(), m)) out.push_back(std::move(m));
   }
@@ -357,9 +357,9 @@ Result<ConversationPage> ConversationStore::ListConversations(size_t limit,
   }
   for (; have; have = cur->Prev()) {
     if (page.conversations.size() == limit) {
-      page.next_cursor = ToHex(EncodeBigEndian64(
-                                   static_cast<uint64_t>(page.conversations.back().updated_at)) +
-                               page.conversations.back().id);
+      page.next_cursor =
+          ToHex(EncodeBigEndian64(static_cast<uint64_t>(page.conversations.back().updated_at)) +
+                page.conversations.back().id);
       break;
     }
     std::string id(cur->key().substr(8));

@@ -76,7 +76,7 @@ struct BeginExchangeInput {
 struct Exchange {
   Conversation conversation;
   Message user_message;
-  Message assistant_message;  // status "streaming", empty content
+  Message assistant_message;     // status "streaming", empty content
   std::vector<Message> history;  // earlier messages within the budget, oldest first
 };
 

@@ -8,15 +8,18 @@
 namespace ragstream::store {
 namespace {
 
-MDB_val Val(std::string_view s) { return {s.size(), const_cast<char*>(s.data())}; }
+MDB_val Val(std::string_view s) {
+  return {s.size(), const_cast<char*>(s.data())};
+}
 
 }  // namespace
 
 Status MdbStatus(int rc, std::string_view what) {
   if (rc == MDB_SUCCESS) return Status::Ok();
   if (rc == MDB_MAP_FULL) {
-    return Status::StoreFull("the store is full (LMDB map size reached); raise "
-                             "RAGSTREAM_MAP_SIZE_MB and restart the workers");
+    return Status::StoreFull(
+        "the store is full (LMDB map size reached); raise "
+        "RAGSTREAM_MAP_SIZE_MB and restart the workers");
   }
   return Status::Internal(std::string(what) + ": " + mdb_strerror(rc));
 }
@@ -58,7 +61,9 @@ Result<std::unique_ptr<Env>> Env::Open(const Options& options, int* stale_reader
   return env;
 }
 
-Env::~Env() { mdb_env_close(env_); }
+Env::~Env() {
+  mdb_env_close(env_);
+}
 
 MDB_dbi Env::Dbi(std::string_view name) const {
   for (const auto& [n, dbi] : dbis_) {
@@ -128,14 +133,18 @@ Result<Cursor> Cursor::Open(const Txn& txn, MDB_dbi dbi) {
   return Cursor(cur);
 }
 
-bool Cursor::Move(MDB_cursor_op op) { return mdb_cursor_get(cur_, &k_, &v_, op) == 0; }
+bool Cursor::Move(MDB_cursor_op op) {
+  return mdb_cursor_get(cur_, &k_, &v_, op) == 0;
+}
 
 bool Cursor::SeekAtLeast(std::string_view key) {
   k_ = Val(key);
   return mdb_cursor_get(cur_, &k_, &v_, MDB_SET_RANGE) == 0;
 }
 
-Status Cursor::DelCurrent() { return MdbStatus(mdb_cursor_del(cur_, 0), "mdb_cursor_del"); }
+Status Cursor::DelCurrent() {
+  return MdbStatus(mdb_cursor_del(cur_, 0), "mdb_cursor_del");
+}
 
 std::string EncodeBigEndian64(uint64_t v) {
   std::string out(8, '\0');

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Every test: installs what is missing (apt), builds with -Werror, checks formatting, runs
+# the unit tests (ctest), the fake upstream's self-test, and the integration tests that
+# start a real nginx, real workers and the fake upstream on loopback.
+#
+# Usage: scripts/test.sh [--unit]   (--unit: build and unit tests only)
+set -euo pipefail
+root="$(cd "$(dirname "$0")/.." && pwd)"
+cd "$root"
+"$root/scripts/install_deps.sh" --test
+"$root/scripts/build.sh"
+
+echo "== format (clang-format --dry-run --Werror)"
+git ls-files -co --exclude-standard -- '*.cc' '*.h' | xargs clang-format --dry-run --Werror
+
+echo "== unit tests (ctest)"
+(cd build && ctest --output-on-failure -j "$(nproc)")
+[ "${1:-}" = "--unit" ] && exit 0
+
+echo "== fake upstream self-test"
+bash tests/fake_openai/selftest.sh
+
+echo "== integration tests (pytest: nginx + workers + fake upstream)"
+python3 -m pytest -q -p no:cacheprovider tests/integration
