@@ -17,6 +17,9 @@ echo "== unit tests (ctest)"
 (cd build && ctest --output-on-failure -j "$(nproc)")
 [ "${1:-}" = "--unit" ] && exit 0
 
+echo "== fuzz: replay the regression corpus, then fuzz each harness briefly"
+tests/fuzz/run.sh "${RAGSTREAM_FUZZ_SECONDS:-10}"
+
 echo "== fake upstream self-test"
 bash tests/fake_openai/selftest.sh
 

@@ -2,6 +2,8 @@
 
 #include <rapidjson/error/en.h>
 
+#include "lib/core/utf8.h"
+
 namespace ragstream {
 namespace {
 
@@ -53,6 +55,10 @@ Status PrescanJson(std::string_view text, const JsonLimits& limits) {
 Status ParseUntrustedJson(std::string_view text, rapidjson::Document& doc,
                           const JsonLimits& limits) {
   if (Status s = PrescanJson(text, limits); !s.ok()) return s;
+  // Checked here rather than left to kParseValidateEncodingFlag alone: RapidJSON 1.1.0's
+  // error path for a bad encoding does arithmetic on a null stack pointer (found by the
+  // fuzzer under UBSan).
+  if (!IsValidUtf8(text)) return Invalid("the body is not valid UTF-8");
   constexpr unsigned kFlags =
       rapidjson::kParseIterativeFlag | rapidjson::kParseValidateEncodingFlag;
   doc.Parse<kFlags>(text.data(), text.size());
