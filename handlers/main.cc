@@ -10,6 +10,7 @@
 #include "handlers/app.h"
 #include "handlers/routes.h"
 #include "lib/chat/chat_service.h"
+#include "lib/chat/partial_writer.h"
 #include "lib/core/config.h"
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
@@ -119,9 +120,10 @@ int Run(int argc, char** argv) {
             {{"hint", "set OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL"}});
   }
   std::atomic<bool> draining{false}, abort_streams{false};
+  chat::PartialWriter partial_writer(conversations, config->persist_interval_ms / 2);
   chat::ChatService chat(conversations, model,
                          {static_cast<size_t>(config->history_budget_chars),
-                          config->persist_interval_ms, &abort_streams});
+                          config->persist_interval_ms, &partial_writer, &abort_streams});
 
   handlers::AppContext app;
   app.config = *config;

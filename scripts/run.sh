@@ -12,7 +12,7 @@ case "${1:-}" in
   -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 "$root/scripts/install_deps.sh"
-"$root/scripts/build.sh"
+"$root/scripts/build.sh" ragstream-worker
 
 port="${RAGSTREAM_PORT:-8080}"
 workers="${RAGSTREAM_WORKERS:-2}"

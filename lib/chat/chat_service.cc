@@ -1,5 +1,6 @@
 #include "lib/chat/chat_service.h"
 
+#include "lib/chat/partial_writer.h"
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
 #include "lib/core/utf8.h"
@@ -69,9 +70,15 @@ class AnswerStream {
   }
   void MaybePersist() {
     int64_t now = SteadyMillis();
-    if (now - last_persist_ms_ < options_.persist_interval_ms) return;
+    PartialWriter* writer = options_.partial_writer;
+    int interval = writer ? options_.persist_interval_ms / 2 : options_.persist_interval_ms;
+    if (now - last_persist_ms_ < interval) return;
     last_persist_ms_ = now;
     message_.updated_at = NowMillis();
+    if (writer) {
+      writer->Submit(message_);
+      return;
+    }
     if (Status s = store_.SavePartial(message_); !s.ok()) {
       LogWarn("chat", "could not save partial answer",
               {{"request_id", request_.request_id}, {"error", s.ToString()}});
@@ -163,6 +170,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   result.client_gone = stream.client_gone() || outcome.status.kind() == ErrorKind::kCancelled;
   result.tokens = stream.tokens();
   result.status = outcome.status;
+  if (options_.partial_writer) options_.partial_writer->Forget(message.id);
   if (Status s = store_.FinishMessage(message); !s.ok()) {
     LogError(
         "chat", "could not save the final answer",

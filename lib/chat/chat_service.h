@@ -56,9 +56,15 @@ struct SendResult {
   int64_t tokens = 0;  // deltas relayed
 };
 
+class PartialWriter;
+
 struct ChatServiceOptions {
   size_t history_budget_chars = 8000;
+  // A streaming answer is on disk at most this old. With a PartialWriter, streams submit
+  // every half interval and the writer commits every half interval.
   int persist_interval_ms = 500;
+  // Batches partial saves across streams; null saves each stream's partial synchronously.
+  PartialWriter* partial_writer = nullptr;
   // When set and true, running streams end now with an error `shutting_down` (worker drain).
   const std::atomic<bool>* abort_streams = nullptr;
 };

@@ -282,6 +282,23 @@ Status ConversationStore::SavePartial(const Message& message) {
   return txn->Commit();
 }
 
+Status ConversationStore::SavePartials(const std::vector<Message>& messages) {
+  if (messages.empty()) return Status::Ok();
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  for (const Message& m : messages) {
+    auto current = txn->Get(messages_, MessageKey(m.conversation_id, m.seq));
+    if (!current.ok()) return current.status();
+    Message stored;
+    if (!current->has_value() || !DecodeMessage(**current, stored) ||
+        stored.status != kStatusStreaming || stored.id != m.id) {
+      continue;
+    }
+    if (Status s = PutMessage(*txn, m); !s.ok()) return s;
+  }
+  return txn->Commit();
+}
+
 Status ConversationStore::FinishMessage(const Message& message) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();

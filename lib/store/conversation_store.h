@@ -93,6 +93,10 @@ class ConversationStore {
 
   // Saves partial content of a streaming message and refreshes its heartbeat.
   Status SavePartial(const Message& message);
+  // Saves the partial content of many streaming messages in one transaction (one fsync).
+  // A message whose stored status is no longer `streaming` (it finished meanwhile) or that
+  // no longer exists is skipped, so a late batch never overwrites a final state.
+  Status SavePartials(const std::vector<Message>& messages);
   // Saves the final state of a message (status, content, usage, ...) and touches the
   // conversation's updated_at. Durable when it returns Ok.
   Status FinishMessage(const Message& message);
