@@ -1,0 +1,275 @@
+#include "lib/store/document_store.h"
+
+#include <algorithm>
+
+#include "lib/core/json.h"
+
+namespace ragstream::store {
+namespace {
+
+std::string ChunkKey(std::string_view doc, uint32_t index) {
+  return std::string(doc) + EncodeBigEndian64(index).substr(4);
+}
+
+std::string EncodeChunk(const ChunkRecord& c) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("index");
+  w.Uint(c.index);
+  w.Key("start_char");
+  w.Uint64(c.start_char);
+  w.Key("end_char");
+  w.Uint64(c.end_char);
+  w.Key("text");
+  WriteString(w, c.text);
+  w.Key("terms");
+  w.StartArray();
+  for (const auto& t : c.terms) WriteString(w, t);
+  w.EndArray();
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+bool DecodeChunk(std::string_view json, ChunkRecord& c) {
+  rapidjson::Document d;
+  d.Parse(json.data(), json.size());
+  if (d.HasParseError() || !d.IsObject()) return false;
+  auto u = [&d](const char* k) -> uint64_t {
+    auto it = d.FindMember(k);
+    return it != d.MemberEnd() && it->value.IsUint64() ? it->value.GetUint64() : 0;
+  };
+  c.index = static_cast<uint32_t>(u("index"));
+  c.start_char = u("start_char");
+  c.end_char = u("end_char");
+  auto text = d.FindMember("text");
+  if (text == d.MemberEnd() || !text->value.IsString()) return false;
+  c.text = AsView(text->value);
+  c.terms.clear();
+  auto terms = d.FindMember("terms");
+  if (terms != d.MemberEnd() && terms->value.IsArray()) {
+    for (const auto& t : terms->value.GetArray()) {
+      if (t.IsString()) c.terms.emplace_back(AsView(t));
+    }
+  }
+  return true;
+}
+
+Result<DocumentRecord> LoadDocument(const Txn& txn, MDB_dbi dbi, const std::string& id) {
+  auto raw = txn.Get(dbi, id);
+  if (!raw.ok()) return raw.status();
+  DocumentRecord d;
+  if (!raw->has_value() || !DecodeDocument(**raw, d)) {
+    return Status::NotFound("document " + id + " not found");
+  }
+  return d;
+}
+
+}  // namespace
+
+std::string EncodeDocument(const DocumentRecord& d) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("id");
+  WriteString(w, d.id);
+  w.Key("title");
+  WriteString(w, d.title);
+  w.Key("content_hash");
+  WriteString(w, d.content_hash);
+  w.Key("bytes");
+  w.Uint64(d.bytes);
+  w.Key("chars");
+  w.Uint64(d.chars);
+  w.Key("chunk_count");
+  w.Uint(d.chunk_count);
+  w.Key("created_at");
+  w.Int64(d.created_at);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+bool DecodeDocument(std::string_view json, DocumentRecord& d) {
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  if (doc.HasParseError() || !doc.IsObject()) return false;
+  auto s = [&doc](const char* k) {
+    auto it = doc.FindMember(k);
+    return it != doc.MemberEnd() && it->value.IsString() ? std::string(AsView(it->value))
+                                                         : std::string();
+  };
+  auto u = [&doc](const char* k) -> uint64_t {
+    auto it = doc.FindMember(k);
+    return it != doc.MemberEnd() && it->value.IsUint64() ? it->value.GetUint64() : 0;
+  };
+  d.id = s("id");
+  d.title = s("title");
+  d.content_hash = s("content_hash");
+  d.bytes = u("bytes");
+  d.chars = u("chars");
+  d.chunk_count = static_cast<uint32_t>(u("chunk_count"));
+  auto created = doc.FindMember("created_at");
+  d.created_at =
+      created != doc.MemberEnd() && created->value.IsInt64() ? created->value.GetInt64() : 0;
+  return !d.id.empty();
+}
+
+std::vector<std::string> DocumentStore::Databases(int shards) {
+  std::vector<std::string> names = {"documents", "doc_text", "doc_by_hash", "chunks"};
+  for (auto& n : LexicalIndex::Databases()) names.push_back(n);  // includes index_meta
+  for (auto& n : VectorIndex::Databases(shards)) names.push_back(n);
+  return names;
+}
+
+DocumentStore::DocumentStore(const Env& env, int shards)
+    : env_(env),
+      shards_(shards),
+      documents_(env.Dbi("documents")),
+      text_(env.Dbi("doc_text")),
+      by_hash_(env.Dbi("doc_by_hash")),
+      chunks_(env.Dbi("chunks")),
+      meta_(env.Dbi("index_meta")),
+      vectors_(env, shards),
+      lexical_(env) {}
+
+Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t dimension) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  const std::string want[3][2] = {{"embedder", embedder},
+                                  {"dimension", std::to_string(dimension)},
+                                  {"shards", std::to_string(shards_)}};
+  bool wrote = false;
+  for (const auto& [key, value] : want) {
+    auto have = txn->Get(meta_, key);
+    if (!have.ok()) return have.status();
+    if (!have->has_value()) {
+      if (Status s = txn->Put(meta_, key, value); !s.ok()) return s;
+      wrote = true;
+    } else if (**have != value) {
+      return Status(ErrorKind::kInvalidArgument, "index_mismatch",
+                    "the vector index was built with " + key + " '" + std::string(**have) +
+                        "' but this worker is configured with '" + value +
+                        "'; use the same setting, or a new RAGSTREAM_DATA_DIR and re-ingest");
+    }
+  }
+  return wrote ? txn->Commit() : Status::Ok();
+}
+
+Result<AddResult> DocumentStore::Add(const NewDocument& doc) {
+  if (doc.vectors.size() != doc.chunks.size() * doc.dimension) {
+    return Status::Internal("vector count does not match chunk count");
+  }
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  // Checked inside the write transaction, so two concurrent identical uploads store one.
+  auto existing = txn->Get(by_hash_, doc.record.content_hash);
+  if (!existing.ok()) return existing.status();
+  if (existing->has_value()) {
+    auto rec = LoadDocument(*txn, documents_, std::string(**existing));
+    if (rec.ok()) return AddResult{std::move(*rec), false};
+  }
+  const DocumentRecord& r = doc.record;
+  if (Status s = txn->Put(documents_, r.id, EncodeDocument(r)); !s.ok()) return s;
+  if (Status s = txn->Put(text_, r.id, doc.text); !s.ok()) return s;
+  if (Status s = txn->Put(by_hash_, r.content_hash, r.id); !s.ok()) return s;
+  for (const ChunkRecord& c : doc.chunks) {
+    if (Status s = txn->Put(chunks_, ChunkKey(r.id, c.index), EncodeChunk(c)); !s.ok()) return s;
+    if (Status s = lexical_.Add(*txn, r.id, c.index, c.terms); !s.ok()) return s;
+  }
+  if (!doc.chunks.empty()) {
+    if (Status s = vectors_.Put(*txn, r.id, doc.vectors.data(),
+                                static_cast<uint32_t>(doc.chunks.size()), doc.dimension);
+        !s.ok()) {
+      return s;
+    }
+  }
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return AddResult{r, true};
+}
+
+Result<DocumentRecord> DocumentStore::Get(const std::string& id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  return LoadDocument(*txn, documents_, id);
+}
+
+Result<std::string> DocumentStore::GetText(const std::string& id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto raw = txn->Get(text_, id);
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value()) return Status::NotFound("document " + id + " not found");
+  return std::string(**raw);
+}
+
+Result<std::vector<DocumentRecord>> DocumentStore::List() const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, documents_);
+  if (!cur.ok()) return cur.status();
+  std::vector<DocumentRecord> out;
+  for (bool have = cur->First(); have; have = cur->Next()) {
+    DocumentRecord d;
+    if (DecodeDocument(cur->value(), d)) out.push_back(std::move(d));
+  }
+  std::stable_sort(out.begin(), out.end(), [](const DocumentRecord& a, const DocumentRecord& b) {
+    return a.created_at > b.created_at;
+  });
+  return out;
+}
+
+Result<uint64_t> DocumentStore::Count() const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  MDB_stat stat;
+  if (int rc = mdb_stat(txn->raw(), documents_, &stat); rc != 0) return MdbStatus(rc, "mdb_stat");
+  return static_cast<uint64_t>(stat.ms_entries);
+}
+
+Status DocumentStore::Delete(const std::string& id) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto rec = LoadDocument(*txn, documents_, id);
+  if (!rec.ok()) return rec.status();
+  for (uint32_t i = 0; i < rec->chunk_count; ++i) {
+    const std::string key = ChunkKey(id, i);
+    auto raw = txn->Get(chunks_, key);
+    if (!raw.ok()) return raw.status();
+    ChunkRecord chunk;
+    if (raw->has_value() && DecodeChunk(**raw, chunk)) {
+      if (Status s = lexical_.Remove(*txn, id, i, chunk.terms); !s.ok()) return s;
+    }
+    if (Status s = txn->Del(chunks_, key); !s.ok()) return s;
+  }
+  if (Status s = vectors_.Delete(*txn, id); !s.ok()) return s;
+  if (Status s = txn->Del(by_hash_, rec->content_hash); !s.ok()) return s;
+  if (Status s = txn->Del(text_, id); !s.ok()) return s;
+  if (Status s = txn->Del(documents_, id); !s.ok()) return s;
+  return txn->Commit();
+}
+
+Result<ChunkRecord> DocumentStore::GetChunk(const std::string& document_id, uint32_t index) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto raw = txn->Get(chunks_, ChunkKey(document_id, index));
+  if (!raw.ok()) return raw.status();
+  ChunkRecord c;
+  if (!raw->has_value() || !DecodeChunk(**raw, c)) {
+    return Status::NotFound("chunk " + std::to_string(index) + " of " + document_id);
+  }
+  return c;
+}
+
+Result<std::vector<std::string>> DocumentStore::Missing(const std::vector<std::string>& ids) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  std::vector<std::string> missing;
+  for (const auto& id : ids) {
+    auto raw = txn->Get(documents_, id);
+    if (!raw.ok()) return raw.status();
+    if (!raw->has_value()) missing.push_back(id);
+  }
+  return missing;
+}
+
+}  // namespace ragstream::store

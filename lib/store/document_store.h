@@ -1,0 +1,91 @@
+// Documents, their chunks, and the two indexes over them, kept consistent: adding or
+// deleting a document touches the document record, its text, its content-hash entry, its
+// chunks, its vectors and its lexical postings in one transaction.
+//
+//   documents    document id -> DocumentRecord (JSON)
+//   doc_text     document id -> the original text
+//   doc_by_hash  sha256 of the text -> document id (identical content is stored once)
+//   chunks       document id + big-endian chunk index -> ChunkRecord (JSON)
+//   index_meta   "embedder", "dimension", "shards": what the vector index was built with
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/store/lexical_index.h"
+#include "lib/store/lmdb.h"
+#include "lib/store/vector_index.h"
+
+namespace ragstream::store {
+
+struct DocumentRecord {
+  std::string id;
+  std::string title;
+  std::string content_hash;
+  uint64_t bytes = 0;
+  uint64_t chars = 0;
+  uint32_t chunk_count = 0;
+  int64_t created_at = 0;
+};
+
+struct ChunkRecord {
+  uint32_t index = 0;
+  uint64_t start_char = 0;  // [start, end) in code points of the document
+  uint64_t end_char = 0;
+  std::string text;
+  std::vector<std::string> terms;  // lexical terms, with repetition (kept for deletion)
+};
+
+struct NewDocument {
+  DocumentRecord record;  // id, title, content_hash, bytes, chars set by the caller
+  std::string text;
+  std::vector<ChunkRecord> chunks;
+  std::vector<float> vectors;  // chunks.size() x dimension, row-major
+  uint32_t dimension = 0;
+};
+
+struct AddResult {
+  DocumentRecord record;
+  bool created = false;  // false: identical content was already stored as `record`
+};
+
+class DocumentStore {
+ public:
+  static std::vector<std::string> Databases(int shards);
+
+  DocumentStore(const Env& env, int shards);
+
+  // Records the embedder on first use; afterwards a different name, dimension or shard
+  // count is an error naming both, since vectors from another embedder would be garbage.
+  Status CheckIndexIdentity(const std::string& embedder, uint32_t dimension);
+
+  Result<AddResult> Add(const NewDocument& doc);
+  Result<DocumentRecord> Get(const std::string& id) const;
+  Result<std::string> GetText(const std::string& id) const;
+  // Newest first.
+  Result<std::vector<DocumentRecord>> List() const;
+  Result<uint64_t> Count() const;
+  // Removes the document and everything derived from it. NotFound if unknown.
+  Status Delete(const std::string& id);
+  Result<ChunkRecord> GetChunk(const std::string& document_id, uint32_t index) const;
+  // The ids among `ids` that do not exist.
+  Result<std::vector<std::string>> Missing(const std::vector<std::string>& ids) const;
+
+  const VectorIndex& vectors() const { return vectors_; }
+  const LexicalIndex& lexical() const { return lexical_; }
+
+ private:
+  const Env& env_;
+  int shards_;
+  MDB_dbi documents_, text_, by_hash_, chunks_, meta_;
+  VectorIndex vectors_;
+  LexicalIndex lexical_;
+};
+
+std::string EncodeDocument(const DocumentRecord& d);
+bool DecodeDocument(std::string_view json, DocumentRecord& d);
+
+}  // namespace ragstream::store

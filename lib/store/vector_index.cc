@@ -1,0 +1,160 @@
+#include "lib/store/vector_index.h"
+
+#include <algorithm>
+#include <cstring>
+#include <future>
+#include <queue>
+
+namespace ragstream::store {
+namespace {
+
+constexpr uint32_t kMagic = 0x31565352;  // "RSV1"
+constexpr size_t kHeaderBytes = 16;
+
+uint64_t Fnv1a(std::string_view s) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : s) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+struct MinFirst {
+  bool operator()(const VectorHit& a, const VectorHit& b) const { return a.score > b.score; }
+};
+
+}  // namespace
+
+float DotProduct(const float* a, const float* b, uint32_t dim) {
+  // Eight independent accumulators let the compiler keep the loop in vector registers
+  // without reassociating a single sum.
+  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+  uint32_t i = 0;
+  for (; i + 8 <= dim; i += 8) {
+    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
+  for (; i < dim; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+std::vector<std::string> VectorIndex::Databases(int shards) {
+  std::vector<std::string> names;
+  for (int s = 0; s < shards; ++s) names.push_back("vec." + std::to_string(s));
+  return names;
+}
+
+VectorIndex::VectorIndex(const Env& env, int shards) : env_(env) {
+  for (const auto& name : Databases(shards)) dbis_.push_back(env.Dbi(name));
+}
+
+int VectorIndex::ShardOf(std::string_view document_id) const {
+  return static_cast<int>(Fnv1a(document_id) % dbis_.size());
+}
+
+Status VectorIndex::Put(Txn& txn, std::string_view document_id, const float* vectors,
+                        uint32_t count, uint32_t dim) {
+  std::string value(kHeaderBytes + sizeof(float) * count * dim, '\0');
+  uint32_t header[4] = {kMagic, count, dim, 0};
+  std::memcpy(value.data(), header, sizeof header);
+  std::memcpy(value.data() + kHeaderBytes, vectors, sizeof(float) * count * dim);
+  return txn.Put(dbis_[ShardOf(document_id)], document_id, value);
+}
+
+Status VectorIndex::Delete(Txn& txn, std::string_view document_id) {
+  return txn.Del(dbis_[ShardOf(document_id)], document_id);
+}
+
+Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_t k,
+                              const std::vector<std::string>& filter,
+                              std::vector<VectorHit>& out) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, dbis_[shard]);
+  if (!cur.ok()) return cur.status();
+  std::priority_queue<VectorHit, std::vector<VectorHit>, MinFirst> heap;
+  std::vector<float> unaligned;
+  for (bool have = cur->First(); have; have = cur->Next()) {
+    std::string_view key = cur->key();
+    if (!filter.empty() && std::find(filter.begin(), filter.end(), key) == filter.end()) continue;
+    std::string_view value = cur->value();
+    if (value.size() < kHeaderBytes) continue;
+    uint32_t header[4];
+    std::memcpy(header, value.data(), sizeof header);
+    const uint32_t count = header[1];
+    if (header[0] != kMagic || header[2] != dim ||
+        value.size() < kHeaderBytes + sizeof(float) * size_t{count} * dim) {
+      return Status::Internal("vector block of " + std::string(key) + " is malformed");
+    }
+    // The floats are read in place from the memory map. Large values sit on overflow pages
+    // (page-aligned + 16), but a small one inside a leaf page is only 2-byte aligned: copy
+    // those (they are small by definition).
+    const char* raw = value.data() + kHeaderBytes;
+    const float* rows = reinterpret_cast<const float*>(raw);
+    if (reinterpret_cast<uintptr_t>(raw) % alignof(float) != 0) {
+      unaligned.resize(size_t{count} * dim);
+      std::memcpy(unaligned.data(), raw, sizeof(float) * unaligned.size());
+      rows = unaligned.data();
+    }
+    for (uint32_t i = 0; i < count; ++i) {
+      float score = DotProduct(query, rows + size_t{i} * dim, dim);
+      if (heap.size() < k) {
+        heap.push({score, std::string(key), i});
+      } else if (score > heap.top().score) {
+        heap.pop();
+        heap.push({score, std::string(key), i});
+      }
+    }
+  }
+  while (!heap.empty()) {
+    out.push_back(heap.top());
+    heap.pop();
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<VectorHit>> VectorIndex::Search(const float* query, uint32_t dim, size_t k,
+                                                   const std::vector<std::string>& filter) const {
+  std::vector<std::vector<VectorHit>> partial(dbis_.size());
+  std::vector<std::future<Status>> others;
+  for (size_t s = 1; s < dbis_.size(); ++s) {
+    others.push_back(std::async(std::launch::async, [&, s] {
+      return ScanShard(static_cast<int>(s), query, dim, k, filter, partial[s]);
+    }));
+  }
+  Status first = ScanShard(0, query, dim, k, filter, partial[0]);
+  std::vector<VectorHit> all;
+  for (auto& f : others) {
+    Status s = f.get();
+    if (first.ok() && !s.ok()) first = s;
+  }
+  if (!first.ok()) return first;
+  for (auto& p : partial) all.insert(all.end(), p.begin(), p.end());
+  std::sort(all.begin(), all.end(), [](const VectorHit& a, const VectorHit& b) {
+    if (a.score != b.score) return a.score > b.score;
+    if (a.document_id != b.document_id) return a.document_id < b.document_id;
+    return a.chunk_index < b.chunk_index;
+  });
+  if (all.size() > k) all.resize(k);
+  return all;
+}
+
+Result<uint64_t> VectorIndex::Count() const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  uint64_t total = 0;
+  for (MDB_dbi dbi : dbis_) {
+    auto cur = Cursor::Open(*txn, dbi);
+    if (!cur.ok()) return cur.status();
+    for (bool have = cur->First(); have; have = cur->Next()) {
+      uint32_t header[4];
+      if (cur->value().size() < kHeaderBytes) continue;
+      std::memcpy(header, cur->value().data(), sizeof header);
+      total += header[1];
+    }
+  }
+  return total;
+}
+
+}  // namespace ragstream::store

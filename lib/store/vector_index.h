@@ -1,0 +1,61 @@
+// The vector index: S shard databases (vec.0 ... vec.S-1) in the LMDB environment.
+//
+// Layout: one value per document, keyed by the document id, holding the vectors of all its
+// chunks back to back as raw little-endian float32 (chunk i is row i), after a 16-byte
+// header. A document lives in shard Fnv1a(id) % S. Search scores the vectors in place in the
+// memory map -- no per-process copy of the index, every worker shares the page cache -- and
+// each value is one contiguous run of vectors (large ones sit on contiguous overflow pages),
+// so the scan streams memory rather than hopping between small values.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/store/lmdb.h"
+
+namespace ragstream::store {
+
+struct VectorHit {
+  float score = 0;
+  std::string document_id;
+  uint32_t chunk_index = 0;
+};
+
+class VectorIndex {
+ public:
+  static std::vector<std::string> Databases(int shards);
+
+  VectorIndex(const Env& env, int shards);
+  int shards() const { return static_cast<int>(dbis_.size()); }
+  int ShardOf(std::string_view document_id) const;
+
+  // Within `txn`: stores `count` vectors of `dim` floats (row-major) for the document.
+  Status Put(Txn& txn, std::string_view document_id, const float* vectors, uint32_t count,
+             uint32_t dim);
+  // Within `txn`: removes the document's vectors (absent is not an error).
+  Status Delete(Txn& txn, std::string_view document_id);
+
+  // Exact top-k by inner product (cosine for unit vectors), highest first. Shards are
+  // scanned in parallel, each in its own read transaction. A non-empty `filter` (document
+  // ids, any order) restricts the scan to those documents. Thread-safe.
+  Result<std::vector<VectorHit>> Search(const float* query, uint32_t dim, size_t k,
+                                        const std::vector<std::string>& filter) const;
+
+  // Number of vectors stored (all shards).
+  Result<uint64_t> Count() const;
+
+ private:
+  Status ScanShard(int shard, const float* query, uint32_t dim, size_t k,
+                   const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
+
+  const Env& env_;
+  std::vector<MDB_dbi> dbis_;
+};
+
+// Inner product of two float vectors (the scan's kernel).
+float DotProduct(const float* a, const float* b, uint32_t dim);
+
+}  // namespace ragstream::store
