@@ -11,7 +11,10 @@
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/status.h"
+#include "lib/rag/ingester.h"
+#include "lib/rag/retriever.h"
 #include "lib/store/conversation_store.h"
+#include "lib/store/document_store.h"
 #include "lib/store/lmdb.h"
 
 namespace ragstream::handlers {
@@ -21,6 +24,10 @@ struct AppContext {
   store::Env* env = nullptr;
   store::ConversationStore* conversations = nullptr;
   chat::ChatService* chat = nullptr;
+  store::DocumentStore* documents = nullptr;
+  rag::Ingester* ingester = nullptr;
+  const rag::Retriever* retriever = nullptr;
+  std::string embedder_name;
   int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
 };

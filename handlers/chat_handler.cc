@@ -108,6 +108,9 @@ chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
   send.message = std::move(body.message);
   send.conversation_id = std::move(body.conversation_id);
   send.on_disconnect = body.on_disconnect.value_or(app.config.on_disconnect);
+  send.top_k = body.retrieval.top_k;
+  send.mode = body.retrieval.mode;
+  send.document_ids = std::move(body.retrieval.document_ids);
   send.request_id = req.request_id;
   return send;
 }

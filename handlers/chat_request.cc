@@ -16,6 +16,46 @@ bool IsJsonContentType(std::string_view content_type) {
   return lower == "application/json";
 }
 
+Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out) {
+  Status error;
+  auto top_k = GetInt(body, "top_k", error);
+  auto mode = GetString(body, "mode", error);
+  if (!error.ok()) return error;
+  if (top_k) {
+    if (*top_k < 1 || *top_k > kMaxTopK) {
+      return Status(ErrorKind::kUnprocessable, "invalid_top_k",
+                    "top_k must be between 1 and " + std::to_string(kMaxTopK));
+    }
+    out.top_k = static_cast<size_t>(*top_k);
+  }
+  if (mode && !rag::ParseRetrievalMode(*mode, out.mode)) {
+    return Status(ErrorKind::kUnprocessable, "invalid_mode",
+                  "mode must be \"hybrid\", \"vector\" or \"lexical\"");
+  }
+  auto ids = body.FindMember("document_ids");
+  if (ids != body.MemberEnd() && !ids->value.IsNull()) {
+    if (!ids->value.IsArray()) {
+      return Status::InvalidArgument("invalid_field", "field 'document_ids' must be an array");
+    }
+    if (ids->value.Size() > kMaxDocumentIds) {
+      return Status(ErrorKind::kUnprocessable, "too_many_document_ids",
+                    "document_ids is limited to " + std::to_string(kMaxDocumentIds) + " ids");
+    }
+    for (const auto& id : ids->value.GetArray()) {
+      if (!id.IsString()) {
+        return Status::InvalidArgument("invalid_field",
+                                       "field 'document_ids' must contain strings");
+      }
+      if (!IsWellFormedId(AsView(id), "doc_")) {
+        return Status(ErrorKind::kUnprocessable, "unknown_document",
+                      "unknown document id " + std::string(AsView(id)) + " in document_ids");
+      }
+      out.document_ids.emplace_back(AsView(id));
+    }
+  }
+  return Status::Ok();
+}
+
 Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& config) {
   if (!IsJsonContentType(req.content_type)) {
     return Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
@@ -45,6 +85,7 @@ Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& c
                   "message has " + std::to_string(chars) + " characters; the limit is " +
                       std::to_string(config.max_message_chars));
   }
+  if (Status s = ParseRetrievalFields(doc, body.retrieval); !s.ok()) return s;
   body.message = std::string(*message);
   if (conversation_id) {
     if (!IsWellFormedId(*conversation_id, "conv_")) {

@@ -8,11 +8,29 @@
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/status.h"
+#include "lib/rag/retriever.h"
+
+#include <rapidjson/document.h>
 
 namespace ragstream::handlers {
 
+// The retrieval fields shared by chat and search requests.
+struct RetrievalFields {
+  std::optional<size_t> top_k;
+  rag::RetrievalMode mode = rag::RetrievalMode::kHybrid;
+  std::vector<std::string> document_ids;
+};
+
+inline constexpr int64_t kMaxTopK = 20;
+inline constexpr size_t kMaxDocumentIds = 100;
+
+// top_k (integer 1..20; 422 out of range), mode ("hybrid" | "vector" | "lexical"; 422 for
+// another value), document_ids (array of strings, at most 100). 400 for wrong types.
+Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out);
+
 struct ChatRequestBody {
   std::string message;
+  RetrievalFields retrieval;
   std::optional<std::string> conversation_id;
   std::optional<DisconnectPolicy> on_disconnect;
 };

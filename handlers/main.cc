@@ -15,7 +15,15 @@
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
 #include "lib/fcgi/server.h"
+#include "lib/llm/extractive_answerer.h"
 #include "lib/llm/openai_client.h"
+#include "lib/llm/openai_embedder.h"
+#include "lib/rag/hash_embedder.h"
+#include "lib/rag/ingester.h"
+#include "lib/rag/retriever.h"
+#include "lib/store/document_store.h"
+
+#include <algorithm>
 #include "lib/store/conversation_store.h"
 
 namespace ragstream {
@@ -103,6 +111,11 @@ int Run(int argc, char** argv) {
   signal(SIGPIPE, SIG_IGN);  // a departed peer must be a failed write, not a dead process
 
   std::vector<std::string> databases = store::ConversationStore::Databases();
+  for (auto& name : store::DocumentStore::Databases(config->vector_shards)) {
+    if (std::find(databases.begin(), databases.end(), name) == databases.end()) {
+      databases.push_back(name);
+    }
+  }
   int stale_readers = 0;
   auto env = store::Env::Open({config->data_dir, config->map_size_mb << 20, 64, 4096, databases},
                               &stale_readers);
@@ -111,25 +124,63 @@ int Run(int argc, char** argv) {
     return 1;
   }
   store::ConversationStore conversations(**env);
+  store::DocumentStore documents(**env, config->vector_shards);
+
+  std::unique_ptr<rag::Embedder> embedder;
+  if (config->embedder == "openai") {
+    auto created = llm::OpenAiEmbedder::Create(llm::OpenAiEmbedder::OptionsFromConfig(*config));
+    if (!created.ok()) {
+      std::fprintf(stderr, "ragstream-worker: %s\n", created.status().message().c_str());
+      return 2;
+    }
+    embedder = std::move(*created);
+  } else {
+    embedder = std::make_unique<rag::HashEmbedder>();
+  }
+  if (Status s = documents.CheckIndexIdentity(embedder->name(),
+                                              static_cast<uint32_t>(embedder->dimension()));
+      !s.ok()) {
+    LogError("worker", "the vector index does not match the configured embedder",
+             {{"error", s.message()}});
+    return 2;
+  }
+  rag::IngestOptions ingest_options;
+  ingest_options.chunker.target_chars = static_cast<size_t>(config->chunk_chars);
+  ingest_options.chunker.overlap_chars = static_cast<size_t>(config->chunk_overlap_chars);
+  ingest_options.chunker.max_chars = static_cast<size_t>(config->chunk_chars) * 10 / 7;
+  ingest_options.max_document_bytes = config->max_document_bytes;
+  rag::Ingester ingester(documents, *embedder, ingest_options);
+  rag::Retriever retriever(documents, *embedder);
 
   std::shared_ptr<llm::ChatModel> model;
   if (config->upstream_configured()) {
     model = std::make_shared<llm::OpenAiChatModel>(llm::OpenAiOptions::FromConfig(*config));
   } else {
-    LogWarn("worker", "no chat model configured: chat requests answer 503 model_not_configured",
-            {{"hint", "set OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL"}});
+    llm::ExtractiveOptions extractive;
+    extractive.word_delay_ms = config->extractive_word_delay_ms;
+    model = std::make_shared<llm::ExtractiveAnswerer>(extractive);
+    LogInfo("worker", "no upstream model configured: answering with the extractive answerer",
+            {{"hint", "set OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL to use an LLM"}});
   }
   std::atomic<bool> draining{false}, abort_streams{false};
   chat::PartialWriter partial_writer(conversations, config->persist_interval_ms / 2);
-  chat::ChatService chat(conversations, model,
-                         {static_cast<size_t>(config->history_budget_chars),
-                          config->persist_interval_ms, &partial_writer, &abort_streams});
+  chat::ChatServiceOptions chat_options;
+  chat_options.history_budget_chars = static_cast<size_t>(config->history_budget_chars);
+  chat_options.persist_interval_ms = config->persist_interval_ms;
+  chat_options.partial_writer = &partial_writer;
+  chat_options.abort_streams = &abort_streams;
+  chat_options.default_top_k = static_cast<size_t>(config->top_k);
+  chat::ChatService chat(conversations, model, chat_options, &retriever, &documents);
 
   handlers::AppContext app;
   app.config = *config;
   app.env = env->get();
   app.conversations = &conversations;
   app.chat = &chat;
+  app.documents = &documents;
+  app.ingester = &ingester;
+  app.retriever = &retriever;
+  app.embedder_name = embedder->name();
   app.started_at_ms = SteadyMillis();
   app.draining = &draining;
   handlers::Router router = handlers::BuildRouter(app);
@@ -193,12 +244,14 @@ int Run(int argc, char** argv) {
            {"threads", static_cast<int64_t>(config->threads)},
            {"data_dir", config->data_dir},
            {"stale_readers_cleared", static_cast<int64_t>(stale_readers)},
-           {"chat_model", model ? config->chat_model : std::string("(none)")}});
+           {"chat_model", model->name()},
+           {"embedder", embedder->name()}});
 
   int sig = 0;
   sigwait(&stop_signals, &sig);
   draining.store(true);
   server.StopAccepting();
+  if (listen_spec.rfind("unix:", 0) == 0) ::unlink(listen_spec.substr(5).c_str());
   LogInfo("worker", "draining",
           {{"signal", std::string_view(strsignal(sig))},
            {"active", static_cast<int64_t>(server.active())},

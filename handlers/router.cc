@@ -19,6 +19,8 @@ void Router::Add(std::string method, std::string pattern, Handler handler) {
 bool Router::Match(std::string_view pattern, std::string_view path, RouteParams& params) {
   params.clear();
   if (pattern.empty() || path.empty() || pattern[0] != '/' || path[0] != '/') return false;
+  // "/api/health/" is not "/api/health": a trailing slash would otherwise vanish below.
+  if (path.size() > 1 && path.back() == '/') return false;
   pattern.remove_prefix(1);
   path.remove_prefix(1);
   // Both are consumed segment by segment; they must run out together.

@@ -2,6 +2,7 @@
 
 #include "handlers/chat_handler.h"
 #include "handlers/conversations_handler.h"
+#include "handlers/documents_handler.h"
 #include "handlers/health_handler.h"
 
 namespace ragstream::handlers {
@@ -21,6 +22,16 @@ Router BuildRouter(const AppContext& app) {
         [a](auto& req, auto& res, auto& p, auto&) { HandlePatchConversation(*a, req, p[0], res); });
   r.Add("DELETE", "/api/conversations/{id}",
         [a](auto&, auto& res, auto& p, auto&) { HandleDeleteConversation(*a, p[0], res); });
+  r.Add("POST", "/api/documents",
+        [a](auto& req, auto& res, auto&, auto& rec) { HandleAddDocument(*a, req, res, rec); });
+  r.Add("GET", "/api/documents",
+        [a](auto&, auto& res, auto&, auto&) { HandleListDocuments(*a, res); });
+  r.Add("GET", "/api/documents/{id}",
+        [a](auto&, auto& res, auto& p, auto&) { HandleGetDocument(*a, p[0], res); });
+  r.Add("DELETE", "/api/documents/{id}",
+        [a](auto&, auto& res, auto& p, auto&) { HandleDeleteDocument(*a, p[0], res); });
+  r.Add("POST", "/api/search",
+        [a](auto& req, auto& res, auto&, auto&) { HandleSearch(*a, req, res); });
   r.Add("GET", "/api/health", [a](auto&, auto& res, auto&, auto&) { HandleHealth(*a, res); });
   return r;
 }

@@ -9,7 +9,7 @@ shift 2
 mkdir -p "$prefix"/{conf,logs,run,tmp}
 servers=""
 for sock in "$@"; do servers+="        server unix:${sock} max_fails=0;"$'\n'; done
-cp "$root/nginx/fastcgi_ragstream.conf" "$prefix/conf/fastcgi_ragstream.conf"
+cp "$root/nginx/fastcgi_ragstream.conf" "$root/nginx/json_errors.conf" "$prefix/conf/"
 # Run as root (CI, containers), the workers must keep root's identity to reach the sockets.
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"

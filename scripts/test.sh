@@ -24,4 +24,6 @@ echo "== fake upstream self-test"
 bash tests/fake_openai/selftest.sh
 
 echo "== integration tests (pytest: nginx + workers + fake upstream)"
-python3 -m pytest -q -p no:cacheprovider tests/integration
+# Debian's pytest is installed for the system interpreter, which may not be the first
+# python3 on PATH (pyenv).
+/usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration

@@ -10,8 +10,13 @@
 namespace ragstream::chat {
 
 ChatService::ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
-                         ChatServiceOptions options)
-    : store_(store), model_(std::move(model)), options_(options) {}
+                         ChatServiceOptions options, const rag::Retriever* retriever,
+                         const store::DocumentStore* documents)
+    : store_(store),
+      model_(std::move(model)),
+      options_(options),
+      retriever_(retriever),
+      documents_(documents) {}
 
 namespace {
 
@@ -120,6 +125,18 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     }
     fallback_language = conv->language;
   }
+  if (!request.document_ids.empty() && documents_) {
+    auto missing = documents_->Missing(request.document_ids);
+    if (!missing.ok()) {
+      result.status = missing.status();
+      return result;
+    }
+    if (!missing->empty()) {
+      result.status = Status(ErrorKind::kUnprocessable, "unknown_document",
+                             "unknown document id " + missing->front() + " in document_ids");
+      return result;
+    }
+  }
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
   store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
                                   options_.history_budget_chars};
@@ -133,15 +150,35 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   result.language = language.code;
   store::Message& message = exchange->assistant_message;
 
-  // 2-3. Prompt, then stream.
+  // 2. Retrieval and the prompt.
+  rag::PromptInput prompt;
+  prompt.question = request.message;
+  prompt.language = language.code;
+  prompt.history = std::move(exchange->history);
+  prompt.history_budget_chars = options_.history_budget_chars;
+  if (retriever_) {
+    const int64_t retrieval_start = SteadyMillis();
+    rag::RetrievalRequest retrieval{request.message, request.top_k.value_or(options_.default_top_k),
+                                    request.mode, request.document_ids};
+    auto passages = retriever_->Retrieve(retrieval);
+    result.retrieval_ms = SteadyMillis() - retrieval_start;
+    if (passages.ok()) {
+      result.sources = std::move(*passages);
+    } else {
+      LogWarn("chat", "retrieval failed; answering without sources",
+              {{"request_id", request.request_id}, {"error", passages.status().ToString()}});
+    }
+    for (const auto& p : result.sources) prompt.passages.push_back({p.title, p.text});
+    message.sources_json = rag::SourcesJson(result.sources);
+  }
+
+  // 3. Stream.
   AnswerStream stream(store_, message, observer, request, options_, started_ms);
   llm::ChatOutcome outcome;
   if (!observer.OnStart(result.conversation_id, message.id)) {
     outcome.status = Status::Cancelled("the client left before the answer started");
   }
   if (outcome.status.ok()) {
-    rag::PromptInput prompt{request.message, language.code, exchange->history,
-                            options_.history_budget_chars};
     llm::StreamCallbacks callbacks{[&](std::string_view d) { return stream.OnDelta(d); },
                                    [&] { return stream.OnTick(); }};
     outcome = model_->Stream(rag::BuildPrompt(prompt), callbacks);
@@ -176,6 +213,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
         "chat", "could not save the final answer",
         {{"request_id", request.request_id}, {"message_id", message.id}, {"error", s.ToString()}});
     if (result.status.ok()) result.status = s;
+    message.status = store::kStatusError;
+    message.error_code = s.code();
+    message.error_message = s.message();
   }
   result.message = message;
   return result;

@@ -3,7 +3,8 @@
 //   1. load the conversation (404 if unknown), detect the question's language (falling back to
 //      the conversation's), save the user message and a `streaming` assistant message in one
 //      transaction: the question is on disk before anything downstream can fail;
-//   2. build the prompt (instructions in the answer language, history within a budget);
+//   2. retrieve passages (hybrid by default) and build the prompt: instructions in the
+//      answer language, the passages numbered as quoted material, history within a budget;
 //   3. stream the model's deltas to the observer, never splitting a UTF-8 character, saving
 //      the partial answer at least every persist interval;
 //   4. save the final state -- `complete`, `error` (what arrived is kept) or `cancelled` --
@@ -19,6 +20,7 @@
 #include "lib/core/config.h"
 #include "lib/core/status.h"
 #include "lib/llm/chat_model.h"
+#include "lib/rag/retriever.h"
 #include "lib/store/conversation_store.h"
 
 namespace ragstream::chat {
@@ -26,6 +28,10 @@ namespace ragstream::chat {
 struct SendRequest {
   std::string message;
   std::optional<std::string> conversation_id;
+  // Retrieval: how many passages, how, and from which documents (empty: all).
+  std::optional<size_t> top_k;  // default ChatServiceOptions::default_top_k
+  rag::RetrievalMode mode = rag::RetrievalMode::kHybrid;
+  std::vector<std::string> document_ids;
   DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;
   std::string request_id;  // for logs
 };
@@ -53,7 +59,9 @@ struct SendResult {
   store::Message message;
   std::string conversation_id;
   std::string language;
-  int64_t tokens = 0;  // deltas relayed
+  int64_t tokens = 0;                 // deltas relayed
+  std::vector<rag::Passage> sources;  // the passages given to the model, in prompt order
+  int64_t retrieval_ms = -1;
 };
 
 class PartialWriter;
@@ -67,13 +75,16 @@ struct ChatServiceOptions {
   PartialWriter* partial_writer = nullptr;
   // When set and true, running streams end now with an error `shutting_down` (worker drain).
   const std::atomic<bool>* abort_streams = nullptr;
+  size_t default_top_k = 5;
 };
 
 class ChatService {
  public:
-  // `model` may be null: chat then answers 503 model_not_configured.
+  // `model` may be null: chat then answers 503 model_not_configured. `retriever` and
+  // `documents` may be null: answers then come without sources.
   ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
-              ChatServiceOptions options);
+              ChatServiceOptions options, const rag::Retriever* retriever = nullptr,
+              const store::DocumentStore* documents = nullptr);
 
   SendResult Send(const SendRequest& request, StreamObserver& observer);
 
@@ -84,6 +95,8 @@ class ChatService {
   store::ConversationStore& store_;
   std::shared_ptr<llm::ChatModel> model_;
   ChatServiceOptions options_;
+  const rag::Retriever* retriever_;
+  const store::DocumentStore* documents_;
 };
 
 }  // namespace ragstream::chat

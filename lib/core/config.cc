@@ -49,6 +49,22 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
                        "' must be one of debug, info, warn, error");
   }
   r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
+  r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENT_BYTES", c.max_document_bytes, 16, 1ull << 30);
+  r.Number("RAGSTREAM_TOP_K", c.top_k, 1, 20);
+  r.Number("RAGSTREAM_CHUNK_CHARS", c.chunk_chars, 100, 20000);
+  r.Number("RAGSTREAM_CHUNK_OVERLAP_CHARS", c.chunk_overlap_chars, 0, 5000);
+  if (c.chunk_overlap_chars * 2 > c.chunk_chars) {
+    r.errors.push_back(
+        "RAGSTREAM_CHUNK_OVERLAP_CHARS must be at most half of RAGSTREAM_CHUNK_CHARS");
+  }
+  r.Number("RAGSTREAM_VECTOR_SHARDS", c.vector_shards, 1, 64);
+  r.String("RAGSTREAM_EMBEDDER", c.embedder);
+  if (c.embedder != "hash" && c.embedder != "openai") {
+    r.errors.push_back("RAGSTREAM_EMBEDDER='" + c.embedder + "' must be hash or openai");
+  }
+  r.String("RAGSTREAM_EMBED_MODEL", c.embed_model);
+  r.Number("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions, 0, 16384);
+  r.Number("RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS", c.extractive_word_delay_ms, 0, 1000);
   r.Number("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars, 1, 1 << 20);
   r.String("OPENAI_BASE_URL", c.openai_base_url);
   while (!c.openai_base_url.empty() && c.openai_base_url.back() == '/')
@@ -59,8 +75,11 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   }
   r.String("OPENAI_API_KEY", c.openai_api_key);
   r.String("RAGSTREAM_CHAT_MODEL", c.chat_model);
-  if (!c.openai_base_url.empty() && c.chat_model.empty()) {
+  if (!c.openai_base_url.empty() && c.chat_model.empty() && c.embedder != "openai") {
     r.errors.push_back("OPENAI_BASE_URL is set but RAGSTREAM_CHAT_MODEL is not");
+  }
+  if (c.embedder == "openai" && c.openai_base_url.empty()) {
+    r.errors.push_back("RAGSTREAM_EMBEDDER=openai needs OPENAI_BASE_URL");
   }
   r.Number("RAGSTREAM_CONNECT_TIMEOUT_MS", c.connect_timeout_ms, 100, 600000);
   r.Number("RAGSTREAM_FIRST_TOKEN_TIMEOUT_MS", c.first_token_timeout_ms, 100, 3600000);
@@ -98,6 +117,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_THREADS", c.threads),
       i("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb),
       i("RAGSTREAM_GRACE_S", c.grace_s),
+      s("RAGSTREAM_LOG_LEVEL", LogLevelName(c.log_level)),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
       i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
       s("OPENAI_BASE_URL", c.openai_base_url.empty() ? "(unset)" : c.openai_base_url),
@@ -118,13 +138,13 @@ std::vector<std::string> DescribeConfig(const Config& c) {
 
 std::string ConfigHelp() {
   return R"(Environment (defaults in brackets):
-  RAGSTREAM_DATA_DIR               LMDB environment directory [./data]
+  RAGSTREAM_DATA_DIR               LMDB environment directory [./ragstream-data]
   RAGSTREAM_MAP_SIZE_MB            LMDB map size; to grow it, raise this and restart [1024]
   RAGSTREAM_THREADS                request threads per process (concurrent streams) [256]
   RAGSTREAM_THREAD_STACK_KB        stack size of each request thread [256]
   RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]
   RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
-  RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [1048576]
+  RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [8388608]
   RAGSTREAM_MAX_MESSAGE_CHARS      longest chat message in characters (413 above) [16000]
   OPENAI_BASE_URL                  OpenAI-compatible API base, e.g. https://api.openai.com/v1
   OPENAI_API_KEY                   its API key (never logged)
@@ -138,6 +158,18 @@ std::string ConfigHelp() {
   RAGSTREAM_PERSIST_INTERVAL_MS    how often a streaming answer is saved (<= 500) [500]
   RAGSTREAM_PING_INTERVAL_MS       ": ping" comment interval while nothing else is sent [5000]
   RAGSTREAM_ON_DISCONNECT          cancel|finish: what to do when the client leaves [cancel]
+  RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS  pacing of the offline answerer's words [15]
+  RAGSTREAM_MAX_DOCUMENT_BYTES     largest document accepted (413 above) [4194304]
+  RAGSTREAM_TOP_K                  passages retrieved per answer, 1..20 [5]
+  RAGSTREAM_CHUNK_CHARS            target chunk size in characters [700]
+  RAGSTREAM_CHUNK_OVERLAP_CHARS    overlap between consecutive chunks [100]
+  RAGSTREAM_VECTOR_SHARDS          vector shard databases; fixed when the index is made [4]
+  RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
+  RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
+  RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]
+
+With OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL unset, answers come from the offline
+extractive answerer (quoted sentences of the retrieved passages).
 )";
 }
 

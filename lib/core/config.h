@@ -17,7 +17,7 @@ enum class DisconnectPolicy { kCancel, kFinish };
 
 struct Config {
   // Storage.
-  std::string data_dir = "./data";  // RAGSTREAM_DATA_DIR
+  std::string data_dir = "./ragstream-data";  // RAGSTREAM_DATA_DIR
   uint64_t map_size_mb = 1024;      // RAGSTREAM_MAP_SIZE_MB: LMDB map size; grow = restart
   // Worker.
   int threads = 256;          // RAGSTREAM_THREADS: concurrent requests per process
@@ -25,7 +25,7 @@ struct Config {
   int grace_s = 30;           // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
   LogLevel log_level = LogLevel::kInfo;  // RAGSTREAM_LOG_LEVEL
   // Request limits.
-  uint64_t max_body_bytes = 1 << 20;  // RAGSTREAM_MAX_BODY_BYTES
+  uint64_t max_body_bytes = 8 << 20;  // RAGSTREAM_MAX_BODY_BYTES
   int max_message_chars = 16000;      // RAGSTREAM_MAX_MESSAGE_CHARS
   // Upstream chat model.
   std::string openai_base_url;         // OPENAI_BASE_URL, e.g. https://api.openai.com/v1
@@ -41,6 +41,16 @@ struct Config {
   int persist_interval_ms = 500;                               // RAGSTREAM_PERSIST_INTERVAL_MS
   int ping_interval_ms = 5000;                                 // RAGSTREAM_PING_INTERVAL_MS
   DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;  // RAGSTREAM_ON_DISCONNECT
+  int extractive_word_delay_ms = 15;                           // RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS
+  // Documents and retrieval.
+  uint64_t max_document_bytes = 4 << 20;  // RAGSTREAM_MAX_DOCUMENT_BYTES
+  int top_k = 5;                          // RAGSTREAM_TOP_K: passages per answer
+  int chunk_chars = 700;                  // RAGSTREAM_CHUNK_CHARS
+  int chunk_overlap_chars = 100;          // RAGSTREAM_CHUNK_OVERLAP_CHARS
+  int vector_shards = 4;                  // RAGSTREAM_VECTOR_SHARDS (fixed when the index is made)
+  std::string embedder = "hash";          // RAGSTREAM_EMBEDDER: hash | openai
+  std::string embed_model = "text-embedding-3-small";  // RAGSTREAM_EMBED_MODEL (openai)
+  int embed_dimensions = 0;  // RAGSTREAM_EMBED_DIMENSIONS (openai; 0: the model's own)
 
   bool upstream_configured() const { return !openai_base_url.empty() && !chat_model.empty(); }
 };

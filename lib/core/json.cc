@@ -11,6 +11,23 @@ Status Invalid(std::string message) {
   return Status::InvalidArgument("invalid_json", std::move(message));
 }
 
+// RapidJSON 1.1.0 decodes an escaped lone surrogate ("\udc00") into bytes that are not UTF-8
+// without reporting an error, so every decoded string and key is checked. Depth is bounded by
+// the pre-scan, so the recursion is too.
+bool AllStringsValid(const rapidjson::Value& v) {
+  if (v.IsString()) return IsValidUtf8(AsView(v));
+  if (v.IsArray()) {
+    for (const auto& item : v.GetArray()) {
+      if (!AllStringsValid(item)) return false;
+    }
+  } else if (v.IsObject()) {
+    for (const auto& m : v.GetObject()) {
+      if (!IsValidUtf8(AsView(m.name)) || !AllStringsValid(m.value)) return false;
+    }
+  }
+  return true;
+}
+
 }  // namespace
 
 Status PrescanJson(std::string_view text, const JsonLimits& limits) {
@@ -88,6 +105,11 @@ std::optional<std::string_view> GetString(const rapidjson::Value& obj, const cha
   if (!v) return std::nullopt;
   if (!v->IsString()) {
     error = FieldError(name, "a string");
+    return std::nullopt;
+  }
+  // Also checked here for values that did not come through ParseUntrustedJson.
+  if (!IsValidUtf8(AsView(*v))) {
+    error = FieldError(name, "valid Unicode text (no lone surrogates)");
     return std::nullopt;
   }
   return AsView(*v);

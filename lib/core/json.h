@@ -34,7 +34,8 @@ Status ParseUntrustedJson(std::string_view text, rapidjson::Document& doc,
                           const JsonLimits& limits = {});
 
 // Typed field access for validation: each returns nullopt when absent (or null) and sets
-// `error` to an invalid_field Status when present with the wrong type.
+// `error` to an invalid_field Status when present with the wrong type (for strings: or when
+// the decoded text is not valid UTF-8).
 std::optional<std::string_view> GetString(const rapidjson::Value& obj, const char* name,
                                           Status& error);
 std::optional<int64_t> GetInt(const rapidjson::Value& obj, const char* name, Status& error);

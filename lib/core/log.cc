@@ -13,7 +13,9 @@ namespace {
 
 std::atomic<int> g_level{static_cast<int>(LogLevel::kInfo)};
 
-const char* LevelName(LogLevel level) {
+}  // namespace
+
+const char* LogLevelName(LogLevel level) {
   switch (level) {
     case LogLevel::kDebug:
       return "debug";
@@ -25,6 +27,12 @@ const char* LevelName(LogLevel level) {
       return "error";
   }
   return "info";
+}
+
+namespace {
+
+const char* LevelName(LogLevel level) {
+  return LogLevelName(level);
 }
 
 std::string NowIso8601() {

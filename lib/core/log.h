@@ -15,6 +15,7 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarn = 2, kError = 3 };
 
 // Parses "debug|info|warn|error"; false if unknown.
 bool ParseLogLevel(std::string_view text, LogLevel& out);
+const char* LogLevelName(LogLevel level);
 void SetLogLevel(LogLevel level);
 bool LogEnabled(LogLevel level);
 

@@ -45,7 +45,10 @@ class Server {
 
   // Starts the pool. Call with SIGTERM/SIGINT blocked so the threads inherit the mask.
   Status Start();
-  // Stops taking new requests (within ~200 ms); running ones go on.
+  // Stops taking new requests (within ~200 ms); running ones go on. Then closes this
+  // process's listening descriptor, so a front-end connecting to a socket that only this
+  // process listened on is refused at once and moves to another worker, instead of queueing
+  // in a backlog nobody will accept. (A socket systemd holds stays open in systemd.)
   void StopAccepting();
   // Waits until no request is running or `timeout_ms` passes; returns how many still run.
   int WaitIdle(int timeout_ms);

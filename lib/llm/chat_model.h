@@ -17,8 +17,19 @@ struct ChatMessage {
   std::string content;
 };
 
+// A retrieved passage as the model sees it ([n] in the prompt is its 1-based position).
+struct ContextPassage {
+  std::string title;
+  std::string text;
+};
+
 struct ChatRequest {
-  std::vector<ChatMessage> messages;
+  std::vector<ChatMessage> messages;  // the full prompt, for models that take messages
+  // The same request, structured, for models that work from the parts (the extractive
+  // answerer): the question, its language code, and the numbered passages.
+  std::string question;
+  std::string language;
+  std::vector<ContextPassage> passages;
 };
 
 // Called from the thread running Stream(). Returning false from either stops the stream

@@ -280,7 +280,8 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     }
     if (!a.stream_error_code.empty()) {
       out.status =
-          Status::Upstream(a.stream_error_code, "upstream error: " + a.stream_error_message);
+          Status::Upstream(Scrub(a.stream_error_code, options_.api_key),
+                           "upstream error: " + Scrub(a.stream_error_message, options_.api_key));
       return out;
     }
     if (result == CURLE_OK && a.http_status == 200) {
@@ -314,7 +315,7 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
       message = "the upstream stream ended before its [DONE]";
       retry = true;
     }
-    out.status = Status::Upstream(code, message);
+    out.status = Status::Upstream(Scrub(code, options_.api_key), Scrub(message, options_.api_key));
     if (a.got_first_token || !retry || attempt_no >= options_.max_retries) return out;
 
     int wait_ms = a.retry_after_ms >= 0 ? a.retry_after_ms

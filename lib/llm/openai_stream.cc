@@ -87,4 +87,12 @@ bool DecodeErrorBody(std::string_view body, std::string& code, std::string& mess
   return ExtractError(err->value, code, message);
 }
 
+std::string Scrub(std::string text, const std::string& secret) {
+  if (secret.empty()) return text;
+  for (size_t at; (at = text.find(secret)) != std::string::npos;) {
+    text.replace(at, secret.size(), "[redacted]");
+  }
+  return text;
+}
+
 }  // namespace ragstream::llm

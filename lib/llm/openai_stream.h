@@ -25,4 +25,8 @@ ChunkInfo DecodeChunk(std::string_view data);
 // `code` (code, else type) and `message`; false if it is not one.
 bool DecodeErrorBody(std::string_view body, std::string& code, std::string& message);
 
+// Replaces every occurrence of `secret` in `text` with "[redacted]". An upstream's error text
+// may quote the request, key included; it is scrubbed before it is logged, stored or relayed.
+std::string Scrub(std::string text, const std::string& secret);
+
 }  // namespace ragstream::llm

@@ -21,6 +21,7 @@ bool SseParser::Feed(std::string_view bytes, const Handler& on_event) {
       ok = ProcessLine(piece, on_event);
     } else {
       line_.append(piece);
+      if (line_.size() > kMaxLineBytes) return false;
       ok = ProcessLine(line_, on_event);
       line_.clear();
     }

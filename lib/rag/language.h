@@ -11,7 +11,9 @@ struct DetectedLanguage {
   bool detected = false;  // false: `code` is the fallback
 };
 
-// Detects the language of `text` (valid UTF-8). Short or unreliable text falls back to
+// Detects the language of `text` (valid UTF-8). When CLD2 finds the text too short or its
+// guess unreliable, a script written by one language decides (Hebrew letters: "he"; also
+// Greek, Thai, Korean, Japanese kana, Armenian, Georgian); otherwise it falls back to
 // `fallback` (the conversation's last language) and then to "en". CLD2's legacy "iw" is
 // reported as "he".
 DetectedLanguage DetectLanguage(std::string_view text, std::string_view fallback);

@@ -15,10 +15,13 @@ struct PromptInput {
   std::string language;                 // code, e.g. "he"
   std::vector<store::Message> history;  // oldest first
   size_t history_budget_chars = 8000;
+  std::vector<llm::ContextPassage> passages;  // numbered [1], [2], ... in this order
 };
 
-// The system instructions, naming the language to answer in.
-std::string SystemPrompt(const std::string& language_code);
+// The system instructions, naming the language to answer in, and with the passages (if any)
+// numbered and fenced as quoted material whose instructions are not to be followed.
+std::string SystemPrompt(const std::string& language_code,
+                         const std::vector<llm::ContextPassage>& passages = {});
 
 llm::ChatRequest BuildPrompt(const PromptInput& input);
 

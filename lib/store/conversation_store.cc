@@ -235,8 +235,9 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
       Message m;
       if (!DecodeMessage(cur->value(), m)) continue;
       if (m.content.empty()) continue;
-      if (used + m.content.size() > input.history_budget_chars) break;
-      used += m.content.size();
+      const size_t chars = Utf8Length(m.content);
+      if (used + chars > input.history_budget_chars) break;
+      used += chars;
       ex.history.push_back(std::move(m));
     }
     std::reverse(ex.history.begin(), ex.history.end());
@@ -276,10 +277,7 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
 }
 
 Status ConversationStore::SavePartial(const Message& message) {
-  auto txn = Txn::BeginWrite(env_);
-  if (!txn.ok()) return txn.status();
-  if (Status s = PutMessage(*txn, message); !s.ok()) return s;
-  return txn->Commit();
+  return SavePartials({message});
 }
 
 Status ConversationStore::SavePartials(const std::vector<Message>& messages) {

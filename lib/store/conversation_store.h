@@ -91,7 +91,8 @@ class ConversationStore {
   // (complete) and the assistant message (streaming). NotFound if the id is unknown.
   Result<Exchange> BeginExchange(const BeginExchangeInput& input);
 
-  // Saves partial content of a streaming message and refreshes its heartbeat.
+  // Saves partial content of a streaming message and refreshes its heartbeat; skipped (Ok)
+  // when the stored message is no longer streaming or was deleted with its conversation.
   Status SavePartial(const Message& message);
   // Saves the partial content of many streaming messages in one transaction (one fsync).
   // A message whose stored status is no longer `streaming` (it finished meanwhile) or that

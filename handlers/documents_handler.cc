@@ -1,0 +1,180 @@
+#include "handlers/documents_handler.h"
+
+#include <algorithm>
+
+#include "handlers/chat_request.h"
+#include "lib/core/ids.h"
+#include "lib/core/json.h"
+#include "lib/rag/ingester.h"
+
+namespace ragstream::handlers {
+namespace {
+
+constexpr size_t kMaxQueryChars = 4000;
+
+void WriteDocumentFields(JsonWriter& w, const store::DocumentRecord& d) {
+  w.Key("id");
+  WriteString(w, d.id);
+  w.Key("title");
+  WriteString(w, d.title);
+  w.Key("content_hash");
+  WriteString(w, d.content_hash);
+  w.Key("bytes");
+  w.Uint64(d.bytes);
+  w.Key("chars");
+  w.Uint64(d.chars);
+  w.Key("chunks");
+  w.Uint(d.chunk_count);
+  w.Key("created_at");
+  w.Int64(d.created_at);
+}
+
+std::string MediaType(std::string_view content_type) {
+  std::string type(content_type.substr(0, content_type.find(';')));
+  while (!type.empty() && type.back() == ' ') type.pop_back();
+  std::transform(type.begin(), type.end(), type.begin(), ::tolower);
+  return type;
+}
+
+Status ValidDocumentId(const std::string& id) {
+  return IsWellFormedId(id, "doc_") ? Status::Ok()
+                                    : Status::NotFound("document " + id + " not found");
+}
+
+}  // namespace
+
+void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpResponse& res,
+                       RequestRecord& record) {
+  std::string title, text;
+  const std::string type = MediaType(req.content_type);
+  if (type == "application/json") {
+    rapidjson::Document doc;
+    if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
+    if (!doc.IsObject()) {
+      return WriteError(res,
+                        Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
+    }
+    Status field_error;
+    auto t = GetString(doc, "title", field_error);
+    auto body_text = GetString(doc, "text", field_error);
+    if (!field_error.ok()) return WriteError(res, field_error);
+    if (!body_text) {
+      return WriteError(res, Status::InvalidArgument("missing_field", "field 'text' is required"));
+    }
+    title = t ? std::string(*t) : std::string();
+    text = std::string(*body_text);
+  } else if (type == "text/plain" || type == "text/markdown") {
+    title = req.QueryParam("title");
+    text = req.body;
+  } else {
+    return WriteError(res, Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
+                                  "send JSON {\"title\", \"text\"} or a text/plain or "
+                                  "text/markdown body with ?title="));
+  }
+  auto result = app.ingester->Ingest(std::move(title), std::move(text));
+  if (!result.ok()) {
+    record.outcome = "rejected";
+    return WriteError(res, result.status());
+  }
+  record.outcome = result->created ? "created" : "duplicate";
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteDocumentFields(w, result->record);
+  w.Key("duplicate");
+  w.Bool(!result->created);
+  w.EndObject();
+  WriteJson(res, result->created ? 201 : 200, {buf.GetString(), buf.GetSize()});
+}
+
+void HandleListDocuments(const AppContext& app, HttpResponse& res) {
+  auto docs = app.documents->List();
+  if (!docs.ok()) return WriteError(res, docs.status());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("documents");
+  w.StartArray();
+  for (const auto& d : *docs) {
+    w.StartObject();
+    WriteDocumentFields(w, d);
+    w.EndObject();
+  }
+  w.EndArray();
+  w.EndObject();
+  WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
+}
+
+void HandleGetDocument(const AppContext& app, const std::string& id, HttpResponse& res) {
+  if (Status s = ValidDocumentId(id); !s.ok()) return WriteError(res, s);
+  auto doc = app.documents->Get(id);
+  if (!doc.ok()) return WriteError(res, doc.status());
+  auto text = app.documents->GetText(id);
+  if (!text.ok()) return WriteError(res, text.status());
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteDocumentFields(w, *doc);
+  w.Key("text");
+  WriteString(w, *text);
+  w.EndObject();
+  WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
+}
+
+void HandleDeleteDocument(const AppContext& app, const std::string& id, HttpResponse& res) {
+  if (Status s = ValidDocumentId(id); !s.ok()) return WriteError(res, s);
+  if (Status s = app.documents->Delete(id); !s.ok()) return WriteError(res, s);
+  WriteJson(res, 200, "{\"id\":\"" + id + "\",\"deleted\":true}");
+}
+
+void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& res) {
+  if (!IsJsonContentType(req.content_type)) {
+    return WriteError(res, Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
+                                  "send the request as Content-Type: application/json"));
+  }
+  rapidjson::Document doc;
+  if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
+  if (!doc.IsObject()) {
+    return WriteError(res,
+                      Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
+  }
+  Status field_error;
+  auto query = GetString(doc, "query", field_error);
+  if (!field_error.ok()) return WriteError(res, field_error);
+  if (!query || query->find_first_not_of(" \t\r\n") == std::string_view::npos) {
+    return WriteError(res, Status::InvalidArgument("missing_field", "field 'query' is required"));
+  }
+  if (query->size() > kMaxQueryChars * 4) {
+    return WriteError(res, Status(ErrorKind::kTooLarge, "query_too_long", "the query is too long"));
+  }
+  RetrievalFields fields;
+  if (Status s = ParseRetrievalFields(doc, fields); !s.ok()) return WriteError(res, s);
+  if (!fields.document_ids.empty()) {
+    auto missing = app.documents->Missing(fields.document_ids);
+    if (!missing.ok()) return WriteError(res, missing.status());
+    if (!missing->empty()) {
+      return WriteError(res,
+                        Status(ErrorKind::kUnprocessable, "unknown_document",
+                               "unknown document id " + missing->front() + " in document_ids"));
+    }
+  }
+  const int64_t start = SteadyMillis();
+  auto passages =
+      app.retriever->Retrieve({std::string(*query), fields.top_k.value_or(app.config.top_k),
+                               fields.mode, fields.document_ids});
+  if (!passages.ok()) return WriteError(res, passages.status());
+  std::string sources = rag::SourcesJson(*passages);
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("mode");
+  w.String(rag::RetrievalModeName(fields.mode));
+  w.Key("took_ms");
+  w.Int64(SteadyMillis() - start);
+  w.Key("results");
+  w.RawValue(sources.data(), sources.size(), rapidjson::kArrayType);
+  w.EndObject();
+  WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
+}
+
+}  // namespace ragstream::handlers

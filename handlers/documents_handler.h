@@ -1,0 +1,15 @@
+// POST|GET /api/documents, GET|DELETE /api/documents/{id}, POST /api/search.
+#pragma once
+
+#include "handlers/app.h"
+
+namespace ragstream::handlers {
+
+void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpResponse& res,
+                       RequestRecord& record);
+void HandleListDocuments(const AppContext& app, HttpResponse& res);
+void HandleGetDocument(const AppContext& app, const std::string& id, HttpResponse& res);
+void HandleDeleteDocument(const AppContext& app, const std::string& id, HttpResponse& res);
+void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& res);
+
+}  // namespace ragstream::handlers

@@ -1,0 +1,169 @@
+#include "lib/llm/extractive_answerer.h"
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
+
+#include "lib/core/utf8.h"
+#include "lib/rag/text.h"
+
+namespace ragstream::llm {
+namespace {
+
+struct Phrases {
+  const char* intro;
+  const char* nothing;
+  const char* no_documents;
+};
+
+Phrases PhrasesFor(const std::string& language) {
+  if (language == "he") {
+    return {"לפי המסמכים שלך (ציטוט):", "לא מצאתי במסמכים שלך מידע שעונה על השאלה הזאת.",
+            "אין עדיין מסמכים לחפש בהם. אפשר להעלות מסמכים דרך "
+            "‎/api/documents‎."};
+  }
+  return {"From your documents (quoted):",
+          "I could not find anything in your documents that answers this question.",
+          "There are no documents to search yet. Upload some through /api/documents."};
+}
+
+bool IsSentenceEnd(std::string_view text, size_t i, size_t& len) {
+  static constexpr std::string_view kEnds[] = {".", "!", "?", "…", "。", "！", "？", "׃", "؟"};
+  for (std::string_view end : kEnds) {
+    if (text.substr(i, end.size()) == end) {
+      len = end.size();
+      size_t next = i + len;
+      // CJK full stops end a sentence even without a following space.
+      bool cjk = end == "。" || end == "！" || end == "？";
+      return cjk || next >= text.size() || text[next] == ' ' || text[next] == '\n' ||
+             text[next] == '\t' || text[next] == '\r';
+    }
+  }
+  return false;
+}
+
+std::string Trim(std::string_view s) {
+  size_t b = s.find_first_not_of(" \t\r\n");
+  if (b == std::string_view::npos) return {};
+  size_t e = s.find_last_not_of(" \t\r\n");
+  return std::string(s.substr(b, e - b + 1));
+}
+
+float Cosine(const std::vector<float>& a, const std::vector<float>& b) {
+  float dot = 0;
+  for (size_t i = 0; i < a.size(); ++i) dot += a[i] * b[i];
+  return dot;  // both unit length (or zero)
+}
+
+}  // namespace
+
+std::vector<std::string> SplitSentences(std::string_view text) {
+  std::vector<std::string> out;
+  auto emit = [&out](std::string_view piece) {
+    std::string s = Trim(piece);
+    if (s.empty() || s[0] == '#') return;
+    if (s.rfind("- ", 0) == 0 || s.rfind("* ", 0) == 0) s = Trim(std::string_view(s).substr(2));
+    if (!s.empty()) out.push_back(std::move(s));
+  };
+  size_t start = 0;
+  for (size_t i = 0; i < text.size();) {
+    size_t len = 0;
+    if (text[i] == '\n') {
+      emit(text.substr(start, i - start));
+      start = ++i;
+    } else if (IsSentenceEnd(text, i, len)) {
+      emit(text.substr(start, i + len - start));
+      i += len;
+      start = i;
+    } else {
+      ++i;
+    }
+  }
+  emit(text.substr(start));
+  return out;
+}
+
+ExtractiveAnswerer::ExtractiveAnswerer(ExtractiveOptions options) : options_(options) {}
+
+std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& request) const {
+  const int dim = embedder_.dimension();
+  std::vector<float> question(dim);
+  embedder_.EmbedOne(request.question, question.data());
+  std::vector<ExtractedSentence> candidates;
+  std::vector<float> v(dim);
+  for (size_t p = 0; p < request.passages.size(); ++p) {
+    for (std::string& sentence : SplitSentences(request.passages[p].text)) {
+      embedder_.EmbedOne(sentence, v.data());
+      float sim = Cosine(question, v);
+      if (sim >= options_.min_similarity) candidates.push_back({p + 1, std::move(sentence), sim});
+    }
+  }
+  std::stable_sort(candidates.begin(), candidates.end(),
+                   [](const auto& a, const auto& b) { return a.similarity > b.similarity; });
+  std::vector<ExtractedSentence> chosen;
+  std::vector<size_t> per_passage(request.passages.size() + 1, 0);
+  for (auto& c : candidates) {
+    if (chosen.size() == options_.max_sentences) break;
+    if (per_passage[c.passage] == options_.max_sentences_per_passage) continue;
+    bool duplicate =
+        std::any_of(chosen.begin(), chosen.end(), [&c](const auto& x) { return x.text == c.text; });
+    if (duplicate) continue;
+    ++per_passage[c.passage];
+    chosen.push_back(std::move(c));
+  }
+  // Read in the order the passages were ranked, so the answer follows the sources.
+  std::stable_sort(chosen.begin(), chosen.end(),
+                   [](const auto& a, const auto& b) { return a.passage < b.passage; });
+  return chosen;
+}
+
+std::string ExtractiveAnswerer::Compose(const ChatRequest& request) const {
+  Phrases phrases = PhrasesFor(request.language);
+  if (request.passages.empty()) return phrases.no_documents;
+  std::vector<ExtractedSentence> chosen = Select(request);
+  if (chosen.empty()) return phrases.nothing;
+  std::string answer = phrases.intro;
+  for (const auto& s : chosen) {
+    answer += "\n\n" + s.text + " [" + std::to_string(s.passage) + "]";
+  }
+  return answer;
+}
+
+ChatOutcome ExtractiveAnswerer::Stream(const ChatRequest& request,
+                                       const StreamCallbacks& callbacks) {
+  ChatOutcome out;
+  out.attempts = 1;
+  const std::string answer = Compose(request);
+  // Stream word by word: each piece is a word with the whitespace before it.
+  size_t words = 0;
+  for (size_t i = 0; i < answer.size();) {
+    size_t word_start = answer.find_first_not_of(" \n", i);
+    size_t end =
+        word_start == std::string::npos ? answer.size() : answer.find_first_of(" \n", word_start);
+    if (end == std::string::npos) end = answer.size();
+    if (!callbacks.on_delta(std::string_view(answer).substr(i, end - i))) {
+      out.status = Status::Cancelled("stopped by the caller");
+      return out;
+    }
+    out.got_first_token = true;
+    ++words;
+    i = end;
+    if (options_.word_delay_ms > 0 && i < answer.size()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(options_.word_delay_ms));
+      if (callbacks.on_tick && !callbacks.on_tick()) {
+        out.status = Status::Cancelled("stopped by the caller");
+        return out;
+      }
+    }
+  }
+  // Word counts stand in for tokens: there is no tokenizer behind this model.
+  size_t prompt_words = rag::Tokenize(request.question).size();
+  for (const auto& p : request.passages) prompt_words += rag::Tokenize(p.text).size();
+  out.usage = {true, static_cast<int64_t>(prompt_words), static_cast<int64_t>(words),
+               static_cast<int64_t>(prompt_words + words)};
+  out.finish_reason = "stop";
+  out.status = Status::Ok();
+  return out;
+}
+
+}  // namespace ragstream::llm

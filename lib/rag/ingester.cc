@@ -1,0 +1,120 @@
+#include "lib/rag/ingester.h"
+
+#include "lib/core/ids.h"
+#include "lib/core/sha256.h"
+#include "lib/core/utf8.h"
+#include "lib/rag/text.h"
+
+namespace ragstream::rag {
+namespace {
+
+bool LooksBinary(std::string_view text) {
+  if (text.find('\0') != std::string_view::npos) return true;
+  size_t control = 0;
+  for (unsigned char c : text) {
+    if (c < 0x20 && c != '\n' && c != '\r' && c != '\t' && c != '\f') ++control;
+  }
+  return control * 10 > text.size();  // over 10% control characters
+}
+
+}  // namespace
+
+std::string TitleFromText(std::string_view text, size_t max_chars) {
+  while (!text.empty()) {
+    size_t nl = text.find('\n');
+    std::string_view line = text.substr(0, nl);
+    text = nl == std::string_view::npos ? std::string_view() : text.substr(nl + 1);
+    while (!line.empty() && (line.front() == '#' || line.front() == ' ' || line.front() == '\t')) {
+      line.remove_prefix(1);
+    }
+    while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
+    if (line.empty()) continue;
+    std::string title(line);
+    if (Utf8Length(title) > max_chars) {
+      // Cut at a character boundary after max_chars code points.
+      size_t chars = 0, i = 0;
+      for (; i < title.size() && chars < max_chars; ++i) {
+        chars += (static_cast<unsigned char>(title[i]) & 0xC0) != 0x80;
+      }
+      while (i < title.size() && (static_cast<unsigned char>(title[i]) & 0xC0) == 0x80) ++i;
+      title.resize(i);
+    }
+    return title;
+  }
+  return "Untitled";
+}
+
+Ingester::Ingester(store::DocumentStore& store, Embedder& embedder, IngestOptions options)
+    : store_(store), embedder_(embedder), options_(options) {}
+
+Status Ingester::Validate(const std::string& title, const std::string& text) const {
+  if (text.size() > options_.max_document_bytes) {
+    return {ErrorKind::kTooLarge, "document_too_large",
+            "the document is " + std::to_string(text.size()) + " bytes; the limit is " +
+                std::to_string(options_.max_document_bytes)};
+  }
+  if (LooksBinary(text)) {
+    return {ErrorKind::kUnsupportedMediaType, "binary_content",
+            "the document looks binary; send UTF-8 text (.txt or .md)"};
+  }
+  if (!IsValidUtf8(text)) {
+    return Status::InvalidArgument("invalid_text", "the document is not valid UTF-8 text");
+  }
+  if (text.find_first_not_of(" \t\r\n\f") == std::string::npos) {
+    return Status::InvalidArgument("empty_document", "the document has no text");
+  }
+  if (!IsValidUtf8(title) || Utf8Length(title) > options_.max_title_chars ||
+      title.find_first_of("\r\n") != std::string::npos) {
+    return Status::InvalidArgument("invalid_title", "the title must be one line of at most " +
+                                                        std::to_string(options_.max_title_chars) +
+                                                        " characters of UTF-8 text");
+  }
+  return Status::Ok();
+}
+
+Result<IngestResult> Ingester::Ingest(std::string title, std::string text) {
+  if (Status s = Validate(title, text); !s.ok()) return s;
+  if (title.find_first_not_of(" \t") == std::string::npos) {
+    title = TitleFromText(text, options_.max_title_chars);
+  }
+
+  store::NewDocument doc;
+  doc.record.id = NewId("doc_");
+  doc.record.title = std::move(title);
+  doc.record.content_hash = Sha256Hex(text);
+  doc.record.bytes = text.size();
+  doc.record.chars = Utf8Length(text);
+  doc.record.created_at = NowMillis();
+
+  std::vector<Chunk> chunks = ChunkText(text, options_.chunker);
+  doc.record.chunk_count = static_cast<uint32_t>(chunks.size());
+  doc.dimension = static_cast<uint32_t>(embedder_.dimension());
+  doc.vectors.reserve(chunks.size() * doc.dimension);
+  for (size_t start = 0; start < chunks.size(); start += options_.embed_batch) {
+    std::vector<std::string> batch;
+    for (size_t i = start; i < std::min(chunks.size(), start + options_.embed_batch); ++i) {
+      batch.push_back(chunks[i].text);
+    }
+    auto vectors = embedder_.Embed(batch);
+    if (!vectors.ok()) return vectors.status();
+    for (const auto& v : *vectors) {
+      if (v.size() != doc.dimension) return Status::Internal("embedder returned a wrong dimension");
+      doc.vectors.insert(doc.vectors.end(), v.begin(), v.end());
+    }
+  }
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    store::ChunkRecord c;
+    c.index = static_cast<uint32_t>(i);
+    c.start_char = chunks[i].start_char;
+    c.end_char = chunks[i].end_char;
+    c.terms = Tokenize(chunks[i].text);
+    c.text = std::move(chunks[i].text);
+    doc.chunks.push_back(std::move(c));
+  }
+  doc.text = std::move(text);
+  auto added = store_.Add(doc);
+  if (!added.ok()) return added.status();
+  return IngestResult{std::move(added->record), added->created};
+}
+
+}  // namespace ragstream::rag

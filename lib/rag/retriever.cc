@@ -1,0 +1,167 @@
+#include "lib/rag/retriever.h"
+
+#include <algorithm>
+#include <unordered_map>
+
+#include "lib/core/json.h"
+#include "lib/rag/text.h"
+
+namespace ragstream::rag {
+namespace {
+
+// Each list contributes this many candidates per requested passage to the fusion.
+constexpr size_t kCandidatesPerResult = 4;
+constexpr size_t kMinCandidates = 20;
+
+std::string ChunkId(const std::string& doc, uint32_t index) {
+  return doc + ":" + std::to_string(index);
+}
+
+bool SplitChunkId(const std::string& id, std::string& doc, uint32_t& index) {
+  size_t colon = id.rfind(':');
+  if (colon == std::string::npos) return false;
+  doc = id.substr(0, colon);
+  index = static_cast<uint32_t>(std::stoul(id.substr(colon + 1)));
+  return true;
+}
+
+}  // namespace
+
+bool ParseRetrievalMode(std::string_view text, RetrievalMode& out) {
+  if (text == "hybrid") {
+    out = RetrievalMode::kHybrid;
+  } else if (text == "vector") {
+    out = RetrievalMode::kVector;
+  } else if (text == "lexical") {
+    out = RetrievalMode::kLexical;
+  } else {
+    return false;
+  }
+  return true;
+}
+
+const char* RetrievalModeName(RetrievalMode mode) {
+  switch (mode) {
+    case RetrievalMode::kVector:
+      return "vector";
+    case RetrievalMode::kLexical:
+      return "lexical";
+    case RetrievalMode::kHybrid:
+      break;
+  }
+  return "hybrid";
+}
+
+std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
+                                           double k) {
+  std::vector<RankedId> fused;
+  std::unordered_map<std::string, size_t> position;
+  for (const auto& list : lists) {
+    for (size_t rank = 0; rank < list.size(); ++rank) {
+      auto [it, inserted] = position.emplace(list[rank], fused.size());
+      if (inserted) fused.push_back({list[rank], 0});
+      fused[it->second].score += 1.0 / (k + static_cast<double>(rank + 1));
+    }
+  }
+  std::stable_sort(fused.begin(), fused.end(),
+                   [](const RankedId& a, const RankedId& b) { return a.score > b.score; });
+  return fused;
+}
+
+Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder)
+    : store_(store), embedder_(embedder) {}
+
+Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request) const {
+  const size_t k = request.top_k;
+  const size_t candidates = request.mode == RetrievalMode::kHybrid
+                                ? std::max(k * kCandidatesPerResult, kMinCandidates)
+                                : k;
+  std::vector<std::string> vector_ids, lexical_ids;
+  std::unordered_map<std::string, double> raw_score;
+
+  if (request.mode != RetrievalMode::kLexical) {
+    auto embedded = embedder_.Embed({request.query});
+    if (!embedded.ok()) return embedded.status();
+    const std::vector<float>& q = embedded->front();
+    auto hits = store_.vectors().Search(q.data(), static_cast<uint32_t>(q.size()), candidates,
+                                        request.document_ids);
+    if (!hits.ok()) return hits.status();
+    for (const auto& h : *hits) {
+      vector_ids.push_back(ChunkId(h.document_id, h.chunk_index));
+      raw_score.emplace(vector_ids.back(), h.score);
+    }
+  }
+  if (request.mode != RetrievalMode::kVector) {
+    auto hits = store_.lexical().Search(Tokenize(request.query), candidates, request.document_ids);
+    if (!hits.ok()) return hits.status();
+    for (const auto& h : *hits) {
+      lexical_ids.push_back(ChunkId(h.document_id, h.chunk_index));
+      raw_score.emplace(lexical_ids.back(), h.score);
+    }
+  }
+
+  std::vector<RankedId> ranked;
+  if (request.mode == RetrievalMode::kHybrid) {
+    ranked = ReciprocalRankFusion({vector_ids, lexical_ids});
+  } else {
+    for (const auto& id : request.mode == RetrievalMode::kVector ? vector_ids : lexical_ids) {
+      ranked.push_back({id, raw_score[id]});
+    }
+  }
+  if (ranked.size() > k) ranked.resize(k);
+
+  std::vector<Passage> passages;
+  std::unordered_map<std::string, std::string> titles;
+  for (const auto& r : ranked) {
+    Passage p;
+    if (!SplitChunkId(r.id, p.document_id, p.chunk_index)) continue;
+    auto chunk = store_.GetChunk(p.document_id, p.chunk_index);
+    if (!chunk.ok()) continue;  // deleted since the search: skip it
+    auto title = titles.find(p.document_id);
+    if (title == titles.end()) {
+      auto doc = store_.Get(p.document_id);
+      if (!doc.ok()) continue;
+      title = titles.emplace(p.document_id, doc->title).first;
+    }
+    p.title = title->second;
+    p.chunk_id = r.id;
+    p.score = r.score;
+    p.text = std::move(chunk->text);
+    p.start_char = chunk->start_char;
+    p.end_char = chunk->end_char;
+    passages.push_back(std::move(p));
+  }
+  return passages;
+}
+
+}  // namespace ragstream::rag
+
+namespace ragstream::rag {
+
+std::string SourcesJson(const std::vector<Passage>& passages) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartArray();
+  for (const auto& p : passages) {
+    w.StartObject();
+    w.Key("document_id");
+    WriteString(w, p.document_id);
+    w.Key("title");
+    WriteString(w, p.title);
+    w.Key("chunk_id");
+    WriteString(w, p.chunk_id);
+    w.Key("score");
+    w.Double(p.score);
+    w.Key("text");
+    WriteString(w, p.text);
+    w.Key("start_char");
+    w.Uint64(p.start_char);
+    w.Key("end_char");
+    w.Uint64(p.end_char);
+    w.EndObject();
+  }
+  w.EndArray();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace ragstream::rag

@@ -1,0 +1,61 @@
+// Retrieval: vector search over the shards, BM25 over the postings, or both fused by
+// reciprocal rank (hybrid, the default). Returns passages with their document and score.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/rag/embedder.h"
+#include "lib/store/document_store.h"
+
+namespace ragstream::rag {
+
+enum class RetrievalMode { kHybrid, kVector, kLexical };
+
+// "hybrid" | "vector" | "lexical"; false if unknown.
+bool ParseRetrievalMode(std::string_view text, RetrievalMode& out);
+const char* RetrievalModeName(RetrievalMode mode);
+
+struct Passage {
+  std::string document_id;
+  std::string title;
+  uint32_t chunk_index = 0;
+  std::string chunk_id;  // "<document_id>:<chunk_index>"
+  double score = 0;      // cosine (vector), BM25 (lexical) or fused RRF score (hybrid)
+  std::string text;
+  uint64_t start_char = 0, end_char = 0;
+};
+
+struct RetrievalRequest {
+  std::string query;
+  size_t top_k = 5;
+  RetrievalMode mode = RetrievalMode::kHybrid;
+  std::vector<std::string> document_ids;  // empty: all documents
+};
+
+// Reciprocal rank fusion: sum over lists of 1 / (k + rank), rank from 1. Items are keyed by
+// chunk id; the result is sorted by fused score, highest first (ties by first appearance).
+struct RankedId {
+  std::string id;
+  double score = 0;
+};
+std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
+                                           double k = 60.0);
+
+// The API's source objects: [{"document_id", "title", "chunk_id", "score", "text"}, ...].
+std::string SourcesJson(const std::vector<Passage>& passages);
+
+class Retriever {
+ public:
+  Retriever(const store::DocumentStore& store, Embedder& embedder);
+  // Thread-safe.
+  Result<std::vector<Passage>> Retrieve(const RetrievalRequest& request) const;
+
+ private:
+  const store::DocumentStore& store_;
+  Embedder& embedder_;
+};
+
+}  // namespace ragstream::rag
