@@ -133,6 +133,15 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms),
       s("RAGSTREAM_ON_DISCONNECT",
         c.on_disconnect == DisconnectPolicy::kCancel ? "cancel" : "finish"),
+      i("RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS", c.extractive_word_delay_ms),
+      i("RAGSTREAM_MAX_DOCUMENT_BYTES", static_cast<int64_t>(c.max_document_bytes)),
+      i("RAGSTREAM_TOP_K", c.top_k),
+      i("RAGSTREAM_CHUNK_CHARS", c.chunk_chars),
+      i("RAGSTREAM_CHUNK_OVERLAP_CHARS", c.chunk_overlap_chars),
+      i("RAGSTREAM_VECTOR_SHARDS", c.vector_shards),
+      s("RAGSTREAM_EMBEDDER", c.embedder),
+      s("RAGSTREAM_EMBED_MODEL", c.embed_model),
+      i("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions),
   };
 }
 

@@ -1,6 +1,7 @@
 #include "lib/llm/extractive_answerer.h"
 
 #include <algorithm>
+#include <cctype>
 #include <chrono>
 #include <thread>
 
@@ -58,28 +59,54 @@ float Cosine(const std::vector<float>& a, const std::vector<float>& b) {
 }  // namespace
 
 std::vector<std::string> SplitSentences(std::string_view text) {
-  std::vector<std::string> out;
-  auto emit = [&out](std::string_view piece) {
-    std::string s = Trim(piece);
-    if (s.empty() || s[0] == '#') return;
-    if (s.rfind("- ", 0) == 0 || s.rfind("* ", 0) == 0) s = Trim(std::string_view(s).substr(2));
-    if (!s.empty()) out.push_back(std::move(s));
+  // Documents are often hard-wrapped, so sentences are found in blocks: a paragraph's lines
+  // joined with spaces, or one list item or table row. Headings are dropped.
+  std::vector<std::string> blocks;
+  std::string paragraph;
+  auto flush = [&] {
+    std::string block = Trim(paragraph);
+    if (!block.empty()) blocks.push_back(std::move(block));
+    paragraph.clear();
   };
-  size_t start = 0;
-  for (size_t i = 0; i < text.size();) {
-    size_t len = 0;
-    if (text[i] == '\n') {
-      emit(text.substr(start, i - start));
-      start = ++i;
-    } else if (IsSentenceEnd(text, i, len)) {
-      emit(text.substr(start, i + len - start));
-      i += len;
-      start = i;
-    } else {
-      ++i;
+  for (size_t pos = 0; pos <= text.size();) {
+    size_t nl = text.find('\n', pos);
+    if (nl == std::string_view::npos) nl = text.size();
+    std::string line = Trim(text.substr(pos, nl - pos));
+    pos = nl + 1;
+    bool list_item = line.rfind("- ", 0) == 0 || line.rfind("* ", 0) == 0 ||
+                     (line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[0])) &&
+                      line.find(". ") != std::string::npos && line.find(". ") < 4);
+    if (line.empty() || line[0] == '#' || line[0] == '|' || list_item) flush();
+    if (line.empty() || line[0] == '#') continue;
+    if (list_item) line = Trim(std::string_view(line).substr(line.find(' ') + 1));
+    if (line[0] == '|') {
+      blocks.push_back(line);
+      continue;
     }
+    if (!paragraph.empty()) paragraph.push_back(' ');
+    paragraph += line;
+    if (list_item) flush();
   }
-  emit(text.substr(start));
+  flush();
+
+  std::vector<std::string> out;
+  for (const std::string& block : blocks) {
+    std::string_view b(block);
+    size_t start = 0;
+    for (size_t i = 0; i < b.size();) {
+      size_t len = 0;
+      if (IsSentenceEnd(b, i, len)) {
+        std::string s = Trim(b.substr(start, i + len - start));
+        if (!s.empty()) out.push_back(std::move(s));
+        i += len;
+        start = i;
+      } else {
+        ++i;
+      }
+    }
+    std::string tail = Trim(b.substr(start));
+    if (!tail.empty()) out.push_back(std::move(tail));
+  }
   return out;
 }
 
@@ -93,6 +120,8 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
   std::vector<float> v(dim);
   for (size_t p = 0; p < request.passages.size(); ++p) {
     for (std::string& sentence : SplitSentences(request.passages[p].text)) {
+      // Fragments (a few words cut off at a chunk edge, a table cell) make poor quotes.
+      if (Utf8Length(sentence) < options_.min_sentence_chars) continue;
       embedder_.EmbedOne(sentence, v.data());
       float sim = Cosine(question, v);
       if (sim >= options_.min_similarity) candidates.push_back({p + 1, std::move(sentence), sim});

@@ -16,8 +16,9 @@ namespace ragstream::llm {
 struct ExtractiveOptions {
   size_t max_sentences = 3;
   size_t max_sentences_per_passage = 2;
-  float min_similarity = 0.12f;  // below this a sentence is not considered relevant
-  int word_delay_ms = 15;        // pacing between streamed words (0: as fast as possible)
+  float min_similarity = 0.12f;    // below this a sentence is not considered relevant
+  size_t min_sentence_chars = 25;  // shorter pieces are fragments, not quotable sentences
+  int word_delay_ms = 15;          // pacing between streamed words (0: as fast as possible)
 };
 
 // A sentence picked for the answer.
@@ -43,8 +44,9 @@ class ExtractiveAnswerer : public ChatModel {
   rag::HashEmbedder embedder_;
 };
 
-// Splits text into sentences at . ! ? … 。 ！ ？ ׃ ؟ followed by whitespace (or the end), and at
-// line breaks; trims whitespace and drops Markdown heading lines and empty pieces.
+// Splits text into sentences: paragraphs (hard-wrapped lines joined), list items and table
+// rows are blocks, split at . ! ? … ׃ ؟ followed by whitespace or the end (。！？ anywhere).
+// Markdown headings and empty pieces are dropped; list markers are removed.
 std::vector<std::string> SplitSentences(std::string_view text);
 
 }  // namespace ragstream::llm

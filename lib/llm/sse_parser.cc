@@ -39,6 +39,7 @@ bool SseParser::Feed(std::string_view bytes, const Handler& on_event) {
 }
 
 bool SseParser::ProcessLine(std::string_view line, const Handler& on_event) {
+  if (line.size() > kMaxLineBytes) return false;
   if (first_line_) {
     first_line_ = false;
     if (line.substr(0, 3) == "\xEF\xBB\xBF") line.remove_prefix(3);  // a leading BOM

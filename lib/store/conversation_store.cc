@@ -51,8 +51,14 @@ bool FromHex(std::string_view hex, std::string& out) {
 std::string TitleFrom(std::string_view text) {
   std::string title;
   for (char c : text) title.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
-  std::string_view cut = Utf8Truncate(title, kTitleChars * 2);
-  return std::string(cut);
+  // Cut after kTitleChars characters (not bytes: a Hebrew title is as long as an English one).
+  size_t chars = 0, end = 0;
+  while (end < title.size() && chars < kTitleChars) {
+    ++end;
+    while (end < title.size() && (static_cast<unsigned char>(title[end]) & 0xC0) == 0x80) ++end;
+    ++chars;
+  }
+  return title.substr(0, end);
 }
 
 std::string Str(const rapidjson::Value& obj, const char* name) {
@@ -353,6 +359,7 @@ Result<Message> ConversationStore::GetMessage(const std::string& message_id) con
 
 Result<ConversationPage> ConversationStore::ListConversations(size_t limit,
                                                               const std::string& cursor) const {
+  if (limit == 0) return ConversationPage{};
   std::string start;
   if (!cursor.empty() && !FromHex(cursor, start)) {
     return Status::InvalidArgument("invalid_cursor", "cursor is not one this server returned");

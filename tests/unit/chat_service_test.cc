@@ -1,0 +1,494 @@
+// ChatService::Send over a real temp LMDB store, with a scripted fake ChatModel and a
+// recording StreamObserver.
+#include "lib/chat/chat_service.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lib/chat/partial_writer.h"
+#include "lib/core/ids.h"
+#include "lib/core/utf8.h"
+#include "tests/unit/temp_store.h"
+
+namespace ragstream::chat {
+namespace {
+
+using ragstream::testing::TempStore;
+using Clock = std::chrono::steady_clock;
+
+// Emits scripted deltas through the callbacks, like the OpenAI client would.
+class FakeModel : public llm::ChatModel {
+ public:
+  std::vector<std::string> deltas;
+  int fail_after = -1;  // after this many deltas: an upstream error
+  std::string error_code = "server_error";
+  int block_after = -1;  // after this many deltas: call on_tick until `release` (or stopped)
+  std::atomic<bool> release{false};
+  int tick_for_ms_after_first = 0;  // after the first delta: call on_tick for this long
+  int tick_interval_ms = 10;
+  std::function<void()> tick_hook;  // runs inside every tick loop iteration
+  std::string finish_reason = "stop";
+  store::Usage usage{true, 21, 4, 25};
+
+  // What happened.
+  std::vector<llm::ChatRequest> requests;
+  int on_delta_calls = 0;
+  bool stopped_by_callback = false;
+
+  std::string name() const override { return "fake-model"; }
+
+  llm::ChatOutcome Stream(const llm::ChatRequest& request,
+                          const llm::StreamCallbacks& cb) override {
+    requests.push_back(request);
+    llm::ChatOutcome out;
+    out.attempts = 1;
+    auto stopped = [&] {
+      stopped_by_callback = true;
+      out.status = Status::Cancelled("a callback asked to stop");
+      return out;
+    };
+    if (!cb.on_tick()) return stopped();  // waiting for the first token
+    for (int i = 0; i <= static_cast<int>(deltas.size()); ++i) {
+      if (i == fail_after) {
+        out.status = Status::Upstream(error_code, "The server had an error");
+        return out;
+      }
+      if (i == static_cast<int>(deltas.size())) break;
+      if (i == block_after) {
+        auto give_up = Clock::now() + std::chrono::seconds(10);  // never hang the suite
+        while (!release.load() && Clock::now() < give_up) {
+          if (!Tick(cb)) return stopped();
+        }
+      }
+      ++on_delta_calls;
+      if (!cb.on_delta(deltas[i])) return stopped();
+      out.got_first_token = true;
+      if (i == 0 && tick_for_ms_after_first > 0) {
+        auto until = Clock::now() + std::chrono::milliseconds(tick_for_ms_after_first);
+        while (Clock::now() < until) {
+          if (!Tick(cb)) return stopped();
+        }
+      }
+    }
+    out.finish_reason = finish_reason;
+    out.usage = usage;
+    return out;
+  }
+
+ private:
+  bool Tick(const llm::StreamCallbacks& cb) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(tick_interval_ms));
+    if (tick_hook) tick_hook();
+    return cb.on_tick();
+  }
+};
+
+class FakeObserver : public StreamObserver {
+ public:
+  int accept_tokens = -1;  // >= 0: the client is gone after this many tokens
+  bool start_ok = true;
+
+  int starts = 0;
+  std::string conversation_id, message_id;
+  std::vector<std::string> tokens;
+  int idles = 0;
+
+  bool OnStart(const std::string& conv, const std::string& msg) override {
+    ++starts;
+    conversation_id = conv;
+    message_id = msg;
+    return start_ok;
+  }
+  bool OnToken(std::string_view text) override {
+    tokens.emplace_back(text);
+    return Here();
+  }
+  bool OnIdle() override {
+    ++idles;
+    return Here();
+  }
+  std::string Joined() const {
+    std::string s;
+    for (const auto& t : tokens) s += t;
+    return s;
+  }
+
+ private:
+  bool Here() const {
+    return accept_tokens < 0 || static_cast<int>(tokens.size()) <= accept_tokens;
+  }
+};
+
+struct Harness {
+  explicit Harness(ChatServiceOptions options = {}) : opts(options) {}
+  SendResult Send(const std::string& message,
+                  std::optional<std::string> conversation_id = std::nullopt,
+                  DisconnectPolicy policy = DisconnectPolicy::kCancel) {
+    ChatService service(*ts.store, model, opts);
+    SendRequest req;
+    req.message = message;
+    req.conversation_id = std::move(conversation_id);
+    req.on_disconnect = policy;
+    req.request_id = "req-test";
+    return service.Send(req, observer);
+  }
+  store::Message Stored(const std::string& id) {
+    auto m = ts.store->GetMessage(id);
+    BOOST_REQUIRE_MESSAGE(m.ok(), m.status().ToString());
+    return m.value();
+  }
+  size_t ConversationCount() {
+    auto page = ts.store->ListConversations(100, "");
+    BOOST_REQUIRE(page.ok());
+    return page->conversations.size();
+  }
+
+  TempStore ts;
+  std::shared_ptr<FakeModel> model = std::make_shared<FakeModel>();
+  FakeObserver observer;
+  ChatServiceOptions opts;
+};
+
+int K(const Status& s) {
+  return static_cast<int>(s.kind());
+}
+int K(ErrorKind k) {
+  return static_cast<int>(k);
+}
+
+BOOST_AUTO_TEST_SUITE(chat_service_test)
+
+BOOST_AUTO_TEST_CASE(happy_path_streams_and_persists) {
+  Harness h;
+  h.model->deltas = {"LMDB ", "is a ", "memory-mapped ", "key-value store."};
+  SendResult r = h.Send("What is LMDB, and why is it so fast for reads?");
+  BOOST_TEST(r.status.ok(), r.status.ToString());
+  BOOST_TEST(r.started);
+  BOOST_TEST(!r.client_gone);
+  BOOST_TEST(r.language == "en");
+  BOOST_TEST(r.tokens == 4);
+
+  BOOST_TEST(h.observer.starts == 1);
+  BOOST_TEST(h.observer.conversation_id == r.conversation_id);
+  BOOST_TEST(h.observer.message_id == r.message.id);
+  BOOST_TEST(h.observer.tokens == h.model->deltas, boost::test_tools::per_element());
+
+  BOOST_TEST(r.message.status == store::kStatusComplete);
+  BOOST_TEST(r.message.content == "LMDB is a memory-mapped key-value store.");
+  BOOST_TEST(r.message.finish_reason == "stop");
+  BOOST_TEST(r.message.usage.present);
+  BOOST_TEST(r.message.usage.total_tokens == 25);
+  BOOST_TEST(r.message.ttft_ms >= 0);
+
+  auto msgs = h.ts.store->ListMessages(r.conversation_id);
+  BOOST_REQUIRE(msgs.ok());
+  BOOST_REQUIRE(msgs->size() == 2u);
+  BOOST_TEST(msgs->at(0).role == "user");
+  BOOST_TEST(msgs->at(0).content == "What is LMDB, and why is it so fast for reads?");
+  BOOST_TEST(msgs->at(0).status == store::kStatusComplete);
+  BOOST_TEST(msgs->at(1).id == h.observer.message_id);
+  BOOST_TEST(msgs->at(1).status == store::kStatusComplete);
+  BOOST_TEST(msgs->at(1).content == "LMDB is a memory-mapped key-value store.");
+  BOOST_TEST(msgs->at(1).finish_reason == "stop");
+  BOOST_TEST(msgs->at(1).usage.present);
+  BOOST_TEST(msgs->at(1).usage.prompt_tokens == 21);
+  BOOST_TEST(msgs->at(1).usage.completion_tokens == 4);
+  BOOST_TEST(msgs->at(1).usage.total_tokens == 25);
+
+  // The prompt: system first, the question last.
+  BOOST_REQUIRE(h.model->requests.size() == 1u);
+  const auto& sent = h.model->requests[0].messages;
+  BOOST_REQUIRE(sent.size() == 2u);
+  BOOST_TEST(sent.front().role == "system");
+  BOOST_TEST(sent.back().role == "user");
+  BOOST_TEST(sent.back().content == "What is LMDB, and why is it so fast for reads?");
+}
+
+BOOST_AUTO_TEST_CASE(follow_up_sends_history_to_the_model) {
+  Harness h;
+  h.model->deltas = {"first answer"};
+  SendResult r1 = h.Send("What is the first thing you can tell me about storage?");
+  BOOST_REQUIRE(r1.status.ok());
+  h.model->deltas = {"second answer"};
+  SendResult r2 = h.Send("And the second thing about storage engines?", r1.conversation_id);
+  BOOST_REQUIRE(r2.status.ok());
+  BOOST_TEST(r2.conversation_id == r1.conversation_id);
+  BOOST_REQUIRE(h.model->requests.size() == 2u);
+  const auto& sent = h.model->requests[1].messages;
+  BOOST_REQUIRE(sent.size() == 4u);
+  BOOST_TEST(sent[1].content == "What is the first thing you can tell me about storage?");
+  BOOST_TEST(sent[2].role == "assistant");
+  BOOST_TEST(sent[2].content == "first answer");
+  BOOST_TEST(sent[3].content == "And the second thing about storage engines?");
+  auto msgs = h.ts.store->ListMessages(r1.conversation_id);
+  BOOST_REQUIRE(msgs.ok());
+  BOOST_TEST(msgs->size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(split_multibyte_characters_are_relayed_whole) {
+  Harness h;
+  // "ש" split over two deltas, "😀" over three.
+  h.model->deltas = {"a",
+                     "\xD7",
+                     "\xA9"
+                     "b",
+                     "\xF0\x9F",
+                     "\x98",
+                     "\x80",
+                     "!"};
+  SendResult r = h.Send("Please answer with some Hebrew letters and an emoji for me");
+  BOOST_REQUIRE(r.status.ok());
+  for (const auto& t : h.observer.tokens) {
+    BOOST_TEST(!t.empty());
+    BOOST_TEST(IsValidUtf8(t), "token is not whole UTF-8 characters");
+  }
+  BOOST_TEST(h.observer.tokens == std::vector<std::string>({"a",
+                                                            "\xD7\xA9"
+                                                            "b",
+                                                            "\xF0\x9F\x98\x80", "!"}),
+             boost::test_tools::per_element());
+  BOOST_TEST(r.message.content ==
+             "a\xD7\xA9"
+             "b\xF0\x9F\x98\x80!");
+  BOOST_TEST(h.Stored(r.message.id).content ==
+             "a\xD7\xA9"
+             "b\xF0\x9F\x98\x80!");
+  BOOST_TEST(r.tokens == 4);
+}
+
+BOOST_AUTO_TEST_CASE(incomplete_character_at_the_end_is_sanitized) {
+  Harness h;
+  h.model->deltas = {"ok ", "\xF0\x9F"};
+  SendResult r = h.Send("Tell me something that ends in a broken emoji please");
+  BOOST_REQUIRE(r.status.ok());
+  BOOST_TEST(IsValidUtf8(r.message.content));
+  BOOST_TEST(r.message.content.rfind("ok ", 0) == 0u);
+  BOOST_TEST(r.message.content.find("\xEF\xBF\xBD") != std::string::npos);
+  for (const auto& t : h.observer.tokens) BOOST_TEST(IsValidUtf8(t));
+  BOOST_TEST(h.observer.Joined() == r.message.content);
+}
+
+BOOST_AUTO_TEST_CASE(upstream_error_after_two_deltas_keeps_what_arrived) {
+  Harness h;
+  h.model->deltas = {"Hello ", "there ", "never sent"};
+  h.model->fail_after = 2;
+  SendResult r = h.Send("Say hello to me in a complete English sentence please");
+  BOOST_TEST(r.started);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kUpstream));
+  BOOST_TEST(r.status.code() == "server_error");
+  BOOST_TEST(r.message.status == store::kStatusError);
+  store::Message stored = h.Stored(r.message.id);
+  BOOST_TEST(stored.status == store::kStatusError);
+  BOOST_TEST(stored.content == "Hello there ");
+  BOOST_TEST(stored.error_code == "server_error");
+  BOOST_TEST(h.observer.tokens == std::vector<std::string>({"Hello ", "there "}),
+             boost::test_tools::per_element());
+}
+
+BOOST_AUTO_TEST_CASE(client_gone_with_cancel_policy_stops_the_model) {
+  Harness h;
+  h.model->deltas = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  h.observer.accept_tokens = 3;
+  SendResult r = h.Send("Count from zero to nine for me, one number at a time", std::nullopt,
+                        DisconnectPolicy::kCancel);
+  BOOST_TEST(h.model->stopped_by_callback, "on_delta never returned false");
+  BOOST_TEST(h.model->on_delta_calls == 4);  // the 4th token found the client gone
+  BOOST_TEST(r.client_gone);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kCancelled));
+  BOOST_TEST(r.message.status == store::kStatusCancelled);
+  store::Message stored = h.Stored(r.message.id);
+  BOOST_TEST(stored.status == store::kStatusCancelled);
+  BOOST_TEST(stored.content == "0123");
+}
+
+BOOST_AUTO_TEST_CASE(client_gone_with_finish_policy_completes_the_answer) {
+  Harness h;
+  h.model->deltas = {"0", "1", "2", "3", "4", "5", "6", "7", "8", "9"};
+  h.observer.accept_tokens = 3;
+  SendResult r = h.Send("Count from zero to nine for me, one number at a time", std::nullopt,
+                        DisconnectPolicy::kFinish);
+  BOOST_TEST(!h.model->stopped_by_callback);
+  BOOST_TEST(h.model->on_delta_calls == 10);
+  BOOST_TEST(r.status.ok(), r.status.ToString());
+  BOOST_TEST(r.client_gone);
+  BOOST_TEST(h.observer.tokens.size() == 4u);  // nothing is sent after the client left
+  store::Message stored = h.Stored(r.message.id);
+  BOOST_TEST(stored.status == store::kStatusComplete);
+  BOOST_TEST(stored.content == "0123456789");
+}
+
+BOOST_AUTO_TEST_CASE(client_gone_before_start_is_cancelled_without_calling_the_model) {
+  Harness h;
+  h.model->deltas = {"x"};
+  h.observer.start_ok = false;
+  SendResult r = h.Send("Will anybody read this answer at all, I wonder?");
+  BOOST_TEST(r.started);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kCancelled));
+  BOOST_TEST(h.model->requests.empty());
+  BOOST_TEST(h.Stored(r.message.id).status == store::kStatusCancelled);
+}
+
+BOOST_AUTO_TEST_CASE(unknown_conversation_is_not_found_and_writes_nothing) {
+  Harness h;
+  h.model->deltas = {"x"};
+  SendResult r = h.Send("Continue our earlier conversation about databases", NewId("conv_"));
+  BOOST_TEST(K(r.status) == K(ErrorKind::kNotFound));
+  BOOST_TEST(!r.started);
+  BOOST_TEST(h.observer.starts == 0);
+  BOOST_TEST(h.model->requests.empty());
+  BOOST_TEST(h.ConversationCount() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(no_model_is_unavailable_and_writes_nothing) {
+  Harness h;
+  ChatService service(*h.ts.store, nullptr, {});
+  BOOST_TEST(!service.model_configured());
+  SendRequest req;
+  req.message = "Is anybody there to answer this question?";
+  SendResult r = service.Send(req, h.observer);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kUnavailable));
+  BOOST_TEST(r.status.code() == "model_not_configured");
+  BOOST_TEST(!r.started);
+  BOOST_TEST(h.observer.starts == 0);
+  BOOST_TEST(h.ConversationCount() == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(partial_answer_is_persisted_while_streaming) {
+  ChatServiceOptions opts;
+  opts.persist_interval_ms = 100;
+  Harness h(opts);
+  h.model->deltas = {"partial ", "rest"};
+  h.model->tick_for_ms_after_first = 700;
+  h.model->tick_interval_ms = 20;
+  struct Seen {
+    std::string status, content;
+    int64_t updated_at;
+  };
+  std::vector<Seen> seen;
+  h.model->tick_hook = [&] {
+    if (h.observer.message_id.empty()) return;
+    auto m = h.ts.store->GetMessage(h.observer.message_id);
+    if (m.ok()) seen.push_back({m->status, m->content, m->updated_at});
+  };
+  SendResult r = h.Send("Write a long answer slowly so that it gets saved as it streams");
+  BOOST_REQUIRE(r.status.ok());
+  BOOST_REQUIRE(!seen.empty());
+  size_t partial = 0;
+  std::set<int64_t> heartbeats;
+  for (const auto& s : seen) {
+    BOOST_TEST(s.status == store::kStatusStreaming);
+    if (s.content == "partial ") {
+      ++partial;
+      heartbeats.insert(s.updated_at);
+    }
+  }
+  BOOST_TEST(partial > 0u, "the reader never saw the partial content while streaming");
+  // Saved repeatedly (every ~100 ms over ~700 ms), each save refreshing the heartbeat.
+  BOOST_TEST(heartbeats.size() >= 3u);
+  BOOST_TEST(h.Stored(r.message.id).content == "partial rest");
+  BOOST_TEST(h.Stored(r.message.id).status == store::kStatusComplete);
+}
+
+BOOST_AUTO_TEST_CASE(partial_answer_is_persisted_through_a_partial_writer) {
+  ChatServiceOptions opts;
+  opts.persist_interval_ms = 100;
+  Harness h(opts);
+  {
+    PartialWriter writer(*h.ts.store, 50);
+    h.opts.partial_writer = &writer;
+    h.model->deltas = {"batched ", "tail"};
+    h.model->tick_for_ms_after_first = 500;
+    h.model->tick_interval_ms = 20;
+    size_t partial_seen = 0;
+    h.model->tick_hook = [&] {
+      if (h.observer.message_id.empty()) return;
+      auto m = h.ts.store->GetMessage(h.observer.message_id);
+      if (m.ok() && m->status == store::kStatusStreaming && m->content == "batched ") {
+        ++partial_seen;
+      }
+    };
+    SendResult r = h.Send("Write an answer slowly so the batch writer saves it as it streams");
+    BOOST_REQUIRE(r.status.ok());
+    BOOST_TEST(partial_seen > 0u, "the batched partial never reached the store");
+    // A batch still in flight must not overwrite the final state.
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    BOOST_TEST(writer.Flush().ok());
+    store::Message stored = h.Stored(r.message.id);
+    BOOST_TEST(stored.status == store::kStatusComplete);
+    BOOST_TEST(stored.content == "batched tail");
+    h.opts.partial_writer = nullptr;
+  }
+}
+
+BOOST_AUTO_TEST_CASE(abort_streams_mid_stream_is_shutting_down) {
+  std::atomic<bool> abort{false};
+  ChatServiceOptions opts;
+  opts.abort_streams = &abort;
+  Harness h(opts);
+  h.model->deltas = {"one ", "two ", "three"};
+  h.model->block_after = 2;  // two deltas, then wait
+  std::thread drain([&] {
+    std::this_thread::sleep_for(std::chrono::milliseconds(150));
+    abort.store(true);
+  });
+  SendResult r = h.Send("Tell me a story that takes a long time to finish please");
+  drain.join();
+  BOOST_TEST(h.model->stopped_by_callback, "the model was not told to stop");
+  BOOST_TEST(r.started);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kUnavailable));
+  BOOST_TEST(r.status.code() == "shutting_down");
+  store::Message stored = h.Stored(r.message.id);
+  BOOST_TEST(stored.status == store::kStatusError);
+  BOOST_TEST(stored.error_code == "shutting_down");
+  BOOST_TEST(stored.content == "one two ");
+}
+
+BOOST_AUTO_TEST_CASE(hebrew_question_is_answered_in_hebrew) {
+  Harness h;
+  h.model->deltas = {"\xD7\xA9\xD7\x9C\xD7\x95\xD7\x9D"};
+  // "What is the capital of Israel and how many people live there?"
+  const std::string question =
+      "\xD7\x9E\xD7\x94 \xD7\x94\xD7\x91\xD7\x99\xD7\xA8\xD7\x94 \xD7\xA9\xD7\x9C "
+      "\xD7\x99\xD7\xA9\xD7\xA8\xD7\x90\xD7\x9C \xD7\x95\xD7\x9B\xD7\x9E\xD7\x94 "
+      "\xD7\x90\xD7\xA0\xD7\xA9\xD7\x99\xD7\x9D \xD7\x92\xD7\xA8\xD7\x99\xD7\x9D "
+      "\xD7\x91\xD7\x94\xD7\x9D?";
+  SendResult r = h.Send(question);
+  BOOST_REQUIRE(r.status.ok());
+  BOOST_TEST(r.language == "he");
+  BOOST_REQUIRE(h.model->requests.size() == 1u);
+  const auto& system = h.model->requests[0].messages.front();
+  BOOST_TEST(system.role == "system");
+  BOOST_TEST(system.content.find("Hebrew") != std::string::npos, system.content);
+  BOOST_TEST(h.Stored(r.message.id).language == "he");
+  auto conv = h.ts.store->GetConversation(r.conversation_id);
+  BOOST_REQUIRE(conv.ok());
+  BOOST_TEST(conv->language == "he");
+}
+
+BOOST_AUTO_TEST_CASE(short_follow_up_keeps_the_conversation_language) {
+  Harness h;
+  h.model->deltas = {"x"};
+  const std::string question =
+      "\xD7\x9E\xD7\x94 \xD7\x94\xD7\x91\xD7\x99\xD7\xA8\xD7\x94 \xD7\xA9\xD7\x9C "
+      "\xD7\x99\xD7\xA9\xD7\xA8\xD7\x90\xD7\x9C \xD7\x95\xD7\x9B\xD7\x9E\xD7\x94 "
+      "\xD7\x90\xD7\xA0\xD7\xA9\xD7\x99\xD7\x9D \xD7\x92\xD7\xA8\xD7\x99\xD7\x9D?";
+  SendResult r1 = h.Send(question);
+  BOOST_REQUIRE(r1.status.ok());
+  BOOST_REQUIRE(r1.language == "he");
+  SendResult r2 = h.Send("ok", r1.conversation_id);  // too short to detect
+  BOOST_REQUIRE(r2.status.ok());
+  BOOST_TEST(r2.language == "he");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace
+}  // namespace ragstream::chat
