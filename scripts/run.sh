@@ -23,14 +23,22 @@ source "$root/scripts/stack.sh"
 trap 'echo; echo "stopping..."; stack_stop; exit 0' INT TERM
 stack_start "$run_dir" "$port" "$workers"
 
+# A fresh store gets the sample corpus, so the offline demo has something to answer from.
+if [ "$(curl -fsS "http://127.0.0.1:$port/api/documents" | jq '.documents | length')" = "0" ]; then
+  echo "empty store: ingesting the sample corpus (data/sample)"
+  RAGSTREAM_URL="http://127.0.0.1:$port" "$root/scripts/ingest.sh" "$root/data/sample" | tail -n 1
+fi
+
 cat <<MSG
 ragstream is serving on http://127.0.0.1:$port  ($workers workers, data in $RAGSTREAM_DATA_DIR,
-logs in $run_dir/logs, chat model: ${RAGSTREAM_CHAT_MODEL:-none configured})
+logs in $run_dir/logs, chat model: ${RAGSTREAM_CHAT_MODEL:-the offline extractive answerer})
 
 Try:
+  scripts/test_streaming.sh "How do I back up the LMDB store while ragstream is serving?"
+  scripts/test_streaming.sh "מה עומק ים המלח?"
   curl -N http://127.0.0.1:$port/api/chat/message/stream \\
-       -H 'Content-Type: application/json' -d '{"message": "Hello!"}'
-  scripts/test_streaming.sh "Hello!"
+       -H 'Content-Type: application/json' -d '{"message": "How do I keep a sourdough starter?"}'
+  scripts/ingest.sh ~/notes        # add your own .md / .txt files
 
 Ctrl-C stops everything.
 MSG

@@ -3,6 +3,9 @@
 #include <algorithm>
 #include <cctype>
 #include <chrono>
+#include <cmath>
+#include <map>
+#include <set>
 #include <thread>
 
 #include "lib/core/utf8.h"
@@ -48,6 +51,23 @@ std::string Trim(std::string_view s) {
   if (b == std::string_view::npos) return {};
   size_t e = s.find_last_not_of(" \t\r\n");
   return std::string(s.substr(b, e - b + 1));
+}
+
+// Question words that say nothing about the topic (English and Hebrew), ignored when
+// matching a question against sentences. Retrieval itself keeps every word (BM25's IDF
+// handles them there).
+bool IsStopWord(const std::string& t) {
+  static const std::set<std::string> kStop = {
+      "a",     "an",     "and",  "are",  "as",   "at",   "be",    "by",    "can",  "could",
+      "did",   "do",     "does", "for",  "from", "had",  "has",   "have",  "how",  "i",
+      "in",    "is",     "it",   "its",  "long", "many", "much",  "my",    "of",   "on",
+      "or",    "should", "so",   "tell", "than", "that", "the",   "their", "them", "then",
+      "there", "these",  "they", "this", "to",   "was",  "we",    "were",  "what", "when",
+      "where", "which",  "who",  "why",  "will", "with", "would", "you",   "your", "me",
+      "את",    "איך",    "אם",   "אני",  "האם",  "הוא",  "היא",   "זה",    "זו",   "יש",
+      "כמה",   "כי",     "לא",   "למה",  "מה",   "מי",   "מתי",   "על",    "עם",   "של",
+      "שלי",   "איפה",   "אפשר", "לי",   "גם",   "או",   "כל",    "היה",   "היו",  "הם"};
+  return kStop.count(t) > 0;
 }
 
 float Cosine(const std::vector<float>& a, const std::vector<float>& b) {
@@ -107,32 +127,75 @@ std::vector<std::string> SplitSentences(std::string_view text) {
     std::string tail = Trim(b.substr(start));
     if (!tail.empty()) out.push_back(std::move(tail));
   }
+  // Markdown emphasis markers are formatting, not words of the quote.
+  for (std::string& sentence : out) {
+    for (size_t at; (at = sentence.find("**")) != std::string::npos;) sentence.erase(at, 2);
+  }
   return out;
 }
 
 ExtractiveAnswerer::ExtractiveAnswerer(ExtractiveOptions options) : options_(options) {}
 
 std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& request) const {
-  const int dim = embedder_.dimension();
-  std::vector<float> question(dim);
-  embedder_.EmbedOne(request.question, question.data());
-  std::vector<ExtractedSentence> candidates;
-  std::vector<float> v(dim);
+  // Candidate sentences of every passage.
+  struct Candidate {
+    size_t passage;
+    std::string text;
+    std::set<std::string> terms;
+  };
+  std::vector<Candidate> candidates;
   for (size_t p = 0; p < request.passages.size(); ++p) {
     for (std::string& sentence : SplitSentences(request.passages[p].text)) {
       // Fragments (a few words cut off at a chunk edge, a table cell) make poor quotes.
       if (Utf8Length(sentence) < options_.min_sentence_chars) continue;
-      embedder_.EmbedOne(sentence, v.data());
-      float sim = Cosine(question, v);
-      if (sim >= options_.min_similarity) candidates.push_back({p + 1, std::move(sentence), sim});
+      std::vector<std::string> tokens = rag::Tokenize(sentence);
+      candidates.push_back({p + 1, std::move(sentence), {tokens.begin(), tokens.end()}});
     }
   }
-  std::stable_sort(candidates.begin(), candidates.end(),
+  if (candidates.empty()) return {};
+
+  // Score: the IDF (over these sentences) of the question's content words each sentence
+  // contains, so a rare word like "starter" outweighs a common one like "long"; plus the
+  // hash-embedding cosine, whose character trigrams catch inflections and Hebrew prefixes
+  // that exact words miss; and a mild preference for higher-ranked passages.
+  std::set<std::string> question_terms;
+  for (std::string& t : rag::Tokenize(request.question)) {
+    if (!IsStopWord(t)) question_terms.insert(std::move(t));
+  }
+  std::map<std::string, size_t> df;
+  for (const auto& c : candidates) {
+    for (const auto& t : question_terms) df[t] += c.terms.count(t);
+  }
+  const double n = static_cast<double>(candidates.size());
+  double max_lexical = 0;
+  for (const auto& t : question_terms) {
+    max_lexical += std::log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5));
+  }
+  const int dim = embedder_.dimension();
+  std::vector<float> question(dim), v(dim);
+  embedder_.EmbedOne(request.question, question.data());
+
+  std::vector<ExtractedSentence> scored;
+  for (auto& c : candidates) {
+    double lexical = 0;
+    for (const auto& t : question_terms) {
+      if (c.terms.count(t)) lexical += std::log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5));
+    }
+    embedder_.EmbedOne(c.text, v.data());
+    double cosine = Cosine(question, v);
+    if (cosine < options_.min_similarity && lexical == 0) continue;
+    double score = (max_lexical > 0 ? lexical / max_lexical : 0) + cosine;
+    score /= 1.0 + 0.1 * static_cast<double>(c.passage - 1);
+    scored.push_back({c.passage, std::move(c.text), static_cast<float>(score)});
+  }
+  std::stable_sort(scored.begin(), scored.end(),
                    [](const auto& a, const auto& b) { return a.similarity > b.similarity; });
   std::vector<ExtractedSentence> chosen;
   std::vector<size_t> per_passage(request.passages.size() + 1, 0);
-  for (auto& c : candidates) {
+  for (auto& c : scored) {
     if (chosen.size() == options_.max_sentences) break;
+    // Keep only sentences that score close to the best: a weak third quote is noise.
+    if (!chosen.empty() && c.similarity < chosen.front().similarity * 0.5f) break;
     if (per_passage[c.passage] == options_.max_sentences_per_passage) continue;
     bool duplicate =
         std::any_of(chosen.begin(), chosen.end(), [&c](const auto& x) { return x.text == c.text; });
