@@ -70,6 +70,18 @@ bool IsStopWord(const std::string& t) {
   return kStop.count(t) > 0;
 }
 
+// The words of `text` that are not stop words, joined by spaces: what the cosine compares,
+// so two texts do not look alike merely for sharing "the", "is" and "of".
+std::string ContentWords(std::string_view text) {
+  std::string out;
+  for (const std::string& t : rag::Tokenize(text)) {
+    if (IsStopWord(t)) continue;
+    if (!out.empty()) out.push_back(' ');
+    out += t;
+  }
+  return out;
+}
+
 float Cosine(const std::vector<float>& a, const std::vector<float>& b) {
   float dot = 0;
   for (size_t i = 0; i < a.size(); ++i) dot += a[i] * b[i];
@@ -173,7 +185,7 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
   }
   const int dim = embedder_.dimension();
   std::vector<float> question(dim), v(dim);
-  embedder_.EmbedOne(request.question, question.data());
+  embedder_.EmbedOne(ContentWords(request.question), question.data());
 
   std::vector<ExtractedSentence> scored;
   for (auto& c : candidates) {
@@ -181,9 +193,12 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
     for (const auto& t : question_terms) {
       if (c.terms.count(t)) lexical += std::log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5));
     }
-    embedder_.EmbedOne(c.text, v.data());
+    embedder_.EmbedOne(ContentWords(c.text), v.data());
     double cosine = Cosine(question, v);
-    if (cosine < options_.min_similarity && lexical == 0) continue;
+    // Relevant means sharing a content word with the question, or -- for inflected forms and
+    // Hebrew prefixes that exact words miss -- a clearly high cosine; hash collisions alone
+    // reach ~0.15, so that bar is well above them.
+    if (lexical == 0 && cosine < options_.min_similarity) continue;
     double score = (max_lexical > 0 ? lexical / max_lexical : 0) + cosine;
     score /= 1.0 + 0.1 * static_cast<double>(c.passage - 1);
     scored.push_back({c.passage, std::move(c.text), static_cast<float>(score)});

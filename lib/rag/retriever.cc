@@ -9,9 +9,9 @@
 namespace ragstream::rag {
 namespace {
 
-// Each list contributes this many candidates per requested passage to the fusion.
-constexpr size_t kCandidatesPerResult = 4;
-constexpr size_t kMinCandidates = 20;
+// A single-mode search fetches this many candidates per result, so that the per-document cap
+// still leaves top_k results.
+constexpr size_t kSingleModeCandidatesPerResult = 3;
 
 std::string ChunkId(const std::string& doc, uint32_t index) {
   return doc + ":" + std::to_string(index);
@@ -53,14 +53,16 @@ const char* RetrievalModeName(RetrievalMode mode) {
 }
 
 std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
-                                           double k) {
+                                           double k, const std::vector<double>& weights) {
   std::vector<RankedId> fused;
   std::unordered_map<std::string, size_t> position;
-  for (const auto& list : lists) {
+  for (size_t l = 0; l < lists.size(); ++l) {
+    const double weight = l < weights.size() ? weights[l] : 1.0;
+    const auto& list = lists[l];
     for (size_t rank = 0; rank < list.size(); ++rank) {
       auto [it, inserted] = position.emplace(list[rank], fused.size());
       if (inserted) fused.push_back({list[rank], 0});
-      fused[it->second].score += 1.0 / (k + static_cast<double>(rank + 1));
+      fused[it->second].score += weight / (k + static_cast<double>(rank + 1));
     }
   }
   std::stable_sort(fused.begin(), fused.end(),
@@ -68,14 +70,16 @@ std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::st
   return fused;
 }
 
-Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder)
-    : store_(store), embedder_(embedder) {}
+Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder,
+                     RetrieverOptions options)
+    : store_(store), embedder_(embedder), options_(options) {}
 
 Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request) const {
   const size_t k = request.top_k;
-  const size_t candidates = request.mode == RetrievalMode::kHybrid
-                                ? std::max(k * kCandidatesPerResult, kMinCandidates)
-                                : k;
+  const size_t candidates =
+      request.mode == RetrievalMode::kHybrid
+          ? std::max(k * options_.fusion_depth_per_result, options_.min_fusion_depth)
+          : k * kSingleModeCandidatesPerResult;
   std::vector<std::string> vector_ids, lexical_ids;
   std::unordered_map<std::string, double> raw_score;
 
@@ -102,13 +106,24 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
 
   std::vector<RankedId> ranked;
   if (request.mode == RetrievalMode::kHybrid) {
-    ranked = ReciprocalRankFusion({vector_ids, lexical_ids});
+    ranked = ReciprocalRankFusion({vector_ids, lexical_ids}, options_.rrf_k,
+                                  {options_.vector_weight, options_.lexical_weight});
   } else {
     for (const auto& id : request.mode == RetrievalMode::kVector ? vector_ids : lexical_ids) {
       ranked.push_back({id, raw_score[id]});
     }
   }
-  if (ranked.size() > k) ranked.resize(k);
+  // At most max_chunks_per_document chunks of one document, then the first k.
+  std::unordered_map<std::string, size_t> per_document;
+  std::vector<RankedId> kept;
+  for (auto& r : ranked) {
+    if (kept.size() == k) break;
+    size_t& n = per_document[r.id.substr(0, r.id.rfind(':'))];
+    if (n == options_.max_chunks_per_document) continue;
+    ++n;
+    kept.push_back(std::move(r));
+  }
+  ranked = std::move(kept);
 
   std::vector<Passage> passages;
   std::unordered_map<std::string, std::string> titles;

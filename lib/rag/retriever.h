@@ -35,27 +35,42 @@ struct RetrievalRequest {
   std::vector<std::string> document_ids;  // empty: all documents
 };
 
-// Reciprocal rank fusion: sum over lists of 1 / (k + rank), rank from 1. Items are keyed by
-// chunk id; the result is sorted by fused score, highest first (ties by first appearance).
+// Weighted reciprocal rank fusion: sum over lists of weight / (k + rank), rank from 1 (a
+// missing weight is 1). Items are keyed by chunk id; the result is sorted by fused score,
+// highest first (ties by first appearance).
 struct RankedId {
   std::string id;
   double score = 0;
 };
 std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
-                                           double k = 60.0);
+                                           double k = 60.0,
+                                           const std::vector<double>& weights = {});
+
+// How hybrid retrieval fuses and how results are spread across documents. The defaults were
+// chosen on the shipped evaluation set (data/eval) with the hash embedder, whose ranking is
+// the weaker of the two there (recall@5: vector 0.82, lexical 0.93): see docs/retrieval.md.
+struct RetrieverOptions {
+  double rrf_k = 60;
+  double vector_weight = 0.5;
+  double lexical_weight = 1.0;
+  size_t fusion_depth_per_result = 2;  // each list contributes max(2 x top_k, 10) candidates
+  size_t min_fusion_depth = 10;
+  size_t max_chunks_per_document = 2;  // more documents, rather than one document's chunks
+};
 
 // The API's source objects: [{"document_id", "title", "chunk_id", "score", "text"}, ...].
 std::string SourcesJson(const std::vector<Passage>& passages);
 
 class Retriever {
  public:
-  Retriever(const store::DocumentStore& store, Embedder& embedder);
+  Retriever(const store::DocumentStore& store, Embedder& embedder, RetrieverOptions options = {});
   // Thread-safe.
   Result<std::vector<Passage>> Retrieve(const RetrievalRequest& request) const;
 
  private:
   const store::DocumentStore& store_;
   Embedder& embedder_;
+  RetrieverOptions options_;
 };
 
 }  // namespace ragstream::rag

@@ -119,7 +119,9 @@ std::string EncodeMessage(const Message& m) {
 
 bool DecodeMessage(std::string_view json, Message& m) {
   rapidjson::Document d;
-  d.Parse(json.data(), json.size());
+  // Full precision so stored source scores read back exactly as they were sent (our own
+  // records only: the full-precision path is not used on untrusted input).
+  d.Parse<rapidjson::kParseFullPrecisionFlag>(json.data(), json.size());
   if (d.HasParseError() || !d.IsObject()) return false;
   m.id = Str(d, "id");
   m.conversation_id = Str(d, "conversation_id");

@@ -20,23 +20,54 @@ uint64_t Fnv1a(std::string_view s) {
   return h;
 }
 
-struct MinFirst {
-  bool operator()(const VectorHit& a, const VectorHit& b) const { return a.score > b.score; }
+// A hit while its transaction is open: the key views the memory map, so the scan copies
+// nothing until the shard's final top-k is known.
+struct ScanHit {
+  float score;
+  std::string_view document_id;
+  uint32_t chunk_index;
 };
+struct MinFirst {
+  bool operator()(const ScanHit& a, const ScanHit& b) const { return a.score > b.score; }
+};
+
+// Sixteen independent accumulators (two vectors of eight) let the compiler keep the loop in
+// vector registers without reassociating one sum, so no -ffast-math is needed; the same
+// source is compiled for AVX2+FMA and for the baseline, and the CPU picks at run time.
+template <int kLanes>
+inline float DotKernel(const float* a, const float* b, uint32_t dim) {
+  float acc[kLanes] = {};
+  uint32_t i = 0;
+  for (; i + kLanes <= dim; i += kLanes) {
+    for (int j = 0; j < kLanes; ++j) acc[j] += a[i + j] * b[i + j];
+  }
+  float sum = 0;
+  for (int j = 0; j < kLanes; ++j) sum += acc[j];
+  for (; i < dim; ++i) sum += a[i] * b[i];
+  return sum;
+}
+
+__attribute__((target("avx2,fma"))) float DotAvx2(const float* a, const float* b, uint32_t dim) {
+  return DotKernel<16>(a, b, dim);
+}
+
+float DotBaseline(const float* a, const float* b, uint32_t dim) {
+  return DotKernel<8>(a, b, dim);
+}
+
+using DotFn = float (*)(const float*, const float*, uint32_t);
+
+DotFn PickDot() {
+  __builtin_cpu_init();
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma") ? DotAvx2 : DotBaseline;
+}
+
+const DotFn kDot = PickDot();
 
 }  // namespace
 
 float DotProduct(const float* a, const float* b, uint32_t dim) {
-  // Eight independent accumulators let the compiler keep the loop in vector registers
-  // without reassociating a single sum.
-  float acc[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-  uint32_t i = 0;
-  for (; i + 8 <= dim; i += 8) {
-    for (int j = 0; j < 8; ++j) acc[j] += a[i + j] * b[i + j];
-  }
-  float sum = ((acc[0] + acc[1]) + (acc[2] + acc[3])) + ((acc[4] + acc[5]) + (acc[6] + acc[7]));
-  for (; i < dim; ++i) sum += a[i] * b[i];
-  return sum;
+  return kDot(a, b, dim);
 }
 
 std::vector<std::string> VectorIndex::Databases(int shards) {
@@ -73,7 +104,7 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
   if (!txn.ok()) return txn.status();
   auto cur = Cursor::Open(*txn, dbis_[shard]);
   if (!cur.ok()) return cur.status();
-  std::priority_queue<VectorHit, std::vector<VectorHit>, MinFirst> heap;
+  std::priority_queue<ScanHit, std::vector<ScanHit>, MinFirst> heap;
   std::vector<float> unaligned;
   for (bool have = cur->First(); have; have = cur->Next()) {
     std::string_view key = cur->key();
@@ -98,17 +129,17 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
       rows = unaligned.data();
     }
     for (uint32_t i = 0; i < count; ++i) {
-      float score = DotProduct(query, rows + size_t{i} * dim, dim);
+      float score = kDot(query, rows + size_t{i} * dim, dim);
       if (heap.size() < k) {
-        heap.push({score, std::string(key), i});
+        heap.push({score, key, i});
       } else if (score > heap.top().score) {
         heap.pop();
-        heap.push({score, std::string(key), i});
+        heap.push({score, key, i});
       }
     }
   }
   while (!heap.empty()) {
-    out.push_back(heap.top());
+    out.push_back({heap.top().score, std::string(heap.top().document_id), heap.top().chunk_index});
     heap.pop();
   }
   return Status::Ok();

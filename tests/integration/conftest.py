@@ -3,8 +3,10 @@ real ragstream-worker processes behind a real nginx (private prefix, loopback po
 
     fake_upstream   session-wide fake_openai.py; reset before every test
     stack           a module-wide stack (2 workers) with the standard test environment
-    stack_factory   start more stacks (workers=N, env={...}); each is stopped at the end of
-                    the test that made it
+    stack_factory   start more stacks (workers=N, env={...}, offline=True for no upstream
+                    model); each is stopped at the end of the test that made it
+    offline_stack   a module-wide stack (2 workers) with no upstream model configured (the
+                    extractive answerer), word delay 0
 """
 
 from __future__ import annotations
@@ -93,7 +95,13 @@ def stack_factory(session_dir, _fake_process, request):
     """Starts stacks with a chosen number of workers and extra env; stops them afterwards."""
     made: list[Stack] = []
 
-    def make(workers: int = 1, env: dict | None = None, upstream: str | None = None) -> Stack:
+    def make(workers: int = 1, env: dict | None = None, upstream: str | None = None,
+             offline: bool = False) -> Stack:
+        """offline=True: no OPENAI_BASE_URL / RAGSTREAM_CHAT_MODEL (the extractive answerer
+        serves), RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS=0 unless `env` says otherwise."""
+        if offline:
+            upstream = ""
+            env = {**harness.OFFLINE_ENV, **(env or {})}
         s = Stack(_stack_dir(session_dir, request.node.name[:40]),
                   _fake_process.base_url if upstream is None else upstream,
                   workers=workers, env=env)
@@ -105,3 +113,16 @@ def stack_factory(session_dir, _fake_process, request):
     finally:
         for s in made:
             s.stop()
+
+
+@pytest.fixture(scope="module")
+def offline_stack(session_dir, request):
+    """Two workers behind nginx with no OPENAI_BASE_URL / RAGSTREAM_CHAT_MODEL: answers come
+    from the embedded extractive answerer. Module-wide."""
+    name = request.module.__name__.rsplit(".", 1)[-1]
+    s = Stack(_stack_dir(session_dir, name + "-offline"), "", workers=2,
+              env=dict(harness.OFFLINE_ENV))
+    try:
+        yield s
+    finally:
+        s.stop()

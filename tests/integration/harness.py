@@ -690,3 +690,49 @@ def poll_message(stack: Stack, conv_id: str, pred, timeout: float = 15.0):
     except AssertionError as e:
         raise AssertionError(f"{e}; last state: {json.dumps(box.get('conv'), ensure_ascii=False)[:2000]}")
     return box["conv"]
+
+
+# --------------------------------------------------------------------------- documents, corpus
+
+
+SAMPLE_DIR = ROOT / "data" / "sample"
+EVAL_QUESTIONS = ROOT / "data" / "eval" / "questions.jsonl"
+
+# Extra env for a stack without an upstream model: the worker answers with the embedded
+# extractive answerer (OPENAI_BASE_URL is omitted by passing an empty upstream URL).
+OFFLINE_ENV = {
+    "RAGSTREAM_CHAT_MODEL": None,
+    "OPENAI_API_KEY": None,
+    "RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS": "0",
+}
+
+
+def sample_title(text: str) -> str:
+    """A sample document's title: its first line without the Markdown heading marks."""
+    return text.splitlines()[0].lstrip("#").strip()
+
+
+def sample_files() -> list[Path]:
+    return sorted(SAMPLE_DIR.glob("*.md"))
+
+
+def ingest_sample_corpus(stack: "Stack") -> dict:
+    """POSTs every data/sample/*.md (title = first line); returns {file name: ingest response}."""
+    out = {}
+    for p in sample_files():
+        text = p.read_text(encoding="utf-8")
+        r = stack.post_json("/api/documents", {"title": sample_title(text), "text": text})
+        assert r.status in (200, 201), (p.name, r)
+        out[p.name] = r.json
+    return out
+
+
+def load_eval_questions() -> list[dict]:
+    with open(EVAL_QUESTIONS, encoding="utf-8") as f:
+        return [json.loads(line) for line in f if line.strip()]
+
+
+def document_list(stack: "Stack") -> list[dict]:
+    r = stack.get("/api/documents")
+    assert r.status == 200, r
+    return r.json["documents"]
