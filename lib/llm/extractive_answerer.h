@@ -16,7 +16,9 @@ namespace ragstream::llm {
 struct ExtractiveOptions {
   size_t max_sentences = 3;
   size_t max_sentences_per_passage = 2;
-  float min_similarity = 0.12f;    // below this a sentence is not considered relevant
+  // A sentence sharing no content word with the question must reach this cosine to count
+  // (hash collisions alone reach ~0.15).
+  float min_similarity = 0.3f;
   size_t min_sentence_chars = 25;  // shorter pieces are fragments, not quotable sentences
   int word_delay_ms = 15;          // pacing between streamed words (0: as fast as possible)
 };

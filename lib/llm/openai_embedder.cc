@@ -3,6 +3,7 @@
 #include <curl/curl.h>
 
 #include <cmath>
+#include <limits>
 #include <mutex>
 #include <thread>
 
@@ -110,7 +111,12 @@ Result<std::vector<std::vector<float>>> ParseEmbeddingsResponse(std::string_view
     double norm = 0;
     for (const auto& x : emb->value.GetArray()) {
       if (!x.IsNumber()) return bad("non-numeric embedding value");
-      v.push_back(static_cast<float>(x.GetDouble()));
+      const double d = x.GetDouble();
+      // Beyond float range the conversion is undefined and normalising would give NaN.
+      if (!std::isfinite(d) || std::fabs(d) > std::numeric_limits<float>::max()) {
+        return bad("embedding value out of range");
+      }
+      v.push_back(static_cast<float>(d));
       norm += static_cast<double>(v.back()) * v.back();
     }
     if (norm > 0) {
@@ -171,7 +177,7 @@ Result<std::vector<std::vector<float>>> OpenAiEmbedder::Embed(
           "embeddings HTTP " + std::to_string(status) + ": " + Scrub(message, options_.api_key));
       retry = status == 429 || status >= 500;
     }
-    if (!retry) break;
+    if (!retry || attempt == options_.max_retries) break;
     LogWarn("embedder", "retrying an embeddings request",
             {{"code", last.code()}, {"attempt", static_cast<int64_t>(attempt + 1)}});
     std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));

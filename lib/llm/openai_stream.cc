@@ -89,8 +89,11 @@ bool DecodeErrorBody(std::string_view body, std::string& code, std::string& mess
 
 std::string Scrub(std::string text, const std::string& secret) {
   if (secret.empty()) return text;
-  for (size_t at; (at = text.find(secret)) != std::string::npos;) {
-    text.replace(at, secret.size(), "[redacted]");
+  static constexpr std::string_view kMask = "[redacted]";
+  // Search on after each replacement, so a key that occurs in the mask cannot loop forever.
+  for (size_t at = text.find(secret); at != std::string::npos;
+       at = text.find(secret, at + kMask.size())) {
+    text.replace(at, secret.size(), kMask);
   }
   return text;
 }

@@ -1,5 +1,7 @@
 #include "lib/rag/ingester.h"
 
+#include <algorithm>
+
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
 #include "lib/core/utf8.h"
@@ -45,7 +47,9 @@ std::string TitleFromText(std::string_view text, size_t max_chars) {
 }
 
 Ingester::Ingester(store::DocumentStore& store, Embedder& embedder, IngestOptions options)
-    : store_(store), embedder_(embedder), options_(options) {}
+    : store_(store), embedder_(embedder), options_(options) {
+  options_.embed_batch = std::max<size_t>(1, options_.embed_batch);
+}
 
 Status Ingester::Validate(const std::string& title, const std::string& text) const {
   if (text.size() > options_.max_document_bytes) {

@@ -168,7 +168,9 @@ Result<AddResult> DocumentStore::Add(const NewDocument& doc) {
     auto rec = LoadDocument(*txn, documents_, std::string(**existing));
     if (rec.ok()) return AddResult{std::move(*rec), false};
   }
-  const DocumentRecord& r = doc.record;
+  // The record's chunk count is what Delete walks: it comes from the chunks themselves.
+  DocumentRecord r = doc.record;
+  r.chunk_count = static_cast<uint32_t>(doc.chunks.size());
   if (Status s = txn->Put(documents_, r.id, EncodeDocument(r)); !s.ok()) return s;
   if (Status s = txn->Put(text_, r.id, doc.text); !s.ok()) return s;
   if (Status s = txn->Put(by_hash_, r.content_hash, r.id); !s.ok()) return s;

@@ -105,6 +105,8 @@ Status Txn::Commit() {
 }
 
 Result<std::optional<std::string_view>> Txn::Get(MDB_dbi dbi, std::string_view key) const {
+  // LMDB rejects an empty key (EINVAL); no entry can have one, so it is simply absent.
+  if (key.empty()) return std::optional<std::string_view>();
   MDB_val k = Val(key), v;
   int rc = mdb_get(txn_, dbi, &k, &v);
   if (rc == MDB_NOTFOUND) return std::optional<std::string_view>();
@@ -119,6 +121,7 @@ Status Txn::Put(MDB_dbi dbi, std::string_view key, std::string_view value, unsig
 }
 
 Status Txn::Del(MDB_dbi dbi, std::string_view key) {
+  if (key.empty()) return Status::Ok();
   MDB_val k = Val(key);
   int rc = mdb_del(txn_, dbi, &k, nullptr);
   if (rc == MDB_NOTFOUND) return Status::Ok();

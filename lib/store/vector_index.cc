@@ -110,7 +110,9 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
     std::string_view key = cur->key();
     if (!filter.empty() && std::find(filter.begin(), filter.end(), key) == filter.end()) continue;
     std::string_view value = cur->value();
-    if (value.size() < kHeaderBytes) continue;
+    if (value.size() < kHeaderBytes) {
+      return Status::Internal("vector block of " + std::string(key) + " is malformed");
+    }
     uint32_t header[4];
     std::memcpy(header, value.data(), sizeof header);
     const uint32_t count = header[1];
@@ -147,6 +149,7 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
 
 Result<std::vector<VectorHit>> VectorIndex::Search(const float* query, uint32_t dim, size_t k,
                                                    const std::vector<std::string>& filter) const {
+  if (k == 0) return std::vector<VectorHit>();
   std::vector<std::vector<VectorHit>> partial(dbis_.size());
   std::vector<std::future<Status>> others;
   for (size_t s = 1; s < dbis_.size(); ++s) {
@@ -182,7 +185,7 @@ Result<uint64_t> VectorIndex::Count() const {
       uint32_t header[4];
       if (cur->value().size() < kHeaderBytes) continue;
       std::memcpy(header, cur->value().data(), sizeof header);
-      total += header[1];
+      if (header[0] == kMagic) total += header[1];
     }
   }
   return total;

@@ -1,0 +1,526 @@
+// DocumentStore over a real LMDB environment: records, text, chunks and both
+// indexes kept consistent through Add and Delete; identical content stored
+// once; the index identity.
+#include "lib/store/document_store.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "lib/core/sha256.h"
+#include "lib/store/lmdb.h"
+#include "tests/unit/temp_store.h"
+
+namespace ragstream::store {
+namespace {
+
+using ragstream::testing::TempDir;
+
+constexpr int kShards = 3;
+constexpr uint32_t kDim = 4;
+
+Result<std::unique_ptr<Env>> OpenEnv(const std::string& path, std::vector<std::string> names,
+                                     uint64_t map_size_bytes) {
+  Env::Options options;
+  options.path = path;
+  options.map_size_bytes = map_size_bytes;
+  options.max_readers = 126;
+  options.databases = std::move(names);
+  return Env::Open(options);
+}
+
+struct DocEnv {
+  explicit DocEnv(uint64_t map_size_bytes = 64ull << 20) {
+    auto opened = OpenEnv(dir.path(), DocumentStore::Databases(kShards), map_size_bytes);
+    if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
+    env = std::move(opened).value();
+    store = std::make_unique<DocumentStore>(*env, kShards);
+  }
+  ~DocEnv() {
+    store.reset();
+    env.reset();
+  }
+
+  // Number of entries in a database.
+  size_t Entries(const char* db) const {
+    auto txn = Txn::BeginRead(*env);
+    BOOST_REQUIRE(txn.ok());
+    MDB_stat stat;
+    BOOST_REQUIRE_EQUAL(mdb_stat(txn->raw(), env->Dbi(db), &stat), 0);
+    return stat.ms_entries;
+  }
+
+  TempDir dir;
+  std::unique_ptr<Env> env;
+  std::unique_ptr<DocumentStore> store;
+};
+
+// A unit vector along axis `axis` (mod kDim), optionally mixed with the next
+// axis.
+std::vector<float> Axis(uint32_t axis) {
+  std::vector<float> v(kDim, 0.0f);
+  v[axis % kDim] = 1.0f;
+  return v;
+}
+
+// A document whose chunks are the given texts (terms: the words), chunk i along
+// axis first_axis + i.
+NewDocument MakeDoc(const std::string& id, const std::string& title,
+                    const std::vector<std::string>& chunk_texts, uint32_t first_axis,
+                    int64_t created_at) {
+  NewDocument d;
+  std::string text;
+  for (size_t i = 0; i < chunk_texts.size(); ++i) {
+    ChunkRecord c;
+    c.index = static_cast<uint32_t>(i);
+    if (!text.empty()) text += "\n\n";
+    c.start_char = text.size();
+    text += chunk_texts[i];
+    c.end_char = text.size();
+    c.text = chunk_texts[i];
+    std::string word;
+    for (char ch : chunk_texts[i] + " ") {
+      if (ch == ' ') {
+        if (!word.empty()) c.terms.push_back(word);
+        word.clear();
+      } else {
+        word.push_back(ch);
+      }
+    }
+    d.chunks.push_back(std::move(c));
+    auto v = Axis(first_axis + static_cast<uint32_t>(i));
+    d.vectors.insert(d.vectors.end(), v.begin(), v.end());
+  }
+  d.text = text;
+  d.dimension = kDim;
+  d.record.id = id;
+  d.record.title = title;
+  d.record.content_hash = Sha256Hex(text);
+  d.record.bytes = text.size();
+  d.record.chars = text.size();
+  d.record.chunk_count = static_cast<uint32_t>(chunk_texts.size());
+  d.record.created_at = created_at;
+  return d;
+}
+
+AddResult MustAdd(DocumentStore& store, const NewDocument& d) {
+  auto added = store.Add(d);
+  BOOST_REQUIRE_MESSAGE(added.ok(), added.status().ToString());
+  return std::move(added).value();
+}
+
+std::vector<std::string> LexicalDocs(const DocumentStore& store,
+                                     const std::vector<std::string>& terms) {
+  auto hits = store.lexical().Search(terms, 100, {});
+  BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
+  std::vector<std::string> out;
+  for (const auto& h : *hits) out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+std::vector<std::string> VectorDocs(const DocumentStore& store, uint32_t axis) {
+  auto q = Axis(axis);
+  auto hits = store.vectors().Search(q.data(), kDim, 100, {});
+  BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
+  std::vector<std::string> out;
+  for (const auto& h : *hits) {
+    if (h.score > 0.5f) out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+uint64_t MustCount(const DocumentStore& store) {
+  auto n = store.Count();
+  BOOST_REQUIRE(n.ok());
+  return *n;
+}
+
+void CheckSameRecord(const DocumentRecord& a, const DocumentRecord& b) {
+  BOOST_TEST(a.id == b.id);
+  BOOST_TEST(a.title == b.title);
+  BOOST_TEST(a.content_hash == b.content_hash);
+  BOOST_TEST(a.bytes == b.bytes);
+  BOOST_TEST(a.chars == b.chars);
+  BOOST_TEST(a.chunk_count == b.chunk_count);
+  BOOST_TEST(a.created_at == b.created_at);
+}
+
+BOOST_AUTO_TEST_SUITE(document_store_test)
+
+BOOST_AUTO_TEST_CASE(add_then_read_everything_back) {
+  DocEnv e;
+  NewDocument d = MakeDoc("doc_one", "First • שלום", {"alpha beta gamma", "delta alpha"}, 0, 1000);
+  AddResult added = MustAdd(*e.store, d);
+  BOOST_TEST(added.created);
+  CheckSameRecord(added.record, d.record);
+
+  auto got = e.store->Get("doc_one");
+  BOOST_REQUIRE_MESSAGE(got.ok(), got.status().ToString());
+  CheckSameRecord(*got, d.record);
+  auto text = e.store->GetText("doc_one");
+  BOOST_REQUIRE(text.ok());
+  BOOST_TEST(*text == "alpha beta gamma\n\ndelta alpha");
+
+  for (uint32_t i = 0; i < 2; ++i) {
+    auto c = e.store->GetChunk("doc_one", i);
+    BOOST_REQUIRE_MESSAGE(c.ok(), c.status().ToString());
+    BOOST_TEST(c->index == i);
+    BOOST_TEST(c->text == d.chunks[i].text);
+    BOOST_TEST(c->start_char == d.chunks[i].start_char);
+    BOOST_TEST(c->end_char == d.chunks[i].end_char);
+    BOOST_TEST(c->terms == d.chunks[i].terms);
+  }
+  auto past_end = e.store->GetChunk("doc_one", 2);
+  BOOST_TEST(!past_end.ok());
+  BOOST_TEST((past_end.status().kind() == ErrorKind::kNotFound));
+
+  BOOST_TEST(MustCount(*e.store) == 1u);
+  BOOST_TEST(LexicalDocs(*e.store, {"alpha"}) ==
+             (std::vector<std::string>{"doc_one:0", "doc_one:1"}));
+  BOOST_TEST(VectorDocs(*e.store, 1) == std::vector<std::string>{"doc_one:1"});
+  auto vectors = e.store->vectors().Count();
+  BOOST_REQUIRE(vectors.ok());
+  BOOST_TEST(*vectors == 2u);
+
+  for (const std::string id : {"doc_two", "doc_one\n", "doc_on"}) {
+    auto missing = e.store->Get(id);
+    BOOST_TEST(!missing.ok());
+    BOOST_TEST((missing.status().kind() == ErrorKind::kNotFound));
+    BOOST_TEST((e.store->GetText(id).status().kind() == ErrorKind::kNotFound));
+  }
+}
+
+// Ids LMDB cannot hold as keys (empty, or longer than its 511-byte key limit)
+// cannot name a stored document: they are unknown, not an internal error
+// (Delete: "NotFound if unknown"; Missing: "the ids that do not exist").
+// mdb_get refuses an empty key with MDB_BAD_VALSIZE, which Txn::Get turns into
+// internal_error.
+BOOST_AUTO_TEST_CASE(ids_lmdb_cannot_hold_are_unknown_not_internal_errors) {
+  DocEnv e;
+  MustAdd(*e.store, MakeDoc("doc_a", "A", {"a"}, 0, 1));
+  for (const std::string& id : {std::string(), std::string(600, 'x')}) {
+    BOOST_TEST_CONTEXT("id of " << id.size() << " bytes") {
+      Status deleted = e.store->Delete(id);
+      BOOST_TEST((deleted.kind() == ErrorKind::kNotFound), deleted.ToString());
+      auto got = e.store->Get(id);
+      BOOST_TEST((got.status().kind() == ErrorKind::kNotFound), got.status().ToString());
+      auto missing = e.store->Missing({"doc_a", id});
+      BOOST_TEST(missing.ok(), missing.status().ToString());
+      if (missing.ok()) BOOST_TEST(*missing == std::vector<std::string>{id});
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(list_is_newest_first_and_count_follows) {
+  DocEnv e;
+  BOOST_TEST(MustCount(*e.store) == 0u);
+  auto empty = e.store->List();
+  BOOST_REQUIRE(empty.ok());
+  BOOST_TEST(empty->empty());
+
+  MustAdd(*e.store, MakeDoc("doc_b", "B", {"bee"}, 0, 2000));
+  MustAdd(*e.store, MakeDoc("doc_c", "C", {"sea"}, 1, 3000));
+  MustAdd(*e.store, MakeDoc("doc_a", "A", {"ay"}, 2, 1000));
+  BOOST_TEST(MustCount(*e.store) == 3u);
+  auto list = e.store->List();
+  BOOST_REQUIRE(list.ok());
+  BOOST_REQUIRE_EQUAL(list->size(), 3u);
+  BOOST_TEST((*list)[0].id == "doc_c");
+  BOOST_TEST((*list)[1].id == "doc_b");
+  BOOST_TEST((*list)[2].id == "doc_a");
+  BOOST_TEST((*list)[0].title == "C");
+}
+
+BOOST_AUTO_TEST_CASE(identical_content_is_stored_once) {
+  DocEnv e;
+  NewDocument first = MakeDoc("doc_first", "First", {"same words here"}, 0, 1000);
+  MustAdd(*e.store, first);
+  const size_t chunks = e.Entries("chunks"), postings = e.Entries("lex_postings");
+
+  NewDocument again = MakeDoc("doc_again", "Another title", {"same words here"}, 2, 2000);
+  BOOST_REQUIRE(again.record.content_hash == first.record.content_hash);
+  AddResult r = MustAdd(*e.store, again);
+  BOOST_TEST(!r.created);
+  CheckSameRecord(r.record, first.record);  // the first record, not the new one
+
+  BOOST_TEST(MustCount(*e.store) == 1u);
+  BOOST_TEST((e.store->Get("doc_again").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetText("doc_again").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST(!e.store->GetChunk("doc_again", 0).ok());
+  BOOST_TEST(e.Entries("chunks") == chunks);
+  BOOST_TEST(e.Entries("lex_postings") == postings);
+  BOOST_TEST(e.Entries("doc_text") == 1u);
+  BOOST_TEST(e.Entries("doc_by_hash") == 1u);
+  BOOST_TEST(VectorDocs(*e.store, 2).empty());
+  auto vectors = e.store->vectors().Count();
+  BOOST_REQUIRE(vectors.ok());
+  BOOST_TEST(*vectors == 1u);
+  BOOST_TEST(LexicalDocs(*e.store, {"same"}) == std::vector<std::string>{"doc_first:0"});
+}
+
+// "Checked inside the write transaction, so two concurrent identical uploads
+// store one."
+BOOST_AUTO_TEST_CASE(concurrent_identical_adds_store_one) {
+  DocEnv e;
+  constexpr int kThreads = 8;
+  std::vector<Result<AddResult>> results(kThreads, Status::Internal("not run"));
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&e, &results, t] {
+      results[t] = e.store->Add(
+          MakeDoc("doc_t" + std::to_string(t), "T", {"the very same text", "twice over"}, 0, t));
+    });
+  }
+  for (auto& t : threads) t.join();
+  int created = 0;
+  std::set<std::string> ids;
+  for (const auto& r : results) {
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    created += r->created;
+    ids.insert(r->record.id);
+  }
+  BOOST_TEST(created == 1);
+  BOOST_TEST(ids.size() == 1u);
+  BOOST_TEST(MustCount(*e.store) == 1u);
+  BOOST_TEST(e.Entries("chunks") == 2u);
+  auto vectors = e.store->vectors().Count();
+  BOOST_REQUIRE(vectors.ok());
+  BOOST_TEST(*vectors == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
+  DocEnv e;
+  NewDocument keep = MakeDoc("doc_keep", "Keep", {"shared kept words"}, 0, 1000);
+  NewDocument gone = MakeDoc("doc_gone", "Gone", {"shared doomed words", "more doomed"}, 1, 2000);
+  MustAdd(*e.store, keep);
+  MustAdd(*e.store, gone);
+  BOOST_TEST(LexicalDocs(*e.store, {"doomed"}) ==
+             (std::vector<std::string>{"doc_gone:0", "doc_gone:1"}));
+  BOOST_TEST(VectorDocs(*e.store, 1) == std::vector<std::string>{"doc_gone:0"});
+
+  Status s = e.store->Delete("doc_gone");
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+
+  BOOST_TEST((e.store->Get("doc_gone").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetText("doc_gone").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetChunk("doc_gone", 0).status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetChunk("doc_gone", 1).status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST(LexicalDocs(*e.store, {"doomed", "more"}).empty());
+  BOOST_TEST(VectorDocs(*e.store, 1).empty());
+  BOOST_TEST(VectorDocs(*e.store, 2).empty());
+  BOOST_TEST(MustCount(*e.store) == 1u);
+  auto vectors = e.store->vectors().Count();
+  BOOST_REQUIRE(vectors.ok());
+  BOOST_TEST(*vectors == 1u);
+
+  // The survivor is untouched, and its scores are those of a store that only
+  // ever held it.
+  BOOST_TEST(LexicalDocs(*e.store, {"shared"}) == std::vector<std::string>{"doc_keep:0"});
+  BOOST_TEST(VectorDocs(*e.store, 0) == std::vector<std::string>{"doc_keep:0"});
+  {
+    DocEnv alone;
+    MustAdd(*alone.store, keep);
+    auto a = e.store->lexical().Search({"shared", "kept"}, 10, {});
+    auto b = alone.store->lexical().Search({"shared", "kept"}, 10, {});
+    BOOST_REQUIRE(a.ok() && b.ok());
+    BOOST_REQUIRE_EQUAL(a->size(), 1u);
+    BOOST_REQUIRE_EQUAL(b->size(), 1u);
+    BOOST_TEST((*a)[0].score == (*b)[0].score, boost::test_tools::tolerance(1e-12));
+  }
+  // Nothing of it is left in any database.
+  BOOST_TEST(e.Entries("documents") == 1u);
+  BOOST_TEST(e.Entries("doc_text") == 1u);
+  BOOST_TEST(e.Entries("doc_by_hash") == 1u);
+  BOOST_TEST(e.Entries("chunks") == 1u);
+  BOOST_TEST(e.Entries("lex_postings") == 3u);  // shared, kept, words
+  BOOST_TEST(e.Entries("lex_df") == 3u);
+
+  // The content hash is free again: the same text makes a new document.
+  NewDocument back = MakeDoc("doc_back", "Back", {"shared doomed words", "more doomed"}, 1, 3000);
+  AddResult r = MustAdd(*e.store, back);
+  BOOST_TEST(r.created);
+  BOOST_TEST(r.record.id == "doc_back");
+  BOOST_TEST(LexicalDocs(*e.store, {"doomed"}) ==
+             (std::vector<std::string>{"doc_back:0", "doc_back:1"}));
+
+  // Unknown or already deleted: NotFound, nothing changes.
+  BOOST_TEST((e.store->Delete("doc_gone").kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->Delete("doc_never").kind() == ErrorKind::kNotFound));
+  BOOST_TEST(MustCount(*e.store) == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(delete_of_the_last_document_leaves_empty_indexes) {
+  DocEnv e;
+  MustAdd(*e.store, MakeDoc("doc_x", "X", {"one two", "two three"}, 0, 1));
+  BOOST_REQUIRE(e.store->Delete("doc_x").ok());
+  for (const char* db : {"documents", "doc_text", "doc_by_hash", "chunks", "lex_postings", "lex_df",
+                         "vec.0", "vec.1", "vec.2"}) {
+    BOOST_TEST(e.Entries(db) == 0u, db);
+  }
+  BOOST_TEST(e.store->lexical().Search({"two"}, 10, {})->empty());
+}
+
+// The header asks the caller for id, title, content_hash, bytes and chars only;
+// the store knows the chunks itself, so a record without chunk_count must still
+// be deleted whole.
+BOOST_AUTO_TEST_CASE(delete_does_not_depend_on_the_callers_chunk_count) {
+  DocEnv e;
+  NewDocument d = MakeDoc("doc_n", "N", {"first chunk words", "second chunk words"}, 0, 1);
+  d.record.chunk_count = 0;  // not among the fields the header says the caller sets
+  MustAdd(*e.store, d);
+  auto got = e.store->Get("doc_n");
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(got->chunk_count == 2u, "Add stored the caller's chunk_count, not the chunks'");
+  BOOST_REQUIRE(e.store->Delete("doc_n").ok());
+  BOOST_TEST(!e.store->GetChunk("doc_n", 0).ok(), "chunk 0 survived Delete");
+  BOOST_TEST(LexicalDocs(*e.store, {"words"}).empty(), "postings survived Delete");
+  BOOST_TEST(e.Entries("chunks") == 0u);
+  BOOST_TEST(e.Entries("lex_df") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(mismatched_vectors_are_refused_and_nothing_is_stored) {
+  DocEnv e;
+  NewDocument d = MakeDoc("doc_bad", "Bad", {"a b", "c d"}, 0, 1);
+  d.vectors.pop_back();
+  auto r = e.store->Add(d);
+  BOOST_TEST(!r.ok());
+  BOOST_TEST((r.status().kind() == ErrorKind::kInternal));
+  BOOST_TEST(MustCount(*e.store) == 0u);
+  BOOST_TEST(e.Entries("doc_by_hash") == 0u);
+  BOOST_TEST(e.Entries("chunks") == 0u);
+}
+
+// A write that does not fit is refused whole: no record without its chunks, no
+// postings without a record.
+BOOST_AUTO_TEST_CASE(a_full_map_refuses_a_document_whole) {
+  DocEnv e(1ull << 20);
+  int stored = 0;
+  Status last;
+  for (int i = 0; i < 200 && last.ok(); ++i) {
+    std::vector<std::string> chunks;
+    for (int c = 0; c < 4; ++c) {
+      std::string text;
+      for (int w = 0; w < 400; ++w) {
+        text += "w" + std::to_string(i) + "c" + std::to_string(c) + "x" + std::to_string(w) + " ";
+      }
+      chunks.push_back(text);
+    }
+    auto r = e.store->Add(MakeDoc("doc_" + std::to_string(i), "T", chunks, 0, i));
+    if (r.ok()) {
+      ++stored;
+    } else {
+      last = r.status();
+    }
+  }
+  BOOST_REQUIRE_MESSAGE(!last.ok(), "the map never filled");
+  BOOST_TEST((last.kind() == ErrorKind::kStoreFull), last.ToString());
+  BOOST_TEST(MustCount(*e.store) == static_cast<uint64_t>(stored));
+  BOOST_TEST(e.Entries("doc_text") == static_cast<size_t>(stored));
+  BOOST_TEST(e.Entries("doc_by_hash") == static_cast<size_t>(stored));
+  BOOST_TEST(e.Entries("chunks") == static_cast<size_t>(stored) * 4);
+  auto vectors = e.store->vectors().Count();
+  BOOST_REQUIRE(vectors.ok());
+  BOOST_TEST(*vectors == static_cast<uint64_t>(stored) * 4);
+  // The refused document left no postings: its unique words are not found.
+  BOOST_TEST(LexicalDocs(*e.store, {"w" + std::to_string(stored) + "c0x0"}).empty());
+  // The stored ones are all there.
+  BOOST_TEST(LexicalDocs(*e.store, {"w0c0x0"}) == std::vector<std::string>{"doc_0:0"});
+}
+
+BOOST_AUTO_TEST_CASE(missing_lists_unknown_ids_in_order) {
+  DocEnv e;
+  MustAdd(*e.store, MakeDoc("doc_a", "A", {"a"}, 0, 1));
+  MustAdd(*e.store, MakeDoc("doc_b", "B", {"b"}, 1, 2));
+  auto m = e.store->Missing({"doc_x", "doc_a", "doc_y", "doc_b", "doc_x"});
+  BOOST_REQUIRE(m.ok());
+  BOOST_TEST(*m == (std::vector<std::string>{"doc_x", "doc_y", "doc_x"}));
+  auto none = e.store->Missing({"doc_b", "doc_a"});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(none->empty());
+  auto empty = e.store->Missing({});
+  BOOST_REQUIRE(empty.ok());
+  BOOST_TEST(empty->empty());
+  BOOST_REQUIRE(e.store->Delete("doc_a").ok());
+  auto after = e.store->Missing({"doc_a", "doc_b"});
+  BOOST_REQUIRE(after.ok());
+  BOOST_TEST(*after == std::vector<std::string>{"doc_a"});
+}
+
+BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
+  TempDir dir;
+  // Both stores' vec.N databases must be declared: the union of their names.
+  std::vector<std::string> names = DocumentStore::Databases(kShards);
+  for (const auto& n : DocumentStore::Databases(2)) {
+    if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+  }
+  auto opened = OpenEnv(dir.path(), names, 64ull << 20);
+  BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
+  std::unique_ptr<Env> env = std::move(opened).value();
+  {
+    DocumentStore store(*env, kShards);
+    BOOST_REQUIRE(store.CheckIndexIdentity("hash-v1", 384).ok());  // records
+    BOOST_TEST(store.CheckIndexIdentity("hash-v1", 384).ok());     // matches
+
+    Status other_name = store.CheckIndexIdentity("openai:text-embedding-3-small", 384);
+    BOOST_TEST(!other_name.ok());
+    BOOST_TEST(other_name.code() == "index_mismatch");
+    BOOST_TEST((other_name.kind() == ErrorKind::kInvalidArgument));
+    // The message names both settings.
+    BOOST_TEST(other_name.message().find("hash-v1") != std::string::npos);
+    BOOST_TEST(other_name.message().find("openai:text-embedding-3-small") != std::string::npos);
+
+    Status other_dim = store.CheckIndexIdentity("hash-v1", 256);
+    BOOST_TEST(other_dim.code() == "index_mismatch");
+    BOOST_TEST(other_dim.message().find("384") != std::string::npos);
+    BOOST_TEST(other_dim.message().find("256") != std::string::npos);
+
+    // A refused check recorded nothing: the original identity still matches.
+    BOOST_TEST(store.CheckIndexIdentity("hash-v1", 384).ok());
+  }
+  {
+    DocumentStore other_shards(*env, 2);
+    Status s = other_shards.CheckIndexIdentity("hash-v1", 384);
+    BOOST_TEST(!s.ok());
+    BOOST_TEST(s.code() == "index_mismatch");
+    BOOST_TEST(s.message().find("shards") != std::string::npos);
+  }
+  // The identity survives reopening the environment.
+  env.reset();
+  auto reopened = OpenEnv(dir.path(), names, 64ull << 20);
+  BOOST_REQUIRE(reopened.ok());
+  env = std::move(reopened).value();
+  DocumentStore again(*env, kShards);
+  BOOST_TEST(again.CheckIndexIdentity("hash-v1", 384).ok());
+  BOOST_TEST(again.CheckIndexIdentity("hash-v2", 384).code() == "index_mismatch");
+}
+
+BOOST_AUTO_TEST_CASE(document_record_json_round_trip) {
+  DocumentRecord d;
+  d.id = "doc_0123456789abcdef01234567";
+  d.title = "Quotes \" and \\ and 漢字 and \n";
+  d.content_hash = "ab";
+  d.bytes = 1ull << 40;
+  d.chars = 12345;
+  d.chunk_count = 7;
+  d.created_at = 1700000000123;
+  DocumentRecord back;
+  BOOST_REQUIRE(DecodeDocument(EncodeDocument(d), back));
+  CheckSameRecord(back, d);
+  BOOST_TEST(!DecodeDocument("{}", back));  // no id
+  BOOST_TEST(!DecodeDocument("not json", back));
+  BOOST_TEST(!DecodeDocument("[1]", back));
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace
+}  // namespace ragstream::store

@@ -1,0 +1,341 @@
+// Ingester: validation errors with their kinds and codes, titles, chunking and
+// embedding into the store, identical content, and embedder failures.
+#include "lib/rag/ingester.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "lib/core/ids.h"
+#include "lib/core/sha256.h"
+#include "lib/core/utf8.h"
+#include "lib/rag/chunker.h"
+#include "lib/rag/hash_embedder.h"
+#include "lib/rag/text.h"
+#include "lib/store/document_store.h"
+#include "lib/store/lmdb.h"
+#include "tests/unit/temp_store.h"
+
+namespace ragstream::rag {
+namespace {
+
+using ragstream::testing::TempDir;
+
+// Wraps the hash embedder: records batch sizes, and can fail or misbehave on
+// demand.
+class FakeEmbedder : public Embedder {
+ public:
+  enum class Mode { kOk, kFail, kWrongDimension, kTooFew };
+  explicit FakeEmbedder(int dim = 64) : inner_(dim) {}
+  std::string name() const override { return "fake-hash"; }
+  int dimension() const override { return inner_.dimension(); }
+  Result<std::vector<std::vector<float>>> Embed(const std::vector<std::string>& texts) override {
+    std::lock_guard<std::mutex> lock(mu_);
+    batches.push_back(texts.size());
+    if (mode == Mode::kFail) return Status::Upstream("upstream_unreachable", "fake outage");
+    auto out = inner_.Embed(texts);
+    if (!out.ok()) return out;
+    if (mode == Mode::kWrongDimension && !out->empty()) out->front().push_back(0.0f);
+    if (mode == Mode::kTooFew && !out->empty()) out->pop_back();
+    return out;
+  }
+
+  Mode mode = Mode::kOk;
+  std::vector<size_t> batches;
+
+ private:
+  std::mutex mu_;
+  HashEmbedder inner_;
+};
+
+struct Fixture {
+  explicit Fixture(IngestOptions options = {}) {
+    store::Env::Options env_options;
+    env_options.path = dir.path();
+    env_options.map_size_bytes = 64ull << 20;
+    env_options.max_readers = 126;
+    env_options.databases = store::DocumentStore::Databases(2);
+    auto opened = store::Env::Open(env_options);
+    if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
+    env = std::move(opened).value();
+    documents = std::make_unique<store::DocumentStore>(*env, 2);
+    ingester = std::make_unique<Ingester>(*documents, embedder, options);
+  }
+  ~Fixture() {
+    ingester.reset();
+    documents.reset();
+    env.reset();
+  }
+  uint64_t Count() const {
+    auto n = documents->Count();
+    BOOST_REQUIRE(n.ok());
+    return *n;
+  }
+
+  TempDir dir;
+  std::unique_ptr<store::Env> env;
+  std::unique_ptr<store::DocumentStore> documents;
+  FakeEmbedder embedder;
+  std::unique_ptr<Ingester> ingester;
+};
+
+// Ingest must fail with `kind` and `code`, Validate must agree, and nothing is
+// stored.
+void ExpectRejected(Fixture& f, const std::string& title, const std::string& text, ErrorKind kind,
+                    const std::string& code) {
+  Status v = f.ingester->Validate(title, text);
+  BOOST_TEST(!v.ok());
+  BOOST_TEST((v.kind() == kind), v.ToString());
+  BOOST_TEST(v.code() == code);
+  BOOST_TEST(!v.message().empty());
+  auto r = f.ingester->Ingest(title, text);
+  BOOST_TEST(!r.ok());
+  BOOST_TEST((r.status().kind() == kind), r.status().ToString());
+  BOOST_TEST(r.status().code() == code);
+  BOOST_TEST(f.Count() == 0u);
+}
+
+// A string of `n` Hebrew letters (2 bytes each).
+std::string Hebrew(size_t n) {
+  static const char* kLetters[] = {"א", "ב", "ג", "ד", "ה", "ו", "ז", "ח", "ט", "י"};
+  std::string s;
+  for (size_t i = 0; i < n; ++i) s += kLetters[i % 10];
+  return s;
+}
+
+const char kBody[] = "A perfectly ordinary paragraph of text about nothing in particular.";
+
+BOOST_AUTO_TEST_SUITE(ingester_test)
+
+BOOST_AUTO_TEST_CASE(empty_or_whitespace_is_empty_document) {
+  Fixture f;
+  for (const std::string text : {"", " ", "\n\n\n", " \t\r\n \f "}) {
+    BOOST_TEST_CONTEXT("text of " << text.size() << " bytes") {
+      ExpectRejected(f, "T", text, ErrorKind::kInvalidArgument, "empty_document");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(too_large_is_document_too_large) {
+  IngestOptions o;
+  o.max_document_bytes = 100;
+  Fixture f(o);
+  ExpectRejected(f, "T", std::string(101, 'a'), ErrorKind::kTooLarge, "document_too_large");
+  // Bytes, not characters: 51 Hebrew letters are 102 bytes.
+  ExpectRejected(f, "T", Hebrew(51), ErrorKind::kTooLarge, "document_too_large");
+  // Exactly at the limit is fine.
+  auto ok = f.ingester->Ingest("T", std::string(100, 'a'));
+  BOOST_REQUIRE_MESSAGE(ok.ok(), ok.status().ToString());
+  BOOST_TEST(ok->created);
+}
+
+BOOST_AUTO_TEST_CASE(binary_content_is_refused) {
+  Fixture f;
+  ExpectRejected(f, "T", std::string("hello\0world", 11), ErrorKind::kUnsupportedMediaType,
+                 "binary_content");
+  ExpectRejected(f, "T", std::string(1, '\0'), ErrorKind::kUnsupportedMediaType, "binary_content");
+  // Mostly control characters (well over 10%).
+  std::string controls;
+  for (int i = 0; i < 40; ++i) controls += std::string("ab\x01\x02\x1b", 5);
+  ExpectRejected(f, "T", controls, ErrorKind::kUnsupportedMediaType, "binary_content");
+  // Text with the usual whitespace controls, and a few others, is not binary.
+  std::string fine = std::string(kBody) + "\r\n\tIndented.\f\nNext page \x1b[1m bold.";
+  BOOST_TEST(f.ingester->Validate("T", fine).ok());
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_is_invalid_text) {
+  Fixture f;
+  for (const std::string& bad :
+       {std::string("caf\xC3", 4), std::string("\xFF\xFE text"),
+        std::string("overlong \xC0\xAF slash"), std::string("surrogate \xED\xA0\x80 here"),
+        std::string("beyond \xF4\x90\x80\x80 U+10FFFF")}) {
+    BOOST_TEST_CONTEXT(bad) {
+      ExpectRejected(f, "T", bad, ErrorKind::kInvalidArgument, "invalid_text");
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(bad_titles_are_invalid_title) {
+  Fixture f;
+  for (const std::string& title :
+       {std::string("two\nlines"), std::string("carriage\rreturn"), std::string("ends\n"),
+        std::string(201, 'x'), Hebrew(201), std::string("bad \xFF byte")}) {
+    BOOST_TEST_CONTEXT("title of " << title.size() << " bytes") {
+      ExpectRejected(f, title, kBody, ErrorKind::kInvalidArgument, "invalid_title");
+    }
+  }
+  // 200 characters is the limit, counted in characters: 200 Hebrew letters are
+  // 400 bytes.
+  BOOST_TEST(f.ingester->Validate(std::string(200, 'x'), kBody).ok());
+  BOOST_TEST(f.ingester->Validate(Hebrew(200), kBody).ok());
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_title_comes_from_the_first_line) {
+  Fixture f;
+  auto r = f.ingester->Ingest("", "\n\n  ## Getting started  \r\nThe body of the guide.\n");
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  BOOST_TEST(r->record.title == "Getting started");
+  auto spaces = f.ingester->Ingest("  \t ", "# Second doc\nWith another body.");
+  BOOST_REQUIRE(spaces.ok());
+  BOOST_TEST(spaces->record.title == "Second doc");
+  // A given title is kept as is.
+  auto given = f.ingester->Ingest("My title", "# Heading\nThird body.");
+  BOOST_REQUIRE(given.ok());
+  BOOST_TEST(given->record.title == "My title");
+  auto stored = f.documents->Get(r->record.id);
+  BOOST_REQUIRE(stored.ok());
+  BOOST_TEST(stored->title == "Getting started");
+}
+
+BOOST_AUTO_TEST_CASE(title_from_text_rules) {
+  BOOST_TEST(TitleFromText("Plain first line\nsecond", 200) == "Plain first line");
+  BOOST_TEST(TitleFromText("### Deep heading ###\n", 200) == "Deep heading ###");
+  BOOST_TEST(TitleFromText("\n\n   \n#\nReal\n", 200) == "Real");
+  BOOST_TEST(TitleFromText("", 200) == "Untitled");
+  BOOST_TEST(TitleFromText("#\n##\n \n", 200) == "Untitled");
+  BOOST_TEST(TitleFromText("abcdef", 3) == "abc");
+  BOOST_TEST(TitleFromText("שלום עולם", 4) == "שלום");
+}
+
+BOOST_AUTO_TEST_CASE(a_long_hebrew_title_is_cut_at_a_character_boundary) {
+  const std::string line = Hebrew(250);
+  for (size_t max : {1u, 2u, 7u, 199u, 200u}) {
+    std::string t = TitleFromText(line + "\nbody", max);
+    BOOST_TEST(IsValidUtf8(t));
+    BOOST_TEST(Utf8Length(t) == max);
+    BOOST_TEST(line.compare(0, t.size(), t) == 0);  // a prefix of the line
+  }
+  // With pointing (niqqud): cut after whole code points, never inside one.
+  std::string pointed;
+  for (int i = 0; i < 10; ++i) pointed += "שָׁ";  // shin + qamats + shin dot: 3 code points
+  std::string cut = TitleFromText(pointed, 4);
+  BOOST_TEST(IsValidUtf8(cut));
+  BOOST_TEST(Utf8Length(cut) == 4u);
+
+  Fixture f;
+  auto r = f.ingester->Ingest("", line + "\n" + kBody);
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  BOOST_TEST(IsValidUtf8(r->record.title));
+  BOOST_TEST(Utf8Length(r->record.title) == 200u);
+  BOOST_TEST(r->record.title == Hebrew(200));
+}
+
+BOOST_AUTO_TEST_CASE(the_stored_document_matches_the_chunker) {
+  IngestOptions o;
+  o.chunker.target_chars = 80;
+  o.chunker.overlap_chars = 10;
+  o.chunker.max_chars = 120;
+  o.embed_batch = 2;
+  Fixture f(o);
+  std::string text;
+  for (int i = 0; i < 12; ++i) {
+    text += "Sentence number " + std::to_string(i) + " talks about topic " + std::to_string(i * 7) +
+            ". ";
+    if (i % 3 == 2) text += "\n\n";
+  }
+  text += "Last words: שלום 世界.";
+  const std::vector<Chunk> want = ChunkText(text, o.chunker);
+  BOOST_REQUIRE(want.size() >= 4u);
+
+  auto r = f.ingester->Ingest("Chunky", text);
+  BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+  BOOST_TEST(r->created);
+  const store::DocumentRecord& rec = r->record;
+  BOOST_TEST(IsWellFormedId(rec.id, "doc_"));
+  BOOST_TEST(rec.title == "Chunky");
+  BOOST_TEST(rec.chunk_count == want.size());
+  BOOST_TEST(rec.bytes == text.size());
+  BOOST_TEST(rec.chars == Utf8Length(text));
+  BOOST_TEST(rec.content_hash == Sha256Hex(text));
+  BOOST_TEST(rec.created_at > 0);
+
+  auto stored_text = f.documents->GetText(rec.id);
+  BOOST_REQUIRE(stored_text.ok());
+  BOOST_TEST(*stored_text == text);
+  for (uint32_t i = 0; i < want.size(); ++i) {
+    auto c = f.documents->GetChunk(rec.id, i);
+    BOOST_REQUIRE(c.ok());
+    BOOST_TEST(c->text == want[i].text);
+    BOOST_TEST(c->start_char == want[i].start_char);
+    BOOST_TEST(c->end_char == want[i].end_char);
+    BOOST_TEST(c->terms == Tokenize(want[i].text));
+  }
+  BOOST_TEST(!f.documents->GetChunk(rec.id, static_cast<uint32_t>(want.size())).ok());
+
+  // Batches of at most embed_batch texts, covering every chunk once.
+  size_t total = 0;
+  for (size_t b : f.embedder.batches) {
+    BOOST_TEST(b <= 2u);
+    BOOST_TEST(b > 0u);
+    total += b;
+  }
+  BOOST_TEST(total == want.size());
+
+  // Chunk i's vector is stored as row i: a query with chunk i's text finds
+  // chunk i first.
+  HashEmbedder same(64);
+  for (uint32_t i = 0; i < want.size(); ++i) {
+    std::vector<float> q(64);
+    same.EmbedOne(want[i].text, q.data());
+    auto hits = f.documents->vectors().Search(q.data(), 64, 1, {});
+    BOOST_REQUIRE(hits.ok() && hits->size() == 1);
+    BOOST_TEST((*hits)[0].chunk_index == i);
+    BOOST_TEST((*hits)[0].score > 0.999f);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(identical_content_is_not_stored_twice) {
+  Fixture f;
+  auto first = f.ingester->Ingest("First", kBody);
+  BOOST_REQUIRE(first.ok());
+  BOOST_TEST(first->created);
+  auto again = f.ingester->Ingest("Another title", kBody);
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST(!again->created);
+  BOOST_TEST(again->record.id == first->record.id);
+  BOOST_TEST(again->record.title == "First");
+  BOOST_TEST(again->record.created_at == first->record.created_at);
+  BOOST_TEST(f.Count() == 1u);
+  // One byte more is another document.
+  auto other = f.ingester->Ingest("Other", std::string(kBody) + "!");
+  BOOST_REQUIRE(other.ok());
+  BOOST_TEST(other->created);
+  BOOST_TEST(other->record.id != first->record.id);
+  BOOST_TEST(f.Count() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(embedder_failures_store_nothing) {
+  Fixture f;
+  f.embedder.mode = FakeEmbedder::Mode::kFail;
+  auto failed = f.ingester->Ingest("T", kBody);
+  BOOST_TEST(!failed.ok());
+  BOOST_TEST((failed.status().kind() == ErrorKind::kUpstream));
+  BOOST_TEST(failed.status().code() == "upstream_unreachable");
+  BOOST_TEST(f.Count() == 0u);
+
+  f.embedder.mode = FakeEmbedder::Mode::kWrongDimension;
+  auto wrong = f.ingester->Ingest("T", kBody);
+  BOOST_TEST(!wrong.ok());
+  BOOST_TEST(f.Count() == 0u);
+
+  f.embedder.mode = FakeEmbedder::Mode::kTooFew;
+  auto few = f.ingester->Ingest("T", kBody);
+  BOOST_TEST(!few.ok());
+  BOOST_TEST(f.Count() == 0u);
+
+  // Recovered: the same text goes in, created.
+  f.embedder.mode = FakeEmbedder::Mode::kOk;
+  auto ok = f.ingester->Ingest("T", kBody);
+  BOOST_REQUIRE(ok.ok());
+  BOOST_TEST(ok->created);
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace
+}  // namespace ragstream::rag

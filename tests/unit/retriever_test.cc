@@ -1,0 +1,490 @@
+// Retriever: reciprocal rank fusion by hand, mode names, and retrieval in each
+// mode over a real DocumentStore filled through the Ingester with the hash
+// embedder.
+#include "lib/rag/retriever.h"
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <map>
+#include <memory>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include <rapidjson/document.h>
+
+#include "lib/core/utf8.h"
+#include "lib/rag/hash_embedder.h"
+#include "lib/rag/ingester.h"
+#include "lib/store/document_store.h"
+#include "lib/store/lmdb.h"
+#include "tests/unit/temp_store.h"
+
+namespace ragstream::rag {
+namespace {
+
+using ragstream::testing::TempDir;
+
+constexpr double kTol = 1e-12;
+
+BOOST_AUTO_TEST_SUITE(retriever_test)
+
+BOOST_AUTO_TEST_CASE(rrf_scores_by_hand) {
+  // a: 1st in list 1, 2nd in list 2 -> 1/61 + 1/62
+  // b: 2nd in list 1                  -> 1/62
+  // c: 3rd in list 1, 1st in list 2   -> 1/63 + 1/61
+  // d: 3rd in list 2                  -> 1/63
+  auto fused = ReciprocalRankFusion({{"a", "b", "c"}, {"c", "a", "d"}});
+  BOOST_REQUIRE_EQUAL(fused.size(), 4u);
+  BOOST_TEST(fused[0].id == "a");
+  BOOST_TEST(fused[0].score == 1.0 / 61 + 1.0 / 62, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[1].id == "c");
+  BOOST_TEST(fused[1].score == 1.0 / 61 + 1.0 / 63, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[2].id == "b");
+  BOOST_TEST(fused[2].score == 1.0 / 62, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[3].id == "d");
+  BOOST_TEST(fused[3].score == 1.0 / 63, boost::test_tools::tolerance(kTol));
+}
+
+BOOST_AUTO_TEST_CASE(rrf_first_and_third_is_1_over_61_plus_1_over_63) {
+  auto fused = ReciprocalRankFusion({{"x", "p", "q"}, {"r", "s", "x"}});
+  BOOST_REQUIRE(!fused.empty());
+  BOOST_TEST(fused[0].id == "x");
+  BOOST_TEST(fused[0].score == 1.0 / 61 + 1.0 / 63, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused.size() == 5u);
+}
+
+BOOST_AUTO_TEST_CASE(rrf_ties_keep_first_appearance) {
+  // x and y both score 1/61 + 1/62; x appeared first.
+  auto swapped = ReciprocalRankFusion({{"x", "y"}, {"y", "x"}});
+  BOOST_REQUIRE_EQUAL(swapped.size(), 2u);
+  BOOST_TEST(swapped[0].id == "x");
+  BOOST_TEST(swapped[1].id == "y");
+  BOOST_TEST(swapped[0].score == swapped[1].score);
+  // Items only in the second list come after the first list's items of the same
+  // rank.
+  auto disjoint = ReciprocalRankFusion({{"p", "q"}, {"r", "s"}});
+  BOOST_REQUIRE_EQUAL(disjoint.size(), 4u);
+  BOOST_TEST(disjoint[0].id == "p");
+  BOOST_TEST(disjoint[1].id == "r");
+  BOOST_TEST(disjoint[2].id == "q");
+  BOOST_TEST(disjoint[3].id == "s");
+  // Many equal items keep their order.
+  std::vector<std::string> many;
+  for (int i = 0; i < 50; ++i) many.push_back("id" + std::to_string(i));
+  std::vector<std::vector<std::string>> singles;
+  for (const auto& id : many) singles.push_back({id});
+  auto flat = ReciprocalRankFusion(singles);
+  BOOST_REQUIRE_EQUAL(flat.size(), many.size());
+  for (size_t i = 0; i < many.size(); ++i) BOOST_TEST(flat[i].id == many[i]);
+}
+
+BOOST_AUTO_TEST_CASE(rrf_edge_cases) {
+  BOOST_TEST(ReciprocalRankFusion({}).empty());
+  BOOST_TEST(ReciprocalRankFusion({{}, {}}).empty());
+  auto one = ReciprocalRankFusion({{"a", "b"}, {}});
+  BOOST_REQUIRE_EQUAL(one.size(), 2u);
+  BOOST_TEST(one[0].score == 1.0 / 61, boost::test_tools::tolerance(kTol));
+  // Another k.
+  auto k1 = ReciprocalRankFusion({{"a", "b"}}, 1.0);
+  BOOST_REQUIRE_EQUAL(k1.size(), 2u);
+  BOOST_TEST(k1[0].score == 0.5, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(k1[1].score == 1.0 / 3, boost::test_tools::tolerance(kTol));
+}
+
+BOOST_AUTO_TEST_CASE(rrf_weights_scale_each_list) {
+  // a: 0.5/61 (1st in list 1) + 1/62 (2nd in list 2); b: 0.5/62 + 1/61.
+  auto fused = ReciprocalRankFusion({{"a", "b"}, {"b", "a"}}, 60.0, {0.5, 1.0});
+  BOOST_REQUIRE_EQUAL(fused.size(), 2u);
+  BOOST_TEST(fused[0].id == "b");
+  BOOST_TEST(fused[0].score == 0.5 / 62 + 1.0 / 61, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[1].id == "a");
+  BOOST_TEST(fused[1].score == 0.5 / 61 + 1.0 / 62, boost::test_tools::tolerance(kTol));
+  // A missing weight is 1.
+  auto partial = ReciprocalRankFusion({{"a"}, {"b"}}, 60.0, {2.0});
+  BOOST_REQUIRE_EQUAL(partial.size(), 2u);
+  BOOST_TEST(partial[0].score == 2.0 / 61, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(partial[1].score == 1.0 / 61, boost::test_tools::tolerance(kTol));
+  // A zero weight drops a list's influence but keeps its items (after the others).
+  auto zero = ReciprocalRankFusion({{"a"}, {"b", "c"}}, 60.0, {0.0, 1.0});
+  BOOST_REQUIRE_EQUAL(zero.size(), 3u);
+  BOOST_TEST(zero[0].id == "b");
+  BOOST_TEST(zero[2].id == "a");
+}
+
+BOOST_AUTO_TEST_CASE(mode_names_round_trip) {
+  for (RetrievalMode m :
+       {RetrievalMode::kHybrid, RetrievalMode::kVector, RetrievalMode::kLexical}) {
+    RetrievalMode parsed =
+        m == RetrievalMode::kHybrid ? RetrievalMode::kVector : RetrievalMode::kHybrid;
+    BOOST_REQUIRE(ParseRetrievalMode(RetrievalModeName(m), parsed));
+    BOOST_TEST((parsed == m));
+  }
+  BOOST_TEST(std::string(RetrievalModeName(RetrievalMode::kHybrid)) == "hybrid");
+  BOOST_TEST(std::string(RetrievalModeName(RetrievalMode::kVector)) == "vector");
+  BOOST_TEST(std::string(RetrievalModeName(RetrievalMode::kLexical)) == "lexical");
+  RetrievalMode untouched = RetrievalMode::kLexical;
+  for (const char* bad : {"", "Hybrid", "VECTOR", "lexical ", "bm25", "semantic"}) {
+    BOOST_TEST(!ParseRetrievalMode(bad, untouched), bad);
+  }
+  BOOST_TEST((untouched == RetrievalMode::kLexical));
+}
+
+// A store with a few unrelated documents, ingested for real.
+struct Library {
+  explicit Library(RetrieverOptions retriever_options = {}) {
+    store::Env::Options options;
+    options.path = dir.path();
+    options.map_size_bytes = 64ull << 20;
+    options.max_readers = 126;
+    options.databases = store::DocumentStore::Databases(3);
+    auto opened = store::Env::Open(options);
+    if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
+    env = std::move(opened).value();
+    documents = std::make_unique<store::DocumentStore>(*env, 3);
+    IngestOptions io;
+    io.chunker.target_chars = 120;
+    io.chunker.overlap_chars = 20;
+    io.chunker.max_chars = 200;
+    ingester = std::make_unique<Ingester>(*documents, embedder, io);
+    retriever = std::make_unique<Retriever>(*documents, embedder, retriever_options);
+
+    Add("lmdb",
+        "LMDB is a memory-mapped key-value database. Readers never "
+        "block writers, and a "
+        "write transaction is serialized by a single writer lock. The "
+        "memory map lets every "
+        "process share the page cache.");
+    Add("bread",
+        "Sourdough bread rises with a starter of wild yeast and "
+        "lactobacilli. Feed the "
+        "starter with flour and water, let the dough ferment "
+        "overnight, then bake it in a "
+        "hot Dutch oven.");
+    Add("volcano",
+        "A volcano erupts when magma rises through the crust. "
+        "Basalt lava flows are runny, "
+        "while andesite and rhyolite magmas are sticky and explode "
+        "violently, throwing ash "
+        "high into the stratosphere.");
+    Add("chess",
+        "The Sicilian Defence answers 1.e4 with c5. White often plays "
+        "the Open Sicilian with "
+        "Nf3 and d4, and Black chooses between the Najdorf, the "
+        "Dragon and the Sveshnikov.");
+    Add("whales",
+        "Humpback whales migrate thousands of kilometres between "
+        "feeding grounds in polar "
+        "waters and breeding grounds in the tropics. Males sing "
+        "long, complex songs.\n\n"
+        "Blue whales are the largest animals ever known. They feed "
+        "almost only on krill, "
+        "filtering tons of it each day through baleen plates.\n\n"
+        "Sperm whales dive deeper than a kilometre to hunt giant "
+        "squid, holding their breath "
+        "for more than an hour.");
+  }
+  ~Library() {
+    retriever.reset();
+    ingester.reset();
+    documents.reset();
+    env.reset();
+  }
+
+  void Add(const std::string& key, const std::string& text) {
+    auto r = ingester->Ingest(key + " title", text);
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    ids[key] = r->record.id;
+    texts[key] = text;
+  }
+
+  std::vector<Passage> Retrieve(const std::string& query, RetrievalMode mode, size_t top_k = 5,
+                                std::vector<std::string> filter = {}) const {
+    RetrievalRequest req;
+    req.query = query;
+    req.mode = mode;
+    req.top_k = top_k;
+    req.document_ids = std::move(filter);
+    auto r = retriever->Retrieve(req);
+    BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
+    return std::move(r).value();
+  }
+
+  TempDir dir;
+  std::unique_ptr<store::Env> env;
+  std::unique_ptr<store::DocumentStore> documents;
+  HashEmbedder embedder;
+  std::unique_ptr<Ingester> ingester;
+  std::unique_ptr<Retriever> retriever;
+  std::map<std::string, std::string> ids, texts;
+};
+
+const RetrievalMode kModes[] = {RetrievalMode::kVector, RetrievalMode::kLexical,
+                                RetrievalMode::kHybrid};
+
+// Every passage is consistent with the store: its chunk, its document's title,
+// its text at its offsets (the documents are ASCII, so code points are bytes).
+void CheckPassages(const Library& lib, const std::vector<Passage>& passages) {
+  for (const auto& p : passages) {
+    BOOST_TEST(p.chunk_id == p.document_id + ":" + std::to_string(p.chunk_index));
+    auto chunk = lib.documents->GetChunk(p.document_id, p.chunk_index);
+    BOOST_REQUIRE(chunk.ok());
+    BOOST_TEST(p.text == chunk->text);
+    BOOST_TEST(p.start_char == chunk->start_char);
+    BOOST_TEST(p.end_char == chunk->end_char);
+    auto text = lib.documents->GetText(p.document_id);
+    BOOST_REQUIRE(text.ok());
+    BOOST_REQUIRE(p.end_char <= text->size());
+    BOOST_TEST(text->substr(p.start_char, p.end_char - p.start_char) == p.text);
+    auto doc = lib.documents->Get(p.document_id);
+    BOOST_REQUIRE(doc.ok());
+    BOOST_TEST(p.title == doc->title);
+  }
+  std::set<std::string> seen;
+  for (const auto& p : passages) BOOST_TEST(seen.insert(p.chunk_id).second, "duplicate");
+  for (size_t i = 1; i < passages.size(); ++i) {
+    BOOST_TEST(passages[i - 1].score >= passages[i].score);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(each_mode_finds_the_relevant_document_first) {
+  Library lib;
+  const std::vector<std::pair<std::string, std::string>> queries = {
+      {"lmdb", "how do LMDB readers and the writer lock share the memory map?"},
+      {"bread", "how long should sourdough dough ferment before I bake the bread"},
+      {"volcano", "why does sticky rhyolite magma make a volcano explode"},
+      {"chess", "what does black play against the Open Sicilian: Najdorf or Dragon"},
+      {"whales", "how deep do sperm whales dive to hunt squid"},
+  };
+  for (const auto& [want, query] : queries) {
+    for (RetrievalMode mode : kModes) {
+      BOOST_TEST_CONTEXT(RetrievalModeName(mode) << ": " << query) {
+        auto passages = lib.Retrieve(query, mode);
+        BOOST_REQUIRE(!passages.empty());
+        BOOST_TEST(passages[0].document_id == lib.ids.at(want));
+        BOOST_TEST(passages[0].title == want + " title");
+        BOOST_TEST(passages.size() <= 5u);
+        CheckPassages(lib, passages);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_relevant_chunk_of_a_long_document_comes_first) {
+  Library lib;
+  auto whales = lib.documents->Get(lib.ids.at("whales"));
+  BOOST_REQUIRE(whales.ok());
+  BOOST_REQUIRE_MESSAGE(whales->chunk_count >= 3u,
+                        "the whale document should have 3 chunks, not " << whales->chunk_count);
+  for (RetrievalMode mode : kModes) {
+    BOOST_TEST_CONTEXT(RetrievalModeName(mode)) {
+      auto passages = lib.Retrieve("blue whales krill baleen", mode);
+      BOOST_REQUIRE(!passages.empty());
+      BOOST_TEST(passages[0].document_id == lib.ids.at("whales"));
+      BOOST_TEST(passages[0].text.find("krill") != std::string::npos);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(scores_are_what_each_mode_says) {
+  Library lib;
+  const std::string query = "sourdough starter flour";
+  auto vector = lib.Retrieve(query, RetrievalMode::kVector);
+  BOOST_REQUIRE(!vector.empty());
+  BOOST_TEST(vector[0].score > 0.0);
+  BOOST_TEST(vector[0].score <= 1.0 + 1e-6);  // a cosine
+  auto lexical = lib.Retrieve(query, RetrievalMode::kLexical);
+  BOOST_REQUIRE(!lexical.empty());
+  // BM25 of the very chunk, recomputed from the index.
+  auto bm25 = lib.documents->lexical().Search({"sourdough", "starter", "flour"}, 1, {});
+  BOOST_REQUIRE(bm25.ok() && !bm25->empty());
+  BOOST_TEST(lexical[0].score == (*bm25)[0].score, boost::test_tools::tolerance(kTol));
+  auto hybrid = lib.Retrieve(query, RetrievalMode::kHybrid);
+  BOOST_REQUIRE(!hybrid.empty());
+  // First in both lists: (vector_weight + lexical_weight) / (rrf_k + 1), the most fusion can
+  // give.
+  const RetrieverOptions o;
+  const double best = (o.vector_weight + o.lexical_weight) / (o.rrf_k + 1);
+  BOOST_TEST(hybrid[0].score == best, boost::test_tools::tolerance(kTol));
+  for (const auto& p : hybrid) BOOST_TEST(p.score <= best + kTol);
+}
+
+BOOST_AUTO_TEST_CASE(top_k_is_respected) {
+  Library lib;
+  // A query sharing words with every document.
+  const std::string query = "the and with of a is in are";
+  for (RetrievalMode mode : kModes) {
+    for (size_t k : {1u, 2u, 3u, 7u}) {
+      BOOST_TEST_CONTEXT(RetrievalModeName(mode) << " k=" << k) {
+        auto passages = lib.Retrieve(query, mode, k);
+        BOOST_TEST(passages.size() <= k);
+        BOOST_TEST(!passages.empty());
+        CheckPassages(lib, passages);
+      }
+    }
+    // Asking for more than there is returns every matching chunk once, at most
+    // max_chunks_per_document of each document.
+    auto all = lib.Retrieve(query, mode, 1000);
+    uint64_t chunks = 0;
+    auto list = lib.documents->List();
+    BOOST_REQUIRE(list.ok());
+    const uint64_t cap = RetrieverOptions().max_chunks_per_document;
+    for (const auto& d : *list) chunks += std::min<uint64_t>(d.chunk_count, cap);
+    BOOST_TEST(all.size() <= chunks);
+    if (mode != RetrievalMode::kLexical) BOOST_TEST(all.size() == chunks);
+    CheckPassages(lib, all);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(document_ids_filter_restricts_every_mode) {
+  Library lib;
+  const std::string query = "how do LMDB readers and the writer lock share the memory map?";
+  const std::vector<std::string> filter = {lib.ids.at("bread"), lib.ids.at("whales")};
+  for (RetrievalMode mode : kModes) {
+    BOOST_TEST_CONTEXT(RetrievalModeName(mode)) {
+      auto passages = lib.Retrieve(query, mode, 10, filter);
+      for (const auto& p : passages) {
+        BOOST_TEST((p.document_id == filter[0] || p.document_id == filter[1]), p.document_id);
+      }
+      auto only = lib.Retrieve(query, mode, 10, {lib.ids.at("lmdb")});
+      BOOST_REQUIRE(!only.empty());
+      for (const auto& p : only) BOOST_TEST(p.document_id == lib.ids.at("lmdb"));
+      BOOST_TEST(lib.Retrieve(query, mode, 10, {"doc_000000000000000000000000"}).empty());
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(chunks_per_document_are_capped) {
+  const std::string query = "whales migrate krill squid dive songs";
+  for (size_t cap : {1u, 2u, 10u}) {
+    RetrieverOptions o;
+    o.max_chunks_per_document = cap;
+    Library lib(o);
+    auto whales = lib.documents->Get(lib.ids.at("whales"));
+    BOOST_REQUIRE(whales.ok());
+    for (RetrievalMode mode : kModes) {
+      BOOST_TEST_CONTEXT(RetrievalModeName(mode) << " cap " << cap) {
+        auto passages = lib.Retrieve(query, mode, 10);
+        std::map<std::string, size_t> per_doc;
+        for (const auto& p : passages) ++per_doc[p.document_id];
+        for (const auto& [doc, n] : per_doc) BOOST_TEST(n <= cap, doc);
+        BOOST_REQUIRE(!passages.empty());
+        BOOST_TEST(passages[0].document_id == lib.ids.at("whales"));
+        // The cap is what limits the whale chunks, not their relevance.
+        BOOST_TEST(per_doc[lib.ids.at("whales")] == std::min<size_t>(cap, whales->chunk_count));
+        CheckPassages(lib, passages);
+      }
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(a_deleted_document_is_not_retrieved) {
+  Library lib;
+  const std::string query = "why does sticky rhyolite magma make a volcano explode";
+  BOOST_REQUIRE(lib.documents->Delete(lib.ids.at("volcano")).ok());
+  for (RetrievalMode mode : kModes) {
+    for (const auto& p : lib.Retrieve(query, mode, 10)) {
+      BOOST_TEST(p.document_id != lib.ids.at("volcano"));
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(lexical_with_no_shared_terms_finds_nothing) {
+  Library lib;
+  BOOST_TEST(lib.Retrieve("zzyzx quux", RetrievalMode::kLexical).empty());
+  BOOST_TEST(lib.Retrieve("?!...", RetrievalMode::kLexical).empty());
+}
+
+BOOST_AUTO_TEST_CASE(an_empty_store_returns_nothing) {
+  TempDir dir;
+  store::Env::Options options;
+  options.path = dir.path();
+  options.map_size_bytes = 16ull << 20;
+  options.max_readers = 126;
+  options.databases = store::DocumentStore::Databases(2);
+  auto env = store::Env::Open(options);
+  BOOST_REQUIRE(env.ok());
+  store::DocumentStore documents(**env, 2);
+  HashEmbedder embedder;
+  Retriever retriever(documents, embedder);
+  for (RetrievalMode mode : kModes) {
+    auto r = retriever.Retrieve({"anything at all", 5, mode, {}});
+    BOOST_REQUIRE(r.ok());
+    BOOST_TEST(r->empty());
+  }
+}
+
+BOOST_AUTO_TEST_CASE(sources_json_shape) {
+  std::vector<Passage> passages(2);
+  passages[0].document_id = "doc_a";
+  passages[0].title = "Quote \" and שלום";
+  passages[0].chunk_index = 3;
+  passages[0].chunk_id = "doc_a:3";
+  passages[0].score = 0.25;
+  passages[0].text = "line one\nline \"two\"";
+  passages[0].start_char = 10;
+  passages[0].end_char = 29;
+  passages[1].document_id = "doc_b";
+  passages[1].chunk_id = "doc_b:0";
+  passages[1].score = 0.0325;
+
+  const std::string json = SourcesJson(passages);
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  BOOST_REQUIRE(!doc.HasParseError());
+  BOOST_REQUIRE(doc.IsArray());
+  BOOST_REQUIRE_EQUAL(doc.Size(), 2u);
+  const std::set<std::string> want_keys = {"document_id", "title",      "chunk_id", "score",
+                                           "text",        "start_char", "end_char"};
+  for (const auto& item : doc.GetArray()) {
+    BOOST_REQUIRE(item.IsObject());
+    std::set<std::string> keys;
+    for (const auto& m : item.GetObject()) keys.insert(m.name.GetString());
+    BOOST_TEST((keys == want_keys));
+    BOOST_TEST(item["document_id"].IsString());
+    BOOST_TEST(item["title"].IsString());
+    BOOST_TEST(item["chunk_id"].IsString());
+    BOOST_TEST(item["score"].IsNumber());
+    BOOST_TEST(item["text"].IsString());
+    BOOST_TEST(item["start_char"].IsUint64());
+    BOOST_TEST(item["end_char"].IsUint64());
+  }
+  const auto& first = doc[0];
+  BOOST_TEST(std::string(first["document_id"].GetString()) == "doc_a");
+  BOOST_TEST(std::string(first["title"].GetString()) == "Quote \" and שלום");
+  BOOST_TEST(std::string(first["chunk_id"].GetString()) == "doc_a:3");
+  BOOST_TEST(first["score"].GetDouble() == 0.25);
+  BOOST_TEST(std::string(first["text"].GetString()) == "line one\nline \"two\"");
+  BOOST_TEST(first["start_char"].GetUint64() == 10u);
+  BOOST_TEST(first["end_char"].GetUint64() == 29u);
+  BOOST_TEST(doc[1]["score"].GetDouble() == 0.0325, boost::test_tools::tolerance(1e-15));
+
+  BOOST_TEST(SourcesJson({}) == "[]");
+}
+
+BOOST_AUTO_TEST_CASE(sources_json_of_real_passages_parses) {
+  Library lib;
+  auto passages = lib.Retrieve("whales krill", RetrievalMode::kHybrid);
+  BOOST_REQUIRE(!passages.empty());
+  const std::string json = SourcesJson(passages);
+  BOOST_TEST(IsValidUtf8(json));
+  rapidjson::Document doc;
+  doc.Parse(json.data(), json.size());
+  BOOST_REQUIRE(!doc.HasParseError());
+  BOOST_REQUIRE(doc.IsArray());
+  BOOST_REQUIRE_EQUAL(doc.Size(), passages.size());
+  for (rapidjson::SizeType i = 0; i < doc.Size(); ++i) {
+    BOOST_TEST(std::string(doc[i]["chunk_id"].GetString()) == passages[i].chunk_id);
+    BOOST_TEST(std::string(doc[i]["text"].GetString()) == passages[i].text);
+    BOOST_TEST(doc[i]["score"].GetDouble() == passages[i].score,
+               boost::test_tools::tolerance(1e-12));
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace
+}  // namespace ragstream::rag

@@ -1,0 +1,572 @@
+// VectorIndex: the sharded scan against a brute-force reference on random data,
+// the kernel, alignment of small values, malformed blocks, deletion and
+// counting.
+#include "lib/store/vector_index.h"
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <atomic>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <memory>
+#include <random>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <utility>
+#include <vector>
+
+#include "lib/store/lmdb.h"
+#include "tests/unit/temp_store.h"
+
+namespace ragstream::store {
+namespace {
+
+using ragstream::testing::TempDir;
+
+struct VectorEnv {
+  explicit VectorEnv(int shards, uint64_t map_size_bytes = 512ull << 20) {
+    Env::Options options;
+    options.path = dir.path();
+    options.map_size_bytes = map_size_bytes;
+    options.max_readers = 126;
+    options.databases = VectorIndex::Databases(shards);
+    auto opened = Env::Open(options);
+    if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
+    env = std::move(opened).value();
+    index = std::make_unique<VectorIndex>(*env, shards);
+  }
+  ~VectorEnv() {
+    index.reset();
+    env.reset();
+  }
+
+  TempDir dir;
+  std::unique_ptr<Env> env;
+  std::unique_ptr<VectorIndex> index;
+};
+
+// Random unit vectors, documents of 1..max_rows of them, and the brute-force
+// reference.
+struct Corpus {
+  uint32_t dim = 0;
+  std::map<std::string, std::vector<float>> docs;  // id -> rows x dim
+
+  size_t Rows(const std::string& id) const { return docs.at(id).size() / dim; }
+};
+
+std::vector<float> RandomUnit(std::mt19937& rng, uint32_t dim) {
+  std::normal_distribution<float> normal(0.0f, 1.0f);
+  std::vector<float> v(dim);
+  double norm = 0;
+  for (float& x : v) {
+    x = normal(rng);
+    norm += static_cast<double>(x) * x;
+  }
+  for (float& x : v) x = static_cast<float>(x / std::sqrt(norm));
+  return v;
+}
+
+Corpus MakeCorpus(std::mt19937& rng, uint32_t dim, int documents, int max_rows) {
+  Corpus c;
+  c.dim = dim;
+  std::uniform_int_distribution<int> rows(1, max_rows);
+  for (int d = 0; d < documents; ++d) {
+    std::string id = "doc_" + std::to_string(d);
+    std::vector<float>& block = c.docs[id];
+    int n = rows(rng);
+    for (int r = 0; r < n; ++r) {
+      auto v = RandomUnit(rng, dim);
+      block.insert(block.end(), v.begin(), v.end());
+    }
+  }
+  return c;
+}
+
+void Store(VectorEnv& e, const Corpus& c) {
+  auto txn = Txn::BeginWrite(*e.env);
+  BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
+  for (const auto& [id, block] : c.docs) {
+    Status s =
+        e.index->Put(*txn, id, block.data(), static_cast<uint32_t>(block.size() / c.dim), c.dim);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+  }
+  Status s = txn->Commit();
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+}
+
+double NaiveDot(const float* a, const float* b, uint32_t dim) {
+  double sum = 0;
+  for (uint32_t i = 0; i < dim; ++i) sum += static_cast<double>(a[i]) * b[i];
+  return sum;
+}
+
+struct Ref {
+  double score;
+  std::string doc;
+  uint32_t chunk;
+};
+
+// Every (doc, chunk) of the corpus (restricted to `filter` if not empty), best
+// first.
+std::vector<Ref> BruteForce(const Corpus& c, const std::vector<float>& q,
+                            const std::vector<std::string>& filter = {}) {
+  std::vector<Ref> all;
+  for (const auto& [id, block] : c.docs) {
+    if (!filter.empty() && std::find(filter.begin(), filter.end(), id) == filter.end()) continue;
+    for (uint32_t r = 0; r < block.size() / c.dim; ++r) {
+      all.push_back({NaiveDot(q.data(), block.data() + size_t{r} * c.dim, c.dim), id, r});
+    }
+  }
+  std::sort(all.begin(), all.end(), [](const Ref& a, const Ref& b) { return a.score > b.score; });
+  return all;
+}
+
+// Search equals the brute-force top-k: same ranks' scores within 1e-5, the same
+// (doc, chunk) set (unless the reference itself has a near-tie at the k-th
+// place), each reported score the true score of what it names, best first.
+void CheckAgainstReference(const VectorEnv& e, const Corpus& c, const std::vector<float>& q,
+                           size_t k, const std::vector<std::string>& filter = {}) {
+  auto hits = e.index->Search(q.data(), c.dim, k, filter);
+  BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
+  std::vector<Ref> ref = BruteForce(c, q, filter);
+  const size_t want = std::min(k, ref.size());
+  BOOST_REQUIRE_EQUAL(hits->size(), want);
+  std::set<std::pair<std::string, uint32_t>> got_set, want_set;
+  for (size_t i = 0; i < want; ++i) {
+    const VectorHit& h = (*hits)[i];
+    BOOST_TEST(std::abs(h.score - ref[i].score) < 1e-5,
+               "rank " << i << ": " << h.score << " vs " << ref[i].score);
+    if (i > 0) BOOST_TEST((*hits)[i - 1].score >= h.score);
+    auto doc = c.docs.find(h.document_id);
+    BOOST_REQUIRE(doc != c.docs.end());
+    BOOST_REQUIRE(h.chunk_index < c.Rows(h.document_id));
+    double truth = NaiveDot(q.data(), doc->second.data() + size_t{h.chunk_index} * c.dim, c.dim);
+    BOOST_TEST(std::abs(h.score - truth) < 1e-5);
+    if (!filter.empty()) {
+      BOOST_TEST((std::find(filter.begin(), filter.end(), h.document_id) != filter.end()));
+    }
+    got_set.insert({h.document_id, h.chunk_index});
+    want_set.insert({ref[i].doc, ref[i].chunk});
+  }
+  BOOST_TEST(got_set.size() == want);  // no (doc, chunk) twice
+  const bool near_tie = want < ref.size() && ref[want - 1].score - ref[want].score < 1e-5;
+  if (!near_tie) BOOST_TEST((got_set == want_set));
+}
+
+void RunRandomComparison(uint32_t dim, int documents, int max_rows, int shards, unsigned seed) {
+  std::mt19937 rng(seed);
+  VectorEnv e(shards);
+  Corpus c = MakeCorpus(rng, dim, documents, max_rows);
+  Store(e, c);
+  size_t total = 0;
+  for (const auto& [id, block] : c.docs) total += block.size() / dim;
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == total);
+  for (int i = 0; i < 20; ++i) CheckAgainstReference(e, c, RandomUnit(rng, dim), 10);
+  // A query equal to a stored vector finds it first with score ~1.
+  const std::string probe = "doc_" + std::to_string(documents / 2);
+  std::vector<float> q(c.docs[probe].begin(), c.docs[probe].begin() + dim);
+  auto hits = e.index->Search(q.data(), dim, 1, {});
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE_EQUAL(hits->size(), 1u);
+  BOOST_TEST((*hits)[0].document_id == probe);
+  BOOST_TEST((*hits)[0].chunk_index == 0u);
+  BOOST_TEST(std::abs((*hits)[0].score - 1.0f) < 1e-5);
+}
+
+BOOST_AUTO_TEST_SUITE(vector_index_test)
+
+BOOST_AUTO_TEST_CASE(dot_product_matches_a_double_precision_sum) {
+  std::mt19937 rng(7);
+  std::uniform_real_distribution<float> u(-1.0f, 1.0f);
+  for (uint32_t dim : {0u, 1u, 3u, 7u, 8u, 9u, 15u, 16u, 17u, 37u, 64u, 383u, 384u, 1536u}) {
+    std::vector<float> a(dim), b(dim);
+    for (auto& x : a) x = u(rng);
+    for (auto& x : b) x = u(rng);
+    double want = NaiveDot(a.data(), b.data(), dim);
+    double mag = 0;
+    for (uint32_t i = 0; i < dim; ++i) mag += std::abs(static_cast<double>(a[i]) * b[i]);
+    float got = DotProduct(a.data(), b.data(), dim);
+    BOOST_TEST(std::abs(got - want) <= 1e-6 * (1 + mag),
+               "dim " << dim << ": " << got << " vs " << want);
+  }
+  // Exact small cases, including the tail after the 8-wide blocks.
+  const float x[] = {1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11};
+  const float y[] = {1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 2};
+  BOOST_TEST(DotProduct(x, y, 11) == 77.0f);
+  BOOST_TEST(DotProduct(x, y, 8) == 36.0f);
+  BOOST_TEST(DotProduct(x, y, 3) == 6.0f);
+  BOOST_TEST(DotProduct(x, y, 0) == 0.0f);
+}
+
+BOOST_AUTO_TEST_CASE(search_equals_brute_force_dim_64) {
+  RunRandomComparison(64, 300, 20, 3, 1);
+}
+
+BOOST_AUTO_TEST_CASE(search_equals_brute_force_dim_384) {
+  RunRandomComparison(384, 120, 20, 3, 2);
+}
+
+BOOST_AUTO_TEST_CASE(search_equals_brute_force_odd_dim_37) {
+  RunRandomComparison(37, 300, 20, 3, 3);
+}
+
+BOOST_AUTO_TEST_CASE(search_equals_brute_force_one_and_many_shards) {
+  RunRandomComparison(16, 50, 5, 1, 4);
+  RunRandomComparison(16, 50, 5, 8, 5);
+}
+
+// Search is thread-safe: concurrent searches, with a writer adding documents
+// meanwhile, all succeed, and a search of the documents stored before the
+// writer started equals the reference.
+BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
+  std::mt19937 rng(41);
+  VectorEnv e(3);
+  Corpus c = MakeCorpus(rng, 32, 100, 8);
+  Store(e, c);
+  std::vector<std::vector<float>> queries;
+  for (int i = 0; i < 8; ++i) queries.push_back(RandomUnit(rng, 32));
+  std::vector<std::vector<VectorHit>> expected;
+  for (const auto& q : queries) {
+    auto hits = e.index->Search(q.data(), 32, 10, {});
+    BOOST_REQUIRE(hits.ok());
+    expected.push_back(*hits);
+  }
+  std::atomic<int> failures{0}, mismatches{0};
+  std::vector<std::string> old_ids;
+  for (const auto& [id, block] : c.docs) old_ids.push_back(id);
+  std::thread writer([&] {
+    std::mt19937 wrng(42);
+    for (int i = 0; i < 50; ++i) {
+      auto v = RandomUnit(wrng, 32);
+      auto txn = Txn::BeginWrite(*e.env);
+      if (!txn.ok() || !e.index->Put(*txn, "new_" + std::to_string(i), v.data(), 1, 32).ok() ||
+          !txn->Commit().ok()) {
+        ++failures;
+      }
+    }
+  });
+  std::vector<std::thread> readers;
+  for (int t = 0; t < 4; ++t) {
+    readers.emplace_back([&, t] {
+      for (int i = 0; i < 25; ++i) {
+        size_t qi = static_cast<size_t>(t + i) % queries.size();
+        auto hits = e.index->Search(queries[qi].data(), 32, 10, old_ids);
+        if (!hits.ok()) {
+          ++failures;
+          continue;
+        }
+        if (hits->size() != expected[qi].size()) {
+          ++mismatches;
+          continue;
+        }
+        for (size_t j = 0; j < hits->size(); ++j) {
+          if ((*hits)[j].document_id != expected[qi][j].document_id ||
+              (*hits)[j].chunk_index != expected[qi][j].chunk_index) {
+            ++mismatches;
+          }
+        }
+      }
+    });
+  }
+  writer.join();
+  for (auto& r : readers) r.join();
+  BOOST_TEST(failures.load() == 0);
+  BOOST_TEST(mismatches.load() == 0);
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  size_t total = 50;
+  for (const auto& [id, block] : c.docs) total += block.size() / 32;
+  BOOST_TEST(*count == total);
+}
+
+BOOST_AUTO_TEST_CASE(k_larger_than_the_corpus_returns_everything_sorted) {
+  std::mt19937 rng(11);
+  VectorEnv e(3);
+  Corpus c = MakeCorpus(rng, 8, 4, 3);
+  Store(e, c);
+  CheckAgainstReference(e, c, RandomUnit(rng, 8), 1000);
+}
+
+BOOST_AUTO_TEST_CASE(documents_spread_over_shards) {
+  VectorEnv e(3);
+  std::set<int> shards;
+  for (int i = 0; i < 100; ++i) {
+    int s = e.index->ShardOf("doc_" + std::to_string(i));
+    BOOST_TEST(s >= 0);
+    BOOST_TEST(s < 3);
+    shards.insert(s);
+    BOOST_TEST(e.index->ShardOf("doc_" + std::to_string(i)) == s);  // stable
+  }
+  BOOST_TEST(shards.size() == 3u);
+  BOOST_TEST(e.index->shards() == 3);
+  BOOST_TEST((VectorIndex::Databases(3) == std::vector<std::string>{"vec.0", "vec.1", "vec.2"}));
+}
+
+BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
+  std::mt19937 rng(21);
+  VectorEnv e(3);
+  Corpus c = MakeCorpus(rng, 64, 300, 20);
+  Store(e, c);
+  const std::vector<std::string> filter = {"doc_250", "doc_3", "doc_77", "doc_140", "doc_9"};
+  for (int i = 0; i < 10; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 64), 10, filter);
+  // A filter naming only unknown documents gives nothing.
+  auto q = RandomUnit(rng, 64);
+  auto none = e.index->Search(q.data(), 64, 10, {"doc_nope"});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(none->empty());
+  // A one-document filter returns at most that document's rows.
+  auto one = e.index->Search(q.data(), 64, 100, {"doc_3"});
+  BOOST_REQUIRE(one.ok());
+  BOOST_TEST(one->size() == c.Rows("doc_3"));
+}
+
+BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
+  std::mt19937 rng(31);
+  VectorEnv e(3);
+  Corpus c = MakeCorpus(rng, 32, 40, 6);
+  Store(e, c);
+  auto before = e.index->Count();
+  BOOST_REQUIRE(before.ok());
+
+  const std::string victim = "doc_17";
+  std::vector<float> q(c.docs[victim].begin(), c.docs[victim].begin() + 32);
+  auto hits = e.index->Search(q.data(), 32, 1, {});
+  BOOST_REQUIRE(hits.ok() && hits->size() == 1);
+  BOOST_TEST((*hits)[0].document_id == victim);
+
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, victim).ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "doc_never_stored").ok());  // absent: not an error
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  const size_t rows = c.Rows(victim);
+  c.docs.erase(victim);
+  auto after = e.index->Count();
+  BOOST_REQUIRE(after.ok());
+  BOOST_TEST(*after == *before - rows);
+
+  auto all = e.index->Search(q.data(), 32, 1000, {});
+  BOOST_REQUIRE(all.ok());
+  BOOST_TEST(all->size() == *after);
+  for (const auto& h : *all) BOOST_TEST(h.document_id != victim);
+  CheckAgainstReference(e, c, q, 10);
+  // Filtering on the deleted document finds nothing.
+  auto filtered = e.index->Search(q.data(), 32, 10, {victim});
+  BOOST_REQUIRE(filtered.ok());
+  BOOST_TEST(filtered->empty());
+}
+
+BOOST_AUTO_TEST_CASE(put_replaces_a_documents_vectors) {
+  VectorEnv e(2);
+  const float first[] = {1, 0, 0, 0, 0, 1, 0, 0};
+  const float second[] = {0, 0, 1, 0};
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "d", first, 2, 4).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "d", second, 1, 4).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == 1u);
+  const float q[] = {0, 0, 1, 0};
+  auto hits = e.index->Search(q, 4, 10, {});
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE_EQUAL(hits->size(), 1u);
+  BOOST_TEST((*hits)[0].score == 1.0f);
+}
+
+// Small values sit inside a leaf page at whatever (2-byte) offset the key
+// length leaves them, so their floats are often misaligned; they must still
+// score exactly.
+BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
+  VectorEnv e(1);
+  std::map<std::string, std::vector<float>> docs;
+  for (int len = 1; len <= 12; ++len) {
+    std::string id(static_cast<size_t>(len), static_cast<char>('a' + len));
+    docs[id] = {0.5f * len, -1.0f, 0.25f, static_cast<float>(len)};
+  }
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    for (const auto& [id, v] : docs) BOOST_REQUIRE(e.index->Put(*txn, id, v.data(), 1, 4).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  // Make sure the case under test really happens: some float block is
+  // misaligned.
+  size_t misaligned = 0;
+  {
+    auto txn = Txn::BeginRead(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    for (const auto& [id, v] : docs) {
+      auto raw = txn->Get(e.env->Dbi("vec.0"), id);
+      BOOST_REQUIRE(raw.ok() && raw->has_value());
+      BOOST_REQUIRE_EQUAL((*raw)->size(), 16u + 4 * sizeof(float));
+      if (reinterpret_cast<uintptr_t>((*raw)->data() + 16) % alignof(float) != 0) ++misaligned;
+    }
+  }
+  BOOST_TEST(misaligned > 0u);
+
+  const float q[] = {1.0f, 2.0f, -4.0f, 0.5f};
+  auto hits = e.index->Search(q, 4, 100, {});
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE_EQUAL(hits->size(), docs.size());
+  for (const auto& h : *hits) {
+    const auto& v = docs.at(h.document_id);
+    // All terms are exact in float: 0.5 len - 2 - 1 + 0.5 len = len - 3.
+    BOOST_TEST(h.score == NaiveDot(q, v.data(), 4));
+    BOOST_TEST(h.score == static_cast<float>(h.document_id.size()) - 3.0f);
+    BOOST_TEST(h.chunk_index == 0u);
+  }
+  BOOST_TEST((*hits)[0].document_id.size() == 12u);  // the highest score first
+}
+
+void PutRaw(VectorEnv& e, const std::string& dbi, const std::string& key,
+            const std::string& value) {
+  auto txn = Txn::BeginWrite(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  BOOST_REQUIRE(txn->Put(e.env->Dbi(dbi), key, value).ok());
+  BOOST_REQUIRE(txn->Commit().ok());
+}
+
+std::string Header(uint32_t magic, uint32_t count, uint32_t dim) {
+  uint32_t h[4] = {magic, count, dim, 0};
+  return std::string(reinterpret_cast<const char*>(h), sizeof h);
+}
+
+constexpr uint32_t kMagic = 0x31565352;  // "RSV1", as vector_index.cc writes it
+
+// A good document next to the bad block, so the scan has something to return.
+void PutGood(VectorEnv& e) {
+  const float v[] = {1, 0, 0, 0};
+  auto txn = Txn::BeginWrite(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  BOOST_REQUIRE(e.index->Put(*txn, "good", v, 1, 4).ok());
+  BOOST_REQUIRE(txn->Commit().ok());
+}
+
+BOOST_AUTO_TEST_CASE(malformed_blocks_are_errors_not_crashes) {
+  const float q[] = {1, 0, 0, 0};
+  const std::string floats(4 * sizeof(float), '\0');
+  struct Case {
+    const char* what;
+    std::string value;
+  };
+  const std::vector<Case> cases = {
+      {"wrong magic", Header(0xdeadbeef, 1, 4) + floats},
+      {"count larger than the value", Header(kMagic, 1000, 4) + floats},
+      {"count near 2^32", Header(kMagic, 0xFFFFFFFFu, 4) + floats},
+      {"truncated floats", Header(kMagic, 1, 4) + floats.substr(0, 7)},
+      {"another dimension", Header(kMagic, 1, 8) + floats + floats},
+      {"random bytes", std::string("\x01\x02\x03\x04\x05\x06\x07\x08\x09\x0a\x0b\x0c\x0d\x0e\x0f"
+                                   "\x10\x11\x12\x13\x14",
+                                   20)},
+  };
+  for (const auto& c : cases) {
+    BOOST_TEST_CONTEXT(c.what) {
+      VectorEnv e(1);
+      PutGood(e);
+      PutRaw(e, "vec.0", "bad", c.value);
+      auto hits = e.index->Search(q, 4, 10, {});
+      BOOST_TEST(!hits.ok());
+      if (!hits.ok()) {
+        BOOST_TEST((hits.status().kind() == ErrorKind::kInternal));
+        BOOST_TEST(hits.status().message().find("bad") != std::string::npos);
+      }
+      // Filtered away, the bad block is not read.
+      auto filtered = e.index->Search(q, 4, 10, {"good"});
+      BOOST_REQUIRE(filtered.ok());
+      BOOST_TEST(filtered->size() == 1u);
+    }
+  }
+}
+
+// A value shorter than the 16-byte header is as corrupt as one with a wrong
+// magic, but the scan skips it silently, hiding the document from every search.
+BOOST_AUTO_TEST_CASE(a_block_shorter_than_its_header_is_an_error) {
+  VectorEnv e(1);
+  PutGood(e);
+  PutRaw(e, "vec.0", "short", std::string("RSV", 3));
+  const float q[] = {1, 0, 0, 0};
+  auto hits = e.index->Search(q, 4, 10, {});
+  BOOST_TEST(!hits.ok(), "a 3-byte vector block was skipped silently");
+}
+
+BOOST_AUTO_TEST_CASE(a_query_of_another_dimension_is_an_error) {
+  VectorEnv e(2);
+  PutGood(e);
+  const float q[] = {1, 0, 0, 0, 0, 0, 0, 0};
+  auto hits = e.index->Search(q, 8, 10, {});
+  BOOST_TEST(!hits.ok());
+}
+
+BOOST_AUTO_TEST_CASE(empty_index) {
+  VectorEnv e(3);
+  const float q[] = {1, 0, 0, 0};
+  auto hits = e.index->Search(q, 4, 10, {});
+  BOOST_REQUIRE(hits.ok());
+  BOOST_TEST(hits->empty());
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == 0u);
+}
+
+// k = 0 is a valid size_t; it must give an empty result. ScanShard's heap
+// compares the first score with heap.top() of an empty priority_queue
+// (undefined behaviour: a null dereference). Run in a child process, so that
+// the crash this guards against fails the test instead of taking the suite
+// down.
+BOOST_AUTO_TEST_CASE(k_zero_returns_nothing) {
+  TempDir dir;  // owned (and removed) by the parent
+  const pid_t pid = fork();
+  BOOST_REQUIRE(pid >= 0);
+  if (pid == 0) {
+    for (int sig : {SIGSEGV, SIGBUS, SIGABRT, SIGFPE}) signal(sig, SIG_DFL);
+    int code = 4;
+    try {
+      Env::Options options;
+      options.path = dir.path();
+      options.map_size_bytes = 16ull << 20;
+      options.max_readers = 16;
+      options.databases = VectorIndex::Databases(1);
+      auto env = Env::Open(options);
+      if (!env.ok()) _exit(5);
+      VectorIndex index(**env, 1);
+      const float v[] = {1, 0, 0, 0};
+      {
+        auto txn = Txn::BeginWrite(**env);
+        if (!txn.ok() || !index.Put(*txn, "good", v, 1, 4).ok() || !txn->Commit().ok()) _exit(6);
+      }
+      auto hits = index.Search(v, 4, 0, {});
+      code = !hits.ok() ? 1 : !hits->empty() ? 2 : 0;
+    } catch (...) {
+      code = 3;
+    }
+    _exit(code);
+  }
+  int status = 0;
+  BOOST_REQUIRE(waitpid(pid, &status, 0) == pid);
+  BOOST_TEST(!WIFSIGNALED(status), "Search with k = 0 crashed with signal " << WTERMSIG(status));
+  if (WIFEXITED(status)) {
+    BOOST_TEST(WEXITSTATUS(status) == 0, "1: an error, 2: hits, 3+: setup failed");
+  }
+}
+
+BOOST_AUTO_TEST_SUITE_END()
+
+}  // namespace
+}  // namespace ragstream::store
