@@ -18,7 +18,7 @@ enum class DisconnectPolicy { kCancel, kFinish };
 struct Config {
   // Storage.
   std::string data_dir = "./ragstream-data";  // RAGSTREAM_DATA_DIR
-  uint64_t map_size_mb = 1024;      // RAGSTREAM_MAP_SIZE_MB: LMDB map size; grow = restart
+  uint64_t map_size_mb = 1024;  // RAGSTREAM_MAP_SIZE_MB: LMDB map size; grow = restart
   // Worker.
   int threads = 256;          // RAGSTREAM_THREADS: concurrent requests per process
   int thread_stack_kb = 256;  // RAGSTREAM_THREAD_STACK_KB
