@@ -8,7 +8,7 @@
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/status.h"
-#include "lib/rag/retriever.h"
+#include "lib/rag/retrieval_mode.h"
 
 #include <rapidjson/document.h>
 

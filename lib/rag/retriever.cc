@@ -27,31 +27,6 @@ bool SplitChunkId(const std::string& id, std::string& doc, uint32_t& index) {
 
 }  // namespace
 
-bool ParseRetrievalMode(std::string_view text, RetrievalMode& out) {
-  if (text == "hybrid") {
-    out = RetrievalMode::kHybrid;
-  } else if (text == "vector") {
-    out = RetrievalMode::kVector;
-  } else if (text == "lexical") {
-    out = RetrievalMode::kLexical;
-  } else {
-    return false;
-  }
-  return true;
-}
-
-const char* RetrievalModeName(RetrievalMode mode) {
-  switch (mode) {
-    case RetrievalMode::kVector:
-      return "vector";
-    case RetrievalMode::kLexical:
-      return "lexical";
-    case RetrievalMode::kHybrid:
-      break;
-  }
-  return "hybrid";
-}
-
 std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
                                            double k, const std::vector<double>& weights) {
   std::vector<RankedId> fused;

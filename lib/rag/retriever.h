@@ -8,15 +8,10 @@
 
 #include "lib/core/status.h"
 #include "lib/rag/embedder.h"
+#include "lib/rag/retrieval_mode.h"
 #include "lib/store/document_store.h"
 
 namespace ragstream::rag {
-
-enum class RetrievalMode { kHybrid, kVector, kLexical };
-
-// "hybrid" | "vector" | "lexical"; false if unknown.
-bool ParseRetrievalMode(std::string_view text, RetrievalMode& out);
-const char* RetrievalModeName(RetrievalMode mode);
 
 struct Passage {
   std::string document_id;

@@ -19,7 +19,8 @@ build() {  # name sources...
     clang++ "${flags[@]}" "$@" "${common[@]}" -o "$out/$name"
   fi
 }
-build fuzz_request_json "$root/tests/fuzz/fuzz_request_json.cc" "$root/handlers/chat_request.cc"
+build fuzz_request_json "$root/tests/fuzz/fuzz_request_json.cc" "$root/handlers/chat_request.cc" \
+  "$root/lib/rag/retrieval_mode.cc"
 build fuzz_sse "$root/tests/fuzz/fuzz_sse.cc" "$root"/lib/llm/{sse_parser,openai_stream}.cc
 build fuzz_router "$root/tests/fuzz/fuzz_router.cc" "$root"/handlers/{router,app}.cc
 for h in request_json sse router; do
