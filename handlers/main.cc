@@ -1,6 +1,7 @@
 // ragstream-worker: the FastCGI responder process.
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cstdio>
@@ -186,6 +187,8 @@ int Run(int argc, char** argv) {
   handlers::Router router = handlers::BuildRouter(app);
 
   int listen_fd = 0;
+  std::string socket_path;  // the unix socket file this process created, if any
+  struct stat socket_stat {};
   if (!listen_spec.empty()) {
     auto fd = fcgi::OpenListenSocket(listen_spec);
     if (!fd.ok()) {
@@ -193,6 +196,9 @@ int Run(int argc, char** argv) {
       return 1;
     }
     listen_fd = *fd;
+    if (listen_spec.rfind("unix:", 0) == 0 && ::stat(listen_spec.c_str() + 5, &socket_stat) == 0) {
+      socket_path = listen_spec.substr(5);
+    }
   } else if (!IsSocket(0)) {
     std::fprintf(stderr,
                  "ragstream-worker: fd 0 is not a listening socket; use --listen (see --help)\n");
@@ -251,7 +257,13 @@ int Run(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   draining.store(true);
   server.StopAccepting();
-  if (listen_spec.rfind("unix:", 0) == 0) ::unlink(listen_spec.substr(5).c_str());
+  // Remove the socket file so nginx is refused at once and tries another worker -- unless a
+  // replacement worker already bound the same path (rolling restart), which must keep it.
+  struct stat now {};
+  if (!socket_path.empty() && ::stat(socket_path.c_str(), &now) == 0 &&
+      now.st_ino == socket_stat.st_ino && now.st_dev == socket_stat.st_dev) {
+    ::unlink(socket_path.c_str());
+  }
   LogInfo("worker", "draining",
           {{"signal", std::string_view(strsignal(sig))},
            {"active", static_cast<int64_t>(server.active())},
