@@ -10,6 +10,7 @@
 #include "lib/chat/chat_service.h"
 #include "lib/core/config.h"
 #include "lib/core/http.h"
+#include "lib/core/metrics.h"
 #include "lib/core/status.h"
 #include "lib/rag/ingester.h"
 #include "lib/rag/retriever.h"
@@ -28,6 +29,7 @@ struct AppContext {
   rag::Ingester* ingester = nullptr;
   const rag::Retriever* retriever = nullptr;
   std::string embedder_name;
+  Metrics* metrics = nullptr;                   // null: metrics disabled
   int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
 };

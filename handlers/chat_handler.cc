@@ -115,7 +115,16 @@ chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
   return send;
 }
 
-void Record(RequestRecord& record, const chat::SendResult& result) {
+void Record(const AppContext& app, RequestRecord& record, const chat::SendResult& result) {
+  if (Metrics* m = app.metrics; m && result.started) {
+    if (result.message.ttft_ms >= 0) m->TimeToFirstToken(result.message.ttft_ms / 1000.0);
+    if (result.retrieval_seconds >= 0) m->Retrieval(result.retrieval_seconds);
+    m->TokensRelayed(static_cast<uint64_t>(result.tokens));
+    if (result.status.kind() == ErrorKind::kUpstream) {
+      m->UpstreamError(UpstreamErrorKind(result.status.code(), result.upstream_http_status));
+    }
+    if (result.message.status == store::kStatusCancelled) m->DisconnectCancel();
+  }
   record.tokens = result.tokens;
   record.ttft_ms = result.message.ttft_ms;
   record.outcome = result.message.status;
@@ -171,8 +180,11 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
     return;
   }
   SseObserver observer(res, app.config.ping_interval_ms);
+  const int64_t started = SteadyMillis();
+  if (app.metrics) app.metrics->StreamStarted();
   chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
-  Record(record, result);
+  if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
+  Record(app, record, result);
   if (!result.started || !observer.started()) {
     // Nothing was streamed: a plain JSON error (validation, unknown id, store full, ...).
     if (!res.HeadersSent()) WriteError(res, result.status);
@@ -191,7 +203,7 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
   }
   SilentObserver observer(res);
   chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
-  Record(record, result);
+  Record(app, record, result);
   if (!result.started) {
     WriteError(res, result.status);
     return;

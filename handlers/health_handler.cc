@@ -1,5 +1,7 @@
 #include "handlers/health_handler.h"
 
+#include <unistd.h>
+
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 
@@ -29,6 +31,19 @@ void HandleHealth(const AppContext& app, HttpResponse& res) {
   w.Key("map_use_ratio");
   w.Double(usage.map_bytes ? static_cast<double>(usage.used_bytes) / usage.map_bytes : 0.0);
   w.EndObject();
+  w.Key("embedder");
+  WriteString(w, app.embedder_name);
+  if (app.documents) {
+    auto count = app.documents->Count();
+    w.Key("documents");
+    if (count.ok()) {
+      w.Uint64(*count);
+    } else {
+      w.Null();
+    }
+  }
+  w.Key("pid");
+  w.Int(static_cast<int>(getpid()));
   w.Key("chat_model");
   if (app.chat->model_configured()) {
     WriteString(w, app.chat->model_name());

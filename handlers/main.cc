@@ -15,6 +15,7 @@
 #include "lib/core/config.h"
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
+#include "lib/core/metrics.h"
 #include "lib/fcgi/server.h"
 #include "lib/llm/extractive_answerer.h"
 #include "lib/llm/openai_client.h"
@@ -173,6 +174,14 @@ int Run(int argc, char** argv) {
   chat_options.default_top_k = static_cast<size_t>(config->top_k);
   chat::ChatService chat(conversations, model, chat_options, &retriever, &documents);
 
+  // Host-wide metrics live beside the store: every worker of the host shares the file.
+  std::unique_ptr<Metrics> metrics;
+  if (auto opened = Metrics::Open(config->data_dir + "/metrics-v1.shm"); opened.ok()) {
+    metrics = std::move(*opened);
+  } else {
+    LogWarn("worker", "metrics disabled", {{"error", opened.status().ToString()}});
+  }
+
   handlers::AppContext app;
   app.config = *config;
   app.env = env->get();
@@ -182,6 +191,7 @@ int Run(int argc, char** argv) {
   app.ingester = &ingester;
   app.retriever = &retriever;
   app.embedder_name = embedder->name();
+  app.metrics = metrics.get();
   app.started_at_ms = SteadyMillis();
   app.draining = &draining;
   handlers::Router router = handlers::BuildRouter(app);
@@ -217,6 +227,7 @@ int Run(int argc, char** argv) {
     } else {
       router.Dispatch(req, res, record);
     }
+    if (metrics) metrics->CountRequest(record.route, res.status());
     Log(res.status() >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "http", "request",
         {{"request_id", req.request_id},
          {"method", req.method},

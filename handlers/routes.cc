@@ -4,6 +4,7 @@
 #include "handlers/conversations_handler.h"
 #include "handlers/documents_handler.h"
 #include "handlers/health_handler.h"
+#include "handlers/metrics_handler.h"
 
 namespace ragstream::handlers {
 
@@ -33,6 +34,7 @@ Router BuildRouter(const AppContext& app) {
   r.Add("POST", "/api/search",
         [a](auto& req, auto& res, auto&, auto&) { HandleSearch(*a, req, res); });
   r.Add("GET", "/api/health", [a](auto&, auto& res, auto&, auto&) { HandleHealth(*a, res); });
+  r.Add("GET", "/metrics", [a](auto&, auto& res, auto&, auto&) { HandleMetrics(*a, res); });
   return r;
 }
 

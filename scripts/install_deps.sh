@@ -6,7 +6,7 @@ packages=(build-essential cmake ninja-build pkg-config
   libfcgi-dev rapidjson-dev libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils
   libboost-test-dev libcld2-dev libutf8proc-dev nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(python3 python3-pytest clang-format jq clang libclang-rt-14-dev)
+  packages+=(python3 python3-pytest clang-format jq clang libclang-rt-14-dev prometheus)
 fi
 missing=()
 for p in "${packages[@]}"; do

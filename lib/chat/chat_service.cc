@@ -1,5 +1,7 @@
 #include "lib/chat/chat_service.h"
 
+#include <chrono>
+
 #include "lib/chat/partial_writer.h"
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
@@ -157,11 +159,12 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   prompt.history = std::move(exchange->history);
   prompt.history_budget_chars = options_.history_budget_chars;
   if (retriever_) {
-    const int64_t retrieval_start = SteadyMillis();
+    const auto retrieval_start = std::chrono::steady_clock::now();
     rag::RetrievalRequest retrieval{request.message, request.top_k.value_or(options_.default_top_k),
                                     request.mode, request.document_ids};
     auto passages = retriever_->Retrieve(retrieval);
-    result.retrieval_ms = SteadyMillis() - retrieval_start;
+    result.retrieval_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - retrieval_start).count();
     if (passages.ok()) {
       result.sources = std::move(*passages);
     } else {
@@ -206,6 +209,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   }
   result.client_gone = stream.client_gone() || outcome.status.kind() == ErrorKind::kCancelled;
   result.tokens = stream.tokens();
+  result.upstream_http_status = outcome.http_status;
   result.status = outcome.status;
   if (options_.partial_writer) options_.partial_writer->Forget(message.id);
   if (Status s = store_.FinishMessage(message); !s.ok()) {

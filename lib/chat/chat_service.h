@@ -61,7 +61,8 @@ struct SendResult {
   std::string language;
   int64_t tokens = 0;                 // deltas relayed
   std::vector<rag::Passage> sources;  // the passages given to the model, in prompt order
-  int64_t retrieval_ms = -1;
+  double retrieval_seconds = -1;      // -1: no retrieval
+  int upstream_http_status = 0;       // the model's HTTP status on its last attempt
 };
 
 class PartialWriter;

@@ -47,6 +47,7 @@ struct ChatOutcome {
   store::Usage usage;
   bool got_first_token = false;
   int attempts = 0;
+  int http_status = 0;  // the upstream's HTTP status on the last attempt (0: none)
 };
 
 class ChatModel {

@@ -268,6 +268,7 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     if (a.http_status == 0) curl_easy_getinfo(easy, CURLINFO_RESPONSE_CODE, &a.http_status);
 
     out.got_first_token = a.got_first_token;
+    out.http_status = static_cast<int>(a.http_status);
     out.finish_reason = a.finish_reason;
     out.usage = a.usage;
     if (a.cancelled) {
