@@ -8,14 +8,6 @@
 
 namespace ragstream::handlers {
 
-bool IsJsonContentType(std::string_view content_type) {
-  std::string_view type = content_type.substr(0, content_type.find(';'));
-  while (!type.empty() && type.back() == ' ') type.remove_suffix(1);
-  std::string lower(type);
-  std::transform(lower.begin(), lower.end(), lower.begin(), ::tolower);
-  return lower == "application/json";
-}
-
 Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out) {
   Status error;
   auto top_k = GetInt(body, "top_k", error);
@@ -57,15 +49,8 @@ Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out) 
 }
 
 Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& config) {
-  if (!IsJsonContentType(req.content_type)) {
-    return Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
-                  "send the request as Content-Type: application/json");
-  }
   rapidjson::Document doc;
-  if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return s;
-  if (!doc.IsObject()) {
-    return Status::InvalidArgument("invalid_json", "the body must be a JSON object");
-  }
+  if (Status s = ParseJsonRequest(req, doc); !s.ok()) return s;
   Status field_error;
   ChatRequestBody body;
   auto message = GetString(doc, "message", field_error);

@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "handlers/request_body.h"
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/status.h"
@@ -39,8 +40,5 @@ struct ChatRequestBody {
 // message; 413 for a message over the configured length; 404 for a conversation id that
 // cannot exist.
 Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& config);
-
-// True if the Content-Type names JSON (parameters such as charset are allowed).
-bool IsJsonContentType(std::string_view content_type);
 
 }  // namespace ragstream::handlers

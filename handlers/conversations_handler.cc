@@ -2,7 +2,7 @@
 
 #include <charconv>
 
-#include "handlers/chat_request.h"
+#include "handlers/request_body.h"
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/utf8.h"
@@ -150,16 +150,8 @@ void HandleGetConversation(const AppContext& app, const std::string& id, HttpRes
 
 void HandlePatchConversation(const AppContext& app, const HttpRequest& req, const std::string& id,
                              HttpResponse& res) {
-  if (!IsJsonContentType(req.content_type)) {
-    return WriteError(res, Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
-                                  "send the request as Content-Type: application/json"));
-  }
   rapidjson::Document doc;
-  if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
-  if (!doc.IsObject()) {
-    return WriteError(res,
-                      Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
-  }
+  if (Status s = ParseJsonRequest(req, doc); !s.ok()) return WriteError(res, s);
   Status field_error;
   auto title = GetString(doc, "title", field_error);
   if (!field_error.ok()) return WriteError(res, field_error);

@@ -29,13 +29,6 @@ void WriteDocumentFields(JsonWriter& w, const store::DocumentRecord& d) {
   w.Int64(d.created_at);
 }
 
-std::string MediaType(std::string_view content_type) {
-  std::string type(content_type.substr(0, content_type.find(';')));
-  while (!type.empty() && type.back() == ' ') type.pop_back();
-  std::transform(type.begin(), type.end(), type.begin(), ::tolower);
-  return type;
-}
-
 Status ValidDocumentId(const std::string& id) {
   return IsWellFormedId(id, "doc_") ? Status::Ok()
                                     : Status::NotFound("document " + id + " not found");
@@ -49,11 +42,7 @@ void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpRespon
   const std::string type = MediaType(req.content_type);
   if (type == "application/json") {
     rapidjson::Document doc;
-    if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
-    if (!doc.IsObject()) {
-      return WriteError(res,
-                        Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
-    }
+    if (Status s = ParseJsonObject(req.body, doc); !s.ok()) return WriteError(res, s);
     Status field_error;
     auto t = GetString(doc, "title", field_error);
     auto body_text = GetString(doc, "text", field_error);
@@ -128,16 +117,8 @@ void HandleDeleteDocument(const AppContext& app, const std::string& id, HttpResp
 }
 
 void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& res) {
-  if (!IsJsonContentType(req.content_type)) {
-    return WriteError(res, Status(ErrorKind::kUnsupportedMediaType, "unsupported_media_type",
-                                  "send the request as Content-Type: application/json"));
-  }
   rapidjson::Document doc;
-  if (Status s = ParseUntrustedJson(req.body, doc); !s.ok()) return WriteError(res, s);
-  if (!doc.IsObject()) {
-    return WriteError(res,
-                      Status::InvalidArgument("invalid_json", "the body must be a JSON object"));
-  }
+  if (Status s = ParseJsonRequest(req, doc); !s.ok()) return WriteError(res, s);
   Status field_error;
   auto query = GetString(doc, "query", field_error);
   if (!field_error.ok()) return WriteError(res, field_error);

@@ -20,6 +20,7 @@ build() {  # name sources...
   fi
 }
 build fuzz_request_json "$root/tests/fuzz/fuzz_request_json.cc" "$root/handlers/chat_request.cc" \
+  "$root/handlers/request_body.cc" \
   "$root/lib/rag/retrieval_mode.cc"
 build fuzz_sse "$root/tests/fuzz/fuzz_sse.cc" "$root"/lib/llm/{sse_parser,openai_stream}.cc
 build fuzz_router "$root/tests/fuzz/fuzz_router.cc" "$root"/handlers/{router,app}.cc
