@@ -13,6 +13,6 @@ cp "$root/nginx/fastcgi_ragstream.conf" "$root/nginx/json_errors.conf" "$prefix/
 # Run as root (CI, containers), the workers must keep root's identity to reach the sockets.
 user_line=""
 [ "$(id -u)" -eq 0 ] && user_line="user root root;"
-awk -v port="$port" -v userline="$user_line" -v servers="$servers" -v confdir="$prefix/conf" '
-  { gsub(/@USER_LINE@/, userline); gsub(/@PORT@/, port); gsub(/@CONF_DIR@/, confdir); if ($0 ~ /@SERVERS@/) { printf "%s", servers; next } print }
+awk -v webroot="$root/web" -v port="$port" -v userline="$user_line" -v servers="$servers" -v confdir="$prefix/conf" '
+  { gsub(/@WEB_ROOT@/, webroot); gsub(/@USER_LINE@/, userline); gsub(/@PORT@/, port); gsub(/@CONF_DIR@/, confdir); if ($0 ~ /@SERVERS@/) { printf "%s", servers; next } print }
 ' "$root/nginx/nginx.local.conf.in" > "$prefix/conf/nginx.conf"
