@@ -115,7 +115,10 @@ chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
   return send;
 }
 
-void Record(const AppContext& app, RequestRecord& record, const chat::SendResult& result) {
+}  // namespace
+
+void RecordChatResult(const AppContext& app, RequestRecord& record,
+                      const chat::SendResult& result) {
   if (Metrics* m = app.metrics; m && result.started) {
     if (result.message.ttft_ms >= 0) m->TimeToFirstToken(result.message.ttft_ms / 1000.0);
     if (result.retrieval_seconds >= 0) m->Retrieval(result.retrieval_seconds);
@@ -131,8 +134,6 @@ void Record(const AppContext& app, RequestRecord& record, const chat::SendResult
   record.conversation_id = result.conversation_id;
   record.message_id = result.message.id;
 }
-
-}  // namespace
 
 std::string DoneEventJson(const chat::SendResult& result) {
   const store::Message& m = result.message;
@@ -184,7 +185,7 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
   if (app.metrics) app.metrics->StreamStarted();
   chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
   if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
-  Record(app, record, result);
+  RecordChatResult(app, record, result);
   if (!result.started || !observer.started()) {
     // Nothing was streamed: a plain JSON error (validation, unknown id, store full, ...).
     if (!res.HeadersSent()) WriteError(res, result.status);
@@ -203,7 +204,7 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
   }
   SilentObserver observer(res);
   chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
-  Record(app, record, result);
+  RecordChatResult(app, record, result);
   if (!result.started) {
     WriteError(res, result.status);
     return;

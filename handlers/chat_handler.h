@@ -10,6 +10,9 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
 void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
                        RequestRecord& record);
 
+// Metrics and the request log fields of a finished exchange (any chat route).
+void RecordChatResult(const AppContext& app, RequestRecord& record, const chat::SendResult& result);
+
 // The final event of a stream (exposed for tests).
 std::string DoneEventJson(const chat::SendResult& result);
 

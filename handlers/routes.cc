@@ -5,6 +5,7 @@
 #include "handlers/documents_handler.h"
 #include "handlers/health_handler.h"
 #include "handlers/metrics_handler.h"
+#include "handlers/openai_handler.h"
 
 namespace ragstream::handlers {
 
@@ -34,6 +35,9 @@ Router BuildRouter(const AppContext& app) {
   r.Add("POST", "/api/search",
         [a](auto& req, auto& res, auto&, auto&) { HandleSearch(*a, req, res); });
   r.Add("GET", "/api/health", [a](auto&, auto& res, auto&, auto&) { HandleHealth(*a, res); });
+  r.Add("POST", "/v1/chat/completions",
+        [a](auto& req, auto& res, auto&, auto& rec) { HandleChatCompletions(*a, req, res, rec); });
+  r.Add("GET", "/v1/models", [a](auto&, auto& res, auto&, auto&) { HandleModels(*a, res); });
   r.Add("GET", "/metrics", [a](auto&, auto& res, auto&, auto&) { HandleMetrics(*a, res); });
   return r;
 }

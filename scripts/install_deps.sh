@@ -7,6 +7,8 @@ packages=(build-essential cmake ninja-build pkg-config
   libboost-test-dev libcld2-dev libutf8proc-dev nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   packages+=(python3 python3-pytest clang-format jq clang libclang-rt-14-dev prometheus)
+  # Node.js runs the OpenAI SDK, OpenAPI lint and browser tests; use the machine's if any.
+  command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 missing=()
 for p in "${packages[@]}"; do

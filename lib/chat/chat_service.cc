@@ -156,7 +156,16 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   rag::PromptInput prompt;
   prompt.question = request.message;
   prompt.language = language.code;
-  prompt.history = std::move(exchange->history);
+  if (request.history) {
+    for (const auto& turn : *request.history) {
+      store::Message m;
+      m.role = turn.role;
+      m.content = turn.content;
+      prompt.history.push_back(std::move(m));
+    }
+  } else {
+    prompt.history = std::move(exchange->history);
+  }
   prompt.history_budget_chars = options_.history_budget_chars;
   if (retriever_) {
     const auto retrieval_start = std::chrono::steady_clock::now();

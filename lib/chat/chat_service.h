@@ -34,6 +34,9 @@ struct SendRequest {
   std::vector<std::string> document_ids;
   DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;
   std::string request_id;  // for logs
+  // The earlier turns to put in the prompt instead of the stored conversation's (an
+  // OpenAI-style request carries its own history). Still within the history budget.
+  std::optional<std::vector<llm::ChatMessage>> history;
 };
 
 // Where the answer goes while it streams. Every method returns false once the client is

@@ -1,0 +1,418 @@
+#include "handlers/openai_handler.h"
+
+#include <ctime>
+
+#include "handlers/chat_handler.h"
+#include "handlers/chat_request.h"
+#include "lib/core/ids.h"
+#include "lib/core/json.h"
+#include "lib/core/utf8.h"
+
+namespace ragstream::handlers {
+namespace {
+
+const char* OpenAiErrorType(const Status& s) {
+  switch (s.kind()) {
+    case ErrorKind::kUnauthorized:
+      return "authentication_error";
+    case ErrorKind::kNotFound:
+      return "not_found_error";
+    case ErrorKind::kRateLimited:
+      return "rate_limit_error";
+    case ErrorKind::kInternal:
+    case ErrorKind::kUpstream:
+    case ErrorKind::kUnavailable:
+    case ErrorKind::kStoreFull:
+      return "server_error";
+    default:
+      return "invalid_request_error";
+  }
+}
+
+void WriteErrorBody(JsonWriter& w, const Status& s) {
+  w.Key("error");
+  w.StartObject();
+  w.Key("message");
+  WriteString(w, s.message());
+  w.Key("type");
+  w.String(OpenAiErrorType(s));
+  w.Key("param");
+  w.Null();
+  w.Key("code");
+  WriteString(w, s.code());
+  w.EndObject();
+}
+
+std::string CompletionId(const std::string& message_id) {
+  return "chatcmpl-" + message_id;
+}
+
+void WriteUsageObject(JsonWriter& w, const store::Usage& u) {
+  w.StartObject();
+  w.Key("prompt_tokens");
+  w.Int64(u.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(u.completion_tokens);
+  w.Key("total_tokens");
+  w.Int64(u.total_tokens);
+  w.EndObject();
+}
+
+void WriteExtras(JsonWriter& w, const chat::SendResult& r) {
+  w.Key("x_ragstream");
+  w.StartObject();
+  w.Key("conversation_id");
+  WriteString(w, r.conversation_id);
+  w.Key("message_id");
+  WriteString(w, r.message.id);
+  w.Key("status");
+  WriteString(w, r.message.status);
+  w.Key("language");
+  WriteString(w, r.language);
+  w.Key("sources");
+  w.RawValue(r.message.sources_json.data(), r.message.sources_json.size(), rapidjson::kArrayType);
+  w.EndObject();
+}
+
+struct CompletionRequest {
+  chat::SendRequest send;
+  std::string model;
+  bool stream = false;
+  bool include_usage = false;
+};
+
+// Text of a message's content: a string, or an array of {"type": "text", "text"} parts.
+Result<std::string> ContentText(const rapidjson::Value& content) {
+  if (content.IsString()) return std::string(AsView(content));
+  if (!content.IsArray()) {
+    return Status::InvalidArgument("invalid_field", "message content must be a string or parts");
+  }
+  std::string text;
+  for (const auto& part : content.GetArray()) {
+    if (!part.IsObject()) return Status::InvalidArgument("invalid_field", "bad content part");
+    auto type = part.FindMember("type");
+    auto t = part.FindMember("text");
+    if (type == part.MemberEnd() || !type->value.IsString() || AsView(type->value) != "text") {
+      return Status::InvalidArgument("unsupported_content",
+                                     "only text content parts are supported");
+    }
+    if (t == part.MemberEnd() || !t->value.IsString()) {
+      return Status::InvalidArgument("invalid_field", "a text part needs a string 'text'");
+    }
+    text += AsView(t->value);
+  }
+  return text;
+}
+
+Result<CompletionRequest> ParseCompletionRequest(const AppContext& app, const HttpRequest& req) {
+  rapidjson::Document doc;
+  if (Status s = ParseJsonRequest(req, doc); !s.ok()) return s;
+  CompletionRequest out;
+  Status error;
+  auto model = GetString(doc, "model", error);
+  auto stream = GetBool(doc, "stream", error);
+  auto conversation = GetString(doc, "conversation_id", error);
+  if (!error.ok()) return error;
+  out.model = model ? std::string(*model) : app.chat->model_name();
+  out.stream = stream.value_or(false);
+  if (auto so = doc.FindMember("stream_options"); so != doc.MemberEnd() && !so->value.IsNull()) {
+    if (!so->value.IsObject()) {
+      return Status::InvalidArgument("invalid_field", "stream_options must be an object");
+    }
+    auto usage = GetBool(so->value, "include_usage", error);
+    if (!error.ok()) return error;
+    out.include_usage = usage.value_or(false);
+  }
+  auto messages = doc.FindMember("messages");
+  if (messages == doc.MemberEnd() || !messages->value.IsArray() || messages->value.Empty()) {
+    return Status::InvalidArgument("missing_field", "'messages' must be a non-empty array");
+  }
+  std::vector<llm::ChatMessage> turns;
+  for (const auto& m : messages->value.GetArray()) {
+    if (!m.IsObject())
+      return Status::InvalidArgument("invalid_field", "a message must be an object");
+    auto role = GetString(m, "role", error);
+    if (!error.ok()) return error;
+    auto content = m.FindMember("content");
+    if (!role || content == m.MemberEnd()) {
+      return Status::InvalidArgument("invalid_field", "each message needs 'role' and 'content'");
+    }
+    auto text = ContentText(content->value);
+    if (!text.ok()) return text.status();
+    // The instructions are ragstream's own (language, passages); a client's system prompt
+    // is not merged into them.
+    if (*role == "user" || *role == "assistant") turns.push_back({std::string(*role), *text});
+  }
+  if (turns.empty() || turns.back().role != "user") {
+    return Status::InvalidArgument("invalid_messages", "the last message must be from the user");
+  }
+  std::string question = std::move(turns.back().content);
+  turns.pop_back();
+  if (question.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("empty_message", "the user's message is empty");
+  }
+  if (Utf8Length(question) > static_cast<size_t>(app.config.max_message_chars)) {
+    return Status(ErrorKind::kTooLarge, "message_too_long",
+                  "the message is longer than " + std::to_string(app.config.max_message_chars) +
+                      " characters");
+  }
+  RetrievalFields retrieval;
+  if (Status s = ParseRetrievalFields(doc, retrieval); !s.ok()) return s;
+
+  std::string conversation_id =
+      conversation ? std::string(*conversation) : req.Header("x-conversation-id");
+  chat::SendRequest& send = out.send;
+  send.message = std::move(question);
+  if (!conversation_id.empty()) {
+    if (!IsWellFormedId(conversation_id, "conv_")) {
+      return Status::NotFound("conversation " + conversation_id + " not found");
+    }
+    send.conversation_id = conversation_id;
+  } else {
+    send.history = std::move(turns);  // OpenAI semantics: the request is the history
+  }
+  send.top_k = retrieval.top_k;
+  send.mode = retrieval.mode;
+  send.document_ids = std::move(retrieval.document_ids);
+  send.on_disconnect = app.config.on_disconnect;
+  send.request_id = req.request_id;
+  return out;
+}
+
+// Relays the answer as chat.completion.chunk events.
+class ChunkObserver : public chat::StreamObserver {
+ public:
+  ChunkObserver(HttpResponse& res, std::string model, int ping_interval_ms)
+      : res_(res), model_(std::move(model)), ping_interval_ms_(ping_interval_ms) {}
+
+  bool OnStart(const std::string&, const std::string& message_id) override {
+    id_ = CompletionId(message_id);
+    res_.SetStatus(200);
+    res_.AddHeader("Content-Type", "text/event-stream; charset=utf-8");
+    res_.AddHeader("Cache-Control", "no-cache");
+    res_.AddHeader("X-Accel-Buffering", "no");
+    started_ = true;
+    return Send(Chunk([](JsonWriter& w) {
+      w.StartObject();
+      w.Key("role");
+      w.String("assistant");
+      w.Key("content");
+      w.String("");
+      w.EndObject();
+    }));
+  }
+  bool OnToken(std::string_view text) override {
+    return Send(Chunk([text](JsonWriter& w) {
+      w.StartObject();
+      w.Key("content");
+      WriteString(w, text);
+      w.EndObject();
+    }));
+  }
+  bool OnIdle() override {
+    if (res_.ClientGone()) return false;
+    if (SteadyMillis() - last_sent_ms_ < ping_interval_ms_) return true;
+    last_sent_ms_ = SteadyMillis();
+    return res_.Write(": ping\n\n") && res_.Flush();
+  }
+
+  void Finish(const chat::SendResult& r, bool include_usage) {
+    if (!r.status.ok()) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartObject();
+      WriteErrorBody(w, r.status);
+      WriteExtras(w, r);
+      w.EndObject();
+      Event({buf.GetString(), buf.GetSize()});
+      return;
+    }
+    const std::string finish = r.message.finish_reason.empty() ? "stop" : r.message.finish_reason;
+    Event(Chunk(
+        [](JsonWriter& w) {
+          w.StartObject();
+          w.EndObject();
+        },
+        finish, &r));
+    if (include_usage) {
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      Header(w);
+      w.Key("choices");
+      w.StartArray();
+      w.EndArray();
+      w.Key("usage");
+      WriteUsageObject(w, r.message.usage);
+      w.EndObject();
+      Event({buf.GetString(), buf.GetSize()});
+    }
+    Event("[DONE]");
+  }
+  bool started() const { return started_; }
+
+ private:
+  void Header(JsonWriter& w) {
+    w.StartObject();
+    w.Key("id");
+    WriteString(w, id_);
+    w.Key("object");
+    w.String("chat.completion.chunk");
+    w.Key("created");
+    w.Int64(created_);
+    w.Key("model");
+    WriteString(w, model_);
+  }
+  template <typename DeltaFn>
+  std::string Chunk(DeltaFn delta, const std::string& finish = "",
+                    const chat::SendResult* extras = nullptr) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    Header(w);
+    w.Key("choices");
+    w.StartArray();
+    w.StartObject();
+    w.Key("index");
+    w.Int(0);
+    w.Key("delta");
+    delta(w);
+    w.Key("finish_reason");
+    if (finish.empty()) {
+      w.Null();
+    } else {
+      WriteString(w, finish);
+    }
+    w.EndObject();
+    w.EndArray();
+    if (extras) WriteExtras(w, *extras);
+    w.EndObject();
+    return {buf.GetString(), buf.GetSize()};
+  }
+  bool Event(std::string_view data) {
+    std::string frame = "data: ";
+    frame.append(data).append("\n\n");
+    return res_.Write(frame) && res_.Flush();
+  }
+  bool Send(const std::string& chunk) {
+    last_sent_ms_ = SteadyMillis();
+    return Event(chunk);
+  }
+
+  HttpResponse& res_;
+  std::string model_;
+  int ping_interval_ms_;
+  std::string id_;
+  int64_t created_ = static_cast<int64_t>(std::time(nullptr));
+  int64_t last_sent_ms_ = SteadyMillis();
+  bool started_ = false;
+};
+
+class QuietObserver : public chat::StreamObserver {
+ public:
+  explicit QuietObserver(HttpResponse& res) : res_(res) {}
+  bool OnStart(const std::string&, const std::string&) override { return true; }
+  bool OnToken(std::string_view) override { return true; }
+  bool OnIdle() override { return !res_.ClientGone(); }
+
+ private:
+  HttpResponse& res_;
+};
+
+}  // namespace
+
+void WriteOpenAiError(HttpResponse& res, const Status& status) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  WriteErrorBody(w, status);
+  w.EndObject();
+  WriteJson(res, HttpStatusFor(status), {buf.GetString(), buf.GetSize()});
+}
+
+void HandleChatCompletions(const AppContext& app, const HttpRequest& req, HttpResponse& res,
+                           RequestRecord& record) {
+  auto parsed = ParseCompletionRequest(app, req);
+  if (!parsed.ok()) {
+    record.outcome = "rejected";
+    return WriteOpenAiError(res, parsed.status());
+  }
+  CompletionRequest& c = *parsed;
+  chat::SendResult result;
+  if (c.stream) {
+    ChunkObserver observer(res, c.model, app.config.ping_interval_ms);
+    const int64_t started = SteadyMillis();
+    if (app.metrics) app.metrics->StreamStarted();
+    result = app.chat->Send(c.send, observer);
+    if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
+    if (result.started && observer.started()) {
+      observer.Finish(result, c.include_usage);
+    } else if (!res.HeadersSent()) {
+      WriteOpenAiError(res, result.status);
+    }
+  } else {
+    QuietObserver observer(res);
+    result = app.chat->Send(c.send, observer);
+    if (!result.started || !result.status.ok()) {
+      WriteOpenAiError(res, result.status);
+    } else {
+      const store::Message& m = result.message;
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      w.StartObject();
+      w.Key("id");
+      WriteString(w, CompletionId(m.id));
+      w.Key("object");
+      w.String("chat.completion");
+      w.Key("created");
+      w.Int64(static_cast<int64_t>(std::time(nullptr)));
+      w.Key("model");
+      WriteString(w, c.model);
+      w.Key("choices");
+      w.StartArray();
+      w.StartObject();
+      w.Key("index");
+      w.Int(0);
+      w.Key("message");
+      w.StartObject();
+      w.Key("role");
+      w.String("assistant");
+      w.Key("content");
+      WriteString(w, m.content);
+      w.EndObject();
+      w.Key("finish_reason");
+      WriteString(w, m.finish_reason.empty() ? std::string("stop") : m.finish_reason);
+      w.EndObject();
+      w.EndArray();
+      w.Key("usage");
+      WriteUsageObject(w, m.usage);
+      WriteExtras(w, result);
+      w.EndObject();
+      WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
+    }
+  }
+  RecordChatResult(app, record, result);
+}
+
+void HandleModels(const AppContext& app, HttpResponse& res) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("object");
+  w.String("list");
+  w.Key("data");
+  w.StartArray();
+  w.StartObject();
+  w.Key("id");
+  WriteString(w, app.chat->model_name());
+  w.Key("object");
+  w.String("model");
+  w.Key("created");
+  w.Int64(static_cast<int64_t>(std::time(nullptr)) - (SteadyMillis() - app.started_at_ms) / 1000);
+  w.Key("owned_by");
+  w.String("ragstream");
+  w.EndObject();
+  w.EndArray();
+  w.EndObject();
+  WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
+}
+
+}  // namespace ragstream::handlers
