@@ -2,7 +2,8 @@
 // Ingester (chunk, hash-embed, tokenize, one LMDB transaction per document) into a fresh
 // store, then times search in each mode. Reports one JSON object.
 //
-//   retrieval_bench --chunks 100000 [--dir /tmp/x] [--queries 200] [--shards 4]
+//   retrieval_bench --chunks 100000 [--dir /tmp/x] [--queries 200] [--shards 4] [--reuse]
+//   --reuse: keep the store in --dir afterwards, and search an existing one without ingesting
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -70,13 +71,29 @@ int main(int argc, char** argv) {
   size_t target_chunks = 10000, queries = 200;
   int shards = 4;
   std::string dir = "/tmp/ragstream-retrieval-bench";
-  for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--chunks")) target_chunks = std::stoul(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--queries")) queries = std::stoul(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--shards")) shards = std::stoi(argv[i + 1]);
-    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
+  bool reuse = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
+    if (arg == "--reuse") {
+      reuse = true;
+    } else if (arg == "--chunks") {
+      target_chunks = std::stoul(next());
+    } else if (arg == "--queries") {
+      queries = std::stoul(next());
+    } else if (arg == "--shards") {
+      shards = std::stoi(next());
+    } else if (arg == "--dir") {
+      dir = next();
+    } else {
+      std::fprintf(stderr,
+                   "usage: retrieval_bench [--chunks N] [--queries N] [--shards N] "
+                   "[--dir DIR] [--reuse]\n");
+      return 2;
+    }
   }
-  std::filesystem::remove_all(dir);
+  const bool existing = reuse && std::filesystem::exists(dir + "/data.mdb");
+  if (!existing) std::filesystem::remove_all(dir);
   auto env =
       store::Env::Open({dir, 64ull << 30, 64, 4096, store::DocumentStore::Databases(shards)});
   if (!env.ok()) {
@@ -92,7 +109,8 @@ int main(int argc, char** argv) {
   TextGenerator gen(42);
   size_t chunks = 0, bytes = 0, docs = 0;
   auto t0 = Clock::now();
-  while (chunks < target_chunks) {
+  if (existing) chunks = documents.vectors().Count().value();
+  while (!existing && chunks < target_chunks) {
     std::string text;
     for (int p = 0; p < 6; ++p) text += gen.Paragraph(4) + "\n\n";  // ~5 chunks
     auto r = ingester.Ingest("doc " + std::to_string(docs), text);
@@ -126,6 +144,6 @@ int main(int argc, char** argv) {
                 Percentile(lat, 50), rag::RetrievalModeName(mode), Percentile(lat, 99));
   }
   std::printf("}\n");
-  std::filesystem::remove_all(dir);
+  if (!reuse) std::filesystem::remove_all(dir);
   return 0;
 }
