@@ -267,7 +267,7 @@ int Run(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   draining.store(true);
-  server.StopAccepting();
+  server.StopAccepting(config->grace_s * 1000);
   // Remove the socket file so nginx is refused at once and tries another worker -- unless a
   // replacement worker already bound the same path (rolling restart), which must keep it.
   struct stat now {};
@@ -280,10 +280,12 @@ int Run(int argc, char** argv) {
            {"active", static_cast<int64_t>(server.active())},
            {"grace_s", static_cast<int64_t>(config->grace_s)}});
   int left = server.WaitIdle(config->grace_s * 1000);
+  // Past the grace period every stream still running, or still to come from the backlog,
+  // ends now with an error event (its state saved).
+  abort_streams.store(true);
   if (left > 0) {
     LogWarn("worker", "grace period over: ending running streams",
             {{"active", static_cast<int64_t>(left)}});
-    abort_streams.store(true);
     server.WaitIdle(kAbortWaitMs);
   }
   server.Join();

@@ -10,6 +10,7 @@
 #include <chrono>
 #include <cstring>
 
+#include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/log.h"
 #include "lib/fcgi/fcgi_exchange.h"
@@ -82,18 +83,10 @@ void* Server::ThreadEntry(void* self) {
 void Server::ThreadMain() {
   FCGX_Request req;
   FCGX_InitRequest(&req, options_.listen_fd, 0);
-  while (!stopping_.load()) {
+  while (true) {
     {
-      std::unique_lock lock(accept_mutex_);
-      bool accepted = false;
-      while (!stopping_.load() && !accepted) {
-        pollfd p{options_.listen_fd, POLLIN, 0};
-        int n = poll(&p, 1, kAcceptPollMs);
-        if (n <= 0 || stopping_.load()) continue;
-        // EAGAIN here means another process took the connection first.
-        accepted = FCGX_Accept_r(&req) == 0;
-      }
-      if (!accepted) break;
+      std::lock_guard lock(accept_mutex_);
+      if (!AcceptNext(req)) break;
     }
     active_.fetch_add(1);
     {
@@ -124,14 +117,42 @@ void Server::ThreadMain() {
   FCGX_Free(&req, 1);
 }
 
-void Server::StopAccepting() {
+bool Server::AcceptNext(FCGX_Request& req) {
+  while (!listener_closed_) {
+    const bool stopping = stopping_.load();
+    if (stopping && SteadyMillis() >= drain_deadline_ms_.load()) break;
+    pollfd p{options_.listen_fd, POLLIN, 0};
+    // While stopping, only what is already waiting: no wait for new connections.
+    int n = poll(&p, 1, stopping ? 0 : kAcceptPollMs);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (stopping) break;  // the backlog is empty
+      continue;
+    }
+    // EAGAIN here means another process took the connection first.
+    if (FCGX_Accept_r(&req) == 0) return true;
+  }
+  // Stopping and nothing is waiting (or the deadline passed): close our descriptor, so a
+  // front-end is refused rather than left in a backlog nobody will accept from.
+  if (!listener_closed_) {
+    ::close(options_.listen_fd);
+    listener_closed_ = true;
+    std::lock_guard lock(idle_mutex_);
+    idle_cv_.notify_all();
+  }
+  return false;
+}
+
+void Server::StopAccepting(int drain_ms) {
+  drain_deadline_ms_.store(SteadyMillis() + drain_ms);
   stopping_.store(true);
 }
 
 int Server::WaitIdle(int timeout_ms) {
   std::unique_lock lock(idle_mutex_);
-  idle_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms),
-                    [this] { return active_.load() == 0; });
+  idle_cv_.wait_for(lock, std::chrono::milliseconds(timeout_ms), [this] {
+    return active_.load() == 0 && (!stopping_.load() || listener_closed_.load());
+  });
   return active_.load();
 }
 

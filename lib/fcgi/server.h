@@ -9,6 +9,7 @@
 // EAGAIN instead of blocking.
 #pragma once
 
+#include <fcgiapp.h>
 #include <pthread.h>
 
 #include <atomic>
@@ -45,12 +46,15 @@ class Server {
 
   // Starts the pool. Call with SIGTERM/SIGINT blocked so the threads inherit the mask.
   Status Start();
-  // Stops taking new requests (within ~200 ms); running ones go on. Then closes this
-  // process's listening descriptor, so a front-end connecting to a socket that only this
-  // process listened on is refused at once and moves to another worker, instead of queueing
-  // in a backlog nobody will accept. (A socket systemd holds stays open in systemd.)
-  void StopAccepting();
-  // Waits until no request is running or `timeout_ms` passes; returns how many still run.
+  // Stops waiting for new requests; running ones go on. Connections already waiting in the
+  // backlog are still taken and served (for up to `drain_ms`), since the front-end has sent
+  // them here and would answer 502 if they were reset. Once the backlog is empty the
+  // process's listening descriptor is closed, so a front-end connecting to a socket only this
+  // process listened on is refused at once and moves to another worker. (A socket systemd
+  // holds stays open in systemd, and its backlog waits for the replacement.)
+  void StopAccepting(int drain_ms = 0);
+  // Waits until no request is running and, once stopping, the backlog has been taken, or
+  // `timeout_ms` passes; returns how many requests still run.
   int WaitIdle(int timeout_ms);
   // Joins every thread (after StopAccepting; running requests must end on their own).
   void Join();
@@ -58,6 +62,8 @@ class Server {
 
  private:
   void ThreadMain();
+  // Under accept_mutex_: the next request into `req`, or false when the thread should end.
+  bool AcceptNext(FCGX_Request& req);
   static void* ThreadEntry(void* self);
 
   ServerOptions options_;
@@ -65,6 +71,8 @@ class Server {
   std::vector<pthread_t> threads_;
   std::mutex accept_mutex_;
   std::atomic<bool> stopping_{false};
+  std::atomic<int64_t> drain_deadline_ms_{0};
+  std::atomic<bool> listener_closed_{false};  // written under accept_mutex_
   std::atomic<int> active_{0};
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
