@@ -6,7 +6,8 @@ packages=(build-essential cmake ninja-build pkg-config
   libfcgi-dev rapidjson-dev libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils
   libboost-test-dev libcld2-dev libutf8proc-dev nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
-  packages+=(python3 python3-pytest clang-format jq clang libclang-rt-14-dev prometheus)
+  packages+=(python3 python3-pytest python3-yaml clang-format jq clang libclang-rt-14-dev prometheus)
+  packages+=(systemd) # systemd-analyze verify in test_deploy.py (systemd does not become PID 1)
   # Node.js runs the OpenAI SDK, OpenAPI lint and browser tests; use the machine's if any.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
 fi

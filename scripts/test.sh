@@ -23,6 +23,7 @@ tests/fuzz/run.sh "${RAGSTREAM_FUZZ_SECONDS:-10}"
 echo "== fake upstream self-test"
 bash tests/fake_openai/selftest.sh
 
+tests/openapi/lint.sh  # docs/openapi.yaml: Redocly lint (npm-installed into tests/openapi)
 echo "== integration tests (pytest: nginx + workers + fake upstream)"
 # Debian's pytest is installed for the system interpreter, which may not be the first
 # python3 on PATH (pyenv).

@@ -159,9 +159,16 @@ def test_wrong_method(stack, fake_upstream, method, path, allow):
 
 
 @pytest.mark.parametrize("path", ["/api/nope", "/api/chat", "/api/chat/message/stream/extra",
-                                  "/nope", "/"])
+                                  "/v1/nope"])
 def test_unknown_route(stack, fake_upstream, path):
     _check_rejected(stack, fake_upstream, "GET", path, None, {}, 404, None)
+
+
+def test_unknown_static_path(stack):
+    """Outside /api/ and /v1/ nginx serves the web page's files (web/): a missing one is a
+    plain 404, and no worker is involved."""
+    r = stack.get("/no-such-page.html")
+    assert r.status == 404, r
 
 
 @pytest.mark.parametrize("conv_id", [WELL_FORMED_UNKNOWN, "conv_nothex", "garbage",
