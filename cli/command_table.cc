@@ -1,0 +1,110 @@
+// The table of commands: names, usage, help text and options. Parsing is in args.cc.
+#include "cli/args.h"
+
+namespace ragstream::cli {
+
+const std::vector<OptionSpec>& GlobalOptions() {
+  static const std::vector<OptionSpec> kGlobal = {
+      {"--url", "URL", "server base URL (default: $RAGSTREAM_URL, else http://127.0.0.1:8080)"},
+      {"--api-key", "KEY", "sent as a bearer token (default: $RAGSTREAM_API_KEY); never printed"},
+      {"--help", "", "show this help and exit"},
+  };
+  return kGlobal;
+}
+
+const std::vector<CommandSpec>& Commands() {
+  static const std::vector<CommandSpec> kCommands = {
+      {"ingest",
+       "PATH...",
+       1,
+       kUnlimited,
+       "add .txt, .md and .markdown files (folders are walked recursively)",
+       "Each file is POSTed to /api/documents as text/plain (.txt) or text/markdown (.md,\n"
+       ".markdown). Title: a Markdown file whose first non-empty line is a '# heading' is\n"
+       "left to the server, which takes that line; any other file is titled with its file\n"
+       "name without the extension. Folders are walked recursively, skipping hidden entries\n"
+       "(names starting with '.') and files of other types (counted as 'ignored'); a file\n"
+       "named on the command line must have one of the three extensions. Files that cannot\n"
+       "be read or are not UTF-8 text (NUL bytes, invalid UTF-8) are skipped and counted as\n"
+       "failed. Content already stored (same bytes) is reported as unchanged.\n"
+       "Progress goes to stderr (a bar on a terminal, one line per file otherwise); the\n"
+       "summary 'stored N, unchanged M (already stored), failed K, X bytes' goes to stdout\n"
+       "(X: the size of the newly stored files). Exit 1 if any file failed.",
+       {}},
+      {"ask",
+       "\"question\"",
+       1,
+       1,
+       "ask a question; the answer streams to stdout as it is written",
+       "Streams POST /api/chat/message/stream. The answer goes to stdout as it arrives; the\n"
+       "numbered sources (title and a one-line excerpt) and the conversation id follow on\n"
+       "stderr. With --json, stdout gets every event of the stream as one JSON object per\n"
+       "line instead. Exit 1 if the request fails, the stream ends with an error, or it ends\n"
+       "without its done event (the answer was cut off).",
+       {{"--conversation", "ID", "continue conversation ID (default: start a new one)"},
+        {"--top-k", "N", "number of passages to retrieve, 1..20 (default: the server's)"},
+        {"--mode", "MODE", "retrieval mode: hybrid, vector or lexical (default: hybrid)"},
+        {"--json", "", "print the stream's events as JSON lines on stdout"}}},
+      {"conversations list",
+       "",
+       0,
+       0,
+       "list conversations, newest first",
+       "Columns: id, last update (local time), number of messages, title.",
+       {{"--limit", "N", "show at most N conversations (default: 20)"},
+        {"--all", "", "show every conversation (follows next_cursor page after page)"}}},
+      {"conversations show",
+       "ID",
+       1,
+       1,
+       "show a conversation: its messages with roles, statuses and sources",
+       "",
+       {}},
+      {"conversations export",
+       "ID",
+       1,
+       1,
+       "print a conversation as JSON or Markdown",
+       "json: the API's conversation object (GET /api/conversations/ID), indented.\n"
+       "markdown: a '# title', then each message as **User:** / **Assistant:** with the\n"
+       "sources of an answer as a numbered footnote list matching its [n] markers.",
+       {{"--format", "FORMAT", "json or markdown (default: markdown)"}}},
+      {"documents list",
+       "",
+       0,
+       0,
+       "list the stored documents",
+       "Columns: id, creation time (local time), chunks, bytes, title.",
+       {}},
+      {"documents delete",
+       "ID...",
+       1,
+       kUnlimited,
+       "delete documents (with their chunks, vectors and postings)",
+       "",
+       {}},
+      {"backup",
+       "DIR",
+       1,
+       1,
+       "copy the live LMDB store into DIR (runs on the host that has the store)",
+       "The store cannot be copied over HTTP: backup runs on the host that has the data\n"
+       "directory, not against --url. It runs 'mdb_copy -c' (a consistent, compacted\n"
+       "snapshot; the workers can keep serving) from the data directory into DIR, which is\n"
+       "created and must be empty, then checks the copy with 'mdb_stat' and prints its\n"
+       "size. Needs lmdb-utils (mdb_copy, mdb_stat).",
+       {{"--data-dir", "DIR",
+         "the store's directory (default: $RAGSTREAM_DATA_DIR, else ./ragstream-data)"}}},
+      {"stats",
+       "",
+       0,
+       0,
+       "show the server's health and metrics",
+       "Reads GET /api/health and GET /metrics: status, version, documents, map use,\n"
+       "chat model, embedder, workers, active streams, request totals, tokens relayed.",
+       {}},
+  };
+  return kCommands;
+}
+
+}  // namespace ragstream::cli
