@@ -24,6 +24,7 @@ echo "== fake upstream self-test"
 bash tests/fake_openai/selftest.sh
 
 tests/openapi/lint.sh  # docs/openapi.yaml: Redocly lint (npm-installed into tests/openapi)
+bash tests/browser/run.sh  # the web chat page in headless chromium (prints its own "== browser test" header)
 echo "== integration tests (pytest: nginx + workers + fake upstream)"
 # Debian's pytest is installed for the system interpreter, which may not be the first
 # python3 on PATH (pyenv).
