@@ -26,6 +26,16 @@ Phrases PhrasesFor(const std::string& language) {
             "אין עדיין מסמכים לחפש בהם. אפשר להעלות מסמכים דרך "
             "‎/api/documents‎."};
   }
+  if (language == "ar") {
+    return {"من مستنداتك (اقتباس):", "لم أجد في مستنداتك ما يجيب عن هذا السؤال.",
+            "لا توجد مستندات للبحث فيها بعد. يمكن رفعها عبر "
+            "‎/api/documents‎."};
+  }
+  if (language == "ru") {
+    return {"Из ваших документов (цитата):",
+            "Я не нашёл в ваших документах ничего, что отвечало бы на этот вопрос.",
+            "Документов для поиска пока нет. Загрузите их через /api/documents."};
+  }
   return {"From your documents (quoted):",
           "I could not find anything in your documents that answers this question.",
           "There are no documents to search yet. Upload some through /api/documents."};
