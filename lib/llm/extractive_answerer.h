@@ -2,8 +2,7 @@
 // answers from the retrieved passages alone -- the sentences most similar to the question,
 // each marked with its passage number [n] -- streamed word by word, and says (in the
 // question's language where it can: English, Hebrew, Arabic, Russian) that it is quoting the
-// documents. With
-// nothing relevant it says so. Offline and deterministic.
+// documents. With nothing relevant it says so. Offline and deterministic.
 #pragma once
 
 #include <string>
