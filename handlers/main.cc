@@ -111,6 +111,18 @@ int Run(int argc, char** argv) {
   }
   SetLogLevel(config->log_level);
   signal(SIGPIPE, SIG_IGN);  // a departed peer must be a failed write, not a dead process
+  // Block the stop signals before any thread exists (the partial writer, the request pool,
+  // search threads), so every thread inherits the mask and only sigwait below takes them.
+  // Otherwise a thread could receive SIGTERM into the handler FCGX_Init installs, which
+  // makes every later FCGX_Accept_r fail.
+  // SIGUSR1 too: libfcgi treats it like SIGTERM, and it means nothing to this worker.
+  sigset_t stop_signals, blocked;
+  sigemptyset(&stop_signals);
+  sigaddset(&stop_signals, SIGTERM);
+  sigaddset(&stop_signals, SIGINT);
+  blocked = stop_signals;
+  sigaddset(&blocked, SIGUSR1);
+  pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   std::vector<std::string> databases = store::ConversationStore::Databases();
   for (auto& name : store::DocumentStore::Databases(config->vector_shards)) {
@@ -240,13 +252,6 @@ int Run(int argc, char** argv) {
          {"conversation_id", record.conversation_id},
          {"message_id", record.message_id}});
   };
-
-  // Block the stop signals in every thread; this one waits for them.
-  sigset_t stop_signals;
-  sigemptyset(&stop_signals);
-  sigaddset(&stop_signals, SIGTERM);
-  sigaddset(&stop_signals, SIGINT);
-  pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
 
   fcgi::Server server({listen_fd, config->threads,
                        static_cast<size_t>(config->thread_stack_kb) * 1024, config->max_body_bytes},

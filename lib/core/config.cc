@@ -108,6 +108,18 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   return c;
 }
 
+namespace {
+// A URL with any user:password@ replaced, for printing.
+std::string WithoutCredentials(const std::string& url) {
+  size_t scheme = url.find("://");
+  size_t start = scheme == std::string::npos ? 0 : scheme + 3;
+  size_t end = url.find('/', start);
+  size_t at = url.rfind('@', end == std::string::npos ? url.size() : end);
+  if (at == std::string::npos || at < start) return url;
+  return url.substr(0, start) + "***@" + url.substr(at + 1);
+}
+}  // namespace
+
 std::vector<std::string> DescribeConfig(const Config& c) {
   auto s = [](const char* n, const std::string& v) { return std::string(n) + "=" + v; };
   auto i = [](const char* n, int64_t v) { return std::string(n) + "=" + std::to_string(v); };
@@ -120,7 +132,8 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_LOG_LEVEL", LogLevelName(c.log_level)),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
       i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
-      s("OPENAI_BASE_URL", c.openai_base_url.empty() ? "(unset)" : c.openai_base_url),
+      s("OPENAI_BASE_URL",
+        c.openai_base_url.empty() ? "(unset)" : WithoutCredentials(c.openai_base_url)),
       s("OPENAI_API_KEY", c.openai_api_key.empty() ? "(unset)" : "(set)"),
       s("RAGSTREAM_CHAT_MODEL", c.chat_model.empty() ? "(unset)" : c.chat_model),
       i("RAGSTREAM_CONNECT_TIMEOUT_MS", c.connect_timeout_ms),

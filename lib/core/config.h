@@ -60,7 +60,8 @@ using EnvLookup = std::function<const char*(const char*)>;
 // Reads and checks every variable. `lookup` defaults to getenv (tests pass their own).
 Result<Config> LoadConfig(const EnvLookup& lookup = nullptr);
 
-// One line per setting, "NAME=value (default ...)", with the API key shown only as set/unset.
+// One line per setting, "NAME=value", with the API key shown only as set/unset and any
+// credentials in OPENAI_BASE_URL masked.
 std::vector<std::string> DescribeConfig(const Config& config);
 
 // The help text listing every variable with its default.

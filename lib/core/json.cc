@@ -83,6 +83,7 @@ Status ParseUntrustedJson(std::string_view text, rapidjson::Document& doc,
     return Invalid(std::string("malformed JSON at offset ") + std::to_string(doc.GetErrorOffset()) +
                    ": " + rapidjson::GetParseError_En(doc.GetParseError()));
   }
+  if (!AllStringsValid(doc)) return Invalid("a string is not valid Unicode (lone surrogate)");
   return Status::Ok();
 }
 

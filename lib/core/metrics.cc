@@ -1,6 +1,7 @@
 #include "lib/core/metrics.h"
 
 #include <fcntl.h>
+#include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -122,11 +123,15 @@ Result<std::unique_ptr<Metrics>> Metrics::Open(const std::string& path, int slot
     return Status::Internal("cannot map " + path + ": " + std::strerror(errno));
   }
   Layout* layout = AsLayout(map);
+  // Two workers starting together must not see a half-written header: initialise it under
+  // an exclusive whole-file lock (flock, independent of the fcntl slot locks).
+  flock(fd, LOCK_EX);
   if (layout->magic == 0) {
     layout->slot_bytes = sizeof(Slot);
     layout->slots = static_cast<uint64_t>(slots);
     layout->magic = kMagic;
   }
+  flock(fd, LOCK_UN);
   if (layout->magic != kMagic || layout->slot_bytes != sizeof(Slot) ||
       layout->slots != static_cast<uint64_t>(slots)) {
     munmap(map, bytes);

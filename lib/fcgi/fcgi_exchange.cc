@@ -2,6 +2,7 @@
 
 #include <poll.h>
 
+#include <algorithm>
 #include <charconv>
 #include <cstring>
 
@@ -87,15 +88,16 @@ Status ReadRequest(FCGX_Request& req, uint64_t max_body_bytes, HttpRequest& out)
             "request body is " + std::to_string(length) + " bytes; the limit is " +
                 std::to_string(max_body_bytes)};
   }
-  out.body.resize(length);
-  size_t got = 0;
-  while (got < length) {
-    int n = FCGX_GetStr(out.body.data() + got, static_cast<int>(length - got), req.in);
+  // Read in pieces rather than allocating Content-Length up front: memory follows the bytes
+  // that actually arrive, not what a header claims.
+  char buf[16384];
+  while (out.body.size() < length) {
+    int want = static_cast<int>(std::min<uint64_t>(sizeof buf, length - out.body.size()));
+    int n = FCGX_GetStr(buf, want, req.in);
     if (n <= 0) break;
-    got += static_cast<size_t>(n);
+    out.body.append(buf, static_cast<size_t>(n));
   }
-  if (got != length) {
-    out.body.resize(got);
+  if (out.body.size() != length) {
     return Status::InvalidArgument("invalid_request", "request body shorter than Content-Length");
   }
   return Status::Ok();

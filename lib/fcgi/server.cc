@@ -9,6 +9,7 @@
 #include <cerrno>
 #include <chrono>
 #include <cstring>
+#include <thread>
 
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
@@ -19,6 +20,9 @@ namespace ragstream::fcgi {
 namespace {
 
 constexpr int kAcceptPollMs = 200;
+// How long a connection may take to send each piece of its request (nginx sends the whole
+// request at once: this only bounds peers that stall).
+constexpr int kRequestReadTimeoutS = 10;
 
 // Finishes the FastCGI request when the handler is done, whatever happens.
 struct RequestScope {
@@ -84,12 +88,22 @@ void Server::ThreadMain() {
   FCGX_Request req;
   FCGX_InitRequest(&req, options_.listen_fd, 0);
   while (true) {
+    int fd;
     {
       std::lock_guard lock(accept_mutex_);
-      if (!AcceptNext(req)) break;
+      fd = AcceptConnection();
+      if (fd < 0) break;
+      // Counted before the lock is released, so a drain never sees the listener closed and
+      // nothing running while this request is about to start.
+      active_.fetch_add(1);
     }
-    active_.fetch_add(1);
-    {
+    // libfcgi reads the begin-request and params records with blocking reads: outside the
+    // accept lock, so one slow or idle peer holds up only this thread, and bounded by the
+    // receive timeout. With ipcFd set and keepConnection on, FCGX_Accept_r takes this
+    // connection instead of accepting one itself (its Finish step then closes nothing).
+    req.ipcFd = fd;
+    req.keepConnection = 1;
+    if (FCGX_Accept_r(&req) == 0) {
       RequestScope scope{req};
       HttpRequest http;
       FcgiResponse res(req);
@@ -108,6 +122,9 @@ void Server::ThreadMain() {
           WriteJson(res, 500, ErrorJson(Status::Internal("internal error")));
         }
       }
+    } else {
+      // A peer that never sent a valid request (or timed out): libfcgi closed it.
+      LogWarn("fcgi", "dropped a connection that sent no valid FastCGI request");
     }
     if (active_.fetch_sub(1) == 1) {
       std::lock_guard lock(idle_mutex_);
@@ -117,7 +134,7 @@ void Server::ThreadMain() {
   FCGX_Free(&req, 1);
 }
 
-bool Server::AcceptNext(FCGX_Request& req) {
+int Server::AcceptConnection() {
   while (!listener_closed_) {
     const bool stopping = stopping_.load();
     if (stopping && SteadyMillis() >= drain_deadline_ms_.load()) break;
@@ -129,8 +146,19 @@ bool Server::AcceptNext(FCGX_Request& req) {
       if (stopping) break;  // the backlog is empty
       continue;
     }
-    // EAGAIN here means another process took the connection first.
-    if (FCGX_Accept_r(&req) == 0) return true;
+    int fd = ::accept4(options_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    if (fd >= 0) {
+      timeval timeout{kRequestReadTimeoutS, 0};
+      setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+      return fd;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR || errno == ECONNABORTED) {
+      continue;  // another process took it, or the peer gave up
+    }
+    if (stopping) break;
+    // A persistent error (EMFILE, ENFILE, ENOBUFS): say so and back off rather than spin.
+    LogError("fcgi", "accept failed", {{"error", std::string_view(std::strerror(errno))}});
+    std::this_thread::sleep_for(std::chrono::milliseconds(kAcceptPollMs));
   }
   // Stopping and nothing is waiting (or the deadline passed): close our descriptor, so a
   // front-end is refused rather than left in a backlog nobody will accept from.
@@ -140,7 +168,7 @@ bool Server::AcceptNext(FCGX_Request& req) {
     std::lock_guard lock(idle_mutex_);
     idle_cv_.notify_all();
   }
-  return false;
+  return -1;
 }
 
 void Server::StopAccepting(int drain_ms) {

@@ -1,12 +1,12 @@
 // The FastCGI worker loop: a pool of threads, each accepting one request at a time with
 // FCGX_Accept_r and handing it to the handler.
 //
-// Accepting is serialised (one thread at a time waits on the listening socket, with poll and
-// a short timeout), so a new connection wakes one thread rather than the whole pool, and the
-// pool can stop accepting without closing or shutting down the listening socket, which
-// systemd (or a sibling process) keeps using across a restart. The socket is made
-// non-blocking so a connection taken by another process makes FCGX_Accept_r fail with
-// EAGAIN instead of blocking.
+// Accepting is serialised: one thread at a time waits on the listening socket (poll with a
+// short timeout) and accepts, so a new connection wakes one thread rather than the whole
+// pool; the request itself is then read outside the lock, with a receive timeout, so a slow
+// peer holds up only its own thread. The listening socket is non-blocking, so a connection
+// another process took first is EAGAIN rather than a blocked thread. Stopping takes what is
+// already waiting, then closes this process's descriptor (see StopAccepting).
 #pragma once
 
 #include <fcgiapp.h>
@@ -62,8 +62,8 @@ class Server {
 
  private:
   void ThreadMain();
-  // Under accept_mutex_: the next request into `req`, or false when the thread should end.
-  bool AcceptNext(FCGX_Request& req);
+  // Under accept_mutex_: the next connection's descriptor, or -1 when the thread should end.
+  int AcceptConnection();
   static void* ThreadEntry(void* self);
 
   ServerOptions options_;

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <mutex>
 #include <random>
 #include <thread>
@@ -76,7 +77,10 @@ size_t OnHeader(char* data, size_t size, size_t nitems, void* userp) {
       while (!v.empty() && v.front() == ' ') v.remove_prefix(1);
       double seconds = 0;
       auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), seconds);
-      if (ec == std::errc() && seconds >= 0) a->retry_after_ms = static_cast<int>(seconds * 1000);
+      // Clamped before converting: a huge or infinite value must not overflow the int.
+      if (ec == std::errc() && std::isfinite(seconds) && seconds >= 0) {
+        a->retry_after_ms = static_cast<int>(std::min(seconds, 86400.0) * 1000);
+      }
     }
   }
   return size * nitems;

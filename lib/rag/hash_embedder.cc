@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "lib/core/utf8.h"
 #include "lib/rag/text.h"
 
 namespace ragstream::rag {
@@ -56,9 +57,12 @@ struct Feature {
 void AddTrigrams(std::string_view term, std::vector<Feature>* out) {
   // Byte offset of each code point, plus the end. Terms are at most kMaxTokenBytes bytes,
   // so at most that many code points.
+  // (Tokenize promises that; the bound is enforced here too, since overrunning `at` would
+  // write past the stack array.)
+  term = Utf8Truncate(term, kMaxTokenBytes);
   std::array<uint8_t, kMaxTokenBytes + 1> at{};
   size_t count = 0;
-  for (size_t i = 0; i < term.size(); ++i) {
+  for (size_t i = 0; i < term.size() && count < kMaxTokenBytes; ++i) {
     if ((static_cast<unsigned char>(term[i]) & 0xC0) != 0x80) at[count++] = static_cast<uint8_t>(i);
   }
   at[count] = static_cast<uint8_t>(term.size());

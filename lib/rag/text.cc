@@ -87,7 +87,7 @@ class TermSink {
     FlushWord();
     // `prev_` and `cur_` are complete characters (with any marks); a bigram is emitted once
     // the character after it arrives, so a mark can still join `cur_` until then.
-    if (!prev_.empty()) out_->push_back(prev_ + cur_);
+    if (!prev_.empty()) Emit(prev_ + cur_);
     if (!cur_.empty()) prev_.swap(cur_);
     cur_.assign(bytes);
   }
@@ -95,7 +95,8 @@ class TermSink {
   // A mark continues whichever segment is open (or starts a word if none is).
   void AddMark(std::string_view bytes, int32_t cp) {
     if (!cur_.empty()) {
-      cur_.append(bytes);
+      // A character with hundreds of combining marks is an attack, not text: keep a few.
+      if (cur_.size() + bytes.size() <= kMaxTokenBytes / 2) cur_.append(bytes);
     } else {
       AddWordChar(bytes, cp);
     }
@@ -119,10 +120,13 @@ class TermSink {
     if (cur_.empty()) return;
     // A run of one character is a term by itself; a longer run has already emitted all its
     // bigrams but the last.
-    out_->push_back(prev_ + cur_);
+    Emit(prev_ + cur_);
     prev_.clear();
     cur_.clear();
   }
+
+  // Every term is at most kMaxTokenBytes: the embedder and the LMDB keys rely on it.
+  void Emit(const std::string& term) { out_->emplace_back(Utf8Truncate(term, kMaxTokenBytes)); }
 
   std::vector<std::string>* out_;
   std::string word_;

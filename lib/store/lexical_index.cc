@@ -37,10 +37,14 @@ std::string U64(uint64_t x) {
   return std::string(reinterpret_cast<const char*>(&x), sizeof x);
 }
 
+// LMDB keys are at most 511 bytes and a posting key is the term plus ~33 bytes: longer
+// terms (the tokenizer keeps them under 64 bytes) are never indexed.
+constexpr size_t kMaxTermBytes = 400;
+
 std::map<std::string, uint32_t> TermFrequencies(const std::vector<std::string>& terms) {
   std::map<std::string, uint32_t> tf;
   for (const auto& t : terms) {
-    if (!t.empty()) ++tf[t];
+    if (!t.empty() && t.size() <= kMaxTermBytes) ++tf[t];
   }
   return tf;
 }
