@@ -126,7 +126,9 @@ void RecordChatResult(const AppContext& app, RequestRecord& record,
     if (result.status.kind() == ErrorKind::kUpstream) {
       m->UpstreamError(UpstreamErrorKind(result.status.code(), result.upstream_http_status));
     }
-    if (result.message.status == store::kStatusCancelled) m->DisconnectCancel();
+    if (result.message.status == store::kStatusCancelled && result.client_gone) {
+      m->DisconnectCancel();
+    }
   }
   record.tokens = result.tokens;
   record.ttft_ms = result.message.ttft_ms;
@@ -192,6 +194,32 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
     return;
   }
   observer.Final(DoneEventJson(result));
+}
+
+void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res) {
+  if (!IsWellFormedId(message_id, "msg_")) {
+    return WriteError(res, Status::NotFound("message " + message_id + " not found"));
+  }
+  auto message = app.conversations->RequestCancel(message_id);
+  if (!message.ok()) return WriteError(res, message.status());
+  const bool running = message->status == store::kStatusStreaming;
+  if (running && message->role != "assistant") {
+    return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
+  }
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("message_id");
+  WriteString(w, message_id);
+  w.Key("conversation_id");
+  WriteString(w, message->conversation_id);
+  w.Key("cancel_requested");
+  w.Bool(running);
+  w.Key("status");
+  WriteString(w, message->status);
+  w.EndObject();
+  // 202: the streaming worker stops it within a second; 200: it had already finished.
+  WriteJson(res, running ? 202 : 200, {buf.GetString(), buf.GetSize()});
 }
 
 void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,

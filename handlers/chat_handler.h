@@ -10,6 +10,10 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
 void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
                        RequestRecord& record);
 
+// POST /api/chat/messages/{id}/cancel: asks whichever worker streams the answer to stop it
+// (202 with cancel_requested true), or reports that it already finished (200).
+void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res);
+
 // Metrics and the request log fields of a finished exchange (any chat route).
 void RecordChatResult(const AppContext& app, RequestRecord& record, const chat::SendResult& result);
 

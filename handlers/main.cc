@@ -26,6 +26,9 @@
 #include "lib/store/document_store.h"
 
 #include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include "lib/store/conversation_store.h"
 
 namespace ragstream {
@@ -269,6 +272,25 @@ int Run(int argc, char** argv) {
            {"chat_model", model->name()},
            {"embedder", embedder->name()}});
 
+  // Answers left `streaming` by a worker that died (kill -9, a crash) are marked
+  // `interrupted` by whichever worker looks first; every worker looks every few seconds.
+  std::mutex sweep_mutex;
+  std::condition_variable sweep_cv;
+  bool sweep_stop = false;
+  std::thread orphan_sweeper([&] {
+    const auto period = std::chrono::seconds(std::max(1, config->orphan_timeout_s / 3));
+    std::unique_lock lock(sweep_mutex);
+    while (!sweep_cv.wait_for(lock, period, [&] { return sweep_stop; })) {
+      auto marked = conversations.MarkOrphans(int64_t{config->orphan_timeout_s} * 1000);
+      if (!marked.ok()) {
+        LogWarn("worker", "orphan sweep failed", {{"error", marked.status().ToString()}});
+      } else if (*marked > 0) {
+        LogWarn("worker", "marked answers of a dead worker interrupted",
+                {{"count", static_cast<int64_t>(*marked)}});
+      }
+    }
+  });
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
   draining.store(true);
@@ -294,6 +316,12 @@ int Run(int argc, char** argv) {
     server.WaitIdle(kAbortWaitMs);
   }
   server.Join();
+  {
+    std::lock_guard lock(sweep_mutex);
+    sweep_stop = true;
+  }
+  sweep_cv.notify_all();
+  orphan_sweeper.join();
   LogInfo("worker", "stopped");
   return 0;
 }

@@ -22,6 +22,8 @@ ChatService::ChatService(store::ConversationStore& store, std::shared_ptr<llm::C
 
 namespace {
 
+constexpr int64_t kCancelPollMs = 250;
+
 // The state of one answer while it streams.
 class AnswerStream {
  public:
@@ -64,13 +66,25 @@ class AnswerStream {
   }
 
   bool client_gone() const { return client_gone_; }
+  bool cancel_requested() const { return cancel_requested_; }
   bool aborted_by_shutdown() const { return aborted_; }
   int64_t tokens() const { return tokens_; }
 
  private:
   bool Aborted() {
     if (options_.abort_streams && options_.abort_streams->load()) aborted_ = true;
-    return aborted_;
+    return aborted_ || CancelRequested();
+  }
+  // Another request (on any worker) asked to stop this answer: a flag in the store, read at
+  // most every kCancelPollMs so a stop lands within a second.
+  bool CancelRequested() {
+    if (cancel_requested_) return true;
+    int64_t now = SteadyMillis();
+    if (now - last_cancel_check_ms_ < kCancelPollMs) return false;
+    last_cancel_check_ms_ = now;
+    auto flag = store_.CancelRequested(message_.id);
+    cancel_requested_ = flag.ok() && *flag;
+    return cancel_requested_;
   }
   bool KeepGoing() const {
     return !client_gone_ || request_.on_disconnect == DisconnectPolicy::kFinish;
@@ -102,6 +116,8 @@ class AnswerStream {
   Utf8HoldBack hold_back_;
   bool client_gone_ = false;
   bool aborted_ = false;
+  bool cancel_requested_ = false;
+  int64_t last_cancel_check_ms_ = SteadyMillis();
   int64_t tokens_ = 0;
 };
 
@@ -203,6 +219,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   message.updated_at = NowMillis();
   if (outcome.status.ok()) {
     message.status = store::kStatusComplete;
+  } else if (stream.cancel_requested()) {
+    message.status = store::kStatusCancelled;
+    outcome.status = Status::Cancelled("the answer was stopped by a cancel request");
   } else if (stream.aborted_by_shutdown()) {
     message.status = store::kStatusError;
     outcome.status = Status::Unavailable("shutting_down",
@@ -216,7 +235,8 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     message.error_code = outcome.status.code();
     message.error_message = outcome.status.message();
   }
-  result.client_gone = stream.client_gone() || outcome.status.kind() == ErrorKind::kCancelled;
+  result.client_gone = stream.client_gone() || (outcome.status.kind() == ErrorKind::kCancelled &&
+                                                !stream.cancel_requested());
   result.tokens = stream.tokens();
   result.upstream_http_status = outcome.http_status;
   result.status = outcome.status;

@@ -13,6 +13,8 @@ constexpr const char* kConversations = "conversations";
 constexpr const char* kMessages = "messages";
 constexpr const char* kMessageIds = "message_ids";
 constexpr const char* kByUpdated = "conv_by_updated";
+constexpr const char* kStreaming = "streaming";
+constexpr const char* kCancels = "cancel_requests";
 constexpr size_t kTitleChars = 80;
 
 std::string MessageKey(const std::string& conversation_id, uint64_t seq) {
@@ -188,7 +190,7 @@ bool DecodeConversation(std::string_view json, Conversation& c) {
 }
 
 std::vector<std::string> ConversationStore::Databases() {
-  return {kConversations, kMessages, kMessageIds, kByUpdated};
+  return {kConversations, kMessages, kMessageIds, kByUpdated, kStreaming, kCancels};
 }
 
 ConversationStore::ConversationStore(const Env& env)
@@ -196,7 +198,9 @@ ConversationStore::ConversationStore(const Env& env)
       conversations_(env.Dbi(kConversations)),
       messages_(env.Dbi(kMessages)),
       message_ids_(env.Dbi(kMessageIds)),
-      by_updated_(env.Dbi(kByUpdated)) {}
+      by_updated_(env.Dbi(kByUpdated)),
+      streaming_(env.Dbi(kStreaming)),
+      cancels_(env.Dbi(kCancels)) {}
 
 namespace {
 Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, const std::string& id) {
@@ -279,6 +283,11 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
       return s;
     }
   }
+  if (Status s =
+          txn->Put(streaming_, ex.assistant_message.id, MessageKey(c.id, ex.assistant_message.seq));
+      !s.ok()) {
+    return s;
+  }
   if (Status s = PutConversation(*txn, c, old_updated_at); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   return ex;
@@ -314,10 +323,89 @@ Status ConversationStore::FinishMessage(const Message& message) {
     return c.status();
   }
   if (Status s = PutMessage(*txn, message); !s.ok()) return s;
+  if (message.status != kStatusStreaming) {
+    if (Status s = txn->Del(streaming_, message.id); !s.ok()) return s;
+    if (Status s = txn->Del(cancels_, message.id); !s.ok()) return s;
+  }
   int64_t old = c->updated_at;
   c->updated_at = std::max(NowMillis(), old);
   if (Status s = PutConversation(*txn, *c, old); !s.ok()) return s;
   return txn->Commit();
+}
+
+Result<Message> ConversationStore::RequestCancel(const std::string& message_id) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto key = txn->Get(message_ids_, message_id);
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return Status::NotFound("message " + message_id + " not found");
+  auto raw = txn->Get(messages_, **key);
+  if (!raw.ok()) return raw.status();
+  Message m;
+  if (!raw->has_value() || !DecodeMessage(**raw, m)) {
+    return Status::NotFound("message " + message_id + " not found");
+  }
+  if (m.status != kStatusStreaming) return m;  // already finished: nothing to stop
+  if (Status s = txn->Put(cancels_, message_id, ""); !s.ok()) return s;
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return m;
+}
+
+Result<bool> ConversationStore::CancelRequested(const std::string& message_id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto flag = txn->Get(cancels_, message_id);
+  if (!flag.ok()) return flag.status();
+  return flag->has_value();
+}
+
+Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
+  const int64_t cutoff = NowMillis() - max_age_ms;
+  // First look without writing: most of the time nothing is stale.
+  std::vector<std::string> stale;
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    auto cur = Cursor::Open(*txn, streaming_);
+    if (!cur.ok()) return cur.status();
+    for (bool have = cur->First(); have; have = cur->Next()) {
+      auto raw = txn->Get(messages_, cur->value());
+      if (!raw.ok()) return raw.status();
+      Message m;
+      if (!raw->has_value() || !DecodeMessage(**raw, m) || m.status != kStatusStreaming ||
+          m.updated_at < cutoff) {
+        stale.emplace_back(cur->key());
+      }
+    }
+  }
+  if (stale.empty()) return 0;
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  int marked = 0;
+  for (const std::string& id : stale) {
+    auto key = txn->Get(streaming_, id);
+    if (!key.ok()) return key.status();
+    if (!key->has_value()) continue;  // finished meanwhile
+    const std::string message_key(**key);
+    auto raw = txn->Get(messages_, message_key);
+    if (!raw.ok()) return raw.status();
+    Message m;
+    bool present = raw->has_value() && DecodeMessage(**raw, m);
+    // Re-checked inside the write transaction: a heartbeat may have arrived since.
+    if (present && m.status == kStatusStreaming) {
+      if (m.updated_at >= cutoff) continue;
+      m.status = kStatusInterrupted;
+      m.error_code = "interrupted";
+      m.error_message = "the worker generating this answer stopped before finishing it";
+      m.updated_at = NowMillis();
+      if (Status s = txn->Put(messages_, message_key, EncodeMessage(m)); !s.ok()) return s;
+      ++marked;
+    }
+    if (Status s = txn->Del(streaming_, id); !s.ok()) return s;
+    if (Status s = txn->Del(cancels_, id); !s.ok()) return s;
+  }
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return marked;
 }
 
 Result<Conversation> ConversationStore::GetConversation(const std::string& id) const {
@@ -424,6 +512,8 @@ Status ConversationStore::DeleteConversation(const std::string& id) {
     }
     for (const auto& mid : message_ids) {
       if (Status s = txn->Del(message_ids_, mid); !s.ok()) return s;
+      if (Status s = txn->Del(streaming_, mid); !s.ok()) return s;
+      if (Status s = txn->Del(cancels_, mid); !s.ok()) return s;
     }
     // Delete the message range; MDB_SET_RANGE after each delete keeps the cursor valid.
     while (cur->SeekAtLeast(prefix) && cur->key().substr(0, prefix.size()) == prefix) {

@@ -5,6 +5,8 @@
 //   messages         conversation id + '/' + big-endian seq -> Message (JSON)
 //   message_ids      message id -> messages key (resume and cancel find a message by id)
 //   conv_by_updated  big-endian updated_at ms + conversation id -> "" (newest-first listing)
+//   streaming        message id -> messages key, for every answer still `streaming` (orphans)
+//   cancel_requests  message id -> "" when any worker was asked to stop that answer
 //
 // Every method runs in its own short transaction and is safe to call from any thread of any
 // worker process sharing the environment. Writes are durable when they return Ok.
@@ -32,6 +34,7 @@ inline constexpr const char* kStatusStreaming = "streaming";
 inline constexpr const char* kStatusComplete = "complete";
 inline constexpr const char* kStatusError = "error";
 inline constexpr const char* kStatusCancelled = "cancelled";
+inline constexpr const char* kStatusInterrupted = "interrupted";  // its worker died
 
 struct Message {
   std::string id;
@@ -102,6 +105,17 @@ class ConversationStore {
   // conversation's updated_at. Durable when it returns Ok.
   Status FinishMessage(const Message& message);
 
+  // Asks whichever worker streams `message_id` to stop it (a flag it polls). Returns the
+  // message as stored; its status says whether it was still running. NotFound if unknown.
+  Result<Message> RequestCancel(const std::string& message_id);
+  // Whether RequestCancel was called for a message that is still streaming.
+  Result<bool> CancelRequested(const std::string& message_id) const;
+
+  // Marks `interrupted` every answer still `streaming` whose heartbeat (updated_at, refreshed
+  // by partial saves) is older than `max_age_ms`: its worker died. Returns how many. Cheap
+  // when there is nothing to do (a read transaction).
+  Result<int> MarkOrphans(int64_t max_age_ms);
+
   Result<Conversation> GetConversation(const std::string& id) const;
   Result<std::vector<Message>> ListMessages(const std::string& conversation_id) const;
   Result<Message> GetMessage(const std::string& message_id) const;
@@ -116,7 +130,7 @@ class ConversationStore {
   Status PutMessage(Txn& txn, const Message& m);
 
   const Env& env_;
-  MDB_dbi conversations_, messages_, message_ids_, by_updated_;
+  MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_;
 };
 
 // JSON encodings used for storage (exposed for tests and for the handlers' responses).

@@ -29,7 +29,8 @@ ROUTES_CC = ROOT / "handlers" / "routes.cc"
 HTTP_METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # A well-formed id for each `{id}` placeholder, by the path's prefix (the id need not exist:
 # a method the path does not take is refused before the handler looks at the id).
-SAMPLE_IDS = {"/api/conversations/": "conv_" + "0" * 24, "/api/documents/": "doc_" + "0" * 24}
+SAMPLE_IDS = {"/api/conversations/": "conv_" + "0" * 24, "/api/documents/": "doc_" + "0" * 24,
+              "/api/chat/messages/": "msg_" + "0" * 24}
 
 
 # --------------------------------------------------------------------------- route sets

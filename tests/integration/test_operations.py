@@ -537,9 +537,9 @@ def test_kill9_loses_no_committed_message(stack_factory, fake_upstream):
                                                              ("assistant", "complete")], msgs
         assert msgs[1]["content"] == res.text == fake_tokens_answer(KILL_TOKENS)
 
-    # The killed worker's streams: nginx ends them without a done event; their answers
-    # stay `streaming` in the store. This is the known behaviour until orphan detection
-    # lands (a restarted worker does not yet mark another process's abandoned answers).
+    # The killed worker's streams: nginx ends them without a done event; their answers are
+    # still `streaming` here, within RAGSTREAM_ORPHAN_TIMEOUT_S (15 s by default) of the
+    # kill; test_cancel_orphans.py checks that they are then marked `interrupted`.
     assert without_done, "the killed worker was serving no stream"
     for q in without_done:
         res = runner.results[q]

@@ -1,0 +1,75 @@
+// Cancel requests and orphaned answers in the conversation store.
+#include <boost/test/unit_test.hpp>
+#include <thread>
+
+#include "lib/core/ids.h"
+#include "tests/unit/temp_store.h"
+
+using namespace ragstream;
+using ragstream::testing::TempStore;
+
+namespace {
+store::Exchange Begin(TempStore& ts) {
+  auto ex = ts.store->BeginExchange({std::nullopt, "question", "en", 8000});
+  BOOST_REQUIRE(ex.ok());
+  return std::move(*ex);
+}
+}  // namespace
+
+BOOST_AUTO_TEST_SUITE(cancel_orphans_test)
+
+BOOST_AUTO_TEST_CASE(cancel_sets_a_flag_only_for_a_running_answer) {
+  TempStore ts;
+  store::Exchange ex = Begin(ts);
+  const std::string id = ex.assistant_message.id;
+  BOOST_TEST(!ts.store->CancelRequested(id).value());
+  auto m = ts.store->RequestCancel(id);
+  BOOST_REQUIRE(m.ok());
+  BOOST_TEST(m->status == store::kStatusStreaming);
+  BOOST_TEST(ts.store->CancelRequested(id).value());
+  // Finishing clears the flag; a later cancel reports the final status and sets nothing.
+  store::Message done = ex.assistant_message;
+  done.status = store::kStatusCancelled;
+  BOOST_REQUIRE(ts.store->FinishMessage(done).ok());
+  BOOST_TEST(!ts.store->CancelRequested(id).value());
+  auto again = ts.store->RequestCancel(id);
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST(again->status == store::kStatusCancelled);
+  BOOST_TEST(!ts.store->CancelRequested(id).value());
+  BOOST_TEST((ts.store->RequestCancel("msg_" + std::string(24, '0')).status().kind() ==
+              ErrorKind::kNotFound));
+}
+
+BOOST_AUTO_TEST_CASE(only_stale_streaming_answers_become_interrupted) {
+  TempStore ts;
+  store::Exchange stale = Begin(ts), fresh = Begin(ts), finished = Begin(ts);
+  store::Message f = finished.assistant_message;
+  f.status = store::kStatusComplete;
+  f.content = "done";
+  BOOST_REQUIRE(ts.store->FinishMessage(f).ok());
+  store::Message s = stale.assistant_message;
+  s.content = "partial";
+  s.updated_at = NowMillis() - 60000;  // its worker stopped saving a minute ago
+  BOOST_REQUIRE(ts.store->SavePartial(s).ok());
+  store::Message h = fresh.assistant_message;
+  h.content = "alive";
+  h.updated_at = NowMillis();
+  BOOST_REQUIRE(ts.store->SavePartial(h).ok());
+
+  auto marked = ts.store->MarkOrphans(10000);
+  BOOST_REQUIRE(marked.ok());
+  BOOST_TEST(*marked == 1);
+  auto got = ts.store->GetMessage(s.id);
+  BOOST_TEST(got->status == store::kStatusInterrupted);
+  BOOST_TEST(got->content == "partial");
+  BOOST_TEST(got->error_code == "interrupted");
+  BOOST_TEST(ts.store->GetMessage(h.id)->status == store::kStatusStreaming);
+  BOOST_TEST(ts.store->GetMessage(f.id)->status == store::kStatusComplete);
+  // Nothing left to mark; a late partial cannot revive the interrupted answer.
+  BOOST_TEST(ts.store->MarkOrphans(10000).value() == 0);
+  s.content = "partial and more";
+  BOOST_REQUIRE(ts.store->SavePartial(s).ok());
+  BOOST_TEST(ts.store->GetMessage(s.id)->content == "partial");
+}
+
+BOOST_AUTO_TEST_SUITE_END()
