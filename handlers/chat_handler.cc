@@ -1,5 +1,10 @@
 #include "handlers/chat_handler.h"
 
+#include <algorithm>
+#include <charconv>
+#include <chrono>
+#include <thread>
+
 #include "handlers/chat_request.h"
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
@@ -33,6 +38,36 @@ void WriteErrorObject(JsonWriter& w, const std::string& code, const std::string&
   w.EndObject();
 }
 
+constexpr int kFollowPollMs = 100;
+
+std::string FirstEventJson(const std::string& conversation_id, const std::string& message_id) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("token");
+  w.String("");
+  w.Key("done");
+  w.Bool(false);
+  w.Key("conversation_id");
+  WriteString(w, conversation_id);
+  w.Key("message_id");
+  WriteString(w, message_id);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+std::string TokenEventJson(std::string_view text) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("token");
+  WriteString(w, text);
+  w.Key("done");
+  w.Bool(false);
+  w.EndObject();
+  return {buf.GetString(), buf.GetSize()};
+}
+
 // Relays the answer as SSE events; pings while nothing else is sent.
 class SseObserver : public chat::StreamObserver {
  public:
@@ -40,33 +75,11 @@ class SseObserver : public chat::StreamObserver {
       : res_(res), sse_(res), ping_interval_ms_(ping_interval_ms) {}
 
   bool OnStart(const std::string& conversation_id, const std::string& message_id) override {
-    rapidjson::StringBuffer buf;
-    JsonWriter w(buf);
-    w.StartObject();
-    w.Key("token");
-    w.String("");
-    w.Key("done");
-    w.Bool(false);
-    w.Key("conversation_id");
-    WriteString(w, conversation_id);
-    w.Key("message_id");
-    WriteString(w, message_id);
-    w.EndObject();
     started_ = true;
-    return Sent(sse_.Begin() && sse_.Event({buf.GetString(), buf.GetSize()}));
+    return Sent(sse_.Begin() && sse_.Event(FirstEventJson(conversation_id, message_id)));
   }
 
-  bool OnToken(std::string_view text) override {
-    buf_.Clear();
-    JsonWriter w(buf_);
-    w.StartObject();
-    w.Key("token");
-    WriteString(w, text);
-    w.Key("done");
-    w.Bool(false);
-    w.EndObject();
-    return Sent(sse_.Event({buf_.GetString(), buf_.GetSize()}));
-  }
+  bool OnToken(std::string_view text) override { return Sent(sse_.Event(TokenEventJson(text))); }
 
   bool OnIdle() override {
     if (res_.ClientGone()) return false;
@@ -86,7 +99,6 @@ class SseObserver : public chat::StreamObserver {
   fcgi::SseWriter sse_;
   int ping_interval_ms_;
   int64_t last_sent_ms_ = SteadyMillis();
-  rapidjson::StringBuffer buf_;
   bool started_ = false;
 };
 
@@ -137,8 +149,7 @@ void RecordChatResult(const AppContext& app, RequestRecord& record,
   record.message_id = result.message.id;
 }
 
-std::string DoneEventJson(const chat::SendResult& result) {
-  const store::Message& m = result.message;
+std::string DoneEventJson(const store::Message& m) {
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
@@ -149,14 +160,14 @@ std::string DoneEventJson(const chat::SendResult& result) {
   w.Key("message_id");
   WriteString(w, m.id);
   w.Key("conversation_id");
-  WriteString(w, result.conversation_id);
+  WriteString(w, m.conversation_id);
   w.Key("status");
   WriteString(w, m.status);
-  if (result.status.ok()) {
+  if (m.status == store::kStatusComplete) {
     w.Key("sources");
     w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
     w.Key("language");
-    WriteString(w, result.language);
+    WriteString(w, m.language);
     w.Key("usage");
     WriteUsage(w, m.usage);
     w.Key("ttft_ms");
@@ -168,10 +179,23 @@ std::string DoneEventJson(const chat::SendResult& result) {
     w.Key("finish_reason");
     WriteString(w, m.finish_reason);
   } else {
-    WriteErrorObject(w, result.status.code(), result.status.message());
+    WriteErrorObject(w, m.error_code.empty() ? std::string("error") : m.error_code,
+                     m.error_message);
   }
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
+}
+
+std::string DoneEventJson(const chat::SendResult& result) {
+  store::Message m = result.message;
+  m.conversation_id = result.conversation_id;
+  if (m.language.empty()) m.language = result.language;
+  if (!result.status.ok()) {
+    if (m.status == store::kStatusComplete) m.status = store::kStatusError;
+    m.error_code = result.status.code();
+    m.error_message = result.status.message();
+  }
+  return DoneEventJson(m);
 }
 
 void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpResponse& res,
@@ -194,6 +218,65 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
     return;
   }
   observer.Final(DoneEventJson(result));
+}
+
+void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
+                  HttpResponse& res) {
+  if (!IsWellFormedId(message_id, "msg_")) {
+    return WriteError(res, Status::NotFound("message " + message_id + " not found"));
+  }
+  auto message = app.conversations->GetMessage(message_id);
+  if (!message.ok()) return WriteError(res, message.status());
+  if (message->role != "assistant") {
+    return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
+  }
+  std::string last = req.Header("last-event-id");
+  if (last.empty()) last = req.QueryParam("last_event_id");
+  int64_t after = -1;  // -1: from the start, the first event included
+  if (!last.empty()) {
+    auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), after);
+    if (ec != std::errc() || p != last.data() + last.size() || after < 0) {
+      return WriteError(res,
+                        Status::InvalidArgument("invalid_last_event_id",
+                                                "Last-Event-ID must be an event id (0, 1, ...)"));
+    }
+  }
+  store::Message m = std::move(*message);
+  fcgi::SseWriter sse(res);
+  if (!sse.Begin()) return;
+  if (after < 0) {
+    sse.set_next_id(0);
+    if (!sse.Event(FirstEventJson(m.conversation_id, m.id))) return;
+  }
+  // Token event i (1-based) is the i-th piece recorded in token_ends.
+  size_t sent = after <= 0 ? 0 : static_cast<size_t>(after);
+  int64_t last_write = SteadyMillis();
+  const int64_t orphan_ms = int64_t{app.config.orphan_timeout_s} * 1000;
+  while (true) {
+    for (; sent < m.token_ends.size(); ++sent) {
+      size_t begin = sent == 0 ? 0 : m.token_ends[sent - 1];
+      std::string_view text = std::string_view(m.content).substr(begin, m.token_ends[sent] - begin);
+      sse.set_next_id(sent + 1);
+      if (!sse.Event(TokenEventJson(text))) return;
+      last_write = SteadyMillis();
+    }
+    if (m.status != store::kStatusStreaming) break;
+    // Follow the answer as its worker saves it (at least every persist interval).
+    std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
+    if (res.ClientGone()) return;
+    if (SteadyMillis() - last_write >= app.config.ping_interval_ms) {
+      if (!sse.Ping()) return;
+      last_write = SteadyMillis();
+    }
+    if (NowMillis() - m.updated_at > orphan_ms) {
+      (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
+    }
+    auto fresh = app.conversations->GetMessage(message_id);
+    if (!fresh.ok()) break;  // deleted meanwhile
+    m = std::move(*fresh);
+  }
+  sse.set_next_id(std::max<size_t>(sent, m.token_ends.size()) + 1);
+  sse.Event(DoneEventJson(m));
 }
 
 void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res) {

@@ -10,6 +10,12 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
 void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
                        RequestRecord& record);
 
+// GET /api/chat/messages/{id}/stream with Last-Event-ID (header or ?last_event_id=): replays
+// the events after that id from the store, then follows the answer as its worker (any
+// worker) saves it, until its final event. Served by any worker.
+void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
+                  HttpResponse& res);
+
 // POST /api/chat/messages/{id}/cancel: asks whichever worker streams the answer to stop it
 // (202 with cancel_requested true), or reports that it already finished (200).
 void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res);
@@ -17,7 +23,9 @@ void HandleCancel(const AppContext& app, const std::string& message_id, HttpResp
 // Metrics and the request log fields of a finished exchange (any chat route).
 void RecordChatResult(const AppContext& app, RequestRecord& record, const chat::SendResult& result);
 
-// The final event of a stream (exposed for tests).
+// The final event of a stream, from the stored message (exposed for tests).
+std::string DoneEventJson(const store::Message& message);
+// The final event of a live stream.
 std::string DoneEventJson(const chat::SendResult& result);
 
 }  // namespace ragstream::handlers

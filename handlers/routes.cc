@@ -16,6 +16,8 @@ Router BuildRouter(const AppContext& app) {
         [a](auto& req, auto& res, auto&, auto& rec) { HandleChatStream(*a, req, res, rec); });
   r.Add("POST", "/api/chat/message",
         [a](auto& req, auto& res, auto&, auto& rec) { HandleChatMessage(*a, req, res, rec); });
+  r.Add("GET", "/api/chat/messages/{id}/stream",
+        [a](auto& req, auto& res, auto& p, auto&) { HandleResume(*a, req, p[0], res); });
   r.Add("POST", "/api/chat/messages/{id}/cancel",
         [a](auto&, auto& res, auto& p, auto&) { HandleCancel(*a, p[0], res); });
   r.Add("GET", "/api/conversations",

@@ -43,6 +43,7 @@ class AnswerStream {
     if (text.empty()) return true;
     if (message_.ttft_ms < 0) message_.ttft_ms = SteadyMillis() - started_ms_;
     message_.content += text;
+    message_.token_ends.push_back(static_cast<uint32_t>(message_.content.size()));
     ++tokens_;
     if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
     MaybePersist();
@@ -62,6 +63,7 @@ class AnswerStream {
     if (tail.empty()) return;
     std::string text = SanitizeUtf8(tail);
     message_.content += text;
+    message_.token_ends.push_back(static_cast<uint32_t>(message_.content.size()));
     if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
   }
 

@@ -23,6 +23,8 @@ class SseWriter {
   bool Ping();
 
   uint64_t next_id() const { return next_id_; }
+  // The id the next Event gets (a resumed stream continues the original numbering).
+  void set_next_id(uint64_t id) { next_id_ = id; }
 
  private:
   HttpResponse& res_;

@@ -101,6 +101,10 @@ std::string EncodeMessage(const Message& m) {
   WriteString(w, m.error_message);
   w.Key("sources");
   w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
+  w.Key("token_ends");
+  w.StartArray();
+  for (uint32_t end : m.token_ends) w.Uint(end);
+  w.EndArray();
   w.Key("usage_present");
   w.Bool(m.usage.present);
   w.Key("prompt_tokens");
@@ -141,6 +145,12 @@ bool DecodeMessage(std::string_view json, Message& m) {
     JsonWriter w(buf);
     src->value.Accept(w);
     m.sources_json.assign(buf.GetString(), buf.GetSize());
+  }
+  m.token_ends.clear();
+  if (auto ends = d.FindMember("token_ends"); ends != d.MemberEnd() && ends->value.IsArray()) {
+    for (const auto& e : ends->value.GetArray()) {
+      if (e.IsUint() && e.GetUint() <= m.content.size()) m.token_ends.push_back(e.GetUint());
+    }
   }
   auto up = d.FindMember("usage_present");
   m.usage.present = up != d.MemberEnd() && up->value.IsBool() && up->value.GetBool();

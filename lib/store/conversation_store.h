@@ -48,6 +48,10 @@ struct Message {
   std::string error_code;
   std::string error_message;
   std::string sources_json = "[]";  // a JSON array of sources, stored as given
+  // Byte offset in `content` where each streamed token event ended: event i (1-based) is
+  // content[token_ends[i-2] or 0, token_ends[i-1]), so a resumed stream replays the same
+  // events with the same ids.
+  std::vector<uint32_t> token_ends;
   Usage usage;
   int64_t ttft_ms = -1;
   int64_t created_at = 0;
