@@ -123,6 +123,7 @@ chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
   send.top_k = body.retrieval.top_k;
   send.mode = body.retrieval.mode;
   send.document_ids = std::move(body.retrieval.document_ids);
+  send.client_message_id = std::move(body.client_message_id);
   send.request_id = req.request_id;
   return send;
 }
@@ -212,6 +213,11 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
   chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
   if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
   RecordChatResult(app, record, result);
+  if (result.replayed) {
+    // A retry of an earlier send: that answer's events, finished or still streaming.
+    record.outcome = "replayed";
+    return FollowAnswer(app, std::move(result.message), -1, res);
+  }
   if (!result.started || !observer.started()) {
     // Nothing was streamed: a plain JSON error (validation, unknown id, store full, ...).
     if (!res.HeadersSent()) WriteError(res, result.status);
@@ -220,28 +226,8 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
   observer.Final(DoneEventJson(result));
 }
 
-void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
-                  HttpResponse& res) {
-  if (!IsWellFormedId(message_id, "msg_")) {
-    return WriteError(res, Status::NotFound("message " + message_id + " not found"));
-  }
-  auto message = app.conversations->GetMessage(message_id);
-  if (!message.ok()) return WriteError(res, message.status());
-  if (message->role != "assistant") {
-    return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
-  }
-  std::string last = req.Header("last-event-id");
-  if (last.empty()) last = req.QueryParam("last_event_id");
-  int64_t after = -1;  // -1: from the start, the first event included
-  if (!last.empty()) {
-    auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), after);
-    if (ec != std::errc() || p != last.data() + last.size() || after < 0) {
-      return WriteError(res,
-                        Status::InvalidArgument("invalid_last_event_id",
-                                                "Last-Event-ID must be an event id (0, 1, ...)"));
-    }
-  }
-  store::Message m = std::move(*message);
+void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpResponse& res) {
+  const std::string message_id = m.id;
   fcgi::SseWriter sse(res);
   if (!sse.Begin()) return;
   if (after < 0) {
@@ -277,6 +263,30 @@ void HandleResume(const AppContext& app, const HttpRequest& req, const std::stri
   }
   sse.set_next_id(std::max<size_t>(sent, m.token_ends.size()) + 1);
   sse.Event(DoneEventJson(m));
+}
+
+void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
+                  HttpResponse& res) {
+  if (!IsWellFormedId(message_id, "msg_")) {
+    return WriteError(res, Status::NotFound("message " + message_id + " not found"));
+  }
+  auto message = app.conversations->GetMessage(message_id);
+  if (!message.ok()) return WriteError(res, message.status());
+  if (message->role != "assistant") {
+    return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
+  }
+  std::string last = req.Header("last-event-id");
+  if (last.empty()) last = req.QueryParam("last_event_id");
+  int64_t after = -1;  // -1: from the start, the first event included
+  if (!last.empty()) {
+    auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), after);
+    if (ec != std::errc() || p != last.data() + last.size() || after < 0) {
+      return WriteError(res,
+                        Status::InvalidArgument("invalid_last_event_id",
+                                                "Last-Event-ID must be an event id (0, 1, ...)"));
+    }
+  }
+  FollowAnswer(app, std::move(*message), after, res);
 }
 
 void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res) {
@@ -319,6 +329,25 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
   if (!result.started) {
     WriteError(res, result.status);
     return;
+  }
+  if (result.replayed) {
+    // A retry of an earlier send: wait (bounded) for that answer to finish, then return it.
+    record.outcome = "replayed";
+    const int64_t deadline =
+        SteadyMillis() + app.config.first_token_timeout_ms + app.config.idle_timeout_ms;
+    while (result.message.status == store::kStatusStreaming && SteadyMillis() < deadline &&
+           !res.ClientGone()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
+      auto fresh = app.conversations->GetMessage(result.message.id);
+      if (!fresh.ok()) break;
+      result.message = std::move(*fresh);
+    }
+    result.status =
+        result.message.status == store::kStatusComplete
+            ? Status::Ok()
+            : Status(ErrorKind::kUpstream,
+                     result.message.error_code.empty() ? "not_finished" : result.message.error_code,
+                     result.message.error_message);
   }
   const store::Message& m = result.message;
   rapidjson::StringBuffer buf;

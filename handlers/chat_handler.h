@@ -16,6 +16,11 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
 void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
                   HttpResponse& res);
 
+// Streams a stored answer: the events after `after` (-1: all, the first event included) with
+// their original ids, then follows it in the store until its final event. (Resume, and a
+// retried send with the same client_message_id.)
+void FollowAnswer(const AppContext& app, store::Message message, int64_t after, HttpResponse& res);
+
 // POST /api/chat/messages/{id}/cancel: asks whichever worker streams the answer to stop it
 // (202 with cancel_requested true), or reports that it already finished (200).
 void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res);

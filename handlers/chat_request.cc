@@ -56,6 +56,7 @@ Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& c
   auto message = GetString(doc, "message", field_error);
   auto conversation_id = GetString(doc, "conversation_id", field_error);
   auto on_disconnect = GetString(doc, "on_disconnect", field_error);
+  auto client_message_id = GetString(doc, "client_message_id", field_error);
   if (!field_error.ok()) return field_error;
   if (!message) {
     return Status::InvalidArgument("missing_field", "field 'message' is required");
@@ -71,6 +72,19 @@ Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& c
                       std::to_string(config.max_message_chars));
   }
   if (Status s = ParseRetrievalFields(doc, body.retrieval); !s.ok()) return s;
+  if (client_message_id) {
+    const bool ok = !client_message_id->empty() && client_message_id->size() <= 128 &&
+                    std::all_of(client_message_id->begin(), client_message_id->end(), [](char c) {
+                      return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_' ||
+                             c == '.' || c == ':';
+                    });
+    if (!ok) {
+      return Status::InvalidArgument("invalid_field",
+                                     "client_message_id must be 1-128 characters of A-Z a-z 0-9 "
+                                     "- _ . :");
+    }
+    body.client_message_id = std::string(*client_message_id);
+  }
   body.message = std::string(*message);
   if (conversation_id) {
     if (!IsWellFormedId(*conversation_id, "conv_")) {

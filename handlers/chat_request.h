@@ -34,6 +34,7 @@ struct ChatRequestBody {
   RetrievalFields retrieval;
   std::optional<std::string> conversation_id;
   std::optional<DisconnectPolicy> on_disconnect;
+  std::string client_message_id;  // "" when absent
 };
 
 // 415 unless the body is JSON; 400 for malformed JSON, wrong types, a missing or blank

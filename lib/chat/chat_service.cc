@@ -160,9 +160,17 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
   store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
                                   options_.history_budget_chars};
-  auto exchange = store_.BeginExchange(begin);
+  auto exchange = store_.BeginExchange(begin, request.client_message_id);
   if (!exchange.ok()) {
     result.status = exchange.status();
+    return result;
+  }
+  if (exchange->replayed) {
+    result.started = true;
+    result.replayed = true;
+    result.conversation_id = exchange->conversation.id;
+    result.message = std::move(exchange->assistant_message);
+    result.language = result.message.language;
     return result;
   }
   result.started = true;

@@ -37,6 +37,8 @@ struct SendRequest {
   // The earlier turns to put in the prompt instead of the stored conversation's (an
   // OpenAI-style request carries its own history). Still within the history budget.
   std::optional<std::vector<llm::ChatMessage>> history;
+  // Makes the send idempotent (see ConversationStore::BeginExchange); "" for none.
+  std::string client_message_id;
 };
 
 // Where the answer goes while it streams. Every method returns false once the client is
@@ -65,7 +67,10 @@ struct SendResult {
   int64_t tokens = 0;                 // deltas relayed
   std::vector<rag::Passage> sources;  // the passages given to the model, in prompt order
   double retrieval_seconds = -1;      // -1: no retrieval
-  int upstream_http_status = 0;       // the model's HTTP status on its last attempt
+  // The send repeated an earlier client_message_id: nothing ran; `message` is the earlier
+  // answer as stored now (it may still be streaming on some worker).
+  bool replayed = false;
+  int upstream_http_status = 0;  // the model's HTTP status on its last attempt
 };
 
 class PartialWriter;

@@ -15,6 +15,7 @@ constexpr const char* kMessageIds = "message_ids";
 constexpr const char* kByUpdated = "conv_by_updated";
 constexpr const char* kStreaming = "streaming";
 constexpr const char* kCancels = "cancel_requests";
+constexpr const char* kClientIds = "client_ids";
 constexpr size_t kTitleChars = 80;
 
 std::string MessageKey(const std::string& conversation_id, uint64_t seq) {
@@ -200,7 +201,7 @@ bool DecodeConversation(std::string_view json, Conversation& c) {
 }
 
 std::vector<std::string> ConversationStore::Databases() {
-  return {kConversations, kMessages, kMessageIds, kByUpdated, kStreaming, kCancels};
+  return {kConversations, kMessages, kMessageIds, kByUpdated, kStreaming, kCancels, kClientIds};
 }
 
 ConversationStore::ConversationStore(const Env& env)
@@ -210,7 +211,8 @@ ConversationStore::ConversationStore(const Env& env)
       message_ids_(env.Dbi(kMessageIds)),
       by_updated_(env.Dbi(kByUpdated)),
       streaming_(env.Dbi(kStreaming)),
-      cancels_(env.Dbi(kCancels)) {}
+      cancels_(env.Dbi(kCancels)),
+      client_ids_(env.Dbi(kClientIds)) {}
 
 namespace {
 Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, const std::string& id) {
@@ -235,11 +237,40 @@ Status ConversationStore::PutMessage(Txn& txn, const Message& m) {
   return txn.Put(messages_, MessageKey(m.conversation_id, m.seq), EncodeMessage(m));
 }
 
-Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& input) {
+Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& input,
+                                                  std::string_view client_message_id) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   int64_t now = NowMillis();
   Exchange ex;
+  // Checked inside the write transaction: two concurrent retries make one exchange.
+  const std::string client_key =
+      client_message_id.empty()
+          ? std::string()
+          : input.conversation_id.value_or("") + '\x1f' + std::string(client_message_id);
+  if (!client_key.empty()) {
+    auto earlier = txn->Get(client_ids_, client_key);
+    if (!earlier.ok()) return earlier.status();
+    if (earlier->has_value()) {
+      auto key = txn->Get(message_ids_, **earlier);
+      if (!key.ok()) return key.status();
+      Message answer;
+      if (key->has_value()) {
+        auto raw = txn->Get(messages_, **key);
+        if (!raw.ok()) return raw.status();
+        if (raw->has_value() && DecodeMessage(**raw, answer)) {
+          auto c = LoadConversation(*txn, conversations_, answer.conversation_id);
+          if (c.ok()) {
+            ex.conversation = std::move(*c);
+            ex.assistant_message = std::move(answer);
+            ex.replayed = true;
+            return ex;
+          }
+        }
+      }
+      // The earlier exchange was deleted: this send is a new one.
+    }
+  }
   int64_t old_updated_at = -1;
   if (input.conversation_id) {
     auto c = LoadConversation(*txn, conversations_, *input.conversation_id);
@@ -292,6 +323,9 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
     if (Status s = txn->Put(message_ids_, m->id, MessageKey(m->conversation_id, m->seq)); !s.ok()) {
       return s;
     }
+  }
+  if (!client_key.empty()) {
+    if (Status s = txn->Put(client_ids_, client_key, ex.assistant_message.id); !s.ok()) return s;
   }
   if (Status s =
           txn->Put(streaming_, ex.assistant_message.id, MessageKey(c.id, ex.assistant_message.seq));

@@ -7,6 +7,8 @@
 //   conv_by_updated  big-endian updated_at ms + conversation id -> "" (newest-first listing)
 //   streaming        message id -> messages key, for every answer still `streaming` (orphans)
 //   cancel_requests  message id -> "" when any worker was asked to stop that answer
+//   client_ids       conversation id (or "" for a new one) + 0x1f + client_message_id ->
+//                    the answer's message id (idempotent sends)
 //
 // Every method runs in its own short transaction and is safe to call from any thread of any
 // worker process sharing the environment. Writes are durable when they return Ok.
@@ -85,6 +87,9 @@ struct Exchange {
   Message user_message;
   Message assistant_message;     // status "streaming", empty content
   std::vector<Message> history;  // earlier messages within the budget, oldest first
+  // True when client_message_id matched an earlier send: nothing was written, and
+  // `assistant_message` is that send's answer as stored now (maybe still streaming).
+  bool replayed = false;
 };
 
 class ConversationStore {
@@ -96,7 +101,11 @@ class ConversationStore {
 
   // One transaction: creates or loads the conversation, appends the user message
   // (complete) and the assistant message (streaming). NotFound if the id is unknown.
-  Result<Exchange> BeginExchange(const BeginExchangeInput& input);
+  // `client_message_id` (optional) makes the send idempotent: a retry with the same id, in
+  // the same conversation (or, without one, among new conversations), writes nothing and
+  // returns the earlier exchange with `replayed` set.
+  Result<Exchange> BeginExchange(const BeginExchangeInput& input,
+                                 std::string_view client_message_id = {});
 
   // Saves partial content of a streaming message and refreshes its heartbeat; skipped (Ok)
   // when the stored message is no longer streaming or was deleted with its conversation.
@@ -134,7 +143,7 @@ class ConversationStore {
   Status PutMessage(Txn& txn, const Message& m);
 
   const Env& env_;
-  MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_;
+  MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_, client_ids_;
 };
 
 // JSON encodings used for storage (exposed for tests and for the handlers' responses).
