@@ -102,18 +102,6 @@ class SseObserver : public chat::StreamObserver {
   bool started_ = false;
 };
 
-// Collects nothing (the content is in the result); notices a departed client.
-class SilentObserver : public chat::StreamObserver {
- public:
-  explicit SilentObserver(HttpResponse& res) : res_(res) {}
-  bool OnStart(const std::string&, const std::string&) override { return true; }
-  bool OnToken(std::string_view) override { return true; }
-  bool OnIdle() override { return !res_.ClientGone(); }
-
- private:
-  HttpResponse& res_;
-};
-
 chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
                                 ChatRequestBody body) {
   chat::SendRequest send;

@@ -5,6 +5,19 @@
 
 namespace ragstream::handlers {
 
+// For answers returned whole (non-streaming routes): sends nothing while the answer is made
+// (the content is in the result), and notices a departed client.
+class SilentObserver : public chat::StreamObserver {
+ public:
+  explicit SilentObserver(HttpResponse& res) : res_(res) {}
+  bool OnStart(const std::string&, const std::string&) override { return true; }
+  bool OnToken(std::string_view) override { return true; }
+  bool OnIdle() override { return !res_.ClientGone(); }
+
+ private:
+  HttpResponse& res_;
+};
+
 void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpResponse& res,
                       RequestRecord& record);
 void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,

@@ -306,17 +306,6 @@ class ChunkObserver : public chat::StreamObserver {
   bool started_ = false;
 };
 
-class QuietObserver : public chat::StreamObserver {
- public:
-  explicit QuietObserver(HttpResponse& res) : res_(res) {}
-  bool OnStart(const std::string&, const std::string&) override { return true; }
-  bool OnToken(std::string_view) override { return true; }
-  bool OnIdle() override { return !res_.ClientGone(); }
-
- private:
-  HttpResponse& res_;
-};
-
 }  // namespace
 
 void WriteOpenAiError(HttpResponse& res, const Status& status) {
@@ -349,7 +338,7 @@ void HandleChatCompletions(const AppContext& app, const HttpRequest& req, HttpRe
       WriteOpenAiError(res, result.status);
     }
   } else {
-    QuietObserver observer(res);
+    SilentObserver observer(res);
     result = app.chat->Send(c.send, observer);
     if (!result.started || !result.status.ok()) {
       WriteOpenAiError(res, result.status);
