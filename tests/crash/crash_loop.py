@@ -1,0 +1,409 @@
+#!/usr/bin/env python3
+"""Crash loop: streaming load while workers are SIGKILLed and restarted, then a store check.
+
+Starts the fake OpenAI upstream and N ragstream workers behind nginx (loopback only, in a
+temporary directory), keeps --streams concurrent streaming exchanges running (each a new
+conversation, ~20 tokens 30-60 ms apart) for --seconds, while the main thread SIGKILLs a
+random worker every 200-600 ms and restarts it on the same socket with the same env.
+
+Afterwards every worker is stopped, mdb_stat -a must pass, one fresh worker is started on
+the data dir (RAGSTREAM_ORPHAN_TIMEOUT_S=2) and, after its orphan sweep, the API must show:
+  - every user message whose request got its first event stored exactly once (and no user
+    text stored twice anywhere);
+  - every assistant message in a terminal status (complete, error, cancelled, interrupted);
+  - every request whose done event said `complete` stored complete, equal to what streamed.
+
+Standard library only; reuses tests/integration/harness.py. Builds nothing: expects
+build/ragstream-worker (exit 2 when it, nginx or mdb_stat is missing). Exit 0 on PASS, 1 on
+FAIL. Every process it starts is stopped by its pid on exit, also on Ctrl-C.
+
+    /usr/bin/python3 tests/crash/crash_loop.py --seconds 120 --streams 200 --workers 4
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import harness  # noqa: E402
+from harness import FakeUpstream, Stack, start_process, stop_process, stream_request  # noqa: E402
+
+TERMINAL = {"complete", "error", "cancelled", "interrupted"}
+TOKENS = 20
+EXPECTED = harness.fake_tokens_answer(TOKENS)  # "tok0 tok1 ... tok19 "
+
+
+def parse_args(argv=None):
+    ap = argparse.ArgumentParser(
+        description="SIGKILL random ragstream workers under streaming load, then check the store.")
+    ap.add_argument("--seconds", type=float, default=120, help="load duration (default 120)")
+    ap.add_argument("--streams", type=int, default=200, help="concurrent streams (default 200)")
+    ap.add_argument("--workers", type=int, default=4, help="worker processes (default 4)")
+    ap.add_argument("--kill-min-ms", type=int, default=200, help="shortest pause between kills")
+    ap.add_argument("--kill-max-ms", type=int, default=600, help="longest pause between kills")
+    ap.add_argument("--orphan-timeout", type=int, default=2,
+                    help="RAGSTREAM_ORPHAN_TIMEOUT_S for every worker (default 2)")
+    ap.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
+    ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
+    a = ap.parse_args(argv)
+    if a.seconds <= 0 or a.streams < 1 or a.workers < 1 or a.kill_min_ms < 0 \
+            or a.kill_max_ms < a.kill_min_ms:
+        ap.error("bad arguments")
+    return a
+
+
+def log(msg: str) -> None:
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+# --------------------------------------------------------------------------- the load
+
+
+class Load:
+    """--streams client threads; each runs one stream after another until the deadline."""
+
+    def __init__(self, port: int, streams: int, deadline: float, rng_seed: int):
+        self.port = port
+        self.deadline = deadline
+        self.lock = threading.Lock()
+        self.records: list[dict] = []
+        self.threads = [threading.Thread(target=self._run, args=(rng_seed + i,), daemon=True,
+                                         name=f"client-{i}") for i in range(streams)]
+
+    def start(self) -> None:
+        for t in self.threads:
+            t.start()
+
+    def join(self, timeout: float) -> int:
+        end = time.monotonic() + timeout
+        for t in self.threads:
+            t.join(max(0.0, end - time.monotonic()))
+        return sum(t.is_alive() for t in self.threads)
+
+    def _run(self, seed: int) -> None:
+        rng = random.Random(seed)
+        while time.monotonic() < self.deadline:
+            self.one(rng)
+
+    def one(self, rng: random.Random) -> None:
+        text = f"crash {harness.uniq()} [[fake: tokens={TOKENS}, gap_ms={rng.randint(30, 60)}]]"
+        rec = {"text": text, "first": False, "conv_id": None, "msg_id": None, "tokens": [],
+               "done": None, "status": None, "error": None}
+        with self.lock:
+            self.records.append(rec)
+
+        def on_item(res, item):
+            if item.kind != "event" or not isinstance(item.json, dict):
+                return False
+            j = item.json
+            if not rec["first"]:
+                rec["first"] = True
+                rec["conv_id"] = j.get("conversation_id")
+                rec["msg_id"] = j.get("message_id")
+            elif j.get("done") is True:
+                rec["done"] = j
+            elif isinstance(j.get("token"), str):
+                rec["tokens"].append(j["token"])
+            return False
+
+        try:
+            res = stream_request(self.port, {"message": text}, timeout=30, stop=on_item)
+            rec["status"] = res.status
+            if res.status != 200:
+                rec["error"] = f"HTTP {res.status}"
+        except Exception as e:  # noqa: BLE001 - a cut connection is an expected outcome
+            rec["error"] = type(e).__name__
+
+
+# --------------------------------------------------------------------------- workers
+
+
+def sock_path(stack: Stack, i: int) -> Path:
+    return stack.sock_dir / f"worker-{i + 1}.sock"
+
+
+def socket_accepts(path: Path) -> bool:
+    if not path.exists():
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def restart_worker(stack: Stack, i: int) -> subprocess.Popen:
+    """Starts a replacement for slot i on the same socket, with the stack's env (main thread)."""
+    f = open(stack.log_dir / f"worker-{i + 1}.restarts.log", "ab")
+    stack._files.append(f)  # closed by Stack.stop()
+    p = start_process([str(harness.WORKER_BIN), "--listen", f"unix:{sock_path(stack, i)}"],
+                      env=stack.env, stdout=f, stderr=f)
+    stack.workers[i] = p  # Stack.stop() stops it
+    return p
+
+
+def wait_ready(stack: Stack, i: int, p: subprocess.Popen, timeout: float = 15.0) -> bool:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        if p.poll() is not None:
+            return False
+        if socket_accepts(sock_path(stack, i)):
+            return True
+        time.sleep(0.02)
+    return False
+
+
+def kill_loop(stack: Stack, deadline: float, rng: random.Random, a, counts, problems) -> None:
+    while time.monotonic() < deadline:
+        time.sleep(rng.uniform(a.kill_min_ms, a.kill_max_ms) / 1000.0)
+        if time.monotonic() >= deadline:
+            break
+        i = rng.randrange(len(stack.workers))
+        victim = stack.workers[i]
+        if victim.poll() is not None:
+            problems.append(f"worker slot {i + 1} (pid {victim.pid}) had exited by itself "
+                            f"with {victim.returncode}")
+        else:
+            victim.send_signal(signal.SIGKILL)
+            counts["kills"] += 1
+        stop_process(victim, signal.SIGKILL, timeout=5)  # reaps it, forgets it
+        p = restart_worker(stack, i)
+        counts["restarts"] += 1
+        if not wait_ready(stack, i, p):
+            problems.append(f"replacement worker slot {i + 1} (pid {p.pid}) not ready "
+                            f"(exit {p.poll()})")
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def all_conversation_ids(stack: Stack) -> list[str]:
+    ids, cursor = [], None
+    while True:
+        path = "/api/conversations?limit=100" + (f"&cursor={cursor}" if cursor else "")
+        r = stack.get(path, timeout=60)
+        if r.status != 200:
+            raise RuntimeError(f"GET {path}: {r!r}")
+        ids += [c["id"] for c in r.json["conversations"]]
+        cursor = r.json.get("next_cursor")
+        if not cursor:
+            return ids
+
+
+def fetch_conversations(stack: Stack, ids) -> dict:
+    def get(cid):
+        r = stack.get(f"/api/conversations/{cid}", timeout=60)
+        return cid, (r.json if r.status == 200 else None)
+    with ThreadPoolExecutor(8) as ex:
+        return dict(ex.map(get, ids))
+
+
+def mdb_stat(data_dir: Path) -> tuple[bool, str]:
+    r = subprocess.run(["mdb_stat", "-a", str(data_dir)], capture_output=True, text=True,
+                       timeout=120)
+    return r.returncode == 0, (r.stdout + r.stderr)[-1500:]
+
+
+def check(stack: Stack, records: list[dict], results: list) -> dict:
+    def verdict(name, ok, detail=""):
+        results.append((name, ok, detail))
+
+    ids = all_conversation_ids(stack)
+    convs = fetch_conversations(stack, ids)
+    missing_convs = [cid for cid, c in convs.items() if c is None]
+    verdict("every listed conversation can be fetched", not missing_convs, str(missing_convs[:5]))
+
+    user_count = collections.Counter()
+    assistants = []
+    for c in convs.values():
+        if c is None:
+            continue
+        for m in c["messages"]:
+            if m["role"] == "user":
+                user_count[m["content"]] += 1
+            elif m["role"] == "assistant":
+                assistants.append(m)
+
+    # 1. every user message whose request got its first event is stored exactly once, in
+    #    the conversation the first event named.
+    bad = []
+    for r in records:
+        if not r["first"]:
+            continue
+        c = convs.get(r["conv_id"])
+        in_conv = sum(1 for m in (c or {}).get("messages", [])
+                      if m["role"] == "user" and m["content"] == r["text"])
+        if in_conv != 1 or user_count[r["text"]] != 1:
+            bad.append((r["conv_id"], in_conv, user_count[r["text"]]))
+    verdict("user message of every request with a first event stored exactly once",
+            not bad, f"{len(bad)} bad, e.g. {bad[:3]}")
+    dup = [(t, n) for t, n in user_count.items() if n > 1]
+    verdict("no user message stored twice anywhere", not dup, f"{len(dup)}: {dup[:3]}")
+
+    # 2. every assistant message is in a terminal status.
+    st = collections.Counter(m.get("status") for m in assistants)
+    nonterminal = [m for m in assistants if m.get("status") not in TERMINAL]
+    verdict("every assistant message in a terminal status", not nonterminal,
+            f"{len(nonterminal)}, e.g. {[(m.get('id'), m.get('status')) for m in nonterminal[:3]]}")
+    garbage = [m.get("id") for m in assistants if not EXPECTED.startswith(m.get("content") or "")]
+    verdict("every stored answer is a prefix of the upstream's answer", not garbage,
+            f"{len(garbage)}, e.g. {garbage[:3]}")
+
+    # 3. every done-complete request is stored complete and equal to what streamed.
+    lost = []
+    for r in records:
+        d = r["done"]
+        if not d or d.get("status") != "complete":
+            continue
+        streamed = "".join(r["tokens"])
+        c = convs.get(r["conv_id"]) or {}
+        ms = [m for m in c.get("messages", []) if m["role"] == "assistant"]
+        m = next((m for m in ms if m.get("id") == r["msg_id"]), None)
+        if (m is None or m.get("status") != "complete" or m.get("content") != streamed
+                or streamed != EXPECTED):
+            lost.append((r["conv_id"], r["msg_id"], m and m.get("status"),
+                         m and m.get("content"), streamed))
+    verdict("every done=complete answer stored complete and equal to the stream", not lost,
+            f"{len(lost)}, e.g. {lost[:2]}")
+    return {"conversations": len(ids), "assistant_status": dict(st),
+            "user_messages": sum(user_count.values())}
+
+
+# --------------------------------------------------------------------------- main
+
+
+def _sigterm(signum, frame):
+    raise KeyboardInterrupt  # same cleanup as Ctrl-C
+
+
+def main(argv=None) -> int:
+    a = parse_args(argv)
+    if not harness.WORKER_BIN.exists():
+        print(f"{harness.WORKER_BIN} is missing: build it first (scripts/build.sh)", file=sys.stderr)
+        return 2
+    for tool in ("nginx", "mdb_stat"):
+        if shutil.which(tool) is None:
+            print(f"{tool} is not on PATH (apt-get install nginx lmdb-utils)", file=sys.stderr)
+            return 2
+    seed = a.seed if a.seed is not None else int(time.time())
+    rng = random.Random(seed)
+    tmp = Path(tempfile.mkdtemp(prefix="ragstream-crash-"))
+    # A private copy of the binary, so a rebuild during the run cannot swap it.
+    (tmp / "bin").mkdir()
+    shutil.copy2(harness.WORKER_BIN, tmp / "bin" / "ragstream-worker")
+    harness.WORKER_BIN = tmp / "bin" / "ragstream-worker"
+    env = {"RAGSTREAM_ORPHAN_TIMEOUT_S": str(a.orphan_timeout), "RAGSTREAM_MAP_SIZE_MB": "2048",
+           "RAGSTREAM_THREADS": "128", "RAGSTREAM_LOG_LEVEL": "warn",
+           "RAGSTREAM_PING_INTERVAL_MS": "5000"}
+    counts = collections.Counter()
+    problems: list[str] = []
+    results: list = []
+    fake = stack = final = load = None
+    old_term = signal.signal(signal.SIGTERM, _sigterm)
+    try:
+        log(f"seed {seed}; temp dir {tmp}")
+        fake = FakeUpstream(tmp / "fake")
+        stack = Stack(tmp / "stack", fake.base_url, workers=a.workers, env=env)
+        data_dir = tmp / "stack" / "data"
+        log(f"{a.workers} workers behind nginx on 127.0.0.1:{stack.port}; "
+            f"{a.streams} streams for {a.seconds:g} s, a SIGKILL every "
+            f"{a.kill_min_ms}-{a.kill_max_ms} ms")
+        t0 = time.monotonic()
+        deadline = t0 + a.seconds
+        load = Load(stack.port, a.streams, deadline, seed * 1000)
+        load.start()
+        kill_loop(stack, deadline, rng, a, counts, problems)
+        log(f"load time over; {counts['kills']} kills; waiting for the last streams")
+        stuck = load.join(60)
+        if stuck:
+            problems.append(f"{stuck} client threads still running 60 s after the deadline")
+        codes = stack.stop()
+        bad_exit = {k: v for k, v in codes.items() if v != 0}
+        log(f"stack stopped (exit codes not 0: {bad_exit or 'none'})")
+        ok, out = mdb_stat(data_dir)
+        results.append(("mdb_stat -a after the kills exits 0", ok, "" if ok else out))
+
+        # One fresh worker on the data dir; its sweep marks the orphans interrupted.
+        final = Stack(tmp / "final", fake.base_url, workers=1,
+                      env={**env, "RAGSTREAM_DATA_DIR": str(data_dir)})
+        time.sleep(4)
+        t_sweep = time.monotonic()
+        with load.lock:
+            records = list(load.records)
+        stats = check(final, records, results)
+        ok, out = mdb_stat(data_dir)
+        results.append(("mdb_stat -a after the checks exits 0", ok, "" if ok else out))
+        results.append(("the kill loop saw no unexpected worker exits or failed restarts",
+                        not problems, "; ".join(problems[:5])))
+
+        # ---- report
+        n = len(records)
+        first = sum(r["first"] for r in records)
+        done = [r for r in records if r["done"]]
+        by_done = collections.Counter(r["done"].get("status") for r in done)
+        no_done = collections.Counter(
+            (r["error"] or "body ended without done") for r in records
+            if r["first"] and not r["done"])
+        no_first = collections.Counter(
+            (r["error"] or f"HTTP {r['status']}") for r in records if not r["first"])
+        print()
+        print(f"seed                         {seed}")
+        print(f"duration                     {a.seconds:g} s, {a.streams} streams, "
+              f"{a.workers} workers")
+        print(f"requests                     {n}")
+        print(f"  with first event           {first}")
+        print(f"  with done event            {len(done)}  by status: {dict(by_done)}")
+        print(f"  first event, no done       {sum(no_done.values())}  {dict(no_done)}")
+        print(f"  no first event             {n - first}  {dict(no_first)}")
+        print(f"kills                        {counts['kills']}")
+        print(f"restarts                     {counts['restarts']}")
+        print(f"conversations stored         {stats['conversations']}")
+        print(f"stored answers by status     {stats['assistant_status']}")
+        print(f"checks done in               {time.monotonic() - t_sweep:.1f} s")
+        print()
+        for name, ok, detail in results:
+            print(f"{'PASS' if ok else 'FAIL'}  {name}" + ("" if ok or not detail else f": {detail}"))
+        failed = not all(ok for _, ok, _ in results)
+        print("FAIL" if failed else "PASS")
+        return 1 if failed else 0
+    except KeyboardInterrupt:
+        print("interrupted; stopping everything", file=sys.stderr)
+        return 130
+    finally:
+        signal.signal(signal.SIGTERM, old_term)
+        for s in (final, stack):
+            if s is not None:
+                try:
+                    s.stop()
+                except Exception as e:  # noqa: BLE001
+                    print(f"stopping a stack: {e}", file=sys.stderr)
+        if fake is not None:
+            fake.stop()
+        harness.stop_all_started()
+        if a.keep:
+            print(f"kept {tmp}")
+        else:
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
