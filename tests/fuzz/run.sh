@@ -24,7 +24,9 @@ build fuzz_request_json "$root/tests/fuzz/fuzz_request_json.cc" "$root/handlers/
   "$root/lib/rag/retrieval_mode.cc"
 build fuzz_sse "$root/tests/fuzz/fuzz_sse.cc" "$root"/lib/llm/{sse_parser,openai_stream}.cc
 build fuzz_router "$root/tests/fuzz/fuzz_router.cc" "$root"/handlers/{router,app}.cc
-for h in request_json sse router; do
+build fuzz_text "$root/tests/fuzz/fuzz_text.cc" "$root"/lib/rag/{text,chunker,hash_embedder}.cc \
+  -lutf8proc
+for h in request_json sse router text; do
   corpus="$root/tests/fuzz/corpus/$h"
   echo "== fuzz_$h: replay $(ls "$corpus" | wc -l) corpus inputs"
   "$out/fuzz_$h" -runs=0 "$corpus" 2>&1 | tail -1
