@@ -38,6 +38,25 @@ int HttpStatusFor(const Status& status) {
   return 500;
 }
 
+void WriteUsage(JsonWriter& w, const store::Usage& u) {
+  w.StartObject();
+  w.Key("prompt_tokens");
+  w.Int64(u.prompt_tokens);
+  w.Key("completion_tokens");
+  w.Int64(u.completion_tokens);
+  w.Key("total_tokens");
+  w.Int64(u.total_tokens);
+  w.EndObject();
+}
+
+void WriteUsageOrNull(JsonWriter& w, const store::Usage& u) {
+  if (u.present) {
+    WriteUsage(w, u);
+  } else {
+    w.Null();
+  }
+}
+
 void WriteError(HttpResponse& res, const Status& status) {
   WriteJson(res, HttpStatusFor(status), ErrorJson(status));
 }

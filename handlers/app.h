@@ -10,6 +10,7 @@
 #include "lib/chat/chat_service.h"
 #include "lib/core/config.h"
 #include "lib/core/http.h"
+#include "lib/core/json.h"
 #include "lib/core/metrics.h"
 #include "lib/core/status.h"
 #include "lib/rag/ingester.h"
@@ -48,6 +49,11 @@ using RouteParams = std::vector<std::string>;
 
 // HTTP status for an error kind.
 int HttpStatusFor(const Status& status);
+
+// {"prompt_tokens", "completion_tokens", "total_tokens"}; the OrNull form writes null when
+// the model reported no usage.
+void WriteUsage(JsonWriter& w, const store::Usage& usage);
+void WriteUsageOrNull(JsonWriter& w, const store::Usage& usage);
 
 // A JSON error response with the status that fits `status`.
 void WriteError(HttpResponse& res, const Status& status);

@@ -13,21 +13,6 @@
 namespace ragstream::handlers {
 namespace {
 
-void WriteUsage(JsonWriter& w, const store::Usage& u) {
-  if (!u.present) {
-    w.Null();
-    return;
-  }
-  w.StartObject();
-  w.Key("prompt_tokens");
-  w.Int64(u.prompt_tokens);
-  w.Key("completion_tokens");
-  w.Int64(u.completion_tokens);
-  w.Key("total_tokens");
-  w.Int64(u.total_tokens);
-  w.EndObject();
-}
-
 void WriteErrorObject(JsonWriter& w, const std::string& code, const std::string& message) {
   w.Key("error");
   w.StartObject();
@@ -158,7 +143,7 @@ std::string DoneEventJson(const store::Message& m) {
     w.Key("language");
     WriteString(w, m.language);
     w.Key("usage");
-    WriteUsage(w, m.usage);
+    WriteUsageOrNull(w, m.usage);
     w.Key("ttft_ms");
     if (m.ttft_ms >= 0) {
       w.Int64(m.ttft_ms);
@@ -354,7 +339,7 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
   w.Key("language");
   WriteString(w, result.language);
   w.Key("usage");
-  WriteUsage(w, m.usage);
+  WriteUsageOrNull(w, m.usage);
   w.Key("finish_reason");
   WriteString(w, m.finish_reason);
   if (!result.status.ok()) WriteErrorObject(w, result.status.code(), result.status.message());

@@ -47,18 +47,7 @@ void WriteMessage(JsonWriter& w, const store::Message& m) {
     w.Key("finish_reason");
     WriteString(w, m.finish_reason);
     w.Key("usage");
-    if (m.usage.present) {
-      w.StartObject();
-      w.Key("prompt_tokens");
-      w.Int64(m.usage.prompt_tokens);
-      w.Key("completion_tokens");
-      w.Int64(m.usage.completion_tokens);
-      w.Key("total_tokens");
-      w.Int64(m.usage.total_tokens);
-      w.EndObject();
-    } else {
-      w.Null();
-    }
+    WriteUsageOrNull(w, m.usage);
     if (!m.error_code.empty()) {
       w.Key("error");
       w.StartObject();

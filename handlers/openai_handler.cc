@@ -47,17 +47,6 @@ std::string CompletionId(const std::string& message_id) {
   return "chatcmpl-" + message_id;
 }
 
-void WriteUsageObject(JsonWriter& w, const store::Usage& u) {
-  w.StartObject();
-  w.Key("prompt_tokens");
-  w.Int64(u.prompt_tokens);
-  w.Key("completion_tokens");
-  w.Int64(u.completion_tokens);
-  w.Key("total_tokens");
-  w.Int64(u.total_tokens);
-  w.EndObject();
-}
-
 void WriteExtras(JsonWriter& w, const chat::SendResult& r) {
   w.Key("x_ragstream");
   w.StartObject();
@@ -242,7 +231,7 @@ class ChunkObserver : public chat::StreamObserver {
       w.StartArray();
       w.EndArray();
       w.Key("usage");
-      WriteUsageObject(w, r.message.usage);
+      WriteUsage(w, r.message.usage);
       w.EndObject();
       Event({buf.GetString(), buf.GetSize()});
     }
@@ -372,7 +361,7 @@ void HandleChatCompletions(const AppContext& app, const HttpRequest& req, HttpRe
       w.EndObject();
       w.EndArray();
       w.Key("usage");
-      WriteUsageObject(w, m.usage);
+      WriteUsage(w, m.usage);
       WriteExtras(w, result);
       w.EndObject();
       WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
