@@ -1,0 +1,320 @@
+#include "lib/store/vector_quant.h"
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+#include <cstring>
+
+#include "lib/store/vector_index.h"
+
+namespace ragstream::store {
+namespace {
+
+constexpr uint32_t kInt8Magic = 0x38515352;  // "RSQ8"
+
+// The kernels all compute out[r] = sum_i a[i] * row_r[i] exactly. The SIMD ones use
+// |a[i]| * (sign(a[i]) * b[i]): an unsigned-by-signed byte product, which is what the
+// instructions multiply, and with both in [-127, 127] no partial sum can saturate.
+
+void RowsScalar(const int8_t* a, const int8_t* rows, size_t stride, uint32_t count, uint32_t dim,
+                int32_t* out) {
+  for (uint32_t r = 0; r < count; ++r) {
+    const int8_t* b = rows + r * stride;
+    int32_t sum = 0;
+    for (uint32_t i = 0; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+    out[r] = sum;
+  }
+}
+
+__attribute__((target("avx2"))) inline int32_t HorizontalSum(__m256i v) {
+  __m128i s = _mm_add_epi32(_mm256_castsi256_si128(v), _mm256_extracti128_si256(v, 1));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(1, 0, 3, 2)));
+  s = _mm_add_epi32(s, _mm_shuffle_epi32(s, _MM_SHUFFLE(2, 3, 0, 1)));
+  return _mm_cvtsi128_si32(s);
+}
+
+__attribute__((target("avx2"))) void RowsAvx2(const int8_t* a, const int8_t* rows, size_t stride,
+                                              uint32_t count, uint32_t dim, int32_t* out) {
+  const __m256i ones = _mm256_set1_epi16(1);
+  const uint32_t body = dim & ~31u;
+  for (uint32_t r = 0; r < count; ++r) {
+    const int8_t* b = rows + r * stride;
+    __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
+    uint32_t i = 0;
+    for (; i + 64 <= body; i += 64) {
+      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i + 32));
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i + 32));
+      const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(x0, q0));
+      const __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(q1), _mm256_sign_epi8(x1, q1));
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+    }
+    for (; i < body; i += 32) {
+      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
+      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
+      const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(x0, q0));
+      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
+    }
+    int32_t sum = HorizontalSum(_mm256_add_epi32(acc0, acc1));
+    for (; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+    out[r] = sum;
+  }
+}
+
+// AVX-512 BW + VNNI: vpdpbusd adds four u8 x s8 products into each 32-bit lane, 64 bytes an
+// instruction; the tail is a masked load, so any dim runs without a scalar loop.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) void RowsAvx512(const int8_t* a,
+                                                                       const int8_t* rows,
+                                                                       size_t stride,
+                                                                       uint32_t count, uint32_t dim,
+                                                                       int32_t* out) {
+  const __m512i zero = _mm512_setzero_si512();
+  const uint32_t body = dim & ~63u;
+  const uint32_t tail = dim - body;
+  const __mmask64 tail_mask = tail ? (~0ull >> (64 - tail)) : 0;
+  for (uint32_t r = 0; r < count; ++r) {
+    const int8_t* b = rows + r * stride;
+    __m512i acc0 = zero, acc1 = zero;
+    uint32_t i = 0;
+    for (; i + 128 <= body; i += 128) {
+      const __m512i q0 = _mm512_loadu_si512(a + i);
+      const __m512i q1 = _mm512_loadu_si512(a + i + 64);
+      const __m512i x0 = _mm512_loadu_si512(b + i);
+      const __m512i x1 = _mm512_loadu_si512(b + i + 64);
+      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
+      const __m512i s1 = _mm512_mask_sub_epi8(x1, _mm512_movepi8_mask(q1), zero, x1);
+      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_abs_epi8(q0), s0);
+      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_abs_epi8(q1), s1);
+    }
+    for (; i < body; i += 64) {
+      const __m512i q0 = _mm512_loadu_si512(a + i);
+      const __m512i x0 = _mm512_loadu_si512(b + i);
+      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
+      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_abs_epi8(q0), s0);
+    }
+    if (tail) {
+      const __m512i q0 = _mm512_maskz_loadu_epi8(tail_mask, a + i);
+      const __m512i x0 = _mm512_maskz_loadu_epi8(tail_mask, b + i);
+      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
+      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_abs_epi8(q0), s0);
+    }
+    // Folded by hand (zero-masked extracts): GCC 12's _mm512_reduce_add_epi32 and the
+    // unmasked extracts trip -Wmaybe-uninitialized on their undefined pass-through.
+    const __m512i sum = _mm512_add_epi32(acc0, acc1);
+    out[r] = HorizontalSum(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0),
+                                            _mm512_maskz_extracti64x4_epi64(0xF, sum, 1)));
+  }
+}
+
+using RowsFn = void (*)(const int8_t*, const int8_t*, size_t, uint32_t, uint32_t, int32_t*);
+
+struct Kernel {
+  RowsFn rows;
+  const char* name;
+};
+
+Kernel PickKernel() {
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512vnni")) {
+    return {RowsAvx512, "avx512vnni"};
+  }
+  if (__builtin_cpu_supports("avx2")) return {RowsAvx2, "avx2"};
+  return {RowsScalar, "scalar"};
+}
+
+const Kernel kKernel = PickKernel();
+
+bool Better(const ScoredRow& a, const ScoredRow& b) {
+  return a.score > b.score || (a.score == b.score && a.id < b.id);
+}
+
+}  // namespace
+
+float QuantizeInt8(const float* x, uint32_t dim, int8_t* out) {
+  float max_abs = 0;
+  bool finite = true;
+  for (uint32_t i = 0; i < dim; ++i) {
+    if (!std::isfinite(x[i])) finite = false;
+    max_abs = std::max(max_abs, std::fabs(x[i]));
+  }
+  const float inverse = finite && max_abs > 0 ? 127.0f / max_abs : 0.0f;
+  if (!std::isfinite(inverse) || inverse == 0) {
+    std::memset(out, 0, dim);
+    return 0;
+  }
+  for (uint32_t i = 0; i < dim; ++i) {
+    const float v = std::nearbyint(x[i] * inverse);
+    out[i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+  }
+  return max_abs / 127.0f;
+}
+
+void DequantizeInt8(const int8_t* q, float scale, uint32_t dim, float* out) {
+  for (uint32_t i = 0; i < dim; ++i) out[i] = static_cast<float>(q[i]) * scale;
+}
+
+int32_t DotInt8(const int8_t* a, const int8_t* b, uint32_t dim) {
+  int32_t out;
+  kKernel.rows(a, b, 0, 1, dim, &out);
+  return out;
+}
+
+int32_t DotInt8Scalar(const int8_t* a, const int8_t* b, uint32_t dim) {
+  int32_t out;
+  RowsScalar(a, b, 0, 1, dim, &out);
+  return out;
+}
+
+const char* DotInt8Kernel() {
+  return kKernel.name;
+}
+
+void DotInt8Rows(const int8_t* query, const int8_t* rows, size_t stride, uint32_t count,
+                 uint32_t dim, int32_t* out) {
+  kKernel.rows(query, rows, stride, count, dim, out);
+}
+
+bool Int8KernelSupported(Int8Kernel kernel) {
+  __builtin_cpu_init();
+  switch (kernel) {
+    case Int8Kernel::kScalar:
+      return true;
+    case Int8Kernel::kAvx2:
+      return __builtin_cpu_supports("avx2");
+    case Int8Kernel::kAvx512Vnni:
+      return __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+             __builtin_cpu_supports("avx512vnni");
+  }
+  return false;
+}
+
+void DotInt8RowsWith(Int8Kernel kernel, const int8_t* query, const int8_t* rows, size_t stride,
+                     uint32_t count, uint32_t dim, int32_t* out) {
+  switch (kernel) {
+    case Int8Kernel::kScalar:
+      return RowsScalar(query, rows, stride, count, dim, out);
+    case Int8Kernel::kAvx2:
+      return RowsAvx2(query, rows, stride, count, dim, out);
+    case Int8Kernel::kAvx512Vnni:
+      return RowsAvx512(query, rows, stride, count, dim, out);
+  }
+}
+
+void TopK::Push(float score, uint64_t id) {
+  const ScoredRow row{score, id};
+  if (heap_.size() < k_) {
+    heap_.push_back(row);
+    std::push_heap(heap_.begin(), heap_.end(), Better);
+  } else if (k_ > 0 && Better(row, heap_.front())) {
+    std::pop_heap(heap_.begin(), heap_.end(), Better);
+    heap_.back() = row;
+    std::push_heap(heap_.begin(), heap_.end(), Better);
+  }
+}
+
+void TopK::Merge(const TopK& other) {
+  for (const ScoredRow& row : other.heap_) Push(row.score, row.id);
+}
+
+std::vector<ScoredRow> TopK::Take() {
+  std::sort_heap(heap_.begin(), heap_.end(), Better);
+  std::vector<ScoredRow> out;
+  out.swap(heap_);
+  heap_.reserve(k_);
+  return out;
+}
+
+Int8Query QuantizeQuery(const float* query, uint32_t dim) {
+  Int8Query q;
+  q.q.resize(dim);
+  q.dim = dim;
+  q.scale = QuantizeInt8(query, dim, q.q.data());
+  return q;
+}
+
+void ScanInt8Block(const Int8Query& query, const Int8BlockView& block, TopK& candidates) {
+  if (query.dim != block.dim || candidates.k() == 0) return;
+  constexpr uint32_t kBatch = 256;
+  int32_t dots[kBatch];
+  for (uint32_t r0 = 0; r0 < block.count; r0 += kBatch) {
+    const uint32_t n = std::min(kBatch, block.count - r0);
+    DotInt8Rows(query.q.data(), block.rows + size_t{r0} * block.stride, block.stride, n, block.dim,
+                dots);
+    for (uint32_t i = 0; i < n; ++i) {
+      float scale;
+      std::memcpy(&scale, block.scales + sizeof(float) * (size_t{r0} + i), sizeof scale);
+      const float score = static_cast<float>(dots[i]) * (query.scale * scale);
+      if (candidates.Accepts(score)) candidates.Push(score, block.first_id + r0 + i);
+    }
+  }
+}
+
+std::vector<ScoredRow> Rescore(const float* query, uint32_t dim,
+                               const std::vector<ScoredRow>& candidates,
+                               const std::function<const float*(uint64_t)>& fetch, size_t k) {
+  TopK best(k);
+  for (const ScoredRow& c : candidates) {
+    const float* row = fetch(c.id);
+    if (row) best.Push(DotProduct(query, row, dim), c.id);
+  }
+  return best.Take();
+}
+
+std::vector<ScoredRow> TwoStageSearch(const float* query, const Int8BlockView& block,
+                                      const float* float_rows, size_t k, size_t oversample) {
+  const Int8Query q = QuantizeQuery(query, block.dim);
+  TopK candidates(k * std::max<size_t>(oversample, 1));
+  ScanInt8Block(q, block, candidates);
+  return Rescore(
+      query, block.dim, candidates.Take(),
+      [&](uint64_t id) { return float_rows + (id - block.first_id) * block.dim; }, k);
+}
+
+size_t Int8Stride(uint32_t dim) {
+  return (size_t{dim} + 63) / 64 * 64;
+}
+
+std::string EncodeInt8Block(const float* rows, uint32_t count, uint32_t dim) {
+  const size_t stride = Int8Stride(dim);
+  const size_t scales_at = kInt8BlockHeaderBytes + size_t{count} * stride;
+  std::string value(scales_at + sizeof(float) * count, '\0');
+  const uint32_t header[4] = {kInt8Magic, count, dim, static_cast<uint32_t>(stride)};
+  std::memcpy(value.data(), header, sizeof header);
+  for (uint32_t r = 0; r < count; ++r) {
+    int8_t* q = reinterpret_cast<int8_t*>(value.data() + kInt8BlockHeaderBytes + r * stride);
+    const float scale = QuantizeInt8(rows + size_t{r} * dim, dim, q);
+    std::memcpy(value.data() + scales_at + sizeof(float) * r, &scale, sizeof scale);
+  }
+  return value;
+}
+
+Result<Int8BlockView> DecodeInt8Block(std::string_view value, uint32_t dim, uint64_t first_id) {
+  if (value.size() < kInt8BlockHeaderBytes) return Status::Internal("int8 block is too short");
+  uint32_t header[4];
+  std::memcpy(header, value.data(), sizeof header);
+  const size_t stride = Int8Stride(dim);
+  if (header[0] != kInt8Magic) return Status::Internal("int8 block has a wrong magic");
+  if (header[2] != dim || header[3] != stride) {
+    return Status::Internal("int8 block of dimension " + std::to_string(header[2]) + ", expected " +
+                            std::to_string(dim));
+  }
+  const uint64_t count = header[1];
+  // count * (stride + 4) cannot overflow: both factors are below 2^33.
+  if (value.size() - kInt8BlockHeaderBytes != count * (stride + sizeof(float))) {
+    return Status::Internal("int8 block size does not match its row count");
+  }
+  Int8BlockView view;
+  view.rows = reinterpret_cast<const int8_t*>(value.data() + kInt8BlockHeaderBytes);
+  view.scales = value.data() + kInt8BlockHeaderBytes + count * stride;
+  view.count = static_cast<uint32_t>(count);
+  view.dim = dim;
+  view.stride = stride;
+  view.first_id = first_id;
+  return view;
+}
+
+}  // namespace ragstream::store
