@@ -77,10 +77,12 @@ struct Stream {
   int status = 0;
   bool done = false;
   bool counted_token = false;
+  bool first_event = false;
   int tokens = 0;
   double deadline = 0;
-  std::string head;  // response head until \r\n\r\n
-  std::string line;  // the SSE line being read
+  double started = 0;  // monotonic, when the request was sent
+  std::string head;    // response head until \r\n\r\n
+  std::string line;    // the SSE line being read
   // chunked decoding
   enum { kSize, kData, kDataEnd, kTrailer } cstate = kSize;
   size_t chunk_left = 0;
@@ -141,6 +143,7 @@ class Worker {
 
   const Outcome& outcome() const { return out_; }
   const std::vector<float>& delays() const { return delays_; }
+  const std::vector<float>& first_event_ms() const { return first_event_ms_; }
 
  private:
   std::string Request(int i) const {
@@ -207,6 +210,7 @@ class Worker {
         return false;
       }
       s.sent = true;
+      s.started = MonoSeconds();
       epoll_event e{};
       e.events = EPOLLIN | EPOLLRDHUP;
       e.data.u64 = static_cast<uint64_t>(&s - streams_.data());
@@ -301,6 +305,10 @@ class Worker {
 
   void Line(Stream& s, std::string_view line, double arrival) {
     if (line.substr(0, 6) != "data: ") return;
+    if (!s.first_event) {  // time to the first event (ragstream: its meta event)
+      s.first_event = true;
+      first_event_ms_.push_back(static_cast<float>((MonoSeconds() - s.started) * 1000.0));
+    }
     std::string_view d = line.substr(6);
     if (d.substr(0, 6) == "[DONE]" || d.find("\"done\":true") != std::string_view::npos) {
       s.done = true;
@@ -341,6 +349,7 @@ class Worker {
   double next_timeout_check_ = 0;
   std::vector<Stream> streams_;
   std::vector<float> delays_;
+  std::vector<float> first_event_ms_;
   Outcome out_;
 };
 
@@ -409,8 +418,9 @@ int main(int argc, char** argv) {
   double elapsed = MonoSeconds() - t0;
 
   Outcome total;
-  std::vector<float> delays;
+  std::vector<float> delays, first;
   for (const Worker& w : workers) {
+    first.insert(first.end(), w.first_event_ms().begin(), w.first_event_ms().end());
     const Outcome& x = w.outcome();
     total.complete += x.complete;
     total.incomplete += x.incomplete;
@@ -420,6 +430,7 @@ int main(int argc, char** argv) {
     delays.insert(delays.end(), w.delays().begin(), w.delays().end());
   }
   std::sort(delays.begin(), delays.end());
+  std::sort(first.begin(), first.end());
   double sum = 0;
   for (float d : delays) sum += d;
   rusage ru;
@@ -432,11 +443,12 @@ int main(int argc, char** argv) {
       "\"bad_status\": %ld, \"tokens_measured\": %zu, \"delay_ms_p50\": %.3f, "
       "\"delay_ms_p90\": %.3f, \"delay_ms_p99\": %.3f, \"delay_ms_p999\": %.3f, "
       "\"delay_ms_max\": %.3f, \"delay_ms_mean\": %.3f, \"elapsed_s\": %.2f, "
+      "\"first_event_ms_p50\": %.3f, \"first_event_ms_p99\": %.3f, \"first_event_ms_max\": %.3f, "
       "\"client_cpu_s\": %.3f, \"client_threads\": %d}\n",
       o.direct ? "direct" : "relay", o.streams, o.tokens, o.gap_ms, total.complete,
       total.incomplete, total.timeout, total.connect_failed, total.bad_status, delays.size(),
       Pct(delays, 50), Pct(delays, 90), Pct(delays, 99), Pct(delays, 99.9),
       delays.empty() ? 0.0 : delays.back(), delays.empty() ? 0.0 : sum / delays.size(), elapsed,
-      cpu, o.threads);
+      Pct(first, 50), Pct(first, 99), first.empty() ? 0.0 : first.back(), cpu, o.threads);
   return 0;
 }

@@ -10,7 +10,8 @@
 // most of a core by itself on a 2-core host, so the benchmark would measure the fake. This
 // one is a single-threaded epoll loop with a timer heap (a few microseconds per token).
 // Tokens follow a fixed schedule (start + first_token_ms + i * gap_ms), so a late wake-up
-// does not stretch the stream. GET /_fake/health answers 200; anything else 404.
+// does not stretch the stream. GET /_fake/health answers 200, GET /_fake/stats the counts
+// (tokens_sent, streams, active_streams); anything else 404.
 //
 // Usage: relay_upstream --port 0 --port-file FILE   (127.0.0.1 only; SIGTERM to stop)
 //   Prints, at exit, one JSON line: tokens sent, streams, CPU seconds.
@@ -160,6 +161,7 @@ class Upstream {
   }
 
   void Close(int fd) {
+    if (auto it = conns_.find(fd); it != conns_.end() && it->second->streaming) --active_;
     epoll_ctl(ep_, EPOLL_CTL_DEL, fd, nullptr);
     close(fd);
     conns_.erase(fd);  // a pending timer entry finds no conn (or another id) and is dropped
@@ -224,7 +226,14 @@ class Upstream {
       return;
     }
     bool health = head.rfind("GET /_fake/health ", 0) == 0;
+    bool stats = head.rfind("GET /_fake/stats ", 0) == 0;
     std::string answer = health ? "{\"ok\":true}" : "{\"error\":{\"message\":\"not found\"}}";
+    if (stats) {
+      health = true;  // a 200
+      answer = "{\"tokens_sent\":" + std::to_string(tokens_sent_) +
+               ",\"streams\":" + std::to_string(streams_) +
+               ",\"active_streams\":" + std::to_string(active_) + "}";
+    }
     std::string resp =
         std::string(health ? "HTTP/1.1 200 OK\r\n" : "HTTP/1.1 404 Not Found\r\n") +
         "Content-Type: application/json\r\nContent-Length: " + std::to_string(answer.size()) +
@@ -255,6 +264,7 @@ class Upstream {
     c.sent = 0;
     c.start_ns = MonoNs();
     ++streams_;
+    ++active_;
     std::string head =
         "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream; charset=utf-8\r\n"
         "Transfer-Encoding: chunked\r\nCache-Control: no-cache, must-revalidate\r\n";
@@ -309,6 +319,7 @@ class Upstream {
       tail += Frame("data: [DONE]\n\n");
       tail += "0\r\n\r\n";
       c.streaming = false;
+      --active_;
       c.close_after_write = !c.keep_alive;
       if (!Send(c, tail)) continue;
       if (!c.in.empty()) Parse(c);  // a pipelined next request
@@ -359,6 +370,7 @@ class Upstream {
   uint64_t next_id_ = 0;
   long tokens_sent_ = 0;
   long streams_ = 0;
+  long active_ = 0;
   std::unordered_map<int, std::unique_ptr<Conn>> conns_;
   std::priority_queue<Due, std::vector<Due>, std::greater<Due>> heap_;
 };
