@@ -169,7 +169,8 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "tenant); export its conversations and documents with the old version, then "
                   "use a new RAGSTREAM_DATA_DIR and re-ingest");
   }
-  const std::string want[4][2] = {{"layout", kStoreLayout},{"embedder", embedder},
+  const std::string want[4][2] = {{"layout", kStoreLayout},
+                                  {"embedder", embedder},
                                   {"dimension", std::to_string(dimension)},
                                   {"shards", std::to_string(shards_)}};
   bool wrote = false;
