@@ -12,6 +12,8 @@ int HttpStatusFor(const Status& status) {
       return 400;
     case ErrorKind::kUnauthorized:
       return 401;
+    case ErrorKind::kForbidden:
+      return 403;
     case ErrorKind::kNotFound:
       return 404;
     case ErrorKind::kMethodNotAllowed:
@@ -57,7 +59,13 @@ void WriteUsageOrNull(JsonWriter& w, const store::Usage& u) {
   }
 }
 
+void AddErrorHeaders(HttpResponse& res, const Status& status) {
+  // Our 429s are per-tenant stream limits: a slot frees when any answer finishes.
+  if (status.kind() == ErrorKind::kRateLimited) res.AddHeader("Retry-After", "1");
+}
+
 void WriteError(HttpResponse& res, const Status& status) {
+  AddErrorHeaders(res, status);
   WriteJson(res, HttpStatusFor(status), ErrorJson(status));
 }
 

@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "lib/chat/chat_service.h"
+#include "lib/core/api_keys.h"
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/json.h"
@@ -30,6 +31,8 @@ struct AppContext {
   rag::Ingester* ingester = nullptr;
   const rag::Retriever* retriever = nullptr;
   std::string embedder_name;
+  // Null: no RAGSTREAM_API_KEYS_FILE, so only loopback clients are served (default tenant).
+  const ApiKeys* api_keys = nullptr;
   Metrics* metrics = nullptr;                   // null: metrics disabled
   int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
@@ -37,7 +40,8 @@ struct AppContext {
 
 // Filled in by handlers, logged once per request.
 struct RequestRecord {
-  std::string route;  // the route pattern, e.g. "/api/conversations/{id}"
+  std::string route;   // the route pattern, e.g. "/api/conversations/{id}"
+  std::string tenant;  // who the request's key proved it to be ("" before authentication)
   int64_t tokens = -1;
   int64_t ttft_ms = -1;
   std::string outcome;  // e.g. "complete", "error", "cancelled", "rejected"
@@ -55,7 +59,9 @@ int HttpStatusFor(const Status& status);
 void WriteUsage(JsonWriter& w, const store::Usage& usage);
 void WriteUsageOrNull(JsonWriter& w, const store::Usage& usage);
 
-// A JSON error response with the status that fits `status`.
+// A JSON error response with the status that fits `status` (and Retry-After on a 429).
 void WriteError(HttpResponse& res, const Status& status);
+// The headers an error response carries besides its body (Retry-After on a 429).
+void AddErrorHeaders(HttpResponse& res, const Status& status);
 
 }  // namespace ragstream::handlers

@@ -87,9 +87,10 @@ class SseObserver : public chat::StreamObserver {
   bool started_ = false;
 };
 
-chat::SendRequest ToSendRequest(const AppContext& app, const HttpRequest& req,
-                                ChatRequestBody body) {
+chat::SendRequest ToSendRequest(const AppContext& app, const std::string& tenant,
+                                const HttpRequest& req, ChatRequestBody body) {
   chat::SendRequest send;
+  send.tenant = tenant;
   send.message = std::move(body.message);
   send.conversation_id = std::move(body.conversation_id);
   send.on_disconnect = body.on_disconnect.value_or(app.config.on_disconnect);
@@ -172,8 +173,8 @@ std::string DoneEventJson(const chat::SendResult& result) {
   return DoneEventJson(m);
 }
 
-void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                      RequestRecord& record) {
+void HandleChatStream(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                      HttpResponse& res, RequestRecord& record) {
   auto body = ParseChatRequest(req, app.config);
   if (!body.ok()) {
     record.outcome = "rejected";
@@ -183,7 +184,8 @@ void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpRespons
   SseObserver observer(res, app.config.ping_interval_ms);
   const int64_t started = SteadyMillis();
   if (app.metrics) app.metrics->StreamStarted();
-  chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
+  chat::SendResult result =
+      app.chat->Send(ToSendRequest(app, tenant, req, std::move(*body)), observer);
   if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
   RecordChatResult(app, record, result);
   if (result.replayed) {
@@ -230,7 +232,7 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
     if (NowMillis() - m.updated_at > orphan_ms) {
       (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
     }
-    auto fresh = app.conversations->GetMessage(message_id);
+    auto fresh = app.conversations->GetMessage(m.tenant, message_id);
     if (!fresh.ok()) break;  // deleted meanwhile
     m = std::move(*fresh);
   }
@@ -238,12 +240,12 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
   sse.Event(DoneEventJson(m));
 }
 
-void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
-                  HttpResponse& res) {
+void HandleResume(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                  const std::string& message_id, HttpResponse& res) {
   if (!IsWellFormedId(message_id, "msg_")) {
     return WriteError(res, Status::NotFound("message " + message_id + " not found"));
   }
-  auto message = app.conversations->GetMessage(message_id);
+  auto message = app.conversations->GetMessage(tenant, message_id);
   if (!message.ok()) return WriteError(res, message.status());
   if (message->role != "assistant") {
     return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
@@ -262,11 +264,12 @@ void HandleResume(const AppContext& app, const HttpRequest& req, const std::stri
   FollowAnswer(app, std::move(*message), after, res);
 }
 
-void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res) {
+void HandleCancel(const AppContext& app, const std::string& tenant, const std::string& message_id,
+                  HttpResponse& res) {
   if (!IsWellFormedId(message_id, "msg_")) {
     return WriteError(res, Status::NotFound("message " + message_id + " not found"));
   }
-  auto message = app.conversations->RequestCancel(message_id);
+  auto message = app.conversations->RequestCancel(tenant, message_id);
   if (!message.ok()) return WriteError(res, message.status());
   const bool running = message->status == store::kStatusStreaming;
   if (running && message->role != "assistant") {
@@ -288,8 +291,8 @@ void HandleCancel(const AppContext& app, const std::string& message_id, HttpResp
   WriteJson(res, running ? 202 : 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                       RequestRecord& record) {
+void HandleChatMessage(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                       HttpResponse& res, RequestRecord& record) {
   auto body = ParseChatRequest(req, app.config);
   if (!body.ok()) {
     record.outcome = "rejected";
@@ -297,7 +300,8 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
     return;
   }
   SilentObserver observer(res);
-  chat::SendResult result = app.chat->Send(ToSendRequest(app, req, std::move(*body)), observer);
+  chat::SendResult result =
+      app.chat->Send(ToSendRequest(app, tenant, req, std::move(*body)), observer);
   RecordChatResult(app, record, result);
   if (!result.started) {
     WriteError(res, result.status);
@@ -311,7 +315,7 @@ void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpRespon
     while (result.message.status == store::kStatusStreaming && SteadyMillis() < deadline &&
            !res.ClientGone()) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
-      auto fresh = app.conversations->GetMessage(result.message.id);
+      auto fresh = app.conversations->GetMessage(tenant, result.message.id);
       if (!fresh.ok()) break;
       result.message = std::move(*fresh);
     }

@@ -18,16 +18,16 @@ class SilentObserver : public chat::StreamObserver {
   HttpResponse& res_;
 };
 
-void HandleChatStream(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                      RequestRecord& record);
-void HandleChatMessage(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                       RequestRecord& record);
+void HandleChatStream(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                      HttpResponse& res, RequestRecord& record);
+void HandleChatMessage(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                       HttpResponse& res, RequestRecord& record);
 
 // GET /api/chat/messages/{id}/stream with Last-Event-ID (header or ?last_event_id=): replays
 // the events after that id from the store, then follows the answer as its worker (any
 // worker) saves it, until its final event. Served by any worker.
-void HandleResume(const AppContext& app, const HttpRequest& req, const std::string& message_id,
-                  HttpResponse& res);
+void HandleResume(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                  const std::string& message_id, HttpResponse& res);
 
 // Streams a stored answer: the events after `after` (-1: all, the first event included) with
 // their original ids, then follows it in the store until its final event. (Resume, and a
@@ -36,7 +36,8 @@ void FollowAnswer(const AppContext& app, store::Message message, int64_t after, 
 
 // POST /api/chat/messages/{id}/cancel: asks whichever worker streams the answer to stop it
 // (202 with cancel_requested true), or reports that it already finished (200).
-void HandleCancel(const AppContext& app, const std::string& message_id, HttpResponse& res);
+void HandleCancel(const AppContext& app, const std::string& tenant, const std::string& message_id,
+                  HttpResponse& res);
 
 // Metrics and the request log fields of a finished exchange (any chat route).
 void RecordChatResult(const AppContext& app, RequestRecord& record, const chat::SendResult& result);

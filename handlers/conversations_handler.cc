@@ -81,7 +81,8 @@ std::string ConversationJson(const store::Conversation& c) {
 
 }  // namespace
 
-void HandleListConversations(const AppContext& app, const HttpRequest& req, HttpResponse& res) {
+void HandleListConversations(const AppContext& app, const std::string& tenant,
+                             const HttpRequest& req, HttpResponse& res) {
   size_t limit = kDefaultLimit;
   if (req.HasQueryParam("limit")) {
     std::string text = req.QueryParam("limit");
@@ -93,7 +94,7 @@ void HandleListConversations(const AppContext& app, const HttpRequest& req, Http
       return;
     }
   }
-  auto page = app.conversations->ListConversations(limit, req.QueryParam("cursor"));
+  auto page = app.conversations->ListConversations(tenant, limit, req.QueryParam("cursor"));
   if (!page.ok()) {
     WriteError(res, page.status());
     return;
@@ -119,11 +120,12 @@ void HandleListConversations(const AppContext& app, const HttpRequest& req, Http
   WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandleGetConversation(const AppContext& app, const std::string& id, HttpResponse& res) {
+void HandleGetConversation(const AppContext& app, const std::string& tenant, const std::string& id,
+                           HttpResponse& res) {
   if (Status s = ValidId(id); !s.ok()) return WriteError(res, s);
-  auto conv = app.conversations->GetConversation(id);
+  auto conv = app.conversations->GetConversation(tenant, id);
   if (!conv.ok()) return WriteError(res, conv.status());
-  auto messages = app.conversations->ListMessages(id);
+  auto messages = app.conversations->ListMessages(tenant, id);
   if (!messages.ok()) return WriteError(res, messages.status());
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -137,8 +139,8 @@ void HandleGetConversation(const AppContext& app, const std::string& id, HttpRes
   WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandlePatchConversation(const AppContext& app, const HttpRequest& req, const std::string& id,
-                             HttpResponse& res) {
+void HandlePatchConversation(const AppContext& app, const std::string& tenant,
+                             const HttpRequest& req, const std::string& id, HttpResponse& res) {
   rapidjson::Document doc;
   if (Status s = ParseJsonRequest(req, doc); !s.ok()) return WriteError(res, s);
   Status field_error;
@@ -153,14 +155,16 @@ void HandlePatchConversation(const AppContext& app, const HttpRequest& req, cons
                     "title is limited to " + std::to_string(kMaxTitleChars) + " characters"));
   }
   if (Status s = ValidId(id); !s.ok()) return WriteError(res, s);
-  auto conv = app.conversations->RenameConversation(id, std::string(*title));
+  auto conv = app.conversations->RenameConversation(tenant, id, std::string(*title));
   if (!conv.ok()) return WriteError(res, conv.status());
   WriteJson(res, 200, ConversationJson(*conv));
 }
 
-void HandleDeleteConversation(const AppContext& app, const std::string& id, HttpResponse& res) {
+void HandleDeleteConversation(const AppContext& app, const std::string& tenant,
+                              const std::string& id, HttpResponse& res) {
   if (Status s = ValidId(id); !s.ok()) return WriteError(res, s);
-  if (Status s = app.conversations->DeleteConversation(id); !s.ok()) return WriteError(res, s);
+  if (Status s = app.conversations->DeleteConversation(tenant, id); !s.ok())
+    return WriteError(res, s);
   WriteJson(res, 200, "{\"id\":\"" + id + "\",\"deleted\":true}");
 }
 

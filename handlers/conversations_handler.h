@@ -5,10 +5,13 @@
 
 namespace ragstream::handlers {
 
-void HandleListConversations(const AppContext& app, const HttpRequest& req, HttpResponse& res);
-void HandleGetConversation(const AppContext& app, const std::string& id, HttpResponse& res);
-void HandlePatchConversation(const AppContext& app, const HttpRequest& req, const std::string& id,
-                             HttpResponse& res);
-void HandleDeleteConversation(const AppContext& app, const std::string& id, HttpResponse& res);
+void HandleListConversations(const AppContext& app, const std::string& tenant,
+                             const HttpRequest& req, HttpResponse& res);
+void HandleGetConversation(const AppContext& app, const std::string& tenant, const std::string& id,
+                           HttpResponse& res);
+void HandlePatchConversation(const AppContext& app, const std::string& tenant,
+                             const HttpRequest& req, const std::string& id, HttpResponse& res);
+void HandleDeleteConversation(const AppContext& app, const std::string& tenant,
+                              const std::string& id, HttpResponse& res);
 
 }  // namespace ragstream::handlers

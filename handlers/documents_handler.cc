@@ -36,8 +36,8 @@ Status ValidDocumentId(const std::string& id) {
 
 }  // namespace
 
-void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                       RequestRecord& record) {
+void HandleAddDocument(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                       HttpResponse& res, RequestRecord& record) {
   std::string title, text;
   const std::string type = MediaType(req.content_type);
   if (type == "application/json") {
@@ -60,7 +60,7 @@ void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpRespon
                                   "send JSON {\"title\", \"text\"} or a text/plain or "
                                   "text/markdown body with ?title="));
   }
-  auto result = app.ingester->Ingest(std::move(title), std::move(text));
+  auto result = app.ingester->Ingest(tenant, std::move(title), std::move(text));
   if (!result.ok()) {
     record.outcome = "rejected";
     return WriteError(res, result.status());
@@ -76,8 +76,8 @@ void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpRespon
   WriteJson(res, result->created ? 201 : 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandleListDocuments(const AppContext& app, HttpResponse& res) {
-  auto docs = app.documents->List();
+void HandleListDocuments(const AppContext& app, const std::string& tenant, HttpResponse& res) {
+  auto docs = app.documents->List(tenant);
   if (!docs.ok()) return WriteError(res, docs.status());
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -94,11 +94,12 @@ void HandleListDocuments(const AppContext& app, HttpResponse& res) {
   WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandleGetDocument(const AppContext& app, const std::string& id, HttpResponse& res) {
+void HandleGetDocument(const AppContext& app, const std::string& tenant, const std::string& id,
+                       HttpResponse& res) {
   if (Status s = ValidDocumentId(id); !s.ok()) return WriteError(res, s);
-  auto doc = app.documents->Get(id);
+  auto doc = app.documents->Get(tenant, id);
   if (!doc.ok()) return WriteError(res, doc.status());
-  auto text = app.documents->GetText(id);
+  auto text = app.documents->GetText(tenant, id);
   if (!text.ok()) return WriteError(res, text.status());
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -110,13 +111,15 @@ void HandleGetDocument(const AppContext& app, const std::string& id, HttpRespons
   WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
 }
 
-void HandleDeleteDocument(const AppContext& app, const std::string& id, HttpResponse& res) {
+void HandleDeleteDocument(const AppContext& app, const std::string& tenant, const std::string& id,
+                          HttpResponse& res) {
   if (Status s = ValidDocumentId(id); !s.ok()) return WriteError(res, s);
-  if (Status s = app.documents->Delete(id); !s.ok()) return WriteError(res, s);
+  if (Status s = app.documents->Delete(tenant, id); !s.ok()) return WriteError(res, s);
   WriteJson(res, 200, "{\"id\":\"" + id + "\",\"deleted\":true}");
 }
 
-void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& res) {
+void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                  HttpResponse& res) {
   rapidjson::Document doc;
   if (Status s = ParseJsonRequest(req, doc); !s.ok()) return WriteError(res, s);
   Status field_error;
@@ -131,7 +134,7 @@ void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& r
   RetrievalFields fields;
   if (Status s = ParseRetrievalFields(doc, fields); !s.ok()) return WriteError(res, s);
   if (!fields.document_ids.empty()) {
-    auto missing = app.documents->Missing(fields.document_ids);
+    auto missing = app.documents->Missing(tenant, fields.document_ids);
     if (!missing.ok()) return WriteError(res, missing.status());
     if (!missing->empty()) {
       return WriteError(res,
@@ -141,7 +144,7 @@ void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& r
   }
   const int64_t start = SteadyMillis();
   auto passages =
-      app.retriever->Retrieve({std::string(*query), fields.top_k.value_or(app.config.top_k),
+      app.retriever->Retrieve({tenant, std::string(*query), fields.top_k.value_or(app.config.top_k),
                                fields.mode, fields.document_ids});
   if (!passages.ok()) return WriteError(res, passages.status());
   std::string sources = rag::SourcesJson(*passages);

@@ -5,11 +5,14 @@
 
 namespace ragstream::handlers {
 
-void HandleAddDocument(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                       RequestRecord& record);
-void HandleListDocuments(const AppContext& app, HttpResponse& res);
-void HandleGetDocument(const AppContext& app, const std::string& id, HttpResponse& res);
-void HandleDeleteDocument(const AppContext& app, const std::string& id, HttpResponse& res);
-void HandleSearch(const AppContext& app, const HttpRequest& req, HttpResponse& res);
+void HandleAddDocument(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                       HttpResponse& res, RequestRecord& record);
+void HandleListDocuments(const AppContext& app, const std::string& tenant, HttpResponse& res);
+void HandleGetDocument(const AppContext& app, const std::string& tenant, const std::string& id,
+                       HttpResponse& res);
+void HandleDeleteDocument(const AppContext& app, const std::string& tenant, const std::string& id,
+                          HttpResponse& res);
+void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                  HttpResponse& res);
 
 }  // namespace ragstream::handlers

@@ -6,12 +6,14 @@
 
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <string>
 
 #include "handlers/app.h"
 #include "handlers/routes.h"
 #include "lib/chat/chat_service.h"
 #include "lib/chat/partial_writer.h"
+#include "lib/core/api_keys.h"
 #include "lib/core/config.h"
 #include "lib/core/ids.h"
 #include "lib/core/log.h"
@@ -107,6 +109,16 @@ int Run(int argc, char** argv) {
                  config.status().message().c_str());
     return 2;
   }
+  std::optional<ApiKeys> api_keys;
+  if (!config->api_keys_file.empty()) {
+    auto loaded = ApiKeys::Load(config->api_keys_file);
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "ragstream-worker: bad configuration: %s\n",
+                   loaded.status().message().c_str());
+      return 2;
+    }
+    api_keys = std::move(*loaded);
+  }
   if (check_only) {
     for (const auto& line : DescribeConfig(*config)) std::printf("%s\n", line.c_str());
     std::printf("configuration ok\n");
@@ -166,6 +178,7 @@ int Run(int argc, char** argv) {
   ingest_options.chunker.overlap_chars = static_cast<size_t>(config->chunk_overlap_chars);
   ingest_options.chunker.max_chars = static_cast<size_t>(config->chunk_chars) * 10 / 7;
   ingest_options.max_document_bytes = config->max_document_bytes;
+  ingest_options.max_documents_per_tenant = config->max_documents_per_tenant;
   rag::Ingester ingester(documents, *embedder, ingest_options);
   rag::Retriever retriever(documents, *embedder);
 
@@ -187,6 +200,7 @@ int Run(int argc, char** argv) {
   chat_options.partial_writer = &partial_writer;
   chat_options.abort_streams = &abort_streams;
   chat_options.default_top_k = static_cast<size_t>(config->top_k);
+  chat_options.max_streams_per_tenant = static_cast<size_t>(config->max_streams_per_tenant);
   chat::ChatService chat(conversations, model, chat_options, &retriever, &documents);
 
   // Host-wide metrics live beside the store: every worker of the host shares the file.
@@ -206,6 +220,7 @@ int Run(int argc, char** argv) {
   app.ingester = &ingester;
   app.retriever = &retriever;
   app.embedder_name = embedder->name();
+  app.api_keys = api_keys ? &*api_keys : nullptr;
   app.metrics = metrics.get();
   app.started_at_ms = SteadyMillis();
   app.draining = &draining;
@@ -247,6 +262,7 @@ int Run(int argc, char** argv) {
         {{"request_id", req.request_id},
          {"method", req.method},
          {"route", record.route},
+         {"tenant", record.tenant},
          {"status", static_cast<int64_t>(res.status())},
          {"duration_ms", SteadyMillis() - start},
          {"tokens", record.tokens},
@@ -271,6 +287,16 @@ int Run(int argc, char** argv) {
            {"stale_readers_cleared", static_cast<int64_t>(stale_readers)},
            {"chat_model", model->name()},
            {"embedder", embedder->name()}});
+  if (api_keys) {
+    LogInfo("worker", "API keys required",
+            {{"keys_file", config->api_keys_file},
+             {"keys", static_cast<int64_t>(api_keys->size())},
+             {"tenants", static_cast<int64_t>(api_keys->tenant_count())}});
+  } else {
+    LogWarn("worker",
+            "no RAGSTREAM_API_KEYS_FILE: serving loopback clients only, all as tenant 'default'",
+            {{"hint", "make keys with scripts/make_api_key.sh"}});
+  }
 
   // Answers left `streaming` by a worker that died (kill -9, a crash) are marked
   // `interrupted` by whichever worker looks first; every worker looks every few seconds.

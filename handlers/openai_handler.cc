@@ -303,17 +303,19 @@ void WriteOpenAiError(HttpResponse& res, const Status& status) {
   w.StartObject();
   WriteErrorBody(w, status);
   w.EndObject();
+  AddErrorHeaders(res, status);
   WriteJson(res, HttpStatusFor(status), {buf.GetString(), buf.GetSize()});
 }
 
-void HandleChatCompletions(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                           RequestRecord& record) {
+void HandleChatCompletions(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                           HttpResponse& res, RequestRecord& record) {
   auto parsed = ParseCompletionRequest(app, req);
   if (!parsed.ok()) {
     record.outcome = "rejected";
     return WriteOpenAiError(res, parsed.status());
   }
   CompletionRequest& c = *parsed;
+  c.send.tenant = tenant;
   chat::SendResult result;
   if (c.stream) {
     ChunkObserver observer(res, c.model, app.config.ping_interval_ms);

@@ -13,8 +13,8 @@
 
 namespace ragstream::handlers {
 
-void HandleChatCompletions(const AppContext& app, const HttpRequest& req, HttpResponse& res,
-                           RequestRecord& record);
+void HandleChatCompletions(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                           HttpResponse& res, RequestRecord& record);
 void HandleModels(const AppContext& app, HttpResponse& res);
 
 // {"error": {"message", "type", "param": null, "code"}} with the status that fits.

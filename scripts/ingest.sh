@@ -3,13 +3,17 @@
 # summary; skips and reports what it cannot read. Directories are searched recursively.
 #
 # Usage: scripts/ingest.sh FILE|DIR...
-#   RAGSTREAM_URL (default http://127.0.0.1:${RAGSTREAM_PORT:-8080})
+#   RAGSTREAM_URL (default http://127.0.0.1:${RAGSTREAM_PORT:-8080}); RAGSTREAM_API_KEY if the
+#   server has API keys (sent as Authorization: Bearer, never printed)
 # Exit status: 0 if every file was stored (or was already there), 1 otherwise.
 set -uo pipefail
 case "${1:-}" in
-  ""|-h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;;
+  ""|-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;;
 esac
 url="${RAGSTREAM_URL:-http://127.0.0.1:${RAGSTREAM_PORT:-8080}}"
+auth_header() {
+  [ -z "${RAGSTREAM_API_KEY:-}" ] || printf 'Authorization: Bearer %s\n' "$RAGSTREAM_API_KEY"
+}
 
 files=()
 for arg in "$@"; do
@@ -34,8 +38,9 @@ for f in "${files[@]}"; do
   if [ ! -r "$f" ]; then
     echo "skip: $f is not readable" >&2; failed=$((failed + 1)); continue
   fi
-  response=$(curl -sS -w '\n%{http_code}' -H "Content-Type: $type" --data-binary @"$f" \
-    "$url/api/documents" 2>&1)
+  # The key reaches curl on stdin as a header file, not on its command line (`ps` shows it).
+  response=$(auth_header | curl -sS -w '\n%{http_code}' -H "Content-Type: $type" -H @- \
+    --data-binary @"$f" "$url/api/documents" 2>&1)
   code="${response##*$'\n'}"
   body="${response%$'\n'*}"
   case "$code" in

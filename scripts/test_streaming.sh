@@ -4,10 +4,11 @@
 # Exits non-zero if the stream ends without its `done: true` event or with an error.
 #
 # Usage: scripts/test_streaming.sh ["question"] [conversation_id]
-#   RAGSTREAM_URL (default http://127.0.0.1:${RAGSTREAM_PORT:-8080})
+#   RAGSTREAM_URL (default http://127.0.0.1:${RAGSTREAM_PORT:-8080}); RAGSTREAM_API_KEY if the
+#   server has API keys (sent as Authorization: Bearer, never printed)
 set -euo pipefail
 case "${1:-}" in
-  -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 esac
 command -v jq >/dev/null || { echo "test_streaming.sh needs jq (apt-get install jq)" >&2; exit 2; }
 url="${RAGSTREAM_URL:-http://127.0.0.1:${RAGSTREAM_PORT:-8080}}"
@@ -16,6 +17,10 @@ conversation="${2:-}"
 body=$(jq -cn --arg m "$question" --arg c "$conversation" \
   'if $c == "" then {message: $m} else {message: $m, conversation_id: $c} end')
 
+# The key reaches curl on stdin as a header file, not on its command line (which `ps` shows).
+auth_header() {
+  [ -z "${RAGSTREAM_API_KEY:-}" ] || printf 'Authorization: Bearer %s\n' "$RAGSTREAM_API_KEY"
+}
 done_json=""
 status_line=""
 chars=0
@@ -36,8 +41,8 @@ while IFS= read -r line; do
       ;;
     '{"error"'*) echo "request failed: $line" >&2; exit 1 ;;
   esac
-done < <(curl -sS -N -i --max-time 600 -H 'Content-Type: application/json' \
-  -d "$body" "$url/api/chat/message/stream")
+done < <(curl -sS -N -i --max-time 600 -H 'Content-Type: application/json' -H @- \
+  -d "$body" "$url/api/chat/message/stream" < <(auth_header))
 echo
 
 if [ -z "$done_json" ]; then

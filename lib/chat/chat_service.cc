@@ -84,7 +84,7 @@ class AnswerStream {
     int64_t now = SteadyMillis();
     if (now - last_cancel_check_ms_ < kCancelPollMs) return false;
     last_cancel_check_ms_ = now;
-    auto flag = store_.CancelRequested(message_.id);
+    auto flag = store_.CancelRequested(message_.tenant, message_.id);
     cancel_requested_ = flag.ok() && *flag;
     return cancel_requested_;
   }
@@ -135,10 +135,14 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     return result;
   }
 
+  if (request.tenant.empty()) {
+    result.status = Status::Internal("a send without a tenant");
+    return result;
+  }
   // 1. Conversation, language, and the user's message on disk.
   std::string fallback_language;
   if (request.conversation_id) {
-    auto conv = store_.GetConversation(*request.conversation_id);
+    auto conv = store_.GetConversation(request.tenant, *request.conversation_id);
     if (!conv.ok()) {
       result.status = conv.status();
       return result;
@@ -146,7 +150,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     fallback_language = conv->language;
   }
   if (!request.document_ids.empty() && documents_) {
-    auto missing = documents_->Missing(request.document_ids);
+    auto missing = documents_->Missing(request.tenant, request.document_ids);
     if (!missing.ok()) {
       result.status = missing.status();
       return result;
@@ -159,8 +163,8 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   }
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
   store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
-                                  options_.history_budget_chars};
-  auto exchange = store_.BeginExchange(begin, request.client_message_id);
+                                  options_.history_budget_chars, options_.max_streams_per_tenant};
+  auto exchange = store_.BeginExchange(request.tenant, begin, request.client_message_id);
   if (!exchange.ok()) {
     result.status = exchange.status();
     return result;
@@ -195,8 +199,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   prompt.history_budget_chars = options_.history_budget_chars;
   if (retriever_) {
     const auto retrieval_start = std::chrono::steady_clock::now();
-    rag::RetrievalRequest retrieval{request.message, request.top_k.value_or(options_.default_top_k),
-                                    request.mode, request.document_ids};
+    rag::RetrievalRequest retrieval{request.tenant, request.message,
+                                    request.top_k.value_or(options_.default_top_k), request.mode,
+                                    request.document_ids};
     auto passages = retriever_->Retrieve(retrieval);
     result.retrieval_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - retrieval_start).count();

@@ -26,6 +26,7 @@
 namespace ragstream::chat {
 
 struct SendRequest {
+  std::string tenant;  // whose conversation, documents and limits (required)
   std::string message;
   std::optional<std::string> conversation_id;
   // Retrieval: how many passages, how, and from which documents (empty: all).
@@ -85,6 +86,8 @@ struct ChatServiceOptions {
   // When set and true, running streams end now with an error `shutting_down` (worker drain).
   const std::atomic<bool>* abort_streams = nullptr;
   size_t default_top_k = 5;
+  // Answers one tenant may have streaming at once, on all workers (0: no limit).
+  size_t max_streams_per_tenant = 0;
 };
 
 class ChatService {

@@ -48,7 +48,11 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
     r.errors.push_back(std::string("RAGSTREAM_LOG_LEVEL='") + v +
                        "' must be one of debug, info, warn, error");
   }
+  r.String("RAGSTREAM_API_KEYS_FILE", c.api_keys_file);
   r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
+  r.Number("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant, 0, 1 << 20);
+  r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENTS_PER_TENANT", c.max_documents_per_tenant, 0,
+                     1ull << 40);
   r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENT_BYTES", c.max_document_bytes, 16, 1ull << 30);
   r.Number("RAGSTREAM_TOP_K", c.top_k, 1, 20);
   r.Number("RAGSTREAM_CHUNK_CHARS", c.chunk_chars, 100, 20000);
@@ -131,8 +135,11 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb),
       i("RAGSTREAM_GRACE_S", c.grace_s),
       s("RAGSTREAM_LOG_LEVEL", LogLevelName(c.log_level)),
+      s("RAGSTREAM_API_KEYS_FILE", c.api_keys_file.empty() ? "(unset)" : c.api_keys_file),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
       i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
+      i("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant),
+      i("RAGSTREAM_MAX_DOCUMENTS_PER_TENANT", static_cast<int64_t>(c.max_documents_per_tenant)),
       s("OPENAI_BASE_URL",
         c.openai_base_url.empty() ? "(unset)" : WithoutCredentials(c.openai_base_url)),
       s("OPENAI_API_KEY", c.openai_api_key.empty() ? "(unset)" : "(set)"),
@@ -168,8 +175,11 @@ std::string ConfigHelp() {
   RAGSTREAM_THREAD_STACK_KB        stack size of each request thread [256]
   RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]
   RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
+  RAGSTREAM_API_KEYS_FILE          tenant:sha256(key) lines; unset: loopback clients only
   RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [8388608]
   RAGSTREAM_MAX_MESSAGE_CHARS      longest chat message in characters (413 above) [16000]
+  RAGSTREAM_MAX_STREAMS_PER_TENANT answers one tenant may stream at once, all workers; 0: no limit [256]
+  RAGSTREAM_MAX_DOCUMENTS_PER_TENANT  documents one tenant may hold; 0: no limit [100000]
   OPENAI_BASE_URL                  OpenAI-compatible API base, e.g. https://api.openai.com/v1
   OPENAI_API_KEY                   its API key (never logged)
   RAGSTREAM_CHAT_MODEL             model name sent upstream (required with OPENAI_BASE_URL)

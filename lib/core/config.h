@@ -24,9 +24,13 @@ struct Config {
   int thread_stack_kb = 256;  // RAGSTREAM_THREAD_STACK_KB
   int grace_s = 30;           // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
   LogLevel log_level = LogLevel::kInfo;  // RAGSTREAM_LOG_LEVEL
-  // Request limits.
-  uint64_t max_body_bytes = 8 << 20;  // RAGSTREAM_MAX_BODY_BYTES
-  int max_message_chars = 16000;      // RAGSTREAM_MAX_MESSAGE_CHARS
+  // Access: with no key file only loopback clients are served (as the default tenant).
+  std::string api_keys_file;  // RAGSTREAM_API_KEYS_FILE: tenant:sha256(key) lines
+  // Request and tenant limits (0: no limit for the per-tenant ones).
+  uint64_t max_body_bytes = 8 << 20;           // RAGSTREAM_MAX_BODY_BYTES
+  int max_message_chars = 16000;               // RAGSTREAM_MAX_MESSAGE_CHARS
+  int max_streams_per_tenant = 256;            // RAGSTREAM_MAX_STREAMS_PER_TENANT (all workers)
+  uint64_t max_documents_per_tenant = 100000;  // RAGSTREAM_MAX_DOCUMENTS_PER_TENANT
   // Upstream chat model.
   std::string openai_base_url;         // OPENAI_BASE_URL, e.g. https://api.openai.com/v1
   std::string openai_api_key;          // OPENAI_API_KEY (secret: never logged)

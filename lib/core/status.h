@@ -13,6 +13,7 @@ enum class ErrorKind {
   kOk,
   kInvalidArgument,       // 400
   kUnauthorized,          // 401
+  kForbidden,             // 403
   kNotFound,              // 404
   kMethodNotAllowed,      // 405
   kTooLarge,              // 413

@@ -76,7 +76,8 @@ Status Ingester::Validate(const std::string& title, const std::string& text) con
   return Status::Ok();
 }
 
-Result<IngestResult> Ingester::Ingest(std::string title, std::string text) {
+Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title,
+                                      std::string text) {
   if (Status s = Validate(title, text); !s.ok()) return s;
   if (title.find_first_not_of(" \t") == std::string::npos) {
     title = TitleFromText(text, options_.max_title_chars);
@@ -116,7 +117,7 @@ Result<IngestResult> Ingester::Ingest(std::string title, std::string text) {
     doc.chunks.push_back(std::move(c));
   }
   doc.text = std::move(text);
-  auto added = store_.Add(doc);
+  auto added = store_.Add(tenant, doc, options_.max_documents_per_tenant);
   if (!added.ok()) return added.status();
   return IngestResult{std::move(added->record), added->created};
 }

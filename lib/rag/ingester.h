@@ -17,6 +17,7 @@ struct IngestOptions {
   uint64_t max_document_bytes = 4 << 20;
   size_t max_title_chars = 200;
   size_t embed_batch = 64;
+  uint64_t max_documents_per_tenant = 0;  // 0: no limit
 };
 
 struct IngestResult {
@@ -29,9 +30,9 @@ class Ingester {
   Ingester(store::DocumentStore& store, Embedder& embedder, IngestOptions options);
 
   // 400 empty_document / invalid_text (not UTF-8) / invalid_title, 413 document_too_large,
-  // 415 binary_content (NUL or mostly control characters), 507 store_full. An empty `title`
-  // is taken from the first line of the text. Thread-safe.
-  Result<IngestResult> Ingest(std::string title, std::string text);
+  // 415 binary_content (NUL or mostly control characters), 403 document_limit, 507
+  // store_full. An empty `title` is taken from the first line of the text. Thread-safe.
+  Result<IngestResult> Ingest(std::string_view tenant, std::string title, std::string text);
 
   // Checks a document without storing it (the same errors as Ingest).
   Status Validate(const std::string& title, const std::string& text) const;

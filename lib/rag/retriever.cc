@@ -50,6 +50,7 @@ Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder,
     : store_(store), embedder_(embedder), options_(options) {}
 
 Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request) const {
+  if (request.tenant.empty()) return Status::Internal("retrieval without a tenant");
   const size_t k = request.top_k;
   const size_t candidates =
       request.mode == RetrievalMode::kHybrid
@@ -62,8 +63,8 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     auto embedded = embedder_.Embed({request.query});
     if (!embedded.ok()) return embedded.status();
     const std::vector<float>& q = embedded->front();
-    auto hits = store_.vectors().Search(q.data(), static_cast<uint32_t>(q.size()), candidates,
-                                        request.document_ids);
+    auto hits = store_.vectors().Search(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
+                                        candidates, request.document_ids);
     if (!hits.ok()) return hits.status();
     for (const auto& h : *hits) {
       vector_ids.push_back(ChunkId(h.document_id, h.chunk_index));
@@ -71,7 +72,8 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     }
   }
   if (request.mode != RetrievalMode::kVector) {
-    auto hits = store_.lexical().Search(Tokenize(request.query), candidates, request.document_ids);
+    auto hits = store_.lexical().Search(request.tenant, Tokenize(request.query), candidates,
+                                        request.document_ids);
     if (!hits.ok()) return hits.status();
     for (const auto& h : *hits) {
       lexical_ids.push_back(ChunkId(h.document_id, h.chunk_index));
@@ -105,11 +107,11 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
   for (const auto& r : ranked) {
     Passage p;
     if (!SplitChunkId(r.id, p.document_id, p.chunk_index)) continue;
-    auto chunk = store_.GetChunk(p.document_id, p.chunk_index);
+    auto chunk = store_.GetChunk(request.tenant, p.document_id, p.chunk_index);
     if (!chunk.ok()) continue;  // deleted since the search: skip it
     auto title = titles.find(p.document_id);
     if (title == titles.end()) {
-      auto doc = store_.Get(p.document_id);
+      auto doc = store_.Get(request.tenant, p.document_id);
       if (!doc.ok()) continue;
       title = titles.emplace(p.document_id, doc->title).first;
     }

@@ -24,10 +24,11 @@ struct Passage {
 };
 
 struct RetrievalRequest {
+  std::string tenant;  // whose documents are searched (required)
   std::string query;
   size_t top_k = 5;
   RetrievalMode mode = RetrievalMode::kHybrid;
-  std::vector<std::string> document_ids;  // empty: all documents
+  std::vector<std::string> document_ids;  // empty: all the tenant's documents
 };
 
 // Weighted reciprocal rank fusion: sum over lists of weight / (k + rank), rank from 1 (a

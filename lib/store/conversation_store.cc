@@ -5,6 +5,7 @@
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/utf8.h"
+#include "lib/store/tenant_key.h"
 
 namespace ragstream::store {
 namespace {
@@ -18,14 +19,17 @@ constexpr const char* kCancels = "cancel_requests";
 constexpr const char* kClientIds = "client_ids";
 constexpr size_t kTitleChars = 80;
 
-std::string MessageKey(const std::string& conversation_id, uint64_t seq) {
-  return conversation_id + "/" + EncodeBigEndian64(seq);
+std::string MessagePrefix(std::string_view tenant, std::string_view conversation_id) {
+  return TenantKey(tenant, conversation_id) + "/";
 }
-std::string MessagePrefix(const std::string& conversation_id) {
-  return conversation_id + "/";
+std::string MessageKey(std::string_view tenant, std::string_view conversation_id, uint64_t seq) {
+  return MessagePrefix(tenant, conversation_id) + EncodeBigEndian64(seq);
 }
-std::string UpdatedKey(int64_t updated_at, const std::string& id) {
-  return EncodeBigEndian64(static_cast<uint64_t>(updated_at)) + id;
+std::string MessageKey(const Message& m) {
+  return MessageKey(m.tenant, m.conversation_id, m.seq);
+}
+std::string UpdatedKey(std::string_view tenant, int64_t updated_at, const std::string& id) {
+  return TenantKey(tenant, EncodeBigEndian64(static_cast<uint64_t>(updated_at)) + id);
 }
 
 std::string ToHex(std::string_view bytes) {
@@ -215,29 +219,58 @@ ConversationStore::ConversationStore(const Env& env)
       client_ids_(env.Dbi(kClientIds)) {}
 
 namespace {
-Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, const std::string& id) {
-  auto raw = txn.Get(dbi, id);
+Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
+                                      const std::string& id) {
+  auto raw = txn.Get(dbi, TenantKey(tenant, id));
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return Status::NotFound("conversation " + id + " not found");
   Conversation c;
   if (!DecodeConversation(**raw, c)) return Status::Internal("corrupt conversation record " + id);
+  c.tenant = tenant;
   return c;
+}
+
+// The message a messages key points at, with its tenant set; nullopt if absent or corrupt.
+Result<std::optional<Message>> LoadMessage(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
+                                           std::string_view key) {
+  auto raw = txn.Get(dbi, key);
+  if (!raw.ok()) return raw.status();
+  Message m;
+  if (!raw->has_value() || !DecodeMessage(**raw, m)) return std::optional<Message>();
+  m.tenant = tenant;
+  return std::optional<Message>(std::move(m));
 }
 }  // namespace
 
 Status ConversationStore::PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at) {
   if (old_updated_at >= 0) {
-    if (Status s = txn.Del(by_updated_, UpdatedKey(old_updated_at, c.id)); !s.ok()) return s;
+    if (Status s = txn.Del(by_updated_, UpdatedKey(c.tenant, old_updated_at, c.id)); !s.ok()) {
+      return s;
+    }
   }
-  if (Status s = txn.Put(by_updated_, UpdatedKey(c.updated_at, c.id), ""); !s.ok()) return s;
-  return txn.Put(conversations_, c.id, EncodeConversation(c));
+  if (Status s = txn.Put(by_updated_, UpdatedKey(c.tenant, c.updated_at, c.id), ""); !s.ok()) {
+    return s;
+  }
+  return txn.Put(conversations_, TenantKey(c.tenant, c.id), EncodeConversation(c));
 }
 
 Status ConversationStore::PutMessage(Txn& txn, const Message& m) {
-  return txn.Put(messages_, MessageKey(m.conversation_id, m.seq), EncodeMessage(m));
+  return txn.Put(messages_, MessageKey(m), EncodeMessage(m));
 }
 
-Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& input,
+namespace {
+size_t CountRange(Cursor& cur, std::string_view prefix) {
+  size_t n = 0;
+  for (bool have = cur.SeekAtLeast(prefix); have && HasPrefix(cur.key(), prefix);
+       have = cur.Next()) {
+    ++n;
+  }
+  return n;
+}
+}  // namespace
+
+Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
+                                                  const BeginExchangeInput& input,
                                                   std::string_view client_message_id) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
@@ -245,24 +278,23 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
   Exchange ex;
   // Checked inside the write transaction: two concurrent retries make one exchange.
   const std::string client_key =
-      client_message_id.empty()
-          ? std::string()
-          : input.conversation_id.value_or("") + '\x1f' + std::string(client_message_id);
+      client_message_id.empty() ? std::string()
+                                : TenantKey(tenant, input.conversation_id.value_or("") + '\x1f' +
+                                                        std::string(client_message_id));
   if (!client_key.empty()) {
     auto earlier = txn->Get(client_ids_, client_key);
     if (!earlier.ok()) return earlier.status();
     if (earlier->has_value()) {
-      auto key = txn->Get(message_ids_, **earlier);
+      auto key = txn->Get(message_ids_, TenantKey(tenant, **earlier));
       if (!key.ok()) return key.status();
-      Message answer;
       if (key->has_value()) {
-        auto raw = txn->Get(messages_, **key);
-        if (!raw.ok()) return raw.status();
-        if (raw->has_value() && DecodeMessage(**raw, answer)) {
-          auto c = LoadConversation(*txn, conversations_, answer.conversation_id);
+        auto answer = LoadMessage(*txn, messages_, tenant, **key);
+        if (!answer.ok()) return answer.status();
+        if (answer->has_value()) {
+          auto c = LoadConversation(*txn, conversations_, tenant, (*answer)->conversation_id);
           if (c.ok()) {
             ex.conversation = std::move(*c);
-            ex.assistant_message = std::move(answer);
+            ex.assistant_message = std::move(**answer);
             ex.replayed = true;
             return ex;
           }
@@ -273,21 +305,23 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
   }
   int64_t old_updated_at = -1;
   if (input.conversation_id) {
-    auto c = LoadConversation(*txn, conversations_, *input.conversation_id);
+    auto c = LoadConversation(*txn, conversations_, tenant, *input.conversation_id);
     if (!c.ok()) return c.status();
     ex.conversation = std::move(*c);
     old_updated_at = ex.conversation.updated_at;
     // Earlier messages, newest backwards, until the budget is spent.
     auto cur = Cursor::Open(*txn, messages_);
     if (!cur.ok()) return cur.status();
-    const std::string prefix = MessagePrefix(ex.conversation.id);
+    const std::string prefix = MessagePrefix(tenant, ex.conversation.id);
     size_t used = 0;
-    bool positioned = cur->SeekAtLeast(MessageKey(ex.conversation.id, ex.conversation.next_seq));
+    bool positioned =
+        cur->SeekAtLeast(MessageKey(tenant, ex.conversation.id, ex.conversation.next_seq));
     bool have = positioned ? cur->Prev() : cur->Last();
-    for (; have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Prev()) {
+    for (; have && HasPrefix(cur->key(), prefix); have = cur->Prev()) {
       Message m;
       if (!DecodeMessage(cur->value(), m)) continue;
       if (m.content.empty()) continue;
+      m.tenant = tenant;
       const size_t chars = Utf8Length(m.content);
       if (used + chars > input.history_budget_chars) break;
       used += chars;
@@ -295,9 +329,21 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
     }
     std::reverse(ex.history.begin(), ex.history.end());
   } else {
+    ex.conversation.tenant = tenant;
     ex.conversation.id = NewId("conv_");
     ex.conversation.title = TitleFrom(input.user_text);
     ex.conversation.created_at = now;
+  }
+  if (input.max_concurrent_streams > 0) {
+    auto cur = Cursor::Open(*txn, streaming_);
+    if (!cur.ok()) return cur.status();
+    if (CountRange(*cur, TenantPrefix(tenant)) >= input.max_concurrent_streams) {
+      return Status(ErrorKind::kRateLimited, "too_many_streams",
+                    "this API key's tenant already has " +
+                        std::to_string(input.max_concurrent_streams) +
+                        " answers streaming (RAGSTREAM_MAX_STREAMS_PER_TENANT); retry when one "
+                        "finishes");
+    }
   }
   Conversation& c = ex.conversation;
   c.updated_at = std::max(now, c.updated_at);
@@ -305,6 +351,7 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
 
   auto make = [&](const char* role, const char* status, std::string content) {
     Message m;
+    m.tenant = tenant;
     m.id = NewId("msg_");
     m.conversation_id = c.id;
     m.seq = c.next_seq++;
@@ -320,15 +367,15 @@ Result<Exchange> ConversationStore::BeginExchange(const BeginExchangeInput& inpu
   ex.assistant_message = make("assistant", kStatusStreaming, "");
   for (const Message* m : {&ex.user_message, &ex.assistant_message}) {
     if (Status s = PutMessage(*txn, *m); !s.ok()) return s;
-    if (Status s = txn->Put(message_ids_, m->id, MessageKey(m->conversation_id, m->seq)); !s.ok()) {
+    if (Status s = txn->Put(message_ids_, TenantKey(tenant, m->id), MessageKey(*m)); !s.ok()) {
       return s;
     }
   }
   if (!client_key.empty()) {
     if (Status s = txn->Put(client_ids_, client_key, ex.assistant_message.id); !s.ok()) return s;
   }
-  if (Status s =
-          txn->Put(streaming_, ex.assistant_message.id, MessageKey(c.id, ex.assistant_message.seq));
+  if (Status s = txn->Put(streaming_, TenantKey(tenant, ex.assistant_message.id),
+                          MessageKey(ex.assistant_message));
       !s.ok()) {
     return s;
   }
@@ -346,7 +393,7 @@ Status ConversationStore::SavePartials(const std::vector<Message>& messages) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   for (const Message& m : messages) {
-    auto current = txn->Get(messages_, MessageKey(m.conversation_id, m.seq));
+    auto current = txn->Get(messages_, MessageKey(m));
     if (!current.ok()) return current.status();
     Message stored;
     if (!current->has_value() || !DecodeMessage(**current, stored) ||
@@ -361,15 +408,16 @@ Status ConversationStore::SavePartials(const std::vector<Message>& messages) {
 Status ConversationStore::FinishMessage(const Message& message) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  auto c = LoadConversation(*txn, conversations_, message.conversation_id);
+  auto c = LoadConversation(*txn, conversations_, message.tenant, message.conversation_id);
   if (!c.ok()) {
     // The conversation was deleted while the answer streamed: nothing to save it into.
     return c.status();
   }
   if (Status s = PutMessage(*txn, message); !s.ok()) return s;
   if (message.status != kStatusStreaming) {
-    if (Status s = txn->Del(streaming_, message.id); !s.ok()) return s;
-    if (Status s = txn->Del(cancels_, message.id); !s.ok()) return s;
+    const std::string id_key = TenantKey(message.tenant, message.id);
+    if (Status s = txn->Del(streaming_, id_key); !s.ok()) return s;
+    if (Status s = txn->Del(cancels_, id_key); !s.ok()) return s;
   }
   int64_t old = c->updated_at;
   c->updated_at = std::max(NowMillis(), old);
@@ -377,30 +425,46 @@ Status ConversationStore::FinishMessage(const Message& message) {
   return txn->Commit();
 }
 
-Result<Message> ConversationStore::RequestCancel(const std::string& message_id) {
-  auto txn = Txn::BeginWrite(env_);
-  if (!txn.ok()) return txn.status();
-  auto key = txn->Get(message_ids_, message_id);
+namespace {
+Result<Message> FindMessage(const Txn& txn, MDB_dbi message_ids, MDB_dbi messages,
+                            std::string_view tenant, const std::string& message_id) {
+  auto key = txn.Get(message_ids, TenantKey(tenant, message_id));
   if (!key.ok()) return key.status();
   if (!key->has_value()) return Status::NotFound("message " + message_id + " not found");
-  auto raw = txn->Get(messages_, **key);
-  if (!raw.ok()) return raw.status();
-  Message m;
-  if (!raw->has_value() || !DecodeMessage(**raw, m)) {
-    return Status::NotFound("message " + message_id + " not found");
-  }
-  if (m.status != kStatusStreaming) return m;  // already finished: nothing to stop
-  if (Status s = txn->Put(cancels_, message_id, ""); !s.ok()) return s;
+  auto m = LoadMessage(txn, messages, tenant, **key);
+  if (!m.ok()) return m.status();
+  if (!m->has_value()) return Status::NotFound("message " + message_id + " not found");
+  return std::move(**m);
+}
+}  // namespace
+
+Result<Message> ConversationStore::RequestCancel(std::string_view tenant,
+                                                 const std::string& message_id) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto m = FindMessage(*txn, message_ids_, messages_, tenant, message_id);
+  if (!m.ok()) return m.status();
+  if (m->status != kStatusStreaming) return m;  // already finished: nothing to stop
+  if (Status s = txn->Put(cancels_, TenantKey(tenant, message_id), ""); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   return m;
 }
 
-Result<bool> ConversationStore::CancelRequested(const std::string& message_id) const {
+Result<bool> ConversationStore::CancelRequested(std::string_view tenant,
+                                                const std::string& message_id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto flag = txn->Get(cancels_, message_id);
+  auto flag = txn->Get(cancels_, TenantKey(tenant, message_id));
   if (!flag.ok()) return flag.status();
   return flag->has_value();
+}
+
+Result<size_t> ConversationStore::StreamingCount(std::string_view tenant) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, streaming_);
+  if (!cur.ok()) return cur.status();
+  return CountRange(*cur, TenantPrefix(tenant));
 }
 
 Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
@@ -452,84 +516,81 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
   return marked;
 }
 
-Result<Conversation> ConversationStore::GetConversation(const std::string& id) const {
+Result<Conversation> ConversationStore::GetConversation(std::string_view tenant,
+                                                        const std::string& id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  return LoadConversation(*txn, conversations_, id);
+  return LoadConversation(*txn, conversations_, tenant, id);
 }
 
 Result<std::vector<Message>> ConversationStore::ListMessages(
-    const std::string& conversation_id) const {
+    std::string_view tenant, const std::string& conversation_id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto c = LoadConversation(*txn, conversations_, conversation_id);
+  auto c = LoadConversation(*txn, conversations_, tenant, conversation_id);
   if (!c.ok()) return c.status();
   auto cur = Cursor::Open(*txn, messages_);
   if (!cur.ok()) return cur.status();
   std::vector<Message> out;
-  const std::string prefix = MessagePrefix(conversation_id);
-  for (bool have = cur->SeekAtLeast(prefix); have && cur->key().substr(0, prefix.size()) == prefix;
+  const std::string prefix = MessagePrefix(tenant, conversation_id);
+  for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
        have = cur->Next()) {
     Message m;
-    if (DecodeMessage(cur->value(), m)) out.push_back(std::move(m));
+    if (DecodeMessage(cur->value(), m)) {
+      m.tenant = tenant;
+      out.push_back(std::move(m));
+    }
   }
   return out;
 }
 
-Result<Message> ConversationStore::GetMessage(const std::string& message_id) const {
+Result<Message> ConversationStore::GetMessage(std::string_view tenant,
+                                              const std::string& message_id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto key = txn->Get(message_ids_, message_id);
-  if (!key.ok()) return key.status();
-  if (!key->has_value()) return Status::NotFound("message " + message_id + " not found");
-  auto raw = txn->Get(messages_, **key);
-  if (!raw.ok()) return raw.status();
-  Message m;
-  if (!raw->has_value() || !DecodeMessage(**raw, m)) {
-    return Status::NotFound("message " + message_id + " not found");
-  }
-  return m;
+  return FindMessage(*txn, message_ids_, messages_, tenant, message_id);
 }
 
-Result<ConversationPage> ConversationStore::ListConversations(size_t limit,
+Result<ConversationPage> ConversationStore::ListConversations(std::string_view tenant, size_t limit,
                                                               const std::string& cursor) const {
   if (limit == 0) return ConversationPage{};
   std::string start;
   if (!cursor.empty() && !FromHex(cursor, start)) {
     return Status::InvalidArgument("invalid_cursor", "cursor is not one this server returned");
   }
+  // The tenant's range of conv_by_updated: [prefix, prefix + 0xff...).
+  const std::string prefix = TenantPrefix(tenant);
+  const std::string end = TenantKey(tenant, std::string(9, '\xff'));
+  if (!start.empty()) start = prefix + start;
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   auto cur = Cursor::Open(*txn, by_updated_);
   if (!cur.ok()) return cur.status();
   ConversationPage page;
-  bool have;
-  if (start.empty()) {
-    have = cur->Last();
-  } else {
-    // Entries strictly older than the cursor: seek to it, then step back.
-    have = cur->SeekAtLeast(start) ? cur->Prev() : cur->Last();
-    while (have && cur->key() >= start) have = cur->Prev();
-  }
-  for (; have; have = cur->Prev()) {
+  // Entries strictly older than the cursor (or than the range's end): seek, then step back.
+  const std::string& bound = start.empty() ? end : start;
+  bool have = cur->SeekAtLeast(bound) ? cur->Prev() : cur->Last();
+  while (have && cur->key() >= bound) have = cur->Prev();
+  for (; have && HasPrefix(cur->key(), prefix); have = cur->Prev()) {
     if (page.conversations.size() == limit) {
       page.next_cursor =
           ToHex(EncodeBigEndian64(static_cast<uint64_t>(page.conversations.back().updated_at)) +
                 page.conversations.back().id);
       break;
     }
-    std::string id(cur->key().substr(8));
-    auto c = LoadConversation(*txn, conversations_, id);
+    std::string id(cur->key().substr(prefix.size() + 8));
+    auto c = LoadConversation(*txn, conversations_, tenant, id);
     if (c.ok()) page.conversations.push_back(std::move(*c));
   }
   return page;
 }
 
-Result<Conversation> ConversationStore::RenameConversation(const std::string& id,
+Result<Conversation> ConversationStore::RenameConversation(std::string_view tenant,
+                                                           const std::string& id,
                                                            const std::string& title) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  auto c = LoadConversation(*txn, conversations_, id);
+  auto c = LoadConversation(*txn, conversations_, tenant, id);
   if (!c.ok()) return c.status();
   int64_t old = c->updated_at;
   c->title = title;
@@ -539,33 +600,34 @@ Result<Conversation> ConversationStore::RenameConversation(const std::string& id
   return c;
 }
 
-Status ConversationStore::DeleteConversation(const std::string& id) {
+Status ConversationStore::DeleteConversation(std::string_view tenant, const std::string& id) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  auto c = LoadConversation(*txn, conversations_, id);
+  auto c = LoadConversation(*txn, conversations_, tenant, id);
   if (!c.ok()) return c.status();
   {
     auto cur = Cursor::Open(*txn, messages_);
     if (!cur.ok()) return cur.status();
-    const std::string prefix = MessagePrefix(id);
+    const std::string prefix = MessagePrefix(tenant, id);
     std::vector<std::string> message_ids;
-    for (bool have = cur->SeekAtLeast(prefix);
-         have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {
+    for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+         have = cur->Next()) {
       Message m;
       if (DecodeMessage(cur->value(), m)) message_ids.push_back(m.id);
     }
     for (const auto& mid : message_ids) {
-      if (Status s = txn->Del(message_ids_, mid); !s.ok()) return s;
-      if (Status s = txn->Del(streaming_, mid); !s.ok()) return s;
-      if (Status s = txn->Del(cancels_, mid); !s.ok()) return s;
+      const std::string id_key = TenantKey(tenant, mid);
+      if (Status s = txn->Del(message_ids_, id_key); !s.ok()) return s;
+      if (Status s = txn->Del(streaming_, id_key); !s.ok()) return s;
+      if (Status s = txn->Del(cancels_, id_key); !s.ok()) return s;
     }
     // Delete the message range; MDB_SET_RANGE after each delete keeps the cursor valid.
-    while (cur->SeekAtLeast(prefix) && cur->key().substr(0, prefix.size()) == prefix) {
+    while (cur->SeekAtLeast(prefix) && HasPrefix(cur->key(), prefix)) {
       if (Status s = cur->DelCurrent(); !s.ok()) return s;
     }
   }
-  if (Status s = txn->Del(by_updated_, UpdatedKey(c->updated_at, id)); !s.ok()) return s;
-  if (Status s = txn->Del(conversations_, id); !s.ok()) return s;
+  if (Status s = txn->Del(by_updated_, UpdatedKey(tenant, c->updated_at, id)); !s.ok()) return s;
+  if (Status s = txn->Del(conversations_, TenantKey(tenant, id)); !s.ok()) return s;
   return txn->Commit();
 }
 

@@ -1,17 +1,20 @@
 // Conversations and their messages in the LMDB environment.
 //
-// Databases:
-//   conversations    conversation id -> Conversation (JSON)
-//   messages         conversation id + '/' + big-endian seq -> Message (JSON)
-//   message_ids      message id -> messages key (resume and cancel find a message by id)
-//   conv_by_updated  big-endian updated_at ms + conversation id -> "" (newest-first listing)
-//   streaming        message id -> messages key, for every answer still `streaming` (orphans)
-//   cancel_requests  message id -> "" when any worker was asked to stop that answer
-//   client_ids       conversation id (or "" for a new one) + 0x1f + client_message_id ->
+// Databases (every key starts with the tenant's name and '/': see tenant_key.h):
+//   conversations    T/conversation id -> Conversation (JSON)
+//   messages         T/conversation id + '/' + big-endian seq -> Message (JSON)
+//   message_ids      T/message id -> messages key (resume and cancel find a message by id)
+//   conv_by_updated  T/big-endian updated_at ms + conversation id -> "" (newest first)
+//   streaming        T/message id -> messages key, for every answer still `streaming`
+//                    (orphans; and a tenant's concurrent streams are its range's size)
+//   cancel_requests  T/message id -> "" when any worker was asked to stop that answer
+//   client_ids       T/conversation id (or "" for a new one) + 0x1f + client_message_id ->
 //                    the answer's message id (idempotent sends)
 //
-// Every method runs in its own short transaction and is safe to call from any thread of any
-// worker process sharing the environment. Writes are durable when they return Ok.
+// Every method that takes an id takes the tenant too, and finds only that tenant's records:
+// another tenant's id is NotFound exactly like an unknown one. Every method runs in its own
+// short transaction and is safe to call from any thread of any worker process sharing the
+// environment. Writes are durable when they return Ok.
 #pragma once
 
 #include <cstdint>
@@ -39,6 +42,7 @@ inline constexpr const char* kStatusCancelled = "cancelled";
 inline constexpr const char* kStatusInterrupted = "interrupted";  // its worker died
 
 struct Message {
+  std::string tenant;  // part of the key, not of the stored value
   std::string id;
   std::string conversation_id;
   uint64_t seq = 0;
@@ -61,6 +65,7 @@ struct Message {
 };
 
 struct Conversation {
+  std::string tenant;  // part of the key, not of the stored value
   std::string id;
   std::string title;
   std::string language;  // language of the last question ("" before the first)
@@ -80,6 +85,9 @@ struct BeginExchangeInput {
   std::string user_text;
   std::string language;
   size_t history_budget_chars = 8000;
+  // The tenant's answers that may be streaming at once (0: no limit). Counted inside the
+  // write transaction, so concurrent sends on any worker cannot overshoot it.
+  size_t max_concurrent_streams = 0;
 };
 
 struct Exchange {
@@ -100,13 +108,15 @@ class ConversationStore {
   explicit ConversationStore(const Env& env);
 
   // One transaction: creates or loads the conversation, appends the user message
-  // (complete) and the assistant message (streaming). NotFound if the id is unknown.
+  // (complete) and the assistant message (streaming). NotFound if the id is unknown;
+  // RateLimited (too_many_streams) when the tenant already streams its maximum.
   // `client_message_id` (optional) makes the send idempotent: a retry with the same id, in
   // the same conversation (or, without one, among new conversations), writes nothing and
   // returns the earlier exchange with `replayed` set.
-  Result<Exchange> BeginExchange(const BeginExchangeInput& input,
+  Result<Exchange> BeginExchange(std::string_view tenant, const BeginExchangeInput& input,
                                  std::string_view client_message_id = {});
 
+  // The methods taking a Message find it by its tenant, conversation and seq.
   // Saves partial content of a streaming message and refreshes its heartbeat; skipped (Ok)
   // when the stored message is no longer streaming or was deleted with its conversation.
   Status SavePartial(const Message& message);
@@ -120,23 +130,29 @@ class ConversationStore {
 
   // Asks whichever worker streams `message_id` to stop it (a flag it polls). Returns the
   // message as stored; its status says whether it was still running. NotFound if unknown.
-  Result<Message> RequestCancel(const std::string& message_id);
+  Result<Message> RequestCancel(std::string_view tenant, const std::string& message_id);
   // Whether RequestCancel was called for a message that is still streaming.
-  Result<bool> CancelRequested(const std::string& message_id) const;
+  Result<bool> CancelRequested(std::string_view tenant, const std::string& message_id) const;
+  // How many of the tenant's answers are streaming now (on any worker).
+  Result<size_t> StreamingCount(std::string_view tenant) const;
 
   // Marks `interrupted` every answer still `streaming` whose heartbeat (updated_at, refreshed
   // by partial saves) is older than `max_age_ms`: its worker died. Returns how many. Cheap
-  // when there is nothing to do (a read transaction).
+  // when there is nothing to do (a read transaction). Covers every tenant.
   Result<int> MarkOrphans(int64_t max_age_ms);
 
-  Result<Conversation> GetConversation(const std::string& id) const;
-  Result<std::vector<Message>> ListMessages(const std::string& conversation_id) const;
-  Result<Message> GetMessage(const std::string& message_id) const;
-  // Newest first. `cursor` is the next_cursor of the previous page ("" for the first).
-  Result<ConversationPage> ListConversations(size_t limit, const std::string& cursor) const;
-  Result<Conversation> RenameConversation(const std::string& id, const std::string& title);
+  Result<Conversation> GetConversation(std::string_view tenant, const std::string& id) const;
+  Result<std::vector<Message>> ListMessages(std::string_view tenant,
+                                            const std::string& conversation_id) const;
+  Result<Message> GetMessage(std::string_view tenant, const std::string& message_id) const;
+  // The tenant's conversations, newest first. `cursor` is the next_cursor of the previous
+  // page ("" for the first).
+  Result<ConversationPage> ListConversations(std::string_view tenant, size_t limit,
+                                             const std::string& cursor) const;
+  Result<Conversation> RenameConversation(std::string_view tenant, const std::string& id,
+                                          const std::string& title);
   // Deletes the conversation and all its messages. NotFound if unknown.
-  Status DeleteConversation(const std::string& id);
+  Status DeleteConversation(std::string_view tenant, const std::string& id);
 
  private:
   Status PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at);

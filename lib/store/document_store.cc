@@ -1,14 +1,36 @@
 #include "lib/store/document_store.h"
 
 #include <algorithm>
+#include <cstring>
 
 #include "lib/core/json.h"
+#include "lib/store/tenant_key.h"
 
 namespace ragstream::store {
 namespace {
 
-std::string ChunkKey(std::string_view doc, uint32_t index) {
-  return std::string(doc) + EncodeBigEndian64(index).substr(4);
+std::string ChunkKey(std::string_view tenant, std::string_view doc, uint32_t index) {
+  return TenantKey(tenant, doc) + EncodeBigEndian64(index).substr(4);
+}
+// Written into index_meta by the first worker; see CheckIndexIdentity.
+constexpr const char* kStoreLayout = "tenant-keys-v1";
+
+std::string DocCountKey(std::string_view tenant) {
+  return "doc_count/" + std::string(tenant);
+}
+
+uint64_t ReadCount(std::string_view v) {
+  uint64_t x = 0;
+  if (v.size() == sizeof x) std::memcpy(&x, v.data(), sizeof x);
+  return x;
+}
+Status AddToCount(Txn& txn, MDB_dbi meta, std::string_view tenant, int64_t delta) {
+  auto cur = txn.Get(meta, DocCountKey(tenant));
+  if (!cur.ok()) return cur.status();
+  int64_t value = static_cast<int64_t>(cur->has_value() ? ReadCount(**cur) : 0) + delta;
+  uint64_t stored = static_cast<uint64_t>(std::max<int64_t>(0, value));
+  return txn.Put(meta, DocCountKey(tenant),
+                 std::string_view(reinterpret_cast<const char*>(&stored), sizeof stored));
 }
 
 std::string EncodeChunk(const ChunkRecord& c) {
@@ -55,8 +77,9 @@ bool DecodeChunk(std::string_view json, ChunkRecord& c) {
   return true;
 }
 
-Result<DocumentRecord> LoadDocument(const Txn& txn, MDB_dbi dbi, const std::string& id) {
-  auto raw = txn.Get(dbi, id);
+Result<DocumentRecord> LoadDocument(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
+                                    const std::string& id) {
+  auto raw = txn.Get(dbi, TenantKey(tenant, id));
   if (!raw.ok()) return raw.status();
   DocumentRecord d;
   if (!raw->has_value() || !DecodeDocument(**raw, d)) {
@@ -135,7 +158,19 @@ DocumentStore::DocumentStore(const Env& env, int shards)
 Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t dimension) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  const std::string want[3][2] = {{"embedder", embedder},
+  // Stores made before tenants keyed records by bare ids; this version would not see them.
+  auto layout = txn->Get(meta_, "layout");
+  if (!layout.ok()) return layout.status();
+  auto embedder_entry = txn->Get(meta_, "embedder");
+  if (!embedder_entry.ok()) return embedder_entry.status();
+  if (!layout->has_value() && embedder_entry->has_value()) {
+    return Status(ErrorKind::kInvalidArgument, "old_store_layout",
+                  "this store was made by a ragstream without tenants (ids are not keyed by "
+                  "tenant); export its conversations and documents with the old version, then "
+                  "use a new RAGSTREAM_DATA_DIR and re-ingest");
+  }
+  const std::string want[4][2] = {{"layout", kStoreLayout},
+                                  {"embedder", embedder},
                                   {"dimension", std::to_string(dimension)},
                                   {"shards", std::to_string(shards_)}};
   bool wrote = false;
@@ -155,31 +190,45 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
   return wrote ? txn->Commit() : Status::Ok();
 }
 
-Result<AddResult> DocumentStore::Add(const NewDocument& doc) {
+Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument& doc,
+                                     uint64_t max_documents) {
   if (doc.vectors.size() != doc.chunks.size() * doc.dimension) {
     return Status::Internal("vector count does not match chunk count");
   }
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   // Checked inside the write transaction, so two concurrent identical uploads store one.
-  auto existing = txn->Get(by_hash_, doc.record.content_hash);
+  auto existing = txn->Get(by_hash_, TenantKey(tenant, doc.record.content_hash));
   if (!existing.ok()) return existing.status();
   if (existing->has_value()) {
-    auto rec = LoadDocument(*txn, documents_, std::string(**existing));
+    auto rec = LoadDocument(*txn, documents_, tenant, std::string(**existing));
     if (rec.ok()) return AddResult{std::move(*rec), false};
+  }
+  if (max_documents > 0) {
+    auto count = txn->Get(meta_, DocCountKey(tenant));
+    if (!count.ok()) return count.status();
+    if (count->has_value() && ReadCount(**count) >= max_documents) {
+      return Status(ErrorKind::kForbidden, "document_limit",
+                    "this API key's tenant already holds " + std::to_string(max_documents) +
+                        " documents (RAGSTREAM_MAX_DOCUMENTS_PER_TENANT); delete some first");
+    }
   }
   // The record's chunk count is what Delete walks: it comes from the chunks themselves.
   DocumentRecord r = doc.record;
   r.chunk_count = static_cast<uint32_t>(doc.chunks.size());
-  if (Status s = txn->Put(documents_, r.id, EncodeDocument(r)); !s.ok()) return s;
-  if (Status s = txn->Put(text_, r.id, doc.text); !s.ok()) return s;
-  if (Status s = txn->Put(by_hash_, r.content_hash, r.id); !s.ok()) return s;
+  const std::string key = TenantKey(tenant, r.id);
+  if (Status s = txn->Put(documents_, key, EncodeDocument(r)); !s.ok()) return s;
+  if (Status s = txn->Put(text_, key, doc.text); !s.ok()) return s;
+  if (Status s = txn->Put(by_hash_, TenantKey(tenant, r.content_hash), r.id); !s.ok()) return s;
+  if (Status s = AddToCount(*txn, meta_, tenant, 1); !s.ok()) return s;
   for (const ChunkRecord& c : doc.chunks) {
-    if (Status s = txn->Put(chunks_, ChunkKey(r.id, c.index), EncodeChunk(c)); !s.ok()) return s;
-    if (Status s = lexical_.Add(*txn, r.id, c.index, c.terms); !s.ok()) return s;
+    if (Status s = txn->Put(chunks_, ChunkKey(tenant, r.id, c.index), EncodeChunk(c)); !s.ok()) {
+      return s;
+    }
+    if (Status s = lexical_.Add(*txn, tenant, r.id, c.index, c.terms); !s.ok()) return s;
   }
   if (!doc.chunks.empty()) {
-    if (Status s = vectors_.Put(*txn, r.id, doc.vectors.data(),
+    if (Status s = vectors_.Put(*txn, tenant, r.id, doc.vectors.data(),
                                 static_cast<uint32_t>(doc.chunks.size()), doc.dimension);
         !s.ok()) {
       return s;
@@ -189,28 +238,30 @@ Result<AddResult> DocumentStore::Add(const NewDocument& doc) {
   return AddResult{r, true};
 }
 
-Result<DocumentRecord> DocumentStore::Get(const std::string& id) const {
+Result<DocumentRecord> DocumentStore::Get(std::string_view tenant, const std::string& id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  return LoadDocument(*txn, documents_, id);
+  return LoadDocument(*txn, documents_, tenant, id);
 }
 
-Result<std::string> DocumentStore::GetText(const std::string& id) const {
+Result<std::string> DocumentStore::GetText(std::string_view tenant, const std::string& id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto raw = txn->Get(text_, id);
+  auto raw = txn->Get(text_, TenantKey(tenant, id));
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) return Status::NotFound("document " + id + " not found");
   return std::string(**raw);
 }
 
-Result<std::vector<DocumentRecord>> DocumentStore::List() const {
+Result<std::vector<DocumentRecord>> DocumentStore::List(std::string_view tenant) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   auto cur = Cursor::Open(*txn, documents_);
   if (!cur.ok()) return cur.status();
   std::vector<DocumentRecord> out;
-  for (bool have = cur->First(); have; have = cur->Next()) {
+  const std::string prefix = TenantPrefix(tenant);
+  for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+       have = cur->Next()) {
     DocumentRecord d;
     if (DecodeDocument(cur->value(), d)) out.push_back(std::move(d));
   }
@@ -220,7 +271,15 @@ Result<std::vector<DocumentRecord>> DocumentStore::List() const {
   return out;
 }
 
-Result<uint64_t> DocumentStore::Count() const {
+Result<uint64_t> DocumentStore::Count(std::string_view tenant) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto count = txn->Get(meta_, DocCountKey(tenant));
+  if (!count.ok()) return count.status();
+  return count->has_value() ? ReadCount(**count) : 0;
+}
+
+Result<uint64_t> DocumentStore::CountAll() const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   MDB_stat stat;
@@ -228,32 +287,35 @@ Result<uint64_t> DocumentStore::Count() const {
   return static_cast<uint64_t>(stat.ms_entries);
 }
 
-Status DocumentStore::Delete(const std::string& id) {
+Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  auto rec = LoadDocument(*txn, documents_, id);
+  auto rec = LoadDocument(*txn, documents_, tenant, id);
   if (!rec.ok()) return rec.status();
   for (uint32_t i = 0; i < rec->chunk_count; ++i) {
-    const std::string key = ChunkKey(id, i);
+    const std::string key = ChunkKey(tenant, id, i);
     auto raw = txn->Get(chunks_, key);
     if (!raw.ok()) return raw.status();
     ChunkRecord chunk;
     if (raw->has_value() && DecodeChunk(**raw, chunk)) {
-      if (Status s = lexical_.Remove(*txn, id, i, chunk.terms); !s.ok()) return s;
+      if (Status s = lexical_.Remove(*txn, tenant, id, i, chunk.terms); !s.ok()) return s;
     }
     if (Status s = txn->Del(chunks_, key); !s.ok()) return s;
   }
-  if (Status s = vectors_.Delete(*txn, id); !s.ok()) return s;
-  if (Status s = txn->Del(by_hash_, rec->content_hash); !s.ok()) return s;
-  if (Status s = txn->Del(text_, id); !s.ok()) return s;
-  if (Status s = txn->Del(documents_, id); !s.ok()) return s;
+  if (Status s = vectors_.Delete(*txn, tenant, id); !s.ok()) return s;
+  if (Status s = txn->Del(by_hash_, TenantKey(tenant, rec->content_hash)); !s.ok()) return s;
+  const std::string key = TenantKey(tenant, id);
+  if (Status s = txn->Del(text_, key); !s.ok()) return s;
+  if (Status s = txn->Del(documents_, key); !s.ok()) return s;
+  if (Status s = AddToCount(*txn, meta_, tenant, -1); !s.ok()) return s;
   return txn->Commit();
 }
 
-Result<ChunkRecord> DocumentStore::GetChunk(const std::string& document_id, uint32_t index) const {
+Result<ChunkRecord> DocumentStore::GetChunk(std::string_view tenant, const std::string& document_id,
+                                            uint32_t index) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto raw = txn->Get(chunks_, ChunkKey(document_id, index));
+  auto raw = txn->Get(chunks_, ChunkKey(tenant, document_id, index));
   if (!raw.ok()) return raw.status();
   ChunkRecord c;
   if (!raw->has_value() || !DecodeChunk(**raw, c)) {
@@ -262,12 +324,13 @@ Result<ChunkRecord> DocumentStore::GetChunk(const std::string& document_id, uint
   return c;
 }
 
-Result<std::vector<std::string>> DocumentStore::Missing(const std::vector<std::string>& ids) const {
+Result<std::vector<std::string>> DocumentStore::Missing(std::string_view tenant,
+                                                        const std::vector<std::string>& ids) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   std::vector<std::string> missing;
   for (const auto& id : ids) {
-    auto raw = txn->Get(documents_, id);
+    auto raw = txn->Get(documents_, TenantKey(tenant, id));
     if (!raw.ok()) return raw.status();
     if (!raw->has_value()) missing.push_back(id);
   }

@@ -2,11 +2,18 @@
 // deleting a document touches the document record, its text, its content-hash entry, its
 // chunks, its vectors and its lexical postings in one transaction.
 //
-//   documents    document id -> DocumentRecord (JSON)
-//   doc_text     document id -> the original text
-//   doc_by_hash  sha256 of the text -> document id (identical content is stored once)
-//   chunks       document id + big-endian chunk index -> ChunkRecord (JSON)
-//   index_meta   "embedder", "dimension", "shards": what the vector index was built with
+// Every document belongs to a tenant, and every key below starts with the tenant's name and
+// '/' (tenant_key.h): a tenant sees, searches and deletes only its own documents, and another
+// tenant's document id is NotFound exactly like an unknown one.
+//
+//   documents    T/document id -> DocumentRecord (JSON)
+//   doc_text     T/document id -> the original text
+//   doc_by_hash  T/sha256 of the text -> document id (identical content is stored once per
+//                tenant: deduplicating across tenants would tell one what another holds)
+//   chunks       T/document id + big-endian chunk index -> ChunkRecord (JSON)
+//   index_meta   "layout" (the key layout), "embedder", "dimension", "shards": what the
+//                store and its vector index were made with;
+//                "doc_count/T" -> u64 documents of tenant T (its limit is checked in Add)
 #pragma once
 
 #include <cstdint>
@@ -59,20 +66,29 @@ class DocumentStore {
   DocumentStore(const Env& env, int shards);
 
   // Records the embedder on first use; afterwards a different name, dimension or shard
-  // count is an error naming both, since vectors from another embedder would be garbage.
+  // count is an error naming both, since vectors from another embedder would be garbage. A
+  // store made before tenants (no "layout") is refused: its records would be invisible.
   Status CheckIndexIdentity(const std::string& embedder, uint32_t dimension);
 
-  Result<AddResult> Add(const NewDocument& doc);
-  Result<DocumentRecord> Get(const std::string& id) const;
-  Result<std::string> GetText(const std::string& id) const;
-  // Newest first.
-  Result<std::vector<DocumentRecord>> List() const;
-  Result<uint64_t> Count() const;
+  // `max_documents` > 0: a tenant that already holds that many gets document_limit (403)
+  // and nothing is written; checked inside the write transaction.
+  Result<AddResult> Add(std::string_view tenant, const NewDocument& doc,
+                        uint64_t max_documents = 0);
+  Result<DocumentRecord> Get(std::string_view tenant, const std::string& id) const;
+  Result<std::string> GetText(std::string_view tenant, const std::string& id) const;
+  // The tenant's documents, newest first.
+  Result<std::vector<DocumentRecord>> List(std::string_view tenant) const;
+  // The tenant's documents.
+  Result<uint64_t> Count(std::string_view tenant) const;
+  // Documents of every tenant (for health and metrics).
+  Result<uint64_t> CountAll() const;
   // Removes the document and everything derived from it. NotFound if unknown.
-  Status Delete(const std::string& id);
-  Result<ChunkRecord> GetChunk(const std::string& document_id, uint32_t index) const;
-  // The ids among `ids` that do not exist.
-  Result<std::vector<std::string>> Missing(const std::vector<std::string>& ids) const;
+  Status Delete(std::string_view tenant, const std::string& id);
+  Result<ChunkRecord> GetChunk(std::string_view tenant, const std::string& document_id,
+                               uint32_t index) const;
+  // The ids among `ids` that the tenant does not have.
+  Result<std::vector<std::string>> Missing(std::string_view tenant,
+                                           const std::vector<std::string>& ids) const;
 
   const VectorIndex& vectors() const { return vectors_; }
   const LexicalIndex& lexical() const { return lexical_; }

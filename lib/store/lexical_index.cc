@@ -6,14 +6,17 @@
 #include <map>
 #include <unordered_map>
 
+#include "lib/store/tenant_key.h"
+
 namespace ragstream::store {
 namespace {
 
 constexpr double kK1 = 1.2;
 constexpr double kB = 0.75;
 
-std::string PostingKey(std::string_view term, std::string_view doc, uint32_t chunk) {
-  std::string key(term);
+std::string PostingKey(std::string_view tenant, std::string_view term, std::string_view doc,
+                       uint32_t chunk) {
+  std::string key = TenantKey(tenant, term);
   key.push_back('\0');
   key.append(doc);
   key.append(EncodeBigEndian64(chunk).substr(4));
@@ -37,9 +40,17 @@ std::string U64(uint64_t x) {
   return std::string(reinterpret_cast<const char*>(&x), sizeof x);
 }
 
-// LMDB keys are at most 511 bytes and a posting key is the term plus ~33 bytes: longer
-// terms (the tokenizer keeps them under 64 bytes) are never indexed.
+// LMDB keys are at most 511 bytes and a posting key is the term plus at most 65 bytes of
+// tenant and ~33 of document and chunk: longer terms (the tokenizer keeps them under 64
+// bytes) are never indexed.
 constexpr size_t kMaxTermBytes = 400;
+
+std::string ChunksKey(std::string_view tenant) {
+  return "lex_chunks/" + std::string(tenant);
+}
+std::string TokensKey(std::string_view tenant) {
+  return "lex_tokens/" + std::string(tenant);
+}
 
 std::map<std::string, uint32_t> TermFrequencies(const std::vector<std::string>& terms) {
   std::map<std::string, uint32_t> tf;
@@ -72,9 +83,10 @@ LexicalIndex::LexicalIndex(const Env& env)
       df_(env.Dbi("lex_df")),
       meta_(env.Dbi("index_meta")) {}
 
-Status LexicalIndex::AdjustTotals(Txn& txn, int64_t chunks, int64_t tokens) {
-  for (auto [name, delta] : {std::pair<const char*, int64_t>{"lex_chunks", chunks},
-                             std::pair<const char*, int64_t>{"lex_tokens", tokens}}) {
+Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks,
+                                  int64_t tokens) {
+  for (auto [name, delta] : {std::pair<std::string, int64_t>{ChunksKey(tenant), chunks},
+                             std::pair<std::string, int64_t>{TokensKey(tenant), tokens}}) {
     auto cur = txn.Get(meta_, name);
     if (!cur.ok()) return cur.status();
     int64_t value = static_cast<int64_t>(cur->has_value() ? ReadU64(**cur) : 0) + delta;
@@ -86,45 +98,49 @@ Status LexicalIndex::AdjustTotals(Txn& txn, int64_t chunks, int64_t tokens) {
   return Status::Ok();
 }
 
-Status LexicalIndex::Add(Txn& txn, std::string_view document_id, uint32_t chunk_index,
-                         const std::vector<std::string>& terms) {
+Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view document_id,
+                         uint32_t chunk_index, const std::vector<std::string>& terms) {
   const uint32_t len = static_cast<uint32_t>(terms.size());
   for (const auto& [term, tf] : TermFrequencies(terms)) {
-    if (Status s =
-            txn.Put(postings_, PostingKey(term, document_id, chunk_index), U32(tf) + U32(len));
+    if (Status s = txn.Put(postings_, PostingKey(tenant, term, document_id, chunk_index),
+                           U32(tf) + U32(len));
         !s.ok()) {
       return s;
     }
-    auto df = txn.Get(df_, term);
+    const std::string df_key = TenantKey(tenant, term);
+    auto df = txn.Get(df_, df_key);
     if (!df.ok()) return df.status();
     uint32_t next = (df->has_value() ? ReadU32(**df) : 0) + 1;
-    if (Status s = txn.Put(df_, term, U32(next)); !s.ok()) return s;
+    if (Status s = txn.Put(df_, df_key, U32(next)); !s.ok()) return s;
   }
-  return AdjustTotals(txn, 1, len);
+  return AdjustTotals(txn, tenant, 1, len);
 }
 
-Status LexicalIndex::Remove(Txn& txn, std::string_view document_id, uint32_t chunk_index,
-                            const std::vector<std::string>& terms) {
+Status LexicalIndex::Remove(Txn& txn, std::string_view tenant, std::string_view document_id,
+                            uint32_t chunk_index, const std::vector<std::string>& terms) {
   for (const auto& [term, tf] : TermFrequencies(terms)) {
-    if (Status s = txn.Del(postings_, PostingKey(term, document_id, chunk_index)); !s.ok()) {
+    if (Status s = txn.Del(postings_, PostingKey(tenant, term, document_id, chunk_index));
+        !s.ok()) {
       return s;
     }
-    auto df = txn.Get(df_, term);
+    const std::string df_key = TenantKey(tenant, term);
+    auto df = txn.Get(df_, df_key);
     if (!df.ok()) return df.status();
     uint32_t current = df->has_value() ? ReadU32(**df) : 0;
-    Status s = current <= 1 ? txn.Del(df_, term) : txn.Put(df_, term, U32(current - 1));
+    Status s = current <= 1 ? txn.Del(df_, df_key) : txn.Put(df_, df_key, U32(current - 1));
     if (!s.ok()) return s;
   }
-  return AdjustTotals(txn, -1, -static_cast<int64_t>(terms.size()));
+  return AdjustTotals(txn, tenant, -1, -static_cast<int64_t>(terms.size()));
 }
 
-Result<std::vector<LexicalHit>> LexicalIndex::Search(const std::vector<std::string>& query_terms,
+Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
+                                                     const std::vector<std::string>& query_terms,
                                                      size_t k,
                                                      const std::vector<std::string>& filter) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto chunks = txn->Get(meta_, "lex_chunks");
-  auto tokens = txn->Get(meta_, "lex_tokens");
+  auto chunks = txn->Get(meta_, ChunksKey(tenant));
+  auto tokens = txn->Get(meta_, TokensKey(tenant));
   if (!chunks.ok()) return chunks.status();
   if (!tokens.ok()) return tokens.status();
   uint64_t n = chunks->has_value() ? ReadU64(**chunks) : 0;
@@ -138,11 +154,11 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(const std::vector<std::stri
   if (!cur.ok()) return cur.status();
   for (const auto& [term, query_tf] : TermFrequencies(query_terms)) {
     (void)query_tf;
-    auto df = txn->Get(df_, term);
+    auto df = txn->Get(df_, TenantKey(tenant, term));
     if (!df.ok()) return df.status();
     if (!df->has_value()) continue;
     double idf = Bm25Idf(n, ReadU32(**df));
-    std::string prefix = term;
+    std::string prefix = TenantKey(tenant, term);
     prefix.push_back('\0');
     for (bool have = cur->SeekAtLeast(prefix);
          have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {

@@ -1,8 +1,11 @@
 // The lexical index: BM25 over chunks, as postings in the LMDB environment.
 //
-//   lex_postings  term + '\0' + document id + big-endian chunk index -> u32 tf, u32 chunk length
-//   lex_df        term -> u32 number of chunks containing it
-//   index_meta    "lex_chunks", "lex_tokens" -> u64 totals (for IDF and average length)
+//   lex_postings  T/term + '\0' + document id + big-endian chunk index -> u32 tf, u32 length
+//   lex_df        T/term -> u32 number of the tenant's chunks containing it
+//   index_meta    "lex_chunks/T", "lex_tokens/T" -> u64 totals (for IDF and average length)
+//
+// T is the tenant (tenant_key.h): each tenant has its own postings and its own statistics,
+// so neither its results nor its scores depend on what other tenants hold.
 //
 // Terms come from rag::Tokenize (the caller tokenizes; this module only stores and scores).
 #pragma once
@@ -32,19 +35,20 @@ class LexicalIndex {
   explicit LexicalIndex(const Env& env);
 
   // Within `txn`: indexes a chunk's terms (with repetition; order does not matter).
-  Status Add(Txn& txn, std::string_view document_id, uint32_t chunk_index,
+  Status Add(Txn& txn, std::string_view tenant, std::string_view document_id, uint32_t chunk_index,
              const std::vector<std::string>& terms);
   // Within `txn`: removes what Add(...) with the same terms added.
-  Status Remove(Txn& txn, std::string_view document_id, uint32_t chunk_index,
-                const std::vector<std::string>& terms);
+  Status Remove(Txn& txn, std::string_view tenant, std::string_view document_id,
+                uint32_t chunk_index, const std::vector<std::string>& terms);
 
-  // Top-k chunks by BM25 for the query terms, highest first. A non-empty `filter` restricts
-  // to those document ids. Thread-safe.
-  Result<std::vector<LexicalHit>> Search(const std::vector<std::string>& query_terms, size_t k,
+  // The tenant's top-k chunks by BM25 for the query terms, highest first. A non-empty
+  // `filter` restricts to those document ids. Thread-safe.
+  Result<std::vector<LexicalHit>> Search(std::string_view tenant,
+                                         const std::vector<std::string>& query_terms, size_t k,
                                          const std::vector<std::string>& filter) const;
 
  private:
-  Status AdjustTotals(Txn& txn, int64_t chunks, int64_t tokens);
+  Status AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks, int64_t tokens);
 
   const Env& env_;
   MDB_dbi postings_, df_, meta_;

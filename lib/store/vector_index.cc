@@ -5,6 +5,8 @@
 #include <future>
 #include <queue>
 
+#include "lib/store/tenant_key.h"
+
 namespace ragstream::store {
 namespace {
 
@@ -84,21 +86,21 @@ int VectorIndex::ShardOf(std::string_view document_id) const {
   return static_cast<int>(Fnv1a(document_id) % dbis_.size());
 }
 
-Status VectorIndex::Put(Txn& txn, std::string_view document_id, const float* vectors,
-                        uint32_t count, uint32_t dim) {
+Status VectorIndex::Put(Txn& txn, std::string_view tenant, std::string_view document_id,
+                        const float* vectors, uint32_t count, uint32_t dim) {
   std::string value(kHeaderBytes + sizeof(float) * count * dim, '\0');
   uint32_t header[4] = {kMagic, count, dim, 0};
   std::memcpy(value.data(), header, sizeof header);
   std::memcpy(value.data() + kHeaderBytes, vectors, sizeof(float) * count * dim);
-  return txn.Put(dbis_[ShardOf(document_id)], document_id, value);
+  return txn.Put(dbis_[ShardOf(document_id)], TenantKey(tenant, document_id), value);
 }
 
-Status VectorIndex::Delete(Txn& txn, std::string_view document_id) {
-  return txn.Del(dbis_[ShardOf(document_id)], document_id);
+Status VectorIndex::Delete(Txn& txn, std::string_view tenant, std::string_view document_id) {
+  return txn.Del(dbis_[ShardOf(document_id)], TenantKey(tenant, document_id));
 }
 
-Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_t k,
-                              const std::vector<std::string>& filter,
+Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim,
+                              size_t k, const std::vector<std::string>& filter,
                               std::vector<VectorHit>& out) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
@@ -106,8 +108,10 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
   if (!cur.ok()) return cur.status();
   std::priority_queue<ScanHit, std::vector<ScanHit>, MinFirst> heap;
   std::vector<float> unaligned;
-  for (bool have = cur->First(); have; have = cur->Next()) {
-    std::string_view key = cur->key();
+  const std::string prefix = TenantPrefix(tenant);
+  for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+       have = cur->Next()) {
+    std::string_view key = cur->key().substr(prefix.size());  // the document id
     if (!filter.empty() && std::find(filter.begin(), filter.end(), key) == filter.end()) continue;
     std::string_view value = cur->value();
     if (value.size() < kHeaderBytes) {
@@ -147,17 +151,18 @@ Status VectorIndex::ScanShard(int shard, const float* query, uint32_t dim, size_
   return Status::Ok();
 }
 
-Result<std::vector<VectorHit>> VectorIndex::Search(const float* query, uint32_t dim, size_t k,
+Result<std::vector<VectorHit>> VectorIndex::Search(std::string_view tenant, const float* query,
+                                                   uint32_t dim, size_t k,
                                                    const std::vector<std::string>& filter) const {
   if (k == 0) return std::vector<VectorHit>();
   std::vector<std::vector<VectorHit>> partial(dbis_.size());
   std::vector<std::future<Status>> others;
   for (size_t s = 1; s < dbis_.size(); ++s) {
     others.push_back(std::async(std::launch::async, [&, s] {
-      return ScanShard(static_cast<int>(s), query, dim, k, filter, partial[s]);
+      return ScanShard(static_cast<int>(s), tenant, query, dim, k, filter, partial[s]);
     }));
   }
-  Status first = ScanShard(0, query, dim, k, filter, partial[0]);
+  Status first = ScanShard(0, tenant, query, dim, k, filter, partial[0]);
   std::vector<VectorHit> all;
   for (auto& f : others) {
     Status s = f.get();

@@ -1,11 +1,12 @@
 // The vector index: S shard databases (vec.0 ... vec.S-1) in the LMDB environment.
 //
-// Layout: one value per document, keyed by the document id, holding the vectors of all its
-// chunks back to back as raw little-endian float32 (chunk i is row i), after a 16-byte
-// header. A document lives in shard Fnv1a(id) % S. Search scores the vectors in place in the
-// memory map -- no per-process copy of the index, every worker shares the page cache -- and
-// each value is one contiguous run of vectors (large ones sit on contiguous overflow pages),
-// so the scan streams memory rather than hopping between small values.
+// Layout: one value per document, keyed by tenant + '/' + document id (tenant_key.h),
+// holding the vectors of all its chunks back to back as raw little-endian float32 (chunk i is
+// row i), after a 16-byte header. A document lives in shard Fnv1a(id) % S. A search scans
+// only the tenant's key range of each shard, so it neither sees nor pays for other tenants. Search
+// scores the vectors in place in the memory map -- no per-process copy of the index, every worker
+// shares the page cache -- and each value is one contiguous run of vectors (large ones sit on
+// contiguous overflow pages), so the scan streams memory rather than hopping between small values.
 #pragma once
 
 #include <cstdint>
@@ -33,22 +34,22 @@ class VectorIndex {
   int ShardOf(std::string_view document_id) const;
 
   // Within `txn`: stores `count` vectors of `dim` floats (row-major) for the document.
-  Status Put(Txn& txn, std::string_view document_id, const float* vectors, uint32_t count,
-             uint32_t dim);
+  Status Put(Txn& txn, std::string_view tenant, std::string_view document_id, const float* vectors,
+             uint32_t count, uint32_t dim);
   // Within `txn`: removes the document's vectors (absent is not an error).
-  Status Delete(Txn& txn, std::string_view document_id);
+  Status Delete(Txn& txn, std::string_view tenant, std::string_view document_id);
 
-  // Exact top-k by inner product (cosine for unit vectors), highest first. Shards are
-  // scanned in parallel, each in its own read transaction. A non-empty `filter` (document
-  // ids, any order) restricts the scan to those documents. Thread-safe.
-  Result<std::vector<VectorHit>> Search(const float* query, uint32_t dim, size_t k,
-                                        const std::vector<std::string>& filter) const;
+  // The tenant's exact top-k by inner product (cosine for unit vectors), highest first.
+  // Shards are scanned in parallel, each in its own read transaction. A non-empty `filter`
+  // (document ids, any order) restricts the scan to those documents. Thread-safe.
+  Result<std::vector<VectorHit>> Search(std::string_view tenant, const float* query, uint32_t dim,
+                                        size_t k, const std::vector<std::string>& filter) const;
 
   // Number of vectors stored (all shards).
   Result<uint64_t> Count() const;
 
  private:
-  Status ScanShard(int shard, const float* query, uint32_t dim, size_t k,
+  Status ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim, size_t k,
                    const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
 
   const Env& env_;

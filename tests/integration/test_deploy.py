@@ -543,6 +543,10 @@ def test_env_example_values_all_pass_check_config(deploy_dir):
     for name, (value, _, _) in env_example_entries(ENV_EXAMPLE.read_text()).items():
         env[name] = value
     env["RAGSTREAM_DATA_DIR"] = str(deploy_dir / "never-opened")
+    # The key file's example path is read by --check-config: give it a real file there.
+    keys = deploy_dir / "api_keys"
+    keys.write_text("tenant-a:" + "ab" * 32 + "\n")
+    env["RAGSTREAM_API_KEYS_FILE"] = str(keys)
     r = run([worker_bin(), "--check-config"], env=env)
     assert r.returncode == 0 and "configuration ok" in r.stdout, r
     assert not (deploy_dir / "never-opened").exists(), "--check-config must not open the store"

@@ -10,7 +10,7 @@ using ragstream::testing::TempStore;
 
 namespace {
 store::Exchange Begin(TempStore& ts) {
-  auto ex = ts.store->BeginExchange({std::nullopt, "question", "en", 8000});
+  auto ex = ts.store->BeginExchange("acme", {std::nullopt, "question", "en", 8000});
   BOOST_REQUIRE(ex.ok());
   return std::move(*ex);
 }
@@ -22,21 +22,21 @@ BOOST_AUTO_TEST_CASE(cancel_sets_a_flag_only_for_a_running_answer) {
   TempStore ts;
   store::Exchange ex = Begin(ts);
   const std::string id = ex.assistant_message.id;
-  BOOST_TEST(!ts.store->CancelRequested(id).value());
-  auto m = ts.store->RequestCancel(id);
+  BOOST_TEST(!ts.store->CancelRequested("acme", id).value());
+  auto m = ts.store->RequestCancel("acme", id);
   BOOST_REQUIRE(m.ok());
   BOOST_TEST(m->status == store::kStatusStreaming);
-  BOOST_TEST(ts.store->CancelRequested(id).value());
+  BOOST_TEST(ts.store->CancelRequested("acme", id).value());
   // Finishing clears the flag; a later cancel reports the final status and sets nothing.
   store::Message done = ex.assistant_message;
   done.status = store::kStatusCancelled;
   BOOST_REQUIRE(ts.store->FinishMessage(done).ok());
-  BOOST_TEST(!ts.store->CancelRequested(id).value());
-  auto again = ts.store->RequestCancel(id);
+  BOOST_TEST(!ts.store->CancelRequested("acme", id).value());
+  auto again = ts.store->RequestCancel("acme", id);
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(again->status == store::kStatusCancelled);
-  BOOST_TEST(!ts.store->CancelRequested(id).value());
-  BOOST_TEST((ts.store->RequestCancel("msg_" + std::string(24, '0')).status().kind() ==
+  BOOST_TEST(!ts.store->CancelRequested("acme", id).value());
+  BOOST_TEST((ts.store->RequestCancel("acme", "msg_" + std::string(24, '0')).status().kind() ==
               ErrorKind::kNotFound));
 }
 
@@ -59,17 +59,17 @@ BOOST_AUTO_TEST_CASE(only_stale_streaming_answers_become_interrupted) {
   auto marked = ts.store->MarkOrphans(10000);
   BOOST_REQUIRE(marked.ok());
   BOOST_TEST(*marked == 1);
-  auto got = ts.store->GetMessage(s.id);
+  auto got = ts.store->GetMessage("acme", s.id);
   BOOST_TEST(got->status == store::kStatusInterrupted);
   BOOST_TEST(got->content == "partial");
   BOOST_TEST(got->error_code == "interrupted");
-  BOOST_TEST(ts.store->GetMessage(h.id)->status == store::kStatusStreaming);
-  BOOST_TEST(ts.store->GetMessage(f.id)->status == store::kStatusComplete);
+  BOOST_TEST(ts.store->GetMessage("acme", h.id)->status == store::kStatusStreaming);
+  BOOST_TEST(ts.store->GetMessage("acme", f.id)->status == store::kStatusComplete);
   // Nothing left to mark; a late partial cannot revive the interrupted answer.
   BOOST_TEST(ts.store->MarkOrphans(10000).value() == 0);
   s.content = "partial and more";
   BOOST_REQUIRE(ts.store->SavePartial(s).ok());
-  BOOST_TEST(ts.store->GetMessage(s.id)->content == "partial");
+  BOOST_TEST(ts.store->GetMessage("acme", s.id)->content == "partial");
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -167,7 +167,7 @@ BOOST_AUTO_TEST_CASE(stream_handler_relays_tokens_and_ends_with_done) {
   app.model->deltas = {"Hel", "lo \xD7", "\xA9"};
   FakeHttpResponse res;
   RequestRecord rec;
-  HandleChatStream(app.ctx,
+  HandleChatStream(app.ctx, "acme",
                    app.Post("/api/chat/message/stream",
                             R"({"message":"Say hello to me in a friendly way, please"})"),
                    res, rec);
@@ -194,7 +194,7 @@ BOOST_AUTO_TEST_CASE(stream_handler_relays_tokens_and_ends_with_done) {
   BOOST_TEST(res.body().find("id: 5\n") == std::string::npos);
   BOOST_TEST(rec.outcome == "complete");
   BOOST_TEST(rec.message_id == msg);
-  auto stored = app.ts.store->GetMessage(msg);
+  auto stored = app.ts.store->GetMessage("acme", msg);
   BOOST_REQUIRE(stored.ok());
   BOOST_TEST(stored->content == "Hello \xD7\xA9");
 }
@@ -205,7 +205,7 @@ BOOST_AUTO_TEST_CASE(stream_handler_error_after_start_ends_with_error_done_event
   app.model->fail_after = 1;
   FakeHttpResponse res;
   RequestRecord rec;
-  HandleChatStream(app.ctx,
+  HandleChatStream(app.ctx, "acme",
                    app.Post("/api/chat/message/stream",
                             R"({"message":"Say something and then fail in the middle"})"),
                    res, rec);
@@ -237,8 +237,8 @@ BOOST_AUTO_TEST_CASE(stream_handler_rejects_bad_requests_with_plain_json) {
     BOOST_TEST_CONTEXT(c.body << " as " << c.content_type) {
       FakeHttpResponse res;
       RequestRecord rec;
-      HandleChatStream(app.ctx, app.Post("/api/chat/message/stream", c.body, c.content_type), res,
-                       rec);
+      HandleChatStream(app.ctx, "acme",
+                       app.Post("/api/chat/message/stream", c.body, c.content_type), res, rec);
       BOOST_TEST(res.status() == c.status);
       BOOST_TEST(res.Header("Content-Type") == "application/json");
       BOOST_TEST(res.body().find("data: ") == std::string::npos);
@@ -246,7 +246,7 @@ BOOST_AUTO_TEST_CASE(stream_handler_rejects_bad_requests_with_plain_json) {
       BOOST_TEST(std::string(doc["error"]["code"].GetString()) == c.code);
     }
   }
-  auto page = app.ts.store->ListConversations(10, "");
+  auto page = app.ts.store->ListConversations("acme", 10, "");
   BOOST_REQUIRE(page.ok());
   BOOST_TEST(page->conversations.empty());
 }
@@ -256,7 +256,7 @@ BOOST_AUTO_TEST_CASE(message_handler_returns_the_whole_answer) {
   app.model->deltas = {"The ", "answer."};
   FakeHttpResponse res;
   RequestRecord rec;
-  HandleChatMessage(app.ctx,
+  HandleChatMessage(app.ctx, "acme",
                     app.Post("/api/chat/message", R"({"message":"What is the answer, please?"})"),
                     res, rec);
   BOOST_TEST(res.status() == 200);
@@ -275,7 +275,7 @@ BOOST_AUTO_TEST_CASE(message_handler_upstream_error_is_502_with_partial_response
   app.model->fail_after = 1;
   FakeHttpResponse res;
   RequestRecord rec;
-  HandleChatMessage(app.ctx,
+  HandleChatMessage(app.ctx, "acme",
                     app.Post("/api/chat/message", R"({"message":"Answer me, even if partly"})"),
                     res, rec);
   BOOST_TEST(res.status() == 502);

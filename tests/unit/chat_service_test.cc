@@ -134,6 +134,7 @@ struct Harness {
                   DisconnectPolicy policy = DisconnectPolicy::kCancel) {
     ChatService service(*ts.store, model, opts);
     SendRequest req;
+    req.tenant = "acme";
     req.message = message;
     req.conversation_id = std::move(conversation_id);
     req.on_disconnect = policy;
@@ -141,12 +142,12 @@ struct Harness {
     return service.Send(req, observer);
   }
   store::Message Stored(const std::string& id) {
-    auto m = ts.store->GetMessage(id);
+    auto m = ts.store->GetMessage("acme", id);
     BOOST_REQUIRE_MESSAGE(m.ok(), m.status().ToString());
     return m.value();
   }
   size_t ConversationCount() {
-    auto page = ts.store->ListConversations(100, "");
+    auto page = ts.store->ListConversations("acme", 100, "");
     BOOST_REQUIRE(page.ok());
     return page->conversations.size();
   }
@@ -188,7 +189,7 @@ BOOST_AUTO_TEST_CASE(happy_path_streams_and_persists) {
   BOOST_TEST(r.message.usage.total_tokens == 25);
   BOOST_TEST(r.message.ttft_ms >= 0);
 
-  auto msgs = h.ts.store->ListMessages(r.conversation_id);
+  auto msgs = h.ts.store->ListMessages("acme", r.conversation_id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_REQUIRE(msgs->size() == 2u);
   BOOST_TEST(msgs->at(0).role == "user");
@@ -228,7 +229,7 @@ BOOST_AUTO_TEST_CASE(follow_up_sends_history_to_the_model) {
   BOOST_TEST(sent[2].role == "assistant");
   BOOST_TEST(sent[2].content == "first answer");
   BOOST_TEST(sent[3].content == "And the second thing about storage engines?");
-  auto msgs = h.ts.store->ListMessages(r1.conversation_id);
+  auto msgs = h.ts.store->ListMessages("acme", r1.conversation_id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_TEST(msgs->size() == 4u);
 }
@@ -352,6 +353,7 @@ BOOST_AUTO_TEST_CASE(no_model_is_unavailable_and_writes_nothing) {
   ChatService service(*h.ts.store, nullptr, {});
   BOOST_TEST(!service.model_configured());
   SendRequest req;
+  req.tenant = "acme";
   req.message = "Is anybody there to answer this question?";
   SendResult r = service.Send(req, h.observer);
   BOOST_TEST(K(r.status) == K(ErrorKind::kUnavailable));
@@ -375,7 +377,7 @@ BOOST_AUTO_TEST_CASE(partial_answer_is_persisted_while_streaming) {
   std::vector<Seen> seen;
   h.model->tick_hook = [&] {
     if (h.observer.message_id.empty()) return;
-    auto m = h.ts.store->GetMessage(h.observer.message_id);
+    auto m = h.ts.store->GetMessage("acme", h.observer.message_id);
     if (m.ok()) seen.push_back({m->status, m->content, m->updated_at});
   };
   SendResult r = h.Send("Write a long answer slowly so that it gets saved as it streams");
@@ -410,7 +412,7 @@ BOOST_AUTO_TEST_CASE(partial_answer_is_persisted_through_a_partial_writer) {
     size_t partial_seen = 0;
     h.model->tick_hook = [&] {
       if (h.observer.message_id.empty()) return;
-      auto m = h.ts.store->GetMessage(h.observer.message_id);
+      auto m = h.ts.store->GetMessage("acme", h.observer.message_id);
       if (m.ok() && m->status == store::kStatusStreaming && m->content == "batched ") {
         ++partial_seen;
       }
@@ -468,7 +470,7 @@ BOOST_AUTO_TEST_CASE(hebrew_question_is_answered_in_hebrew) {
   BOOST_TEST(system.role == "system");
   BOOST_TEST(system.content.find("Hebrew") != std::string::npos, system.content);
   BOOST_TEST(h.Stored(r.message.id).language == "he");
-  auto conv = h.ts.store->GetConversation(r.conversation_id);
+  auto conv = h.ts.store->GetConversation("acme", r.conversation_id);
   BOOST_REQUIRE(conv.ok());
   BOOST_TEST(conv->language == "he");
 }

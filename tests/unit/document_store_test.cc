@@ -111,14 +111,14 @@ NewDocument MakeDoc(const std::string& id, const std::string& title,
 }
 
 AddResult MustAdd(DocumentStore& store, const NewDocument& d) {
-  auto added = store.Add(d);
+  auto added = store.Add("acme", d);
   BOOST_REQUIRE_MESSAGE(added.ok(), added.status().ToString());
   return std::move(added).value();
 }
 
 std::vector<std::string> LexicalDocs(const DocumentStore& store,
                                      const std::vector<std::string>& terms) {
-  auto hits = store.lexical().Search(terms, 100, {});
+  auto hits = store.lexical().Search("acme", terms, 100, {});
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
   std::vector<std::string> out;
   for (const auto& h : *hits) out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
@@ -128,7 +128,7 @@ std::vector<std::string> LexicalDocs(const DocumentStore& store,
 
 std::vector<std::string> VectorDocs(const DocumentStore& store, uint32_t axis) {
   auto q = Axis(axis);
-  auto hits = store.vectors().Search(q.data(), kDim, 100, {});
+  auto hits = store.vectors().Search("acme", q.data(), kDim, 100, {});
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
   std::vector<std::string> out;
   for (const auto& h : *hits) {
@@ -139,7 +139,7 @@ std::vector<std::string> VectorDocs(const DocumentStore& store, uint32_t axis) {
 }
 
 uint64_t MustCount(const DocumentStore& store) {
-  auto n = store.Count();
+  auto n = store.Count("acme");
   BOOST_REQUIRE(n.ok());
   return *n;
 }
@@ -163,15 +163,15 @@ BOOST_AUTO_TEST_CASE(add_then_read_everything_back) {
   BOOST_TEST(added.created);
   CheckSameRecord(added.record, d.record);
 
-  auto got = e.store->Get("doc_one");
+  auto got = e.store->Get("acme", "doc_one");
   BOOST_REQUIRE_MESSAGE(got.ok(), got.status().ToString());
   CheckSameRecord(*got, d.record);
-  auto text = e.store->GetText("doc_one");
+  auto text = e.store->GetText("acme", "doc_one");
   BOOST_REQUIRE(text.ok());
   BOOST_TEST(*text == "alpha beta gamma\n\ndelta alpha");
 
   for (uint32_t i = 0; i < 2; ++i) {
-    auto c = e.store->GetChunk("doc_one", i);
+    auto c = e.store->GetChunk("acme", "doc_one", i);
     BOOST_REQUIRE_MESSAGE(c.ok(), c.status().ToString());
     BOOST_TEST(c->index == i);
     BOOST_TEST(c->text == d.chunks[i].text);
@@ -179,7 +179,7 @@ BOOST_AUTO_TEST_CASE(add_then_read_everything_back) {
     BOOST_TEST(c->end_char == d.chunks[i].end_char);
     BOOST_TEST(c->terms == d.chunks[i].terms);
   }
-  auto past_end = e.store->GetChunk("doc_one", 2);
+  auto past_end = e.store->GetChunk("acme", "doc_one", 2);
   BOOST_TEST(!past_end.ok());
   BOOST_TEST((past_end.status().kind() == ErrorKind::kNotFound));
 
@@ -192,10 +192,10 @@ BOOST_AUTO_TEST_CASE(add_then_read_everything_back) {
   BOOST_TEST(*vectors == 2u);
 
   for (const std::string id : {"doc_two", "doc_one\n", "doc_on"}) {
-    auto missing = e.store->Get(id);
+    auto missing = e.store->Get("acme", id);
     BOOST_TEST(!missing.ok());
     BOOST_TEST((missing.status().kind() == ErrorKind::kNotFound));
-    BOOST_TEST((e.store->GetText(id).status().kind() == ErrorKind::kNotFound));
+    BOOST_TEST((e.store->GetText("acme", id).status().kind() == ErrorKind::kNotFound));
   }
 }
 
@@ -209,11 +209,11 @@ BOOST_AUTO_TEST_CASE(ids_lmdb_cannot_hold_are_unknown_not_internal_errors) {
   MustAdd(*e.store, MakeDoc("doc_a", "A", {"a"}, 0, 1));
   for (const std::string& id : {std::string(), std::string(600, 'x')}) {
     BOOST_TEST_CONTEXT("id of " << id.size() << " bytes") {
-      Status deleted = e.store->Delete(id);
+      Status deleted = e.store->Delete("acme", id);
       BOOST_TEST((deleted.kind() == ErrorKind::kNotFound), deleted.ToString());
-      auto got = e.store->Get(id);
+      auto got = e.store->Get("acme", id);
       BOOST_TEST((got.status().kind() == ErrorKind::kNotFound), got.status().ToString());
-      auto missing = e.store->Missing({"doc_a", id});
+      auto missing = e.store->Missing("acme", {"doc_a", id});
       BOOST_TEST(missing.ok(), missing.status().ToString());
       if (missing.ok()) BOOST_TEST(*missing == std::vector<std::string>{id});
     }
@@ -223,7 +223,7 @@ BOOST_AUTO_TEST_CASE(ids_lmdb_cannot_hold_are_unknown_not_internal_errors) {
 BOOST_AUTO_TEST_CASE(list_is_newest_first_and_count_follows) {
   DocEnv e;
   BOOST_TEST(MustCount(*e.store) == 0u);
-  auto empty = e.store->List();
+  auto empty = e.store->List("acme");
   BOOST_REQUIRE(empty.ok());
   BOOST_TEST(empty->empty());
 
@@ -231,7 +231,7 @@ BOOST_AUTO_TEST_CASE(list_is_newest_first_and_count_follows) {
   MustAdd(*e.store, MakeDoc("doc_c", "C", {"sea"}, 1, 3000));
   MustAdd(*e.store, MakeDoc("doc_a", "A", {"ay"}, 2, 1000));
   BOOST_TEST(MustCount(*e.store) == 3u);
-  auto list = e.store->List();
+  auto list = e.store->List("acme");
   BOOST_REQUIRE(list.ok());
   BOOST_REQUIRE_EQUAL(list->size(), 3u);
   BOOST_TEST((*list)[0].id == "doc_c");
@@ -253,9 +253,9 @@ BOOST_AUTO_TEST_CASE(identical_content_is_stored_once) {
   CheckSameRecord(r.record, first.record);  // the first record, not the new one
 
   BOOST_TEST(MustCount(*e.store) == 1u);
-  BOOST_TEST((e.store->Get("doc_again").status().kind() == ErrorKind::kNotFound));
-  BOOST_TEST((e.store->GetText("doc_again").status().kind() == ErrorKind::kNotFound));
-  BOOST_TEST(!e.store->GetChunk("doc_again", 0).ok());
+  BOOST_TEST((e.store->Get("acme", "doc_again").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetText("acme", "doc_again").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST(!e.store->GetChunk("acme", "doc_again", 0).ok());
   BOOST_TEST(e.Entries("chunks") == chunks);
   BOOST_TEST(e.Entries("lex_postings") == postings);
   BOOST_TEST(e.Entries("doc_text") == 1u);
@@ -276,8 +276,8 @@ BOOST_AUTO_TEST_CASE(concurrent_identical_adds_store_one) {
   std::vector<std::thread> threads;
   for (int t = 0; t < kThreads; ++t) {
     threads.emplace_back([&e, &results, t] {
-      results[t] = e.store->Add(
-          MakeDoc("doc_t" + std::to_string(t), "T", {"the very same text", "twice over"}, 0, t));
+      results[t] = e.store->Add("acme", MakeDoc("doc_t" + std::to_string(t), "T",
+                                                {"the very same text", "twice over"}, 0, t));
     });
   }
   for (auto& t : threads) t.join();
@@ -307,13 +307,13 @@ BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
              (std::vector<std::string>{"doc_gone:0", "doc_gone:1"}));
   BOOST_TEST(VectorDocs(*e.store, 1) == std::vector<std::string>{"doc_gone:0"});
 
-  Status s = e.store->Delete("doc_gone");
+  Status s = e.store->Delete("acme", "doc_gone");
   BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
 
-  BOOST_TEST((e.store->Get("doc_gone").status().kind() == ErrorKind::kNotFound));
-  BOOST_TEST((e.store->GetText("doc_gone").status().kind() == ErrorKind::kNotFound));
-  BOOST_TEST((e.store->GetChunk("doc_gone", 0).status().kind() == ErrorKind::kNotFound));
-  BOOST_TEST((e.store->GetChunk("doc_gone", 1).status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->Get("acme", "doc_gone").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetText("acme", "doc_gone").status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetChunk("acme", "doc_gone", 0).status().kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->GetChunk("acme", "doc_gone", 1).status().kind() == ErrorKind::kNotFound));
   BOOST_TEST(LexicalDocs(*e.store, {"doomed", "more"}).empty());
   BOOST_TEST(VectorDocs(*e.store, 1).empty());
   BOOST_TEST(VectorDocs(*e.store, 2).empty());
@@ -329,8 +329,8 @@ BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
   {
     DocEnv alone;
     MustAdd(*alone.store, keep);
-    auto a = e.store->lexical().Search({"shared", "kept"}, 10, {});
-    auto b = alone.store->lexical().Search({"shared", "kept"}, 10, {});
+    auto a = e.store->lexical().Search("acme", {"shared", "kept"}, 10, {});
+    auto b = alone.store->lexical().Search("acme", {"shared", "kept"}, 10, {});
     BOOST_REQUIRE(a.ok() && b.ok());
     BOOST_REQUIRE_EQUAL(a->size(), 1u);
     BOOST_REQUIRE_EQUAL(b->size(), 1u);
@@ -353,20 +353,20 @@ BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
              (std::vector<std::string>{"doc_back:0", "doc_back:1"}));
 
   // Unknown or already deleted: NotFound, nothing changes.
-  BOOST_TEST((e.store->Delete("doc_gone").kind() == ErrorKind::kNotFound));
-  BOOST_TEST((e.store->Delete("doc_never").kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->Delete("acme", "doc_gone").kind() == ErrorKind::kNotFound));
+  BOOST_TEST((e.store->Delete("acme", "doc_never").kind() == ErrorKind::kNotFound));
   BOOST_TEST(MustCount(*e.store) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(delete_of_the_last_document_leaves_empty_indexes) {
   DocEnv e;
   MustAdd(*e.store, MakeDoc("doc_x", "X", {"one two", "two three"}, 0, 1));
-  BOOST_REQUIRE(e.store->Delete("doc_x").ok());
+  BOOST_REQUIRE(e.store->Delete("acme", "doc_x").ok());
   for (const char* db : {"documents", "doc_text", "doc_by_hash", "chunks", "lex_postings", "lex_df",
                          "vec.0", "vec.1", "vec.2"}) {
     BOOST_TEST(e.Entries(db) == 0u, db);
   }
-  BOOST_TEST(e.store->lexical().Search({"two"}, 10, {})->empty());
+  BOOST_TEST(e.store->lexical().Search("acme", {"two"}, 10, {})->empty());
 }
 
 // The header asks the caller for id, title, content_hash, bytes and chars only;
@@ -377,11 +377,11 @@ BOOST_AUTO_TEST_CASE(delete_does_not_depend_on_the_callers_chunk_count) {
   NewDocument d = MakeDoc("doc_n", "N", {"first chunk words", "second chunk words"}, 0, 1);
   d.record.chunk_count = 0;  // not among the fields the header says the caller sets
   MustAdd(*e.store, d);
-  auto got = e.store->Get("doc_n");
+  auto got = e.store->Get("acme", "doc_n");
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->chunk_count == 2u, "Add stored the caller's chunk_count, not the chunks'");
-  BOOST_REQUIRE(e.store->Delete("doc_n").ok());
-  BOOST_TEST(!e.store->GetChunk("doc_n", 0).ok(), "chunk 0 survived Delete");
+  BOOST_REQUIRE(e.store->Delete("acme", "doc_n").ok());
+  BOOST_TEST(!e.store->GetChunk("acme", "doc_n", 0).ok(), "chunk 0 survived Delete");
   BOOST_TEST(LexicalDocs(*e.store, {"words"}).empty(), "postings survived Delete");
   BOOST_TEST(e.Entries("chunks") == 0u);
   BOOST_TEST(e.Entries("lex_df") == 0u);
@@ -391,7 +391,7 @@ BOOST_AUTO_TEST_CASE(mismatched_vectors_are_refused_and_nothing_is_stored) {
   DocEnv e;
   NewDocument d = MakeDoc("doc_bad", "Bad", {"a b", "c d"}, 0, 1);
   d.vectors.pop_back();
-  auto r = e.store->Add(d);
+  auto r = e.store->Add("acme", d);
   BOOST_TEST(!r.ok());
   BOOST_TEST((r.status().kind() == ErrorKind::kInternal));
   BOOST_TEST(MustCount(*e.store) == 0u);
@@ -414,7 +414,7 @@ BOOST_AUTO_TEST_CASE(a_full_map_refuses_a_document_whole) {
       }
       chunks.push_back(text);
     }
-    auto r = e.store->Add(MakeDoc("doc_" + std::to_string(i), "T", chunks, 0, i));
+    auto r = e.store->Add("acme", MakeDoc("doc_" + std::to_string(i), "T", chunks, 0, i));
     if (r.ok()) {
       ++stored;
     } else {
@@ -440,17 +440,17 @@ BOOST_AUTO_TEST_CASE(missing_lists_unknown_ids_in_order) {
   DocEnv e;
   MustAdd(*e.store, MakeDoc("doc_a", "A", {"a"}, 0, 1));
   MustAdd(*e.store, MakeDoc("doc_b", "B", {"b"}, 1, 2));
-  auto m = e.store->Missing({"doc_x", "doc_a", "doc_y", "doc_b", "doc_x"});
+  auto m = e.store->Missing("acme", {"doc_x", "doc_a", "doc_y", "doc_b", "doc_x"});
   BOOST_REQUIRE(m.ok());
   BOOST_TEST(*m == (std::vector<std::string>{"doc_x", "doc_y", "doc_x"}));
-  auto none = e.store->Missing({"doc_b", "doc_a"});
+  auto none = e.store->Missing("acme", {"doc_b", "doc_a"});
   BOOST_REQUIRE(none.ok());
   BOOST_TEST(none->empty());
-  auto empty = e.store->Missing({});
+  auto empty = e.store->Missing("acme", {});
   BOOST_REQUIRE(empty.ok());
   BOOST_TEST(empty->empty());
-  BOOST_REQUIRE(e.store->Delete("doc_a").ok());
-  auto after = e.store->Missing({"doc_a", "doc_b"});
+  BOOST_REQUIRE(e.store->Delete("acme", "doc_a").ok());
+  auto after = e.store->Missing("acme", {"doc_a", "doc_b"});
   BOOST_REQUIRE(after.ok());
   BOOST_TEST(*after == std::vector<std::string>{"doc_a"});
 }
@@ -501,6 +501,16 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   DocumentStore again(*env, kShards);
   BOOST_TEST(again.CheckIndexIdentity("hash-v1", 384).ok());
   BOOST_TEST(again.CheckIndexIdentity("hash-v2", 384).code() == "index_mismatch");
+  {
+    // A store from before tenants: an identity but no layout entry. Refused, not misread.
+    auto txn = Txn::BeginWrite(*env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(txn->Del(env->Dbi("index_meta"), "layout").ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+    DocumentStore old(*env, kShards);
+    Status s = old.CheckIndexIdentity("hash-v1", 384);
+    BOOST_TEST(s.code() == "old_store_layout");
+  }
 }
 
 BOOST_AUTO_TEST_CASE(document_record_json_round_trip) {

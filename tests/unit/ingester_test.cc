@@ -72,7 +72,7 @@ struct Fixture {
     env.reset();
   }
   uint64_t Count() const {
-    auto n = documents->Count();
+    auto n = documents->Count("acme");
     BOOST_REQUIRE(n.ok());
     return *n;
   }
@@ -93,7 +93,7 @@ void ExpectRejected(Fixture& f, const std::string& title, const std::string& tex
   BOOST_TEST((v.kind() == kind), v.ToString());
   BOOST_TEST(v.code() == code);
   BOOST_TEST(!v.message().empty());
-  auto r = f.ingester->Ingest(title, text);
+  auto r = f.ingester->Ingest("acme", title, text);
   BOOST_TEST(!r.ok());
   BOOST_TEST((r.status().kind() == kind), r.status().ToString());
   BOOST_TEST(r.status().code() == code);
@@ -129,7 +129,7 @@ BOOST_AUTO_TEST_CASE(too_large_is_document_too_large) {
   // Bytes, not characters: 51 Hebrew letters are 102 bytes.
   ExpectRejected(f, "T", Hebrew(51), ErrorKind::kTooLarge, "document_too_large");
   // Exactly at the limit is fine.
-  auto ok = f.ingester->Ingest("T", std::string(100, 'a'));
+  auto ok = f.ingester->Ingest("acme", "T", std::string(100, 'a'));
   BOOST_REQUIRE_MESSAGE(ok.ok(), ok.status().ToString());
   BOOST_TEST(ok->created);
 }
@@ -177,17 +177,17 @@ BOOST_AUTO_TEST_CASE(bad_titles_are_invalid_title) {
 
 BOOST_AUTO_TEST_CASE(an_empty_title_comes_from_the_first_line) {
   Fixture f;
-  auto r = f.ingester->Ingest("", "\n\n  ## Getting started  \r\nThe body of the guide.\n");
+  auto r = f.ingester->Ingest("acme", "", "\n\n  ## Getting started  \r\nThe body of the guide.\n");
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   BOOST_TEST(r->record.title == "Getting started");
-  auto spaces = f.ingester->Ingest("  \t ", "# Second doc\nWith another body.");
+  auto spaces = f.ingester->Ingest("acme", "  \t ", "# Second doc\nWith another body.");
   BOOST_REQUIRE(spaces.ok());
   BOOST_TEST(spaces->record.title == "Second doc");
   // A given title is kept as is.
-  auto given = f.ingester->Ingest("My title", "# Heading\nThird body.");
+  auto given = f.ingester->Ingest("acme", "My title", "# Heading\nThird body.");
   BOOST_REQUIRE(given.ok());
   BOOST_TEST(given->record.title == "My title");
-  auto stored = f.documents->Get(r->record.id);
+  auto stored = f.documents->Get("acme", r->record.id);
   BOOST_REQUIRE(stored.ok());
   BOOST_TEST(stored->title == "Getting started");
 }
@@ -218,7 +218,7 @@ BOOST_AUTO_TEST_CASE(a_long_hebrew_title_is_cut_at_a_character_boundary) {
   BOOST_TEST(Utf8Length(cut) == 4u);
 
   Fixture f;
-  auto r = f.ingester->Ingest("", line + "\n" + kBody);
+  auto r = f.ingester->Ingest("acme", "", line + "\n" + kBody);
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   BOOST_TEST(IsValidUtf8(r->record.title));
   BOOST_TEST(Utf8Length(r->record.title) == 200u);
@@ -242,7 +242,7 @@ BOOST_AUTO_TEST_CASE(the_stored_document_matches_the_chunker) {
   const std::vector<Chunk> want = ChunkText(text, o.chunker);
   BOOST_REQUIRE(want.size() >= 4u);
 
-  auto r = f.ingester->Ingest("Chunky", text);
+  auto r = f.ingester->Ingest("acme", "Chunky", text);
   BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
   BOOST_TEST(r->created);
   const store::DocumentRecord& rec = r->record;
@@ -254,18 +254,18 @@ BOOST_AUTO_TEST_CASE(the_stored_document_matches_the_chunker) {
   BOOST_TEST(rec.content_hash == Sha256Hex(text));
   BOOST_TEST(rec.created_at > 0);
 
-  auto stored_text = f.documents->GetText(rec.id);
+  auto stored_text = f.documents->GetText("acme", rec.id);
   BOOST_REQUIRE(stored_text.ok());
   BOOST_TEST(*stored_text == text);
   for (uint32_t i = 0; i < want.size(); ++i) {
-    auto c = f.documents->GetChunk(rec.id, i);
+    auto c = f.documents->GetChunk("acme", rec.id, i);
     BOOST_REQUIRE(c.ok());
     BOOST_TEST(c->text == want[i].text);
     BOOST_TEST(c->start_char == want[i].start_char);
     BOOST_TEST(c->end_char == want[i].end_char);
     BOOST_TEST(c->terms == Tokenize(want[i].text));
   }
-  BOOST_TEST(!f.documents->GetChunk(rec.id, static_cast<uint32_t>(want.size())).ok());
+  BOOST_TEST(!f.documents->GetChunk("acme", rec.id, static_cast<uint32_t>(want.size())).ok());
 
   // Batches of at most embed_batch texts, covering every chunk once.
   size_t total = 0;
@@ -282,7 +282,7 @@ BOOST_AUTO_TEST_CASE(the_stored_document_matches_the_chunker) {
   for (uint32_t i = 0; i < want.size(); ++i) {
     std::vector<float> q(64);
     same.EmbedOne(want[i].text, q.data());
-    auto hits = f.documents->vectors().Search(q.data(), 64, 1, {});
+    auto hits = f.documents->vectors().Search("acme", q.data(), 64, 1, {});
     BOOST_REQUIRE(hits.ok() && hits->size() == 1);
     BOOST_TEST((*hits)[0].chunk_index == i);
     BOOST_TEST((*hits)[0].score > 0.999f);
@@ -291,10 +291,10 @@ BOOST_AUTO_TEST_CASE(the_stored_document_matches_the_chunker) {
 
 BOOST_AUTO_TEST_CASE(identical_content_is_not_stored_twice) {
   Fixture f;
-  auto first = f.ingester->Ingest("First", kBody);
+  auto first = f.ingester->Ingest("acme", "First", kBody);
   BOOST_REQUIRE(first.ok());
   BOOST_TEST(first->created);
-  auto again = f.ingester->Ingest("Another title", kBody);
+  auto again = f.ingester->Ingest("acme", "Another title", kBody);
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(!again->created);
   BOOST_TEST(again->record.id == first->record.id);
@@ -302,7 +302,7 @@ BOOST_AUTO_TEST_CASE(identical_content_is_not_stored_twice) {
   BOOST_TEST(again->record.created_at == first->record.created_at);
   BOOST_TEST(f.Count() == 1u);
   // One byte more is another document.
-  auto other = f.ingester->Ingest("Other", std::string(kBody) + "!");
+  auto other = f.ingester->Ingest("acme", "Other", std::string(kBody) + "!");
   BOOST_REQUIRE(other.ok());
   BOOST_TEST(other->created);
   BOOST_TEST(other->record.id != first->record.id);
@@ -312,25 +312,25 @@ BOOST_AUTO_TEST_CASE(identical_content_is_not_stored_twice) {
 BOOST_AUTO_TEST_CASE(embedder_failures_store_nothing) {
   Fixture f;
   f.embedder.mode = FakeEmbedder::Mode::kFail;
-  auto failed = f.ingester->Ingest("T", kBody);
+  auto failed = f.ingester->Ingest("acme", "T", kBody);
   BOOST_TEST(!failed.ok());
   BOOST_TEST((failed.status().kind() == ErrorKind::kUpstream));
   BOOST_TEST(failed.status().code() == "upstream_unreachable");
   BOOST_TEST(f.Count() == 0u);
 
   f.embedder.mode = FakeEmbedder::Mode::kWrongDimension;
-  auto wrong = f.ingester->Ingest("T", kBody);
+  auto wrong = f.ingester->Ingest("acme", "T", kBody);
   BOOST_TEST(!wrong.ok());
   BOOST_TEST(f.Count() == 0u);
 
   f.embedder.mode = FakeEmbedder::Mode::kTooFew;
-  auto few = f.ingester->Ingest("T", kBody);
+  auto few = f.ingester->Ingest("acme", "T", kBody);
   BOOST_TEST(!few.ok());
   BOOST_TEST(f.Count() == 0u);
 
   // Recovered: the same text goes in, created.
   f.embedder.mode = FakeEmbedder::Mode::kOk;
-  auto ok = f.ingester->Ingest("T", kBody);
+  auto ok = f.ingester->Ingest("acme", "T", kBody);
   BOOST_REQUIRE(ok.ok());
   BOOST_TEST(ok->created);
 }

@@ -41,7 +41,7 @@ struct LexicalEnv {
   void Add(const std::string& doc, uint32_t chunk, const std::vector<std::string>& terms) {
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
-    Status s = index->Add(*txn, doc, chunk, terms);
+    Status s = index->Add(*txn, "acme", doc, chunk, terms);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
     s = txn->Commit();
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
@@ -49,14 +49,14 @@ struct LexicalEnv {
   void Remove(const std::string& doc, uint32_t chunk, const std::vector<std::string>& terms) {
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
-    Status s = index->Remove(*txn, doc, chunk, terms);
+    Status s = index->Remove(*txn, "acme", doc, chunk, terms);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
     s = txn->Commit();
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
   std::vector<LexicalHit> Search(const std::vector<std::string>& query, size_t k = 10,
                                  const std::vector<std::string>& filter = {}) const {
-    auto hits = index->Search(query, k, filter);
+    auto hits = index->Search("acme", query, k, filter);
     BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
     return std::move(hits).value();
   }
@@ -70,7 +70,7 @@ struct LexicalEnv {
     return std::string(**v);
   }
   uint64_t Meta(const std::string& key) const {
-    auto v = Raw("index_meta", key);
+    auto v = Raw("index_meta", key + "/acme");
     BOOST_REQUIRE(v.has_value());
     BOOST_REQUIRE_EQUAL(v->size(), sizeof(uint64_t));
     uint64_t x;
@@ -79,7 +79,7 @@ struct LexicalEnv {
   }
   // The stored document frequency of `term`, -1 if it has no entry.
   int64_t Df(const std::string& term) const {
-    auto v = Raw("lex_df", term);
+    auto v = Raw("lex_df", "acme/" + term);
     if (!v) return -1;
     BOOST_REQUIRE_EQUAL(v->size(), sizeof(uint32_t));
     uint32_t x;

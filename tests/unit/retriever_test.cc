@@ -195,7 +195,7 @@ struct Library {
   }
 
   void Add(const std::string& key, const std::string& text) {
-    auto r = ingester->Ingest(key + " title", text);
+    auto r = ingester->Ingest("acme", key + " title", text);
     BOOST_REQUIRE_MESSAGE(r.ok(), r.status().ToString());
     ids[key] = r->record.id;
     texts[key] = text;
@@ -204,6 +204,7 @@ struct Library {
   std::vector<Passage> Retrieve(const std::string& query, RetrievalMode mode, size_t top_k = 5,
                                 std::vector<std::string> filter = {}) const {
     RetrievalRequest req;
+    req.tenant = "acme";
     req.query = query;
     req.mode = mode;
     req.top_k = top_k;
@@ -230,16 +231,16 @@ const RetrievalMode kModes[] = {RetrievalMode::kVector, RetrievalMode::kLexical,
 void CheckPassages(const Library& lib, const std::vector<Passage>& passages) {
   for (const auto& p : passages) {
     BOOST_TEST(p.chunk_id == p.document_id + ":" + std::to_string(p.chunk_index));
-    auto chunk = lib.documents->GetChunk(p.document_id, p.chunk_index);
+    auto chunk = lib.documents->GetChunk("acme", p.document_id, p.chunk_index);
     BOOST_REQUIRE(chunk.ok());
     BOOST_TEST(p.text == chunk->text);
     BOOST_TEST(p.start_char == chunk->start_char);
     BOOST_TEST(p.end_char == chunk->end_char);
-    auto text = lib.documents->GetText(p.document_id);
+    auto text = lib.documents->GetText("acme", p.document_id);
     BOOST_REQUIRE(text.ok());
     BOOST_REQUIRE(p.end_char <= text->size());
     BOOST_TEST(text->substr(p.start_char, p.end_char - p.start_char) == p.text);
-    auto doc = lib.documents->Get(p.document_id);
+    auto doc = lib.documents->Get("acme", p.document_id);
     BOOST_REQUIRE(doc.ok());
     BOOST_TEST(p.title == doc->title);
   }
@@ -275,7 +276,7 @@ BOOST_AUTO_TEST_CASE(each_mode_finds_the_relevant_document_first) {
 
 BOOST_AUTO_TEST_CASE(the_relevant_chunk_of_a_long_document_comes_first) {
   Library lib;
-  auto whales = lib.documents->Get(lib.ids.at("whales"));
+  auto whales = lib.documents->Get("acme", lib.ids.at("whales"));
   BOOST_REQUIRE(whales.ok());
   BOOST_REQUIRE_MESSAGE(whales->chunk_count >= 3u,
                         "the whale document should have 3 chunks, not " << whales->chunk_count);
@@ -299,7 +300,7 @@ BOOST_AUTO_TEST_CASE(scores_are_what_each_mode_says) {
   auto lexical = lib.Retrieve(query, RetrievalMode::kLexical);
   BOOST_REQUIRE(!lexical.empty());
   // BM25 of the very chunk, recomputed from the index.
-  auto bm25 = lib.documents->lexical().Search({"sourdough", "starter", "flour"}, 1, {});
+  auto bm25 = lib.documents->lexical().Search("acme", {"sourdough", "starter", "flour"}, 1, {});
   BOOST_REQUIRE(bm25.ok() && !bm25->empty());
   BOOST_TEST(lexical[0].score == (*bm25)[0].score, boost::test_tools::tolerance(kTol));
   auto hybrid = lib.Retrieve(query, RetrievalMode::kHybrid);
@@ -329,7 +330,7 @@ BOOST_AUTO_TEST_CASE(top_k_is_respected) {
     // max_chunks_per_document of each document.
     auto all = lib.Retrieve(query, mode, 1000);
     uint64_t chunks = 0;
-    auto list = lib.documents->List();
+    auto list = lib.documents->List("acme");
     BOOST_REQUIRE(list.ok());
     const uint64_t cap = RetrieverOptions().max_chunks_per_document;
     for (const auto& d : *list) chunks += std::min<uint64_t>(d.chunk_count, cap);
@@ -363,7 +364,7 @@ BOOST_AUTO_TEST_CASE(chunks_per_document_are_capped) {
     RetrieverOptions o;
     o.max_chunks_per_document = cap;
     Library lib(o);
-    auto whales = lib.documents->Get(lib.ids.at("whales"));
+    auto whales = lib.documents->Get("acme", lib.ids.at("whales"));
     BOOST_REQUIRE(whales.ok());
     for (RetrievalMode mode : kModes) {
       BOOST_TEST_CONTEXT(RetrievalModeName(mode) << " cap " << cap) {
@@ -384,7 +385,7 @@ BOOST_AUTO_TEST_CASE(chunks_per_document_are_capped) {
 BOOST_AUTO_TEST_CASE(a_deleted_document_is_not_retrieved) {
   Library lib;
   const std::string query = "why does sticky rhyolite magma make a volcano explode";
-  BOOST_REQUIRE(lib.documents->Delete(lib.ids.at("volcano")).ok());
+  BOOST_REQUIRE(lib.documents->Delete("acme", lib.ids.at("volcano")).ok());
   for (RetrievalMode mode : kModes) {
     for (const auto& p : lib.Retrieve(query, mode, 10)) {
       BOOST_TEST(p.document_id != lib.ids.at("volcano"));
@@ -411,7 +412,7 @@ BOOST_AUTO_TEST_CASE(an_empty_store_returns_nothing) {
   HashEmbedder embedder;
   Retriever retriever(documents, embedder);
   for (RetrievalMode mode : kModes) {
-    auto r = retriever.Retrieve({"anything at all", 5, mode, {}});
+    auto r = retriever.Retrieve({"acme", "anything at all", 5, mode, {}});
     BOOST_REQUIRE(r.ok());
     BOOST_TEST(r->empty());
   }

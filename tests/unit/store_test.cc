@@ -30,7 +30,7 @@ Exchange Begin(ConversationStore& store, const std::string& text,
   in.user_text = text;
   in.language = "en";
   in.history_budget_chars = budget;
-  auto ex = store.BeginExchange(in);
+  auto ex = store.BeginExchange("acme", in);
   BOOST_REQUIRE_MESSAGE(ex.ok(), ex.status().ToString());
   return std::move(ex).value();
 }
@@ -55,7 +55,7 @@ std::vector<Conversation> ListAll(const ConversationStore& store, size_t limit, 
   std::string cursor;
   *pages = 0;
   do {
-    auto page = store.ListConversations(limit, cursor);
+    auto page = store.ListConversations("acme", limit, cursor);
     BOOST_REQUIRE_MESSAGE(page.ok(), page.status().ToString());
     BOOST_REQUIRE(page->conversations.size() <= limit);
     ++*pages;
@@ -104,7 +104,7 @@ BOOST_AUTO_TEST_CASE(begin_exchange_creates_user_and_streaming_assistant) {
   BOOST_TEST(ex.assistant_message.content.empty());
   BOOST_TEST(ex.assistant_message.conversation_id == ex.conversation.id);
 
-  auto conv = ts.store->GetConversation(ex.conversation.id);
+  auto conv = ts.store->GetConversation("acme", ex.conversation.id);
   BOOST_REQUIRE(conv.ok());
   BOOST_TEST(conv->title == "What is LMDB? Tell me briefly.");
   BOOST_TEST(conv->language == "en");
@@ -113,7 +113,7 @@ BOOST_AUTO_TEST_CASE(begin_exchange_creates_user_and_streaming_assistant) {
   BOOST_TEST(conv->created_at >= before);
   BOOST_TEST(conv->updated_at >= conv->created_at);
 
-  auto msgs = ts.store->ListMessages(ex.conversation.id);
+  auto msgs = ts.store->ListMessages("acme", ex.conversation.id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_REQUIRE(msgs->size() == 2u);
   BOOST_TEST(msgs->at(0).id == ex.user_message.id);
@@ -168,7 +168,7 @@ BOOST_AUTO_TEST_CASE(small_history_budget_drops_the_oldest) {
   Exchange e4 = Begin(*ts.store, "again", e1.conversation.id, 0);
   BOOST_TEST(e4.history.empty());
   // The stored messages are untouched by the budget.
-  auto msgs = ts.store->ListMessages(e1.conversation.id);
+  auto msgs = ts.store->ListMessages("acme", e1.conversation.id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_TEST(msgs->size() == 8u);
 }
@@ -202,7 +202,7 @@ BOOST_AUTO_TEST_CASE(save_partial_then_finish) {
   m.content = "partial ans";
   m.updated_at = NowMillis();
   BOOST_REQUIRE(ts.store->SavePartial(m).ok());
-  auto got = ts.store->GetMessage(m.id);
+  auto got = ts.store->GetMessage("acme", m.id);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->status == kStatusStreaming);
   BOOST_TEST(got->content == "partial ans");
@@ -213,7 +213,7 @@ BOOST_AUTO_TEST_CASE(save_partial_then_finish) {
   m.usage = {true, 11, 22, 33};
   m.ttft_ms = 123;
   BOOST_REQUIRE(ts.store->FinishMessage(m).ok());
-  got = ts.store->GetMessage(m.id);
+  got = ts.store->GetMessage("acme", m.id);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->status == kStatusComplete);
   BOOST_TEST(got->content == "partial answer, finished");
@@ -234,14 +234,14 @@ BOOST_AUTO_TEST_CASE(list_messages_in_order_and_get_by_id) {
   Exchange e2 = Begin(*ts.store, "q2", e1.conversation.id);
   Finish(*ts.store, e2.assistant_message, "a2");
   Exchange e3 = Begin(*ts.store, "q3", e1.conversation.id);
-  auto msgs = ts.store->ListMessages(e1.conversation.id);
+  auto msgs = ts.store->ListMessages("acme", e1.conversation.id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_TEST(Contents(*msgs) == std::vector<std::string>({"q1", "a1", "q2", "a2", "q3", ""}),
              boost::test_tools::per_element());
   for (size_t i = 0; i < msgs->size(); ++i) {
     BOOST_TEST(msgs->at(i).seq == i);
     BOOST_TEST(msgs->at(i).role == (i % 2 == 0 ? "user" : "assistant"));
-    auto one = ts.store->GetMessage(msgs->at(i).id);
+    auto one = ts.store->GetMessage("acme", msgs->at(i).id);
     BOOST_REQUIRE(one.ok());
     BOOST_TEST(one->content == msgs->at(i).content);
     BOOST_TEST(one->seq == i);
@@ -255,16 +255,16 @@ BOOST_AUTO_TEST_CASE(unknown_ids_are_not_found) {
   const std::string conv = NewId("conv_"), msg = NewId("msg_");
   auto kind = [](const Status& s) { return static_cast<int>(s.kind()); };
   const int not_found = static_cast<int>(ErrorKind::kNotFound);
-  BOOST_TEST(kind(ts.store->GetConversation(conv).status()) == not_found);
-  BOOST_TEST(kind(ts.store->ListMessages(conv).status()) == not_found);
-  BOOST_TEST(kind(ts.store->GetMessage(msg).status()) == not_found);
-  BOOST_TEST(ts.store->GetMessage(msg).status().code() == "not_found");
-  BOOST_TEST(kind(ts.store->RenameConversation(conv, "t").status()) == not_found);
-  BOOST_TEST(kind(ts.store->DeleteConversation(conv)) == not_found);
+  BOOST_TEST(kind(ts.store->GetConversation("acme", conv).status()) == not_found);
+  BOOST_TEST(kind(ts.store->ListMessages("acme", conv).status()) == not_found);
+  BOOST_TEST(kind(ts.store->GetMessage("acme", msg).status()) == not_found);
+  BOOST_TEST(ts.store->GetMessage("acme", msg).status().code() == "not_found");
+  BOOST_TEST(kind(ts.store->RenameConversation("acme", conv, "t").status()) == not_found);
+  BOOST_TEST(kind(ts.store->DeleteConversation("acme", conv)) == not_found);
   BeginExchangeInput in;
   in.conversation_id = conv;
   in.user_text = "hi";
-  BOOST_TEST(kind(ts.store->BeginExchange(in).status()) == not_found);
+  BOOST_TEST(kind(ts.store->BeginExchange("acme", in).status()) == not_found);
 }
 
 BOOST_AUTO_TEST_CASE(list_conversations_newest_first_with_paging) {
@@ -302,7 +302,7 @@ BOOST_AUTO_TEST_CASE(paging_with_many_same_millisecond_ties_is_total) {
   BOOST_TEST(ids.size() == 40u);
   BOOST_TEST((std::set<std::string>(ids.begin(), ids.end()) == created));
   // The same order as one big page.
-  auto one = ts.store->ListConversations(100, "");
+  auto one = ts.store->ListConversations("acme", 100, "");
   BOOST_REQUIRE(one.ok());
   BOOST_REQUIRE(one->conversations.size() == 40u);
   BOOST_TEST(one->next_cursor.empty());
@@ -316,7 +316,7 @@ BOOST_AUTO_TEST_CASE(finishing_an_answer_moves_the_conversation_to_the_front) {
   Exchange recent = Begin(*ts.store, "recent");
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
   Finish(*ts.store, old.assistant_message, "late answer");
-  auto page = ts.store->ListConversations(10, "");
+  auto page = ts.store->ListConversations("acme", 10, "");
   BOOST_REQUIRE(page.ok());
   BOOST_REQUIRE(page->conversations.size() == 2u);
   BOOST_TEST(page->conversations[0].id == old.conversation.id);
@@ -328,7 +328,7 @@ BOOST_AUTO_TEST_CASE(invalid_cursor_is_invalid_argument) {
   Begin(*ts.store, "x");
   for (const char* bad : {"zz", "abc", "not-a-cursor", "ABCDEF0123"}) {
     BOOST_TEST_CONTEXT(bad) {
-      auto page = ts.store->ListConversations(10, bad);
+      auto page = ts.store->ListConversations("acme", 10, bad);
       BOOST_TEST(!page.ok());
       BOOST_TEST(static_cast<int>(page.status().kind()) ==
                  static_cast<int>(ErrorKind::kInvalidArgument));
@@ -343,22 +343,22 @@ BOOST_AUTO_TEST_CASE(rename_changes_title_and_moves_to_front) {
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
   Exchange b = Begin(*ts.store, "second");
   std::this_thread::sleep_for(std::chrono::milliseconds(3));
-  auto page = ts.store->ListConversations(10, "");
+  auto page = ts.store->ListConversations("acme", 10, "");
   BOOST_REQUIRE(page.ok());
   BOOST_REQUIRE(page->conversations.size() == 2u);
   BOOST_TEST(page->conversations[0].id == b.conversation.id);
 
-  auto renamed = ts.store->RenameConversation(a.conversation.id, "Renamed \xD7\xA9");
+  auto renamed = ts.store->RenameConversation("acme", a.conversation.id, "Renamed \xD7\xA9");
   BOOST_REQUIRE(renamed.ok());
   BOOST_TEST(renamed->title == "Renamed \xD7\xA9");
   BOOST_TEST(renamed->updated_at > a.conversation.updated_at);
-  page = ts.store->ListConversations(10, "");
+  page = ts.store->ListConversations("acme", 10, "");
   BOOST_REQUIRE(page.ok());
   BOOST_REQUIRE(page->conversations.size() == 2u);  // moved, not duplicated
   BOOST_TEST(page->conversations[0].id == a.conversation.id);
   BOOST_TEST(page->conversations[0].title == "Renamed \xD7\xA9");
   BOOST_TEST(page->conversations[1].id == b.conversation.id);
-  auto got = ts.store->GetConversation(a.conversation.id);
+  auto got = ts.store->GetConversation("acme", a.conversation.id);
   BOOST_REQUIRE(got.ok());
   BOOST_TEST(got->title == "Renamed \xD7\xA9");
   BOOST_TEST(got->message_count == 2u);
@@ -370,29 +370,31 @@ BOOST_AUTO_TEST_CASE(delete_removes_messages_ids_and_listing) {
   Exchange gone = Begin(*ts.store, "delete me");
   Finish(*ts.store, gone.assistant_message, "answer");
   Exchange gone2 = Begin(*ts.store, "more", gone.conversation.id);
-  BOOST_REQUIRE(ts.store->DeleteConversation(gone.conversation.id).ok());
+  BOOST_REQUIRE(ts.store->DeleteConversation("acme", gone.conversation.id).ok());
 
   const int not_found = static_cast<int>(ErrorKind::kNotFound);
   for (const Message* m : {&gone.user_message, &gone.assistant_message, &gone2.user_message,
                            &gone2.assistant_message}) {
-    BOOST_TEST(static_cast<int>(ts.store->GetMessage(m->id).status().kind()) == not_found);
+    BOOST_TEST(static_cast<int>(ts.store->GetMessage("acme", m->id).status().kind()) == not_found);
   }
-  BOOST_TEST(static_cast<int>(ts.store->GetConversation(gone.conversation.id).status().kind()) ==
-             not_found);
-  BOOST_TEST(static_cast<int>(ts.store->ListMessages(gone.conversation.id).status().kind()) ==
-             not_found);
+  BOOST_TEST(
+      static_cast<int>(ts.store->GetConversation("acme", gone.conversation.id).status().kind()) ==
+      not_found);
+  BOOST_TEST(
+      static_cast<int>(ts.store->ListMessages("acme", gone.conversation.id).status().kind()) ==
+      not_found);
   BOOST_TEST(CountKeysWithPrefix(*ts.env, "messages", gone.conversation.id + "/") == 0u);
-  auto page = ts.store->ListConversations(10, "");
+  auto page = ts.store->ListConversations("acme", 10, "");
   BOOST_REQUIRE(page.ok());
   BOOST_REQUIRE(page->conversations.size() == 1u);
   BOOST_TEST(page->conversations[0].id == keep.conversation.id);
   // The other conversation is intact.
-  auto msgs = ts.store->ListMessages(keep.conversation.id);
+  auto msgs = ts.store->ListMessages("acme", keep.conversation.id);
   BOOST_REQUIRE(msgs.ok());
   BOOST_TEST(msgs->size() == 2u);
-  BOOST_TEST(ts.store->GetMessage(keep.user_message.id).ok());
+  BOOST_TEST(ts.store->GetMessage("acme", keep.user_message.id).ok());
   // Deleting again is NotFound.
-  BOOST_TEST(static_cast<int>(ts.store->DeleteConversation(gone.conversation.id).kind()) ==
+  BOOST_TEST(static_cast<int>(ts.store->DeleteConversation("acme", gone.conversation.id).kind()) ==
              not_found);
 }
 
@@ -400,7 +402,7 @@ BOOST_AUTO_TEST_CASE(save_partial_after_delete_does_not_resurrect_the_message) {
   // An answer still streaming when its conversation is deleted keeps calling SavePartial.
   TempStore ts;
   Exchange ex = Begin(*ts.store, "question");
-  BOOST_REQUIRE(ts.store->DeleteConversation(ex.conversation.id).ok());
+  BOOST_REQUIRE(ts.store->DeleteConversation("acme", ex.conversation.id).ok());
   Message m = ex.assistant_message;
   m.content = "late partial";
   Status s = ts.store->SavePartial(m);
@@ -416,7 +418,7 @@ BOOST_AUTO_TEST_CASE(save_partials_batch_skips_finished_and_deleted_messages) {
   Exchange finished = Begin(*ts.store, "three");
   Finish(*ts.store, finished.assistant_message, "final answer");
   Exchange deleted = Begin(*ts.store, "four");
-  BOOST_REQUIRE(ts.store->DeleteConversation(deleted.conversation.id).ok());
+  BOOST_REQUIRE(ts.store->DeleteConversation("acme", deleted.conversation.id).ok());
 
   std::vector<Message> batch;
   for (const Exchange* ex : {&streaming1, &streaming2, &finished, &deleted}) {
@@ -425,11 +427,11 @@ BOOST_AUTO_TEST_CASE(save_partials_batch_skips_finished_and_deleted_messages) {
     batch.push_back(m);
   }
   BOOST_REQUIRE(ts.store->SavePartials(batch).ok());
-  BOOST_TEST(ts.store->GetMessage(streaming1.assistant_message.id)->content ==
+  BOOST_TEST(ts.store->GetMessage("acme", streaming1.assistant_message.id)->content ==
              "late partial of one");
-  BOOST_TEST(ts.store->GetMessage(streaming2.assistant_message.id)->content ==
+  BOOST_TEST(ts.store->GetMessage("acme", streaming2.assistant_message.id)->content ==
              "late partial of two");
-  auto fin = ts.store->GetMessage(finished.assistant_message.id);
+  auto fin = ts.store->GetMessage("acme", finished.assistant_message.id);
   BOOST_REQUIRE(fin.ok());
   BOOST_TEST(fin->status == kStatusComplete);  // a late batch never overwrites a final state
   BOOST_TEST(fin->content == "final answer");
@@ -452,11 +454,11 @@ BOOST_AUTO_TEST_CASE(reopening_the_environment_keeps_the_data) {
   auto env = OpenStoreEnv(dir.path(), 16ull << 20);
   BOOST_REQUIRE(env.ok());
   ConversationStore store(**env);
-  auto m = store.GetMessage(msg);
+  auto m = store.GetMessage("acme", msg);
   BOOST_REQUIRE(m.ok());
   BOOST_TEST(m->content == "persisted");
   BOOST_TEST(m->status == kStatusComplete);
-  BOOST_TEST(store.GetConversation(conv).ok());
+  BOOST_TEST(store.GetConversation("acme", conv).ok());
 }
 
 // Appends exchanges (new conversations and follow-ups, ~1.5 KB per message) until a write
@@ -480,7 +482,7 @@ void FillUntilFullAndCheck(uint64_t map_size, size_t min_committed) {
     in.user_text = "question " + std::to_string(i) + " " + std::string(1500, 'q');
     in.language = "en";
     in.history_budget_chars = 4000;
-    auto ex = store.BeginExchange(in);
+    auto ex = store.BeginExchange("acme", in);
     if (!ex.ok()) {
       failure = ex.status();
       break;
@@ -508,7 +510,7 @@ void FillUntilFullAndCheck(uint64_t map_size, size_t min_committed) {
   BeginExchangeInput more;
   more.user_text = std::string(3000, 'z');
   more.language = "en";
-  auto again = store.BeginExchange(more);
+  auto again = store.BeginExchange("acme", more);
   if (again.ok()) {
     conversations.push_back(again->conversation.id);
     committed.push_back({again->conversation.id, again->user_message.id,
@@ -519,11 +521,11 @@ void FillUntilFullAndCheck(uint64_t map_size, size_t min_committed) {
   }
 
   for (const auto& c : committed) {
-    auto u = store.GetMessage(c.user_id);
+    auto u = store.GetMessage("acme", c.user_id);
     BOOST_REQUIRE_MESSAGE(u.ok(), u.status().ToString());
     BOOST_TEST(u->content == c.user_text);
     BOOST_TEST(u->status == kStatusComplete);
-    auto a = store.GetMessage(c.assistant_id);
+    auto a = store.GetMessage("acme", c.assistant_id);
     BOOST_REQUIRE_MESSAGE(a.ok(), a.status().ToString());
     if (c.finished) {
       BOOST_TEST(a->status == kStatusComplete);
@@ -538,7 +540,7 @@ void FillUntilFullAndCheck(uint64_t map_size, size_t min_committed) {
   BOOST_TEST(listed.size() == conversations.size());
   size_t total = 0;
   for (const auto& conv : listed) {
-    auto msgs = store.ListMessages(conv.id);
+    auto msgs = store.ListMessages("acme", conv.id);
     BOOST_REQUIRE(msgs.ok());
     BOOST_TEST(msgs->size() % 2 == 0u, "odd message count: a half-written exchange");
     BOOST_TEST(msgs->size() == conv.message_count);
@@ -582,7 +584,7 @@ BOOST_AUTO_TEST_CASE(concurrent_exchanges_from_eight_threads) {
         BeginExchangeInput in;
         in.user_text = "thread " + std::to_string(t) + " question " + std::to_string(i);
         in.language = "en";
-        auto ex = ts.store->BeginExchange(in);
+        auto ex = ts.store->BeginExchange("acme", in);
         if (!ex.ok()) {
           errors[t] = ex.status().ToString();
           return;
@@ -614,7 +616,7 @@ BOOST_AUTO_TEST_CASE(concurrent_exchanges_from_eight_threads) {
   BOOST_TEST((std::set<std::string>(listed_ids.begin(), listed_ids.end()) == expected));
   size_t bad = 0;
   for (const auto& c : listed) {
-    auto msgs = ts.store->ListMessages(c.id);
+    auto msgs = ts.store->ListMessages("acme", c.id);
     if (!msgs.ok() || msgs->size() != 2u || msgs->at(1).status != kStatusComplete ||
         msgs->at(0).role != "user") {
       ++bad;

@@ -95,8 +95,8 @@ void Store(VectorEnv& e, const Corpus& c) {
   auto txn = Txn::BeginWrite(*e.env);
   BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
   for (const auto& [id, block] : c.docs) {
-    Status s =
-        e.index->Put(*txn, id, block.data(), static_cast<uint32_t>(block.size() / c.dim), c.dim);
+    Status s = e.index->Put(*txn, "acme", id, block.data(),
+                            static_cast<uint32_t>(block.size() / c.dim), c.dim);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
   Status s = txn->Commit();
@@ -135,7 +135,7 @@ std::vector<Ref> BruteForce(const Corpus& c, const std::vector<float>& q,
 // place), each reported score the true score of what it names, best first.
 void CheckAgainstReference(const VectorEnv& e, const Corpus& c, const std::vector<float>& q,
                            size_t k, const std::vector<std::string>& filter = {}) {
-  auto hits = e.index->Search(q.data(), c.dim, k, filter);
+  auto hits = e.index->Search("acme", q.data(), c.dim, k, filter);
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
   std::vector<Ref> ref = BruteForce(c, q, filter);
   const size_t want = std::min(k, ref.size());
@@ -176,7 +176,7 @@ void RunRandomComparison(uint32_t dim, int documents, int max_rows, int shards, 
   // A query equal to a stored vector finds it first with score ~1.
   const std::string probe = "doc_" + std::to_string(documents / 2);
   std::vector<float> q(c.docs[probe].begin(), c.docs[probe].begin() + dim);
-  auto hits = e.index->Search(q.data(), dim, 1, {});
+  auto hits = e.index->Search("acme", q.data(), dim, 1, {});
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), 1u);
   BOOST_TEST((*hits)[0].document_id == probe);
@@ -238,7 +238,7 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
   for (int i = 0; i < 8; ++i) queries.push_back(RandomUnit(rng, 32));
   std::vector<std::vector<VectorHit>> expected;
   for (const auto& q : queries) {
-    auto hits = e.index->Search(q.data(), 32, 10, {});
+    auto hits = e.index->Search("acme", q.data(), 32, 10, {});
     BOOST_REQUIRE(hits.ok());
     expected.push_back(*hits);
   }
@@ -250,7 +250,8 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
     for (int i = 0; i < 50; ++i) {
       auto v = RandomUnit(wrng, 32);
       auto txn = Txn::BeginWrite(*e.env);
-      if (!txn.ok() || !e.index->Put(*txn, "new_" + std::to_string(i), v.data(), 1, 32).ok() ||
+      if (!txn.ok() ||
+          !e.index->Put(*txn, "acme", "new_" + std::to_string(i), v.data(), 1, 32).ok() ||
           !txn->Commit().ok()) {
         ++failures;
       }
@@ -261,7 +262,7 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
     readers.emplace_back([&, t] {
       for (int i = 0; i < 25; ++i) {
         size_t qi = static_cast<size_t>(t + i) % queries.size();
-        auto hits = e.index->Search(queries[qi].data(), 32, 10, old_ids);
+        auto hits = e.index->Search("acme", queries[qi].data(), 32, 10, old_ids);
         if (!hits.ok()) {
           ++failures;
           continue;
@@ -322,11 +323,11 @@ BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
   for (int i = 0; i < 10; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 64), 10, filter);
   // A filter naming only unknown documents gives nothing.
   auto q = RandomUnit(rng, 64);
-  auto none = e.index->Search(q.data(), 64, 10, {"doc_nope"});
+  auto none = e.index->Search("acme", q.data(), 64, 10, {"doc_nope"});
   BOOST_REQUIRE(none.ok());
   BOOST_TEST(none->empty());
   // A one-document filter returns at most that document's rows.
-  auto one = e.index->Search(q.data(), 64, 100, {"doc_3"});
+  auto one = e.index->Search("acme", q.data(), 64, 100, {"doc_3"});
   BOOST_REQUIRE(one.ok());
   BOOST_TEST(one->size() == c.Rows("doc_3"));
 }
@@ -341,15 +342,15 @@ BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
 
   const std::string victim = "doc_17";
   std::vector<float> q(c.docs[victim].begin(), c.docs[victim].begin() + 32);
-  auto hits = e.index->Search(q.data(), 32, 1, {});
+  auto hits = e.index->Search("acme", q.data(), 32, 1, {});
   BOOST_REQUIRE(hits.ok() && hits->size() == 1);
   BOOST_TEST((*hits)[0].document_id == victim);
 
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, victim).ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "doc_never_stored").ok());  // absent: not an error
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", victim).ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", "doc_never_stored").ok());  // absent: not an error
     BOOST_REQUIRE(txn->Commit().ok());
   }
   const size_t rows = c.Rows(victim);
@@ -358,13 +359,13 @@ BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
   BOOST_REQUIRE(after.ok());
   BOOST_TEST(*after == *before - rows);
 
-  auto all = e.index->Search(q.data(), 32, 1000, {});
+  auto all = e.index->Search("acme", q.data(), 32, 1000, {});
   BOOST_REQUIRE(all.ok());
   BOOST_TEST(all->size() == *after);
   for (const auto& h : *all) BOOST_TEST(h.document_id != victim);
   CheckAgainstReference(e, c, q, 10);
   // Filtering on the deleted document finds nothing.
-  auto filtered = e.index->Search(q.data(), 32, 10, {victim});
+  auto filtered = e.index->Search("acme", q.data(), 32, 10, {victim});
   BOOST_REQUIRE(filtered.ok());
   BOOST_TEST(filtered->empty());
 }
@@ -376,15 +377,15 @@ BOOST_AUTO_TEST_CASE(put_replaces_a_documents_vectors) {
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Put(*txn, "d", first, 2, 4).ok());
-    BOOST_REQUIRE(e.index->Put(*txn, "d", second, 1, 4).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "acme", "d", first, 2, 4).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "acme", "d", second, 1, 4).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
   auto count = e.index->Count();
   BOOST_REQUIRE(count.ok());
   BOOST_TEST(*count == 1u);
   const float q[] = {0, 0, 1, 0};
-  auto hits = e.index->Search(q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10, {});
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), 1u);
   BOOST_TEST((*hits)[0].score == 1.0f);
@@ -403,7 +404,8 @@ BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    for (const auto& [id, v] : docs) BOOST_REQUIRE(e.index->Put(*txn, id, v.data(), 1, 4).ok());
+    for (const auto& [id, v] : docs)
+      BOOST_REQUIRE(e.index->Put(*txn, "acme", id, v.data(), 1, 4).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
   // Make sure the case under test really happens: some float block is
@@ -413,7 +415,7 @@ BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
     auto txn = Txn::BeginRead(*e.env);
     BOOST_REQUIRE(txn.ok());
     for (const auto& [id, v] : docs) {
-      auto raw = txn->Get(e.env->Dbi("vec.0"), id);
+      auto raw = txn->Get(e.env->Dbi("vec.0"), "acme/" + id);
       BOOST_REQUIRE(raw.ok() && raw->has_value());
       BOOST_REQUIRE_EQUAL((*raw)->size(), 16u + 4 * sizeof(float));
       if (reinterpret_cast<uintptr_t>((*raw)->data() + 16) % alignof(float) != 0) ++misaligned;
@@ -422,7 +424,7 @@ BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
   BOOST_TEST(misaligned > 0u);
 
   const float q[] = {1.0f, 2.0f, -4.0f, 0.5f};
-  auto hits = e.index->Search(q, 4, 100, {});
+  auto hits = e.index->Search("acme", q, 4, 100, {});
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), docs.size());
   for (const auto& h : *hits) {
@@ -455,7 +457,7 @@ void PutGood(VectorEnv& e) {
   const float v[] = {1, 0, 0, 0};
   auto txn = Txn::BeginWrite(*e.env);
   BOOST_REQUIRE(txn.ok());
-  BOOST_REQUIRE(e.index->Put(*txn, "good", v, 1, 4).ok());
+  BOOST_REQUIRE(e.index->Put(*txn, "acme", "good", v, 1, 4).ok());
   BOOST_REQUIRE(txn->Commit().ok());
 }
 
@@ -480,15 +482,15 @@ BOOST_AUTO_TEST_CASE(malformed_blocks_are_errors_not_crashes) {
     BOOST_TEST_CONTEXT(c.what) {
       VectorEnv e(1);
       PutGood(e);
-      PutRaw(e, "vec.0", "bad", c.value);
-      auto hits = e.index->Search(q, 4, 10, {});
+      PutRaw(e, "vec.0", "acme/bad", c.value);
+      auto hits = e.index->Search("acme", q, 4, 10, {});
       BOOST_TEST(!hits.ok());
       if (!hits.ok()) {
         BOOST_TEST((hits.status().kind() == ErrorKind::kInternal));
         BOOST_TEST(hits.status().message().find("bad") != std::string::npos);
       }
       // Filtered away, the bad block is not read.
-      auto filtered = e.index->Search(q, 4, 10, {"good"});
+      auto filtered = e.index->Search("acme", q, 4, 10, {"good"});
       BOOST_REQUIRE(filtered.ok());
       BOOST_TEST(filtered->size() == 1u);
     }
@@ -500,9 +502,9 @@ BOOST_AUTO_TEST_CASE(malformed_blocks_are_errors_not_crashes) {
 BOOST_AUTO_TEST_CASE(a_block_shorter_than_its_header_is_an_error) {
   VectorEnv e(1);
   PutGood(e);
-  PutRaw(e, "vec.0", "short", std::string("RSV", 3));
+  PutRaw(e, "vec.0", "acme/short", std::string("RSV", 3));
   const float q[] = {1, 0, 0, 0};
-  auto hits = e.index->Search(q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10, {});
   BOOST_TEST(!hits.ok(), "a 3-byte vector block was skipped silently");
 }
 
@@ -510,14 +512,14 @@ BOOST_AUTO_TEST_CASE(a_query_of_another_dimension_is_an_error) {
   VectorEnv e(2);
   PutGood(e);
   const float q[] = {1, 0, 0, 0, 0, 0, 0, 0};
-  auto hits = e.index->Search(q, 8, 10, {});
+  auto hits = e.index->Search("acme", q, 8, 10, {});
   BOOST_TEST(!hits.ok());
 }
 
 BOOST_AUTO_TEST_CASE(empty_index) {
   VectorEnv e(3);
   const float q[] = {1, 0, 0, 0};
-  auto hits = e.index->Search(q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10, {});
   BOOST_REQUIRE(hits.ok());
   BOOST_TEST(hits->empty());
   auto count = e.index->Count();
@@ -549,9 +551,10 @@ BOOST_AUTO_TEST_CASE(k_zero_returns_nothing) {
       const float v[] = {1, 0, 0, 0};
       {
         auto txn = Txn::BeginWrite(**env);
-        if (!txn.ok() || !index.Put(*txn, "good", v, 1, 4).ok() || !txn->Commit().ok()) _exit(6);
+        if (!txn.ok() || !index.Put(*txn, "acme", "good", v, 1, 4).ok() || !txn->Commit().ok())
+          _exit(6);
       }
-      auto hits = index.Search(v, 4, 0, {});
+      auto hits = index.Search("acme", v, 4, 0, {});
       code = !hits.ok() ? 1 : !hits->empty() ? 2 : 0;
     } catch (...) {
       code = 3;
