@@ -16,7 +16,7 @@
 set -euo pipefail
 out="${1:?usage: run.sh OUT [--quick]}"
 quick=0
-[ "${2:-}" = "--quick" ] && quick=1
+if [ "${2:-}" = "--quick" ] || [ "${BENCH_QUICK:-0}" = 1 ]; then quick=1; fi
 mkdir -p "$out"
 out="$(cd "$out" && pwd)"
 started=$SECONDS
@@ -40,6 +40,7 @@ cleanup() {
   rm -rf "$run"
 }
 trap cleanup EXIT
+trap 'exit 143' TERM INT
 
 relay_upstream_start "$run"
 export OPENAI_BASE_URL="http://127.0.0.1:$UP_PORT/v1" RAGSTREAM_CHAT_MODEL=fake-model
