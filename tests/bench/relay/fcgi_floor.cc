@@ -36,6 +36,10 @@
 namespace {
 
 std::mutex g_accept_mutex;
+
+void OnTerm(int) {
+  _exit(0);
+}
 int g_listen_fd = -1;
 sockaddr_in g_upstream{};
 std::string g_upstream_host;  // for the Host header
@@ -270,8 +274,8 @@ int main(int argc, char** argv) {
   unlink(path.c_str());
   if (FCGX_Init() != 0) return 1;
   // libfcgi installs a SIGTERM handler that only flags a shutdown for the next accept; the
-  // threads wait inside accept(), so restore the default: SIGTERM ends the process.
-  signal(SIGTERM, SIG_DFL);
+  // threads wait inside accept(), so SIGTERM ends the process here, with status 0.
+  signal(SIGTERM, OnTerm);
   g_listen_fd = FCGX_OpenSocket(path.c_str(), 4096);
   if (g_listen_fd < 0) {
     std::perror("relay_floor: listen");

@@ -56,7 +56,7 @@ relay_stack_stop() {
   local name="$1"
   eval "STACK_PIDS=(\${${name}_PIDS[@]+\"\${${name}_PIDS[@]}\"})"
   eval "STACK_NGINX_PID=\${${name}_NGINX:-}"
-  stack_stop
+  stack_stop || true
   eval "${name}_PIDS=()"
 }
 

@@ -46,7 +46,7 @@ cleanup() {
   [ -n "$probe_pid" ] && kill "$probe_pid" 2>/dev/null && wait "$probe_pid" 2>/dev/null
   relay_stack_stop RAG 2>/dev/null || true
   [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
-  rm -rf "$run"
+  [ -n "${RELAY_KEEP:-}" ] || rm -rf "$run"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -54,6 +54,8 @@ trap 'exit 143' TERM INT
 relay_upstream_start "$run"
 export OPENAI_BASE_URL="http://127.0.0.1:$UP_PORT/v1" RAGSTREAM_CHAT_MODEL=fake-model
 export RAGSTREAM_LOG_LEVEL=warn RAGSTREAM_DATA_DIR="$run/data"
+# One tenant makes all the load: lift the per-tenant stream limit (default 256, all workers).
+export RAGSTREAM_MAX_STREAMS_PER_TENANT=0
 stack_kb=$(RAGSTREAM_THREADS=1 "$RELAY_ROOT/build/ragstream-worker" --check-config 2>&1 |
   sed -n 's/.*RAGSTREAM_THREAD_STACK_KB[^0-9]*\([0-9]*\).*/\1/p' | head -1)
 stack_kb="${RAGSTREAM_THREAD_STACK_KB:-${stack_kb:-256}}"
@@ -190,11 +192,59 @@ fi
 
 elapsed=$((SECONDS - started))
 machine=$(relay_machine_json)
+# The reference, in the same run: nginx + relay_floor (the minimal libfcgi relay, same pool)
+# at the same count, once: its CPU per 1,000 tokens and memory per stream.
+floor_json="{}"
+if [ "$prof_n" -gt 0 ]; then
+  mkdir -p "$run/floor"
+  RAGSTREAM_THREADS="$threads" relay_stack_start FLOOR "$RELAY_BIN/relay_floor" "$run/floor" "$workers"
+  floor_nginx="$(relay_nginx_workers "$FLOOR_NGINX")"
+  sleep 1
+  fanon() { local s=0 p; for p in "${FLOOR_PIDS[@]}"; do s=$((s + $(relay_mem_kib "$p" RssAnon))); done; echo $s; }
+  # shellcheck disable=SC2086
+  fsample() { echo "{\"t\": $(date +%s.%N), \"workers_cpu_s\": $(relay_cpu_s "${FLOOR_PIDS[@]}"), \"nginx_cpu_s\": $(relay_cpu_s $floor_nginx), \"upstream_tokens\": $(up_tokens), \"anon_kib\": $(fanon), \"smaps\": $(python3 "$RELAY_ROOT/tests/bench/relay/smaps.py" "$stack_kb" "${FLOOR_PIDS[@]}")}"; }
+  f0=$(fsample)
+  ramp_ms=$((prof_n > 1000 ? prof_n : 1000))
+  tokens=$((10 * (ramp_ms / 1000 + 6)))
+  ready="$run/ready.floor"
+  "$RELAY_BIN/relay_client" --port "$FLOOR_PORT" --streams "$prof_n" --tokens "$tokens" --gap-ms 100 \
+    --ramp-ms "$ramp_ms" --timeout 60 --threads $((prof_n >= 1000 ? 2 : 1)) --ready-file "$ready" \
+    >"$run/floor-client.out" 2>&1 &
+  client=$!
+  deadline=$((SECONDS + ramp_ms / 1000 + 10))
+  while [ ! -e "$ready" ] && kill -0 "$client" 2>/dev/null && [ $SECONDS -lt $deadline ]; do sleep 0.1; done
+  sleep 1
+  f1=$(fsample)
+  sleep 3
+  f2=$(fsample)
+  wait "$client" || true
+  relay_stack_stop FLOOR
+  floor_json=$(python3 - "$prof_n" "$f0" "$f1" "$f2" "$run/floor-client.out" <<'EOF'
+import json, sys
+n = int(sys.argv[1])
+f0, f1, f2 = (json.loads(x) for x in sys.argv[2:5])
+c = json.loads(open(sys.argv[5]).read().strip().splitlines()[-1])
+tok = f2["upstream_tokens"] - f1["upstream_tokens"]
+print(json.dumps({
+    "streams": n, "complete": c["complete"], "p50_ms": c["delay_ms_p50"], "p99_ms": c["delay_ms_p99"],
+    "win_workers_cpu_per_1k": 1000 * (f2["workers_cpu_s"] - f1["workers_cpu_s"]) / tok if tok else None,
+    "win_nginx_cpu_per_1k": 1000 * (f2["nginx_cpu_s"] - f1["nginx_cpu_s"]) / tok if tok else None,
+    "kib_per_stream_anon": (max(f1["anon_kib"], f2["anon_kib"]) - f0["anon_kib"]) / n,
+    "idle_thread_stack_kib": f0["smaps"]["thread_stacks"] / max(1, f0["smaps"]["thread_stack_count"]),
+    "smaps_per_stream": {k: (f1["smaps"].get(k, 0) - f0["smaps"].get(k, 0)) / n
+                         for k in ("thread_stacks", "malloc_arenas", "main_heap", "other_anon")},
+}))
+EOF
+)
+  echo "floor at $prof_n streams: $floor_json" >&2
+fi
+
 python3 - "$raw" "$out" "$reps" "$elapsed" "$machine" "$threads" "$workers" "$cores" "$fresh" \
-  "$idle1" "$idleT" "$max_held" "$stopped_by" "$quick" "$stack_kb" "$fresh_smaps" "$prof_n" <<'EOF'
+  "$idle1" "$idleT" "$max_held" "$stopped_by" "$quick" "$stack_kb" "$fresh_smaps" "$prof_n" "$floor_json" <<'EOF'
 import json, os, statistics, sys
 (raw, out, reps, elapsed, machine, threads, workers, cores, fresh, idle1, idleT, max_held,
- stopped_by, quick, stack_kb, fresh_smaps, prof_n) = sys.argv[1:]
+ stopped_by, quick, stack_kb, fresh_smaps, prof_n, floor) = sys.argv[1:]
+floor = json.loads(floor)
 fresh_smaps = json.loads(fresh_smaps)
 threads, workers, cores, reps = int(threads), int(workers), int(cores), int(reps)
 fresh = json.loads(fresh)
@@ -278,7 +328,7 @@ result = {
     "repetitions": reps, "pool": {"processes": workers, "threads_per_process": threads, "stack_kb": int(stack_kb)},
     "max_held": max_held, "stopped_by": stopped_by, "idle_thread_kib": idle_thread_kib,
     "idle_worker_rss_anon_kib": {"threads_1": int(idle1), f"threads_{threads}": int(idleT)},
-    "cpu_bound_estimate_streams": cap,
+    "cpu_bound_estimate_streams": cap, "floor_reference": floor,
     "targets": targets, "steps": steps, "runs": rows, "raw": runs,
 }
 json.dump(result, open(f"{out}/ramp.json", "w"), indent=1)
@@ -338,6 +388,29 @@ if ref:
         w("")
         w(f"If nginx and the workers had both cores to themselves (no client or upstream on the host), their CPU per token in "
           f"the window would allow about {cap:,.0f} streams of 10 tokens/s (an extrapolation, not a measurement).")
+if floor and ref:
+    fl = floor
+    f_kib = fl["kib_per_stream_anon"] + fl["idle_thread_stack_kib"]
+    w("")
+    w(f"Reference, same run: nginx + `relay_floor` (the minimal libfcgi relay, same pool of {workers} × {threads} threads) "
+      f"at {fl['streams']} streams, one run: p50 {f(fl['p50_ms'], 2)} ms, p99 {f(fl['p99_ms'], 2)} ms, {fl['complete']}/{fl['streams']} complete.")
+    w("")
+    w("| at the same count | floor | ragstream | ragstream / floor |")
+    w("| --- | ---: | ---: | ---: |")
+    rs = next((s for s in steps if s["streams"] == fl["streams"]), ref)
+    def ratio(a, b):
+        return f"{a / b:.2f}×" if a is not None and b else "–"
+    w(f"| workers CPU s / 1000 tokens | {f(fl['win_workers_cpu_per_1k'], 3)} | {f(rs['win_workers_cpu_per_1k'], 3)} | "
+      f"{ratio(rs['win_workers_cpu_per_1k'], fl['win_workers_cpu_per_1k'])} |")
+    w(f"| nginx CPU s / 1000 tokens | {f(fl['win_nginx_cpu_per_1k'], 3)} | {f(rs['win_nginx_cpu_per_1k'], 3)} | "
+      f"{ratio(rs['win_nginx_cpu_per_1k'], fl['win_nginx_cpu_per_1k'])} |")
+    w(f"| worker KiB / stream (anon, idle thread included) | {f_kib:.1f} | {f(rs['kib_per_stream_with_thread'])} | "
+      f"{ratio(rs['kib_per_stream_with_thread'], f_kib)} |")
+    w(f"| of which malloc arenas KiB / stream | {fl['smaps_per_stream']['malloc_arenas']:.1f} | "
+      f"{f(rs.get('smaps_malloc_arenas_kib_per_stream'))} | {ratio(rs.get('smaps_malloc_arenas_kib_per_stream'), fl['smaps_per_stream']['malloc_arenas'])} |")
+    w(f"| of which thread stacks KiB / stream (idle + active) | {fl['idle_thread_stack_kib'] + fl['smaps_per_stream']['thread_stacks']:.1f} | "
+      f"{f((rs.get('smaps_thread_stacks_kib_per_stream') or 0) + idle_thread_kib)} | – |")
+
 def perf_lines(name, limit):
     path = os.path.join(out, name)
     if not os.path.exists(path):

@@ -37,7 +37,7 @@ cleanup() {
   relay_stack_stop FLOOR 2>/dev/null || true
   relay_stack_stop RAG 2>/dev/null || true
   [ -n "$UP_PID" ] && kill "$UP_PID" 2>/dev/null && wait "$UP_PID" 2>/dev/null
-  rm -rf "$run"
+  [ -n "${RELAY_KEEP:-}" ] || rm -rf "$run"
 }
 trap cleanup EXIT
 trap 'exit 143' TERM INT
@@ -45,6 +45,8 @@ trap 'exit 143' TERM INT
 relay_upstream_start "$run"
 export OPENAI_BASE_URL="http://127.0.0.1:$UP_PORT/v1" RAGSTREAM_CHAT_MODEL=fake-model
 export RAGSTREAM_THREADS="$threads" RAGSTREAM_LOG_LEVEL=warn
+# One tenant makes all the load: lift the per-tenant stream limit (default 256, all workers).
+export RAGSTREAM_MAX_STREAMS_PER_TENANT=0
 export RAGSTREAM_DATA_DIR="$run/data"
 mkdir -p "$run/floor" "$run/rag"
 relay_stack_start FLOOR "$RELAY_BIN/relay_floor" "$run/floor" 2
