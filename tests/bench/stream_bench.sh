@@ -2,6 +2,9 @@
 # Measures how many concurrent streams one worker holds and the relay delay per token
 # through nginx + one ragstream worker, next to the fake upstream read directly.
 # Loopback only; stops by itself. Usage: tests/bench/stream_bench.sh [STREAMS...]
+# A quick look with the Python fake and client; the benchmarks of record are parts 1 and 2 of
+# scripts/bench.sh (tests/bench/relay/run.sh and ramp.sh: C++ upstream and client, references
+# measured in the same run, medians of repeated runs).
 set -euo pipefail
 root="$(cd "$(dirname "$0")/../.." && pwd)"
 counts=("${@:-1 100 1000}")
@@ -16,6 +19,8 @@ fake_port=$(cat "$fake_port_file")
 port=$((20000 + RANDOM % 10000))
 export OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" RAGSTREAM_CHAT_MODEL=fake-model
 export RAGSTREAM_THREADS=1100 RAGSTREAM_THREAD_STACK_KB=128 RAGSTREAM_LOG_LEVEL=warn
+# One tenant makes all the load: lift the per-tenant stream limit (default 256).
+export RAGSTREAM_MAX_STREAMS_PER_TENANT=0
 source "$root/scripts/stack.sh"
 trap 'stack_stop; kill $fake_pid 2>/dev/null; rm -rf "$run_dir"' EXIT
 stack_start "$run_dir" "$port" 1
