@@ -69,6 +69,21 @@ def cpu_s(pids):
     return total / TICK
 
 
+def cpu_by_name(pids):
+    """CPU seconds per process name (comm), e.g. {"ragstream-worke": 4.1, "nginx": 0.9}."""
+    out = {}
+    for p in pids:
+        try:
+            with open(f"/proc/{p}/stat") as f:
+                s = f.read()
+        except OSError:
+            continue
+        name = s[s.index("(") + 1:s.rindex(")")]
+        fields = s[s.rindex(")") + 2:].split()
+        out[name] = out.get(name, 0) + (int(fields[11]) + int(fields[12])) / TICK
+    return out
+
+
 def rss_kib(pids):
     total = 0
     for p in pids:
@@ -144,14 +159,16 @@ def start_ragstream(args, run_dir, fake_port, log):
                OPENAI_BASE_URL=f"http://127.0.0.1:{fake_port}/v1", OPENAI_API_KEY="sk-benchmark",
                RAGSTREAM_CHAT_MODEL="fake-model", RAGSTREAM_EMBEDDER="openai",
                RAGSTREAM_EMBED_DIMENSIONS=str(args.embed_dimensions),
-               RAGSTREAM_THREADS=str(args.ragstream_threads), RAGSTREAM_THREAD_STACK_KB="128",
+               RAGSTREAM_THREADS=str(args.ragstream_threads),
+               # One load client is one tenant (loopback, no keys); the peer has no such limit.
+               RAGSTREAM_MAX_STREAMS_PER_TENANT="0",
                RAGSTREAM_LOG_LEVEL="warn", RAGSTREAM_DATA_DIR=os.path.join(run_dir, "data"))
     s = Server("ragstream", f"ragstream ({args.ragstream_workers} workers + nginx)", port)
     s.proc = subprocess.Popen([os.path.join(HERE, "ragstream_stack.sh"), run_dir, str(port),
                                str(args.ragstream_workers)], env=env, stdout=log, stderr=log,
                               start_new_session=True)
-    wait_file(os.path.join(run_dir, "pids"), 60)
     s.roots = [s.proc.pid]
+    s.ready = lambda: wait_file(os.path.join(run_dir, "pids"), 60)
     return s
 
 
@@ -162,10 +179,13 @@ def start_peer(args, procs, run_dir, fake_port, log):
                CHAT_MODEL="fake-model", EMBED_DIMENSIONS=str(args.embed_dimensions))
     proc = subprocess.Popen(["node", os.path.join(HERE, "server.mjs")], env=env, stdout=log,
                             stderr=log, start_new_session=True)
-    port = int(wait_file(port_file, 60))
     label = f"LangChain.js ({procs} process{'es' if procs > 1 else ''}{', node:cluster' if procs > 1 else ''})"
-    s = Server(f"langchain_{procs}p", label, port)
+    s = Server(f"langchain_{procs}p", label, None)
     s.proc, s.roots = proc, [proc.pid]
+
+    def ready():
+        s.port = int(wait_file(port_file, 60))
+    s.ready = ready
     return s
 
 
@@ -178,7 +198,9 @@ def ingest(server):
     last = (r.stdout.strip().splitlines() or [""])[-1]
     if r.returncode != 0:
         raise RuntimeError(f"ingest into {server.key} failed: {last} {r.stderr[-500:]}")
-    return elapsed, last
+    import re
+    chunks = sum(int(m) for m in re.findall(r"\((\d+) chunks\)", r.stdout))
+    return elapsed, last, chunks
 
 
 def run_load(args, port, n, direct, fake_port, server=None, fake_pid=None):
@@ -191,34 +213,45 @@ def run_load(args, port, n, direct, fake_port, server=None, fake_pid=None):
     pids = server.pids() if server else []
     rss0 = rss_kib(pids)
     cpu0, fake0, m0 = cpu_s(pids), cpu_s([fake_pid]), machine_ticks()
+    names0 = cpu_by_name(pids)
     t0 = time.monotonic()
     client = subprocess.Popen(cmd, stdout=subprocess.PIPE, text=True)
     # Mid-stream: every stream has started (ramp) and none has finished (answers take
     # tokens x gap), so all N are open here if the server keeps up. RSS is also sampled
     # every 0.2 s for its peak.
-    mid_at = t0 + args.ramp_ms / 1000.0 + min(0.5, args.tokens * args.gap_ms / 2000.0)
+    answer_s = args.tokens * args.gap_ms / 1000.0
+    ramp_s = args.ramp_ms / 1000.0
+    mid_at = t0 + (ramp_s + answer_s) / 2 if answer_s > ramp_s else t0 + ramp_s
     rss1 = open_upstream = None
     rss_peak = rss0
+    open_peak = 0
     while client.poll() is None and time.monotonic() - t0 < args.timeout:
-        time.sleep(0.2)
+        now = time.monotonic()
+        time.sleep(min(0.2, mid_at - now) if rss1 is None and mid_at > now + 0.01 else 0.2)
         rss = rss_kib(pids)
         rss_peak = max(rss_peak, rss)
+        try:
+            open_now = http_json(f"http://127.0.0.1:{fake_port}/_fake/stats")["active_streams"]
+        except Exception:  # noqa: BLE001 - a sample, not a result
+            open_now = None
+        if open_now is not None:
+            open_peak = max(open_peak, open_now)
         if rss1 is None and time.monotonic() >= mid_at:
-            rss1 = rss
-            try:
-                open_upstream = http_json(f"http://127.0.0.1:{fake_port}/_fake/stats")["active_streams"]
-            except Exception:  # noqa: BLE001 - a sample, not a result
-                pass
+            rss1, open_upstream = rss, open_now
     out, _ = client.communicate(timeout=args.timeout)
     elapsed = time.monotonic() - t0
     cpu1, fake1, m1 = cpu_s(pids), cpu_s([fake_pid]), machine_ticks()
+    names1 = cpu_by_name(pids)
     res = json.loads(out.strip().splitlines()[-1])
-    stats = http_json(f"http://127.0.0.1:{fake_port}/_fake/stats")
+    busy = 1 - (m1[1] - m0[1]) / max(1, m1[0] - m0[0])
+    busy_cpu_s = busy * (m1[0] - m0[0]) / TICK
     res.update({
         "upstream_open_mid": open_upstream,
-        "upstream_open_max": stats.get("max_active_streams"),
+        "upstream_open_max": open_peak,  # sampled every 0.2 s
         "fake_cpu_s": round(fake1 - fake0, 3),
-        "machine_busy": round(1 - (m1[1] - m0[1]) / max(1, m1[0] - m0[0]), 3),
+        "machine_busy": round(busy, 3),
+        # Everything else that ran meanwhile: this script and other users of the machine.
+        "other_cpu_s": round(busy_cpu_s - (cpu1 - cpu0) - (fake1 - fake0) - res["client_cpu_s"], 2),
         "wall_s": round(elapsed, 2),
     })
     if server:
@@ -226,6 +259,9 @@ def run_load(args, port, n, direct, fake_port, server=None, fake_pid=None):
         res.update({
             "server_pids": len(pids),
             "server_cpu_s": round(cpu1 - cpu0, 3),
+            "server_cpu_s_by_process": {k: round(v - names0.get(k, 0), 3) for k, v in names1.items()
+                                        if v - names0.get(k, 0) > 0},
+            "nginx_cpu_s": round(names1.get("nginx", 0) - names0.get("nginx", 0), 3),
             "cpu_s_per_1k_tokens": round((cpu1 - cpu0) / tokens * 1000, 4) if tokens else None,
             "rss_kib_before": rss0, "rss_kib_mid": rss1, "rss_kib_peak": rss_peak,
             "kib_per_stream": round((rss1 - rss0) / n, 1) if rss1 is not None else None,
@@ -247,7 +283,7 @@ def fmt(v, digits=1):
 
 
 def ratio(peer, base):
-    if peer is None or base is None or base == 0:
+    if peer is None or base is None or base <= 0 or peer < 0:
         return "–"
     return f"{peer / base:.2f}×"
 
@@ -258,15 +294,15 @@ def summarize(runs, servers, counts):
         s = {"direct": {}}
         direct = [r for r in runs if r["n"] == n and r["server"] == "direct"]
         for k in ("delay_ms_p50", "delay_ms_p99", "ttft_ms_p50", "ttft_ms_p99", "elapsed_s",
-                  "client_cpu_share", "fake_cpu_s", "machine_busy"):
+                  "client_cpu_share", "fake_cpu_s", "machine_busy", "other_cpu_s", "upstream_open_max"):
             s["direct"][k] = med([r["result"][k] for r in direct])
         for key in servers:
             rs = [r["result"] for r in runs if r["n"] == n and r["server"] == key]
             s[key] = {k: med([r.get(k) for r in rs]) for k in (
-                "delay_ms_p50", "delay_ms_p99", "delay_ms_max", "complete", "incomplete",
+                "delay_ms_p50", "delay_ms_p99", "delay_ms_max", "complete", "incomplete", "http_error",
                 "upstream_open_mid", "upstream_open_max", "cpu_s_per_1k_tokens", "server_cpu_s",
-                "kib_per_stream", "kib_per_stream_peak", "rss_kib_before", "rss_kib_mid",
-                "rss_kib_peak", "ttft_ms_p50", "ttft_ms_p99", "elapsed_s", "client_cpu_share",
+                "nginx_cpu_s", "kib_per_stream", "kib_per_stream_peak", "rss_kib_before", "rss_kib_mid",
+                "rss_kib_peak", "ttft_ms_p50", "ttft_ms_p99", "elapsed_s", "client_cpu_share", "other_cpu_s",
                 "fake_cpu_s", "machine_busy", "tokens_measured")}
             s[key]["added_p50_ms"] = med([r["delay_ms_p50"] - dr["result"]["delay_ms_p50"]
                                           for r, dr in zip(rs, direct)
@@ -278,7 +314,7 @@ def summarize(runs, servers, counts):
     return summary
 
 
-def markdown(args, labels, summary, ingest_s, counts, command, env_note):
+def markdown(args, labels, summary, ingest_s, counts, command, env_note, chunk_counts):
     keys = list(labels)
     base = keys[0]
     head = "| | " + " | ".join(labels[k] + (" | ratio" if k != base else "") for k in keys) + " |"
@@ -303,7 +339,9 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note):
         f"{args.tokens} tokens, {args.gap_ms} ms apart, stamped with their send time by the fake; starts "
         f"spread over {args.ramp_ms / 1000:g} s), driven by one load client (`tests/bench/peers/load.py`, "
         "Python asyncio) through the same API shape (`POST /api/chat/message/stream`, ragstream's SSE "
-        f"events). Every figure is the median of {args.reps} repetitions. For each repetition and stream "
+        f"events). Every figure is the median of {args.reps} repetitions (each row's median taken on its own)"
+        + (f"; {args.reps_asked} were asked for, {args.reps} fit in the time limit" if args.reps < args.reps_asked else "")
+        + ". For each repetition and stream "
         "count every server is started fresh and ingests the corpus, then the load client reads the fake "
         "directly (the reference) and then each server in turn (the order rotates), so one server runs "
         "at a time and the others sit idle. Ratios are peer ÷ ragstream (below 1: the peer uses less or "
@@ -341,14 +379,16 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note):
     L.append(head)
     L.append(sep)
     L.append(row("ingest (s)", lambda k: ingest_s.get(k), 2))
+    L.append(row("chunks stored", lambda k: chunk_counts.get(k), 0))
     for n in counts:
         s = summary[str(n)]
         d = s["direct"]
         L.append("")
         L.append(f"**{n:,} concurrent streams** (the fake read directly, same repetitions: relay "
                  f"p50 {fmt(d['delay_ms_p50'], 2)} ms, p99 {fmt(d['delay_ms_p99'], 2)} ms; first token p50 "
-                 f"{fmt(d['ttft_ms_p50'], 0)} ms; run {fmt(d['elapsed_s'], 1)} s; load client "
-                 f"{fmt(d['client_cpu_share'] * 100, 0)}% of one core):")
+                 f"{fmt(d['ttft_ms_p50'], 0)} ms; {fmt(d['upstream_open_max'], 0)} streams open at peak; run "
+                 f"{fmt(d['elapsed_s'], 1)} s; load client {fmt(d['client_cpu_share'] * 100, 0)}% of one core; "
+                 f"other users of the machine {fmt(d['other_cpu_s'], 1)} CPU-s meanwhile):")
         L.append("")
         L.append(head)
         L.append(sep)
@@ -361,10 +401,12 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note):
         L.append(row("time to first token p99 (ms)", lambda k: s[k]["ttft_ms_p99"], 0))
         L.append(row("run wall time (s)", lambda k: s[k]["elapsed_s"], 1))
         L.append(row(f"streams held: complete, of {n:,}", lambda k: s[k]["complete"], 0))
+        L.append(row("streams refused (HTTP error)", lambda k: s[k]["http_error"], 0))
         L.append(row("streams held: upstream open mid-run", lambda k: s[k]["upstream_open_mid"], 0))
         L.append(row("streams held: upstream open at peak", lambda k: s[k]["upstream_open_max"], 0))
         L.append(row("CPU-s per 1,000 tokens", lambda k: s[k]["cpu_s_per_1k_tokens"], 3))
         L.append(row("server CPU-s per run", lambda k: s[k]["server_cpu_s"], 2))
+        L.append(row("… of which nginx", lambda k: s[k]["nginx_cpu_s"] if k == base else None, 2))
         L.append(row("memory per stream, mid-run (KiB)", lambda k: s[k]["kib_per_stream"], 1))
         L.append(row("memory per stream, at peak RSS (KiB)", lambda k: s[k]["kib_per_stream_peak"], 1))
         L.append(row("RSS before (MiB)", lambda k: mib(s[k]["rss_kib_before"]), 1))
@@ -373,6 +415,27 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note):
         L.append(row("load client CPU (% of one core)", lambda k: s[k]["client_cpu_share"] * 100, 0))
         L.append(row("fake upstream CPU-s", lambda k: s[k]["fake_cpu_s"], 2))
         L.append(row("machine busy (% of 2 cores)", lambda k: s[k]["machine_busy"] * 100, 0))
+        L.append(row("other CPU-s meanwhile (other users)", lambda k: s[k]["other_cpu_s"], 2))
+    L.append("")
+    L.append("What differs, beyond the code itself:")
+    L.append("")
+    L.append("- ragstream does more per question: it saves the user message, then the answer while it "
+             "streams (at least every 500 ms) and at the end, in LMDB, durably; it detects the question's "
+             "language (CLD2); nginx sits in front (its CPU and memory are counted). The peer keeps "
+             "conversations in an in-memory chat history, persists nothing and detects no language.")
+    L.append("- Retrieval has the same settings but not the same engines: ragstream's BM25 uses postings in "
+             "LMDB and a tokenizer for Hebrew, Arabic, Cyrillic and CJK; LangChain's BM25Retriever re-scores "
+             "every chunk per query with a lower-case whitespace split. The chunkers differ in detail "
+             "(chunk counts above). The fake's embeddings are seeded random vectors, so retrieval quality is "
+             "not compared here, only its cost.")
+    L.append("- node:cluster gives each process its own copy of the in-memory index (the RSS counts both) and "
+             "its own chat histories (a follow-up question on another process would lose its history; "
+             "not exercised here, every question is new). ragstream's workers share one LMDB store.")
+    L.append("- ragstream's threads are started before the run (their baseline is in *RSS before*, not in "
+             "the per-stream delta); the peer's V8 heap grows during the run and is not returned, so the "
+             "peak RSS is the fairer per-stream figure for it.")
+    L.append("- Node is v20 (the version installed); `@langchain/openai` is pinned to 1.5.8, the newest "
+             "release that supports Node 20.")
     L.append("")
     return "\n".join(L)
 
@@ -388,8 +451,11 @@ def main():
     ap.add_argument("--timeout", type=float, default=120)
     ap.add_argument("--ragstream-workers", type=int, default=2)
     ap.add_argument("--ragstream-threads", type=int, default=600, help="per worker")
-    ap.add_argument("--peer-procs", default="2,1", help="node processes of each peer variant")
+    ap.add_argument("--peer-procs", default="2",
+                    help="node processes of each peer variant, e.g. 2,1 for both (a longer run)")
     ap.add_argument("--embed-dimensions", type=int, default=384)
+    ap.add_argument("--deadline-s", type=float, default=0,
+                    help="stop adding repetitions that would not end within this many seconds (0: no limit)")
     args = ap.parse_args()
     counts = [int(x) for x in args.streams.split(",") if x]
     peer_procs = [int(x) for x in args.peer_procs.split(",") if x]
@@ -397,16 +463,25 @@ def main():
     work = tempfile.mkdtemp(prefix="ragstream-peers.")
     log = open(os.path.join(args.out, "peers.log"), "w")
     started = time.monotonic()
+    load_start = open("/proc/loadavg").read().split()[:3]
 
     fake = subprocess.Popen([sys.executable, os.path.join(ROOT, "tests", "fake_openai", "fake_openai.py"),
                              "--port", "0", "--port-file", os.path.join(work, "fake.port"),
                              "--max-records", "1000"], stdout=log, stderr=log, start_new_session=True)
     running = []
-    runs, ingests, labels = [], {}, {}
+    runs, ingests, labels, chunk_counts = [], {}, {}, {}
     try:
         fake_port = int(wait_file(os.path.join(work, "fake.port")))
+        block_s = {}  # stream count -> seconds its last block took
+        reps_done = 0
         for rep in range(args.reps):
+            if rep > 0 and args.deadline_s:
+                left = args.deadline_s - (time.monotonic() - started) - 15  # 15 s to stop and write
+                if sum(block_s.values()) * 1.15 > left:
+                    print(f"rep {rep + 1}: skipped, {left:.0f} s left of the time limit", file=sys.stderr)
+                    break
             for n in counts:
+                block_started = time.monotonic()
                 # Fresh servers for every stream count: the RSS before a run is then the
                 # idle, just-ingested server (a V8 heap or malloc arenas grown by an earlier
                 # run would otherwise hide the memory the streams take).
@@ -418,12 +493,15 @@ def main():
                     servers.append(start_peer(args, p, block, fake_port, log))
                     running.append(servers[-1])
                 for s in servers:
+                    s.ready()
+                for s in servers:
                     labels[s.key] = s.label
                 shift = (rep + counts.index(n)) % len(servers)
                 order = servers[shift:] + servers[:shift]
                 for s in order:
-                    secs, line = ingest(s)
+                    secs, line, n_chunks = ingest(s)
                     ingests.setdefault(s.key, []).append(round(secs, 3))
+                    chunk_counts[s.key] = n_chunks
                     print(f"rep {rep + 1}: ingest {s.key}: {secs:.2f} s ({line})", file=sys.stderr)
                 time.sleep(0.5)
                 r = run_load(args, fake_port, n, True, fake_port, fake_pid=fake.pid)
@@ -442,19 +520,24 @@ def main():
                 for s in servers:
                     stop(s.proc)
                     running.remove(s)
+                block_s[n] = time.monotonic() - block_started
+            reps_done += 1
     finally:
         for s in running:
             stop(s.proc)
         stop(fake)
         log.close()
 
+    load_end = open("/proc/loadavg").read().split()[:3]
     keys = list(labels)
     summary = summarize(runs, keys, counts)
     ingest_med = {k: med(v) for k, v in ingests.items()}
     command = "tests/bench/peers/run.sh OUT   # = python3 tests/bench/peers/bench.py OUT " + " ".join(sys.argv[2:])
     env_note = (
         f"ragstream: {args.ragstream_workers} worker processes × {args.ragstream_threads} threads "
-        "(128 KiB stacks) behind nginx (2 nginx workers), `RAGSTREAM_EMBEDDER=openai` with "
+        "behind nginx (2 nginx workers), `RAGSTREAM_MAX_STREAMS_PER_TENANT=0` (the load client is one "
+        "tenant; the default of 256 would refuse the rest, and the peer has no such limit), "
+        "`RAGSTREAM_EMBEDDER=openai` with "
         f"`RAGSTREAM_EMBED_DIMENSIONS={args.embed_dimensions}`, chat model `fake-model`, defaults otherwise "
         "(700-character chunks with 100 overlap, hybrid top_k 5: RRF k 60, vector 0.5, BM25 1.0, 10 candidates "
         "per list, at most 2 chunks per document; LMDB store; the answer persisted while streaming). "
@@ -468,21 +551,26 @@ def main():
         "with numbered fenced passages, an in-memory chat history per conversation; served by `node:http`. "
         + ", ".join(f"{p} process{'es (node:cluster; each holds a replica of the in-memory index)' if p > 1 else ' (one event loop)'}"
                     for p in peer_procs) + ". Machine: "
-        f"{os.cpu_count()} cores shared with the load client and the fake upstream.")
-    md = markdown(args, labels, summary, ingest_med, counts, command, env_note)
+        f"{os.cpu_count()} cores shared with the load client and the fake upstream (and other users: load "
+        f"average {load_start[0]} at the start, {load_end[0]} at the end); the numbers are indicative.")
+    args.reps_asked, args.reps = args.reps, reps_done
+    md = markdown(args, labels, summary, ingest_med, counts, command, env_note, chunk_counts)
     result = {
         "part": 6,
         "title": "A peer, side by side",
         "repetitions": args.reps,
+        "repetitions_asked": args.reps_asked,
         "settings": {"streams": counts, "tokens_per_stream": args.tokens, "gap_ms": args.gap_ms,
                      "ramp_ms": args.ramp_ms, "ragstream_workers": args.ragstream_workers,
                      "ragstream_threads_per_worker": args.ragstream_threads,
                      "peer_procs": peer_procs, "embed_dimensions": args.embed_dimensions},
         "servers": labels,
         "ingest_s": {"median": ingest_med, "runs": ingests},
+        "chunks": chunk_counts,
         "summary": summary,
         "runs": runs,
         "targets": [],
+        "loadavg_start": load_start, "loadavg_end": load_end,
         "elapsed_s": round(time.monotonic() - started, 1),
     }
     with open(os.path.join(args.out, "peers.json"), "w") as f:
