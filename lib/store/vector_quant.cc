@@ -65,47 +65,74 @@ __attribute__((target("avx2"))) void RowsAvx2(const int8_t* a, const int8_t* row
 }
 
 // AVX-512 BW + VNNI: vpdpbusd adds four u8 x s8 products into each 32-bit lane, 64 bytes an
-// instruction; the tail is a masked load, so any dim runs without a scalar loop.
+// instruction; the tail is a masked load, so any dim runs without a scalar loop. The query's
+// |q| and sign masks are worked out once per call; rows go four at a time (four independent
+// accumulator chains), so a row chunk costs a load, a masked negation and a vpdpbusd.
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline int32_t Sum512(__m512i v) {
+  // Folded by hand (zero-masked extracts): GCC 12's _mm512_reduce_add_epi32 and the unmasked
+  // extracts trip -Wmaybe-uninitialized on their undefined pass-through.
+  return HorizontalSum(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, v, 0),
+                                        _mm512_maskz_extracti64x4_epi64(0xF, v, 1)));
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void RowsAvx512(const int8_t* a,
                                                                        const int8_t* rows,
                                                                        size_t stride,
                                                                        uint32_t count, uint32_t dim,
                                                                        int32_t* out) {
+  constexpr uint32_t kMaxChunks = 64;  // dims up to 4096 keep the query in these arrays
   const __m512i zero = _mm512_setzero_si512();
-  const uint32_t body = dim & ~63u;
-  const uint32_t tail = dim - body;
-  const __mmask64 tail_mask = tail ? (~0ull >> (64 - tail)) : 0;
-  for (uint32_t r = 0; r < count; ++r) {
+  const uint32_t chunks = (dim + 63) / 64;
+  if (chunks > kMaxChunks) {
+    for (uint32_t r = 0; r < count; ++r) {
+      int32_t sum = 0;
+      for (uint32_t c0 = 0; c0 < chunks; c0 += kMaxChunks) {
+        const uint32_t part = std::min(dim - c0 * 64, kMaxChunks * 64);
+        int32_t piece;
+        RowsAvx512(a + c0 * 64, rows + r * stride + c0 * 64, 0, 1, part, &piece);
+        sum += piece;
+      }
+      out[r] = sum;
+    }
+    return;
+  }
+  __m512i abs_q[kMaxChunks];
+  __mmask64 negative[kMaxChunks], load[kMaxChunks];
+  for (uint32_t c = 0; c < chunks; ++c) {
+    const uint32_t left = dim - c * 64;
+    load[c] = left >= 64 ? ~0ull : (~0ull >> (64 - left));
+    const __m512i q = _mm512_maskz_loadu_epi8(load[c], a + c * 64);
+    abs_q[c] = _mm512_abs_epi8(q);
+    negative[c] = _mm512_movepi8_mask(q);
+  }
+  uint32_t r = 0;
+  for (; r + 4 <= count; r += 4) {
     const int8_t* b = rows + r * stride;
-    __m512i acc0 = zero, acc1 = zero;
-    uint32_t i = 0;
-    for (; i + 128 <= body; i += 128) {
-      const __m512i q0 = _mm512_loadu_si512(a + i);
-      const __m512i q1 = _mm512_loadu_si512(a + i + 64);
-      const __m512i x0 = _mm512_loadu_si512(b + i);
-      const __m512i x1 = _mm512_loadu_si512(b + i + 64);
-      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
-      const __m512i s1 = _mm512_mask_sub_epi8(x1, _mm512_movepi8_mask(q1), zero, x1);
-      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_abs_epi8(q0), s0);
-      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_abs_epi8(q1), s1);
+    __m512i acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero;
+    for (uint32_t c = 0; c < chunks; ++c) {
+      const int8_t* p = b + c * 64;
+      const __m512i x0 = _mm512_maskz_loadu_epi8(load[c], p);
+      const __m512i x1 = _mm512_maskz_loadu_epi8(load[c], p + stride);
+      const __m512i x2 = _mm512_maskz_loadu_epi8(load[c], p + 2 * stride);
+      const __m512i x3 = _mm512_maskz_loadu_epi8(load[c], p + 3 * stride);
+      acc0 = _mm512_dpbusd_epi32(acc0, abs_q[c], _mm512_mask_sub_epi8(x0, negative[c], zero, x0));
+      acc1 = _mm512_dpbusd_epi32(acc1, abs_q[c], _mm512_mask_sub_epi8(x1, negative[c], zero, x1));
+      acc2 = _mm512_dpbusd_epi32(acc2, abs_q[c], _mm512_mask_sub_epi8(x2, negative[c], zero, x2));
+      acc3 = _mm512_dpbusd_epi32(acc3, abs_q[c], _mm512_mask_sub_epi8(x3, negative[c], zero, x3));
     }
-    for (; i < body; i += 64) {
-      const __m512i q0 = _mm512_loadu_si512(a + i);
-      const __m512i x0 = _mm512_loadu_si512(b + i);
-      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
-      acc0 = _mm512_dpbusd_epi32(acc0, _mm512_abs_epi8(q0), s0);
+    out[r] = Sum512(acc0);
+    out[r + 1] = Sum512(acc1);
+    out[r + 2] = Sum512(acc2);
+    out[r + 3] = Sum512(acc3);
+  }
+  for (; r < count; ++r) {
+    const int8_t* b = rows + r * stride;
+    __m512i acc = zero;
+    for (uint32_t c = 0; c < chunks; ++c) {
+      const __m512i x = _mm512_maskz_loadu_epi8(load[c], b + c * 64);
+      acc = _mm512_dpbusd_epi32(acc, abs_q[c], _mm512_mask_sub_epi8(x, negative[c], zero, x));
     }
-    if (tail) {
-      const __m512i q0 = _mm512_maskz_loadu_epi8(tail_mask, a + i);
-      const __m512i x0 = _mm512_maskz_loadu_epi8(tail_mask, b + i);
-      const __m512i s0 = _mm512_mask_sub_epi8(x0, _mm512_movepi8_mask(q0), zero, x0);
-      acc1 = _mm512_dpbusd_epi32(acc1, _mm512_abs_epi8(q0), s0);
-    }
-    // Folded by hand (zero-masked extracts): GCC 12's _mm512_reduce_add_epi32 and the
-    // unmasked extracts trip -Wmaybe-uninitialized on their undefined pass-through.
-    const __m512i sum = _mm512_add_epi32(acc0, acc1);
-    out[r] = HorizontalSum(_mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, sum, 0),
-                                            _mm512_maskz_extracti64x4_epi64(0xF, sum, 1)));
+    out[r] = Sum512(acc);
   }
 }
 

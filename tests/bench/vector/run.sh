@@ -1,0 +1,55 @@
+#!/usr/bin/env bash
+# Part 4 of the benchmarks (issue 7): vector search in the LMDB shards against FAISS
+# IndexFlatIP and the memory-bandwidth floor, and the int8 format. Writes OUT/vector.json and
+# OUT/vector.md (the section "## 4. Vector search").
+#
+# Usage: tests/bench/vector/run.sh OUT [vector_bench options...]
+#   e.g. run.sh /tmp/bench --sizes 20000x384   (a quick run; the default is the three sizes
+#   of the issue: 100000x384, 1000000x384, 100000x1536)
+#
+# Installs what only this benchmark needs, if missing (root or sudo): libfaiss-dev (Debian's
+# FAISS 1.7.3, a static library: the benchmark links it, the product never does) and
+# libopenblas0-openmp (an optimised BLAS for FAISS's batched search; without it the batch runs
+# on the reference BLAS, which would make FAISS look much slower than it is). Installing
+# OpenBLAS makes it the system's default libblas.so.3 through update-alternatives.
+# Temporary data (the LMDB stores, ~6 GB at most) go under /tmp and are removed at the end.
+set -euo pipefail
+
+root="$(cd "$(dirname "$0")/../../.." && pwd)"
+out="${1:?usage: run.sh OUT [vector_bench options]}"
+shift
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+build="${RAGSTREAM_BUILD_DIR:-$root/build}"
+
+sudo=()
+[ "$(id -u)" -eq 0 ] || sudo=(sudo)
+missing=()
+for pkg in libfaiss-dev libopenblas0-openmp; do
+  dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null | grep -q "install ok installed" ||
+    missing+=("$pkg")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "== installing ${missing[*]}" >&2
+  if ! "${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get install -y "${missing[@]}" >&2; then
+    echo "== could not install ${missing[*]}: running without what is missing" >&2
+  fi
+fi
+
+# CMake looks for FAISS when it configures: configure again if the cache says it was not
+# found (e.g. it has just been installed).
+if [ -f "$build/CMakeCache.txt" ] && ! grep -q '^faiss_DIR:PATH=/' "$build/CMakeCache.txt"; then
+  cmake -S "$root" -B "$build" >/dev/null
+fi
+echo "== building vector_bench" >&2
+RAGSTREAM_BUILD_DIR="$build" "$root/scripts/build.sh" vector_bench >&2
+
+dir="$(mktemp -d /tmp/ragstream-vector-bench.XXXXXX)"
+trap 'rm -rf "$dir"' EXIT
+start=$(date +%s)
+# OMP_WAIT_POLICY=PASSIVE: FAISS's (and OpenBLAS's) idle OpenMP threads sleep instead of
+# spinning; on 2 cores spinning threads take the cores from the threads doing the work.
+OMP_WAIT_POLICY=PASSIVE "$build/tests/bench/vector/vector_bench" --dir "$dir" \
+  --json "$out/vector.json" --md "$out/vector.md" \
+  --command "tests/bench/vector/run.sh $out${*:+ $*}" "$@"
+echo "== vector benchmark: $(($(date +%s) - start)) s; wrote $out/vector.json and $out/vector.md" >&2
