@@ -7,7 +7,7 @@
 //   vector_bench [--sizes 100000x384,1000000x384,100000x1536] [--dir /tmp/ragstream-vector-bench]
 //                [--shards 4] [--threads 1,2] [--single-reps N] [--batch-reps 3]
 //                [--block-rows 512] [--oversample 4] [--json FILE] [--md FILE]
-//                [--command "how this was run"] [--keep]
+//                [--command "how this was run"] [--keep] [--profile vectorindex|docs|blocks|int8]
 //
 // What runs, for each size (rows x dim) and each thread count T (the process is pinned to T
 // cores with sched_setaffinity, and OpenMP -- FAISS and its BLAS -- gets T threads):
@@ -47,6 +47,7 @@
 #include <vector>
 
 #include "lib/store/lmdb.h"
+#include "lib/store/tenant_key.h"
 #include "lib/store/vector_index.h"
 #include "lib/store/vector_quant.h"
 #include "tests/bench/vector/block_scan.h"
@@ -64,8 +65,9 @@ using Clock = std::chrono::steady_clock;
 namespace {
 
 constexpr size_t kTopK = 10;
-constexpr uint32_t kBlockMagic = 0x31425352;  // "RSB1"
-constexpr size_t kBlockHeader = 48;           // rows start 64 bytes into an overflow page
+constexpr std::string_view kTenant = "bench";  // one tenant holds every document
+constexpr uint32_t kBlockMagic = 0x31425352;   // "RSB1"
+constexpr size_t kBlockHeader = 48;            // rows start 64 bytes into an overflow page
 
 double Ms(Clock::duration d) {
   return std::chrono::duration<double, std::milli>(d).count();
@@ -308,8 +310,8 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
     size_t pending = 0;
     std::optional<store::Txn> txn(Check(store::Txn::BeginWrite(env), "BeginWrite"));
     for (size_t d = 0; d < ds.doc_ids.size(); ++d) {
-      Check(index.Put(*txn, ds.doc_ids[d], ds.data.data() + ds.doc_first[d] * dim, ds.doc_rows[d],
-                      dim),
+      Check(index.Put(*txn, kTenant, ds.doc_ids[d], ds.data.data() + ds.doc_first[d] * dim,
+                      ds.doc_rows[d], dim),
             "VectorIndex::Put");
       pending += size_t{ds.doc_rows[d]} * dim * sizeof(float);
       if (pending > (256u << 20)) {
@@ -345,7 +347,7 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
       std::memcpy(value.data() + kBlockHeader, rows.data(), rows.size() * sizeof(float));
       std::memcpy(value.data() + kBlockHeader + rows.size() * sizeof(float), ids.data(),
                   ids.size() * 8);
-      const std::string key = store::EncodeBigEndian64(block);
+      const std::string key = store::TenantKey(kTenant, store::EncodeBigEndian64(block));
       Check(txn->Put(blk, key, value), "Put block");
       Check(txn->Put(q8, key, store::EncodeInt8Block(rows.data(), count, dim)), "Put q8 block");
       pending += value.size() * 5 / 4;
@@ -396,15 +398,18 @@ std::vector<ShardTop> EachShard(int shards, Fn scan) {
   return tops;
 }
 
-// VectorIndex's own layout (one value per document, 16-byte header), scanned with a chosen
-// kernel; a replica of ScanShard, to separate the kernel from the layout.
+// VectorIndex's own layout (one value per document keyed tenant/document, 16-byte header),
+// walked like ScanShard (the tenant's key range) but scored with a chosen kernel, to separate
+// the kernel from the layout.
 std::vector<uint64_t> SearchDocValues(const store::Env& env, const Dataset& ds, int shards,
                                       const float* query, vbench::RowsFn kernel) {
   auto tops = EachShard(shards, [&](int s, ShardTop& out) {
     auto txn = Check(store::Txn::BeginRead(env), "BeginRead");
     auto cur = Check(store::Cursor::Open(txn, env.Dbi("vec." + std::to_string(s))), "Cursor");
     std::vector<float> scores;
-    for (bool have = cur.First(); have; have = cur.Next()) {
+    const std::string prefix = store::TenantPrefix(kTenant);
+    for (bool have = cur.SeekAtLeast(prefix); have && store::HasPrefix(cur.key(), prefix);
+         have = cur.Next()) {
       const std::string_view value = cur.value();
       uint32_t header[4];
       std::memcpy(header, value.data(), sizeof header);
@@ -413,7 +418,7 @@ std::vector<uint64_t> SearchDocValues(const store::Env& env, const Dataset& ds, 
       kernel(query, reinterpret_cast<const float*>(value.data() + 16), count, ds.dim,
              scores.data());
       const uint64_t ordinal = out.keys.size();
-      out.keys.push_back(cur.key());
+      out.keys.push_back(cur.key().substr(prefix.size()));
       for (uint32_t i = 0; i < count; ++i) {
         if (out.top.Accepts(scores[i])) out.top.Push(scores[i], (ordinal << 20) | i);
       }
@@ -457,7 +462,9 @@ std::vector<uint64_t> SearchBlocks(const store::Env& env, uint32_t dim, int shar
     auto txn = Check(store::Txn::BeginRead(env), "BeginRead");
     auto cur = Check(store::Cursor::Open(txn, env.Dbi("blk." + std::to_string(s))), "Cursor");
     std::vector<float> scores;
-    for (bool have = cur.First(); have; have = cur.Next()) {
+    const std::string prefix = store::TenantPrefix(kTenant);
+    for (bool have = cur.SeekAtLeast(prefix); have && store::HasPrefix(cur.key(), prefix);
+         have = cur.Next()) {
       const BlockView b = ParseBlock(cur.value(), dim);
       scores.resize(b.count);
       kernel(query, b.rows, b.count, dim, scores.data());
@@ -483,7 +490,9 @@ std::vector<std::vector<uint64_t>> SearchBlocksBatch(const store::Env& env, uint
     auto cur = Check(store::Cursor::Open(txn, env.Dbi("blk." + std::to_string(s))), "Cursor");
     std::vector<float> scores;
     std::vector<TopK>& tops = per_shard[s];
-    for (bool have = cur.First(); have; have = cur.Next()) {
+    const std::string prefix = store::TenantPrefix(kTenant);
+    for (bool have = cur.SeekAtLeast(prefix); have && store::HasPrefix(cur.key(), prefix);
+         have = cur.Next()) {
       const BlockView b = ParseBlock(cur.value(), dim);
       scores.resize(size_t{nq} * b.count);
       vbench::ScoreBatch(queries, nq, b.rows, b.count, dim, scores.data());
@@ -517,8 +526,10 @@ std::vector<uint64_t> SearchInt8(const store::Env& env, uint32_t dim, int shards
   auto scan = [&](int s) {
     auto txn = Check(store::Txn::BeginRead(env), "BeginRead");
     auto cur = Check(store::Cursor::Open(txn, env.Dbi("q8." + std::to_string(s))), "Cursor");
-    for (bool have = cur.First(); have; have = cur.Next()) {
-      const uint64_t block = store::DecodeBigEndian64(cur.key());
+    const std::string prefix = store::TenantPrefix(kTenant);
+    for (bool have = cur.SeekAtLeast(prefix); have && store::HasPrefix(cur.key(), prefix);
+         have = cur.Next()) {
+      const uint64_t block = store::DecodeBigEndian64(cur.key().substr(prefix.size()));
       auto view = Check(store::DecodeInt8Block(cur.value(), dim, BlockRowId(s, block, 0)),
                         "DecodeInt8Block");
       store::ScanInt8Block(q, view, tops[s]);
@@ -538,9 +549,10 @@ std::vector<uint64_t> SearchInt8(const store::Env& env, uint32_t dim, int shards
     auto it = blocks.find(sb);
     if (it != blocks.end()) return it->second;
     const int s = static_cast<int>(id >> 44);
-    auto value = Check(txn.Get(env.Dbi("blk." + std::to_string(s)),
-                               store::EncodeBigEndian64((id >> 20) & 0xFFFFFF)),
-                       "Get block");
+    auto value =
+        Check(txn.Get(env.Dbi("blk." + std::to_string(s)),
+                      store::TenantKey(kTenant, store::EncodeBigEndian64((id >> 20) & 0xFFFFFF))),
+              "Get block");
     if (!value) Die("missing float block");
     return blocks.emplace(sb, ParseBlock(*value, dim)).first->second;
   };
@@ -554,7 +566,7 @@ std::vector<uint64_t> SearchInt8(const store::Env& env, uint32_t dim, int shards
 
 std::vector<uint64_t> SearchVectorIndex(const store::VectorIndex& index, const Dataset& ds,
                                         const float* query) {
-  auto hits = Check(index.Search(query, ds.dim, kTopK, {}), "VectorIndex::Search");
+  auto hits = Check(index.Search(kTenant, query, ds.dim, kTopK, {}), "VectorIndex::Search");
   std::vector<uint64_t> ids;
   for (const auto& h : hits)
     ids.push_back(ds.doc_first[ds.doc_index.at(h.document_id)] + h.chunk_index);
@@ -623,6 +635,7 @@ struct Options {
   uint32_t block_rows = 512;
   size_t oversample = store::kDefaultOversample;
   std::string json, md, command;
+  std::string profile;  // run only this system's single queries (for perf), then stop
   bool keep = false;
 };
 
@@ -694,6 +707,29 @@ SizeResult RunSize(const Options& opt, uint64_t rows, uint32_t dim, Bandwidth& b
 
   const int single_reps =
       opt.single_reps > 0 ? opt.single_reps : (res.float_bytes < (512ull << 20) ? 15 : 7);
+  if (!opt.profile.empty()) {
+    // For `perf record`: only the chosen scan, on the first thread count, then stop.
+    UseThreads(opt.threads.front());
+    std::fprintf(stderr, "== profiling %s: %d searches\n", opt.profile.c_str(), single_reps);
+    for (int i = 0; i < single_reps; ++i) {
+      const float* q = ds.queries.data() + size_t(i % opt.queries) * dim;
+      const auto start = Clock::now();
+      if (opt.profile == "vectorindex") {
+        SearchVectorIndex(index, ds, q);
+      } else if (opt.profile == "docs") {
+        SearchDocValues(*env, ds, opt.shards, q, best);
+      } else if (opt.profile == "blocks") {
+        SearchBlocks(*env, dim, opt.shards, q, best);
+      } else if (opt.profile == "int8") {
+        SearchInt8(*env, dim, opt.shards, q, opt.oversample);
+      } else {
+        Die("--profile vectorindex|docs|blocks|int8");
+      }
+      std::fprintf(stderr, "%.1f ms\n", Ms(Clock::now() - start));
+    }
+    if (!opt.keep) std::filesystem::remove_all(dir);
+    return res;
+  }
   const uint32_t nq = opt.queries;
   std::vector<std::vector<uint64_t>> vi_results(nq), faiss_results(nq), block_results(nq),
       batch_results, int8_results(nq);
@@ -1249,13 +1285,16 @@ int main(int argc, char** argv) {
       opt.md = next();
     } else if (arg == "--command") {
       opt.command = next();
+    } else if (arg == "--profile") {
+      opt.profile = next();
     } else if (arg == "--keep") {
       opt.keep = true;
     } else {
       std::fprintf(stderr,
                    "usage: vector_bench [--sizes 100000x384,...] [--dir DIR] [--shards N] "
                    "[--threads 1,2] [--single-reps N] [--batch-reps N] [--block-rows N] "
-                   "[--oversample N] [--json FILE] [--md FILE] [--command TEXT] [--keep]\n");
+                   "[--oversample N] [--json FILE] [--md FILE] [--command TEXT] [--keep] "
+                   "[--profile vectorindex|docs|blocks|int8]\n");
       return 2;
     }
   }
@@ -1268,6 +1307,7 @@ int main(int argc, char** argv) {
   Bandwidth bw(size_t{2} << 30);
   std::vector<SizeResult> results;
   for (const auto& [rows, dim] : opt.sizes) results.push_back(RunSize(opt, rows, dim, bw));
+  if (!opt.profile.empty()) return 0;
   if (!opt.keep) std::filesystem::remove(opt.dir);
   const auto targets = Targets(results);
   const std::string json = Json(opt, results, targets, bw.bytes());
