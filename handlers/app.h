@@ -47,6 +47,8 @@ struct RequestRecord {
   std::string outcome;  // e.g. "complete", "error", "cancelled", "rejected"
   std::string conversation_id;
   std::string message_id;
+  // A chat send: where the time before its first token went (all -1 for other requests).
+  chat::SendPhases phases;
 };
 
 using RouteParams = std::vector<std::string>;

@@ -122,6 +122,7 @@ void RecordChatResult(const AppContext& app, RequestRecord& record,
   record.outcome = result.message.status;
   record.conversation_id = result.conversation_id;
   record.message_id = result.message.id;
+  record.phases = result.phases;
 }
 
 std::string DoneEventJson(const store::Message& m) {

@@ -247,6 +247,7 @@ int Run(int argc, char** argv) {
 
   auto handle = [&](const Status& read_status, HttpRequest& req, HttpResponse& raw_res) {
     const int64_t start = SteadyMillis();
+    const int64_t received_us = chat::SteadyMicros();
     if (req.request_id.empty()) req.request_id = NewId("req_");
     RecordingResponse res(raw_res);
     handlers::RequestRecord record;
@@ -258,6 +259,10 @@ int Run(int argc, char** argv) {
       router.Dispatch(req, res, record);
     }
     if (metrics) metrics->CountRequest(record.route, res.status());
+    // A chat send's time to first token, from the request's arrival, and its phases.
+    const chat::SendPhases& ph = record.phases;
+    const int64_t handler_us = ph.send_started_us >= 0 ? ph.send_started_us - received_us : -1;
+    const int64_t first_token_us = ph.first_token_us >= 0 ? handler_us + ph.first_token_us : -1;
     Log(res.status() >= 500 ? LogLevel::kWarn : LogLevel::kInfo, "http", "request",
         {{"request_id", req.request_id},
          {"method", req.method},
@@ -267,6 +272,14 @@ int Run(int argc, char** argv) {
          {"duration_ms", SteadyMillis() - start},
          {"tokens", record.tokens},
          {"ttft_ms", record.ttft_ms},
+         {"first_token_us", first_token_us},
+         {"handler_us", handler_us},
+         {"store_us", ph.store_us},
+         {"language_us", ph.language_us},
+         {"retrieval_us", ph.retrieval_us},
+         {"prompt_us", ph.prompt_us},
+         {"start_us", ph.start_us},
+         {"upstream_ttft_us", ph.upstream_ttft_us},
          {"outcome", record.outcome},
          {"conversation_id", record.conversation_id},
          {"message_id", record.message_id}});

@@ -1,5 +1,6 @@
 #include "lib/chat/chat_service.h"
 
+#include <algorithm>
 #include <chrono>
 
 #include "lib/chat/partial_writer.h"
@@ -10,6 +11,12 @@
 #include "lib/rag/prompt.h"
 
 namespace ragstream::chat {
+
+int64_t SteadyMicros() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
 
 ChatService::ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
                          ChatServiceOptions options, const rag::Retriever* retriever,
@@ -28,16 +35,24 @@ constexpr int64_t kCancelPollMs = 250;
 class AnswerStream {
  public:
   AnswerStream(store::ConversationStore& store, store::Message& message, StreamObserver& observer,
-               const SendRequest& request, const ChatServiceOptions& options, int64_t started_ms)
+               const SendRequest& request, const ChatServiceOptions& options, int64_t started_ms,
+               SendPhases& phases)
       : store_(store),
         message_(message),
         observer_(observer),
         request_(request),
         options_(options),
         started_ms_(started_ms),
+        phases_(phases),
         last_persist_ms_(SteadyMillis()) {}
 
+  // Called just before the model is: the upstream's time to first token counts from here.
+  void ModelCalled() { model_called_us_ = SteadyMicros(); }
+
   bool OnDelta(std::string_view delta) {
+    if (phases_.upstream_ttft_us < 0 && model_called_us_ >= 0) {
+      phases_.upstream_ttft_us = SteadyMicros() - model_called_us_;
+    }
     if (Aborted()) return false;
     std::string text = SanitizeUtf8(hold_back_.Push(delta));
     if (text.empty()) return true;
@@ -46,6 +61,9 @@ class AnswerStream {
     message_.token_ends.push_back(static_cast<uint32_t>(message_.content.size()));
     ++tokens_;
     if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
+    if (phases_.first_token_us < 0) {
+      phases_.first_token_us = SteadyMicros() - phases_.send_started_us;
+    }
     MaybePersist();
     return KeepGoing();
   }
@@ -65,6 +83,9 @@ class AnswerStream {
     message_.content += text;
     message_.token_ends.push_back(static_cast<uint32_t>(message_.content.size()));
     if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
+    if (phases_.first_token_us < 0) {
+      phases_.first_token_us = SteadyMicros() - phases_.send_started_us;
+    }
   }
 
   bool client_gone() const { return client_gone_; }
@@ -114,6 +135,8 @@ class AnswerStream {
   const SendRequest& request_;
   const ChatServiceOptions& options_;
   const int64_t started_ms_;
+  SendPhases& phases_;
+  int64_t model_called_us_ = -1;
   int64_t last_persist_ms_;
   Utf8HoldBack hold_back_;
   bool client_gone_ = false;
@@ -128,6 +151,15 @@ class AnswerStream {
 SendResult ChatService::Send(const SendRequest& request, StreamObserver& observer) {
   const int64_t started_ms = SteadyMillis();
   SendResult result;
+  SendPhases& phases = result.phases;
+  phases.send_started_us = SteadyMicros();
+  // Adds the time since `since` to `phase` (which may be -1: not run yet) and returns now.
+  auto lap = [](int64_t& phase, int64_t since) {
+    const int64_t now = SteadyMicros();
+    phase = std::max<int64_t>(phase, 0) + (now - since);
+    return now;
+  };
+  int64_t mark = phases.send_started_us;
   if (!model_) {
     result.status = Status::Unavailable(
         "model_not_configured",
@@ -149,6 +181,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     }
     fallback_language = conv->language;
   }
+  mark = lap(phases.store_us, mark);
   if (!request.document_ids.empty() && documents_) {
     auto missing = documents_->Missing(request.tenant, request.document_ids);
     if (!missing.ok()) {
@@ -161,10 +194,13 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
       return result;
     }
   }
+  mark = lap(phases.store_us, mark);
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
+  mark = lap(phases.language_us, mark);
   store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
                                   options_.history_budget_chars, options_.max_streams_per_tenant};
   auto exchange = store_.BeginExchange(request.tenant, begin, request.client_message_id);
+  mark = lap(phases.store_us, mark);
   if (!exchange.ok()) {
     result.status = exchange.status();
     return result;
@@ -198,6 +234,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   }
   prompt.history_budget_chars = options_.history_budget_chars;
   if (retriever_) {
+    mark = lap(phases.prompt_us, mark);
     const auto retrieval_start = std::chrono::steady_clock::now();
     rag::RetrievalRequest retrieval{request.tenant, request.message,
                                     request.top_k.value_or(options_.default_top_k), request.mode,
@@ -213,18 +250,23 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     }
     for (const auto& p : result.sources) prompt.passages.push_back({p.title, p.text});
     message.sources_json = rag::SourcesJson(result.sources);
+    mark = lap(phases.retrieval_us, mark);
   }
+  llm::ChatRequest model_request = rag::BuildPrompt(prompt);
+  mark = lap(phases.prompt_us, mark);
 
   // 3. Stream.
-  AnswerStream stream(store_, message, observer, request, options_, started_ms);
+  AnswerStream stream(store_, message, observer, request, options_, started_ms, phases);
   llm::ChatOutcome outcome;
   if (!observer.OnStart(result.conversation_id, message.id)) {
     outcome.status = Status::Cancelled("the client left before the answer started");
   }
+  mark = lap(phases.start_us, mark);
   if (outcome.status.ok()) {
     llm::StreamCallbacks callbacks{[&](std::string_view d) { return stream.OnDelta(d); },
                                    [&] { return stream.OnTick(); }};
-    outcome = model_->Stream(rag::BuildPrompt(prompt), callbacks);
+    stream.ModelCalled();
+    outcome = model_->Stream(model_request, callbacks);
     stream.FlushTail();
   }
 

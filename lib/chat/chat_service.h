@@ -55,6 +55,28 @@ class StreamObserver {
   virtual bool OnIdle() = 0;
 };
 
+// Where the time before the first token went, in microseconds of the steady clock; -1 where a
+// phase did not run. The phases are disjoint parts of `first_token_us`, in pipeline order (the
+// rest of it is bookkeeping between them), so their sum never exceeds it.
+struct SendPhases {
+  int64_t store_us = -1;      // conversation load, document check, the exchange's write txn
+  int64_t language_us = -1;   // detecting the question's language
+  int64_t retrieval_us = -1;  // embedding, vector + lexical search, fusion, chunk loads
+  int64_t prompt_us = -1;     // building the prompt (passages, history)
+  int64_t start_us = -1;      // the observer's OnStart (a stream's first event)
+  // From calling the model to its first delta: the upstream's own time to first token plus
+  // the client's (connection, request, first chunk parsed).
+  int64_t upstream_ttft_us = -1;
+  // From Send's start to the first token written to the observer (OnToken returned).
+  int64_t first_token_us = -1;
+  // The steady clock (microseconds since its epoch) at Send's start, so that a caller can
+  // relate the phases to its own clock (e.g. when the request arrived).
+  int64_t send_started_us = -1;
+};
+
+// Microseconds on the steady clock that SendPhases::send_started_us uses.
+int64_t SteadyMicros();
+
 struct SendResult {
   // Ok, or why the request failed. If `started` is false nothing was streamed and the status
   // is a plain HTTP error; if true the exchange exists and `message` holds the final
@@ -72,6 +94,7 @@ struct SendResult {
   // answer as stored now (it may still be streaming on some worker).
   bool replayed = false;
   int upstream_http_status = 0;  // the model's HTTP status on its last attempt
+  SendPhases phases;             // where the time before the first token went
 };
 
 class PartialWriter;

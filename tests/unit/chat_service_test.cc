@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <functional>
@@ -16,11 +17,16 @@
 #include "lib/chat/partial_writer.h"
 #include "lib/core/ids.h"
 #include "lib/core/utf8.h"
+#include "lib/rag/hash_embedder.h"
+#include "lib/rag/ingester.h"
+#include "lib/rag/retriever.h"
+#include "lib/store/document_store.h"
 #include "tests/unit/temp_store.h"
 
 namespace ragstream::chat {
 namespace {
 
+using ragstream::testing::TempDir;
 using ragstream::testing::TempStore;
 using Clock = std::chrono::steady_clock;
 
@@ -34,6 +40,7 @@ class FakeModel : public llm::ChatModel {
   std::atomic<bool> release{false};
   int tick_for_ms_after_first = 0;  // after the first delta: call on_tick for this long
   int tick_interval_ms = 10;
+  int first_delta_delay_ms = 0;     // sleep this long before the first delta (a slow upstream)
   std::function<void()> tick_hook;  // runs inside every tick loop iteration
   std::string finish_reason = "stop";
   store::Usage usage{true, 21, 4, 25};
@@ -56,6 +63,9 @@ class FakeModel : public llm::ChatModel {
       return out;
     };
     if (!cb.on_tick()) return stopped();  // waiting for the first token
+    if (first_delta_delay_ms > 0) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(first_delta_delay_ms));
+    }
     for (int i = 0; i <= static_cast<int>(deltas.size()); ++i) {
       if (i == fail_after) {
         out.status = Status::Upstream(error_code, "The server had an error");
@@ -488,6 +498,104 @@ BOOST_AUTO_TEST_CASE(short_follow_up_keeps_the_conversation_language) {
   SendResult r2 = h.Send("ok", r1.conversation_id);  // too short to detect
   BOOST_REQUIRE(r2.status.ok());
   BOOST_TEST(r2.language == "he");
+}
+
+// The phases before the first token: every one that ran is filled, they fit inside the time
+// to the first token, and the model's own delay shows up in upstream_ttft_us. No timings are
+// asserted beyond what a sleep guarantees.
+void CheckPhasesFitTheTotal(const SendPhases& p) {
+  BOOST_TEST(p.send_started_us > 0);
+  BOOST_TEST(p.store_us >= 0);
+  BOOST_TEST(p.language_us >= 0);
+  BOOST_TEST(p.prompt_us >= 0);
+  BOOST_TEST(p.start_us >= 0);
+  BOOST_TEST(p.upstream_ttft_us >= 0);
+  BOOST_TEST(p.first_token_us >= 0);
+  const int64_t sum = p.store_us + p.language_us + std::max<int64_t>(p.retrieval_us, 0) +
+                      p.prompt_us + p.start_us + p.upstream_ttft_us;
+  BOOST_TEST(sum <= p.first_token_us);
+}
+
+BOOST_AUTO_TEST_CASE(phases_before_the_first_token_are_measured) {
+  Harness h;
+  h.model->deltas = {"one ", "two"};
+  h.model->first_delta_delay_ms = 30;
+  SendResult r = h.Send("How long does each step take before the first word arrives?");
+  BOOST_REQUIRE(r.status.ok());
+  const SendPhases& p = r.phases;
+  CheckPhasesFitTheTotal(p);
+  BOOST_TEST(p.retrieval_us == -1);  // no retriever
+  BOOST_TEST(p.upstream_ttft_us >= 30000);
+  BOOST_TEST(p.first_token_us >= p.upstream_ttft_us);
+  // ttft_ms counts from the same start, in whole milliseconds.
+  BOOST_TEST(r.message.ttft_ms * 1000 <= p.first_token_us);
+}
+
+BOOST_AUTO_TEST_CASE(retrieval_is_a_phase_of_its_own) {
+  TempDir dir;
+  store::Env::Options options;
+  options.path = dir.path();
+  options.map_size_bytes = 64ull << 20;
+  options.max_readers = 126;
+  options.databases = store::ConversationStore::Databases();
+  for (auto& name : store::DocumentStore::Databases(2)) {
+    if (std::find(options.databases.begin(), options.databases.end(), name) ==
+        options.databases.end()) {
+      options.databases.push_back(name);
+    }
+  }
+  auto env = store::Env::Open(options);
+  BOOST_REQUIRE(env.ok());
+  store::ConversationStore conversations(**env);
+  store::DocumentStore documents(**env, 2);
+  rag::HashEmbedder embedder;
+  rag::Ingester ingester(documents, embedder, {});
+  BOOST_REQUIRE(ingester
+                    .Ingest("acme", "LMDB",
+                            "LMDB is a memory-mapped key-value store. Readers never block "
+                            "writers, and every process shares the page cache.")
+                    .ok());
+  rag::Retriever retriever(documents, embedder);
+  auto model = std::make_shared<FakeModel>();
+  model->deltas = {"It ", "is fast."};
+  model->first_delta_delay_ms = 20;
+  ChatService service(conversations, model, {}, &retriever, &documents);
+  FakeObserver observer;
+  SendRequest req;
+  req.tenant = "acme";
+  req.message = "Why do LMDB readers never block writers?";
+  SendResult r = service.Send(req, observer);
+  BOOST_REQUIRE(r.status.ok());
+  BOOST_TEST(r.sources.size() == 1u);
+  CheckPhasesFitTheTotal(r.phases);
+  BOOST_TEST(r.phases.retrieval_us >= 0);
+  BOOST_TEST(r.phases.upstream_ttft_us >= 20000);
+  BOOST_TEST(r.retrieval_seconds >= 0);
+}
+
+BOOST_AUTO_TEST_CASE(phases_that_did_not_run_stay_unset) {
+  {
+    Harness h;  // an upstream error before any token
+    h.model->deltas = {"never"};
+    h.model->fail_after = 0;
+    SendResult r = h.Send("Will this answer ever arrive at all, do you think?");
+    BOOST_TEST(r.started);
+    BOOST_TEST(!r.status.ok());
+    BOOST_TEST(r.phases.store_us >= 0);
+    BOOST_TEST(r.phases.prompt_us >= 0);
+    BOOST_TEST(r.phases.upstream_ttft_us == -1);
+    BOOST_TEST(r.phases.first_token_us == -1);
+  }
+  {
+    Harness h;  // refused before the exchange: no prompt, no model
+    SendResult r =
+        h.Send("Hello again, is anyone there in this conversation?", std::string("conv_unknown"));
+    BOOST_TEST(!r.started);
+    BOOST_TEST(r.phases.send_started_us > 0);
+    BOOST_TEST(r.phases.prompt_us == -1);
+    BOOST_TEST(r.phases.upstream_ttft_us == -1);
+    BOOST_TEST(r.phases.first_token_us == -1);
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
