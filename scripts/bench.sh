@@ -99,7 +99,7 @@ reap_part() {
     for p in /proc/[0-9]*; do
       p=${p#/proc/}
       [ "$p" = $$ ] && continue
-      tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qx "BENCH_PART_TOKEN=$token" && pids+=("$p")
+      { tr '\0' '\n' <"/proc/$p/environ"; } 2>/dev/null | grep -qx "BENCH_PART_TOKEN=$token" && pids+=("$p")
     done
     [ ${#pids[@]} -eq 0 ] && return 0
     echo "== bench: ending ${#pids[@]} process(es) the part left running (SIG$sig)" >&2
@@ -143,6 +143,7 @@ for entry in "${parts[@]}"; do
 done
 
 total=$((SECONDS - started))
+load_at_start="$load_at_start at the start; $(cut -d' ' -f1-3 /proc/loadavg) (1, 5, 15 min) at the end"
 mkdir -p "$(dirname "$doc")"
 python3 - "$out" "$doc" "$status_file" "$total" "$command_line" "$load_at_start" "$quick" <<'EOF'
 import datetime, glob, json, os, platform, re, subprocess, sys
@@ -250,7 +251,7 @@ w(f"| date | {now} |")
 w(f"| commit | `{commit}` ({subject}) |")
 w(f"| command | `{command}` |")
 w(f"| total run time | {int(total) // 60} min {int(total) % 60} s (install, build and every part) |")
-w(f"| load average at start | {load} (the cores may be shared with other work; figures are then indicative) |")
+w(f"| load average | {load} (above 2, other work shared the 2 cores and the figures are indicative) |")
 w("")
 w("## Summary")
 w("")

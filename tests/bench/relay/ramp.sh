@@ -59,6 +59,10 @@ export RAGSTREAM_MAX_STREAMS_PER_TENANT=0
 stack_kb=$(RAGSTREAM_THREADS=1 "$RELAY_ROOT/build/ragstream-worker" --check-config 2>&1 |
   sed -n 's/.*RAGSTREAM_THREAD_STACK_KB[^0-9]*\([0-9]*\).*/\1/p' | head -1)
 stack_kb="${RAGSTREAM_THREAD_STACK_KB:-${stack_kb:-256}}"
+# Static TLS of the worker (every thread's copy sits at the top of its stack, written at start).
+tls_bytes=$(readelf -lW "$RELAY_ROOT/build/ragstream-worker" 2>/dev/null |
+  awk '$1 == "TLS" {print $6}' | head -1)
+tls_bytes=$((${tls_bytes:-0}))
 
 # What an idle thread costs: a worker with 1 thread against one with $threads, both idle.
 idle_rss() {  # THREADS -> RssAnon KiB of an idle worker, 1 s after start
@@ -240,10 +244,11 @@ EOF
 fi
 
 python3 - "$raw" "$out" "$reps" "$elapsed" "$machine" "$threads" "$workers" "$cores" "$fresh" \
-  "$idle1" "$idleT" "$max_held" "$stopped_by" "$quick" "$stack_kb" "$fresh_smaps" "$prof_n" "$floor_json" <<'EOF'
+  "$idle1" "$idleT" "$max_held" "$stopped_by" "$quick" "$stack_kb" "$fresh_smaps" "$prof_n" "$floor_json" "$tls_bytes" <<'EOF'
 import json, os, statistics, sys
 (raw, out, reps, elapsed, machine, threads, workers, cores, fresh, idle1, idleT, max_held,
- stopped_by, quick, stack_kb, fresh_smaps, prof_n, floor) = sys.argv[1:]
+ stopped_by, quick, stack_kb, fresh_smaps, prof_n, floor, tls_bytes) = sys.argv[1:]
+tls_kib = int(tls_bytes) / 1024
 floor = json.loads(floor)
 fresh_smaps = json.loads(fresh_smaps)
 threads, workers, cores, reps = int(threads), int(workers), int(cores), int(reps)
@@ -410,6 +415,30 @@ if floor and ref:
       f"{f(rs.get('smaps_malloc_arenas_kib_per_stream'))} | {ratio(rs.get('smaps_malloc_arenas_kib_per_stream'), fl['smaps_per_stream']['malloc_arenas'])} |")
     w(f"| of which thread stacks KiB / stream (idle + active) | {fl['idle_thread_stack_kib'] + fl['smaps_per_stream']['thread_stacks']:.1f} | "
       f"{f((rs.get('smaps_thread_stacks_kib_per_stream') or 0) + idle_thread_kib)} | – |")
+
+if floor and ref and ref.get("kib_per_stream_with_thread"):
+    fl = floor
+    f_kib = fl["kib_per_stream_anon"] + fl["idle_thread_stack_kib"]
+    w("")
+    w("Why the memory per stream is what it is. The floor pays what the architecture costs: libfcgi allocates two 8 KiB "
+      "stream buffers per request in `FCGX_Accept_r` (its malloc-arena share above) and each stream holds a thread whose "
+      f"stack pages are touched ({fl['idle_thread_stack_kib']:.1f} KiB idle). ragstream's idle thread costs "
+      f"{idle_thread_kib:.1f} KiB, of which {tls_kib:.1f} KiB is the worker's static TLS (`readelf -l`: PT_TLS), written "
+      "in every thread's stack mapping when it starts: two `thread_local` Mersenne Twisters, `std::mt19937 jitter` in "
+      "`OpenAiChatModel::Stream` (5,000 B) and `std::mt19937_64 fallback` in `NewId` (2,504 B). The rest is heap; at "
+      "50 streams it is live rather than fragmented: a valgrind massif profile of one worker at 50 streams (taken by hand: "
+      "`valgrind --tool=massif ragstream-worker` behind the same nginx, `relay_client --streams 50`) has, per stream at its "
+      "peak, libfcgi's 16 KiB, libcurl's receive buffer 16 KiB (`CURLOPT_BUFFERSIZE` left at its 16 KiB default), the "
+      "thread's two curl handles ~10.5 KiB (`curl_easy_init` for the easy handle and inside `curl_multi_init`), "
+      "~8 KiB in LMDB (read transactions and cursors), ~7 KiB more in libcurl (connection and transfer state), and ~24 KiB "
+      "spread over many small allocations below massif's threshold (the request's strings and vectors among them). "
+      "Beyond that, the figure grows along the ramp " +
+      f"(from {steps[0]['kib_per_stream_with_thread']:.0f} KiB at {steps[0]['streams']} streams to "
+      f"{ref['kib_per_stream_with_thread']:.0f} KiB at {ref['streams']}): what a thread touched stays resident after its stream "
+      "ends — its stack down to the deepest call (`ReadRequest` in `lib/fcgi/fcgi_exchange.cc` puts a 16 KiB read buffer on "
+      "the stack) and the malloc arenas' freed chunks — and the accept mutex hands requests to every thread of the pool in "
+      f"turn ({workers} × {threads} here), so the workers' memory follows the pool and the largest burst of request set-ups "
+      f"rather than the streams open; the floor, with the same pool but shallow stacks and no set-up, stays at {f_kib:.0f} KiB.")
 
 def perf_lines(name, limit):
     path = os.path.join(out, name)
