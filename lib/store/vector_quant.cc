@@ -174,8 +174,10 @@ float QuantizeInt8(const float* x, uint32_t dim, int8_t* out) {
     return 0;
   }
   for (uint32_t i = 0; i < dim; ++i) {
-    const float v = std::nearbyint(x[i] * inverse);
-    out[i] = static_cast<int8_t>(std::clamp(v, -127.0f, 127.0f));
+    // Rounds half away from zero without a libm call (|v| <= 127 + rounding).
+    const float v = x[i] * inverse;
+    const int r = static_cast<int>(v + (v >= 0 ? 0.5f : -0.5f));
+    out[i] = static_cast<int8_t>(std::clamp(r, -127, 127));
   }
   return max_abs / 127.0f;
 }
