@@ -3,15 +3,15 @@
 #include <sys/random.h>
 
 #include <chrono>
-#include <random>
+
+#include "lib/core/random.h"
 
 namespace ragstream {
 
 std::string NewId(std::string_view prefix) {
   unsigned char bytes[12];
   if (getrandom(bytes, sizeof bytes, 0) != static_cast<ssize_t>(sizeof bytes)) {
-    thread_local std::mt19937_64 fallback{std::random_device{}()};
-    for (auto& b : bytes) b = static_cast<unsigned char>(fallback());
+    for (auto& b : bytes) b = static_cast<unsigned char>(FastRandom() >> 56);
   }
   static constexpr char kHex[] = "0123456789abcdef";
   std::string id(prefix);

@@ -6,12 +6,12 @@
 #include <charconv>
 #include <cmath>
 #include <mutex>
-#include <random>
 #include <thread>
 
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/log.h"
+#include "lib/core/random.h"
 #include "lib/llm/openai_stream.h"
 #include "lib/llm/sse_parser.h"
 
@@ -213,7 +213,6 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
   headers.Add("Accept: text/event-stream");
   if (!options_.api_key.empty()) headers.Add("Authorization: Bearer " + options_.api_key);
 
-  thread_local std::mt19937 jitter{std::random_device{}()};
   for (int attempt_no = 0;; ++attempt_no) {
     out.attempts = attempt_no + 1;
     Attempt a;
@@ -235,6 +234,8 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
                      static_cast<long>(options_.connect_timeout_ms));
     curl_easy_setopt(easy, CURLOPT_TCP_KEEPALIVE, 1L);
     curl_easy_setopt(easy, CURLOPT_TCP_NODELAY, 1L);
+    // Stream deltas are small: a 4 KiB receive buffer instead of curl's 16 KiB, per thread.
+    curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 4096L);
 
     curl_multi_add_handle(tc.multi, easy);
     const int64_t started = SteadyMillis();
@@ -323,9 +324,10 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     out.status = Status::Upstream(Scrub(code, options_.api_key), Scrub(message, options_.api_key));
     if (a.got_first_token || !retry || attempt_no >= options_.max_retries) return out;
 
-    int wait_ms = a.retry_after_ms >= 0 ? a.retry_after_ms
-                                        : options_.base_backoff_ms * (1 << attempt_no) +
-                                              static_cast<int>(jitter() % options_.base_backoff_ms);
+    int wait_ms = a.retry_after_ms >= 0
+                      ? a.retry_after_ms
+                      : options_.base_backoff_ms * (1 << attempt_no) +
+                            static_cast<int>(FastRandom() % options_.base_backoff_ms);
     wait_ms = std::min(wait_ms, options_.max_retry_wait_ms);
     LogWarn("upstream", "retrying after an upstream failure",
             {{"code", code},
