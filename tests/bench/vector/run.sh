@@ -13,6 +13,10 @@
 # on the reference BLAS, which would make FAISS look much slower than it is). Installing
 # OpenBLAS makes it the system's default libblas.so.3 through update-alternatives.
 # Temporary data (the LMDB stores, ~6 GB at most) go under /tmp and are removed at the end.
+#
+# VECTOR_BENCH_PERF=1 adds a profile (perf record, ~1.5 minutes more): VectorIndex's scan and
+# the same values with the AVX-512 kernel, 1M x 384 on one core, leaf functions appended to
+# vector.md. Needs linux-perf and python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -49,7 +53,29 @@ trap 'rm -rf "$dir"' EXIT
 start=$(date +%s)
 # OMP_WAIT_POLICY=PASSIVE: FAISS's (and OpenBLAS's) idle OpenMP threads sleep instead of
 # spinning; on 2 cores spinning threads take the cores from the threads doing the work.
-OMP_WAIT_POLICY=PASSIVE "$build/tests/bench/vector/vector_bench" --dir "$dir" \
+OMP_WAIT_POLICY=PASSIVE "$build/tests/bench/vector/vector_bench" --dir "$dir/stores" \
   --json "$out/vector.json" --md "$out/vector.md" \
   --command "tests/bench/vector/run.sh $out${*:+ $*}" "$@"
+
+if [ "${VECTOR_BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null && command -v python3 >/dev/null; then
+  {
+    echo "### Profile (perf record -g, 1M x 384, 1 core)"
+    echo
+    echo "Samples of the named scan only (the store's build is left out). In VectorIndex the"
+    echo "time is its dot kernel; in the per-document scan with the AVX-512 kernel, the scan"
+    echo "function's own share is almost all the load of each value's header: the first touch of"
+    echo "a value the hardware prefetcher could not foresee (perf annotate shows it on that load)."
+    echo
+    for what in vectorindex:ScanShard docs:SearchDocValues; do
+      system="${what%%:*}" frame="${what#*:}"
+      cmd=("$build/tests/bench/vector/vector_bench" --sizes 1000000x384 --threads 1
+        --single-reps 5 --profile "$system" --dir "$dir/stores")
+      echo "\`perf record -F 999 -g -- vector_bench --sizes 1000000x384 --threads 1 --single-reps 5 --profile $system\`:"
+      echo
+      OMP_WAIT_POLICY=PASSIVE perf record -q -F 999 -g -o "$dir/perf.data" -- "${cmd[@]}" 2>/dev/null
+      perf script -i "$dir/perf.data" 2>/dev/null | python3 "$root/tests/bench/vector/perf_stacks.py" "$frame"
+      echo
+    done
+  } >>"$out/vector.md"
+fi
 echo "== vector benchmark: $(($(date +%s) - start)) s; wrote $out/vector.json and $out/vector.md" >&2
