@@ -6,6 +6,9 @@
 # Usage: tests/bench/vector/run.sh OUT [vector_bench options...]
 #   e.g. run.sh /tmp/bench --sizes 20000x384   (a quick run; the default is the three sizes
 #   of the issue: 100000x384, 1000000x384, 100000x1536)
+# From scripts/bench.sh: BENCH_QUICK=1 runs small sizes (a smoke test, not numbers);
+# BENCH_DEADLINE_S (the seconds this script may take) becomes the benchmark's time budget,
+# which leaves out what would not fit (and says so in vector.md) rather than being cut off.
 #
 # Installs what only this benchmark needs, if missing (root or sudo): libfaiss-dev (Debian's
 # FAISS 1.7.3, a static library: the benchmark links it, the product never does) and
@@ -51,11 +54,23 @@ RAGSTREAM_BUILD_DIR="$build" "$root/scripts/build.sh" vector_bench >&2
 dir="$(mktemp -d /tmp/ragstream-vector-bench.XXXXXX)"
 trap 'rm -rf "$dir"' EXIT
 start=$(date +%s)
+extra=()
+if [ "${BENCH_QUICK:-0}" = 1 ]; then
+  extra+=(--sizes 20000x384,5000x1536 --single-reps 5 --batch-reps 2)
+fi
+if [ -n "${BENCH_DEADLINE_S:-}" ]; then
+  # What is left of the deadline after the install and build, less 15 s to write the report.
+  extra+=(--budget-s $((BENCH_DEADLINE_S - SECONDS - 15)))
+fi
+command_text="tests/bench/vector/run.sh $out${*:+ $*}"
+[ -z "${BENCH_DEADLINE_S:-}" ] || command_text="BENCH_DEADLINE_S=$BENCH_DEADLINE_S $command_text"
+[ "${BENCH_QUICK:-0}" != 1 ] || command_text="BENCH_QUICK=1 $command_text"
 # OMP_WAIT_POLICY=PASSIVE: FAISS's (and OpenBLAS's) idle OpenMP threads sleep instead of
 # spinning; on 2 cores spinning threads take the cores from the threads doing the work.
 OMP_WAIT_POLICY=PASSIVE "$build/tests/bench/vector/vector_bench" --dir "$dir/stores" \
   --json "$out/vector.json" --md "$out/vector.md" \
-  --command "tests/bench/vector/run.sh $out${*:+ $*}" "$@"
+  --command "$command_text (runs: vector_bench${extra[*]:+ ${extra[*]}}${*:+ $*})" \
+  "${extra[@]}" "$@"
 
 if [ "${VECTOR_BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null && command -v python3 >/dev/null; then
   {
