@@ -527,8 +527,8 @@ BOOST_AUTO_TEST_CASE(phases_before_the_first_token_are_measured) {
   BOOST_TEST(p.retrieval_us == -1);  // no retriever
   BOOST_TEST(p.upstream_ttft_us >= 30000);
   BOOST_TEST(p.first_token_us >= p.upstream_ttft_us);
-  // ttft_ms counts from the same start, in whole milliseconds.
-  BOOST_TEST(r.message.ttft_ms * 1000 <= p.first_token_us);
+  // ttft_ms counts from the same start, on a millisecond clock (so up to 1 ms apart).
+  BOOST_TEST(r.message.ttft_ms * 1000 <= p.first_token_us + 1000);
 }
 
 BOOST_AUTO_TEST_CASE(retrieval_is_a_phase_of_its_own) {
