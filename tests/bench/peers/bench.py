@@ -131,14 +131,22 @@ def free_port():
 
 
 def stop(proc, seconds=10):
+    """Stops a process started in its own session, with everything it started (its group)."""
     if proc is None or proc.poll() is not None:
         return
-    proc.send_signal(signal.SIGTERM)
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)
+    except ProcessLookupError:
+        return
     try:
         proc.wait(seconds)
     except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
+        pass
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)  # what is left of the group, if anything
+    except ProcessLookupError:
+        pass
+    proc.wait()
 
 
 class Server:
@@ -162,7 +170,7 @@ def start_ragstream(args, run_dir, fake_port, log):
                RAGSTREAM_THREADS=str(args.ragstream_threads),
                # One load client is one tenant (loopback, no keys); the peer has no such limit.
                RAGSTREAM_MAX_STREAMS_PER_TENANT="0",
-               RAGSTREAM_LOG_LEVEL="warn", RAGSTREAM_DATA_DIR=os.path.join(run_dir, "data"))
+               RAGSTREAM_LOG_LEVEL="warn", RAGSTREAM_GRACE_S="2", RAGSTREAM_DATA_DIR=os.path.join(run_dir, "data"))
     s = Server("ragstream", f"ragstream ({args.ragstream_workers} workers + nginx)", port)
     s.proc = subprocess.Popen([os.path.join(HERE, "ragstream_stack.sh"), run_dir, str(port),
                                str(args.ragstream_workers)], env=env, stdout=log, stderr=log,
@@ -238,7 +246,15 @@ def run_load(args, port, n, direct, fake_port, server=None, fake_pid=None):
             open_peak = max(open_peak, open_now)
         if rss1 is None and time.monotonic() >= mid_at:
             rss1, open_upstream = rss, open_now
-    out, _ = client.communicate(timeout=args.timeout)
+    try:
+        out, _ = client.communicate(timeout=max(5.0, args.timeout - (time.monotonic() - t0)))
+    except subprocess.TimeoutExpired:
+        client.kill()
+        client.communicate()
+        out = json.dumps({"streams": n, "complete": 0, "incomplete": n, "timeout": n, "http_error": 0,
+                          "tokens_measured": 0, "delay_ms_p50": None, "delay_ms_p99": None,
+                          "ttft_ms_p50": None, "ttft_ms_p99": None, "elapsed_s": None,
+                          "client_cpu_s": 0, "client_cpu_share": None, "killed": True})
     elapsed = time.monotonic() - t0
     cpu1, fake1, m1 = cpu_s(pids), cpu_s([fake_pid]), machine_ticks()
     names1 = cpu_by_name(pids)
@@ -304,12 +320,14 @@ def summarize(runs, servers, counts):
                 "nginx_cpu_s", "kib_per_stream", "kib_per_stream_peak", "rss_kib_before", "rss_kib_mid",
                 "rss_kib_peak", "ttft_ms_p50", "ttft_ms_p99", "elapsed_s", "client_cpu_share", "other_cpu_s",
                 "fake_cpu_s", "machine_busy", "tokens_measured")}
-            s[key]["added_p50_ms"] = med([r["delay_ms_p50"] - dr["result"]["delay_ms_p50"]
-                                          for r, dr in zip(rs, direct)
-                                          if r["delay_ms_p50"] is not None])
-            s[key]["added_p99_ms"] = med([r["delay_ms_p99"] - dr["result"]["delay_ms_p99"]
-                                          for r, dr in zip(rs, direct)
-                                          if r["delay_ms_p99"] is not None])
+            by_rep = {r["rep"]: r["result"] for r in direct}
+            mine = [r for r in runs if r["n"] == n and r["server"] == key]
+            s[key]["runs"] = len(mine)
+            for q in ("p50", "p99"):
+                f = f"delay_ms_{q}"
+                s[key][f"added_{q}_ms"] = med([
+                    r["result"][f] - by_rep[r["rep"]][f] for r in mine
+                    if r["result"][f] is not None and by_rep.get(r["rep"], {}).get(f) is not None])
         summary[str(n)] = s
     return summary
 
@@ -339,8 +357,10 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note, chunk_c
         f"{args.tokens} tokens, {args.gap_ms} ms apart, stamped with their send time by the fake; starts "
         f"spread over {args.ramp_ms / 1000:g} s), driven by one load client (`tests/bench/peers/load.py`, "
         "Python asyncio) through the same API shape (`POST /api/chat/message/stream`, ragstream's SSE "
-        f"events). Every figure is the median of {args.reps} repetitions (each row's median taken on its own)"
-        + (f"; {args.reps_asked} were asked for, {args.reps} fit in the time limit" if args.reps < args.reps_asked else "")
+        f"events). Every figure is the median of repeated runs, {args.reps_asked} asked for (each row's median "
+        "taken on its own)"
+        + ("; fewer fit in the time limit, each table says how many"
+           if min(summary[str(n)][base]["runs"] for n in counts) < args.reps_asked else "")
         + ". For each repetition and stream "
         "count every server is started fresh and ingests the corpus, then the load client reads the fake "
         "directly (the reference) and then each server in turn (the order rotates), so one server runs "
@@ -384,7 +404,7 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note, chunk_c
         s = summary[str(n)]
         d = s["direct"]
         L.append("")
-        L.append(f"**{n:,} concurrent streams** (the fake read directly, same repetitions: relay "
+        L.append(f"**{n:,} concurrent streams**, median of {s[base]['runs']} runs (the fake read directly, same repetitions: relay "
                  f"p50 {fmt(d['delay_ms_p50'], 2)} ms, p99 {fmt(d['delay_ms_p99'], 2)} ms; first token p50 "
                  f"{fmt(d['ttft_ms_p50'], 0)} ms; {fmt(d['upstream_open_max'], 0)} streams open at peak; run "
                  f"{fmt(d['elapsed_s'], 1)} s; load client {fmt(d['client_cpu_share'] * 100, 0)}% of one core; "
@@ -448,7 +468,7 @@ def main():
     ap.add_argument("--tokens", type=int, default=30)
     ap.add_argument("--gap-ms", type=int, default=100)
     ap.add_argument("--ramp-ms", type=int, default=2000)
-    ap.add_argument("--timeout", type=float, default=120)
+    ap.add_argument("--timeout", type=float, default=120, help="the longest one load run may take")
     ap.add_argument("--ragstream-workers", type=int, default=2)
     ap.add_argument("--ragstream-threads", type=int, default=600, help="per worker")
     ap.add_argument("--peer-procs", default="2",
@@ -470,6 +490,14 @@ def main():
                              "--max-records", "1000"], stdout=log, stderr=log, start_new_session=True)
     running = []
     runs, ingests, labels, chunk_counts = [], {}, {}, {}
+    interrupted = None
+
+    class Stopped(Exception):
+        pass
+
+    def on_term(signum, frame):
+        raise Stopped(signal.Signals(signum).name)
+    signal.signal(signal.SIGTERM, on_term)
     try:
         fake_port = int(wait_file(os.path.join(work, "fake.port")))
         block_s = {}  # stream count -> seconds its last block took
@@ -481,6 +509,11 @@ def main():
                     print(f"rep {rep + 1}: skipped, {left:.0f} s left of the time limit", file=sys.stderr)
                     break
             for n in counts:
+                if n in block_s and args.deadline_s:
+                    left = args.deadline_s - (time.monotonic() - started) - 15
+                    if block_s[n] * 1.15 > left:
+                        print(f"rep {rep + 1}: {n} streams skipped, {left:.0f} s left", file=sys.stderr)
+                        continue
                 block_started = time.monotonic()
                 # Fresh servers for every stream count: the RSS before a run is then the
                 # idle, just-ingested server (a V8 heap or malloc arenas grown by an earlier
@@ -522,7 +555,12 @@ def main():
                     running.remove(s)
                 block_s[n] = time.monotonic() - block_started
             reps_done += 1
+    except Stopped as e:
+        # Stopped from outside (a time limit): report what was measured so far.
+        interrupted = e.args[0]
+        print(f"stopped by {interrupted}: writing what was measured", file=sys.stderr)
     finally:
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
         for s in running:
             stop(s.proc)
         stop(fake)
@@ -553,13 +591,19 @@ def main():
                     for p in peer_procs) + ". Machine: "
         f"{os.cpu_count()} cores shared with the load client and the fake upstream (and other users: load "
         f"average {load_start[0]} at the start, {load_end[0]} at the end); the numbers are indicative.")
+    reps_done = len({r["rep"] for r in runs if r["server"] != "direct"})
     args.reps_asked, args.reps = args.reps, reps_done
+    if not runs:
+        print("nothing was measured", file=sys.stderr)
+        sys.exit(1)
+    counts = [n for n in counts if any(r["n"] == n for r in runs if r["server"] != "direct")]
     md = markdown(args, labels, summary, ingest_med, counts, command, env_note, chunk_counts)
     result = {
         "part": 6,
         "title": "A peer, side by side",
         "repetitions": args.reps,
         "repetitions_asked": args.reps_asked,
+        "interrupted_by": interrupted,
         "settings": {"streams": counts, "tokens_per_stream": args.tokens, "gap_ms": args.gap_ms,
                      "ramp_ms": args.ramp_ms, "ragstream_workers": args.ragstream_workers,
                      "ragstream_threads_per_worker": args.ragstream_threads,

@@ -19,7 +19,8 @@ if [ ! -d "$here/node_modules" ] || [ "$here/package-lock.json" -nt "$here/node_
 fi
 ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 opts=()
-[ "${BENCH_QUICK:-0}" = 1 ] && opts+=(--reps 1)
+# Quick: one repetition of short answers, to check that everything works (not for numbers).
+[ "${BENCH_QUICK:-0}" = 1 ] && opts+=(--reps 1 --tokens 10 --ramp-ms 500)
 [ -n "${BENCH_DEADLINE_S:-}" ] && opts+=(--deadline-s $((BENCH_DEADLINE_S - (SECONDS - started))))
 python3 "$here/bench.py" "$out" "${opts[@]}" "$@"
 echo "peers: run time $((SECONDS - started)) s" >&2
