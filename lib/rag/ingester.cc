@@ -117,9 +117,58 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
     doc.chunks.push_back(std::move(c));
   }
   doc.text = std::move(text);
-  auto added = store_.Add(tenant, doc, options_.max_documents_per_tenant);
+  auto added = Store(tenant, doc);
   if (!added.ok()) return added.status();
   return IngestResult{std::move(added->record), added->created};
+}
+
+Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::NewDocument& doc) {
+  Pending me{tenant, &doc, std::nullopt};
+  std::unique_lock lock(commit_mu_);
+  waiting_.push_back(&me);
+  while (!me.result) {
+    if (committing_) {
+      committed_.wait(lock);
+      continue;
+    }
+    // This thread commits the next group: the oldest waiting documents, up to the limits
+    // (its own document is among them, or it waits for the next round).
+    committing_ = true;
+    std::vector<Pending*> group;
+    uint64_t bytes = 0;
+    size_t taken = 0;
+    for (; taken < waiting_.size(); ++taken) {
+      if (!group.empty() &&
+          (group.size() >= options_.max_group_documents ||
+           bytes + waiting_[taken]->doc->text.size() > options_.max_group_bytes)) {
+        break;
+      }
+      bytes += waiting_[taken]->doc->text.size();
+      group.push_back(waiting_[taken]);
+    }
+    waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<long>(taken));
+    lock.unlock();
+    std::vector<Result<store::AddResult>> results = CommitGroup(group);
+    lock.lock();
+    for (size_t i = 0; i < group.size(); ++i) group[i]->result = std::move(results[i]);
+    committing_ = false;
+    committed_.notify_all();
+  }
+  return std::move(*me.result);
+}
+
+std::vector<Result<store::AddResult>> Ingester::CommitGroup(const std::vector<Pending*>& group) {
+  const uint64_t limit = options_.max_documents_per_tenant;
+  if (group.size() > 1) {
+    std::vector<store::DocumentStore::GroupItem> items;
+    for (const Pending* p : group) items.push_back({p->tenant, p->doc, limit});
+    auto results = store_.AddGroup(items);
+    if (results.ok()) return std::move(*results);
+  }
+  // Alone, or the group failed as a whole: one transaction per document.
+  std::vector<Result<store::AddResult>> results;
+  for (const Pending* p : group) results.push_back(store_.Add(p->tenant, *p->doc, limit));
+  return results;
 }
 
 }  // namespace ragstream::rag

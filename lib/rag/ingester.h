@@ -1,9 +1,19 @@
 // Ingestion: validate a document, chunk it, embed the chunks (before any transaction, since
 // an embedder may call the network), tokenize them for BM25, and store everything in one
 // transaction. Identical content is stored once: the existing document is returned.
+//
+// Group commit: documents that reach the store while another thread of the process is
+// committing wait, and the next commit takes them all in one transaction (one fsync, and
+// the index pages of shared terms written once). Ingest still returns only after its
+// document is durable; a group that fails as a whole (e.g. store_full) is retried one
+// document per transaction, so each gets the answer it would have got alone.
 #pragma once
 
+#include <condition_variable>
+#include <mutex>
+#include <optional>
 #include <string>
+#include <vector>
 
 #include "lib/core/status.h"
 #include "lib/rag/chunker.h"
@@ -18,6 +28,9 @@ struct IngestOptions {
   size_t max_title_chars = 200;
   size_t embed_batch = 64;
   uint64_t max_documents_per_tenant = 0;  // 0: no limit
+  // A group commit takes at most this many documents, or this many bytes of text.
+  size_t max_group_documents = 64;
+  uint64_t max_group_bytes = 16 << 20;
 };
 
 struct IngestResult {
@@ -38,9 +51,22 @@ class Ingester {
   Status Validate(const std::string& title, const std::string& text) const;
 
  private:
+  struct Pending {
+    std::string_view tenant;
+    const store::NewDocument* doc;
+    std::optional<Result<store::AddResult>> result;  // set (under commit_mu_) when committed
+  };
+  // Stores `doc` durably, in a group with whatever else is waiting (see the top).
+  Result<store::AddResult> Store(std::string_view tenant, const store::NewDocument& doc);
+  std::vector<Result<store::AddResult>> CommitGroup(const std::vector<Pending*>& group);
+
   store::DocumentStore& store_;
   Embedder& embedder_;
   IngestOptions options_;
+  std::mutex commit_mu_;
+  std::condition_variable committed_;
+  std::vector<Pending*> waiting_;  // not yet taken by a commit
+  bool committing_ = false;        // a thread is committing a group
 };
 
 // A title from the text: its first non-empty line, without a Markdown '#' prefix, cut to

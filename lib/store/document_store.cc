@@ -192,11 +192,63 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
 
 Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument& doc,
                                      uint64_t max_documents) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto added = AddIn(*txn, tenant, doc, max_documents);
+  if (!added.ok() || !added->created) return added;
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return added;
+}
+
+Result<std::vector<AddResult>> DocumentStore::AddMany(std::string_view tenant,
+                                                      const std::vector<NewDocument>& docs,
+                                                      uint64_t max_documents) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  std::vector<AddResult> results;
+  results.reserve(docs.size());
+  bool wrote = false;
+  for (const NewDocument& doc : docs) {
+    auto added = AddIn(*txn, tenant, doc, max_documents);
+    if (!added.ok()) return added.status();
+    wrote = wrote || added->created;
+    results.push_back(std::move(*added));
+  }
+  if (wrote) {
+    if (Status s = txn->Commit(); !s.ok()) return s;
+  }
+  return results;
+}
+
+Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
+    const std::vector<GroupItem>& items) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  std::vector<Result<AddResult>> results;
+  results.reserve(items.size());
+  bool wrote = false;
+  for (const GroupItem& item : items) {
+    bool wrote_some = false;
+    auto added = AddIn(*txn, item.tenant, *item.doc, item.max_documents, &wrote_some);
+    // A document refused before any of it was written (its limit, its shape) leaves the
+    // transaction as it was; a failure after that would leave half a document: all fail.
+    if (!added.ok() && wrote_some) return added.status();
+    wrote = wrote || (added.ok() && added->created);
+    results.push_back(std::move(added));
+  }
+  if (wrote) {
+    if (Status s = txn->Commit(); !s.ok()) return s;
+  }
+  return results;
+}
+
+Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
+                                       const NewDocument& doc, uint64_t max_documents,
+                                       bool* wrote_some) {
   if (doc.vectors.size() != doc.chunks.size() * doc.dimension) {
     return Status::Internal("vector count does not match chunk count");
   }
-  auto txn = Txn::BeginWrite(env_);
-  if (!txn.ok()) return txn.status();
+  Txn* txn = &txn_ref;
   // Checked inside the write transaction, so two concurrent identical uploads store one.
   auto existing = txn->Get(by_hash_, TenantKey(tenant, doc.record.content_hash));
   if (!existing.ok()) return existing.status();
@@ -217,6 +269,7 @@ Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument&
   DocumentRecord r = doc.record;
   r.chunk_count = static_cast<uint32_t>(doc.chunks.size());
   const std::string key = TenantKey(tenant, r.id);
+  if (wrote_some) *wrote_some = true;
   if (Status s = txn->Put(documents_, key, EncodeDocument(r)); !s.ok()) return s;
   if (Status s = txn->Put(text_, key, doc.text); !s.ok()) return s;
   if (Status s = txn->Put(by_hash_, TenantKey(tenant, r.content_hash), r.id); !s.ok()) return s;
@@ -234,7 +287,6 @@ Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument&
       return s;
     }
   }
-  if (Status s = txn->Commit(); !s.ok()) return s;
   return AddResult{r, true};
 }
 

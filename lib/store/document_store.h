@@ -74,6 +74,23 @@ class DocumentStore {
   // and nothing is written; checked inside the write transaction.
   Result<AddResult> Add(std::string_view tenant, const NewDocument& doc,
                         uint64_t max_documents = 0);
+  // Adds `docs` in one transaction (one commit, one fsync): all of them are stored, or none
+  // (the first failure is returned). Each result is what Add would have returned for it, in
+  // order; content stored earlier, or earlier in `docs`, comes back with created false.
+  Result<std::vector<AddResult>> AddMany(std::string_view tenant,
+                                         const std::vector<NewDocument>& docs,
+                                         uint64_t max_documents = 0);
+
+  // Group commit: the documents of several requests (each with its tenant and limit) in one
+  // transaction. A document refused on its own (document_limit, a malformed NewDocument) gets
+  // its error and the others are still stored; the outer Status fails only when the
+  // transaction does (e.g. store_full), and then nothing of the group is written.
+  struct GroupItem {
+    std::string_view tenant;
+    const NewDocument* doc = nullptr;
+    uint64_t max_documents = 0;
+  };
+  Result<std::vector<Result<AddResult>>> AddGroup(const std::vector<GroupItem>& items);
   Result<DocumentRecord> Get(std::string_view tenant, const std::string& id) const;
   Result<std::string> GetText(std::string_view tenant, const std::string& id) const;
   // The tenant's documents, newest first.
@@ -94,6 +111,11 @@ class DocumentStore {
   const LexicalIndex& lexical() const { return lexical_; }
 
  private:
+  // Add's work inside an open write transaction (which the caller commits). `wrote_some`,
+  // if given, is set once it has started writing (a failure after that spoils `txn`).
+  Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
+                          uint64_t max_documents, bool* wrote_some = nullptr);
+
   const Env& env_;
   int shards_;
   MDB_dbi documents_, text_, by_hash_, chunks_, meta_;

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstring>
+#include <functional>
 #include <map>
 #include <unordered_map>
 
@@ -145,39 +146,104 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
   if (!tokens.ok()) return tokens.status();
   uint64_t n = chunks->has_value() ? ReadU64(**chunks) : 0;
   uint64_t total = tokens->has_value() ? ReadU64(**tokens) : 0;
-  if (n == 0) return std::vector<LexicalHit>();
+  if (n == 0 || k == 0) return std::vector<LexicalHit>();
   double avg_len = static_cast<double>(total) / static_cast<double>(n);
 
-  // Accumulate per chunk; the key is the posting key's tail (document id + chunk index).
-  std::unordered_map<std::string, double> scores;
-  auto cur = Cursor::Open(*txn, postings_);
-  if (!cur.ok()) return cur.status();
+  // The query's terms that the tenant has, with their IDF and the most a chunk can get from
+  // each: BM25's tf part is below k1 + 1, so a term adds less than idf * (k1 + 1).
+  struct QueryTerm {
+    std::string prefix;  // T/term + '\0': the key prefix of its postings
+    double idf = 0;
+    double bound = 0;
+  };
+  std::vector<QueryTerm> terms;
+  bool prunable = true;
   for (const auto& [term, query_tf] : TermFrequencies(query_terms)) {
     (void)query_tf;
     auto df = txn->Get(df_, TenantKey(tenant, term));
     if (!df.ok()) return df.status();
     if (!df->has_value()) continue;
-    double idf = Bm25Idf(n, ReadU32(**df));
-    std::string prefix = TenantKey(tenant, term);
-    prefix.push_back('\0');
-    for (bool have = cur->SeekAtLeast(prefix);
-         have && cur->key().substr(0, prefix.size()) == prefix; have = cur->Next()) {
-      std::string_view tail = cur->key().substr(prefix.size());
-      if (tail.size() < 4) continue;
-      if (!filter.empty() && std::find(filter.begin(), filter.end(),
-                                       tail.substr(0, tail.size() - 4)) == filter.end()) {
-        continue;
-      }
+    QueryTerm t;
+    t.prefix = TenantKey(tenant, term);
+    t.prefix.push_back('\0');
+    t.idf = Bm25Idf(n, ReadU32(**df));
+    t.bound = t.idf * (kK1 + 1);
+    prunable = prunable && t.idf > 0;  // a stale df above N could make it negative
+    terms.push_back(std::move(t));
+  }
+  // Rarest (highest bound) first: their short lists find the best chunks early. Every
+  // chunk's score is summed in this same order, so equal chunks score exactly equal.
+  std::stable_sort(terms.begin(), terms.end(),
+                   [](const QueryTerm& a, const QueryTerm& b) { return a.bound > b.bound; });
+  // remaining[j]: the most a chunk can get from terms j.. (with a margin for rounding).
+  std::vector<double> remaining(terms.size() + 1, 0.0);
+  for (size_t j = terms.size(); j-- > 0;) remaining[j] = remaining[j + 1] + terms[j].bound;
+  for (double& r : remaining) r *= 1 + 1e-9;
+
+  // Candidates: the posting key's tail (document id + chunk index), viewed in the memory map
+  // (valid while the read transaction is open), and the score summed so far.
+  std::unordered_map<std::string_view, size_t> slot;
+  std::vector<std::string_view> tails;
+  std::vector<double> score;
+  auto kth_best = [&] {
+    std::vector<double> top(score);
+    std::nth_element(top.begin(), top.begin() + static_cast<long>(k - 1), top.end(),
+                     std::greater<double>());
+    return top[k - 1];
+  };
+  auto in_filter = [&](std::string_view tail) {
+    return filter.empty() ||
+           std::find(filter.begin(), filter.end(), tail.substr(0, tail.size() - 4)) != filter.end();
+  };
+  auto cur = Cursor::Open(*txn, postings_);
+  if (!cur.ok()) return cur.status();
+  size_t j = 0;
+  for (; j < terms.size(); ++j) {
+    // Once k chunks have more than any chunk could get from the terms left, a chunk those
+    // terms alone would find cannot reach the top k: the rest is scored by lookups below,
+    // instead of reading the long postings lists of common terms.
+    if (prunable && j > 0 && score.size() >= k && kth_best() > remaining[j]) break;
+    const QueryTerm& t = terms[j];
+    for (bool have = cur->SeekAtLeast(t.prefix); have && HasPrefix(cur->key(), t.prefix);
+         have = cur->Next()) {
+      std::string_view tail = cur->key().substr(t.prefix.size());
+      if (tail.size() < 4 || !in_filter(tail)) continue;
       std::string_view v = cur->value();
-      scores[std::string(tail)] += Bm25TermScore(idf, ReadU32(v, 0), ReadU32(v, 4), avg_len);
+      const double s = Bm25TermScore(t.idf, ReadU32(v, 0), ReadU32(v, 4), avg_len);
+      auto [it, inserted] = slot.emplace(tail, score.size());
+      if (inserted) {
+        tails.push_back(tail);
+        score.push_back(0.0);
+      }
+      score[it->second] += s;
+    }
+  }
+  std::vector<size_t> kept(score.size());
+  for (size_t c = 0; c < kept.size(); ++c) kept[c] = c;
+  if (j < terms.size()) {
+    // Only chunks that can still reach the k-th best score need the terms left; each is a
+    // point lookup of its posting key.
+    const double threshold = kth_best();
+    std::erase_if(kept, [&](size_t c) { return score[c] + remaining[j] < threshold; });
+    std::string key;
+    for (; j < terms.size(); ++j) {
+      const QueryTerm& t = terms[j];
+      for (size_t c : kept) {
+        key.assign(t.prefix).append(tails[c]);
+        auto v = txn->Get(postings_, key);
+        if (!v.ok()) return v.status();
+        if (!v->has_value()) continue;
+        score[c] += Bm25TermScore(t.idf, ReadU32(**v, 0), ReadU32(**v, 4), avg_len);
+      }
     }
   }
   std::vector<LexicalHit> hits;
-  hits.reserve(scores.size());
-  for (auto& [tail, score] : scores) {
+  hits.reserve(kept.size());
+  for (size_t c : kept) {
+    std::string_view tail = tails[c];
     uint32_t index = static_cast<uint32_t>(
-        DecodeBigEndian64(std::string(4, '\0') + tail.substr(tail.size() - 4)));
-    hits.push_back({score, tail.substr(0, tail.size() - 4), index});
+        DecodeBigEndian64(std::string(4, '\0') + std::string(tail.substr(tail.size() - 4))));
+    hits.push_back({score[c], std::string(tail.substr(0, tail.size() - 4)), index});
   }
   auto better = [](const LexicalHit& a, const LexicalHit& b) {
     if (a.score != b.score) return a.score > b.score;

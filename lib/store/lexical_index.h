@@ -43,6 +43,10 @@ class LexicalIndex {
 
   // The tenant's top-k chunks by BM25 for the query terms, highest first. A non-empty
   // `filter` restricts to those document ids. Thread-safe.
+  // Exact, but it need not read every posting: terms are scored rarest first, and once k
+  // chunks score more than any chunk could get from the terms left (each adds less than
+  // idf * (k1 + 1)), those terms' long lists are not read; only the chunks that can still
+  // reach the top k look their postings up.
   Result<std::vector<LexicalHit>> Search(std::string_view tenant,
                                          const std::vector<std::string>& query_terms, size_t k,
                                          const std::vector<std::string>& filter) const;

@@ -436,6 +436,64 @@ BOOST_AUTO_TEST_CASE(a_full_map_refuses_a_document_whole) {
   BOOST_TEST(LexicalDocs(*e.store, {"w0c0x0"}) == std::vector<std::string>{"doc_0:0"});
 }
 
+BOOST_AUTO_TEST_CASE(add_many_stores_a_batch_in_one_transaction) {
+  DocEnv e;
+  MustAdd(*e.store, MakeDoc("doc_old", "Old", {"old words"}, 0, 1));
+  std::vector<NewDocument> batch = {MakeDoc("doc_a", "A", {"alpha one", "alpha two"}, 1, 2),
+                                    MakeDoc("doc_b", "B", {"beta"}, 3, 3),
+                                    MakeDoc("doc_c", "Old again", {"old words"}, 4, 4)};
+  auto added = e.store->AddMany("acme", batch);
+  BOOST_REQUIRE_MESSAGE(added.ok(), added.status().ToString());
+  BOOST_REQUIRE_EQUAL(added->size(), 3u);
+  BOOST_TEST((*added)[0].created);
+  BOOST_TEST((*added)[0].record.id == "doc_a");
+  BOOST_TEST((*added)[1].created);
+  BOOST_TEST(!(*added)[2].created);  // the same text as doc_old
+  BOOST_TEST((*added)[2].record.id == "doc_old");
+  BOOST_TEST(MustCount(*e.store) == 3u);
+  BOOST_TEST(LexicalDocs(*e.store, {"alpha"}) == std::vector<std::string>({"doc_a:0", "doc_a:1"}));
+  BOOST_TEST(VectorDocs(*e.store, 3) == std::vector<std::string>{"doc_b:0"});
+  // All or nothing: a refused document (its vectors do not match) stores none of the batch.
+  std::vector<NewDocument> bad = {MakeDoc("doc_d", "D", {"delta"}, 5, 5),
+                                  MakeDoc("doc_e", "E", {"epsilon"}, 6, 6)};
+  bad[1].vectors.pop_back();
+  BOOST_TEST(!e.store->AddMany("acme", bad).ok());
+  BOOST_TEST(MustCount(*e.store) == 3u);
+  BOOST_TEST(LexicalDocs(*e.store, {"delta"}).empty());
+}
+
+BOOST_AUTO_TEST_CASE(add_group_answers_each_document) {
+  DocEnv e;
+  NewDocument a = MakeDoc("doc_a", "A", {"alpha"}, 0, 1);
+  NewDocument b = MakeDoc("doc_b", "B", {"beta"}, 1, 2);
+  NewDocument b_again = MakeDoc("doc_b2", "B again", {"beta"}, 2, 3);
+  NewDocument bad = MakeDoc("doc_bad", "Bad", {"gamma"}, 3, 4);
+  bad.vectors.pop_back();
+  NewDocument other = MakeDoc("doc_o", "Other tenant", {"omega"}, 4, 5);
+  NewDocument over = MakeDoc("doc_x", "Over the limit", {"chi"}, 5, 6);
+  // acme may hold 2 documents; doc_x would be its third.
+  std::vector<DocumentStore::GroupItem> items = {{"acme", &a, 2},       {"acme", &b, 2},
+                                                 {"acme", &b_again, 2}, {"acme", &bad, 2},
+                                                 {"other", &other, 2},  {"acme", &over, 2}};
+  auto results = e.store->AddGroup(items);
+  BOOST_REQUIRE_MESSAGE(results.ok(), results.status().ToString());
+  BOOST_REQUIRE_EQUAL(results->size(), items.size());
+  const auto& r = *results;
+  BOOST_TEST((r[0].ok() && r[0]->created));
+  BOOST_TEST((r[1].ok() && r[1]->created));
+  BOOST_TEST((r[2].ok() && !r[2]->created && r[2]->record.id == "doc_b"));
+  BOOST_TEST((!r[3].ok() && r[3].status().kind() == ErrorKind::kInternal));
+  BOOST_TEST((r[4].ok() && r[4]->created));
+  BOOST_TEST((!r[5].ok() && r[5].status().code() == "document_limit"));
+  BOOST_TEST(MustCount(*e.store) == 2u);
+  auto others = e.store->Count("other");
+  BOOST_REQUIRE(others.ok());
+  BOOST_TEST(*others == 1u);
+  BOOST_TEST(LexicalDocs(*e.store, {"gamma"}).empty());
+  BOOST_TEST(LexicalDocs(*e.store, {"chi"}).empty());
+  BOOST_TEST(LexicalDocs(*e.store, {"beta"}) == std::vector<std::string>{"doc_b:0"});
+}
+
 BOOST_AUTO_TEST_CASE(missing_lists_unknown_ids_in_order) {
   DocEnv e;
   MustAdd(*e.store, MakeDoc("doc_a", "A", {"a"}, 0, 1));

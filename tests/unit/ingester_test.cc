@@ -6,8 +6,10 @@
 
 #include <memory>
 #include <mutex>
+#include <set>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <utility>
 #include <vector>
 
@@ -333,6 +335,57 @@ BOOST_AUTO_TEST_CASE(embedder_failures_store_nothing) {
   auto ok = f.ingester->Ingest("acme", "T", kBody);
   BOOST_REQUIRE(ok.ok());
   BOOST_TEST(ok->created);
+}
+
+// Group commit: documents ingested at once from many threads share transactions, and each
+// caller still gets its own answer -- its document, a duplicate, or its limit.
+BOOST_AUTO_TEST_CASE(concurrent_ingests_are_committed_together_and_answered_each) {
+  IngestOptions options;
+  options.max_documents_per_tenant = 30;
+  options.max_group_documents = 4;
+  Fixture f(options);
+  constexpr int kThreads = 8, kPerThread = 5;
+  std::vector<std::vector<Result<IngestResult>>> results(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < kPerThread; ++i) {
+        // Every thread also sends the one text all threads share.
+        std::string text = i == 0 ? std::string("The text every thread sends. ") + kBody
+                                  : "Thread " + std::to_string(t) + " document " +
+                                        std::to_string(i) + ". " + kBody;
+        results[t].push_back(f.ingester->Ingest("acme", "", text));
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  int created = 0, duplicates = 0, limited = 0;
+  std::set<std::string> shared_ids, ids;
+  for (const auto& per_thread : results) {
+    for (size_t i = 0; i < per_thread.size(); ++i) {
+      const auto& r = per_thread[i];
+      if (!r.ok()) {
+        BOOST_TEST(r.status().code() == "document_limit", r.status().ToString());
+        ++limited;
+        continue;
+      }
+      if (i == 0) shared_ids.insert(r->record.id);
+      if (r->created) {
+        ++created;
+        BOOST_TEST(ids.insert(r->record.id).second);
+      } else {
+        ++duplicates;
+      }
+    }
+  }
+  // 8 x 4 distinct texts + 1 shared one = 33 documents offered, 30 allowed.
+  BOOST_TEST(created == 30);
+  // 3 texts refused once each, or, when the shared text came after the limit, 2 + its 8.
+  BOOST_TEST((limited == 3 || limited == 10), limited);
+  BOOST_TEST(shared_ids.size() <= 1u);  // the shared text is one document
+  BOOST_TEST(created + duplicates + limited == kThreads * kPerThread);
+  BOOST_TEST(f.Count() == 30u);
+  for (const auto& id : ids) BOOST_TEST(f.documents->Get("acme", id).ok());
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -4,10 +4,13 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <memory>
 #include <optional>
+#include <random>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -338,6 +341,85 @@ BOOST_AUTO_TEST_CASE(chunk_indexes_round_trip_through_the_key) {
   for (size_t i = 0; i < hits.size(); ++i) {
     BOOST_TEST(hits[i].document_id == "doc");
     BOOST_TEST(hits[i].chunk_index == indexes[i]);  // equal scores: by chunk index
+  }
+}
+
+// The search skips the long lists of common terms once they cannot change the top k: on a
+// random corpus with a Zipf-like vocabulary, its results equal BM25 computed over every chunk.
+BOOST_AUTO_TEST_CASE(pruned_search_equals_exhaustive_bm25) {
+  LexicalEnv e;
+  std::mt19937 rng(7);
+  auto word = [&] {
+    double u = std::uniform_real_distribution<double>(0, 1)(rng);
+    return "w" + std::to_string(static_cast<int>(u * u * u * 60));
+  };
+  struct Chunk {
+    std::string doc;
+    uint32_t index;
+    std::vector<std::string> terms;
+  };
+  std::vector<Chunk> corpus;
+  for (int d = 0; d < 40; ++d) {
+    for (uint32_t c = 0; c < 6; ++c) {
+      Chunk ch{"doc_" + std::to_string(d), c, {}};
+      const int len = 5 + static_cast<int>(rng() % 30);
+      for (int i = 0; i < len; ++i) ch.terms.push_back(word());
+      corpus.push_back(ch);
+    }
+  }
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    for (const auto& ch : corpus) {
+      BOOST_REQUIRE(e.index->Add(*txn, "acme", ch.doc, ch.index, ch.terms).ok());
+    }
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  double total = 0;
+  for (const auto& ch : corpus) total += static_cast<double>(ch.terms.size());
+  const double avg = total / static_cast<double>(corpus.size());
+  auto tf_in = [](const std::vector<std::string>& terms, const std::string& t) {
+    return static_cast<uint32_t>(std::count(terms.begin(), terms.end(), t));
+  };
+  for (int q = 0; q < 200; ++q) {
+    std::set<std::string> query;
+    const int words = 1 + static_cast<int>(rng() % 6);
+    for (int i = 0; i < words; ++i) query.insert(word());
+    const size_t k = 1 + rng() % 8;
+    std::vector<std::string> filter;
+    if (q % 5 == 0) filter = {"doc_1", "doc_3", "doc_7", "doc_20"};
+    // BM25 over every chunk, by the definition.
+    std::vector<LexicalHit> want;
+    for (const auto& ch : corpus) {
+      if (!filter.empty() && std::find(filter.begin(), filter.end(), ch.doc) == filter.end()) {
+        continue;
+      }
+      double score = 0;
+      bool matched = false;
+      for (const auto& t : query) {
+        const uint32_t tf = tf_in(ch.terms, t);
+        if (tf == 0) continue;
+        uint64_t df = 0;
+        for (const auto& other : corpus) df += tf_in(other.terms, t) > 0;
+        score += Bm25TermScore(Bm25Idf(corpus.size(), df), tf,
+                               static_cast<uint32_t>(ch.terms.size()), avg);
+        matched = true;
+      }
+      if (matched) want.push_back({score, ch.doc, ch.index});
+    }
+    std::sort(want.begin(), want.end(),
+              [](const LexicalHit& a, const LexicalHit& b) { return a.score > b.score; });
+    auto got = e.Search(std::vector<std::string>(query.begin(), query.end()), k, filter);
+    BOOST_REQUIRE_EQUAL(got.size(), std::min(k, want.size()));
+    for (size_t i = 0; i < got.size(); ++i) {
+      BOOST_TEST(got[i].score == want[i].score, boost::test_tools::tolerance(kTol));
+      // Which chunk holds rank i may differ only between chunks of (nearly) equal score.
+      auto same = std::find_if(want.begin(), want.end(), [&](const LexicalHit& w) {
+        return w.document_id == got[i].document_id && w.chunk_index == got[i].chunk_index;
+      });
+      BOOST_REQUIRE(same != want.end());
+      BOOST_TEST(same->score == got[i].score, boost::test_tools::tolerance(kTol));
+    }
   }
 }
 
