@@ -1,0 +1,186 @@
+#!/usr/bin/env bash
+# Parts 3 and 5 of scripts/bench.sh: the time to first token that ragstream adds, and
+# ingestion throughput.
+#
+# Part 3: stores of 10k and 100k chunks (and 1M, see below) of synthetic hash-embedded text in
+# the tenant "default" are built by ttft_store; a real worker serves each behind nginx
+# (scripts/stack.sh) with tests/fake_openai as its model (first token at once, stamped with
+# its send time); ttft_client.py asks TTFT_QUESTIONS questions one after another, TTFT_ROUNDS
+# times, and joins each answer's request log line (first_token_us and its phases) with the
+# fake's own time to first token. ttft_probe then times retrieval's steps on the same store.
+# Part 5: ingest_bench through the Ingester (one durable transaction per document) on 1 and 2
+# threads, its steps timed one by one, and the HTTP path (POST /api/documents, 2 workers) from
+# 1 and 2 clients.
+#
+# Usage: tests/bench/ttft/run.sh OUT      writes OUT/ttft.json and OUT/ttft.md
+# Environment: BENCH_QUICK=1 (small sizes), BENCH_DEADLINE_S (the seconds it may take; the
+# 1M store is only built when they allow it), TTFT_SIZES ("10000 100000 1000000"),
+# TTFT_QUESTIONS (50), TTFT_ROUNDS (3), INGEST_REPS (3), INGEST_MB (1),
+# TTFT_CACHE=DIR: keep the stores there and reuse them on later runs (keyed by the commit of
+# the code that writes them), which is how the 1M store fits in a bounded run.
+set -euo pipefail
+out="${1:?usage: run.sh OUT}"
+mkdir -p "$out"
+out="$(cd "$out" && pwd)"
+here="$(cd "$(dirname "$0")" && pwd)"
+root="$(cd "$here/../../.." && pwd)"
+started=$SECONDS
+quick="${BENCH_QUICK:-0}"
+deadline="${BENCH_DEADLINE_S:-360}"
+sizes="${TTFT_SIZES:-10000 100000 1000000}"
+questions="${TTFT_QUESTIONS:-50}"
+rounds="${TTFT_ROUNDS:-3}"
+ingest_reps="${INGEST_REPS:-3}"
+ingest_mb="${INGEST_MB:-1}"
+if [ "$quick" = 1 ]; then
+  sizes="${TTFT_SIZES:-2000 10000}"
+  questions="${TTFT_QUESTIONS:-10}"
+  rounds="${TTFT_ROUNDS:-1}"
+  ingest_reps="${INGEST_REPS:-1}"
+  ingest_mb="${INGEST_MB:-0.3}"
+fi
+log() { echo "== ttft: $* ($((SECONDS - started)) s)" >&2; }
+left() { echo $((deadline - (SECONDS - started))); }
+
+# What this part alone needs: the build tools, nginx and curl come with install_deps.sh.
+"$root/scripts/install_deps.sh" >&2
+command -v python3 >/dev/null || {
+  sudo_cmd=""
+  [ "$(id -u)" -eq 0 ] || sudo_cmd="sudo"
+  DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3 >&2
+}
+if [ -f "$root/build/CMakeCache.txt" ]; then cmake -S "$root" -B "$root/build" >/dev/null; fi
+"$root/scripts/build.sh" ragstream-worker ttft_store ttft_probe ingest_bench >&2
+bin="$root/build/tests/bench/ttft"
+export RAGSTREAM_BIN="$root/build/ragstream-worker"
+log "built"
+
+run="$(mktemp -d /tmp/ragstream-ttft.XXXXXX)"
+FAKE_PID=""
+cleanup() {
+  stack_stop 2>/dev/null || true
+  [ -n "$FAKE_PID" ] && kill "$FAKE_PID" 2>/dev/null && wait "$FAKE_PID" 2>/dev/null
+  rm -rf "$run"
+}
+trap cleanup EXIT
+trap 'exit 143' TERM INT
+source "$root/scripts/stack.sh"
+
+port_base=$((20000 + RANDOM % 20000))
+python3 "$root/tests/fake_openai/fake_openai.py" --port 0 --port-file "$run/fake.port" \
+  --max-records 5000 >"$run/fake.log" 2>&1 &
+FAKE_PID=$!
+for _ in $(seq 100); do [ -f "$run/fake.port" ] && break; sleep 0.1; done
+fake_url="http://127.0.0.1:$(cat "$run/fake.port")"
+export OPENAI_BASE_URL="$fake_url/v1" RAGSTREAM_CHAT_MODEL=fake-model
+export RAGSTREAM_MAX_STREAMS_PER_TENANT=0 RAGSTREAM_MAP_SIZE_MB=65536 RAGSTREAM_LOG_LEVEL=info
+"$bin/ttft_store" --questions 200 >"$run/questions.txt"
+
+raw="$out/ttft.runs.jsonl"       # one line per question
+builds="$out/ttft.builds.jsonl"  # one line per store build
+probes="$out/ttft.probes.jsonl"  # one line per probe
+ingest="$out/ingest.runs.jsonl"  # one line per ingestion run
+skipped="$out/ttft.skipped.jsonl"
+: >"$raw"
+: >"$builds"
+: >"$probes"
+: >"$ingest"
+: >"$skipped"
+
+# ---- part 5: ingestion (first: short and bounded) ------------------------------------------
+log "ingestion through the Ingester: $ingest_reps x $ingest_mb MB on 1 and 2 threads"
+for rep in $(seq "$ingest_reps"); do
+  for threads in 1 2; do
+    "$bin/ingest_bench" --dir "$run/ingest" --mb "$ingest_mb" --threads "$threads" |
+      python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(path="ingester", rep=int(sys.argv[1])); print(json.dumps(d))' "$rep" >>"$ingest"
+  done
+done
+for flag in "" --nosync; do
+  "$bin/ingest_bench" --dir "$run/ingest" --mb "$ingest_mb" --phases $flag |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(path="phases"); print(json.dumps(d))' >>"$ingest"
+done
+if [ "$(left)" -gt 120 ]; then
+  log "ingestion over HTTP: 2 workers, 1 and 2 clients"
+  ndocs=$(python3 -c "print(max(20, int($ingest_mb * 1e6 / 4400)))")
+  export RAGSTREAM_DATA_DIR="$run/http-data"
+  stack_start "$run/http" "$port_base" 2 >&2
+  for rep in $(seq "$ingest_reps"); do
+    for conc in 1 2; do
+      from=$(( (rep * 2 + conc) * 100000 ))
+      "$bin/ttft_store" --documents "$ndocs" "$from" >"$run/docs.jsonl"
+      python3 "$here/ingest_client.py" --url "http://127.0.0.1:$port_base" \
+        --docs "$run/docs.jsonl" --concurrency "$conc" |
+        python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(path="http", threads=d["concurrency"], rep=int(sys.argv[1])); print(json.dumps(d))' "$rep" >>"$ingest"
+    done
+  done
+  stack_stop
+  rm -rf "$run/http-data"
+else
+  echo '{"what": "ingestion over HTTP", "reason": "the time budget"}' >>"$skipped"
+fi
+
+# ---- part 3: time to first token -----------------------------------------------------------
+# A size's store: 700-character chunks (the product's default), built in one growing store;
+# 1M chunks use 200-character chunks (a separate store), so that it stays ~5 GB rather than
+# ~20 GB and builds in minutes (the vector scan, which dominates, is the same per chunk).
+cache_key=$(git -C "$root" log -1 --format=%h -- lib/store lib/rag tests/bench/ttft/corpus.h \
+  2>/dev/null || echo nogit)
+store_for() {
+  local size="$1" chars=700 name
+  [ "$size" -ge 1000000 ] && chars=200
+  name="store-c$chars"
+  if [ -n "${TTFT_CACHE:-}" ]; then  # one store per size, kept
+    echo "$TTFT_CACHE/$cache_key-store-$size-c$chars $chars"
+  else  # one growing store (sizes ascending)
+    echo "$run/$name $chars"
+  fi
+}
+last_rate=""  # chunks per second of the last build
+port=$((port_base + 1))
+for size in $sizes; do
+  read -r store chars <<<"$(store_for "$size")"
+  have=0
+  [ -f "$store/chunks.count" ] && have=$(cat "$store/chunks.count")
+  if [ "$have" -lt "$size" ]; then
+    # Budget: the build at the last measured rate (or 2,000 chunks/s), the questions, and 20 s
+    # kept for the rest.
+    rate="${last_rate:-2000}"
+    need=$(( (size - have) / rate + 40 ))
+    if [ "$need" -gt "$(left)" ]; then
+      log "skipping $size chunks: building it needs ~$need s, $(left) s left"
+      echo "{\"what\": \"$size chunks\", \"reason\": \"building the store needs ~$need s at $rate chunks/s; $(left) s were left (TTFT_CACHE=DIR builds it once and keeps it)\"}" >>"$skipped"
+      continue
+    fi
+    log "building $size chunks ($chars-character chunks) in $store"
+    mkdir -p "$store"
+    "$bin/ttft_store" --dir "$store" --chunks "$size" --chunk-chars "$chars" --threads 2 \
+      --batch 256 >"$run/build.json"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(size=int(sys.argv[2])); print(json.dumps(d))' "$run/build.json" "$size" >>"$builds"
+    python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chunks"])' "$run/build.json" >"$store/chunks.count"
+    last_rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(100, int(d["added_chunks"] / max(d["seconds"], 0.1))))' "$run/build.json")
+  fi
+  log "asking $rounds x $questions questions at $size chunks"
+  rm -f "$run/w/logs/worker-1.log"
+  export RAGSTREAM_DATA_DIR="$store"
+  stack_start "$run/w" "$port" 1 >&2
+  for round in $(seq "$rounds"); do
+    python3 "$here/ttft_client.py" --url "http://127.0.0.1:$port" --fake "$fake_url" \
+      --log "$run/w/logs/worker-1.log" --questions "$run/questions.txt" --out "$run/round.jsonl" \
+      --n "$questions" --label "$size"
+    python3 -c 'import json,sys
+for l in open(sys.argv[1]):
+    d=json.loads(l); d.update(size=int(sys.argv[2]), round=int(sys.argv[3]), chunk_chars=int(sys.argv[4])); print(json.dumps(d))' \
+      "$run/round.jsonl" "$size" "$round" "$chars" >>"$raw"
+    rm -f "$run/round.jsonl"
+  done
+  stack_stop
+  port=$((port + 1))
+  "$bin/ttft_probe" --dir "$store" --n "$questions" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(size=int(sys.argv[1])); print(json.dumps(d))' "$size" >>"$probes"
+done
+
+log "writing the report"
+python3 "$here/summarize.py" --out "$out" --elapsed $((SECONDS - started)) \
+  --command "tests/bench/ttft/run.sh $out" --quick "$quick" \
+  --questions "$questions" --rounds "$rounds" --ingest-reps "$ingest_reps" --ingest-mb "$ingest_mb"
+log "done"

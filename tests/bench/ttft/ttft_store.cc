@@ -1,0 +1,237 @@
+// Builds (or extends) the store that part 3 of scripts/bench.sh measures: synthetic documents
+// (corpus.h), chunked, hash-embedded and tokenized exactly as the Ingester does, written
+// through DocumentStore (the same records, vectors and postings as an upload) into the tenant
+// "default" of the worker's own layout (conversation and document databases,
+// RAGSTREAM_VECTOR_SHARDS shards), until the tenant holds at least --chunks chunks.
+//
+// What differs from the product, to build 10^5-10^6 chunks in minutes: --batch documents go
+// in one transaction (DocumentStore::AddMany; the product's Ingester commits one document per
+// transaction, or a few when uploads arrive together), the environment is switched to
+// MDB_NOSYNC while building (commits are not fsynced one by one; everything is synced once
+// at the end, so the result is the same store), and --threads producer threads chunk and
+// embed while one thread writes. The text is generated, not read.
+//
+//   ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] [--paragraphs 10]
+//              [--threads 1] [--batch 1] [--map-mb 65536]
+//   ttft_store --questions N      prints N questions (one per line) in the corpus's words
+//   ttft_store --documents N FROM prints documents FROM..FROM+N-1 as JSON lines {"title", "text"}
+// Prints one JSON object: chunks and documents now in the store, what this run added, and
+// how long it took.
+#include <lmdb.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <cstring>
+#include <deque>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "lib/core/ids.h"
+#include "lib/core/sha256.h"
+#include "lib/core/utf8.h"
+#include "lib/rag/chunker.h"
+#include "lib/rag/hash_embedder.h"
+#include "lib/rag/text.h"
+#include "lib/store/conversation_store.h"
+#include "lib/store/document_store.h"
+#include "tests/bench/ttft/corpus.h"
+
+using namespace ragstream;
+using Clock = std::chrono::steady_clock;
+
+namespace {
+
+constexpr const char* kTenant = "default";
+
+uint64_t ReadMetaU64(const store::Env& env, const std::string& key) {
+  auto txn = store::Txn::BeginRead(env);
+  if (!txn.ok()) return 0;
+  auto v = txn->Get(env.Dbi("index_meta"), key);
+  uint64_t x = 0;
+  if (v.ok() && v->has_value() && (*v)->size() == sizeof x) std::memcpy(&x, (*v)->data(), sizeof x);
+  return x;
+}
+
+store::NewDocument Prepare(uint64_t n, int paragraphs, const rag::ChunkerOptions& chunker,
+                           rag::HashEmbedder& embedder) {
+  std::string text = bench::Document(n, paragraphs);
+  store::NewDocument doc;
+  doc.record.id = NewId("doc_");
+  doc.record.title = "Synthetic document " + std::to_string(n);
+  doc.record.content_hash = Sha256Hex(text);
+  doc.record.bytes = text.size();
+  doc.record.chars = Utf8Length(text);
+  doc.record.created_at = NowMillis();
+  std::vector<rag::Chunk> chunks = rag::ChunkText(text, chunker);
+  doc.dimension = static_cast<uint32_t>(embedder.dimension());
+  doc.vectors.resize(chunks.size() * doc.dimension);
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    embedder.EmbedOne(chunks[i].text, doc.vectors.data() + i * doc.dimension);
+    store::ChunkRecord c;
+    c.index = static_cast<uint32_t>(i);
+    c.start_char = chunks[i].start_char;
+    c.end_char = chunks[i].end_char;
+    c.terms = rag::Tokenize(chunks[i].text);
+    c.text = std::move(chunks[i].text);
+    doc.chunks.push_back(std::move(c));
+  }
+  doc.record.chunk_count = static_cast<uint32_t>(doc.chunks.size());
+  doc.text = std::move(text);
+  return doc;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string dir;
+  uint64_t target = 10000, map_mb = 65536;
+  int shards = 4, chunk_chars = 700, paragraphs = 10, threads = 1;
+  size_t batch_size = 1;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
+    if (arg == "--documents") {  // N FROM: documents FROM.. as JSON lines {"title", "text"}
+      const uint64_t n = std::stoull(next()), from = std::stoull(next());
+      for (uint64_t d = from; d < from + n; ++d) {
+        std::string text = bench::Document(d, 10), escaped;
+        for (char c : text) escaped += c == '\n' ? std::string("\\n") : std::string(1, c);
+        std::printf("{\"title\": \"Synthetic document %llu\", \"text\": \"%s\"}\n",
+                    static_cast<unsigned long long>(d), escaped.c_str());
+      }
+      return 0;
+    } else if (arg == "--questions") {
+      const uint64_t n = std::stoull(next());
+      for (uint64_t q = 0; q < n; ++q) std::printf("%s\n", bench::Question(q).c_str());
+      return 0;
+    } else if (arg == "--dir") {
+      dir = next();
+    } else if (arg == "--chunks") {
+      target = std::stoull(next());
+    } else if (arg == "--shards") {
+      shards = std::stoi(next());
+    } else if (arg == "--chunk-chars") {
+      chunk_chars = std::stoi(next());
+    } else if (arg == "--paragraphs") {
+      paragraphs = std::stoi(next());
+    } else if (arg == "--threads") {
+      threads = std::max(1, std::stoi(next()));
+    } else if (arg == "--batch") {
+      batch_size = std::max<size_t>(1, std::stoul(next()));
+    } else if (arg == "--map-mb") {
+      map_mb = std::stoull(next());
+    } else {
+      std::fprintf(stderr,
+                   "usage: ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] "
+                   "[--paragraphs 10] [--threads 1] [--batch 1] [--map-mb 65536]\n");
+      return 2;
+    }
+  }
+  if (dir.empty()) {
+    std::fprintf(stderr, "ttft_store: --dir is required\n");
+    return 2;
+  }
+  // The worker's databases (handlers/main.cc), so the worker opens this store as its own.
+  std::vector<std::string> databases = store::ConversationStore::Databases();
+  for (auto& name : store::DocumentStore::Databases(shards)) {
+    if (std::find(databases.begin(), databases.end(), name) == databases.end()) {
+      databases.push_back(name);
+    }
+  }
+  auto env = store::Env::Open({dir, map_mb << 20, 64, 4096, databases});
+  if (!env.ok()) {
+    std::fprintf(stderr, "ttft_store: %s\n", env.status().ToString().c_str());
+    return 1;
+  }
+  store::DocumentStore documents(**env, shards);
+  rag::HashEmbedder embedder;
+  if (Status s = documents.CheckIndexIdentity(embedder.name(), embedder.dimension()); !s.ok()) {
+    std::fprintf(stderr, "ttft_store: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  if (int rc = mdb_env_set_flags((*env)->raw(), MDB_NOSYNC, 1); rc != 0) {
+    std::fprintf(stderr, "ttft_store: mdb_env_set_flags: %s\n", mdb_strerror(rc));
+    return 1;
+  }
+  rag::ChunkerOptions chunker;
+  chunker.target_chars = static_cast<size_t>(chunk_chars);
+  chunker.overlap_chars = 100;
+  chunker.max_chars = static_cast<size_t>(chunk_chars) * 10 / 7;
+
+  const uint64_t had_chunks = ReadMetaU64(**env, std::string("lex_chunks/") + kTenant);
+  const uint64_t had_docs = ReadMetaU64(**env, std::string("doc_count/") + kTenant);
+  auto t0 = Clock::now();
+
+  // Producers prepare documents numbered from had_docs on; the main thread writes them.
+  std::mutex mu;
+  std::condition_variable ready, room;
+  std::deque<store::NewDocument> queue;
+  std::atomic<uint64_t> next_doc{had_docs};
+  std::atomic<bool> stop{false};
+  const size_t max_queue = 2 * batch_size;
+  std::vector<std::thread> producers;
+  for (int t = 0; t < threads; ++t) {
+    producers.emplace_back([&] {
+      rag::HashEmbedder local;
+      while (!stop.load()) {
+        store::NewDocument doc = Prepare(next_doc.fetch_add(1), paragraphs, chunker, local);
+        std::unique_lock lock(mu);
+        room.wait(lock, [&] { return queue.size() < max_queue || stop.load(); });
+        if (stop.load()) return;
+        queue.push_back(std::move(doc));
+        ready.notify_one();
+      }
+    });
+  }
+  uint64_t chunks = had_chunks, docs = 0, bytes = 0;
+  int status = 0;
+  while (chunks < target) {
+    // Up to --batch documents per transaction (DocumentStore::AddMany), never past the target.
+    std::vector<store::NewDocument> batch;
+    uint64_t batch_chunks = 0;
+    {
+      std::unique_lock lock(mu);
+      while (batch.size() < batch_size && chunks + batch_chunks < target) {
+        ready.wait(lock, [&] { return !queue.empty(); });
+        batch_chunks += queue.front().chunks.size();
+        batch.push_back(std::move(queue.front()));
+        queue.pop_front();
+        room.notify_one();
+      }
+    }
+    auto added = documents.AddMany(kTenant, batch);
+    if (!added.ok()) {
+      std::fprintf(stderr, "ttft_store: %s\n", added.status().ToString().c_str());
+      status = 1;
+      break;
+    }
+    for (const auto& doc : batch) {
+      chunks += doc.chunks.size();
+      bytes += doc.text.size();
+      ++docs;
+    }
+  }
+  {
+    std::lock_guard lock(mu);
+    stop.store(true);
+    room.notify_all();
+  }
+  for (auto& t : producers) t.join();
+  if (int rc = mdb_env_sync((*env)->raw(), 1); rc != 0) {
+    std::fprintf(stderr, "ttft_store: mdb_env_sync: %s\n", mdb_strerror(rc));
+    status = 1;
+  }
+  const double seconds = std::chrono::duration<double>(Clock::now() - t0).count();
+  std::printf(
+      "{\"chunks\": %llu, \"documents\": %llu, \"added_chunks\": %llu, \"added_documents\": "
+      "%llu, \"added_text_mb\": %.2f, \"seconds\": %.2f, \"store_mb\": %.1f, \"threads\": %d, "
+      "\"chunk_chars\": %d, \"batch\": %zu, \"nosync\": true}\n",
+      static_cast<unsigned long long>(chunks), static_cast<unsigned long long>(had_docs + docs),
+      static_cast<unsigned long long>(chunks - had_chunks), static_cast<unsigned long long>(docs),
+      bytes / 1e6, seconds, (*env)->MapUsage().used_bytes / 1e6, threads, chunk_chars, batch_size);
+  return status;
+}
