@@ -436,6 +436,14 @@ def markdown(args, labels, summary, ingest_s, counts, command, env_note, chunk_c
         L.append(row("fake upstream CPU-s", lambda k: s[k]["fake_cpu_s"], 2))
         L.append(row("machine busy (% of 2 cores)", lambda k: s[k]["machine_busy"] * 100, 0))
         L.append(row("other CPU-s meanwhile (other users)", lambda k: s[k]["other_cpu_s"], 2))
+        for k in keys:
+            peak = s[k]["upstream_open_max"]
+            if peak is not None and peak < 0.9 * n:
+                L.append("")
+                L.append(f"{labels[k]} never had more than {fmt(peak, 0)} of the {n:,} streams open upstream at "
+                         "once (median of the runs' peaks): it queued the rest before calling the model (see "
+                         "time to first token and run wall time), so its relay delay was measured at that lower "
+                         f"concurrency, not at {n:,}.")
     L.append("")
     L.append("What differs, beyond the code itself:")
     L.append("")
