@@ -13,6 +13,7 @@ and OUT/peers.md. Loopback only; stops everything it started.
 import argparse
 import json
 import os
+import shutil
 import signal
 import statistics
 import subprocess
@@ -573,6 +574,7 @@ def main():
             stop(s.proc)
         stop(fake)
         log.close()
+        shutil.rmtree(work, ignore_errors=True)  # the stores and sockets; logs are in OUT
 
     load_end = open("/proc/loadavg").read().split()[:3]
     keys = list(labels)
