@@ -58,5 +58,8 @@ class VectorIndex {
 
 // Inner product of two float vectors (the scan's kernel).
 float DotProduct(const float* a, const float* b, uint32_t dim);
+// out[r] = <query, rows + r * dim> for r < count (rows contiguous, row-major): the scan's
+// kernel, AVX-512F / AVX2+FMA / portable, picked at run time.
+void ScoreRows(const float* query, const float* rows, uint32_t count, uint32_t dim, float* out);
 
 }  // namespace ragstream::store
