@@ -1,6 +1,7 @@
 #include "lib/rag/ingester.h"
 
 #include <algorithm>
+#include <chrono>
 
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
@@ -79,6 +80,7 @@ Status Ingester::Validate(const std::string& title, const std::string& text) con
 Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title,
                                       std::string text) {
   if (Status s = Validate(title, text); !s.ok()) return s;
+  Preparing preparing(*this);
   if (title.find_first_not_of(" \t") == std::string::npos) {
     title = TitleFromText(text, options_.max_title_chars);
   }
@@ -117,23 +119,46 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
     doc.chunks.push_back(std::move(c));
   }
   doc.text = std::move(text);
+  preparing.Done();
   auto added = Store(tenant, doc);
   if (!added.ok()) return added.status();
   return IngestResult{std::move(added->record), added->created};
+}
+
+Ingester::Preparing::Preparing(Ingester& ingester) : ingester_(&ingester) {
+  std::lock_guard lock(ingester_->commit_mu_);
+  ++ingester_->preparing_;
+}
+
+void Ingester::Preparing::Done() {
+  if (!ingester_) return;
+  {
+    std::lock_guard lock(ingester_->commit_mu_);
+    --ingester_->preparing_;
+  }
+  ingester_->committed_.notify_all();  // a committer may be waiting for this document
+  ingester_ = nullptr;
 }
 
 Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::NewDocument& doc) {
   Pending me{tenant, &doc, std::nullopt};
   std::unique_lock lock(commit_mu_);
   waiting_.push_back(&me);
+  committed_.notify_all();
   while (!me.result) {
     if (committing_) {
       committed_.wait(lock);
       continue;
     }
     // This thread commits the next group: the oldest waiting documents, up to the limits
-    // (its own document is among them, or it waits for the next round).
+    // (its own document is among them, or it waits for the next round). Documents still
+    // being chunked and embedded by other threads are worth a short wait: without it, two
+    // uploads at a time would take turns, one document per commit.
     committing_ = true;
+    if (preparing_ > 0 && waiting_.size() < options_.max_group_documents) {
+      committed_.wait_for(lock, std::chrono::microseconds(options_.max_group_wait_us),
+                          [&] { return preparing_ == 0; });
+    }
     std::vector<Pending*> group;
     uint64_t bytes = 0;
     size_t taken = 0;

@@ -4,8 +4,9 @@
 //
 // Group commit: documents that reach the store while another thread of the process is
 // committing wait, and the next commit takes them all in one transaction (one fsync, and
-// the index pages of shared terms written once). Ingest still returns only after its
-// document is durable; a group that fails as a whole (e.g. store_full) is retried one
+// the index pages of shared terms written once); a commit also waits up to
+// max_group_wait_us for documents other threads are still preparing. Ingest still returns only
+// after its document is durable; a group that fails as a whole (e.g. store_full) is retried one
 // document per transaction, so each gets the answer it would have got alone.
 #pragma once
 
@@ -31,6 +32,8 @@ struct IngestOptions {
   // A group commit takes at most this many documents, or this many bytes of text.
   size_t max_group_documents = 64;
   uint64_t max_group_bytes = 16 << 20;
+  // How long a commit waits for documents other threads are still preparing.
+  int64_t max_group_wait_us = 2000;
 };
 
 struct IngestResult {
@@ -60,9 +63,23 @@ class Ingester {
   Result<store::AddResult> Store(std::string_view tenant, const store::NewDocument& doc);
   std::vector<Result<store::AddResult>> CommitGroup(const std::vector<Pending*>& group);
 
+  // Counts a document from its validation to its arrival at Store (or its failure).
+  class Preparing {
+   public:
+    explicit Preparing(Ingester& ingester);
+    ~Preparing() { Done(); }
+    Preparing(const Preparing&) = delete;
+    Preparing& operator=(const Preparing&) = delete;
+    void Done();
+
+   private:
+    Ingester* ingester_;
+  };
+
   store::DocumentStore& store_;
   Embedder& embedder_;
   IngestOptions options_;
+  int preparing_ = 0;  // documents being chunked and embedded (under commit_mu_)
   std::mutex commit_mu_;
   std::condition_variable committed_;
   std::vector<Pending*> waiting_;  // not yet taken by a commit
