@@ -99,7 +99,7 @@ def ttft_tables(runs):
 def ingest_tables(rows):
     out = {}
     for path in ("ingester", "http"):
-        for threads in (1, 2):
+        for threads in (1, 2, 4):
             rr = [r for r in rows if r["path"] == path and r["threads"] == threads]
             if rr:
                 out[f"{path}_{threads}"] = {
@@ -275,6 +275,7 @@ def main():
     m.append(f"Command: `{a.command}`; {a.ingest_reps} run(s) of {a.ingest_mb} MB per row, "
              "median MB/s.\n")
     rows = [("Ingester, 1 thread", "ingester_1"), ("Ingester, 2 threads", "ingester_2"),
+            ("Ingester, 4 threads (on 2 cores)", "ingester_4"),
             ("HTTP POST /api/documents, 1 client", "http_1"),
             ("HTTP POST /api/documents, 2 clients", "http_2")]
     base = ingest.get("ingester_1", {}).get("mb_per_s")
@@ -284,7 +285,7 @@ def main():
         r = ingest.get(key)
         if not r:
             continue
-        cores = 2 if key.endswith("_2") else 1
+        cores = 1 if key.endswith("_1") else 2
         ratio = f"{r['mb_per_s'] / base:.2f}" if base else "–"
         m.append(f"| {label} | {r['mb_per_s']:.3f} | {r['docs_per_s']:.0f} | "
                  f"{r['mb_per_s'] / cores:.3f} | {ratio} | {r['runs']} |")
