@@ -153,7 +153,9 @@ int Run(int argc, char** argv) {
     return 1;
   }
   store::ConversationStore conversations(**env);
-  store::DocumentStore documents(**env, config->vector_shards);
+  store::DocumentStore documents(
+      **env, config->vector_shards,
+      config->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
 
   std::unique_ptr<rag::Embedder> embedder;
   if (config->embedder == "openai") {

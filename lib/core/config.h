@@ -53,6 +53,7 @@ struct Config {
   int chunk_chars = 700;                  // RAGSTREAM_CHUNK_CHARS
   int chunk_overlap_chars = 100;          // RAGSTREAM_CHUNK_OVERLAP_CHARS
   int vector_shards = 4;                  // RAGSTREAM_VECTOR_SHARDS (fixed when the index is made)
+  std::string vector_format = "float";    // RAGSTREAM_VECTOR_FORMAT: float | int8 (fixed too)
   std::string embedder = "hash";          // RAGSTREAM_EMBEDDER: hash | openai
   std::string embed_model = "text-embedding-3-small";  // RAGSTREAM_EMBED_MODEL (openai)
   int embed_dimensions = 0;  // RAGSTREAM_EMBED_DIMENSIONS (openai; 0: the model's own)

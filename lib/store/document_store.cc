@@ -144,7 +144,7 @@ std::vector<std::string> DocumentStore::Databases(int shards) {
   return names;
 }
 
-DocumentStore::DocumentStore(const Env& env, int shards)
+DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_format)
     : env_(env),
       shards_(shards),
       documents_(env.Dbi("documents")),
@@ -152,7 +152,7 @@ DocumentStore::DocumentStore(const Env& env, int shards)
       by_hash_(env.Dbi("doc_by_hash")),
       chunks_(env.Dbi("chunks")),
       meta_(env.Dbi("index_meta")),
-      vectors_(env, shards),
+      vectors_(env, shards, vector_format),
       lexical_(env) {}
 
 Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t dimension) {
@@ -169,10 +169,11 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "tenant); export its conversations and documents with the old version, then "
                   "use a new RAGSTREAM_DATA_DIR and re-ingest");
   }
-  const std::string want[4][2] = {{"layout", kStoreLayout},
+  const std::string want[5][2] = {{"layout", kStoreLayout},
                                   {"embedder", embedder},
                                   {"dimension", std::to_string(dimension)},
-                                  {"shards", std::to_string(shards_)}};
+                                  {"shards", std::to_string(shards_)},
+                                  {"vector_format", VectorFormatName(vectors_.format())}};
   bool wrote = false;
   for (const auto& [key, value] : want) {
     auto have = txn->Get(meta_, key);

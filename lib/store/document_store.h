@@ -63,10 +63,11 @@ class DocumentStore {
  public:
   static std::vector<std::string> Databases(int shards);
 
-  DocumentStore(const Env& env, int shards);
+  DocumentStore(const Env& env, int shards, VectorFormat vector_format = VectorFormat::kFloat);
 
   // Records the embedder on first use; afterwards a different name, dimension or shard
-  // count is an error naming both, since vectors from another embedder would be garbage. A
+  // count is an error naming both, since vectors from another embedder would be garbage; so
+  // is another vector format (the blocks of the other format would be missing). A
   // store made before tenants (no "layout") is refused: its records would be invisible.
   Status CheckIndexIdentity(const std::string& embedder, uint32_t dimension);
 

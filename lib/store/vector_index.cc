@@ -195,14 +195,23 @@ float DotProduct(const float* a, const float* b, uint32_t dim) {
   return out;
 }
 
+const char* VectorFormatName(VectorFormat format) {
+  return format == VectorFormat::kInt8 ? "int8" : "float";
+}
+
 std::vector<std::string> VectorIndex::Databases(int shards) {
   std::vector<std::string> names;
   for (int s = 0; s < shards; ++s) names.push_back("vec." + std::to_string(s));
+  for (int s = 0; s < shards; ++s) names.push_back("vec8." + std::to_string(s));
   return names;
 }
 
-VectorIndex::VectorIndex(const Env& env, int shards) : env_(env) {
-  for (const auto& name : Databases(shards)) dbis_.push_back(env.Dbi(name));
+VectorIndex::VectorIndex(const Env& env, int shards, VectorFormat format)
+    : env_(env), format_(format) {
+  for (int s = 0; s < shards; ++s) {
+    dbis_.push_back(env.Dbi("vec." + std::to_string(s)));
+    int8_dbis_.push_back(env.Dbi("vec8." + std::to_string(s)));
+  }
 }
 
 int VectorIndex::ShardOf(std::string_view document_id) const {
@@ -215,11 +224,75 @@ Status VectorIndex::Put(Txn& txn, std::string_view tenant, std::string_view docu
   uint32_t header[4] = {kMagic, count, dim, 0};
   std::memcpy(value.data(), header, sizeof header);
   std::memcpy(value.data() + kHeaderBytes, vectors, sizeof(float) * count * dim);
-  return txn.Put(dbis_[ShardOf(document_id)], TenantKey(tenant, document_id), value);
+  const int shard = ShardOf(document_id);
+  const std::string key = TenantKey(tenant, document_id);
+  if (Status s = txn.Put(dbis_[shard], key, value); !s.ok()) return s;
+  if (format_ != VectorFormat::kInt8) return Status::Ok();
+  return txn.Put(int8_dbis_[shard], key, EncodeInt8Block(vectors, count, dim));
 }
 
 Status VectorIndex::Delete(Txn& txn, std::string_view tenant, std::string_view document_id) {
-  return txn.Del(dbis_[ShardOf(document_id)], TenantKey(tenant, document_id));
+  const int shard = ShardOf(document_id);
+  const std::string key = TenantKey(tenant, document_id);
+  if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
+  return txn.Del(int8_dbis_[shard], key);  // absent (a float index) is not an error
+}
+
+// Stage 1 over the shard's int8 blocks keeps k x kDefaultOversample candidates, each known by
+// (its value's ordinal in this scan) << 32 | row; stage 2 rescores them exactly from the
+// float blocks, read in the same transaction.
+Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const float* query,
+                                  const Int8Query& quantized, uint32_t dim, size_t k,
+                                  const std::vector<std::string>& filter,
+                                  std::vector<VectorHit>& out) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, int8_dbis_[shard]);
+  if (!cur.ok()) return cur.status();
+  const std::string prefix = TenantPrefix(tenant);
+  std::vector<std::string_view> keys;  // ordinal -> full key (views into the map)
+  TopK candidates(k * kDefaultOversample);
+  for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+       have = cur->Next()) {
+    std::string_view key = cur->key();
+    if (!filter.empty() &&
+        std::find(filter.begin(), filter.end(), key.substr(prefix.size())) == filter.end()) {
+      continue;
+    }
+    auto block = DecodeInt8Block(cur->value(), dim, uint64_t{keys.size()} << 32);
+    if (!block.ok()) {
+      return Status::Internal("int8 vector block of " + std::string(key.substr(prefix.size())) +
+                              " is malformed: " + block.status().message());
+    }
+    keys.push_back(key);
+    ScanInt8Block(quantized, *block, candidates);
+  }
+  std::vector<float> copy;  // a float row whose place in the map is not 4-byte aligned
+  auto fetch = [&](uint64_t id) -> const float* {
+    auto raw = txn->Get(dbis_[shard], keys[id >> 32]);
+    if (!raw.ok() || !raw->has_value()) return nullptr;
+    std::string_view value = **raw;
+    uint32_t header[4];
+    if (value.size() < kHeaderBytes) return nullptr;
+    std::memcpy(header, value.data(), sizeof header);
+    const uint32_t row = static_cast<uint32_t>(id & 0xffffffffu);
+    if (header[0] != kMagic || header[2] != dim || row >= header[1] ||
+        value.size() < kHeaderBytes + sizeof(float) * size_t{header[1]} * dim) {
+      return nullptr;
+    }
+    const char* at = value.data() + kHeaderBytes + sizeof(float) * size_t{row} * dim;
+    if (reinterpret_cast<uintptr_t>(at) % alignof(float) == 0) {
+      return reinterpret_cast<const float*>(at);
+    }
+    copy.resize(dim);
+    std::memcpy(copy.data(), at, sizeof(float) * dim);
+    return copy.data();
+  };
+  for (const ScoredRow& r : Rescore(query, dim, candidates.Take(), fetch, k)) {
+    out.push_back({r.score, std::string(keys[r.id >> 32].substr(prefix.size())),
+                   static_cast<uint32_t>(r.id & 0xffffffffu)});
+  }
+  return Status::Ok();
 }
 
 Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim,
@@ -292,12 +365,18 @@ Result<std::vector<VectorHit>> VectorIndex::Search(std::string_view tenant, cons
   if (k == 0) return std::vector<VectorHit>();
   std::vector<std::vector<VectorHit>> partial(dbis_.size());
   std::vector<std::future<Status>> others;
+  Int8Query quantized;
+  if (format_ == VectorFormat::kInt8) quantized = QuantizeQuery(query, dim);
+  auto scan = [&](size_t s) {
+    return format_ == VectorFormat::kInt8
+               ? ScanShardInt8(static_cast<int>(s), tenant, query, quantized, dim, k, filter,
+                               partial[s])
+               : ScanShard(static_cast<int>(s), tenant, query, dim, k, filter, partial[s]);
+  };
   for (size_t s = 1; s < dbis_.size(); ++s) {
-    others.push_back(std::async(std::launch::async, [&, s] {
-      return ScanShard(static_cast<int>(s), tenant, query, dim, k, filter, partial[s]);
-    }));
+    others.push_back(std::async(std::launch::async, [&, s] { return scan(s); }));
   }
-  Status first = ScanShard(0, tenant, query, dim, k, filter, partial[0]);
+  Status first = scan(0);
   std::vector<VectorHit> all;
   for (auto& f : others) {
     Status s = f.get();

@@ -16,8 +16,15 @@
 
 #include "lib/core/status.h"
 #include "lib/store/lmdb.h"
+#include "lib/store/vector_quant.h"
 
 namespace ragstream::store {
+
+// float: search scans the float vectors. int8: every block is also stored scalar-quantised
+// (vec8.N, vector_quant.h: a quarter of the bytes); search scans those for k x 4 candidates
+// and rescores them exactly from the float vectors, so the scores are the float scan's.
+enum class VectorFormat { kFloat, kInt8 };
+const char* VectorFormatName(VectorFormat format);
 
 struct VectorHit {
   float score = 0;
@@ -29,7 +36,8 @@ class VectorIndex {
  public:
   static std::vector<std::string> Databases(int shards);
 
-  VectorIndex(const Env& env, int shards);
+  VectorIndex(const Env& env, int shards, VectorFormat format = VectorFormat::kFloat);
+  VectorFormat format() const { return format_; }
   int shards() const { return static_cast<int>(dbis_.size()); }
   int ShardOf(std::string_view document_id) const;
 
@@ -51,9 +59,14 @@ class VectorIndex {
  private:
   Status ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim, size_t k,
                    const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
+  Status ScanShardInt8(int shard, std::string_view tenant, const float* query,
+                       const Int8Query& quantized, uint32_t dim, size_t k,
+                       const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
 
   const Env& env_;
-  std::vector<MDB_dbi> dbis_;
+  VectorFormat format_;
+  std::vector<MDB_dbi> dbis_;       // vec.N: float blocks
+  std::vector<MDB_dbi> int8_dbis_;  // vec8.N: int8 blocks (kInt8 only)
 };
 
 // Inner product of two float vectors (the scan's kernel).

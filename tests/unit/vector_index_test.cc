@@ -33,7 +33,8 @@ namespace {
 using ragstream::testing::TempDir;
 
 struct VectorEnv {
-  explicit VectorEnv(int shards, uint64_t map_size_bytes = 512ull << 20) {
+  explicit VectorEnv(int shards, uint64_t map_size_bytes = 512ull << 20,
+                     VectorFormat format = VectorFormat::kFloat) {
     Env::Options options;
     options.path = dir.path();
     options.map_size_bytes = map_size_bytes;
@@ -42,7 +43,7 @@ struct VectorEnv {
     auto opened = Env::Open(options);
     if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
     env = std::move(opened).value();
-    index = std::make_unique<VectorIndex>(*env, shards);
+    index = std::make_unique<VectorIndex>(*env, shards, format);
   }
   ~VectorEnv() {
     index.reset();
@@ -311,7 +312,8 @@ BOOST_AUTO_TEST_CASE(documents_spread_over_shards) {
   }
   BOOST_TEST(shards.size() == 3u);
   BOOST_TEST(e.index->shards() == 3);
-  BOOST_TEST((VectorIndex::Databases(3) == std::vector<std::string>{"vec.0", "vec.1", "vec.2"}));
+  BOOST_TEST((VectorIndex::Databases(3) ==
+              std::vector<std::string>{"vec.0", "vec.1", "vec.2", "vec8.0", "vec8.1", "vec8.2"}));
 }
 
 BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
@@ -567,6 +569,63 @@ BOOST_AUTO_TEST_CASE(k_zero_returns_nothing) {
   if (WIFEXITED(status)) {
     BOOST_TEST(WEXITSTATUS(status) == 0, "1: an error, 2: hits, 3+: setup failed");
   }
+}
+
+BOOST_AUTO_TEST_CASE(int8_format_finds_the_exact_top_10_with_exact_scores) {
+  // The int8 scan picks candidates, the float rows rescore them: recall@10 against the exact
+  // float scan must be >= 0.99, and every reported score is the float score of its row.
+  std::mt19937 rng(77);
+  for (uint32_t dim : {384u, 100u}) {
+    Corpus c = MakeCorpus(rng, dim, 300, 40);
+    VectorEnv exact(3, 512ull << 20, VectorFormat::kFloat);
+    VectorEnv quantised(3, 512ull << 20, VectorFormat::kInt8);
+    Store(exact, c);
+    Store(quantised, c);
+    size_t found = 0, wanted = 0;
+    for (int qi = 0; qi < 40; ++qi) {
+      auto q = RandomUnit(rng, dim);
+      auto want = exact.index->Search("acme", q.data(), dim, 10, {});
+      auto got = quantised.index->Search("acme", q.data(), dim, 10, {});
+      BOOST_REQUIRE(want.ok() && got.ok());
+      BOOST_REQUIRE_EQUAL(got->size(), 10u);
+      std::set<std::pair<std::string, uint32_t>> truth;
+      for (const auto& h : *want) truth.insert({h.document_id, h.chunk_index});
+      for (const auto& h : *got) {
+        found += truth.count({h.document_id, h.chunk_index});
+        const auto& block = c.docs.at(h.document_id);
+        BOOST_TEST(h.score ==
+                   DotProduct(q.data(), block.data() + size_t{h.chunk_index} * dim, dim));
+      }
+      wanted += truth.size();
+      for (size_t i = 1; i < got->size(); ++i) BOOST_TEST((*got)[i - 1].score >= (*got)[i].score);
+    }
+    BOOST_TEST(static_cast<double>(found) / static_cast<double>(wanted) >= 0.99);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(int8_format_keeps_filters_tenants_and_deletes) {
+  std::mt19937 rng(5);
+  Corpus c = MakeCorpus(rng, 64, 30, 5);
+  VectorEnv e(2, 64ull << 20, VectorFormat::kInt8);
+  Store(e, c);
+  auto q = RandomUnit(rng, 64);
+  auto only = e.index->Search("acme", q.data(), 64, 100, {"doc_3"});
+  BOOST_REQUIRE(only.ok());
+  BOOST_TEST(only->size() == c.Rows("doc_3"));
+  for (const auto& h : *only) BOOST_TEST(h.document_id == "doc_3");
+  auto other = e.index->Search("globex", q.data(), 64, 10, {});
+  BOOST_REQUIRE(other.ok());
+  BOOST_TEST(other->empty());
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", "doc_3").ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  auto after = e.index->Search("acme", q.data(), 64, 1000, {});
+  BOOST_REQUIRE(after.ok());
+  for (const auto& h : *after) BOOST_TEST(h.document_id != "doc_3");
+  BOOST_TEST(e.index->Search("acme", q.data(), 64, 10, {"doc_3"})->empty());
 }
 
 BOOST_AUTO_TEST_SUITE_END()
