@@ -87,7 +87,7 @@ parts=(
   "1|relay|tests/bench/relay/run.sh|240|Relay delay per token"
   "2|ramp|tests/bench/relay/ramp.sh|390|Concurrent streams per host"
   "3,5|ttft|tests/bench/ttft/run.sh|240|Time to first token;Ingestion"
-  "4|vector|tests/bench/vector/run.sh|240|Vector search against FAISS"
+  "4|vector|tests/bench/vector/run.sh|300|Vector search against FAISS"
   "6|peers|tests/bench/peers/run.sh|300|A peer, side by side"
 )
 # Ends what a part left running (a part stopped at its limit, or one whose servers started
