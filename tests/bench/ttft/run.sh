@@ -2,20 +2,22 @@
 # Parts 3 and 5 of scripts/bench.sh: the time to first token that ragstream adds, and
 # ingestion throughput.
 #
-# Part 3: stores of 10k and 100k chunks (and 1M, see below) of synthetic hash-embedded text in
-# the tenant "default" are built by ttft_store; a real worker serves each behind nginx
+# Part 3: stores of 10k and 100k chunks (100k also with int8 vectors; and 1M, see below) of
+# synthetic hash-embedded text in the tenant "default" are built by ttft_store; a real worker
+# serves each behind nginx
 # (scripts/stack.sh) with tests/fake_openai as its model (first token at once, stamped with
 # its send time); ttft_client.py asks TTFT_QUESTIONS questions one after another, TTFT_ROUNDS
 # times, and joins each answer's request log line (first_token_us and its phases) with the
 # fake's own time to first token. ttft_probe then times retrieval's steps on the same store.
-# Part 5: ingest_bench through the Ingester (one durable transaction per document) on 1 and 2
-# threads, its steps timed one by one, and the HTTP path (POST /api/documents, 2 workers) from
-# 1 and 2 clients.
+# Part 5: ingest_bench through the Ingester (one durable transaction per document) on 1, 2 and
+# 4 threads, its steps timed one by one, and the HTTP path (POST /api/documents, 2 workers)
+# from 1 and 2 clients.
 #
 # Usage: tests/bench/ttft/run.sh OUT      writes OUT/ttft.json and OUT/ttft.md
 # Environment: BENCH_QUICK=1 (small sizes), BENCH_DEADLINE_S (the seconds it may take; the
-# 1M store is only built when they allow it), TTFT_SIZES ("10000 100000 1000000"),
-# TTFT_QUESTIONS (50), TTFT_ROUNDS (3), INGEST_REPS (3), INGEST_MB (1),
+# 1M store is only built when they allow it), TTFT_SIZES ("10000 100000 100000:int8 1000000";
+# :int8 is RAGSTREAM_VECTOR_FORMAT=int8), TTFT_QUESTIONS (50), TTFT_ROUNDS (3), INGEST_REPS
+# (3), INGEST_MB (1),
 # TTFT_CACHE=DIR: keep the stores there and reuse them on later runs (keyed by the commit of
 # the code that decides what they hold), which is how the 1M store fits in a bounded run; it
 # defaults to /var/tmp/ragstream-ttft when that directory exists (made by hand, or by a first
@@ -30,7 +32,7 @@ root="$(cd "$here/../../.." && pwd)"
 started=$SECONDS
 quick="${BENCH_QUICK:-0}"
 deadline="${BENCH_DEADLINE_S:-360}"
-sizes="${TTFT_SIZES:-10000 100000 1000000}"
+sizes="${TTFT_SIZES:-10000 100000 100000:int8 1000000}"
 if [ -z "${TTFT_CACHE:-}" ] && [ -d /var/tmp/ragstream-ttft ]; then TTFT_CACHE=/var/tmp/ragstream-ttft; fi
 questions="${TTFT_QUESTIONS:-50}"
 rounds="${TTFT_ROUNDS:-3}"
@@ -125,71 +127,76 @@ else
 fi
 
 # ---- part 3: time to first token -----------------------------------------------------------
-# A size's store: 700-character chunks (the product's default), built in one growing store;
-# 1M chunks use 200-character chunks (a separate store), so that it stays ~5 GB rather than
-# ~20 GB and builds in minutes (the vector scan, which dominates, is the same per chunk).
-# A kept store is reused while the code that decides what it holds is unchanged: the text, the
-# chunker, tokenizer and embedder, and the store's records.
+# A size is SIZE or SIZE:int8 (the store made, and served, with RAGSTREAM_VECTOR_FORMAT=int8).
+# Its store: 700-character chunks (the product's default), built in one growing store per
+# vector format; 1M chunks use 200-character chunks (a separate store), so that it stays ~7 GB
+# rather than ~20 GB and builds in minutes (the vector scan, which dominates, is the same per
+# chunk). A kept store (TTFT_CACHE) is reused while the code that decides what it holds is
+# unchanged: the text, the chunker, tokenizer and embedder, and the store's records.
 cache_key=$(cd "$root" && git log -1 --format=%h -- tests/bench/ttft/corpus.h lib/rag/chunker.* \
   lib/rag/text.* lib/rag/hash_embedder.* lib/store/document_store.* lib/store/lexical_index.* \
   lib/store/vector_index.* lib/store/tenant_key.h lib/store/lmdb.* 2>/dev/null || echo nogit)
-store_for() {
-  local size="$1" chars=700 name
-  [ "$size" -ge 1000000 ] && chars=200
-  name="store-c$chars"
-  if [ -n "${TTFT_CACHE:-}" ]; then  # one store per size, kept
-    echo "$TTFT_CACHE/$cache_key-store-$size-c$chars $chars"
-  else  # one growing store (sizes ascending)
-    echo "$run/$name $chars"
-  fi
-}
 last_rate=""  # chunks per second of the last build
 port=$((port_base + 1))
-for size in $sizes; do
-  read -r store chars <<<"$(store_for "$size")"
+for entry in $sizes; do
+  size="${entry%%:*}"
+  format=float
+  [ "$entry" != "$size" ] && format="${entry#*:}"
+  chars=700
+  [ "$size" -ge 1000000 ] && chars=200
+  suffix="c$chars"
+  [ "$format" = float ] || suffix="c$chars-$format"
+  if [ -n "${TTFT_CACHE:-}" ]; then  # one store per size, kept
+    store="$TTFT_CACHE/$cache_key-store-$size-$suffix"
+  else  # one growing store per kind (sizes ascending)
+    store="$run/store-$suffix"
+  fi
+  label="$size"
+  [ "$format" = float ] || label="$size $format"
   have=0
   [ -f "$store/chunks.count" ] && have=$(cat "$store/chunks.count")
   if [ "$have" -lt "$size" ]; then
-    # Budget: the build at the last measured rate (or 2,000 chunks/s), the questions, and 20 s
-    # kept for the rest.
+    # Budget: the build at the last measured rate (or 2,000 chunks/s), plus 40 s for the
+    # questions and what follows.
     rate="${last_rate:-2000}"
     need=$(( (size - have) / rate + 40 ))
     if [ "$need" -gt "$(left)" ]; then
-      log "skipping $size chunks: building it needs ~$need s, $(left) s left"
-      echo "{\"what\": \"$size chunks\", \"reason\": \"building the store needs ~$need s at $rate chunks/s; $(left) s were left (TTFT_CACHE=DIR builds it once and keeps it)\"}" >>"$skipped"
+      log "skipping $label chunks: building it needs ~$need s, $(left) s left"
+      echo "{\"what\": \"$label chunks\", \"reason\": \"building the store needs ~$need s at $rate chunks/s; $(left) s were left (TTFT_CACHE=DIR builds it once and keeps it)\"}" >>"$skipped"
       continue
     fi
-    log "building $size chunks ($chars-character chunks) in $store"
-    if [ -n "${TTFT_CACHE:-}" ]; then  # stores of the same size made by older code
-      for old in "$TTFT_CACHE"/*-store-"$size"-c"$chars"; do
+    log "building $label chunks ($chars-character chunks) in $store"
+    if [ -n "${TTFT_CACHE:-}" ]; then  # stores of the same kind made by older code
+      for old in "$TTFT_CACHE"/*-store-"$size-$suffix"; do
         [ -d "$old" ] && [ "$old" != "$store" ] && rm -rf "$old"
       done
     fi
     mkdir -p "$store"
     "$bin/ttft_store" --dir "$store" --chunks "$size" --chunk-chars "$chars" --threads 2 \
-      --batch 256 >"$run/build.json"
-    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(size=int(sys.argv[2])); print(json.dumps(d))' "$run/build.json" "$size" >>"$builds"
+      --batch 256 --vector-format "$format" >"$run/build.json"
+    python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(size=int(sys.argv[2]), format=sys.argv[3]); print(json.dumps(d))' "$run/build.json" "$size" "$format" >>"$builds"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chunks"])' "$run/build.json" >"$store/chunks.count"
     last_rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(100, int(d["added_chunks"] / max(d["seconds"], 0.1))))' "$run/build.json")
   fi
-  log "asking $rounds x $questions questions at $size chunks"
+  log "asking $rounds x $questions questions at $label chunks"
   rm -f "$run/w/logs/worker-1.log"
-  export RAGSTREAM_DATA_DIR="$store"
+  export RAGSTREAM_DATA_DIR="$store" RAGSTREAM_VECTOR_FORMAT="$format"
   stack_start "$run/w" "$port" 1 >&2
   for round in $(seq "$rounds"); do
     python3 "$here/ttft_client.py" --url "http://127.0.0.1:$port" --fake "$fake_url" \
       --log "$run/w/logs/worker-1.log" --questions "$run/questions.txt" --out "$run/round.jsonl" \
-      --n "$questions" --label "$size"
+      --n "$questions" --label "$label"
     python3 -c 'import json,sys
 for l in open(sys.argv[1]):
-    d=json.loads(l); d.update(size=int(sys.argv[2]), round=int(sys.argv[3]), chunk_chars=int(sys.argv[4])); print(json.dumps(d))' \
-      "$run/round.jsonl" "$size" "$round" "$chars" >>"$raw"
+    d=json.loads(l); d.update(size=int(sys.argv[2]), format=sys.argv[3], round=int(sys.argv[4]), chunk_chars=int(sys.argv[5])); print(json.dumps(d))' \
+      "$run/round.jsonl" "$size" "$format" "$round" "$chars" >>"$raw"
     rm -f "$run/round.jsonl"
   done
   stack_stop
+  unset RAGSTREAM_VECTOR_FORMAT
   port=$((port + 1))
-  "$bin/ttft_probe" --dir "$store" --n "$questions" |
-    python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(size=int(sys.argv[1])); print(json.dumps(d))' "$size" >>"$probes"
+  "$bin/ttft_probe" --dir "$store" --n "$questions" --vector-format "$format" |
+    python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(size=int(sys.argv[1]), format=sys.argv[2]); print(json.dumps(d))' "$size" "$format" >>"$probes"
 done
 
 log "writing the report"

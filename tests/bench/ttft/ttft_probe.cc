@@ -4,7 +4,7 @@
 // top_k 5, the product's fusion depth). Prints one JSON object of medians and p99s in
 // microseconds. Read-only: it never writes to the store.
 //
-//   ttft_probe --dir DIR [--n 50] [--shards 4]
+//   ttft_probe --dir DIR [--n 50] [--shards 4] [--vector-format float|int8]
 #include <algorithm>
 #include <chrono>
 #include <cstdio>
@@ -39,6 +39,7 @@ double Pct(std::vector<double> v, double p) {
 int main(int argc, char** argv) {
   std::string dir;
   int n = 50, shards = 4;
+  bool int8 = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -46,10 +47,14 @@ int main(int argc, char** argv) {
       dir = next();
     } else if (arg == "--n") {
       n = std::stoi(next());
+    } else if (arg == "--vector-format") {
+      int8 = next() == "int8";
     } else if (arg == "--shards") {
       shards = std::stoi(next());
     } else {
-      std::fprintf(stderr, "usage: ttft_probe --dir DIR [--n 50] [--shards 4]\n");
+      std::fprintf(
+          stderr,
+          "usage: ttft_probe --dir DIR [--n 50] [--shards 4] [--vector-format float|int8]\n");
       return 2;
     }
   }
@@ -64,7 +69,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ttft_probe: %s\n", env.status().ToString().c_str());
     return 1;
   }
-  store::DocumentStore documents(**env, shards);
+  store::DocumentStore documents(**env, shards,
+                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
   rag::HashEmbedder embedder;
   rag::Retriever retriever(documents, embedder);
   const size_t k = 5, candidates = 10;  // RetrieverOptions: max(2 x top_k, 10)

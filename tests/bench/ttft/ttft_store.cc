@@ -12,7 +12,7 @@
 // embed while one thread writes. The text is generated, not read.
 //
 //   ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] [--paragraphs 10]
-//              [--threads 1] [--batch 1] [--map-mb 65536]
+//              [--threads 1] [--batch 1] [--vector-format float|int8] [--map-mb 65536]
 //   ttft_store --questions N      prints N questions (one per line) in the corpus's words
 //   ttft_store --documents N FROM prints documents FROM..FROM+N-1 as JSON lines {"title", "text"}
 // Prints one JSON object: chunks and documents now in the store, what this run added, and
@@ -92,6 +92,7 @@ int main(int argc, char** argv) {
   uint64_t target = 10000, map_mb = 65536;
   int shards = 4, chunk_chars = 700, paragraphs = 10, threads = 1;
   size_t batch_size = 1;
+  bool int8 = false;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -122,12 +123,15 @@ int main(int argc, char** argv) {
       threads = std::max(1, std::stoi(next()));
     } else if (arg == "--batch") {
       batch_size = std::max<size_t>(1, std::stoul(next()));
+    } else if (arg == "--vector-format") {
+      int8 = next() == "int8";
     } else if (arg == "--map-mb") {
       map_mb = std::stoull(next());
     } else {
       std::fprintf(stderr,
                    "usage: ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] "
-                   "[--paragraphs 10] [--threads 1] [--batch 1] [--map-mb 65536]\n");
+                   "[--paragraphs 10] [--threads 1] [--batch 1] [--vector-format float|int8] "
+                   "[--map-mb 65536]\n");
       return 2;
     }
   }
@@ -147,7 +151,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ttft_store: %s\n", env.status().ToString().c_str());
     return 1;
   }
-  store::DocumentStore documents(**env, shards);
+  store::DocumentStore documents(**env, shards,
+                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
   rag::HashEmbedder embedder;
   if (Status s = documents.CheckIndexIdentity(embedder.name(), embedder.dimension()); !s.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", s.ToString().c_str());
