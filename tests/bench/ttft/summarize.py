@@ -317,10 +317,11 @@ def main():
         "the int8 format reads a quarter of that (then rescores 4 × k candidates exactly). Under "
         "~1 ms needs an approximate index (IVF or HNSW) rather than a scan; that is "
         "lib/store/vector_index, measured against FAISS in part 4. The rest of the added time "
-        "is small: the durable write of the question (one fsync), the model client (a new "
-        "upstream connection when the request lands on a thread that has not used one yet; "
-        "the fake's own request parsing is counted there too), BM25 (pruned, see below), the "
-        "prompt and the first event.\n")
+        "is small: the durable write of the question (one fsync), the model client (the "
+        "request to the model and its first chunk parsed; upstream connections are kept per "
+        "worker thread, so a request on a thread without one connects first; the fake's own "
+        "request parsing is counted there too), BM25 (pruned, and beside the vector search, "
+        "see below), the prompt and the first event.\n")
     m.append(CHANGES_3)
 
     m.append("## 5. Ingestion\n")
