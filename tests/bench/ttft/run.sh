@@ -106,7 +106,9 @@ for flag in "" --nosync; do
   "$bin/ingest_bench" --dir "$run/ingest" --mb "$ingest_mb" --phases $flag |
     python3 -c 'import json,sys; d=json.load(sys.stdin); d.update(path="phases"); print(json.dumps(d))' >>"$ingest"
 done
-if [ "$(left)" -gt 120 ]; then
+http_needs=120  # seconds left for the HTTP runs and part 3 after them
+[ "$quick" = 1 ] && http_needs=50
+if [ "$(left)" -gt "$http_needs" ]; then
   log "ingestion over HTTP: 2 workers, 1 and 2 clients"
   ndocs=$(python3 -c "print(max(20, int($ingest_mb * 1e6 / 4400)))")
   for rep in $(seq "$ingest_reps"); do
