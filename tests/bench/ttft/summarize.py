@@ -329,7 +329,7 @@ def main():
         "What: MB/s of text (UTF-8 bytes of the documents) chunked (700 characters), embedded "
         "(hash, 384-d), tokenized and committed with its BM25 postings, vectors, chunks and the "
         "original text, one durable LMDB transaction (fsync) per document as the product does. "
-        "`ingest_bench` drives the product's `Ingester` from 1 or 2 threads into a fresh store; "
+        "`ingest_bench` drives the product's `Ingester` from 1, 2 or 4 threads into a fresh store; "
         "the HTTP path POSTs the same kind of documents to `/api/documents` through nginx (2 "
         "workers) from 1 or 2 clients, each waiting for its 201 (the document is durable then). "
         "Documents are ~4.4 kB (~8 chunks) of the synthetic text above.\n")
@@ -374,7 +374,9 @@ def main():
             "term, so one document touches a leaf page per distinct term (hundreds of 4 kB pages, "
             "copied on write and written at commit) for ~4 kB of text; the fsync then waits for "
             "all of those pages. Concurrent uploads share one commit (group commit in "
-            "`Ingester`), so two clients share both the pages of common terms and the fsync.\n")
+            "`Ingester`), so two clients share both the pages of common terms and the fsync. "
+            "Per core, what the CPU alone allows is the MDB_NOSYNC row (one thread, one core); "
+            "with durability the rate is set by the fsyncs, not by the cores.\n")
     m.append(CHANGES_5)
     for s in skipped:
         if "HTTP" in s["what"]:
