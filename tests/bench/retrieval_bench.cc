@@ -113,7 +113,7 @@ int main(int argc, char** argv) {
   while (!existing && chunks < target_chunks) {
     std::string text;
     for (int p = 0; p < 6; ++p) text += gen.Paragraph(4) + "\n\n";  // ~5 chunks
-    auto r = ingester.Ingest("doc " + std::to_string(docs), text);
+    auto r = ingester.Ingest("default", "doc " + std::to_string(docs), text);
     if (!r.ok()) {
       std::fprintf(stderr, "ingest: %s\n", r.status().ToString().c_str());
       return 1;
@@ -136,7 +136,7 @@ int main(int argc, char** argv) {
     for (size_t q = 0; q < queries; ++q) {
       std::string query = qgen.Word() + " " + qgen.Word() + " " + qgen.Word() + " " + qgen.Word();
       auto t = Clock::now();
-      auto r = retriever.Retrieve({query, 5, mode, {}});
+      auto r = retriever.Retrieve({"default", query, 5, mode, {}});
       lat.push_back(Ms(Clock::now() - t));
       if (!r.ok()) return 1;
     }
