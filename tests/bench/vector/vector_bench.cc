@@ -1092,13 +1092,17 @@ std::vector<Target> Targets(const std::vector<SizeResult>& sizes) {
                    "the candidates missed the true top-10"});
     for (const auto& t : s.per_threads) {
       const double speedup = t.vi8.median > 0 ? t.vi.median / t.vi8.median : 0;
-      out.push_back({"VectorIndex int8 format speed, " + SizeName(s) + ", " + threads(t.threads),
-                     ">= 2.5x VectorIndex's exact float scan",
-                     Fmt("%.2f", speedup) + "x (" + Fmt("%.1f", t.vi8.median) + " vs " +
-                         Fmt("%.1f", t.vi.median) + " ms)",
-                     speedup >= 2.5,
-                     "short by " + Fmt("%.0f", speedup > 0 ? (2.5 / speedup - 1) * 100 : 100) +
-                         "%: the float scan it is compared with is now near the bandwidth floor"});
+      out.push_back(
+          {"VectorIndex int8 format speed, " + SizeName(s) + ", " + threads(t.threads),
+           ">= 2.5x VectorIndex's exact float scan",
+           Fmt("%.2f", speedup) + "x (" + Fmt("%.1f", t.vi8.median) + " vs " +
+               Fmt("%.1f", t.vi.median) + " ms)",
+           speedup >= 2.5,
+           "short by " + Fmt("%.0f", speedup > 0 ? (2.5 / speedup - 1) * 100 : 100) +
+               "%: VectorIndex keeps one value per document (~30 rows here), and the int8 "
+               "scan pays a fixed cost per value (decode, kernel call, candidate heap) "
+               "that the 512-row blocks above do not: see 'blocks' and 'int8 + "
+               "rescoring'"});
     }
   }
   return out;
