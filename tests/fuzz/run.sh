@@ -12,7 +12,7 @@ mkdir -p "$out/crashes"
 flags=(-std=c++20 -O1 -g -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -fno-sanitize=pointer-overflow
   -Wno-ambiguous-reversed-operator
   -I"$root" -DRAGSTREAM_VERSION=\"fuzz\" -DRAPIDJSON_HAS_STDSTRING=1)
-common=("$root"/lib/core/{json,utf8,ids,http,config,log}.cc)
+common=("$root"/lib/core/{json,utf8,ids,random,http,config,log}.cc)
 build() {  # name sources...
   local name="$1"; shift
   if [ ! -x "$out/$name" ] || [ -n "$(find "$root/lib" "$root/handlers" "$root/tests/fuzz" -newer "$out/$name" -name '*.[ch]*' | head -1)" ]; then
