@@ -40,80 +40,6 @@ __attribute__((target("avx512f"))) float Dot512(const float* a, const float* b, 
   return Sum16(_mm512_add_ps(acc0, acc1));
 }
 
-__attribute__((target("avx512f"))) void RowsAvx512(const float* q, const float* rows,
-                                                   uint32_t count, uint32_t dim, float* out) {
-  const uint32_t body = dim & ~15u;
-  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - body)) - 1);
-  uint32_t r = 0;
-  for (; r + 4 <= count; r += 4) {
-    const float* x0 = rows + size_t{r} * dim;
-    const float* x1 = x0 + dim;
-    const float* x2 = x1 + dim;
-    const float* x3 = x2 + dim;
-    __m512 a0 = _mm512_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (uint32_t i = 0; i < body; i += 16) {
-      const __m512 qq = _mm512_loadu_ps(q + i);
-      a0 = _mm512_fmadd_ps(qq, _mm512_loadu_ps(x0 + i), a0);
-      a1 = _mm512_fmadd_ps(qq, _mm512_loadu_ps(x1 + i), a1);
-      a2 = _mm512_fmadd_ps(qq, _mm512_loadu_ps(x2 + i), a2);
-      a3 = _mm512_fmadd_ps(qq, _mm512_loadu_ps(x3 + i), a3);
-    }
-    if (tail) {
-      const __m512 qq = _mm512_maskz_loadu_ps(tail, q + body);
-      a0 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(tail, x0 + body), a0);
-      a1 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(tail, x1 + body), a1);
-      a2 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(tail, x2 + body), a2);
-      a3 = _mm512_fmadd_ps(qq, _mm512_maskz_loadu_ps(tail, x3 + body), a3);
-    }
-    out[r] = Sum16(a0);
-    out[r + 1] = Sum16(a1);
-    out[r + 2] = Sum16(a2);
-    out[r + 3] = Sum16(a3);
-  }
-  for (; r < count; ++r) out[r] = Dot512(q, rows + size_t{r} * dim, dim);
-}
-
-__attribute__((target("avx2,fma"))) float Dot256(const float* a, const float* b, uint32_t dim) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  uint32_t i = 0;
-  for (; i + 16 <= dim; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
-  }
-  float sum = Sum8(_mm256_add_ps(acc0, acc1));
-  for (; i < dim; ++i) sum += a[i] * b[i];
-  return sum;
-}
-
-__attribute__((target("avx2,fma"))) void RowsAvx2(const float* q, const float* rows, uint32_t count,
-                                                  uint32_t dim, float* out) {
-  const uint32_t body = dim & ~7u;
-  uint32_t r = 0;
-  for (; r + 4 <= count; r += 4) {
-    const float* x0 = rows + size_t{r} * dim;
-    const float* x1 = x0 + dim;
-    const float* x2 = x1 + dim;
-    const float* x3 = x2 + dim;
-    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
-    for (uint32_t i = 0; i < body; i += 8) {
-      const __m256 qq = _mm256_loadu_ps(q + i);
-      a0 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(x0 + i), a0);
-      a1 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(x1 + i), a1);
-      a2 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(x2 + i), a2);
-      a3 = _mm256_fmadd_ps(qq, _mm256_loadu_ps(x3 + i), a3);
-    }
-    float s[4] = {Sum8(a0), Sum8(a1), Sum8(a2), Sum8(a3)};
-    for (uint32_t i = body; i < dim; ++i) {
-      s[0] += q[i] * x0[i];
-      s[1] += q[i] * x1[i];
-      s[2] += q[i] * x2[i];
-      s[3] += q[i] * x3[i];
-    }
-    for (int j = 0; j < 4; ++j) out[r + j] = s[j];
-  }
-  for (; r < count; ++r) out[r] = Dot256(q, rows + size_t{r} * dim, dim);
-}
-
 // A 4-row x 4-query tile: each row chunk and query chunk is loaded once for 16 FMAs.
 __attribute__((target("avx512f"))) void Tile4x4(const float* const* q, const float* const* x,
                                                 uint32_t dim, float* out, size_t out_stride) {
@@ -236,14 +162,14 @@ void RowsProductKernel(const float* query, const float* rows, uint32_t count, ui
   }
 }
 
+// The product's own rows kernel (AVX-512F, AVX2+FMA or portable, picked at run time): the
+// prototypes of other layouts are measured with exactly the kernel VectorIndex uses.
 RowsFn BestRowsKernel() {
-  if (HasAvx512()) return RowsAvx512;
-  if (HasAvx2Fma()) return RowsAvx2;
-  return RowsProductKernel;
+  return ragstream::store::ScoreRows;
 }
 
 const char* BestRowsKernelName() {
-  return HasAvx512() ? "avx512f" : HasAvx2Fma() ? "avx2+fma" : "product";
+  return HasAvx512() ? "avx512f" : HasAvx2Fma() ? "avx2+fma" : "portable";
 }
 
 void ScoreBatch(const float* queries, uint32_t nq, const float* rows, uint32_t count, uint32_t dim,

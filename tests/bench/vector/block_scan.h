@@ -16,8 +16,8 @@ using RowsFn = void (*)(const float* query, const float* rows, uint32_t count, u
 // One row at a time through ragstream::store::DotProduct (the product's kernel today).
 void RowsProductKernel(const float* query, const float* rows, uint32_t count, uint32_t dim,
                        float* out);
-// The best of AVX-512F (four rows at a time, four independent FMA chains), AVX2+FMA, or the
-// product's kernel, and its name.
+// The product's rows kernel (ragstream::store::ScoreRows: AVX-512F four rows at a time,
+// AVX2+FMA, or portable), and the name of the one this CPU runs.
 RowsFn BestRowsKernel();
 const char* BestRowsKernelName();
 
