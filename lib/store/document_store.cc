@@ -1,7 +1,6 @@
 #include "lib/store/document_store.h"
 
 #include <algorithm>
-#include <cstring>
 
 #include "lib/core/json.h"
 #include "lib/store/tenant_key.h"
@@ -17,20 +16,6 @@ constexpr const char* kStoreLayout = "tenant-keys-v1";
 
 std::string DocCountKey(std::string_view tenant) {
   return "doc_count/" + std::string(tenant);
-}
-
-uint64_t ReadCount(std::string_view v) {
-  uint64_t x = 0;
-  if (v.size() == sizeof x) std::memcpy(&x, v.data(), sizeof x);
-  return x;
-}
-Status AddToCount(Txn& txn, MDB_dbi meta, std::string_view tenant, int64_t delta) {
-  auto cur = txn.Get(meta, DocCountKey(tenant));
-  if (!cur.ok()) return cur.status();
-  int64_t value = static_cast<int64_t>(cur->has_value() ? ReadCount(**cur) : 0) + delta;
-  uint64_t stored = static_cast<uint64_t>(std::max<int64_t>(0, value));
-  return txn.Put(meta, DocCountKey(tenant),
-                 std::string_view(reinterpret_cast<const char*>(&stored), sizeof stored));
 }
 
 std::string EncodeChunk(const ChunkRecord& c) {
@@ -258,9 +243,9 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
     if (rec.ok()) return AddResult{std::move(*rec), false};
   }
   if (max_documents > 0) {
-    auto count = txn->Get(meta_, DocCountKey(tenant));
+    auto count = ReadCounter(*txn, meta_, DocCountKey(tenant));
     if (!count.ok()) return count.status();
-    if (count->has_value() && ReadCount(**count) >= max_documents) {
+    if (*count >= max_documents) {
       return Status(ErrorKind::kForbidden, "document_limit",
                     "this API key's tenant already holds " + std::to_string(max_documents) +
                         " documents (RAGSTREAM_MAX_DOCUMENTS_PER_TENANT); delete some first");
@@ -274,7 +259,7 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
   if (Status s = txn->Put(documents_, key, EncodeDocument(r)); !s.ok()) return s;
   if (Status s = txn->Put(text_, key, doc.text); !s.ok()) return s;
   if (Status s = txn->Put(by_hash_, TenantKey(tenant, r.content_hash), r.id); !s.ok()) return s;
-  if (Status s = AddToCount(*txn, meta_, tenant, 1); !s.ok()) return s;
+  if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), 1); !s.ok()) return s;
   for (const ChunkRecord& c : doc.chunks) {
     if (Status s = txn->Put(chunks_, ChunkKey(tenant, r.id, c.index), EncodeChunk(c)); !s.ok()) {
       return s;
@@ -327,9 +312,7 @@ Result<std::vector<DocumentRecord>> DocumentStore::List(std::string_view tenant)
 Result<uint64_t> DocumentStore::Count(std::string_view tenant) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto count = txn->Get(meta_, DocCountKey(tenant));
-  if (!count.ok()) return count.status();
-  return count->has_value() ? ReadCount(**count) : 0;
+  return ReadCounter(*txn, meta_, DocCountKey(tenant));
 }
 
 Result<uint64_t> DocumentStore::CountAll() const {
@@ -360,7 +343,7 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   const std::string key = TenantKey(tenant, id);
   if (Status s = txn->Del(text_, key); !s.ok()) return s;
   if (Status s = txn->Del(documents_, key); !s.ok()) return s;
-  if (Status s = AddToCount(*txn, meta_, tenant, -1); !s.ok()) return s;
+  if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), -1); !s.ok()) return s;
   return txn->Commit();
 }
 

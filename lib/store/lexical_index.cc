@@ -24,20 +24,12 @@ std::string PostingKey(std::string_view tenant, std::string_view term, std::stri
   return key;
 }
 
-uint64_t ReadU64(std::string_view v) {
-  uint64_t x = 0;
-  if (v.size() == sizeof x) std::memcpy(&x, v.data(), sizeof x);
-  return x;
-}
 uint32_t ReadU32(std::string_view v, size_t offset = 0) {
   uint32_t x = 0;
   if (v.size() >= offset + sizeof x) std::memcpy(&x, v.data() + offset, sizeof x);
   return x;
 }
 std::string U32(uint32_t x) {
-  return std::string(reinterpret_cast<const char*>(&x), sizeof x);
-}
-std::string U64(uint64_t x) {
   return std::string(reinterpret_cast<const char*>(&x), sizeof x);
 }
 
@@ -86,17 +78,8 @@ LexicalIndex::LexicalIndex(const Env& env)
 
 Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks,
                                   int64_t tokens) {
-  for (auto [name, delta] : {std::pair<std::string, int64_t>{ChunksKey(tenant), chunks},
-                             std::pair<std::string, int64_t>{TokensKey(tenant), tokens}}) {
-    auto cur = txn.Get(meta_, name);
-    if (!cur.ok()) return cur.status();
-    int64_t value = static_cast<int64_t>(cur->has_value() ? ReadU64(**cur) : 0) + delta;
-    if (Status s = txn.Put(meta_, name, U64(static_cast<uint64_t>(std::max<int64_t>(0, value))));
-        !s.ok()) {
-      return s;
-    }
-  }
-  return Status::Ok();
+  if (Status s = AddToCounter(txn, meta_, ChunksKey(tenant), chunks); !s.ok()) return s;
+  return AddToCounter(txn, meta_, TokensKey(tenant), tokens);
 }
 
 Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view document_id,
@@ -140,12 +123,11 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
                                                      const std::vector<std::string>& filter) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto chunks = txn->Get(meta_, ChunksKey(tenant));
-  auto tokens = txn->Get(meta_, TokensKey(tenant));
+  auto chunks = ReadCounter(*txn, meta_, ChunksKey(tenant));
   if (!chunks.ok()) return chunks.status();
+  auto tokens = ReadCounter(*txn, meta_, TokensKey(tenant));
   if (!tokens.ok()) return tokens.status();
-  uint64_t n = chunks->has_value() ? ReadU64(**chunks) : 0;
-  uint64_t total = tokens->has_value() ? ReadU64(**tokens) : 0;
+  const uint64_t n = *chunks, total = *tokens;
   if (n == 0 || k == 0) return std::vector<LexicalHit>();
   double avg_len = static_cast<double>(total) / static_cast<double>(n);
 

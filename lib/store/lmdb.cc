@@ -2,7 +2,9 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <filesystem>
 
 namespace ragstream::store {
@@ -164,6 +166,24 @@ uint64_t DecodeBigEndian64(std::string_view bytes) {
     v = (v << 8) | static_cast<uint8_t>(bytes[i]);
   }
   return v;
+}
+
+Result<uint64_t> ReadCounter(const Txn& txn, MDB_dbi dbi, std::string_view key) {
+  auto raw = txn.Get(dbi, key);
+  if (!raw.ok()) return raw.status();
+  uint64_t value = 0;
+  if (raw->has_value() && (*raw)->size() == sizeof value) {
+    std::memcpy(&value, (*raw)->data(), sizeof value);
+  }
+  return value;
+}
+
+Status AddToCounter(Txn& txn, MDB_dbi dbi, std::string_view key, int64_t delta) {
+  auto current = ReadCounter(txn, dbi, key);
+  if (!current.ok()) return current.status();
+  const uint64_t next =
+      static_cast<uint64_t>(std::max<int64_t>(0, static_cast<int64_t>(*current) + delta));
+  return txn.Put(dbi, key, std::string_view(reinterpret_cast<const char*>(&next), sizeof next));
 }
 
 }  // namespace ragstream::store

@@ -128,4 +128,9 @@ class Cursor {
 std::string EncodeBigEndian64(uint64_t v);
 uint64_t DecodeBigEndian64(std::string_view bytes);
 
+// Counters kept as values (native-endian u64; an absent key reads as 0).
+Result<uint64_t> ReadCounter(const Txn& txn, MDB_dbi dbi, std::string_view key);
+// Within `txn`: adds `delta` to the counter, which never goes below 0.
+Status AddToCounter(Txn& txn, MDB_dbi dbi, std::string_view key, int64_t delta);
+
 }  // namespace ragstream::store
