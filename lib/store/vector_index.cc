@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 #include <future>
+#include <optional>
 #include <queue>
 
 #include "lib/store/tenant_key.h"
@@ -176,6 +177,36 @@ RowsFn PickRows() {
 
 const RowsFn kRows = PickRows();
 
+// A float block in place in the map: `count` rows of dim floats at `rows`.
+struct FloatBlockView {
+  const char* rows;
+  uint32_t count;
+};
+// The block a vec.N value holds, or nullopt if it is malformed or of another dimension.
+std::optional<FloatBlockView> ViewFloatBlock(std::string_view value, uint32_t dim) {
+  if (value.size() < kHeaderBytes) return std::nullopt;
+  uint32_t header[4];
+  std::memcpy(header, value.data(), sizeof header);
+  const uint32_t count = header[1];
+  if (header[0] != kMagic || header[2] != dim ||
+      value.size() < kHeaderBytes + sizeof(float) * size_t{count} * dim) {
+    return std::nullopt;
+  }
+  return FloatBlockView{value.data() + kHeaderBytes, count};
+}
+
+// `n` floats read in place from the memory map. Large values sit on overflow pages
+// (page-aligned + 16), but a small one inside a leaf page is only 2-byte aligned: those are
+// copied into `scratch` (they are small by definition).
+const float* FloatsAt(const char* at, size_t n, std::vector<float>& scratch) {
+  if (reinterpret_cast<uintptr_t>(at) % alignof(float) == 0) {
+    return reinterpret_cast<const float*>(at);
+  }
+  scratch.resize(n);
+  std::memcpy(scratch.data(), at, sizeof(float) * n);
+  return scratch.data();
+}
+
 // Asks for the start of the next value while the current one is scored: values of random
 // document ids are scattered over the map, so the hardware prefetcher cannot foresee them.
 void PrefetchValue(std::string_view value) {
@@ -271,22 +302,10 @@ Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const floa
   auto fetch = [&](uint64_t id) -> const float* {
     auto raw = txn->Get(dbis_[shard], keys[id >> 32]);
     if (!raw.ok() || !raw->has_value()) return nullptr;
-    std::string_view value = **raw;
-    uint32_t header[4];
-    if (value.size() < kHeaderBytes) return nullptr;
-    std::memcpy(header, value.data(), sizeof header);
+    const auto block = ViewFloatBlock(**raw, dim);
     const uint32_t row = static_cast<uint32_t>(id & 0xffffffffu);
-    if (header[0] != kMagic || header[2] != dim || row >= header[1] ||
-        value.size() < kHeaderBytes + sizeof(float) * size_t{header[1]} * dim) {
-      return nullptr;
-    }
-    const char* at = value.data() + kHeaderBytes + sizeof(float) * size_t{row} * dim;
-    if (reinterpret_cast<uintptr_t>(at) % alignof(float) == 0) {
-      return reinterpret_cast<const float*>(at);
-    }
-    copy.resize(dim);
-    std::memcpy(copy.data(), at, sizeof(float) * dim);
-    return copy.data();
+    if (!block || row >= block->count) return nullptr;
+    return FloatsAt(block->rows + sizeof(float) * size_t{row} * dim, dim, copy);
   };
   for (const ScoredRow& r : Rescore(query, dim, candidates.Take(), fetch, k)) {
     out.push_back({r.score, std::string(keys[r.id >> 32].substr(prefix.size())),
@@ -320,26 +339,10 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
       PrefetchValue(next_value);
     }
     if (!filter.empty() && std::find(filter.begin(), filter.end(), key) == filter.end()) continue;
-    if (value.size() < kHeaderBytes) {
-      return Status::Internal("vector block of " + std::string(key) + " is malformed");
-    }
-    uint32_t header[4];
-    std::memcpy(header, value.data(), sizeof header);
-    const uint32_t count = header[1];
-    if (header[0] != kMagic || header[2] != dim ||
-        value.size() < kHeaderBytes + sizeof(float) * size_t{count} * dim) {
-      return Status::Internal("vector block of " + std::string(key) + " is malformed");
-    }
-    // The floats are read in place from the memory map. Large values sit on overflow pages
-    // (page-aligned + 16), but a small one inside a leaf page is only 2-byte aligned: copy
-    // those (they are small by definition).
-    const char* raw = value.data() + kHeaderBytes;
-    const float* rows = reinterpret_cast<const float*>(raw);
-    if (reinterpret_cast<uintptr_t>(raw) % alignof(float) != 0) {
-      unaligned.resize(size_t{count} * dim);
-      std::memcpy(unaligned.data(), raw, sizeof(float) * unaligned.size());
-      rows = unaligned.data();
-    }
+    const auto block = ViewFloatBlock(value, dim);
+    if (!block) return Status::Internal("vector block of " + std::string(key) + " is malformed");
+    const uint32_t count = block->count;
+    const float* rows = FloatsAt(block->rows, size_t{count} * dim, unaligned);
     scores.resize(count);
     kRows(query, rows, count, dim, scores.data());
     for (uint32_t i = 0; i < count; ++i) {
