@@ -3,28 +3,25 @@
 #include <openssl/crypto.h>
 #include <openssl/sha.h>
 
+#include <algorithm>
 #include <fstream>
 #include <set>
 #include <sstream>
 
+#include "lib/core/hex.h"
 #include "lib/core/tenant.h"
 
 namespace ragstream {
 namespace {
 
+// A SHA-256 in hex, either case.
 bool DecodeHex32(std::string_view hex, std::array<unsigned char, 32>& out) {
-  if (hex.size() != 64) return false;
-  auto nib = [](char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  for (size_t i = 0; i < 32; ++i) {
-    int hi = nib(hex[2 * i]), lo = nib(hex[2 * i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out[i] = static_cast<unsigned char>(hi * 16 + lo);
+  std::string lower(hex), bytes;
+  for (char& c : lower) {
+    if (c >= 'A' && c <= 'F') c = static_cast<char>(c - 'A' + 'a');
   }
+  if (!HexDecode(lower, bytes) || bytes.size() != out.size()) return false;
+  std::copy(bytes.begin(), bytes.end(), out.begin());
   return true;
 }
 

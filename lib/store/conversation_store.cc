@@ -2,6 +2,7 @@
 
 #include <algorithm>
 
+#include "lib/core/hex.h"
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/utf8.h"
@@ -30,29 +31,6 @@ std::string MessageKey(const Message& m) {
 }
 std::string UpdatedKey(std::string_view tenant, int64_t updated_at, const std::string& id) {
   return TenantKey(tenant, EncodeBigEndian64(static_cast<uint64_t>(updated_at)) + id);
-}
-
-std::string ToHex(std::string_view bytes) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out;
-  for (unsigned char c : bytes) {
-    out.push_back(kHex[c >> 4]);
-    out.push_back(kHex[c & 15]);
-  }
-  return out;
-}
-bool FromHex(std::string_view hex, std::string& out) {
-  if (hex.size() % 2) return false;
-  auto nib = [](char c) {
-    return c >= '0' && c <= '9' ? c - '0' : c >= 'a' && c <= 'f' ? c - 'a' + 10 : -1;
-  };
-  out.clear();
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    int hi = nib(hex[i]), lo = nib(hex[i + 1]);
-    if (hi < 0 || lo < 0) return false;
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return true;
 }
 
 std::string TitleFrom(std::string_view text) {
@@ -555,7 +533,7 @@ Result<ConversationPage> ConversationStore::ListConversations(std::string_view t
                                                               const std::string& cursor) const {
   if (limit == 0) return ConversationPage{};
   std::string start;
-  if (!cursor.empty() && !FromHex(cursor, start)) {
+  if (!cursor.empty() && !HexDecode(cursor, start)) {
     return Status::InvalidArgument("invalid_cursor", "cursor is not one this server returned");
   }
   // The tenant's range of conv_by_updated: [prefix, prefix + 0xff...).
@@ -574,8 +552,8 @@ Result<ConversationPage> ConversationStore::ListConversations(std::string_view t
   for (; have && HasPrefix(cur->key(), prefix); have = cur->Prev()) {
     if (page.conversations.size() == limit) {
       page.next_cursor =
-          ToHex(EncodeBigEndian64(static_cast<uint64_t>(page.conversations.back().updated_at)) +
-                page.conversations.back().id);
+          HexEncode(EncodeBigEndian64(static_cast<uint64_t>(page.conversations.back().updated_at)) +
+                    page.conversations.back().id);
       break;
     }
     std::string id(cur->key().substr(prefix.size() + 8));

@@ -4,6 +4,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <cctype>
 #include <string>
 
 #include "handlers/auth.h"
@@ -35,6 +36,14 @@ BOOST_AUTO_TEST_CASE(a_key_maps_to_its_tenant_and_nothing_else_does) {
   BOOST_TEST(!keys->TenantOf(kKeyA.substr(0, kKeyA.size() - 1)).has_value());
   // The file holds hashes: presenting a hash is not presenting the key.
   BOOST_TEST(!keys->TenantOf(Sha256Hex(kKeyA)).has_value());
+}
+
+BOOST_AUTO_TEST_CASE(the_hash_may_be_written_in_upper_case) {
+  std::string upper = Sha256Hex(kKeyA);
+  for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  auto keys = ApiKeys::Parse("alpha:" + upper + "\n");
+  BOOST_REQUIRE_MESSAGE(keys.ok(), keys.status().ToString());
+  BOOST_TEST(keys->TenantOf(kKeyA).value_or("") == "alpha");
 }
 
 BOOST_AUTO_TEST_CASE(several_keys_may_belong_to_one_tenant) {
