@@ -62,7 +62,8 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
 
   // In hybrid mode BM25 runs on its own thread while the query is embedded and the vectors
   // scanned: the two searches are independent, and the time to first token pays the longer
-  // of them rather than their sum.
+  // of them rather than their sum. (An early return below still waits for it: a future from
+  // std::async joins in its destructor.)
   auto lexical_search = [&] {
     return store_.lexical().Search(request.tenant, Tokenize(request.query), candidates,
                                    request.document_ids);
@@ -73,17 +74,11 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
   }
   if (request.mode != RetrievalMode::kLexical) {
     auto embedded = embedder_.Embed({request.query});
-    if (!embedded.ok()) {
-      if (lexical_running.valid()) lexical_running.wait();
-      return embedded.status();
-    }
+    if (!embedded.ok()) return embedded.status();
     const std::vector<float>& q = embedded->front();
     auto hits = store_.vectors().Search(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
                                         candidates, request.document_ids);
-    if (!hits.ok()) {
-      if (lexical_running.valid()) lexical_running.wait();
-      return hits.status();
-    }
+    if (!hits.ok()) return hits.status();
     for (const auto& h : *hits) {
       vector_ids.push_back(ChunkId(h.document_id, h.chunk_index));
       raw_score.emplace(vector_ids.back(), h.score);
