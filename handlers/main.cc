@@ -249,7 +249,7 @@ int Run(int argc, char** argv) {
 
   auto handle = [&](const Status& read_status, HttpRequest& req, HttpResponse& raw_res) {
     const int64_t start = SteadyMillis();
-    const int64_t received_us = chat::SteadyMicros();
+    const int64_t received_us = SteadyMicros();
     if (req.request_id.empty()) req.request_id = NewId("req_");
     RecordingResponse res(raw_res);
     handlers::RequestRecord record;

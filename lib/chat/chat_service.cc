@@ -12,12 +12,6 @@
 
 namespace ragstream::chat {
 
-int64_t SteadyMicros() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(
-             std::chrono::steady_clock::now().time_since_epoch())
-      .count();
-}
-
 ChatService::ChatService(store::ConversationStore& store, std::shared_ptr<llm::ChatModel> model,
                          ChatServiceOptions options, const rag::Retriever* retriever,
                          const store::DocumentStore* documents)
@@ -235,13 +229,12 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   prompt.history_budget_chars = options_.history_budget_chars;
   if (retriever_) {
     mark = lap(phases.prompt_us, mark);
-    const auto retrieval_start = std::chrono::steady_clock::now();
     rag::RetrievalRequest retrieval{request.tenant, request.message,
                                     request.top_k.value_or(options_.default_top_k), request.mode,
                                     request.document_ids};
     auto passages = retriever_->Retrieve(retrieval);
-    result.retrieval_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - retrieval_start).count();
+    mark = lap(phases.retrieval_us, mark);
+    result.retrieval_seconds = static_cast<double>(phases.retrieval_us) / 1e6;
     if (passages.ok()) {
       result.sources = std::move(*passages);
     } else {
@@ -250,7 +243,6 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     }
     for (const auto& p : result.sources) prompt.passages.push_back({p.title, p.text});
     message.sources_json = rag::SourcesJson(result.sources);
-    mark = lap(phases.retrieval_us, mark);
   }
   llm::ChatRequest model_request = rag::BuildPrompt(prompt);
   mark = lap(phases.prompt_us, mark);

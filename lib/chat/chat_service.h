@@ -74,9 +74,6 @@ struct SendPhases {
   int64_t send_started_us = -1;
 };
 
-// Microseconds on the steady clock that SendPhases::send_started_us uses.
-int64_t SteadyMicros();
-
 struct SendResult {
   // Ok, or why the request failed. If `started` is false nothing was streamed and the status
   // is a plain HTTP error; if true the exchange exists and `message` holds the final

@@ -17,5 +17,7 @@ bool IsWellFormedId(std::string_view id, std::string_view prefix);
 int64_t NowMillis();
 // Monotonic milliseconds (durations, deadlines).
 int64_t SteadyMillis();
+// Monotonic microseconds, the same clock (per-phase timings of a request).
+int64_t SteadyMicros();
 
 }  // namespace ragstream
