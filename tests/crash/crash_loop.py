@@ -29,7 +29,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -41,7 +40,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import harness  # noqa: E402
-from harness import FakeUpstream, Stack, start_process, stop_process, stream_request  # noqa: E402
+from harness import (FakeUpstream, Stack, socket_accepts, start_process, stop_process,  # noqa: E402
+                     stream_request)
 
 TERMINAL = {"complete", "error", "cancelled", "interrupted"}
 TOKENS = 20
@@ -134,21 +134,7 @@ class Load:
 
 
 def sock_path(stack: Stack, i: int) -> Path:
-    return stack.sock_dir / f"worker-{i + 1}.sock"
-
-
-def socket_accepts(path: Path) -> bool:
-    if not path.exists():
-        return False
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1.0)
-    try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return stack.worker_socket(i)
 
 
 def restart_worker(stack: Stack, i: int) -> subprocess.Popen:

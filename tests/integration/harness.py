@@ -92,6 +92,22 @@ def uniq(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:10]
 
 
+def socket_accepts(path: Path) -> bool:
+    """True when a unix stream connection to `path` succeeds (the kernel queues it in the
+    listen backlog; the worker accepts it, sees no request, and loops)."""
+    if not path.exists():
+        return False
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(1.0)
+    try:
+        s.connect(str(path))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
 def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condition"):
     deadline = time.monotonic() + timeout
     last = None
@@ -552,11 +568,15 @@ class Stack:
             self.stop()
             raise
 
+    def worker_socket(self, i: int) -> Path:
+        """The unix socket of worker slot i (0-based)."""
+        return self.sock_dir / f"worker-{i + 1}.sock"
+
     def _start(self, n: int) -> None:
         assert WORKER_BIN.exists(), f"{WORKER_BIN} is missing: run scripts/build.sh"
         sockets = []
         for i in range(1, n + 1):
-            sock = self.sock_dir / f"worker-{i}.sock"
+            sock = self.worker_socket(i - 1)
             log = self.log_dir / f"worker-{i}.log"
             PRODUCT_LOG_FILES.append(log)
             f = open(log, "ab")

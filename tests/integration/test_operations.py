@@ -11,7 +11,6 @@ import collections
 import json
 import os
 import signal
-import socket
 import subprocess
 import tempfile
 import threading
@@ -19,31 +18,15 @@ import time
 from pathlib import Path
 
 import harness
-from harness import fake_tokens_answer, start_process, stop_process, uniq, wait_until
+from harness import (fake_tokens_answer, socket_accepts, start_process, stop_process, uniq,
+                     wait_until)
 
 
 # --------------------------------------------------------------------------- helpers
 
 
 def sock_path(stack, i: int) -> Path:
-    """The unix socket of worker slot i (0-based), as Stack names it."""
-    return stack.sock_dir / f"worker-{i + 1}.sock"
-
-
-def socket_accepts(path: Path) -> bool:
-    """True when a unix stream connection to `path` succeeds (the kernel queues it in the
-    listen backlog; the worker accepts it, sees no request, and loops)."""
-    if not path.exists():
-        return False
-    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    s.settimeout(1.0)
-    try:
-        s.connect(str(path))
-        return True
-    except OSError:
-        return False
-    finally:
-        s.close()
+    return stack.worker_socket(i)
 
 
 def logged_started(log: Path, pid: int) -> bool:
