@@ -22,6 +22,7 @@
 #include "lib/llm/extractive_answerer.h"
 #include "lib/llm/openai_client.h"
 #include "lib/llm/openai_embedder.h"
+#include "lib/rag/analyzer.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/ingester.h"
 #include "lib/rag/retriever.h"
@@ -175,6 +176,22 @@ int Run(int argc, char** argv) {
              {{"error", s.message()}});
     return 2;
   }
+  const std::string analyzer = rag::WarmUpAnalyzer();
+  auto reindexed = documents.ReindexLexical(
+      rag::kAnalyzerVersion, [](std::string_view text, std::string_view title,
+                                std::vector<std::string>& terms, uint32_t& length) {
+        rag::ChunkTerms analysed = rag::AnalyzeChunk(text, title);
+        terms = std::move(analysed.terms);
+        length = analysed.length;
+      });
+  if (!reindexed.ok()) {
+    LogError("worker", "could not re-index the lexical index with the new analyzer",
+             {{"error", reindexed.status().message()}});
+    return 2;
+  }
+  LogInfo("worker", "lexical analysis",
+          {{"analyzer", std::string(rag::kAnalyzerVersion) + ": " + analyzer},
+           {"chunks_reindexed", std::to_string(*reindexed)}});
   rag::IngestOptions ingest_options;
   ingest_options.chunker.target_chars = static_cast<size_t>(config->chunk_chars);
   ingest_options.chunker.overlap_chars = static_cast<size_t>(config->chunk_overlap_chars);
@@ -182,7 +199,11 @@ int Run(int argc, char** argv) {
   ingest_options.max_document_bytes = config->max_document_bytes;
   ingest_options.max_documents_per_tenant = config->max_documents_per_tenant;
   rag::Ingester ingester(documents, *embedder, ingest_options);
-  rag::Retriever retriever(documents, *embedder);
+  rag::RetrieverOptions retrieval = rag::RetrieverOptions::ForEmbedder(embedder->name());
+  if (config->min_relevance) retrieval.min_relevance = *config->min_relevance;
+  if (config->vector_weight) retrieval.vector_weight = *config->vector_weight;
+  if (config->min_cosine) retrieval.min_cosine = *config->min_cosine;
+  rag::Retriever retriever(documents, *embedder, retrieval);
 
   std::shared_ptr<llm::ChatModel> model;
   if (config->upstream_configured()) {

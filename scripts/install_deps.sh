@@ -4,7 +4,8 @@
 set -euo pipefail
 packages=(build-essential cmake ninja-build pkg-config
   libfcgi-dev rapidjson-dev libcurl4-openssl-dev libssl-dev liblmdb-dev lmdb-utils
-  libboost-test-dev libcld2-dev libutf8proc-dev nginx curl jq ca-certificates)
+  libboost-test-dev libcld2-dev libutf8proc-dev libstemmer-dev libhunspell-dev hunspell-he
+  nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   packages+=(python3 python3-pytest python3-yaml clang-format jq clang libclang-rt-14-dev prometheus)
   packages+=(systemd) # systemd-analyze verify in test_deploy.py (systemd does not become PID 1)

@@ -242,6 +242,12 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
               {{"request_id", request.request_id}, {"error", passages.status().ToString()}});
     }
     for (const auto& p : result.sources) prompt.passages.push_back({p.title, p.text});
+    prompt.grounding = llm::Grounding::kPassages;
+    if (result.sources.empty() && passages.ok()) {
+      auto held = retriever_->DocumentCount(request.tenant);
+      prompt.grounding =
+          held.ok() && *held == 0 ? llm::Grounding::kNoDocuments : llm::Grounding::kNothingFits;
+    }
     message.sources_json = rag::SourcesJson(result.sources);
   }
   llm::ChatRequest model_request = rag::BuildPrompt(prompt);

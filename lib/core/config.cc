@@ -31,6 +31,25 @@ struct Reader {
     }
     out = value;
   }
+  void Decimal(const char* name, std::optional<double>& out, double min, double max) {
+    const char* v = Raw(name);
+    if (!v) return;
+    std::string_view text(v);
+    double value = 0;
+    auto [ptr, ec] = std::from_chars(text.data(), text.data() + text.size(), value);
+    if (ec != std::errc() || ptr != text.data() + text.size() || !(value >= min && value <= max)) {
+      errors.push_back(std::string(name) + "='" + std::string(text) + "' must be a number in [" +
+                       Trim(min) + ", " + Trim(max) + "]");
+      return;
+    }
+    out = value;
+  }
+  static std::string Trim(double x) {
+    std::string s = std::to_string(x);
+    while (s.size() > 1 && s.back() == '0') s.pop_back();
+    if (s.back() == '.') s.pop_back();
+    return s;
+  }
 };
 
 }  // namespace
@@ -56,6 +75,9 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENT_BYTES", c.max_document_bytes, 16, 1ull << 30);
   r.Number("RAGSTREAM_TOP_K", c.top_k, 1, 20);
   r.Number("RAGSTREAM_CHUNK_CHARS", c.chunk_chars, 100, 20000);
+  r.Decimal("RAGSTREAM_MIN_RELEVANCE", c.min_relevance, 0, 10);
+  r.Decimal("RAGSTREAM_VECTOR_WEIGHT", c.vector_weight, 0, 10);
+  r.Decimal("RAGSTREAM_MIN_COSINE", c.min_cosine, -1, 2);
   r.Number("RAGSTREAM_CHUNK_OVERLAP_CHARS", c.chunk_overlap_chars, 0, 5000);
   if (c.chunk_overlap_chars * 2 > c.chunk_chars) {
     r.errors.push_back(
@@ -169,6 +191,11 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_EMBEDDER", c.embedder),
       s("RAGSTREAM_EMBED_MODEL", c.embed_model),
       i("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions),
+      s("RAGSTREAM_MIN_RELEVANCE",
+        c.min_relevance ? Reader::Trim(*c.min_relevance) : "(embedder default)"),
+      s("RAGSTREAM_VECTOR_WEIGHT",
+        c.vector_weight ? Reader::Trim(*c.vector_weight) : "(embedder default)"),
+      s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(embedder default)"),
   };
 }
 
@@ -208,6 +235,9 @@ std::string ConfigHelp() {
   RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
   RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
   RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]
+  RAGSTREAM_MIN_RELEVANCE          share of a question a passage must cover to be cited [per embedder]
+  RAGSTREAM_VECTOR_WEIGHT          weight of the vector side in hybrid fusion (lexical: 1) [per embedder]
+  RAGSTREAM_MIN_COSINE             cosine at which a passage is cited on vector evidence [per embedder]
 
 With OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL unset, answers come from the offline
 extractive answerer (quoted sentences of the retrieved passages).

@@ -5,6 +5,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -57,6 +58,10 @@ struct Config {
   std::string embedder = "hash";          // RAGSTREAM_EMBEDDER: hash | openai
   std::string embed_model = "text-embedding-3-small";  // RAGSTREAM_EMBED_MODEL (openai)
   int embed_dimensions = 0;  // RAGSTREAM_EMBED_DIMENSIONS (openai; 0: the model's own)
+  // Retrieval tuning; unset: the embedder's defaults (rag::RetrieverOptions::ForEmbedder).
+  std::optional<double> min_relevance;  // RAGSTREAM_MIN_RELEVANCE: the citation floor, 0..10
+  std::optional<double> vector_weight;  // RAGSTREAM_VECTOR_WEIGHT: hybrid fusion, 0..10
+  std::optional<double> min_cosine;     // RAGSTREAM_MIN_COSINE: a cosine that vouches, -1..2
 
   bool upstream_configured() const { return !openai_base_url.empty() && !chat_model.empty(); }
 };

@@ -23,6 +23,14 @@ struct ContextPassage {
   std::string text;
 };
 
+// What retrieval found for a question: passages to answer from, or why there are none.
+enum class Grounding {
+  kNotSearched,  // no retrieval (the request supplies its own context)
+  kPassages,     // passages above the relevance floor
+  kNothingFits,  // the documents were searched and nothing is relevant enough to cite
+  kNoDocuments,  // the tenant has no documents yet
+};
+
 struct ChatRequest {
   std::vector<ChatMessage> messages;  // the full prompt, for models that take messages
   // The same request, structured, for models that work from the parts (the extractive
@@ -30,6 +38,7 @@ struct ChatRequest {
   std::string question;
   std::string language;
   std::vector<ContextPassage> passages;
+  Grounding grounding = Grounding::kNotSearched;
 };
 
 // Called from the thread running Stream(). Returning false from either stops the stream

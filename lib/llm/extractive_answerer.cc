@@ -9,6 +9,7 @@
 #include <thread>
 
 #include "lib/core/utf8.h"
+#include "lib/rag/analyzer.h"
 #include "lib/rag/text.h"
 
 namespace ragstream::llm {
@@ -22,22 +23,20 @@ struct Phrases {
 
 Phrases PhrasesFor(const std::string& language) {
   if (language == "he") {
-    return {"לפי המסמכים שלך (ציטוט):", "לא מצאתי במסמכים שלך מידע שעונה על השאלה הזאת.",
+    return {"לפי המסמכים שלך (ציטוט):", "המסמכים שלך אינם עוסקים בשאלה הזאת.",
             "אין עדיין מסמכים לחפש בהם. אפשר להעלות מסמכים דרך "
             "‎/api/documents‎."};
   }
   if (language == "ar") {
-    return {"من مستنداتك (اقتباس):", "لم أجد في مستنداتك ما يجيب عن هذا السؤال.",
+    return {"من مستنداتك (اقتباس):", "مستنداتك لا تتناول هذا السؤال.",
             "لا توجد مستندات للبحث فيها بعد. يمكن رفعها عبر "
             "‎/api/documents‎."};
   }
   if (language == "ru") {
-    return {"Из ваших документов (цитата):",
-            "Я не нашёл в ваших документах ничего, что отвечало бы на этот вопрос.",
+    return {"Из ваших документов (цитата):", "В ваших документах нет ответа на этот вопрос.",
             "Документов для поиска пока нет. Загрузите их через /api/documents."};
   }
-  return {"From your documents (quoted):",
-          "I could not find anything in your documents that answers this question.",
+  return {"From your documents (quoted):", "Your documents do not cover this question.",
           "There are no documents to search yet. Upload some through /api/documents."};
 }
 
@@ -63,31 +62,34 @@ std::string Trim(std::string_view s) {
   return std::string(s.substr(b, e - b + 1));
 }
 
-// Question words that say nothing about the topic (English and Hebrew), ignored when
-// matching a question against sentences. Retrieval itself keeps every word (BM25's IDF
-// handles them there).
-bool IsStopWord(const std::string& t) {
-  static const std::set<std::string> kStop = {
-      "a",     "an",     "and",  "are",  "as",   "at",   "be",    "by",    "can",  "could",
-      "did",   "do",     "does", "for",  "from", "had",  "has",   "have",  "how",  "i",
-      "in",    "is",     "it",   "its",  "long", "many", "much",  "my",    "of",   "on",
-      "or",    "should", "so",   "tell", "than", "that", "the",   "their", "them", "then",
-      "there", "these",  "they", "this", "to",   "was",  "we",    "were",  "what", "when",
-      "where", "which",  "who",  "why",  "will", "with", "would", "you",   "your", "me",
-      "את",    "איך",    "אם",   "אני",  "האם",  "הוא",  "היא",   "זה",    "זו",   "יש",
-      "כמה",   "כי",     "לא",   "למה",  "מה",   "מי",   "מתי",   "על",    "עם",   "של",
-      "שלי",   "איפה",   "אפשר", "לי",   "גם",   "או",   "כל",    "היה",   "היו",  "הם"};
-  return kStop.count(t) > 0;
+// Words that ask for a quantity, a date or a time: a sentence with a number answers such a
+// question better than one without (normalised forms; a few per language).
+bool AsksForANumber(const std::vector<rag::AnalyzedWord>& words) {
+  static const std::set<std::string_view> kCues = {
+      "many",  "much",     "long", "old",        "often",   "far",   "when",    "year",
+      "years", "high",     "deep", "depth",      "tall",    "large", "heavy",   "temperature",
+      "cost",  "price",    "כמה",  "מתי",        "עומק",    "גובה",  "אורך",    "משקל",
+      "מחיר",  "טמפרטורה", "שנה",  "בכמה",       "ממתי",    "עד",    "كم",      "متى",
+      "عمق",   "ارتفاع",   "طول",  "سعر",        "сколько", "когда", "глубина", "высота",
+      "длина", "цена",     "году", "температура"};
+  for (const auto& w : words) {
+    if (kCues.count(w.surface)) return true;
+  }
+  return false;
 }
 
-// The words of `text` that are not stop words, joined by spaces: what the cosine compares,
-// so two texts do not look alike merely for sharing "the", "is" and "of".
-std::string ContentWords(std::string_view text) {
+bool HasDigit(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return c >= '0' && c <= '9'; });
+}
+
+// The question's content words (not stop words), each as the set of its stems, and the
+// surface forms of the stop-word-free text for the hash cosine.
+std::string ContentWords(const std::vector<rag::AnalyzedWord>& words) {
   std::string out;
-  for (const std::string& t : rag::Tokenize(text)) {
-    if (IsStopWord(t)) continue;
+  for (const auto& w : words) {
+    if (w.stopword) continue;
     if (!out.empty()) out.push_back(' ');
-    out += t;
+    out += w.stems.front();
   }
   return out;
 }
@@ -159,57 +161,68 @@ std::vector<std::string> SplitSentences(std::string_view text) {
 ExtractiveAnswerer::ExtractiveAnswerer(ExtractiveOptions options) : options_(options) {}
 
 std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& request) const {
-  // Candidate sentences of every passage.
+  // Candidate sentences of every passage, with the stems of their words.
   struct Candidate {
     size_t passage;
     std::string text;
-    std::set<std::string> terms;
+    std::set<std::string> stems;
+    std::string content;
   };
   std::vector<Candidate> candidates;
   for (size_t p = 0; p < request.passages.size(); ++p) {
     for (std::string& sentence : SplitSentences(request.passages[p].text)) {
       // Fragments (a few words cut off at a chunk edge, a table cell) make poor quotes.
       if (Utf8Length(sentence) < options_.min_sentence_chars) continue;
-      std::vector<std::string> tokens = rag::Tokenize(sentence);
-      candidates.push_back({p + 1, std::move(sentence), {tokens.begin(), tokens.end()}});
+      const auto words = rag::AnalyzeWords(sentence);
+      Candidate c{p + 1, std::move(sentence), {}, ContentWords(words)};
+      for (const auto& w : words) c.stems.insert(w.stems.begin(), w.stems.end());
+      candidates.push_back(std::move(c));
     }
   }
   if (candidates.empty()) return {};
 
-  // Score: the IDF (over these sentences) of the question's content words each sentence
-  // contains, so a rare word like "starter" outweighs a common one like "long"; plus the
-  // hash-embedding cosine, whose character trigrams catch inflections and Hebrew prefixes
-  // that exact words miss; and a mild preference for higher-ranked passages.
-  std::set<std::string> question_terms;
-  for (std::string& t : rag::Tokenize(request.question)) {
-    if (!IsStopWord(t)) question_terms.insert(std::move(t));
+  // Score: the IDF (over these sentences) of the question's key words each sentence holds,
+  // matched by stem (so "leases" finds "lease", and בדירה finds דירה), so a rare word like
+  // "starter" outweighs a common one; a bonus for a number when the question asks how many,
+  // how long or when; the hash cosine of the content words as a tie-breaker; and a mild
+  // preference for higher-ranked passages.
+  const auto question_words = rag::AnalyzeWords(request.question);
+  std::vector<const rag::AnalyzedWord*> key;
+  for (const auto& w : question_words) {
+    if (!w.stopword) key.push_back(&w);
   }
-  std::map<std::string, size_t> df;
-  for (const auto& c : candidates) {
-    for (const auto& t : question_terms) df[t] += c.terms.count(t);
-  }
+  auto holds = [](const Candidate& c, const rag::AnalyzedWord* w) {
+    return std::any_of(w->stems.begin(), w->stems.end(),
+                       [&c](const std::string& s) { return c.stems.count(s) > 0; });
+  };
   const double n = static_cast<double>(candidates.size());
+  std::vector<double> idf(key.size());
   double max_lexical = 0;
-  for (const auto& t : question_terms) {
-    max_lexical += std::log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5));
+  for (size_t k = 0; k < key.size(); ++k) {
+    double df = 0;
+    for (const auto& c : candidates) df += holds(c, key[k]) ? 1 : 0;
+    idf[k] = std::log(1.0 + (n - df + 0.5) / (df + 0.5));
+    max_lexical += idf[k];
   }
+  const bool wants_number = AsksForANumber(question_words);
   const int dim = embedder_.dimension();
   std::vector<float> question(dim), v(dim);
-  embedder_.EmbedOne(ContentWords(request.question), question.data());
+  embedder_.EmbedOne(ContentWords(question_words), question.data());
 
   std::vector<ExtractedSentence> scored;
   for (auto& c : candidates) {
     double lexical = 0;
-    for (const auto& t : question_terms) {
-      if (c.terms.count(t)) lexical += std::log(1.0 + (n - df[t] + 0.5) / (df[t] + 0.5));
+    for (size_t k = 0; k < key.size(); ++k) {
+      if (holds(c, key[k])) lexical += idf[k];
     }
-    embedder_.EmbedOne(ContentWords(c.text), v.data());
-    double cosine = Cosine(question, v);
-    // Relevant means sharing a content word with the question, or -- for inflected forms and
-    // Hebrew prefixes that exact words miss -- a clearly high cosine; hash collisions alone
-    // reach ~0.15, so that bar is well above them.
+    embedder_.EmbedOne(c.content, v.data());
+    const double cosine = Cosine(question, v);
+    // Relevant means holding one of the question's key words, or -- for a question whose
+    // words the analyzer cannot match (another script, a misspelling) -- a clearly high
+    // cosine; hash collisions alone reach ~0.15, so that bar is well above them.
     if (lexical == 0 && cosine < options_.min_similarity) continue;
-    double score = (max_lexical > 0 ? lexical / max_lexical : 0) + cosine;
+    double score = (max_lexical > 0 ? lexical / max_lexical : 0) + 0.3 * cosine;
+    if (wants_number && HasDigit(c.text)) score += 0.25;
     score /= 1.0 + 0.1 * static_cast<double>(c.passage - 1);
     scored.push_back({c.passage, std::move(c.text), static_cast<float>(score)});
   }
@@ -236,7 +249,9 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
 
 std::string ExtractiveAnswerer::Compose(const ChatRequest& request) const {
   Phrases phrases = PhrasesFor(request.language);
-  if (request.passages.empty()) return phrases.no_documents;
+  if (request.passages.empty()) {
+    return request.grounding == Grounding::kNoDocuments ? phrases.no_documents : phrases.nothing;
+  }
   std::vector<ExtractedSentence> chosen = Select(request);
   if (chosen.empty()) return phrases.nothing;
   std::string answer = phrases.intro;

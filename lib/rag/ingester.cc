@@ -6,7 +6,7 @@
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
 #include "lib/core/utf8.h"
-#include "lib/rag/text.h"
+#include "lib/rag/analyzer.h"
 
 namespace ragstream::rag {
 namespace {
@@ -114,7 +114,9 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
     c.index = static_cast<uint32_t>(i);
     c.start_char = chunks[i].start_char;
     c.end_char = chunks[i].end_char;
-    c.terms = Tokenize(chunks[i].text);
+    ChunkTerms analysed = AnalyzeChunk(chunks[i].text, doc.record.title);
+    c.terms = std::move(analysed.terms);
+    c.length = analysed.length;
     c.text = std::move(chunks[i].text);
     doc.chunks.push_back(std::move(c));
   }

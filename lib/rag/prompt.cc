@@ -7,7 +7,8 @@
 namespace ragstream::rag {
 
 std::string SystemPrompt(const std::string& language_code,
-                         const std::vector<llm::ContextPassage>& passages) {
+                         const std::vector<llm::ContextPassage>& passages,
+                         llm::Grounding grounding) {
   std::string name = LanguageDisplayName(language_code);
   std::string prompt =
       "You are ragstream, a helpful assistant that answers questions about the user's "
@@ -15,7 +16,20 @@ std::string SystemPrompt(const std::string& language_code,
       name + " (language code \"" + language_code +
       "\"), the language of the user's question, even if the conversation or the context "
       "is in another language.";
-  if (passages.empty()) return prompt;
+  if (passages.empty()) {
+    if (grounding == llm::Grounding::kNothingFits) {
+      prompt +=
+          "\n\nThe user's documents were searched and nothing in them is relevant to this "
+          "question. Say plainly, in " +
+          name +
+          ", that their documents do not cover it. Do not answer from general knowledge, do "
+          "not cite any [n], and do not invent sources.";
+    } else if (grounding == llm::Grounding::kNoDocuments) {
+      prompt += "\n\nThe user has not uploaded any documents yet. Say so, in " + name +
+                ", and that they can add documents through /api/documents; do not cite any [n].";
+    }
+    return prompt;
+  }
   // The fence carries a random tag per request: a document cannot close it early, because it
   // cannot know the tag. The title goes inside the fence too (it may come from the text).
   const std::string tag = NewId("");
@@ -36,10 +50,11 @@ std::string SystemPrompt(const std::string& language_code,
 
 llm::ChatRequest BuildPrompt(const PromptInput& input) {
   llm::ChatRequest req;
-  req.messages.push_back({"system", SystemPrompt(input.language, input.passages)});
+  req.messages.push_back({"system", SystemPrompt(input.language, input.passages, input.grounding)});
   req.question = input.question;
   req.language = input.language;
   req.passages = input.passages;
+  req.grounding = input.grounding;
   // History arrives oldest first; keep the newest messages that fit the budget, skipping
   // assistant messages that never produced any content.
   std::vector<const store::Message*> kept;

@@ -16,12 +16,16 @@ struct PromptInput {
   std::vector<store::Message> history;  // oldest first
   size_t history_budget_chars = 8000;
   std::vector<llm::ContextPassage> passages;  // numbered [1], [2], ... in this order
+  llm::Grounding grounding = llm::Grounding::kNotSearched;
 };
 
 // The system instructions, naming the language to answer in, and with the passages (if any)
-// numbered and fenced as quoted material whose instructions are not to be followed.
+// numbered and fenced as quoted material whose instructions are not to be followed. When the
+// documents were searched and nothing fits (or there are none), the model is told to say
+// so plainly in that language and to cite nothing.
 std::string SystemPrompt(const std::string& language_code,
-                         const std::vector<llm::ContextPassage>& passages = {});
+                         const std::vector<llm::ContextPassage>& passages = {},
+                         llm::Grounding grounding = llm::Grounding::kNotSearched);
 
 llm::ChatRequest BuildPrompt(const PromptInput& input);
 

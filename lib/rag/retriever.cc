@@ -28,22 +28,41 @@ bool SplitChunkId(const std::string& id, std::string& doc, uint32_t& index) {
 
 }  // namespace
 
-std::vector<RankedId> ReciprocalRankFusion(const std::vector<std::vector<std::string>>& lists,
-                                           double k, const std::vector<double>& weights) {
-  std::vector<RankedId> fused;
-  std::unordered_map<std::string, size_t> position;
-  for (size_t l = 0; l < lists.size(); ++l) {
-    const double weight = l < weights.size() ? weights[l] : 1.0;
-    const auto& list = lists[l];
-    for (size_t rank = 0; rank < list.size(); ++rank) {
-      auto [it, inserted] = position.emplace(list[rank], fused.size());
-      if (inserted) fused.push_back({list[rank], 0});
-      fused[it->second].score += weight / (k + static_cast<double>(rank + 1));
-    }
+std::vector<FusedId> RelativeScoreFusion(const std::vector<FusionCandidate>& candidates,
+                                         double lexical_weight, double vector_weight) {
+  double lo = 0, hi = 0;
+  bool any_cosine = false;
+  for (const auto& c : candidates) {
+    if (c.cosine < -1) continue;
+    lo = any_cosine ? std::min(lo, c.cosine) : c.cosine;
+    hi = any_cosine ? std::max(hi, c.cosine) : c.cosine;
+    any_cosine = true;
   }
-  std::stable_sort(fused.begin(), fused.end(),
-                   [](const RankedId& a, const RankedId& b) { return a.score > b.score; });
+  std::vector<FusedId> fused;
+  fused.reserve(candidates.size());
+  for (const auto& c : candidates) {
+    FusedId f{c.id, 0, std::max(0.0, c.lexical_relevance), c.cosine};
+    if (c.lexical_relevance >= 0) f.score += lexical_weight * c.lexical_relevance;
+    if (c.cosine >= -1) {
+      // One candidate, or all equal: each is as good as the best.
+      f.score += vector_weight * (hi > lo ? (c.cosine - lo) / (hi - lo) : 1.0);
+    }
+    fused.push_back(std::move(f));
+  }
+  std::sort(fused.begin(), fused.end(), [](const FusedId& a, const FusedId& b) {
+    return a.score != b.score ? a.score > b.score : a.id < b.id;
+  });
   return fused;
+}
+
+RetrieverOptions RetrieverOptions::ForEmbedder(std::string_view embedder_name) {
+  RetrieverOptions o;
+  if (embedder_name.substr(0, 4) != "hash") {
+    o.vector_weight = 1.0;
+    o.min_cosine = 0.3;
+    o.vector_vouches_in_hybrid = true;
+  }
+  return o;
 }
 
 Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder,
@@ -57,18 +76,24 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
       request.mode == RetrievalMode::kHybrid
           ? std::max(k * options_.fusion_depth_per_result, options_.min_fusion_depth)
           : k * kSingleModeCandidatesPerResult;
-  std::vector<std::string> vector_ids, lexical_ids;
-  std::unordered_map<std::string, double> raw_score;
+  std::vector<FusionCandidate> found;
+  std::unordered_map<std::string, size_t> slot;
+  auto candidate = [&](std::string id) -> FusionCandidate& {
+    auto [it, inserted] = slot.emplace(id, found.size());
+    if (inserted) found.push_back({std::move(id)});
+    return found[it->second];
+  };
+  std::unordered_map<std::string, double> raw_score;  // BM25 or cosine, for single modes
 
   // In hybrid mode BM25 runs on its own thread while the query is embedded and the vectors
   // scanned: the two searches are independent, and the time to first token pays the longer
   // of them rather than their sum. (An early return below still waits for it: a future from
   // std::async joins in its destructor.)
   auto lexical_search = [&] {
-    return store_.lexical().Search(request.tenant, Tokenize(request.query), candidates,
-                                   request.document_ids);
+    return store_.lexical().Search(request.tenant, AnalyzeQuery(request.query, options_.query),
+                                   candidates, request.document_ids);
   };
-  std::future<Result<std::vector<store::LexicalHit>>> lexical_running;
+  std::future<Result<store::LexicalResult>> lexical_running;
   if (request.mode == RetrievalMode::kHybrid) {
     lexical_running = std::async(std::launch::async, lexical_search);
   }
@@ -80,31 +105,43 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
                                         candidates, request.document_ids);
     if (!hits.ok()) return hits.status();
     for (const auto& h : *hits) {
-      vector_ids.push_back(ChunkId(h.document_id, h.chunk_index));
-      raw_score.emplace(vector_ids.back(), h.score);
+      std::string id = ChunkId(h.document_id, h.chunk_index);
+      raw_score[id] = h.score;
+      candidate(std::move(id)).cosine = h.score;
     }
   }
   if (request.mode != RetrievalMode::kVector) {
-    auto hits = lexical_running.valid() ? lexical_running.get() : lexical_search();
-    if (!hits.ok()) return hits.status();
-    for (const auto& h : *hits) {
-      lexical_ids.push_back(ChunkId(h.document_id, h.chunk_index));
-      raw_score.emplace(lexical_ids.back(), h.score);
+    auto result = lexical_running.valid() ? lexical_running.get() : lexical_search();
+    if (!result.ok()) return result.status();
+    for (const auto& h : result->hits) {
+      std::string id = ChunkId(h.document_id, h.chunk_index);
+      raw_score[id] = h.score;
+      candidate(std::move(id)).lexical_relevance =
+          result->query_mass > 0 ? h.score / result->query_mass : 0.0;
     }
   }
 
-  std::vector<RankedId> ranked;
+  // Fused (hybrid) or single-list order; then the relevance floor.
+  std::vector<FusedId> ranked;
   if (request.mode == RetrievalMode::kHybrid) {
-    ranked = ReciprocalRankFusion({vector_ids, lexical_ids}, options_.rrf_k,
-                                  {options_.vector_weight, options_.lexical_weight});
+    ranked = RelativeScoreFusion(found, options_.lexical_weight, options_.vector_weight);
   } else {
-    for (const auto& id : request.mode == RetrievalMode::kVector ? vector_ids : lexical_ids) {
-      ranked.push_back({id, raw_score[id]});
-    }
+    ranked = RelativeScoreFusion(found, request.mode == RetrievalMode::kLexical ? 1.0 : 0.0,
+                                 request.mode == RetrievalMode::kVector ? 1.0 : 0.0);
+    for (auto& r : ranked) r.score = raw_score[r.id];
   }
+  const bool cosine_vouches =
+      request.mode == RetrievalMode::kVector ||
+      (request.mode == RetrievalMode::kHybrid && options_.vector_vouches_in_hybrid);
+  std::erase_if(ranked, [&](const FusedId& r) {
+    const bool lexical_ok =
+        request.mode != RetrievalMode::kVector && r.lexical_relevance >= options_.min_relevance;
+    const bool vector_ok = cosine_vouches && r.cosine >= options_.min_cosine;
+    return !lexical_ok && !vector_ok;
+  });
   // At most max_chunks_per_document chunks of one document, then the first k.
   std::unordered_map<std::string, size_t> per_document;
-  std::vector<RankedId> kept;
+  std::vector<FusedId> kept;
   for (auto& r : ranked) {
     if (kept.size() == k) break;
     size_t& n = per_document[r.id.substr(0, r.id.rfind(':'))];
@@ -112,11 +149,10 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     ++n;
     kept.push_back(std::move(r));
   }
-  ranked = std::move(kept);
 
   std::vector<Passage> passages;
   std::unordered_map<std::string, std::string> titles;
-  for (const auto& r : ranked) {
+  for (const auto& r : kept) {
     Passage p;
     if (!SplitChunkId(r.id, p.document_id, p.chunk_index)) continue;
     auto chunk = store_.GetChunk(request.tenant, p.document_id, p.chunk_index);
@@ -130,6 +166,7 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     p.title = title->second;
     p.chunk_id = r.id;
     p.score = r.score;
+    p.relevance = r.lexical_relevance;
     p.text = std::move(chunk->text);
     p.start_char = chunk->start_char;
     p.end_char = chunk->end_char;
@@ -156,6 +193,8 @@ std::string SourcesJson(const std::vector<Passage>& passages) {
     WriteString(w, p.chunk_id);
     w.Key("score");
     w.Double(p.score);
+    w.Key("relevance");
+    w.Double(p.relevance);
     w.Key("text");
     WriteString(w, p.text);
     w.Key("start_char");

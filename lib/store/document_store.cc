@@ -34,6 +34,8 @@ std::string EncodeChunk(const ChunkRecord& c) {
   w.StartArray();
   for (const auto& t : c.terms) WriteString(w, t);
   w.EndArray();
+  w.Key("length");
+  w.Uint(c.length);
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
 }
@@ -59,6 +61,11 @@ bool DecodeChunk(std::string_view json, ChunkRecord& c) {
       if (t.IsString()) c.terms.emplace_back(AsView(t));
     }
   }
+  // Chunks stored before "length" was measured in words had one term per word.
+  auto length = d.FindMember("length");
+  c.length = length != d.MemberEnd() && length->value.IsUint()
+                 ? length->value.GetUint()
+                 : static_cast<uint32_t>(c.terms.size());
   return true;
 }
 
@@ -264,7 +271,7 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
     if (Status s = txn->Put(chunks_, ChunkKey(tenant, r.id, c.index), EncodeChunk(c)); !s.ok()) {
       return s;
     }
-    if (Status s = lexical_.Add(*txn, tenant, r.id, c.index, c.terms); !s.ok()) return s;
+    if (Status s = lexical_.Add(*txn, tenant, r.id, c.index, c.terms, c.length); !s.ok()) return s;
   }
   if (!doc.chunks.empty()) {
     if (Status s = vectors_.Put(*txn, tenant, r.id, doc.vectors.data(),
@@ -334,7 +341,8 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
     if (!raw.ok()) return raw.status();
     ChunkRecord chunk;
     if (raw->has_value() && DecodeChunk(**raw, chunk)) {
-      if (Status s = lexical_.Remove(*txn, tenant, id, i, chunk.terms); !s.ok()) return s;
+      if (Status s = lexical_.Remove(*txn, tenant, id, i, chunk.terms, chunk.length); !s.ok())
+        return s;
     }
     if (Status s = txn->Del(chunks_, key); !s.ok()) return s;
   }
@@ -345,6 +353,62 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   if (Status s = txn->Del(documents_, key); !s.ok()) return s;
   if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), -1); !s.ok()) return s;
   return txn->Commit();
+}
+
+Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version,
+                                               const ChunkAnalyzer& analyze, size_t batch_chunks) {
+  uint64_t reindexed = 0;
+  for (;;) {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    auto have = txn->Get(meta_, "analyzer");
+    if (!have.ok()) return have.status();
+    if (have->has_value() && **have == version) return reindexed;
+    auto from = txn->Get(meta_, "reindex_cursor");
+    if (!from.ok()) return from.status();
+    std::string cursor_key = from->has_value() ? std::string(**from) : std::string();
+    // The documents after the cursor, up to about batch_chunks chunks (copied: the writes
+    // below would invalidate a cursor's view).
+    std::vector<std::pair<std::string, DocumentRecord>> docs;
+    {
+      auto cur = Cursor::Open(*txn, documents_);
+      if (!cur.ok()) return cur.status();
+      size_t chunks = 0;
+      bool have_doc = cursor_key.empty() ? cur->First() : cur->SeekAtLeast(cursor_key);
+      if (have_doc && !cursor_key.empty() && cur->key() == cursor_key) have_doc = cur->Next();
+      for (; have_doc && chunks < batch_chunks; have_doc = cur->Next()) {
+        DocumentRecord d;
+        if (!DecodeDocument(cur->value(), d)) continue;
+        chunks += d.chunk_count;
+        docs.emplace_back(std::string(cur->key()), std::move(d));
+      }
+    }
+    for (const auto& [key, d] : docs) {
+      const std::string_view tenant = std::string_view(key).substr(0, key.size() - d.id.size() - 1);
+      for (uint32_t i = 0; i < d.chunk_count; ++i) {
+        const std::string chunk_key = ChunkKey(tenant, d.id, i);
+        auto raw = txn->Get(chunks_, chunk_key);
+        if (!raw.ok()) return raw.status();
+        ChunkRecord chunk;
+        if (!raw->has_value() || !DecodeChunk(**raw, chunk)) continue;
+        if (Status s = lexical_.Remove(*txn, tenant, d.id, i, chunk.terms, chunk.length); !s.ok()) {
+          return s;
+        }
+        chunk.terms.clear();
+        analyze(chunk.text, d.title, chunk.terms, chunk.length);
+        if (Status s = lexical_.Add(*txn, tenant, d.id, i, chunk.terms, chunk.length); !s.ok()) {
+          return s;
+        }
+        if (Status s = txn->Put(chunks_, chunk_key, EncodeChunk(chunk)); !s.ok()) return s;
+        ++reindexed;
+      }
+    }
+    Status s = docs.empty() ? txn->Put(meta_, "analyzer", version)
+                            : txn->Put(meta_, "reindex_cursor", docs.back().first);
+    if (s.ok() && docs.empty()) s = txn->Del(meta_, "reindex_cursor");
+    if (!s.ok()) return s;
+    if (Status c = txn->Commit(); !c.ok()) return c;
+  }
 }
 
 Result<ChunkRecord> DocumentStore::GetChunk(std::string_view tenant, const std::string& document_id,

@@ -17,6 +17,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <vector>
@@ -44,6 +45,7 @@ struct ChunkRecord {
   uint64_t end_char = 0;
   std::string text;
   std::vector<std::string> terms;  // lexical terms, with repetition (kept for deletion)
+  uint32_t length = 0;             // its length for BM25 (rag::ChunkTerms::length)
 };
 
 struct NewDocument {
@@ -107,6 +109,17 @@ class DocumentStore {
   // The ids among `ids` that the tenant does not have.
   Result<std::vector<std::string>> Missing(std::string_view tenant,
                                            const std::vector<std::string>& ids) const;
+
+  // Re-analyses the lexical terms of every chunk when the store's postings were made by
+  // another analyzer than `version` (index_meta "analyzer"), then records `version`. Runs in
+  // write transactions of about `batch_chunks` chunks, each resuming where the last stopped
+  // (index_meta "reindex_cursor"), so it never holds the write lock long, survives a kill, and
+  // several workers starting at once share the work instead of repeating it. Returns the
+  // number of chunks re-analysed (0 when the store was current or empty).
+  using ChunkAnalyzer = std::function<void(std::string_view text, std::string_view title,
+                                           std::vector<std::string>& terms, uint32_t& length)>;
+  Result<uint64_t> ReindexLexical(const std::string& version, const ChunkAnalyzer& analyze,
+                                  size_t batch_chunks = 512);
 
   const VectorIndex& vectors() const { return vectors_; }
   const LexicalIndex& lexical() const { return lexical_; }

@@ -55,6 +55,13 @@ std::map<std::string, uint32_t> TermFrequencies(const std::vector<std::string>& 
 
 }  // namespace
 
+std::vector<WeightedTerm> Unweighted(const std::vector<std::string>& terms) {
+  std::vector<WeightedTerm> out;
+  out.reserve(terms.size());
+  for (const auto& t : terms) out.push_back({t, 1.0});
+  return out;
+}
+
 double Bm25Idf(uint64_t chunks, uint64_t df) {
   double n = static_cast<double>(chunks), d = static_cast<double>(df);
   return std::log(1.0 + (n - d + 0.5) / (d + 0.5));
@@ -83,8 +90,9 @@ Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chu
 }
 
 Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view document_id,
-                         uint32_t chunk_index, const std::vector<std::string>& terms) {
-  const uint32_t len = static_cast<uint32_t>(terms.size());
+                         uint32_t chunk_index, const std::vector<std::string>& terms,
+                         uint32_t length) {
+  const uint32_t len = length;
   for (const auto& [term, tf] : TermFrequencies(terms)) {
     if (Status s = txn.Put(postings_, PostingKey(tenant, term, document_id, chunk_index),
                            U32(tf) + U32(len));
@@ -101,7 +109,8 @@ Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view doc
 }
 
 Status LexicalIndex::Remove(Txn& txn, std::string_view tenant, std::string_view document_id,
-                            uint32_t chunk_index, const std::vector<std::string>& terms) {
+                            uint32_t chunk_index, const std::vector<std::string>& terms,
+                            uint32_t length) {
   for (const auto& [term, tf] : TermFrequencies(terms)) {
     if (Status s = txn.Del(postings_, PostingKey(tenant, term, document_id, chunk_index));
         !s.ok()) {
@@ -114,13 +123,12 @@ Status LexicalIndex::Remove(Txn& txn, std::string_view tenant, std::string_view 
     Status s = current <= 1 ? txn.Del(df_, df_key) : txn.Put(df_, df_key, U32(current - 1));
     if (!s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, -1, -static_cast<int64_t>(terms.size()));
+  return AdjustTotals(txn, tenant, -1, -static_cast<int64_t>(length));
 }
 
-Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
-                                                     const std::vector<std::string>& query_terms,
-                                                     size_t k,
-                                                     const std::vector<std::string>& filter) const {
+Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
+                                           const std::vector<WeightedTerm>& query_terms, size_t k,
+                                           const std::vector<std::string>& filter) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   auto chunks = ReadCounter(*txn, meta_, ChunksKey(tenant));
@@ -128,27 +136,37 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
   auto tokens = ReadCounter(*txn, meta_, TokensKey(tenant));
   if (!tokens.ok()) return tokens.status();
   const uint64_t n = *chunks, total = *tokens;
-  if (n == 0 || k == 0) return std::vector<LexicalHit>();
+  LexicalResult result;
+  if (n == 0 || k == 0) return result;
   double avg_len = static_cast<double>(total) / static_cast<double>(n);
 
   // The query's terms that the tenant has, with their IDF and the most a chunk can get from
   // each: BM25's tf part is below k1 + 1, so a term adds less than idf * (k1 + 1).
   struct QueryTerm {
     std::string prefix;  // T/term + '\0': the key prefix of its postings
-    double idf = 0;
+    double idf = 0;      // times the term's weight
     double bound = 0;
   };
+  std::map<std::string_view, double> weights;  // duplicates summed; sorted, so deterministic
+  for (const auto& t : query_terms) {
+    if (!t.term.empty() && t.term.size() <= kMaxTermBytes && t.weight > 0) {
+      weights[t.term] += t.weight;
+    }
+  }
   std::vector<QueryTerm> terms;
   bool prunable = true;
-  for (const auto& [term, query_tf] : TermFrequencies(query_terms)) {
-    (void)query_tf;
+  for (const auto& [term, weight] : weights) {
     auto df = txn->Get(df_, TenantKey(tenant, term));
     if (!df.ok()) return df.status();
-    if (!df->has_value()) continue;
+    if (!df->has_value()) {
+      result.query_mass += weight * Bm25Idf(n, 0);
+      continue;
+    }
     QueryTerm t;
     t.prefix = TenantKey(tenant, term);
     t.prefix.push_back('\0');
-    t.idf = Bm25Idf(n, ReadU32(**df));
+    t.idf = weight * Bm25Idf(n, ReadU32(**df));
+    result.query_mass += t.idf;
     t.bound = t.idf * (kK1 + 1);
     prunable = prunable && t.idf > 0;  // a stale df above N could make it negative
     terms.push_back(std::move(t));
@@ -219,7 +237,7 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
       }
     }
   }
-  std::vector<LexicalHit> hits;
+  std::vector<LexicalHit>& hits = result.hits;
   hits.reserve(kept.size());
   for (size_t c : kept) {
     std::string_view tail = tails[c];
@@ -238,7 +256,7 @@ Result<std::vector<LexicalHit>> LexicalIndex::Search(std::string_view tenant,
   } else {
     std::sort(hits.begin(), hits.end(), better);
   }
-  return hits;
+  return result;
 }
 
 }  // namespace ragstream::store

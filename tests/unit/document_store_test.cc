@@ -94,6 +94,7 @@ NewDocument MakeDoc(const std::string& id, const std::string& title,
         word.push_back(ch);
       }
     }
+    c.length = static_cast<uint32_t>(c.terms.size());
     d.chunks.push_back(std::move(c));
     auto v = Axis(first_axis + static_cast<uint32_t>(i));
     d.vectors.insert(d.vectors.end(), v.begin(), v.end());
@@ -118,10 +119,11 @@ AddResult MustAdd(DocumentStore& store, const NewDocument& d) {
 
 std::vector<std::string> LexicalDocs(const DocumentStore& store,
                                      const std::vector<std::string>& terms) {
-  auto hits = store.lexical().Search("acme", terms, 100, {});
+  auto hits = store.lexical().Search("acme", Unweighted(terms), 100, {});
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
   std::vector<std::string> out;
-  for (const auto& h : *hits) out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
+  for (const auto& h : hits->hits)
+    out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
   std::sort(out.begin(), out.end());
   return out;
 }
@@ -329,12 +331,12 @@ BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
   {
     DocEnv alone;
     MustAdd(*alone.store, keep);
-    auto a = e.store->lexical().Search("acme", {"shared", "kept"}, 10, {});
-    auto b = alone.store->lexical().Search("acme", {"shared", "kept"}, 10, {});
+    auto a = e.store->lexical().Search("acme", Unweighted({"shared", "kept"}), 10, {});
+    auto b = alone.store->lexical().Search("acme", Unweighted({"shared", "kept"}), 10, {});
     BOOST_REQUIRE(a.ok() && b.ok());
-    BOOST_REQUIRE_EQUAL(a->size(), 1u);
-    BOOST_REQUIRE_EQUAL(b->size(), 1u);
-    BOOST_TEST((*a)[0].score == (*b)[0].score, boost::test_tools::tolerance(1e-12));
+    BOOST_REQUIRE_EQUAL(a->hits.size(), 1u);
+    BOOST_REQUIRE_EQUAL(b->hits.size(), 1u);
+    BOOST_TEST(a->hits[0].score == b->hits[0].score, boost::test_tools::tolerance(1e-12));
   }
   // Nothing of it is left in any database.
   BOOST_TEST(e.Entries("documents") == 1u);
@@ -366,7 +368,7 @@ BOOST_AUTO_TEST_CASE(delete_of_the_last_document_leaves_empty_indexes) {
                          "vec.0", "vec.1", "vec.2"}) {
     BOOST_TEST(e.Entries(db) == 0u, db);
   }
-  BOOST_TEST(e.store->lexical().Search("acme", {"two"}, 10, {})->empty());
+  BOOST_TEST(e.store->lexical().Search("acme", Unweighted({"two"}), 10, {})->hits.empty());
 }
 
 // The header asks the caller for id, title, content_hash, bytes and chars only;

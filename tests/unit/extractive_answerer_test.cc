@@ -228,12 +228,32 @@ BOOST_AUTO_TEST_CASE(select_skips_fragments_and_duplicates) {
 
 BOOST_AUTO_TEST_CASE(compose_without_passages_says_there_are_no_documents) {
   ExtractiveAnswerer a(Fast());
-  BOOST_TEST(a.Compose(Request(kQuestion, {})) ==
+  ChatRequest empty = Request(kQuestion, {});
+  empty.grounding = Grounding::kNoDocuments;
+  BOOST_TEST(a.Compose(empty) ==
              "There are no documents to search yet. Upload some through "
              "/api/documents.");
-  const std::string he = a.Compose(Request("איך זה עובד?", {}, "he"));
-  BOOST_TEST(he.rfind("אין עדיין מסמכים", 0) == 0u);
-  BOOST_TEST(IsValidUtf8(he));
+  ChatRequest he = Request("איך זה עובד?", {}, "he");
+  he.grounding = Grounding::kNoDocuments;
+  BOOST_TEST(a.Compose(he).rfind("אין עדיין מסמכים", 0) == 0u);
+  BOOST_TEST(IsValidUtf8(a.Compose(he)));
+}
+
+// Nothing above the relevance floor: a plain "not covered", in the question's language.
+BOOST_AUTO_TEST_CASE(compose_when_nothing_fits_says_the_documents_do_not_cover_it) {
+  ExtractiveAnswerer a(Fast());
+  const std::pair<const char*, const char*> cases[] = {
+      {"en", "Your documents do not cover this question."},
+      {"he", "המסמכים שלך אינם עוסקים בשאלה הזאת."},
+      {"ar", "مستنداتك لا تتناول هذا السؤال."},
+      {"ru", "В ваших документах нет ответа на этот вопрос."},
+      {"fr", "Your documents do not cover this question."},
+  };
+  for (const auto& [language, want] : cases) {
+    ChatRequest r = Request("?", {}, language);
+    r.grounding = Grounding::kNothingFits;
+    BOOST_TEST(a.Compose(r) == want, language);
+  }
 }
 
 // Hash collisions alone give cosines up to ~0.15 between unrelated texts ("lmdb readers
@@ -242,10 +262,9 @@ BOOST_AUTO_TEST_CASE(compose_without_passages_says_there_are_no_documents) {
 BOOST_AUTO_TEST_CASE(compose_with_irrelevant_passages_says_so) {
   ExtractiveAnswerer a(Fast());
   BOOST_TEST(a.Compose(Request("Do LMDB readers block writers?", {kBread, kVolcano})) ==
-             "I could not find anything in your documents that answers this "
-             "question.");
+             "Your documents do not cover this question.");
   BOOST_TEST(a.Compose(Request("מה זה LMDB ואיך הוא עובד?", {kBread}, "he")) ==
-             "לא מצאתי במסמכים שלך מידע שעונה על השאלה הזאת.");
+             "המסמכים שלך אינם עוסקים בשאלה הזאת.");
 }
 
 // Sharing only a function word ("the") with the question is not relevance. The hash
@@ -255,8 +274,7 @@ BOOST_AUTO_TEST_CASE(compose_with_irrelevant_passages_says_so) {
 // about LMDB.
 BOOST_AUTO_TEST_CASE(a_shared_function_word_is_not_relevance) {
   ExtractiveAnswerer a(Fast());
-  const std::string nothing =
-      "I could not find anything in your documents that answers this question.";
+  const std::string nothing = "Your documents do not cover this question.";
   BOOST_TEST(a.Compose(Request(kQuestion, {kBread, kVolcano})) == nothing);
   BOOST_TEST(a.Compose(Request("What is the capital of France?", {kBread, kVolcano})) == nothing);
 }

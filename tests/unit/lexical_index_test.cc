@@ -44,7 +44,7 @@ struct LexicalEnv {
   void Add(const std::string& doc, uint32_t chunk, const std::vector<std::string>& terms) {
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
-    Status s = index->Add(*txn, "acme", doc, chunk, terms);
+    Status s = index->Add(*txn, "acme", doc, chunk, terms, static_cast<uint32_t>(terms.size()));
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
     s = txn->Commit();
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
@@ -52,16 +52,16 @@ struct LexicalEnv {
   void Remove(const std::string& doc, uint32_t chunk, const std::vector<std::string>& terms) {
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
-    Status s = index->Remove(*txn, "acme", doc, chunk, terms);
+    Status s = index->Remove(*txn, "acme", doc, chunk, terms, static_cast<uint32_t>(terms.size()));
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
     s = txn->Commit();
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
   std::vector<LexicalHit> Search(const std::vector<std::string>& query, size_t k = 10,
                                  const std::vector<std::string>& filter = {}) const {
-    auto hits = index->Search("acme", query, k, filter);
+    auto hits = index->Search("acme", Unweighted(query), k, filter);
     BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
-    return std::move(hits).value();
+    return std::move(hits->hits);
   }
   // A raw value of the index's bookkeeping, nullopt if absent.
   std::optional<std::string> Raw(const char* db, const std::string& key) const {
@@ -175,15 +175,40 @@ BOOST_AUTO_TEST_CASE(search_scores_and_ranks_like_the_hand_computation) {
   BOOST_TEST(hits[2].chunk_index == 0u);
   BOOST_TEST(hits[2].score == kScoreA0, boost::test_tools::tolerance(kTol));
 
-  // Term order and repetition in the query do not matter (query tf is not
-  // used).
-  auto again = e.Search({"log", "cat", "cat"});
+  // Term order in the query does not matter.
+  auto again = e.Search({"log", "cat"});
   BOOST_REQUIRE_EQUAL(again.size(), 3u);
   for (size_t i = 0; i < 3; ++i) {
     BOOST_TEST(again[i].document_id == hits[i].document_id);
     BOOST_TEST(again[i].chunk_index == hits[i].chunk_index);
     BOOST_TEST(again[i].score == hits[i].score, boost::test_tools::tolerance(kTol));
   }
+}
+
+BOOST_AUTO_TEST_CASE(weights_scale_each_term_and_the_query_mass) {
+  LexicalEnv e;
+  AddCorpus(e);
+  // "log" alone: B0 only, with the score of the hand computation; weight 0.5 halves it; a
+  // term given twice weighs 2.
+  auto one = e.index->Search("acme", {{"log", 1.0}}, 10, {});
+  auto half = e.index->Search("acme", {{"log", 0.5}}, 10, {});
+  auto twice = e.index->Search("acme", Unweighted({"log", "log"}), 10, {});
+  BOOST_REQUIRE(one.ok() && half.ok() && twice.ok());
+  BOOST_REQUIRE_EQUAL(one->hits.size(), 1u);
+  BOOST_TEST(half->hits[0].score == one->hits[0].score / 2, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(twice->hits[0].score == one->hits[0].score * 2, boost::test_tools::tolerance(kTol));
+  // The mass is weight x IDF; a term the tenant does not have counts at the IDF of df 0.
+  BOOST_TEST(one->query_mass == Bm25Idf(3, 1), boost::test_tools::tolerance(kTol));
+  auto unknown = e.index->Search("acme", {{"log", 1.0}, {"zebra", 0.5}}, 10, {});
+  BOOST_REQUIRE(unknown.ok());
+  BOOST_TEST(unknown->query_mass == Bm25Idf(3, 1) + 0.5 * Bm25Idf(3, 0),
+             boost::test_tools::tolerance(kTol));
+  BOOST_TEST(unknown->hits[0].score == one->hits[0].score, boost::test_tools::tolerance(kTol));
+  // Zero or negative weights are ignored.
+  auto none = e.index->Search("acme", {{"log", 0.0}, {"cat", -1.0}}, 10, {});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(none->hits.empty());
+  BOOST_TEST(none->query_mass == 0.0);
 }
 
 BOOST_AUTO_TEST_CASE(a_chunk_matching_two_terms_sums_them) {
@@ -371,7 +396,10 @@ BOOST_AUTO_TEST_CASE(pruned_search_equals_exhaustive_bm25) {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
     for (const auto& ch : corpus) {
-      BOOST_REQUIRE(e.index->Add(*txn, "acme", ch.doc, ch.index, ch.terms).ok());
+      BOOST_REQUIRE(e.index
+                        ->Add(*txn, "acme", ch.doc, ch.index, ch.terms,
+                              static_cast<uint32_t>(ch.terms.size()))
+                        .ok());
     }
     BOOST_REQUIRE(txn->Commit().ok());
   }

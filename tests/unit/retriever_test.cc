@@ -32,87 +32,71 @@ constexpr double kTol = 1e-12;
 
 BOOST_AUTO_TEST_SUITE(retriever_test)
 
-BOOST_AUTO_TEST_CASE(rrf_scores_by_hand) {
-  // a: 1st in list 1, 2nd in list 2 -> 1/61 + 1/62
-  // b: 2nd in list 1                  -> 1/62
-  // c: 3rd in list 1, 1st in list 2   -> 1/63 + 1/61
-  // d: 3rd in list 2                  -> 1/63
-  auto fused = ReciprocalRankFusion({{"a", "b", "c"}, {"c", "a", "d"}});
+// Fusion: lexical relevance is taken as it is; cosines are min-max normalised over the
+// candidates and weighted.
+BOOST_AUTO_TEST_CASE(fusion_scores_by_hand) {
+  // cosines 0.2 .. 0.6: a -> 0.5, b -> 1.0, c -> 0.0; d has no cosine.
+  auto fused =
+      RelativeScoreFusion({{"a", 0.8, 0.4}, {"b", 0.5, 0.6}, {"c", -1, 0.2}, {"d", 0.3}}, 1.0, 0.5);
   BOOST_REQUIRE_EQUAL(fused.size(), 4u);
   BOOST_TEST(fused[0].id == "a");
-  BOOST_TEST(fused[0].score == 1.0 / 61 + 1.0 / 62, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(fused[1].id == "c");
-  BOOST_TEST(fused[1].score == 1.0 / 61 + 1.0 / 63, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(fused[2].id == "b");
-  BOOST_TEST(fused[2].score == 1.0 / 62, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(fused[3].id == "d");
-  BOOST_TEST(fused[3].score == 1.0 / 63, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[0].score == 0.8 + 0.5 * 0.5, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[1].id == "b");
+  BOOST_TEST(fused[1].score == 0.5 + 0.5 * 1.0, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[2].id == "d");
+  BOOST_TEST(fused[2].score == 0.3, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[3].id == "c");  // only a cosine, the lowest: 0
+  BOOST_TEST(fused[3].score == 0.0, boost::test_tools::tolerance(kTol));
+  BOOST_TEST(fused[3].lexical_relevance == 0.0);
+  BOOST_TEST(fused[0].lexical_relevance == 0.8);
 }
 
-BOOST_AUTO_TEST_CASE(rrf_first_and_third_is_1_over_61_plus_1_over_63) {
-  auto fused = ReciprocalRankFusion({{"x", "p", "q"}, {"r", "s", "x"}});
+BOOST_AUTO_TEST_CASE(fusion_never_lets_the_hash_side_outvote_a_clear_lexical_winner) {
+  // The lease example of the issue: BM25 13.8 against 8.5 (relevance 0.9 against 0.55), and
+  // the winner last in the vector list while the others are first.
+  const RetrieverOptions hash = RetrieverOptions::ForEmbedder("hash-v3");
+  std::vector<FusionCandidate> c = {{"lease", 0.90, 0.10},
+                                    {"nginx", 0.55, 0.40},
+                                    {"fibonacci", 0.50, 0.39},
+                                    {"aqueduct", 0.45, 0.38}};
+  auto fused = RelativeScoreFusion(c, hash.lexical_weight, hash.vector_weight);
   BOOST_REQUIRE(!fused.empty());
-  BOOST_TEST(fused[0].id == "x");
-  BOOST_TEST(fused[0].score == 1.0 / 61 + 1.0 / 63, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(fused.size() == 5u);
+  BOOST_TEST(fused[0].id == "lease");
+  // A semantic embedder counts fully: the same lists with equal weights put the vector
+  // side's favourite first when lexical relevance is close.
+  const RetrieverOptions semantic = RetrieverOptions::ForEmbedder("openai:text-embedding-3-small");
+  BOOST_TEST(semantic.vector_weight == semantic.lexical_weight);
+  BOOST_TEST(semantic.vector_vouches_in_hybrid);
+  BOOST_TEST(!hash.vector_vouches_in_hybrid);
+  auto close = RelativeScoreFusion({{"x", 0.60, 0.10}, {"y", 0.55, 0.50}}, semantic.lexical_weight,
+                                   semantic.vector_weight);
+  BOOST_TEST(close[0].id == "y");
 }
 
-BOOST_AUTO_TEST_CASE(rrf_ties_keep_first_appearance) {
-  // x and y both score 1/61 + 1/62; x appeared first.
-  auto swapped = ReciprocalRankFusion({{"x", "y"}, {"y", "x"}});
-  BOOST_REQUIRE_EQUAL(swapped.size(), 2u);
-  BOOST_TEST(swapped[0].id == "x");
-  BOOST_TEST(swapped[1].id == "y");
-  BOOST_TEST(swapped[0].score == swapped[1].score);
-  // Items only in the second list come after the first list's items of the same
-  // rank.
-  auto disjoint = ReciprocalRankFusion({{"p", "q"}, {"r", "s"}});
-  BOOST_REQUIRE_EQUAL(disjoint.size(), 4u);
-  BOOST_TEST(disjoint[0].id == "p");
-  BOOST_TEST(disjoint[1].id == "r");
-  BOOST_TEST(disjoint[2].id == "q");
-  BOOST_TEST(disjoint[3].id == "s");
-  // Many equal items keep their order.
-  std::vector<std::string> many;
-  for (int i = 0; i < 50; ++i) many.push_back("id" + std::to_string(i));
-  std::vector<std::vector<std::string>> singles;
-  for (const auto& id : many) singles.push_back({id});
-  auto flat = ReciprocalRankFusion(singles);
-  BOOST_REQUIRE_EQUAL(flat.size(), many.size());
-  for (size_t i = 0; i < many.size(); ++i) BOOST_TEST(flat[i].id == many[i]);
+BOOST_AUTO_TEST_CASE(fusion_ties_are_broken_by_id) {
+  // Equal scores come out in id order whatever order they went in: the same store gives the
+  // same ranking.
+  auto one = RelativeScoreFusion({{"b", 0.5}, {"a", 0.5}, {"c", 0.5}}, 1.0, 0.0);
+  auto two = RelativeScoreFusion({{"c", 0.5}, {"a", 0.5}, {"b", 0.5}}, 1.0, 0.0);
+  BOOST_REQUIRE_EQUAL(one.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) BOOST_TEST(one[i].id == two[i].id);
+  BOOST_TEST(one[0].id == "a");
+  BOOST_TEST(one[2].id == "c");
 }
 
-BOOST_AUTO_TEST_CASE(rrf_edge_cases) {
-  BOOST_TEST(ReciprocalRankFusion({}).empty());
-  BOOST_TEST(ReciprocalRankFusion({{}, {}}).empty());
-  auto one = ReciprocalRankFusion({{"a", "b"}, {}});
-  BOOST_REQUIRE_EQUAL(one.size(), 2u);
-  BOOST_TEST(one[0].score == 1.0 / 61, boost::test_tools::tolerance(kTol));
-  // Another k.
-  auto k1 = ReciprocalRankFusion({{"a", "b"}}, 1.0);
-  BOOST_REQUIRE_EQUAL(k1.size(), 2u);
-  BOOST_TEST(k1[0].score == 0.5, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(k1[1].score == 1.0 / 3, boost::test_tools::tolerance(kTol));
-}
-
-BOOST_AUTO_TEST_CASE(rrf_weights_scale_each_list) {
-  // a: 0.5/61 (1st in list 1) + 1/62 (2nd in list 2); b: 0.5/62 + 1/61.
-  auto fused = ReciprocalRankFusion({{"a", "b"}, {"b", "a"}}, 60.0, {0.5, 1.0});
-  BOOST_REQUIRE_EQUAL(fused.size(), 2u);
-  BOOST_TEST(fused[0].id == "b");
-  BOOST_TEST(fused[0].score == 0.5 / 62 + 1.0 / 61, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(fused[1].id == "a");
-  BOOST_TEST(fused[1].score == 0.5 / 61 + 1.0 / 62, boost::test_tools::tolerance(kTol));
-  // A missing weight is 1.
-  auto partial = ReciprocalRankFusion({{"a"}, {"b"}}, 60.0, {2.0});
-  BOOST_REQUIRE_EQUAL(partial.size(), 2u);
-  BOOST_TEST(partial[0].score == 2.0 / 61, boost::test_tools::tolerance(kTol));
-  BOOST_TEST(partial[1].score == 1.0 / 61, boost::test_tools::tolerance(kTol));
-  // A zero weight drops a list's influence but keeps its items (after the others).
-  auto zero = ReciprocalRankFusion({{"a"}, {"b", "c"}}, 60.0, {0.0, 1.0});
-  BOOST_REQUIRE_EQUAL(zero.size(), 3u);
+BOOST_AUTO_TEST_CASE(fusion_edge_cases) {
+  BOOST_TEST(RelativeScoreFusion({}, 1.0, 1.0).empty());
+  // One cosine, or all equal: each counts as the best.
+  auto single = RelativeScoreFusion({{"a", -1, 0.3}}, 1.0, 0.5);
+  BOOST_REQUIRE_EQUAL(single.size(), 1u);
+  BOOST_TEST(single[0].score == 0.5, boost::test_tools::tolerance(kTol));
+  auto flat = RelativeScoreFusion({{"a", 0.1, 0.3}, {"b", 0.2, 0.3}}, 1.0, 0.5);
+  BOOST_TEST(flat[0].id == "b");
+  BOOST_TEST(flat[0].score == 0.7, boost::test_tools::tolerance(kTol));
+  // A zero weight drops a side's influence but keeps its items.
+  auto zero = RelativeScoreFusion({{"a", 0.2, 0.9}, {"b", 0.3, 0.1}}, 1.0, 0.0);
   BOOST_TEST(zero[0].id == "b");
-  BOOST_TEST(zero[2].id == "a");
+  BOOST_TEST(zero.size() == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(mode_names_round_trip) {
@@ -300,23 +284,29 @@ BOOST_AUTO_TEST_CASE(scores_are_what_each_mode_says) {
   auto lexical = lib.Retrieve(query, RetrievalMode::kLexical);
   BOOST_REQUIRE(!lexical.empty());
   // BM25 of the very chunk, recomputed from the index.
-  auto bm25 = lib.documents->lexical().Search("acme", {"sourdough", "starter", "flour"}, 1, {});
-  BOOST_REQUIRE(bm25.ok() && !bm25->empty());
-  BOOST_TEST(lexical[0].score == (*bm25)[0].score, boost::test_tools::tolerance(kTol));
+  auto bm25 = lib.documents->lexical().Search("acme", AnalyzeQuery(query), 1, {});
+  BOOST_REQUIRE(bm25.ok() && !bm25->hits.empty());
+  BOOST_TEST(lexical[0].score == bm25->hits[0].score, boost::test_tools::tolerance(kTol));
+  // Its relevance: BM25 over the question's mass.
+  BOOST_TEST(lexical[0].relevance == bm25->hits[0].score / bm25->query_mass,
+             boost::test_tools::tolerance(kTol));
   auto hybrid = lib.Retrieve(query, RetrievalMode::kHybrid);
   BOOST_REQUIRE(!hybrid.empty());
-  // First in both lists: (vector_weight + lexical_weight) / (rrf_k + 1), the most fusion can
-  // give.
+  // Relevance plus the weighted, normalised cosine: at most relevance + vector_weight.
   const RetrieverOptions o;
-  const double best = (o.vector_weight + o.lexical_weight) / (o.rrf_k + 1);
-  BOOST_TEST(hybrid[0].score == best, boost::test_tools::tolerance(kTol));
-  for (const auto& p : hybrid) BOOST_TEST(p.score <= best + kTol);
+  for (const auto& p : hybrid) {
+    BOOST_TEST(p.score >= o.lexical_weight * p.relevance - kTol);
+    BOOST_TEST(p.score <= o.lexical_weight * p.relevance + o.vector_weight + kTol);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(top_k_is_respected) {
-  Library lib;
-  // A query sharing words with every document.
-  const std::string query = "the and with of a is in are";
+  // No relevance floor, and a query sharing a word with every document.
+  RetrieverOptions no_floor;
+  no_floor.min_relevance = 0;
+  no_floor.min_cosine = -1;
+  Library lib(no_floor);
+  const std::string query = "lmdb bread volcano chess whales";
   for (RetrievalMode mode : kModes) {
     for (size_t k : {1u, 2u, 3u, 7u}) {
       BOOST_TEST_CONTEXT(RetrievalModeName(mode) << " k=" << k) {
@@ -438,8 +428,8 @@ BOOST_AUTO_TEST_CASE(sources_json_shape) {
   BOOST_REQUIRE(!doc.HasParseError());
   BOOST_REQUIRE(doc.IsArray());
   BOOST_REQUIRE_EQUAL(doc.Size(), 2u);
-  const std::set<std::string> want_keys = {"document_id", "title",      "chunk_id", "score",
-                                           "text",        "start_char", "end_char"};
+  const std::set<std::string> want_keys = {"document_id", "title", "chunk_id",   "score",
+                                           "relevance",   "text",  "start_char", "end_char"};
   for (const auto& item : doc.GetArray()) {
     BOOST_REQUIRE(item.IsObject());
     std::set<std::string> keys;

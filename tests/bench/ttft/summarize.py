@@ -357,7 +357,7 @@ def main():
         m.append("Where the time goes (`ingest_bench --phases`: the Ingester's steps run one by "
                  "one on one thread, ms per document; with MDB_NOSYNC, not the product, to show "
                  "what the fsyncs cost):\n")
-        m.append("| store | validate + SHA-256 | chunk | embed | tokenize | store transaction | "
+        m.append("| store | validate + SHA-256 | chunk | embed | analyse | store transaction | "
                  "MB/s |")
         m.append("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
         for label, r in (("durable (the product)", pd), ("MDB_NOSYNC", pn)):
@@ -365,7 +365,7 @@ def main():
                 continue
             ph = r["phases_ms_per_doc"]
             m.append(f"| {label} | {ph['validate_hash']:.3f} | {ph['chunk']:.3f} | "
-                     f"{ph['embed']:.3f} | {ph['tokenize']:.3f} | {ph['store_txn']:.3f} | "
+                     f"{ph['embed']:.3f} | {ph['analyze']:.3f} | {ph['store_txn']:.3f} | "
                      f"{r['mb_per_s']:.3f} |")
         m.append("")
         m.append(

@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/rag/analyzer.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/retriever.h"
 #include "lib/rag/text.h"
@@ -86,8 +87,8 @@ int main(int argc, char** argv) {
                                          static_cast<uint32_t>(v->front().size()), candidates, {});
     t["vector_search"].push_back(Us(t0));
     t0 = Clock::now();
-    auto terms = rag::Tokenize(question);
-    t["tokenize"].push_back(Us(t0));
+    auto terms = rag::AnalyzeQuery(question);
+    t["analyze"].push_back(Us(t0));
     t0 = Clock::now();
     auto lh = documents.lexical().Search("default", terms, candidates, {});
     t["lexical_search"].push_back(Us(t0));
