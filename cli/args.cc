@@ -186,7 +186,8 @@ std::string TopHelp() {
   out += "\nGlobal options:\n" + OptionLines(GlobalOptions());
   out += "  --version             print the version and exit\n";
   out +=
-      "\nEnvironment: RAGSTREAM_URL, RAGSTREAM_API_KEY, RAGSTREAM_DATA_DIR (backup).\n"
+      "\nEnvironment: RAGSTREAM_URL (or RAGSTREAM_PORT), RAGSTREAM_API_KEY, RAGSTREAM_DATA_DIR "
+      "(backup).\n"
       "Exit status: 0 ok, 1 a request failed, 2 usage error.\n"
       "Run 'ragstream COMMAND --help' for the options of a command.\n";
   return out;

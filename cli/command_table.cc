@@ -5,7 +5,8 @@ namespace ragstream::cli {
 
 const std::vector<OptionSpec>& GlobalOptions() {
   static const std::vector<OptionSpec> kGlobal = {
-      {"--url", "URL", "server base URL (default: $RAGSTREAM_URL, else http://127.0.0.1:8080)"},
+      {"--url", "URL",
+       "server base URL (default: $RAGSTREAM_URL, else http://127.0.0.1:${RAGSTREAM_PORT:-8080})"},
       {"--api-key", "KEY", "sent as a bearer token (default: $RAGSTREAM_API_KEY); never printed"},
       {"--help", "", "show this help and exit"},
   };

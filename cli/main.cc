@@ -36,7 +36,9 @@ int Main(int argc, char** argv) {
     return kExitOk;
   }
   Context ctx;
-  ctx.url = args.Get("--url").value_or(EnvOr("RAGSTREAM_URL", "http://127.0.0.1:8080"));
+  // The same default as the scripts: RAGSTREAM_URL, else the local port run.sh serves on.
+  ctx.url = args.Get("--url").value_or(
+      EnvOr("RAGSTREAM_URL", "http://127.0.0.1:" + EnvOr("RAGSTREAM_PORT", "8080")));
   ctx.api_key = args.Get("--api-key").value_or(EnvOr("RAGSTREAM_API_KEY", ""));
   if (ctx.url.find("://") == std::string::npos) ctx.url = "http://" + ctx.url;
   ctx.args = std::move(args);

@@ -8,7 +8,8 @@
 # Exit status: 0 if every file was stored (or was already there), 1 otherwise.
 set -uo pipefail
 case "${1:-}" in
-  ""|-h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; [ -n "${1:-}" ]; exit $? ;;
+  ""|-h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"
+    [ -n "${1:-}" ]; exit $? ;;
 esac
 url="${RAGSTREAM_URL:-http://127.0.0.1:${RAGSTREAM_PORT:-8080}}"
 auth_header() {

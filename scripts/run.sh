@@ -9,10 +9,10 @@
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
 case "${1:-}" in
-  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 esac
 "$root/scripts/install_deps.sh"
-"$root/scripts/build.sh" ragstream-worker
+"$root/scripts/build.sh" ragstream-worker ragstream
 
 port="${RAGSTREAM_PORT:-8080}"
 workers="${RAGSTREAM_WORKERS:-2}"
@@ -29,16 +29,20 @@ if [ "$(curl -fsS "http://127.0.0.1:$port/api/documents" | jq '.documents | leng
   RAGSTREAM_URL="http://127.0.0.1:$port" "$root/scripts/ingest.sh" "$root/data/sample" | tail -n 1
 fi
 
+# The commands below reach this port without further setup.
+env_prefix=""
+[ "$port" = "8080" ] || env_prefix="RAGSTREAM_PORT=$port "
 cat <<MSG
 ragstream is serving on http://127.0.0.1:$port  ($workers workers, data in $RAGSTREAM_DATA_DIR,
 logs in $run_dir/logs, chat model: ${RAGSTREAM_CHAT_MODEL:-the offline extractive answerer})
 
 Try:
-  scripts/test_streaming.sh "How do I back up the LMDB store while ragstream is serving?"
-  scripts/test_streaming.sh "מה עומק ים המלח?"
+  ${env_prefix}scripts/test_streaming.sh "How do I back up the LMDB store while ragstream is serving?"
+  ${env_prefix}scripts/test_streaming.sh "מה עומק ים המלח?"
   curl -N http://127.0.0.1:$port/api/chat/message/stream \\
        -H 'Content-Type: application/json' -d '{"message": "How do I keep a sourdough starter?"}'
-  scripts/ingest.sh ~/notes        # add your own .md / .txt files
+  ${env_prefix}build/ragstream ask "What is LMDB?"
+  ${env_prefix}scripts/ingest.sh ~/notes        # add your own .md / .txt files
 
 Ctrl-C stops everything.
 MSG

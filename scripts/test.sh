@@ -4,7 +4,13 @@
 # start a real nginx, real workers and the fake upstream on loopback.
 #
 # Usage: scripts/test.sh [--unit]   (--unit: build and unit tests only)
+#   RAGSTREAM_FUZZ_SECONDS: seconds each fuzzer runs (10)
 set -euo pipefail
+case "${1:-}" in
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
+  ""|--unit) ;;
+  *) echo "scripts/test.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+esac
 root="$(cd "$(dirname "$0")/.." && pwd)"
 cd "$root"
 "$root/scripts/install_deps.sh" --test

@@ -8,7 +8,7 @@
 #   server has API keys (sent as Authorization: Bearer, never printed)
 set -euo pipefail
 case "${1:-}" in
-  -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+  -h|--help) awk 'NR > 1 && /^#/ { sub(/^# ?/, ""); print; next } NR > 1 { exit }' "$0"; exit 0 ;;
 esac
 command -v jq >/dev/null || { echo "test_streaming.sh needs jq (apt-get install jq)" >&2; exit 2; }
 url="${RAGSTREAM_URL:-http://127.0.0.1:${RAGSTREAM_PORT:-8080}}"

@@ -191,11 +191,9 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_EMBEDDER", c.embedder),
       s("RAGSTREAM_EMBED_MODEL", c.embed_model),
       i("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions),
-      s("RAGSTREAM_MIN_RELEVANCE",
-        c.min_relevance ? Reader::Trim(*c.min_relevance) : "(embedder default)"),
-      s("RAGSTREAM_VECTOR_WEIGHT",
-        c.vector_weight ? Reader::Trim(*c.vector_weight) : "(embedder default)"),
-      s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(embedder default)"),
+      s("RAGSTREAM_MIN_RELEVANCE", c.min_relevance ? Reader::Trim(*c.min_relevance) : "(unset)"),
+      s("RAGSTREAM_VECTOR_WEIGHT", c.vector_weight ? Reader::Trim(*c.vector_weight) : "(unset)"),
+      s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(unset)"),
   };
 }
 
@@ -235,9 +233,9 @@ std::string ConfigHelp() {
   RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
   RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
   RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]
-  RAGSTREAM_MIN_RELEVANCE          share of a question a passage must cover to be cited [per embedder]
-  RAGSTREAM_VECTOR_WEIGHT          weight of the vector side in hybrid fusion (lexical: 1) [per embedder]
-  RAGSTREAM_MIN_COSINE             cosine at which a passage is cited on vector evidence [per embedder]
+  RAGSTREAM_MIN_RELEVANCE          share of a question a passage must cover to be cited; unset: the embedder's
+  RAGSTREAM_VECTOR_WEIGHT          weight of the vector side in hybrid fusion (BM25: 1); unset: the embedder's
+  RAGSTREAM_MIN_COSINE             cosine at which vector evidence alone cites a passage; unset: the embedder's
 
 With OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL unset, answers come from the offline
 extractive answerer (quoted sentences of the retrieved passages).

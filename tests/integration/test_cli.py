@@ -180,6 +180,17 @@ def test_bad_usage_exits_2(cli, args):
 # --------------------------------------------------------------------------- ingest
 
 
+def test_the_default_url_follows_ragstream_port(cli, offline_stack):
+    """Without --url or RAGSTREAM_URL the CLI talks to RAGSTREAM_PORT on loopback, as the
+    scripts do (run.sh prints its commands with RAGSTREAM_PORT=... on another port)."""
+    rc, out, err = run(cli, "documents", "list", key=False,
+                       env={"RAGSTREAM_PORT": str(offline_stack.port)})
+    assert rc == 0, (out, err)
+    rc, out, err = run(cli, "documents", "list", key=False,
+                       env={"RAGSTREAM_PORT": str(harness.free_port())})
+    assert rc != 0 and "127.0.0.1" in err, (out, err)
+
+
 def test_ingest_folder_counts_failures_and_lists(cli, offline_stack, corpus):
     assert corpus["rc"] == 1, corpus  # two files failed
     summary = corpus["out"].strip().splitlines()[0]

@@ -291,6 +291,27 @@ def test_install_keeps_the_operators_config(deploy_dir, src, worker_binary):
     assert env_file.read_text() == edited
 
 
+@pytest.mark.parametrize("script", ["run.sh", "ingest.sh", "test_streaming.sh", "test.sh"])
+def test_script_help_is_the_header_comment_and_does_nothing_else(script):
+    """--help prints the script's header comment (no code line after it) and exits 0 at
+    once: test.sh --help must not start the suite, run.sh --help must not install."""
+    path = ROOT / "scripts" / script
+    r = run([path, "--help"], env=clean_env(), timeout=10)
+    assert r.returncode == 0, r
+    assert "Usage" in r.stdout or "Environment" in r.stdout, r.stdout
+    assert "set -" not in r.stdout and "#!" not in r.stdout, r.stdout
+    header = []
+    for line in path.read_text().splitlines()[1:]:
+        if not line.startswith("#"):
+            break
+        header.append(line[2:] if line.startswith("# ") else line[1:])
+    assert r.stdout.splitlines() == header, r.stdout
+    assert r.stderr == "", r.stderr
+    if script == "test.sh":
+        bad = run([path, "--bogus"], env=clean_env(), timeout=10)
+        assert bad.returncode == 2 and "unknown argument" in bad.stderr, bad
+
+
 def test_install_options_and_errors(deploy_dir, src, worker_binary):
     tmp = deploy_dir / "tmp"
     r = run([src / "scripts/install.sh", "--help"], env=clean_env())

@@ -590,6 +590,67 @@ BOOST_AUTO_TEST_CASE(document_record_json_round_trip) {
   BOOST_TEST(!DecodeDocument("[1]", back));
 }
 
+// A new analyzer re-indexes every chunk from its stored text, in small resumable batches,
+// and leaves the postings exactly as if the documents had been added with it.
+BOOST_AUTO_TEST_CASE(reindex_lexical_replaces_every_chunk_terms) {
+  DocEnv e;
+  MustAdd(*e.store, MakeDoc("doc_a", "Alpha", {"red fox", "blue fox jumps"}, 0, 1));
+  MustAdd(*e.store, MakeDoc("doc_b", "Beta", {"green frog"}, 2, 2));
+  BOOST_TEST(LexicalDocs(*e.store, {"fox"}).size() == 2u);
+  // The new "analyzer" upper-cases the words and adds the title as a term.
+  int calls = 0;
+  auto upper = [&calls](std::string_view text, std::string_view title,
+                        std::vector<std::string>& terms, uint32_t& length) {
+    ++calls;
+    std::string word;
+    for (char ch : std::string(text) + " ") {
+      if (ch == ' ') {
+        if (!word.empty()) terms.push_back(word);
+        word.clear();
+      } else {
+        word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
+      }
+    }
+    length = static_cast<uint32_t>(terms.size());
+    terms.push_back("^" + std::string(title));
+  };
+  auto done = e.store->ReindexLexical("upper-v1", upper, /*batch_chunks=*/1);
+  BOOST_REQUIRE_MESSAGE(done.ok(), done.status().ToString());
+  BOOST_TEST(*done == 3u);
+  BOOST_TEST(calls == 3);
+  BOOST_TEST(LexicalDocs(*e.store, {"fox"}).empty());
+  BOOST_TEST(LexicalDocs(*e.store, {"FOX"}) == (std::vector<std::string>{"doc_a:0", "doc_a:1"}));
+  BOOST_TEST(LexicalDocs(*e.store, {"^Beta"}) == std::vector<std::string>{"doc_b:0"});
+  auto chunk = e.store->GetChunk("acme", "doc_a", 1);
+  BOOST_REQUIRE(chunk.ok());
+  BOOST_TEST(chunk->terms == (std::vector<std::string>{"BLUE", "FOX", "JUMPS", "^Alpha"}));
+  BOOST_TEST(chunk->length == 3u);
+  // Current now: nothing more to do, and the analyzer is not called.
+  auto again = e.store->ReindexLexical("upper-v1", upper);
+  BOOST_REQUIRE(again.ok());
+  BOOST_TEST(*again == 0u);
+  BOOST_TEST(calls == 3);
+  // Deleting uses the stored (new) terms and leaves no posting behind.
+  BOOST_REQUIRE(e.store->Delete("acme", "doc_a").ok());
+  BOOST_REQUIRE(e.store->Delete("acme", "doc_b").ok());
+  BOOST_TEST(e.Entries("lex_postings") == 0u);
+  BOOST_TEST(e.Entries("lex_df") == 0u);
+}
+
+// An empty store just records the analyzer.
+BOOST_AUTO_TEST_CASE(reindex_lexical_of_an_empty_store_records_the_version) {
+  DocEnv e;
+  auto none = e.store->ReindexLexical(
+      "v9", [](std::string_view, std::string_view, std::vector<std::string>&, uint32_t&) {});
+  BOOST_REQUIRE(none.ok());
+  BOOST_TEST(*none == 0u);
+  auto txn = Txn::BeginRead(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  auto v = txn->Get(e.env->Dbi("index_meta"), "analyzer");
+  BOOST_REQUIRE(v.ok() && v->has_value());
+  BOOST_TEST(std::string(**v) == "v9");
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace

@@ -475,6 +475,57 @@ BOOST_AUTO_TEST_CASE(sources_json_of_real_passages_parses) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(below_the_relevance_floor_nothing_is_cited) {
+  Library lib;
+  for (RetrievalMode mode : {RetrievalMode::kHybrid, RetrievalMode::kLexical}) {
+    BOOST_TEST_CONTEXT(RetrievalModeName(mode)) {
+      // Nothing in the library is about this; nor is a question of stop words alone.
+      BOOST_TEST(
+          lib.Retrieve("What is the airspeed velocity of an unladen swallow?", mode).empty());
+      BOOST_TEST(lib.Retrieve("what is it and how", mode).empty());
+      BOOST_TEST(lib.Retrieve("מה זה?", mode).empty());
+      // A question the library answers still is.
+      auto found = lib.Retrieve("Which whales eat krill?", mode);
+      BOOST_REQUIRE(!found.empty());
+      BOOST_TEST(found[0].document_id == lib.ids.at("whales"));
+      for (const auto& p : found) BOOST_TEST(p.relevance >= RetrieverOptions().min_relevance);
+    }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(an_exact_form_and_a_title_win_ties_over_other_forms) {
+  Library lib;
+  lib.Add("renew", "Tenants renewing leases must give written notice before the term ends.");
+  lib.Add("renewal", "A tenant renews the lease by giving written notice before the term ends.");
+  // Same stems in both; the exact forms "renewing" and "leases" are only in the first.
+  auto exact = lib.Retrieve("renewing leases notice", RetrievalMode::kLexical);
+  BOOST_REQUIRE(exact.size() >= 2u);
+  BOOST_TEST(exact[0].document_id == lib.ids.at("renew"));
+  auto other = lib.Retrieve("renews lease notice", RetrievalMode::kLexical);
+  BOOST_REQUIRE(!other.empty());
+  BOOST_TEST(other[0].document_id == lib.ids.at("renewal"));
+  // Library titles are "<key> title": the title word decides between equal bodies.
+  lib.Add("harbour", "Opening hours are nine to five on weekdays.");
+  lib.Add("museum", "Opening hours are nine to five on weekdays!");
+  for (const char* place : {"harbour", "museum"}) {
+    auto titled = lib.Retrieve(std::string(place) + " opening hours", RetrievalMode::kLexical);
+    BOOST_REQUIRE(!titled.empty());
+    BOOST_TEST(titled[0].document_id == lib.ids.at(place));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(the_same_store_gives_the_same_order) {
+  Library lib;
+  lib.Add("twin1", "Identical twin passage about granite quarries.");
+  lib.Add("twin2", "Identical twin passage about granite quarries!");
+  for (RetrievalMode mode : kModes) {
+    auto a = lib.Retrieve("granite quarries", mode);
+    auto b = lib.Retrieve("granite quarries", mode);
+    BOOST_REQUIRE_EQUAL(a.size(), b.size());
+    for (size_t i = 0; i < a.size(); ++i) BOOST_TEST(a[i].chunk_id == b[i].chunk_id);
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
