@@ -102,14 +102,15 @@ float Cosine(const std::vector<float>& a, const std::vector<float>& b) {
 
 }  // namespace
 
-std::vector<std::string> SplitSentences(std::string_view text) {
+std::vector<HeadedSentence> SplitSentencesWithHeadings(std::string_view text) {
   // Documents are often hard-wrapped, so sentences are found in blocks: a paragraph's lines
-  // joined with spaces, or one list item or table row. Headings are dropped.
-  std::vector<std::string> blocks;
-  std::string paragraph;
+  // joined with spaces, or one list item or table row. Headings are not sentences; each
+  // block remembers the last one.
+  std::vector<HeadedSentence> blocks;
+  std::string paragraph, heading;
   auto flush = [&] {
     std::string block = Trim(paragraph);
-    if (!block.empty()) blocks.push_back(std::move(block));
+    if (!block.empty()) blocks.push_back({heading, std::move(block)});
     paragraph.clear();
   };
   for (size_t pos = 0; pos <= text.size();) {
@@ -121,10 +122,11 @@ std::vector<std::string> SplitSentences(std::string_view text) {
                      (line.size() > 2 && std::isdigit(static_cast<unsigned char>(line[0])) &&
                       line.find(". ") != std::string::npos && line.find(". ") < 4);
     if (line.empty() || line[0] == '#' || line[0] == '|' || list_item) flush();
+    if (!line.empty() && line[0] == '#') heading = Trim(line.substr(line.find_first_not_of('#')));
     if (line.empty() || line[0] == '#') continue;
     if (list_item) line = Trim(std::string_view(line).substr(line.find(' ') + 1));
     if (line[0] == '|') {
-      blocks.push_back(line);
+      blocks.push_back({heading, line});
       continue;
     }
     if (!paragraph.empty()) paragraph.push_back(' ');
@@ -133,15 +135,15 @@ std::vector<std::string> SplitSentences(std::string_view text) {
   }
   flush();
 
-  std::vector<std::string> out;
-  for (const std::string& block : blocks) {
-    std::string_view b(block);
+  std::vector<HeadedSentence> out;
+  for (const HeadedSentence& block : blocks) {
+    std::string_view b(block.text);
     size_t start = 0;
     for (size_t i = 0; i < b.size();) {
       size_t len = 0;
       if (IsSentenceEnd(b, i, len)) {
         std::string s = Trim(b.substr(start, i + len - start));
-        if (!s.empty()) out.push_back(std::move(s));
+        if (!s.empty()) out.push_back({block.heading, std::move(s)});
         i += len;
         start = i;
       } else {
@@ -149,12 +151,20 @@ std::vector<std::string> SplitSentences(std::string_view text) {
       }
     }
     std::string tail = Trim(b.substr(start));
-    if (!tail.empty()) out.push_back(std::move(tail));
+    if (!tail.empty()) out.push_back({block.heading, std::move(tail)});
   }
   // Markdown emphasis markers are formatting, not words of the quote.
-  for (std::string& sentence : out) {
-    for (size_t at; (at = sentence.find("**")) != std::string::npos;) sentence.erase(at, 2);
+  for (HeadedSentence& sentence : out) {
+    for (size_t at; (at = sentence.text.find("**")) != std::string::npos;) {
+      sentence.text.erase(at, 2);
+    }
   }
+  return out;
+}
+
+std::vector<std::string> SplitSentences(std::string_view text) {
+  std::vector<std::string> out;
+  for (HeadedSentence& s : SplitSentencesWithHeadings(text)) out.push_back(std::move(s.text));
   return out;
 }
 
@@ -165,17 +175,25 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
   struct Candidate {
     size_t passage;
     std::string text;
-    std::set<std::string> stems;
+    std::set<std::string> stems, heading_stems;
     std::string content;
   };
   std::vector<Candidate> candidates;
+  std::map<std::string, std::set<std::string>> heading_cache;
   for (size_t p = 0; p < request.passages.size(); ++p) {
-    for (std::string& sentence : SplitSentences(request.passages[p].text)) {
+    for (HeadedSentence& sentence : SplitSentencesWithHeadings(request.passages[p].text)) {
       // Fragments (a few words cut off at a chunk edge, a table cell) make poor quotes.
-      if (Utf8Length(sentence) < options_.min_sentence_chars) continue;
-      const auto words = rag::AnalyzeWords(sentence);
-      Candidate c{p + 1, std::move(sentence), {}, ContentWords(words)};
+      if (Utf8Length(sentence.text) < options_.min_sentence_chars) continue;
+      const auto words = rag::AnalyzeWords(sentence.text);
+      Candidate c{p + 1, std::move(sentence.text), {}, {}, ContentWords(words)};
       for (const auto& w : words) c.stems.insert(w.stems.begin(), w.stems.end());
+      auto [heading, fresh] = heading_cache.try_emplace(sentence.heading);
+      if (fresh) {
+        for (const auto& w : rag::AnalyzeWords(sentence.heading)) {
+          if (!w.stopword) heading->second.insert(w.stems.begin(), w.stems.end());
+        }
+      }
+      c.heading_stems = heading->second;
       candidates.push_back(std::move(c));
     }
   }
@@ -183,24 +201,58 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
 
   // Score: the IDF (over these sentences) of the question's key words each sentence holds,
   // matched by stem (so "leases" finds "lease", and בדירה finds דירה), so a rare word like
-  // "starter" outweighs a common one; a bonus for a number when the question asks how many,
-  // how long or when; the hash cosine of the content words as a tie-breaker; and a mild
-  // preference for higher-ranked passages.
+  // "starter" outweighs a common one -- a little less when only the sentence's heading
+  // holds it; a bonus for a number when the question asks how many, how long or when; the hash
+  // cosine of the content words as a tie-breaker; and a mild preference for higher-ranked
+  // passages. Two question words written as one ("back up": backup) count when some
+  // sentence or heading has them.
   const auto question_words = rag::AnalyzeWords(request.question);
-  std::vector<const rag::AnalyzedWord*> key;
-  for (const auto& w : question_words) {
-    if (!w.stopword) key.push_back(&w);
-  }
-  auto holds = [](const Candidate& c, const rag::AnalyzedWord* w) {
-    return std::any_of(w->stems.begin(), w->stems.end(),
-                       [&c](const std::string& s) { return c.stems.count(s) > 0; });
+  // A key word: any of its stems, in the sentence (1) or only in its heading (0.8: a section
+  // called "Backups" is about backups, though a sentence saying it counts more); a pair
+  // read as one word ("back up": backup) also matches a sentence holding both its words.
+  constexpr double kHeadingWeight = 1.0;
+  struct KeyWord {
+    std::vector<std::string> stems;
+    std::vector<std::string> first_stems, second_stems;  // a pair's own words, if a pair
   };
+  auto holds = [](const Candidate& c, const KeyWord& w) {
+    double best = 0;
+    for (const std::string& s : w.stems) {
+      if (c.stems.count(s)) return 1.0;
+      if (c.heading_stems.count(s)) best = kHeadingWeight;
+    }
+    auto any_in = [&c](const std::vector<std::string>& stems) {
+      return std::any_of(stems.begin(), stems.end(),
+                         [&c](const std::string& s) { return c.stems.count(s) > 0; });
+    };
+    if (!w.first_stems.empty() && any_in(w.first_stems) && any_in(w.second_stems)) return 1.0;
+    return best;
+  };
+  // Pairs that some sentence or heading writes as one word replace their two words.
+  std::vector<bool> in_pair(question_words.size(), false);
+  std::vector<KeyWord> key;
+  for (const rag::JoinedPair& pair : rag::JoinedPairs(request.question)) {
+    if (pair.first + 1 >= question_words.size()) continue;
+    KeyWord k{pair.stems, question_words[pair.first].stems, question_words[pair.first + 1].stems};
+    const bool written = std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) {
+      return std::any_of(k.stems.begin(), k.stems.end(), [&c](const std::string& s) {
+        return c.stems.count(s) > 0 || c.heading_stems.count(s) > 0;
+      });
+    });
+    if (!written) continue;
+    in_pair[pair.first] = in_pair[pair.first + 1] = true;
+    key.push_back(std::move(k));
+  }
+  for (size_t i = 0; i < question_words.size(); ++i) {
+    if (!question_words[i].stopword && !in_pair[i])
+      key.push_back({question_words[i].stems, {}, {}});
+  }
   const double n = static_cast<double>(candidates.size());
   std::vector<double> idf(key.size());
   double max_lexical = 0;
   for (size_t k = 0; k < key.size(); ++k) {
     double df = 0;
-    for (const auto& c : candidates) df += holds(c, key[k]) ? 1 : 0;
+    for (const auto& c : candidates) df += holds(c, key[k]) > 0 ? 1 : 0;
     idf[k] = std::log(1.0 + (n - df + 0.5) / (df + 0.5));
     max_lexical += idf[k];
   }
@@ -212,9 +264,7 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
   std::vector<ExtractedSentence> scored;
   for (auto& c : candidates) {
     double lexical = 0;
-    for (size_t k = 0; k < key.size(); ++k) {
-      if (holds(c, key[k])) lexical += idf[k];
-    }
+    for (size_t k = 0; k < key.size(); ++k) lexical += holds(c, key[k]) * idf[k];
     embedder_.EmbedOne(c.content, v.data());
     const double cosine = Cosine(question, v);
     // Relevant means holding one of the question's key words, or -- for a question whose

@@ -51,4 +51,12 @@ class ExtractiveAnswerer : public ChatModel {
 // Markdown headings and empty pieces are dropped; list markers are removed.
 std::vector<std::string> SplitSentences(std::string_view text);
 
+// The same sentences, each with the text of the Markdown heading it sits under ("" before
+// any heading): a sentence under "## Backups" is about backups even if it does not say so.
+struct HeadedSentence {
+  std::string heading;
+  std::string text;
+};
+std::vector<HeadedSentence> SplitSentencesWithHeadings(std::string_view text);
+
 }  // namespace ragstream::llm

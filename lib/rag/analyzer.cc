@@ -229,19 +229,43 @@ ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title) {
   return out;
 }
 
+std::vector<JoinedPair> JoinedPairs(std::string_view question) {
+  const std::string lang = DetectedOrEnglish(question);
+  const std::vector<AnalyzedWord> words = AnalyzeWords(question, lang);
+  std::vector<JoinedPair> out;
+  for (size_t i = 0; i + 1 < words.size(); ++i) {
+    const AnalyzedWord &a = words[i], &b = words[i + 1];
+    if (a.stopword && b.stopword) continue;
+    // Only in alphabets that write compounds as one word (Latin, Cyrillic).
+    const Script script = ScriptOf(a.surface);
+    if (ScriptOf(b.surface) != script ||
+        (script != Script::kLatin && script != Script::kCyrillic)) {
+      continue;
+    }
+    AnalyzedWord joined = AnalyzeWord(a.surface + b.surface, lang);
+    if (joined.stopword) continue;
+    out.push_back({std::move(joined.stems), i});
+  }
+  return out;
+}
+
 std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
                                               const QueryAnalysisOptions& options) {
   std::vector<store::WeightedTerm> terms;
-  auto add = [&terms](std::string term, double weight) {
+  auto add = [&terms](std::string term, double weight, bool optional = false) {
     if (weight <= 0) return;
     for (auto& t : terms) {
       if (t.term == term) {
         t.weight += weight;
+        t.optional = t.optional && optional;
         return;
       }
     }
-    terms.push_back({std::move(term), weight});
+    terms.push_back({std::move(term), weight, optional});
   };
+  for (const JoinedPair& pair : JoinedPairs(question)) {
+    for (const std::string& s : pair.stems) add(s, options.joined_weight, /*optional=*/true);
+  }
   for (const AnalyzedWord& w : AnalyzeWords(question)) {
     if (w.stopword) continue;
     const double share = 1.0 / static_cast<double>(w.stems.size());

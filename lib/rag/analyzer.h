@@ -38,6 +38,7 @@ inline constexpr const char* kAnalyzerVersion = "snowball+hunspell-v1";
 struct QueryAnalysisOptions {
   double surface_weight = 0.3;  // "=surface": exact form, on top of its stem
   double title_weight = 0.5;    // "^stem": the word is in a document's title
+  double joined_weight = 0.5;   // two adjacent words written as one ("back up": backup)
 };
 
 // One word of a text after analysis.
@@ -61,10 +62,21 @@ std::vector<AnalyzedWord> AnalyzeWords(std::string_view text, std::string_view l
 ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title);
 
 // Weighted query terms of a question: each non-stop word's stems (1/n each), its surface
-// form if different, and the title form of each stem. A question of stop words only gives
-// no terms. Thread-safe.
+// form if different, and the title form of each stem; and, as optional terms, each pair of
+// adjacent words written as one (JoinedPairs). A question of stop words only gives no
+// terms. Thread-safe.
 std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
                                               const QueryAnalysisOptions& options = {});
+
+// The stems of adjacent word pairs of `question` written as one word (Latin and Cyrillic
+// words), where at least one of the two is not a stop word: "back up" -> backup, "set up" -> setup,
+// "data base" -> databas. Documents often write as one word what a question writes as two.
+// Thread-safe.
+struct JoinedPair {
+  std::vector<std::string> stems;  // of the two words written as one
+  size_t first = 0;                // the pair is words [first] and [first + 1] of AnalyzeWords
+};
+std::vector<JoinedPair> JoinedPairs(std::string_view question);
 
 // Loads the Hebrew dictionary now rather than at the first Hebrew word (about 0.2 s), and
 // says what the analyzer has: "snowball (29 languages), hunspell he_IL" or why not.

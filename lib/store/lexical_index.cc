@@ -147,19 +147,24 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
     double idf = 0;      // times the term's weight
     double bound = 0;
   };
-  std::map<std::string_view, double> weights;  // duplicates summed; sorted, so deterministic
+  // Duplicates summed (a term is optional only if every mention of it is); sorted, so
+  // deterministic.
+  std::map<std::string_view, std::pair<double, bool>> weights;
   for (const auto& t : query_terms) {
     if (!t.term.empty() && t.term.size() <= kMaxTermBytes && t.weight > 0) {
-      weights[t.term] += t.weight;
+      auto [it, inserted] = weights.try_emplace(t.term, 0.0, true);
+      it->second.first += t.weight;
+      it->second.second = it->second.second && t.optional;
     }
   }
   std::vector<QueryTerm> terms;
   bool prunable = true;
-  for (const auto& [term, weight] : weights) {
+  for (const auto& [term, weight_optional] : weights) {
+    const auto [weight, optional] = weight_optional;
     auto df = txn->Get(df_, TenantKey(tenant, term));
     if (!df.ok()) return df.status();
     if (!df->has_value()) {
-      result.query_mass += weight * Bm25Idf(n, 0);
+      if (!optional) result.query_mass += weight * Bm25Idf(n, 0);
       continue;
     }
     QueryTerm t;

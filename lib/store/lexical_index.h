@@ -30,6 +30,10 @@ struct LexicalHit {
 struct WeightedTerm {
   std::string term;
   double weight = 1;
+  // A guess at another spelling (two words written as one): it adds to the query's mass
+  // only when the tenant has it, so a wrong guess does not make the question look less
+  // covered.
+  bool optional = false;
 };
 
 // Each of `terms` with weight 1 (a term given twice weighs 2).

@@ -151,6 +151,36 @@ BOOST_AUTO_TEST_CASE(a_16000_character_question_is_analysed_whole_and_bounded) {
   BOOST_TEST(std::chrono::duration<double>(took).count() < 10.0);
 }
 
+BOOST_AUTO_TEST_CASE(two_words_are_also_read_as_one) {
+  auto stems_of = [](std::string_view q) {
+    std::vector<std::string> out;
+    for (const auto& p : JoinedPairs(q)) out.insert(out.end(), p.stems.begin(), p.stems.end());
+    return out;
+  };
+  auto has = [](const std::vector<std::string>& v, const std::string& s) {
+    return std::find(v.begin(), v.end(), s) != v.end();
+  };
+  const auto backup = stems_of("How do I back up the LMDB store?");
+  BOOST_TEST(has(backup, "backup"));
+  BOOST_TEST(!has(backup, "theLMDB"));
+  BOOST_TEST(has(stems_of("set up nginx"), "setup"));
+  BOOST_TEST(stems_of("מה עומק ים המלח").empty());  // Hebrew does not write compounds so
+  BOOST_TEST(stems_of("the of").empty());           // two stop words: no pair
+  // In a question they are optional terms at joined_weight.
+  const auto q = AnalyzeQuery("back up");
+  bool found = false;
+  for (const auto& t : q) {
+    if (t.term == "backup") {
+      found = true;
+      BOOST_TEST(t.optional);
+      BOOST_TEST(t.weight == QueryAnalysisOptions().joined_weight);
+    } else {
+      BOOST_TEST(!t.optional, t.term);
+    }
+  }
+  BOOST_TEST(found);
+}
+
 BOOST_AUTO_TEST_CASE(warm_up_names_what_is_loaded) {
   const std::string s = WarmUpAnalyzer();
   BOOST_TEST(s.find("snowball") != std::string::npos);

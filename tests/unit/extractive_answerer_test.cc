@@ -226,6 +226,42 @@ BOOST_AUTO_TEST_CASE(select_skips_fragments_and_duplicates) {
   BOOST_TEST(twice[0].passage == 1u);
 }
 
+// A sentence under a heading that names the question's subject is about it: "## Backups"
+// makes "The copy tool ..." an answer to "How do I back up ...?" ("back up" read as backup).
+BOOST_AUTO_TEST_CASE(a_heading_and_a_word_pair_count_for_the_sentences_under_it) {
+  const std::string passage =
+      "## Cats\n\nCats sleep for most of the day and purr when content.\n\n"
+      "## Backups\n\nThe mdb_copy tool writes a consistent copy of the whole store.\n";
+  auto picked =
+      ExtractiveAnswerer(Fast()).Select(Request("How do I back up the files?", {passage}));
+  BOOST_REQUIRE_EQUAL(picked.size(), 1u);
+  BOOST_TEST(picked[0].text == "The mdb_copy tool writes a consistent copy of the whole store.");
+  auto split = SplitSentencesWithHeadings(passage);
+  BOOST_REQUIRE_EQUAL(split.size(), 2u);
+  BOOST_TEST(split[0].heading == "Cats");
+  BOOST_TEST(split[1].heading == "Backups");
+}
+
+// How-many questions prefer the sentence with the number; key words match by stem.
+BOOST_AUTO_TEST_CASE(a_question_for_a_number_gets_the_sentence_with_it) {
+  const std::string passage =
+      "The Dead Sea is a salt lake between Israel and Jordan. The water of the Dead Sea is "
+      "very dense, so bathers in the Dead Sea float. The depth of the lake is about 300 "
+      "metres. The Dead Sea shrinks every year.";
+  ExtractiveOptions o = Fast();
+  o.max_sentences = 1;
+  auto picked =
+      ExtractiveAnswerer(o).Select(Request("What is the depth of the Dead Sea?", {passage}));
+  BOOST_REQUIRE_EQUAL(picked.size(), 1u);
+  BOOST_TEST(picked[0].text == "The depth of the lake is about 300 metres.");
+  const std::string he =
+      "ים המלח הוא אגם מלוח בין ישראל לירדן. המים בים המלח צפופים מאוד. העומק המרבי של "
+      "האגם הוא כ־300 מטרים. ים המלח נסוג בכל שנה.";
+  auto hebrew = ExtractiveAnswerer(o).Select(Request("מה עומק ים המלח?", {he}, "he"));
+  BOOST_REQUIRE_EQUAL(hebrew.size(), 1u);
+  BOOST_TEST(hebrew[0].text == "העומק המרבי של האגם הוא כ־300 מטרים.");
+}
+
 BOOST_AUTO_TEST_CASE(compose_without_passages_says_there_are_no_documents) {
   ExtractiveAnswerer a(Fast());
   ChatRequest empty = Request(kQuestion, {});

@@ -204,6 +204,16 @@ BOOST_AUTO_TEST_CASE(weights_scale_each_term_and_the_query_mass) {
   BOOST_TEST(unknown->query_mass == Bm25Idf(3, 1) + 0.5 * Bm25Idf(3, 0),
              boost::test_tools::tolerance(kTol));
   BOOST_TEST(unknown->hits[0].score == one->hits[0].score, boost::test_tools::tolerance(kTol));
+  // An optional term the tenant does not have adds nothing to the mass; one it has counts.
+  WeightedTerm guess{"zebra", 1.0, true};
+  auto optional = e.index->Search("acme", {{"log", 1.0}, guess}, 10, {});
+  BOOST_REQUIRE(optional.ok());
+  BOOST_TEST(optional->query_mass == Bm25Idf(3, 1), boost::test_tools::tolerance(kTol));
+  WeightedTerm known{"cat", 1.0, true};
+  auto counted = e.index->Search("acme", {{"log", 1.0}, known}, 10, {});
+  BOOST_REQUIRE(counted.ok());
+  BOOST_TEST(counted->query_mass == Bm25Idf(3, 1) + Bm25Idf(3, 2),
+             boost::test_tools::tolerance(kTol));
   // Zero or negative weights are ignored.
   auto none = e.index->Search("acme", {{"log", 0.0}, {"cat", -1.0}}, 10, {});
   BOOST_REQUIRE(none.ok());
