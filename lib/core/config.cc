@@ -229,7 +229,7 @@ std::string ConfigHelp() {
   RAGSTREAM_CHUNK_CHARS            target chunk size in characters [700]
   RAGSTREAM_CHUNK_OVERLAP_CHARS    overlap between consecutive chunks [100]
   RAGSTREAM_VECTOR_SHARDS          vector shard databases; fixed when the index is made [4]
-  RAGSTREAM_VECTOR_FORMAT          float | int8 (int8 scan + exact rescoring, ~3x faster); fixed too [float]
+  RAGSTREAM_VECTOR_FORMAT          float | int8 (int8 scan + exact rescoring, ~2x faster); fixed too [float]
   RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
   RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
   RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]

@@ -13,6 +13,8 @@ What must hold:
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 
 import pytest
 
@@ -37,6 +39,15 @@ def heldout(offline_stack):
                                    ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
     print("\nheld-out retrieval (data/evalset):\n" + ev.markdown(table))
     return table
+
+
+def test_the_set_is_well_formed():
+    """data/evalset/check.py: every label names a document, every evidence passage is in it,
+    both splits hold every language."""
+    p = subprocess.run([sys.executable, str(ROOT / "data" / "evalset" / "check.py")],
+                       capture_output=True, text=True, timeout=60)
+    assert p.returncode == 0, p.stdout + p.stderr
+    assert "64 documents, 300 questions" in p.stdout, p.stdout
 
 
 def _baseline() -> dict:
