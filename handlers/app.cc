@@ -22,6 +22,8 @@ int HttpStatusFor(const Status& status) {
       return 413;
     case ErrorKind::kUnsupportedMediaType:
       return 415;
+    case ErrorKind::kConflict:
+      return 409;
     case ErrorKind::kUnprocessable:
       return 422;
     case ErrorKind::kRateLimited:

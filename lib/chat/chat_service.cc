@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <future>
 
 #include "lib/chat/partial_writer.h"
 #include "lib/core/ids.h"
@@ -140,6 +141,27 @@ class AnswerStream {
   int64_t tokens_ = 0;
 };
 
+// Retrieval may wait seconds on a remote embeddings call, and the answer is already
+// `streaming` in the store: it keeps beating (saving its heartbeat every half persist
+// interval) while it waits, so that no worker takes it for an orphan.
+Result<std::vector<rag::Passage>> RetrieveWithHeartbeat(const rag::Retriever& retriever,
+                                                        const rag::RetrievalRequest& retrieval,
+                                                        store::Message& message,
+                                                        store::ConversationStore& store,
+                                                        const ChatServiceOptions& options) {
+  auto running = std::async(std::launch::async, [&] { return retriever.Retrieve(retrieval); });
+  const auto beat = std::chrono::milliseconds(std::max(50, options.persist_interval_ms / 2));
+  while (running.wait_for(beat) != std::future_status::ready) {
+    message.updated_at = NowMillis();
+    if (options.partial_writer) {
+      options.partial_writer->Submit(message);
+    } else if (Status s = store.SavePartial(message); !s.ok()) {
+      LogWarn("chat", "could not save the heartbeat during retrieval", {{"error", s.ToString()}});
+    }
+  }
+  return running.get();
+}
+
 }  // namespace
 
 SendResult ChatService::Send(const SendRequest& request, StreamObserver& observer) {
@@ -232,7 +254,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     rag::RetrievalRequest retrieval{request.tenant, request.message,
                                     request.top_k.value_or(options_.default_top_k), request.mode,
                                     request.document_ids};
-    auto passages = retriever_->Retrieve(retrieval);
+    auto passages = RetrieveWithHeartbeat(*retriever_, retrieval, message, store_, options_);
     mark = lap(phases.retrieval_us, mark);
     result.retrieval_seconds = static_cast<double>(phases.retrieval_us) / 1e6;
     if (passages.ok()) {
@@ -296,7 +318,23 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   result.upstream_http_status = outcome.http_status;
   result.status = outcome.status;
   if (options_.partial_writer) options_.partial_writer->Forget(message.id);
-  if (Status s = store_.FinishMessage(message); !s.ok()) {
+  if (Status s = store_.FinishMessage(message); s.kind() == ErrorKind::kConflict) {
+    // Another party recorded a final state first (say, an orphan sweep that misjudged this
+    // answer); the stored one is the truth every client sees, so report that.
+    LogError(
+        "chat", "the answer already had a final state; keeping it",
+        {{"request_id", request.request_id}, {"message_id", message.id}, {"error", s.ToString()}});
+    auto stored = store_.GetMessage(request.tenant, message.id);
+    if (stored.ok()) message = std::move(*stored);
+    if (result.status.ok()) {
+      result.status =
+          message.status == store::kStatusComplete
+              ? Status::Ok()
+              : Status(ErrorKind::kUnavailable,
+                       message.error_code.empty() ? "already_final" : message.error_code,
+                       message.error_message.empty() ? s.message() : message.error_message);
+    }
+  } else if (!s.ok()) {
     LogError(
         "chat", "could not save the final answer",
         {{"request_id", request.request_id}, {"message_id", message.id}, {"error", s.ToString()}});

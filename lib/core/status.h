@@ -18,6 +18,7 @@ enum class ErrorKind {
   kMethodNotAllowed,      // 405
   kTooLarge,              // 413
   kUnsupportedMediaType,  // 415
+  kConflict,              // 409
   kUnprocessable,         // 422
   kRateLimited,           // 429
   kInternal,              // 500

@@ -391,6 +391,17 @@ Status ConversationStore::FinishMessage(const Message& message) {
     // The conversation was deleted while the answer streamed: nothing to save it into.
     return c.status();
   }
+  // A terminal state is final, whoever tries to change it (a late stream after an orphan
+  // sweep, a second finish): the first one recorded stays.
+  auto current = txn->Get(messages_, MessageKey(message));
+  if (!current.ok()) return current.status();
+  Message stored;
+  if (current->has_value() && DecodeMessage(**current, stored) &&
+      stored.status != kStatusStreaming) {
+    return Status(ErrorKind::kConflict, "already_final",
+                  "message " + message.id + " already ended as " + stored.status +
+                      "; a final state is never overwritten");
+  }
   if (Status s = PutMessage(*txn, message); !s.ok()) return s;
   if (message.status != kStatusStreaming) {
     const std::string id_key = TenantKey(message.tenant, message.id);

@@ -125,7 +125,9 @@ class ConversationStore {
   // no longer exists is skipped, so a late batch never overwrites a final state.
   Status SavePartials(const std::vector<Message>& messages);
   // Saves the final state of a message (status, content, usage, ...) and touches the
-  // conversation's updated_at. Durable when it returns Ok.
+  // conversation's updated_at. Durable when it returns Ok. A message already in a final
+  // state (complete, error, cancelled, interrupted) is never overwritten: Conflict
+  // ("already_final") and nothing is written.
   Status FinishMessage(const Message& message);
 
   // Asks whichever worker streams `message_id` to stop it (a flag it polls). Returns the

@@ -949,6 +949,17 @@ class FakeOpenAI:
             return await self.send_json(conn, req, 400, error_body(
                 "'input' must be a non-empty string or list, 'dimensions' an integer in [1, 8192].",
                 "invalid_request_error", None))
+        # An inline [[fake: headers_delay_ms=N]] in any input delays the answer: a slow
+        # embeddings endpoint (the vectors are of the text as sent, directive included).
+        delay = 0.0
+        for item in inputs:
+            if isinstance(item, str) and _DIRECTIVE_START in item:
+                try:
+                    found, _ = extract_directives(item)
+                except ScenarioError:
+                    found = {}
+                delay = max(delay, float(found.get("headers_delay_ms", 0) or 0))
+        await sleep_ms(delay)
         as_base64 = body.get("encoding_format") == "base64"
         data = []
         n_tokens = 0

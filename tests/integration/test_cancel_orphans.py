@@ -89,3 +89,35 @@ def test_answers_of_a_killed_worker_end_interrupted(stack_factory, fake_upstream
     streamed = "".join(e.json["token"] for e in out["result"].token_events
                        if e.json.get("token"))
     assert msg["content"] and streamed.startswith(msg["content"])
+
+
+def test_a_slow_embeddings_call_is_not_taken_for_a_dead_worker(stack_factory, fake_upstream):
+    """The answer is `streaming` in the store from before retrieval; a query embedding that
+    takes longer than the orphan timeout must not get it marked `interrupted` (its
+    heartbeat runs during retrieval), and its final state is the one it streams."""
+    stack = stack_factory(workers=2, env={"RAGSTREAM_ORPHAN_TIMEOUT_S": "2",
+                                          "RAGSTREAM_EMBEDDER": "openai",
+                                          "RAGSTREAM_EMBED_DIMENSIONS": "64"})
+    r = stack.post_json("/api/documents", {"title": "Kettles",
+                                           "text": "A kettle boils water in about three minutes."})
+    assert r.status == 201, r
+    marker = harness.uniq("slowembed")
+    got_first, out = threading.Event(), {}
+    # The directive slows the embeddings call (and the chat call) by 4.5 s each.
+    t = _start_stream(stack, {"message": f"How long does a kettle take? {marker} "
+                                         "[[fake: headers_delay_ms=4500, tokens=3]]"},
+                      got_first, out)
+    conv_id = harness.wait_until(lambda: (stack.conversation_ids(limit=1) or [None])[0], 5,
+                                 what="the exchange to begin")
+    time.sleep(3.5)  # past the orphan timeout, still inside the embeddings call
+    msg = stack.conversation(conv_id)["messages"][1]
+    assert msg["status"] == "streaming", msg
+    t.join(30)
+    done = out["result"].done
+    assert done and done["status"] == "complete", out["result"]
+    stored = stack.conversation(conv_id)["messages"][1]
+    assert stored["status"] == "complete", stored
+    # A resume agrees.
+    res = harness.stream_request(stack.port, b"", path=f"/api/chat/messages/{stored['id']}/stream",
+                                 method="GET")
+    assert res.done and res.done["status"] == "complete", res

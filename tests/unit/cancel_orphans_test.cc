@@ -72,4 +72,40 @@ BOOST_AUTO_TEST_CASE(only_stale_streaming_answers_become_interrupted) {
   BOOST_TEST(ts.store->GetMessage("acme", s.id)->content == "partial");
 }
 
+// The store keeps the first final state it records, whoever comes later: a stream that
+// finishes after an orphan sweep, or a second finish.
+BOOST_AUTO_TEST_CASE(a_final_state_is_never_overwritten) {
+  TempStore ts;
+  store::Exchange ex = Begin(ts);
+  store::Message late = ex.assistant_message;
+  late.content = "partial";
+  late.updated_at = NowMillis() - 60000;
+  BOOST_REQUIRE(ts.store->SavePartial(late).ok());
+  BOOST_REQUIRE_EQUAL(ts.store->MarkOrphans(10000).value(), 1);
+  late.status = store::kStatusComplete;
+  late.content = "the whole answer";
+  Status s = ts.store->FinishMessage(late);
+  BOOST_TEST((s.kind() == ErrorKind::kConflict), s.ToString());
+  BOOST_TEST(s.code() == "already_final");
+  auto got = ts.store->GetMessage("acme", late.id);
+  BOOST_REQUIRE(got.ok());
+  BOOST_TEST(got->status == store::kStatusInterrupted);
+  BOOST_TEST(got->content == "partial");
+  // Every final state holds against every other.
+  for (const char* first : {store::kStatusComplete, store::kStatusError, store::kStatusCancelled}) {
+    store::Exchange e = Begin(ts);
+    store::Message m = e.assistant_message;
+    m.status = first;
+    BOOST_REQUIRE(ts.store->FinishMessage(m).ok());
+    for (const char* second : {store::kStatusComplete, store::kStatusError, store::kStatusCancelled,
+                               store::kStatusInterrupted}) {
+      m.status = second;
+      m.content = "changed";
+      BOOST_TEST((ts.store->FinishMessage(m).kind() == ErrorKind::kConflict), first << second);
+    }
+    BOOST_TEST(ts.store->GetMessage("acme", m.id)->status == first);
+    BOOST_TEST(ts.store->GetMessage("acme", m.id)->content.empty());
+  }
+}
+
 BOOST_AUTO_TEST_SUITE_END()
