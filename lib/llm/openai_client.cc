@@ -18,6 +18,14 @@
 namespace ragstream::llm {
 namespace {
 
+void LogUpstreamText(std::string_view what, long http_status, const std::string& code,
+                     const std::string& message, const std::string& api_key) {
+  LogWarn("upstream", what,
+          {{"http_status", static_cast<int64_t>(http_status)},
+           {"upstream_code", Scrub(code, api_key)},
+           {"upstream_message", Scrub(message, api_key)}});
+}
+
 constexpr int kSliceMs = 100;
 constexpr size_t kMaxErrorBody = 64 * 1024;
 
@@ -285,9 +293,10 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
       return out;
     }
     if (!a.stream_error_code.empty()) {
-      out.status =
-          Status::Upstream(Scrub(a.stream_error_code, options_.api_key),
-                           "upstream error: " + Scrub(a.stream_error_message, options_.api_key));
+      LogUpstreamText("the upstream sent an error event", a.http_status, a.stream_error_code,
+                      a.stream_error_message, options_.api_key);
+      out.status = Status::Upstream("upstream_error",
+                                    "the model's service reported an error while answering");
       return out;
     }
     if (result == CURLE_OK && a.http_status == 200) {
@@ -308,14 +317,16 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
       message = std::string("upstream transfer failed: ") + curl_easy_strerror(result);
       retry = RetryableCurl(result);
     } else if (a.http_status != 200) {
-      if (!DecodeErrorBody(a.error_body, code, message)) {
-        code = "upstream_http_" + std::to_string(a.http_status);
-        message = "the upstream answered HTTP " + std::to_string(a.http_status);
-      } else {
-        message = "upstream HTTP " + std::to_string(a.http_status) + ": " + message;
+      std::string upstream_code, upstream_message;
+      if (!DecodeErrorBody(a.error_body, upstream_code, upstream_message)) {
+        upstream_message = a.error_body.substr(0, 200);
       }
-      retry = Retryable(a.http_status) && code != "insufficient_quota";
-      if (a.http_status == 401 || a.http_status == 403) code = "upstream_auth";
+      LogUpstreamText("the upstream answered with an error", a.http_status, upstream_code,
+                      upstream_message, options_.api_key);
+      const Status ours = ClientFacingUpstreamError(a.http_status, upstream_code);
+      code = ours.code();
+      message = ours.message();
+      retry = Retryable(a.http_status) && upstream_code != "insufficient_quota";
     } else {
       code = "upstream_incomplete";
       message = "the upstream stream ended before its [DONE]";

@@ -170,11 +170,12 @@ Result<std::vector<std::vector<float>>> OpenAiEmbedder::Embed(
       retry = true;
     } else {
       std::string code, message;
-      if (!DecodeErrorBody(response, code, message))
-        code = "upstream_http_" + std::to_string(status);
-      last = Status::Upstream(
-          Scrub(code, options_.api_key),
-          "embeddings HTTP " + std::to_string(status) + ": " + Scrub(message, options_.api_key));
+      if (!DecodeErrorBody(response, code, message)) message = response.substr(0, 200);
+      LogWarn("embedder", "the embeddings server answered with an error",
+              {{"http_status", static_cast<int64_t>(status)},
+               {"upstream_code", Scrub(code, options_.api_key)},
+               {"upstream_message", Scrub(message, options_.api_key)}});
+      last = ClientFacingUpstreamError(status, code);
       retry = status == 429 || status >= 500;
     }
     if (!retry || attempt == options_.max_retries) break;

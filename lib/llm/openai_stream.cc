@@ -98,4 +98,20 @@ std::string Scrub(std::string text, const std::string& secret) {
   return text;
 }
 
+Status ClientFacingUpstreamError(long http_status, const std::string& upstream_code) {
+  if (upstream_code == "insufficient_quota") {
+    return Status::Upstream("upstream_quota_exceeded",
+                            "the model's service reports that its quota is used up");
+  }
+  if (http_status == 429) {
+    return Status::Upstream("upstream_rate_limited",
+                            "the model's service is limiting requests; try again shortly");
+  }
+  if (http_status == 401 || http_status == 403) {
+    return Status::Upstream("upstream_auth", "the model's service refused ragstream's credentials");
+  }
+  return Status::Upstream("upstream_http_" + std::to_string(http_status),
+                          "the model's service answered HTTP " + std::to_string(http_status));
+}
+
 }  // namespace ragstream::llm

@@ -894,10 +894,10 @@ class FakeOpenAI:
                     return False
                 if error_after is not None and i >= error_after:
                     await out.event_json({"error": {
-                        "message": f"Fake upstream error after {i} tokens.",
-                        "type": "server_error",
+                        "message": sc.get("error_message", f"Fake upstream error after {i} tokens."),
+                        "type": sc.get("error_type", "server_error"),
                         "param": None,
-                        "code": "upstream_test",
+                        "code": sc.get("error_code", "upstream_test"),
                     }})
                     if sc.get("error_event_done"):
                         await out.event("[DONE]")

@@ -1,6 +1,11 @@
 """Upstream failures: 5xx with retries, 429 with Retry-After, insufficient_quota, a cut
 mid-stream, a slow first token (pings), an error event mid-stream."""
 
+import json
+
+import pytest
+
+import harness
 from harness import fake_tokens_answer, uniq
 
 
@@ -122,3 +127,32 @@ def test_error_event_mid_stream_keeps_partial_answer(stack, fake_upstream):
     assert assistant["status"] == "error"
     assert assistant["content"] == fake_tokens_answer(2)
     assert len(fake_upstream.chat_requests(marker)) == 1
+
+
+@pytest.mark.parametrize("directive,code", [
+    ("status=500", "upstream_http_500"),
+    ("status=429, retry_after=0", "upstream_rate_limited"),
+    ("status=403", "upstream_auth"),
+    ("tokens=6, error_event_after=2", "upstream_error"),
+])
+def test_upstream_text_stays_in_the_log(stack, fake_upstream, directive, code):
+    """An upstream's error text may name internal hosts and organisations: the client and
+    the store get our stable code and words; the upstream's text goes only to the log."""
+    secret_host = f"egress-proxy-{uniq()}.corp.internal:3128"
+    org = f"org-{uniq()}"
+    marker = uniq("leak-")
+    message = f"upstream connect error via {secret_host} for {org}"
+    r = stack.stream({"message": f"Leak? {marker} [[fake: {directive}, "
+                                 f"error_message=\"{message}\", error_code=\"proxy_{org}\"]]"},
+                     timeout=30)
+    done = _assert_error_done(r)
+    assert done["error"]["code"] == code, done
+    raw = r.raw.decode("utf-8", "replace")
+    for leaked in (secret_host, org):
+        assert leaked not in json.dumps(done) and leaked not in raw, done
+    assistant = _messages(stack, r)[1]
+    assert assistant["error"]["code"] == code
+    assert secret_host not in json.dumps(assistant) and org not in json.dumps(assistant)
+    # The operator still sees what the upstream said.
+    harness.wait_until(lambda: secret_host in stack.logs_text(), 5,
+                       what="the upstream's text in the worker log")
