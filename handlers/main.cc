@@ -224,6 +224,7 @@ int Run(int argc, char** argv) {
   chat_options.abort_streams = &abort_streams;
   chat_options.default_top_k = static_cast<size_t>(config->top_k);
   chat_options.max_streams_per_tenant = static_cast<size_t>(config->max_streams_per_tenant);
+  chat_options.idempotency_ttl_ms = int64_t{config->idempotency_ttl_s} * 1000;
   chat::ChatService chat(conversations, model, chat_options, &retriever, &documents);
 
   // Host-wide metrics live beside the store: every worker of the host shares the file.
@@ -349,6 +350,10 @@ int Run(int argc, char** argv) {
       } else if (*marked > 0) {
         LogWarn("worker", "marked answers of a dead worker interrupted",
                 {{"count", static_cast<int64_t>(*marked)}});
+      }
+      auto expired = conversations.ExpireIdempotencyKeys(int64_t{config->idempotency_ttl_s} * 1000);
+      if (!expired.ok()) {
+        LogWarn("worker", "idempotency key sweep failed", {{"error", expired.status().ToString()}});
       }
     }
   });

@@ -213,8 +213,26 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   mark = lap(phases.store_us, mark);
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
   mark = lap(phases.language_us, mark);
-  store::BeginExchangeInput begin{request.conversation_id, request.message, language.code,
-                                  options_.history_budget_chars, options_.max_streams_per_tenant};
+  store::BeginExchangeInput begin;
+  begin.conversation_id = request.conversation_id;
+  begin.user_text = request.message;
+  begin.language = language.code;
+  begin.history_budget_chars = options_.history_budget_chars;
+  begin.max_concurrent_streams = options_.max_streams_per_tenant;
+  if (!request.client_message_id.empty()) {
+    // What makes two sends "the same request" for an idempotency key.
+    std::string documents;
+    for (const auto& d : request.document_ids) documents += d + ",";
+    std::string history;
+    if (request.history) {
+      for (const auto& turn : *request.history) history += turn.role + ":" + turn.content + "\n";
+    }
+    begin.fingerprint =
+        store::RequestFingerprint({request.conversation_id.value_or(""), request.message,
+                                   std::to_string(request.top_k.value_or(0)),
+                                   rag::RetrievalModeName(request.mode), documents, history});
+    begin.idempotency_ttl_ms = options_.idempotency_ttl_ms;
+  }
   auto exchange = store_.BeginExchange(request.tenant, begin, request.client_message_id);
   mark = lap(phases.store_us, mark);
   if (!exchange.ok()) {

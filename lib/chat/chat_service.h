@@ -108,6 +108,8 @@ struct ChatServiceOptions {
   size_t default_top_k = 5;
   // Answers one tenant may have streaming at once, on all workers (0: no limit).
   size_t max_streams_per_tenant = 0;
+  // How long a client_message_id stays bound to its request (RAGSTREAM_IDEMPOTENCY_TTL_S).
+  int64_t idempotency_ttl_ms = 24 * 3600 * 1000;
 };
 
 class ChatService {

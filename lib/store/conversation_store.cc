@@ -194,7 +194,8 @@ ConversationStore::ConversationStore(const Env& env)
       by_updated_(env.Dbi(kByUpdated)),
       streaming_(env.Dbi(kStreaming)),
       cancels_(env.Dbi(kCancels)),
-      client_ids_(env.Dbi(kClientIds)) {}
+      client_ids_(env.Dbi(kClientIds)),
+      idempotency_(client_ids_) {}
 
 namespace {
 Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
@@ -255,15 +256,19 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
   int64_t now = NowMillis();
   Exchange ex;
   // Checked inside the write transaction: two concurrent retries make one exchange.
-  const std::string client_key =
-      client_message_id.empty() ? std::string()
-                                : TenantKey(tenant, input.conversation_id.value_or("") + '\x1f' +
-                                                        std::string(client_message_id));
-  if (!client_key.empty()) {
-    auto earlier = txn->Get(client_ids_, client_key);
+  if (!client_message_id.empty()) {
+    auto earlier =
+        idempotency_.Find(*txn, tenant, client_message_id, now, input.idempotency_ttl_ms);
     if (!earlier.ok()) return earlier.status();
     if (earlier->has_value()) {
-      auto key = txn->Get(message_ids_, TenantKey(tenant, **earlier));
+      const IdempotencyRecord& r = **earlier;
+      if (r.fingerprint != input.fingerprint) {
+        return Status(ErrorKind::kConflict, "idempotency_key_reused",
+                      "client_message_id '" + std::string(client_message_id) +
+                          "' was first used with a different request; use a new id for a new "
+                          "message");
+      }
+      auto key = txn->Get(message_ids_, TenantKey(tenant, r.message_id));
       if (!key.ok()) return key.status();
       if (key->has_value()) {
         auto answer = LoadMessage(*txn, messages_, tenant, **key);
@@ -349,8 +354,9 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
       return s;
     }
   }
-  if (!client_key.empty()) {
-    if (Status s = txn->Put(client_ids_, client_key, ex.assistant_message.id); !s.ok()) return s;
+  if (!client_message_id.empty()) {
+    IdempotencyRecord r{ex.assistant_message.id, c.id, input.fingerprint, now};
+    if (Status s = idempotency_.Put(*txn, tenant, client_message_id, r); !s.ok()) return s;
   }
   if (Status s = txn->Put(streaming_, TenantKey(tenant, ex.assistant_message.id),
                           MessageKey(ex.assistant_message));
@@ -446,6 +452,16 @@ Result<bool> ConversationStore::CancelRequested(std::string_view tenant,
   auto flag = txn->Get(cancels_, TenantKey(tenant, message_id));
   if (!flag.ok()) return flag.status();
   return flag->has_value();
+}
+
+Result<size_t> ConversationStore::ExpireIdempotencyKeys(int64_t ttl_ms, size_t max_rows) {
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto n = idempotency_.Expire(*txn, NowMillis(), ttl_ms, max_rows);
+  if (!n.ok()) return n.status();
+  if (*n == 0) return n;  // nothing written: the transaction aborts
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return n;
 }
 
 Result<size_t> ConversationStore::StreamingCount(std::string_view tenant) const {
@@ -615,6 +631,7 @@ Status ConversationStore::DeleteConversation(std::string_view tenant, const std:
       if (Status s = cur->DelCurrent(); !s.ok()) return s;
     }
   }
+  if (Status s = idempotency_.DeleteForConversation(*txn, tenant, id); !s.ok()) return s;
   if (Status s = txn->Del(by_updated_, UpdatedKey(tenant, c->updated_at, id)); !s.ok()) return s;
   if (Status s = txn->Del(conversations_, TenantKey(tenant, id)); !s.ok()) return s;
   return txn->Commit();

@@ -23,6 +23,7 @@
 #include <vector>
 
 #include "lib/core/status.h"
+#include "lib/store/idempotency.h"
 #include "lib/store/lmdb.h"
 
 namespace ragstream::store {
@@ -88,6 +89,10 @@ struct BeginExchangeInput {
   // The tenant's answers that may be streaming at once (0: no limit). Counted inside the
   // write transaction, so concurrent sends on any worker cannot overshoot it.
   size_t max_concurrent_streams = 0;
+  // For an idempotent send: what identifies the request (store::RequestFingerprint of its
+  // parts), and how long its key lasts.
+  std::string fingerprint = {};
+  int64_t idempotency_ttl_ms = 24 * 3600 * 1000;
 };
 
 struct Exchange {
@@ -110,9 +115,10 @@ class ConversationStore {
   // One transaction: creates or loads the conversation, appends the user message
   // (complete) and the assistant message (streaming). NotFound if the id is unknown;
   // RateLimited (too_many_streams) when the tenant already streams its maximum.
-  // `client_message_id` (optional) makes the send idempotent: a retry with the same id, in
-  // the same conversation (or, without one, among new conversations), writes nothing and
-  // returns the earlier exchange with `replayed` set.
+  // `client_message_id` (optional) makes the send idempotent (idempotency.h): a retry with
+  // the same id and the same request (input.fingerprint) within the key's time to live
+  // writes nothing and returns the earlier exchange with `replayed` set; the same id with a
+  // different request is Conflict (idempotency_key_reused) and writes nothing.
   Result<Exchange> BeginExchange(std::string_view tenant, const BeginExchangeInput& input,
                                  std::string_view client_message_id = {});
 
@@ -135,6 +141,8 @@ class ConversationStore {
   Result<Message> RequestCancel(std::string_view tenant, const std::string& message_id);
   // Whether RequestCancel was called for a message that is still streaming.
   Result<bool> CancelRequested(std::string_view tenant, const std::string& message_id) const;
+  // Deletes up to `max_rows` idempotency keys older than `ttl_ms` (the sweeper calls it).
+  Result<size_t> ExpireIdempotencyKeys(int64_t ttl_ms, size_t max_rows = 1000);
   // How many of the tenant's answers are streaming now (on any worker).
   Result<size_t> StreamingCount(std::string_view tenant) const;
 
@@ -162,6 +170,7 @@ class ConversationStore {
 
   const Env& env_;
   MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_, client_ids_;
+  IdempotencyKeys idempotency_;
 };
 
 // JSON encodings used for storage (exposed for tests and for the handlers' responses).

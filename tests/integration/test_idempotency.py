@@ -1,6 +1,7 @@
 """client_message_id: a retried send returns (or reattaches to) the existing exchange
 instead of adding a second user message."""
 import threading
+import time
 
 import harness
 
@@ -53,15 +54,49 @@ def test_concurrent_retries_make_one_exchange(stack, fake_upstream):
     assert len(conv["messages"]) == 2
 
 
-def test_scoped_per_conversation_and_validated(stack, fake_upstream):
+def test_a_key_is_bound_to_its_first_request(stack, fake_upstream):
+    """As Stripe's idempotency keys: scoped to the tenant, bound to the request it first came
+    with. The same key with another message (in any conversation, or none) is 409 and writes
+    nothing; with the same request it replays."""
     cid = harness.uniq("same")
     a = stack.stream({"message": "first [[fake: tokens=3]]", "client_message_id": cid})
+    assert a.done and a.done["status"] == "complete", a
     conv = a.first["conversation_id"]
-    # The same client id in an existing conversation is a different send.
-    b = stack.stream({"message": "second [[fake: tokens=3]]", "client_message_id": cid,
-                      "conversation_id": conv})
-    assert b.first["message_id"] != a.first["message_id"]
-    assert len(stack.conversation(conv)["messages"]) == 4
+    before = stack.conversation_ids(limit=100)
+    for other in ({"message": "second [[fake: tokens=3]]", "client_message_id": cid},
+                  {"message": "second [[fake: tokens=3]]", "client_message_id": cid,
+                   "conversation_id": conv},
+                  {"message": "first [[fake: tokens=3]]", "client_message_id": cid,
+                   "top_k": 2}):
+        r = stack.post_json("/api/chat/message/stream", other)
+        assert r.status == 409 and r.json["error"]["code"] == "idempotency_key_reused", (other, r)
+        r = stack.post_json("/api/chat/message", other)
+        assert r.status == 409 and r.json["error"]["code"] == "idempotency_key_reused", (other, r)
+    assert stack.conversation_ids(limit=100) == before
+    assert len(stack.conversation(conv)["messages"]) == 2
+    again = stack.post_json("/api/chat/message",
+                            {"message": "first [[fake: tokens=3]]", "client_message_id": cid})
+    assert again.status == 200 and again.json["message_id"] == a.first["message_id"], again
+    # Deleting the conversation frees the key.
+    assert stack.request("DELETE", f"/api/conversations/{conv}").status in (200, 204)
+    fresh = stack.stream({"message": "second [[fake: tokens=3]]", "client_message_id": cid})
+    assert fresh.done and fresh.done["status"] == "complete", fresh
+    assert fresh.first["message_id"] != a.first["message_id"]
+
+
+def test_keys_expire(stack_factory, fake_upstream):
+    s = stack_factory(workers=1, env={"RAGSTREAM_IDEMPOTENCY_TTL_S": "1"})
+    cid = harness.uniq("ttl")
+    a = s.post_json("/api/chat/message", {"message": "one [[fake: tokens=2]]",
+                                          "client_message_id": cid})
+    assert a.status == 200, a
+    time.sleep(1.5)
+    b = s.post_json("/api/chat/message", {"message": "two [[fake: tokens=2]]",
+                                          "client_message_id": cid})
+    assert b.status == 200 and b.json["message_id"] != a.json["message_id"], b
+
+
+def test_client_ids_are_validated(stack, fake_upstream):
     for bad in ("", "x" * 129, "has space", "slash/no"):
         r = stack.post_json("/api/chat/message", {"message": "x", "client_message_id": bad})
         assert r.status == 400 and r.json["error"]["code"] == "invalid_field", (bad, r)
