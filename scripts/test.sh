@@ -16,6 +16,12 @@ cd "$root"
 "$root/scripts/install_deps.sh" --test
 "$root/scripts/build.sh"
 
+# The benchmarks are not in the default build; compiling them here keeps them from rotting
+# when the product's interfaces change (running them is scripts/bench.sh's job).
+echo "== benchmark programs build"
+"$root/scripts/build.sh" retrieval_bench ttft_store ttft_probe ingest_bench vector_bench \
+  relay_floor relay_upstream relay_client
+
 echo "== format (clang-format --dry-run --Werror)"
 git ls-files -co --exclude-standard -- '*.cc' '*.h' | xargs clang-format --dry-run --Werror
 

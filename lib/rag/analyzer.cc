@@ -206,32 +206,52 @@ std::vector<AnalyzedWord> AnalyzeWords(std::string_view text, std::string_view l
   return words;
 }
 
-ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title) {
+std::vector<std::string> TitleTerms(std::string_view title) {
+  std::vector<std::string> terms;
+  for (const AnalyzedWord& w : AnalyzeWords(title)) {
+    if (w.stopword) continue;
+    for (const std::string& s : w.stems) {
+      std::string t = "^" + s;
+      if (std::find(terms.begin(), terms.end(), t) == terms.end()) terms.push_back(std::move(t));
+    }
+  }
+  return terms;
+}
+
+std::string DocumentLanguage(std::string_view text) {
+  constexpr size_t kSample = 2048;
+  if (text.size() > kSample) {
+    size_t cut = kSample;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
+    text = text.substr(0, cut);
+  }
+  return DetectedOrEnglish(text);
+}
+
+ChunkTerms AnalyzeChunk(std::string_view text, const std::vector<std::string>& title_terms,
+                        std::string_view language) {
   ChunkTerms out;
-  for (AnalyzedWord& w : AnalyzeWords(text)) {
+  std::vector<AnalyzedWord> words = AnalyzeWords(text, language);
+  out.terms.reserve(words.size() * 3 / 2 + title_terms.size());
+  for (AnalyzedWord& w : words) {
     if (w.stopword) continue;
     ++out.length;
     if (!SurfaceIsAStem(w)) out.terms.push_back("=" + w.surface);
     for (std::string& s : w.stems) out.terms.push_back(std::move(s));
   }
-  // The title's stems, once each: a title word says what the whole document is about.
-  std::vector<std::string> title_terms;
-  for (const AnalyzedWord& w : AnalyzeWords(title)) {
-    if (w.stopword) continue;
-    for (const std::string& s : w.stems) {
-      std::string t = "^" + s;
-      if (std::find(title_terms.begin(), title_terms.end(), t) == title_terms.end()) {
-        title_terms.push_back(std::move(t));
-      }
-    }
-  }
+  // The title's stems: a title word says what the whole document is about.
   out.terms.insert(out.terms.end(), title_terms.begin(), title_terms.end());
   return out;
 }
 
-std::vector<JoinedPair> JoinedPairs(std::string_view question) {
-  const std::string lang = DetectedOrEnglish(question);
-  const std::vector<AnalyzedWord> words = AnalyzeWords(question, lang);
+ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title) {
+  return AnalyzeChunk(text, TitleTerms(title));
+}
+
+namespace {
+
+std::vector<JoinedPair> JoinedPairsOf(const std::vector<AnalyzedWord>& words,
+                                      const std::string& lang) {
   std::vector<JoinedPair> out;
   for (size_t i = 0; i + 1 < words.size(); ++i) {
     const AnalyzedWord &a = words[i], &b = words[i + 1];
@@ -249,6 +269,13 @@ std::vector<JoinedPair> JoinedPairs(std::string_view question) {
   return out;
 }
 
+}  // namespace
+
+std::vector<JoinedPair> JoinedPairs(std::string_view question) {
+  const std::string lang = DetectedOrEnglish(question);
+  return JoinedPairsOf(AnalyzeWords(question, lang), lang);
+}
+
 std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
                                               const QueryAnalysisOptions& options) {
   std::vector<store::WeightedTerm> terms;
@@ -263,10 +290,12 @@ std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
     }
     terms.push_back({std::move(term), weight, optional});
   };
-  for (const JoinedPair& pair : JoinedPairs(question)) {
+  const std::string lang = DetectedOrEnglish(question);
+  const std::vector<AnalyzedWord> words = AnalyzeWords(question, lang);
+  for (const JoinedPair& pair : JoinedPairsOf(words, lang)) {
     for (const std::string& s : pair.stems) add(s, options.joined_weight, /*optional=*/true);
   }
-  for (const AnalyzedWord& w : AnalyzeWords(question)) {
+  for (const AnalyzedWord& w : words) {
     if (w.stopword) continue;
     const double share = 1.0 / static_cast<double>(w.stems.size());
     for (const std::string& s : w.stems) {

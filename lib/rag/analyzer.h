@@ -58,7 +58,19 @@ struct ChunkTerms {
 // by the caller; "" means detect here with CLD2). Thread-safe.
 std::vector<AnalyzedWord> AnalyzeWords(std::string_view text, std::string_view language = "");
 
-// Terms of a chunk of a document titled `title`. Thread-safe.
+// The "^stem" terms of a document's title, once each. Thread-safe.
+std::vector<std::string> TitleTerms(std::string_view title);
+
+// The language a document's chunks are analysed in: CLD2 on its first 2 KB ("en" when it
+// cannot tell). Detecting once per document rather than per chunk halves the analysis time;
+// words of another script still go to their own script's analyzer. Thread-safe.
+std::string DocumentLanguage(std::string_view text);
+
+// Terms of a chunk of a document whose title gave `title_terms`, in `language` ("" detects
+// it from the chunk). Thread-safe.
+ChunkTerms AnalyzeChunk(std::string_view text, const std::vector<std::string>& title_terms,
+                        std::string_view language = "");
+// The same for one chunk on its own (its language detected, the title analysed here).
 ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title);
 
 // Weighted query terms of a question: each non-stop word's stems (1/n each), its surface

@@ -109,12 +109,15 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
       doc.vectors.insert(doc.vectors.end(), v.begin(), v.end());
     }
   }
+  // Analysed in the document's language, with its title analysed once.
+  const std::string language = DocumentLanguage(text);
+  const std::vector<std::string> title_terms = TitleTerms(doc.record.title);
   for (size_t i = 0; i < chunks.size(); ++i) {
     store::ChunkRecord c;
     c.index = static_cast<uint32_t>(i);
     c.start_char = chunks[i].start_char;
     c.end_char = chunks[i].end_char;
-    ChunkTerms analysed = AnalyzeChunk(chunks[i].text, doc.record.title);
+    ChunkTerms analysed = AnalyzeChunk(chunks[i].text, title_terms, language);
     c.terms = std::move(analysed.terms);
     c.length = analysed.length;
     c.text = std::move(chunks[i].text);

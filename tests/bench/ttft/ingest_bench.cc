@@ -127,12 +127,15 @@ int main(int argc, char** argv) {
       for (const auto& v : *vectors) doc.vectors.insert(doc.vectors.end(), v.begin(), v.end());
       t_embed += Since(t);
       t = Clock::now();
+      // As the product's Ingester: the document's language and title analysed once.
+      const std::string language = rag::DocumentLanguage(text);
+      const std::vector<std::string> title_terms = rag::TitleTerms(doc.record.title);
       for (size_t i = 0; i < pieces.size(); ++i) {
         store::ChunkRecord c;
         c.index = static_cast<uint32_t>(i);
         c.start_char = pieces[i].start_char;
         c.end_char = pieces[i].end_char;
-        rag::ChunkTerms analysed = rag::AnalyzeChunk(pieces[i].text, doc.record.title);
+        rag::ChunkTerms analysed = rag::AnalyzeChunk(pieces[i].text, title_terms, language);
         c.terms = std::move(analysed.terms);
         c.length = analysed.length;
         c.text = std::move(pieces[i].text);

@@ -95,7 +95,7 @@ int main(int argc, char** argv) {
     if (!vh.ok() || !lh.ok()) return 1;
     t0 = Clock::now();
     size_t loaded = 0;
-    for (const auto& h : *lh) {
+    for (const auto& h : lh->hits) {
       if (loaded++ == k) break;
       auto c = documents.GetChunk("default", h.document_id, h.chunk_index);
       auto d = documents.Get("default", h.document_id);

@@ -34,6 +34,7 @@
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
 #include "lib/core/utf8.h"
+#include "lib/rag/analyzer.h"
 #include "lib/rag/chunker.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/text.h"
@@ -70,13 +71,19 @@ store::NewDocument Prepare(uint64_t n, int paragraphs, const rag::ChunkerOptions
   std::vector<rag::Chunk> chunks = rag::ChunkText(text, chunker);
   doc.dimension = static_cast<uint32_t>(embedder.dimension());
   doc.vectors.resize(chunks.size() * doc.dimension);
+  // As the product's Ingester: the document's language and title analysed once.
+  const std::string language = rag::DocumentLanguage(text);
+  const std::vector<std::string> title_terms = rag::TitleTerms(doc.record.title);
   for (size_t i = 0; i < chunks.size(); ++i) {
     embedder.EmbedOne(chunks[i].text, doc.vectors.data() + i * doc.dimension);
     store::ChunkRecord c;
     c.index = static_cast<uint32_t>(i);
     c.start_char = chunks[i].start_char;
     c.end_char = chunks[i].end_char;
-    c.terms = rag::Tokenize(chunks[i].text);
+    // Analysed as the product's Ingester does.
+    rag::ChunkTerms analysed = rag::AnalyzeChunk(chunks[i].text, title_terms, language);
+    c.terms = std::move(analysed.terms);
+    c.length = analysed.length;
     c.text = std::move(chunks[i].text);
     doc.chunks.push_back(std::move(c));
   }
@@ -156,6 +163,19 @@ int main(int argc, char** argv) {
   rag::HashEmbedder embedder;
   if (Status s = documents.CheckIndexIdentity(embedder.name(), embedder.dimension()); !s.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  // Records the analyzer as a worker would (a no-op on a store this tool built): otherwise the
+  // first worker to open the store re-indexes it before it listens.
+  auto reindexed = documents.ReindexLexical(
+      rag::kAnalyzerVersion, [](std::string_view text, std::string_view title,
+                                std::vector<std::string>& terms, uint32_t& length) {
+        rag::ChunkTerms analysed = rag::AnalyzeChunk(text, title);
+        terms = std::move(analysed.terms);
+        length = analysed.length;
+      });
+  if (!reindexed.ok()) {
+    std::fprintf(stderr, "ttft_store: %s\n", reindexed.status().ToString().c_str());
     return 1;
   }
   if (int rc = mdb_env_set_flags((*env)->raw(), MDB_NOSYNC, 1); rc != 0) {
