@@ -76,6 +76,14 @@ int RunBackup(const Context& ctx) {
     fs::remove(target / "lock.mdb", ec);
     if (created) fs::remove(target, ec);
   };
+  // The copy holds every tenant's data: owner-only, whatever the caller's umask (mdb_copy
+  // inherits this process's umask when it creates data.mdb).
+  ::umask(077);
+  if (::chmod(target.c_str(), 0700) != 0) {
+    cleanup();
+    return PrintFailure(Failed("cannot_protect", "cannot make " + target.string() +
+                                                     " private (chmod 0700) before copying"));
+  }
   std::string output;
   if (Status s = RunTool({"mdb_copy", "-c", data_dir, target.string()}, output); !s.ok()) {
     cleanup();
@@ -87,6 +95,10 @@ int RunBackup(const Context& ctx) {
         Failed("backup_unverified", "the copy did not verify, so it was removed: " + s.message()));
   }
   fs::remove(target / "lock.mdb", ec);  // made by mdb_stat; not part of the backup
+  if (::chmod((target / "data.mdb").c_str(), 0600) != 0) {
+    cleanup();
+    return PrintFailure(Failed("cannot_protect", "cannot make the copy private (chmod 0600)"));
+  }
   size_t databases = 0;
   for (size_t p = output.find("Status of "); p != std::string::npos;
        p = output.find("Status of ", p + 1)) {

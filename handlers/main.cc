@@ -146,9 +146,16 @@ int Run(int argc, char** argv) {
       databases.push_back(name);
     }
   }
+  // LMDB's limits follow the configuration rather than fixed numbers: a named database for
+  // each name the stores use (the vector shards included, so any RAGSTREAM_VECTOR_SHARDS the
+  // check accepts can open), and reader slots for every request thread of several worker
+  // processes on the host, each thread holding at most a few read transactions at once.
+  const unsigned max_dbs = static_cast<unsigned>(databases.size()) + 8;
+  const unsigned max_readers = std::max(4096u, static_cast<unsigned>(config->threads) * 16u);
   int stale_readers = 0;
-  auto env = store::Env::Open({config->data_dir, config->map_size_mb << 20, 64, 4096, databases},
-                              &stale_readers);
+  auto env = store::Env::Open(
+      {config->data_dir, config->map_size_mb << 20, max_dbs, max_readers, databases},
+      &stale_readers);
   if (!env.ok()) {
     LogError("worker", "cannot open the store", {{"error", env.status().ToString()}});
     return 1;

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import stat
 import pty
 import re
 import select
@@ -516,8 +517,15 @@ def test_backup_of_the_live_store(cli, offline_stack, corpus, tmp_path):
     conversations = offline_stack.conversation_ids(limit=100)
     documents = harness.document_list(offline_stack)
     target = tmp_path / "backup" / "today"
-    rc, out, err = run(cli, "backup", target, "--data-dir", offline_stack.data_dir)
+    old_umask = os.umask(0o022)  # a usual umask: files 0644 unless the command protects them
+    try:
+        rc, out, err = run(cli, "backup", target, "--data-dir", offline_stack.data_dir)
+    finally:
+        os.umask(old_umask)
     assert rc == 0, err
+    # Every tenant's data: owner-only (before: data.mdb 0644 under umask 022).
+    assert stat.S_IMODE(target.stat().st_mode) == 0o700, oct(target.stat().st_mode)
+    assert stat.S_IMODE((target / "data.mdb").stat().st_mode) == 0o600
     assert "verified with mdb_stat" in out and "bytes" in out, out
     assert sorted(os.listdir(target)) == ["data.mdb"]
     assert f"data.mdb {(target / 'data.mdb').stat().st_size} bytes" in out

@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
+import subprocess
 import tempfile
 import threading
 import time
@@ -16,6 +18,7 @@ from pathlib import Path
 
 import pytest
 
+import harness
 from harness import (OFFLINE_ENV, SAMPLE_DIR, Stack, assert_json_error, document_list,
                      fake_default_answer, uniq)
 
@@ -650,3 +653,18 @@ def test_injection_in_a_derived_title_stays_inside_the_fence(stack, fake_upstrea
         [r.json["id"]])
     assert sources[0]["document_id"] == r.json["id"]
     _assert_only_inside_fences(system, INJECTION, len(sources))
+
+
+def test_every_shard_count_the_check_accepts_starts(stack_factory):
+    """LMDB's database and reader limits follow the configuration: the largest shard count
+    that --check-config accepts, with int8 blocks (two databases per shard), starts and
+    serves (before: 26 shards passed the check, then the worker died with MDB_DBS_FULL)."""
+    check = subprocess.run([str(harness.WORKER_BIN), "--check-config"], capture_output=True,
+                           text=True, env={**os.environ, "RAGSTREAM_VECTOR_SHARDS": "65"})
+    assert check.returncode != 0 and "RAGSTREAM_VECTOR_SHARDS" in check.stderr + check.stdout
+    s = stack_factory(workers=1, offline=True, env={"RAGSTREAM_VECTOR_SHARDS": "64",
+                                                     "RAGSTREAM_VECTOR_FORMAT": "int8"})
+    r = s.post_json("/api/documents", {"title": "Shards", "text": "Sixty-four shards of granite."})
+    assert r.status == 201, r
+    r = s.post_json("/api/search", {"query": "granite shards", "mode": "vector"})
+    assert r.status == 200 and r.json["results"], r
