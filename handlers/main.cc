@@ -316,9 +316,16 @@ int Run(int argc, char** argv) {
          {"message_id", record.message_id}});
   };
 
-  fcgi::Server server({listen_fd, config->threads,
-                       static_cast<size_t>(config->thread_stack_kb) * 1024, config->max_body_bytes},
-                      handle);
+  fcgi::ServerOptions server_options;
+  server_options.listen_fd = listen_fd;
+  server_options.threads = config->threads;
+  server_options.stack_bytes = static_cast<size_t>(config->thread_stack_kb) * 1024;
+  server_options.max_body_bytes = config->max_body_bytes;
+  server_options.queue_wait_ms = config->queue_wait_ms;
+  server_options.on_rejected = [&metrics](std::string_view path) {
+    if (metrics) metrics->CountRequest(path, 503);
+  };
+  fcgi::Server server(server_options, handle);
   if (Status s = server.Start(); !s.ok()) {
     LogError("worker", "cannot start", {{"error", s.ToString()}});
     return 1;

@@ -63,6 +63,7 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number("RAGSTREAM_THREADS", c.threads, 1, 4096);
   r.Number("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb, 64, 8192);
   r.Number("RAGSTREAM_GRACE_S", c.grace_s, 0, 3600);
+  r.Number("RAGSTREAM_QUEUE_WAIT_MS", c.queue_wait_ms, -1, 10000);
   if (const char* v = r.Raw("RAGSTREAM_LOG_LEVEL"); v && !ParseLogLevel(v, c.log_level)) {
     r.errors.push_back(std::string("RAGSTREAM_LOG_LEVEL='") + v +
                        "' must be one of debug, info, warn, error");
@@ -161,6 +162,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_THREADS", c.threads),
       i("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb),
       i("RAGSTREAM_GRACE_S", c.grace_s),
+      i("RAGSTREAM_QUEUE_WAIT_MS", c.queue_wait_ms),
       s("RAGSTREAM_LOG_LEVEL", LogLevelName(c.log_level)),
       s("RAGSTREAM_API_KEYS_FILE", c.api_keys_file.empty() ? "(unset)" : c.api_keys_file),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
@@ -206,6 +208,7 @@ std::string ConfigHelp() {
   RAGSTREAM_THREADS                request threads per process (concurrent streams) [256]
   RAGSTREAM_THREAD_STACK_KB        stack size of each request thread [256]
   RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]
+  RAGSTREAM_QUEUE_WAIT_MS          with every thread busy, ms a request waits before 503 overloaded; -1: off [100]
   RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
   RAGSTREAM_API_KEYS_FILE          tenant:sha256(key) lines; unset: loopback clients only
   RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [8388608]

@@ -23,6 +23,7 @@ struct Config {
   // Worker.
   int threads = 256;          // RAGSTREAM_THREADS: concurrent requests per process
   int thread_stack_kb = 256;  // RAGSTREAM_THREAD_STACK_KB
+  int queue_wait_ms = 100;    // RAGSTREAM_QUEUE_WAIT_MS: wait for a free thread before 503; -1: off
   int grace_s = 30;           // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
   LogLevel log_level = LogLevel::kInfo;  // RAGSTREAM_LOG_LEVEL
   // Access: with no key file only loopback clients are served (as the default tenant).

@@ -75,6 +75,15 @@ Status Server::Start() {
     }
     threads_.push_back(t);
   }
+  if (options_.queue_wait_ms >= 0) {
+    pthread_t t;
+    int rc = pthread_create(&t, &attr, &Server::AdmissionEntry, this);
+    if (rc != 0) {
+      pthread_attr_destroy(&attr);
+      return Status::Internal(std::string("cannot start thread: ") + std::strerror(rc));
+    }
+    threads_.push_back(t);
+  }
   pthread_attr_destroy(&attr);
   return Status::Ok();
 }
@@ -130,6 +139,70 @@ void Server::ThreadMain() {
       std::lock_guard lock(idle_mutex_);
       idle_cv_.notify_all();
     }
+  }
+  FCGX_Free(&req, 1);
+}
+
+void* Server::AdmissionEntry(void* self) {
+  static_cast<Server*>(self)->AdmissionMain();
+  return nullptr;
+}
+
+void Server::AdmissionMain() {
+  constexpr int kIdlePollMs = 20;
+  static constexpr std::string_view kBody =
+      R"({"error":{"code":"overloaded","message":"every request thread of this worker is busy; retry in a second"}})";
+  FCGX_Request req;
+  FCGX_InitRequest(&req, options_.listen_fd, 0);
+  int64_t full_since = -1;  // when the pool was last seen full, -1 while it is not
+  while (!stopping_.load() && !listener_closed_.load()) {
+    if (active_.load() < options_.threads) {
+      full_since = -1;
+      std::this_thread::sleep_for(std::chrono::milliseconds(kIdlePollMs));
+      continue;
+    }
+    if (full_since < 0) full_since = SteadyMillis();
+    pollfd p{options_.listen_fd, POLLIN, 0};
+    if (poll(&p, 1, kIdlePollMs) <= 0) continue;
+    // Every thread is busy and a request waits. While the pool has been full for less than
+    // queue_wait_ms, give it the rest of that time to free a thread (which then takes the
+    // connection as usual); after that, every waiting request is turned away at once rather
+    // than each waiting its own turn.
+    const int64_t deadline = full_since + options_.queue_wait_ms;
+    while (active_.load() >= options_.threads && SteadyMillis() < deadline && !stopping_.load()) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(2));
+    }
+    if (active_.load() < options_.threads || stopping_.load()) continue;
+    int fd = -1;
+    {
+      // A thread that just freed up may be accepting: leave the connection to it.
+      std::unique_lock lock(accept_mutex_, std::try_to_lock);
+      if (!lock.owns_lock() || listener_closed_.load()) continue;
+      fd = ::accept4(options_.listen_fd, nullptr, nullptr, SOCK_CLOEXEC);
+    }
+    if (fd < 0) continue;  // another process took it
+    timeval timeout{1, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof timeout);
+    req.ipcFd = fd;
+    req.keepConnection = 1;
+    if (FCGX_Accept_r(&req) != 0) continue;
+    // Copied: the params die with FCGX_Finish_r.
+    const char* uri_param = FCGX_GetParam("REQUEST_URI", req.envp);
+    const char* id_param = FCGX_GetParam("REQUEST_ID", req.envp);
+    const std::string uri(uri_param ? uri_param : ""), request_id(id_param ? id_param : "");
+    FCGX_FPrintF(req.out,
+                 "Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n"
+                 "Retry-After: 1\r\nCache-Control: no-store\r\n\r\n");
+    FCGX_PutStr(kBody.data(), static_cast<int>(kBody.size()), req.out);
+    FCGX_Finish_r(&req);
+    rejected_.fetch_add(1);
+    std::string_view path(uri);
+    path = path.substr(0, path.find('?'));
+    if (options_.on_rejected) options_.on_rejected(path);
+    LogWarn("fcgi", "every request thread is busy: answered 503 overloaded",
+            {{"request_id", request_id},
+             {"uri", path},
+             {"threads", static_cast<int64_t>(options_.threads)}});
   }
   FCGX_Free(&req, 1);
 }

@@ -29,6 +29,12 @@ struct ServerOptions {
   int threads = 256;
   size_t stack_bytes = 256 * 1024;
   uint64_t max_body_bytes = 1 << 20;
+  // Admission control: when every request thread is busy, a waiting connection gets this
+  // long for one to free up, then a 503 with Retry-After (overloaded) from a thread of its
+  // own, so no client waits silently in the backlog. -1 turns it off.
+  int queue_wait_ms = 100;
+  // Called once per request turned away, with its path (for metrics).
+  std::function<void(std::string_view path)> on_rejected = nullptr;
 };
 
 // Called for every request, on a pool thread. `read_status` is not Ok when the body could
@@ -53,6 +59,8 @@ class Server {
   // process listened on is refused at once and moves to another worker. (A socket systemd
   // holds stays open in systemd, and its backlog waits for the replacement.)
   void StopAccepting(int drain_ms = 0);
+  // Requests turned away with 503 because every thread was busy.
+  uint64_t rejected() const { return rejected_.load(); }
   // Waits until no request is running and, once stopping, the backlog has been taken, or
   // `timeout_ms` passes; returns how many requests still run.
   int WaitIdle(int timeout_ms);
@@ -62,6 +70,9 @@ class Server {
 
  private:
   void ThreadMain();
+  // The admission thread: answers 503 overloaded while every request thread is busy.
+  void AdmissionMain();
+  static void* AdmissionEntry(void* self);
   // Under accept_mutex_: the next connection's descriptor, or -1 when the thread should end.
   int AcceptConnection();
   static void* ThreadEntry(void* self);
@@ -74,6 +85,7 @@ class Server {
   std::atomic<int64_t> drain_deadline_ms_{0};
   std::atomic<bool> listener_closed_{false};  // written under accept_mutex_
   std::atomic<int> active_{0};
+  std::atomic<uint64_t> rejected_{0};
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
 };

@@ -6,6 +6,7 @@ import signal
 import threading
 import time
 
+import harness
 from harness import fake_tokens_answer, uniq
 
 STREAMS = 50
@@ -152,3 +153,40 @@ def test_health(stack, fake_upstream):
     assert body["status"] == "ok"
     assert body["chat_model"] == "fake-model"
     assert body["store"]["readable"] is True
+
+
+def test_a_busy_worker_answers_503_at_once(stack_factory, fake_upstream):
+    """Admission control: with every request thread busy, a new request waits at most
+    RAGSTREAM_QUEUE_WAIT_MS for one, then gets 503 `overloaded` with Retry-After: 1 -- it is
+    not left waiting silently in the backlog while the others stream (before: no byte until a
+    thread freed). The streams already running complete."""
+    s = stack_factory(workers=1, env={"RAGSTREAM_THREADS": "2", "RAGSTREAM_QUEUE_WAIT_MS": "100"})
+    results, threads = [None, None], []
+    for i in range(2):
+        def run(i=i):
+            results[i] = s.stream({"message": f"long {harness.uniq()} "
+                                              "[[fake: tokens=60, gap_ms=50]]"}, timeout=60)
+        threads.append(threading.Thread(target=run))
+        threads[-1].start()
+    harness.wait_until(lambda: len(fake_upstream.chat_requests()) >= 2, 10,
+                       what="both streams to reach the model")
+    waits = []
+    for _ in range(5):
+        t0 = time.monotonic()
+        r = s.post_json("/api/chat/message", {"message": "one more?"}, timeout=10)
+        waits.append(time.monotonic() - t0)
+        assert r.status == 503, r
+        assert r.json["error"]["code"] == "overloaded", r
+        assert r.header("Retry-After") == "1", r
+    assert max(waits) < 1.0, waits
+    for t in threads:
+        t.join(60)
+    assert all(x and x.done and x.done["status"] == "complete" for x in results), results
+    # Capacity again: served.
+    r = s.get("/api/health")
+    assert r.status == 200, r
+    # Counted: five 503s on the non-streaming chat route.
+    m = s.get("/metrics")
+    assert m.status == 200
+    text = m.body.decode()
+    assert 'route="/api/chat/message",status="503"} 5' in text, [x for x in text.splitlines() if "requests_total" in x]
