@@ -24,6 +24,15 @@ void HandleHealth(const AppContext& app, HttpResponse& res) {
   w.StartObject();
   w.Key("readable");
   w.Bool(readable);
+  // Health is unauthenticated (load balancers probe it). With API keys it says only whether
+  // the worker lives: the map's use, a document count or the model would show one tenant
+  // the others' activity and the deployment's make-up.
+  if (app.api_keys) {
+    w.EndObject();
+    w.EndObject();
+    WriteJson(res, readable && !draining ? 200 : 503, {buf.GetString(), buf.GetSize()});
+    return;
+  }
   w.Key("map_size_bytes");
   w.Uint64(usage.map_bytes);
   w.Key("map_used_bytes");
@@ -33,9 +42,7 @@ void HandleHealth(const AppContext& app, HttpResponse& res) {
   w.EndObject();
   w.Key("embedder");
   WriteString(w, app.embedder_name);
-  // Health is unauthenticated (load balancers probe it): with API keys it says nothing about
-  // what tenants hold, not even a total that would show one tenant another's activity.
-  if (app.documents && !app.api_keys) {
+  if (app.documents) {
     auto count = app.documents->CountAll();
     w.Key("documents");
     if (count.ok()) {

@@ -365,6 +365,10 @@ int Run(int argc, char** argv) {
         LogWarn("worker", "marked answers of a dead worker interrupted",
                 {{"count", static_cast<int64_t>(*marked)}});
       }
+      if (auto cleared = (*env)->ClearStaleReaders(); cleared.ok() && *cleared > 0) {
+        LogWarn("worker", "freed the reader slots of processes that died",
+                {{"count", static_cast<int64_t>(*cleared)}});
+      }
       auto expired = conversations.ExpireIdempotencyKeys(int64_t{config->idempotency_ttl_s} * 1000);
       if (!expired.ok()) {
         LogWarn("worker", "idempotency key sweep failed", {{"error", expired.status().ToString()}});

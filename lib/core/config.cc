@@ -119,6 +119,7 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number("RAGSTREAM_IDLE_TIMEOUT_MS", c.idle_timeout_ms, 100, 3600000);
   r.Number("RAGSTREAM_MAX_RETRIES", c.max_retries, 0, 10);
   r.Number("RAGSTREAM_MAX_RETRY_WAIT_MS", c.max_retry_wait_ms, 0, 600000);
+  r.Number("RAGSTREAM_MAX_TOKENS", c.max_tokens, 0, 1 << 20);
   r.Number("RAGSTREAM_HISTORY_BUDGET_CHARS", c.history_budget_chars, 0, 1 << 24);
   r.Number("RAGSTREAM_PERSIST_INTERVAL_MS", c.persist_interval_ms, 10, 500);
   r.Number("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms, 100, 600000);
@@ -178,6 +179,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_IDLE_TIMEOUT_MS", c.idle_timeout_ms),
       i("RAGSTREAM_MAX_RETRIES", c.max_retries),
       i("RAGSTREAM_MAX_RETRY_WAIT_MS", c.max_retry_wait_ms),
+      i("RAGSTREAM_MAX_TOKENS", c.max_tokens),
       i("RAGSTREAM_HISTORY_BUDGET_CHARS", c.history_budget_chars),
       i("RAGSTREAM_PERSIST_INTERVAL_MS", c.persist_interval_ms),
       i("RAGSTREAM_PING_INTERVAL_MS", c.ping_interval_ms),
@@ -223,6 +225,7 @@ std::string ConfigHelp() {
   RAGSTREAM_IDLE_TIMEOUT_MS        upstream gap allowed between tokens [60000]
   RAGSTREAM_MAX_RETRIES            retries on 429/5xx/connect failure, before the first token [2]
   RAGSTREAM_MAX_RETRY_WAIT_MS      cap on a Retry-After wait [20000]
+  RAGSTREAM_MAX_TOKENS             most tokens one answer may take upstream (max_tokens); 0: none sent [2048]
   RAGSTREAM_HISTORY_BUDGET_CHARS   characters of earlier conversation put in the prompt [8000]
   RAGSTREAM_PERSIST_INTERVAL_MS    how often a streaming answer is saved (<= 500) [500]
   RAGSTREAM_PING_INTERVAL_MS       ": ping" comment interval while nothing else is sent [5000]

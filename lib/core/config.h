@@ -42,6 +42,7 @@ struct Config {
   int idle_timeout_ms = 60000;         // RAGSTREAM_IDLE_TIMEOUT_MS: max gap between tokens
   int max_retries = 2;                 // RAGSTREAM_MAX_RETRIES: before the first token only
   int max_retry_wait_ms = 20000;       // RAGSTREAM_MAX_RETRY_WAIT_MS: cap on Retry-After
+  int max_tokens = 2048;               // RAGSTREAM_MAX_TOKENS: per answer upstream; 0: none sent
   // Pipeline.
   int history_budget_chars = 8000;                             // RAGSTREAM_HISTORY_BUDGET_CHARS
   int persist_interval_ms = 500;                               // RAGSTREAM_PERSIST_INTERVAL_MS

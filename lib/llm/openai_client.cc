@@ -171,6 +171,7 @@ OpenAiOptions OpenAiOptions::FromConfig(const Config& c) {
   o.idle_timeout_ms = c.idle_timeout_ms;
   o.max_retries = c.max_retries;
   o.max_retry_wait_ms = c.max_retry_wait_ms;
+  o.max_tokens = c.max_tokens;
   return o;
 }
 
@@ -196,6 +197,10 @@ std::string OpenAiChatModel::BuildBody(const ChatRequest& request) const {
     w.EndObject();
   }
   w.EndArray();
+  if (options_.max_tokens > 0) {
+    w.Key("max_tokens");
+    w.Int(options_.max_tokens);
+  }
   w.Key("stream");
   w.Bool(true);
   w.Key("stream_options");

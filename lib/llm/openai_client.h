@@ -27,6 +27,9 @@ struct OpenAiOptions {
   int max_retries = 2;
   int max_retry_wait_ms = 20000;
   int base_backoff_ms = 250;
+  // The most tokens one answer may take (sent as max_tokens, which OpenAI, vLLM, llama.cpp
+  // and Ollama all read); 0 sends none and leaves it to the model.
+  int max_tokens = 2048;
 
   static OpenAiOptions FromConfig(const Config& config);
 };

@@ -63,6 +63,12 @@ Result<std::unique_ptr<Env>> Env::Open(const Options& options, int* stale_reader
   return env;
 }
 
+Result<int> Env::ClearStaleReaders() const {
+  int dead = 0;
+  if (int rc = mdb_reader_check(env_, &dead); rc != 0) return MdbStatus(rc, "mdb_reader_check");
+  return dead;
+}
+
 Env::~Env() {
   mdb_env_close(env_);
 }

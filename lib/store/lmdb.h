@@ -7,7 +7,8 @@
 //   the env is opened with MDB_NOTLS, so reader slots belong to transactions, not threads,
 //   and every Txn is aborted or committed in its destructor's scope.
 // - A reader killed with kill -9 leaves a stale reader slot that pins old pages: Open() calls
-//   mdb_reader_check() at start to reclaim them.
+//   mdb_reader_check() at start, and the worker's sweeper calls ClearStaleReaders() every
+//   few seconds, so a killed neighbour's slots do not pin pages until the next restart.
 // - Keep read transactions short (they pin pages) and never hold a write transaction across
 //   a network wait (it blocks every other writer on the host).
 // - MDB_MAP_FULL: the write is refused with StoreFull (HTTP 507) and the transaction aborted,
@@ -52,6 +53,8 @@ class Env {
   Env& operator=(const Env&) = delete;
 
   MDB_env* raw() const { return env_; }
+  // mdb_reader_check: frees the reader slots of processes that died; returns how many.
+  Result<int> ClearStaleReaders() const;
   // The handle of a database listed in Options::databases. Aborts on an unknown name
   // (a programming error).
   MDB_dbi Dbi(std::string_view name) const;

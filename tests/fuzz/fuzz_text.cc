@@ -1,4 +1,5 @@
-// libFuzzer harness: the tokenizer, the chunker and the hash embedder on arbitrary bytes
+// libFuzzer harness: the tokenizer, the analyzer, the chunker and the hash embedder on
+// arbitrary bytes
 // (made valid UTF-8 first, as the ingester guarantees). Terms must stay short and valid
 // (they become LMDB keys; a CJK character with thousands of marks once overran the
 // embedder), chunks must be valid UTF-8 slices of the text within the size limit, and the
@@ -10,6 +11,7 @@
 #include <vector>
 
 #include "lib/core/utf8.h"
+#include "lib/rag/analyzer.h"
 #include "lib/rag/chunker.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/text.h"
@@ -20,6 +22,17 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   for (const std::string& term : ragstream::rag::Tokenize(text)) {
     if (term.empty() || term.size() > ragstream::rag::kMaxTokenBytes) __builtin_trap();
     if (!ragstream::IsValidUtf8(term)) __builtin_trap();
+  }
+  // Analysed terms become LMDB keys too: short, valid, never empty (a "^" or "=" and a
+  // stem, or two joined words of a question).
+  const auto chunk_terms = ragstream::rag::AnalyzeChunk(text, text.substr(0, 200));
+  for (const std::string& term : chunk_terms.terms) {
+    if (term.empty() || term.size() > 2 * ragstream::rag::kMaxTokenBytes + 1) __builtin_trap();
+    if (!ragstream::IsValidUtf8(term)) __builtin_trap();
+  }
+  for (const auto& t : ragstream::rag::AnalyzeQuery(text)) {
+    if (t.term.empty() || t.term.size() > 2 * ragstream::rag::kMaxTokenBytes + 1) __builtin_trap();
+    if (!ragstream::IsValidUtf8(t.term) || !(t.weight > 0)) __builtin_trap();
   }
   ragstream::rag::ChunkerOptions options;
   options.target_chars = 60;

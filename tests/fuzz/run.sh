@@ -24,8 +24,9 @@ build fuzz_request_json "$root/tests/fuzz/fuzz_request_json.cc" "$root/handlers/
   "$root/lib/rag/retrieval_mode.cc"
 build fuzz_sse "$root/tests/fuzz/fuzz_sse.cc" "$root"/lib/llm/{sse_parser,openai_stream}.cc
 build fuzz_router "$root/tests/fuzz/fuzz_router.cc" "$root"/handlers/{router,app}.cc
-build fuzz_text "$root/tests/fuzz/fuzz_text.cc" "$root"/lib/rag/{text,chunker,hash_embedder}.cc \
-  -lutf8proc
+build fuzz_text "$root/tests/fuzz/fuzz_text.cc" \
+  "$root"/lib/rag/{text,chunker,hash_embedder,analyzer,stopwords,language}.cc \
+  -lutf8proc -lstemmer -lhunspell -lcld2
 for h in request_json sse router text; do
   corpus="$root/tests/fuzz/corpus/$h"
   echo "== fuzz_$h: replay $(ls "$corpus" | wc -l) corpus inputs"

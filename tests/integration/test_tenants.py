@@ -112,9 +112,13 @@ def test_every_route_needs_a_valid_key(tenants):
     c = a["client"]
     assert c.request("GET", f"/api/conversations/{a['conv']}").status == 200
     assert c.request("GET", f"/api/documents/{a['doc']}").status == 200
-    # Health stays open (load balancers probe it) but tells nothing about tenants' data.
+    # Health stays open (load balancers probe it) but says only that the worker lives: not
+    # the map's use, which would let anyone watch the other tenants' activity (before:
+    # map_used_bytes), nor counts or the model.
     h = s.get("/api/health")
-    assert h.status == 200 and "documents" not in h.json, h
+    assert h.status == 200 and h.json["status"] == "ok", h
+    assert set(h.json) == {"status", "version", "uptime_s", "store"}, h.json
+    assert h.json["store"] == {"readable": True}, h.json
 
 
 def test_other_tenants_ids_answer_like_unknown_ones(tenants):

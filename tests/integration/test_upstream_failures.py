@@ -156,3 +156,16 @@ def test_upstream_text_stays_in_the_log(stack, fake_upstream, directive, code):
     # The operator still sees what the upstream said.
     harness.wait_until(lambda: secret_host in stack.logs_text(), 5,
                        what="the upstream's text in the worker log")
+
+
+def test_answers_are_capped_by_max_tokens(stack_factory, fake_upstream):
+    """Every upstream call carries max_tokens (RAGSTREAM_MAX_TOKENS, 2048 by default; 0 sends
+    none), so no answer can run on without bound (before: none was sent)."""
+    for setting, want in ((None, 2048), ("300", 300), ("0", None)):
+        s = stack_factory(workers=1, env={} if setting is None else {"RAGSTREAM_MAX_TOKENS": setting})
+        marker = uniq("cap-")
+        r = s.stream({"message": f"Capped {marker} [[fake: tokens=2]]"}, timeout=30)
+        assert r.done and r.done["status"] == "complete", r
+        (rec,) = fake_upstream.chat_requests(marker)
+        assert rec["body"].get("max_tokens") == want, (setting, rec["body"])
+        s.stop()

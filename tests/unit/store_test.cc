@@ -3,8 +3,12 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
+#include <csignal>
 #include <map>
 #include <set>
 #include <string>
@@ -437,6 +441,33 @@ BOOST_AUTO_TEST_CASE(save_partials_batch_skips_finished_and_deleted_messages) {
   BOOST_TEST(fin->content == "final answer");
   BOOST_TEST(CountKeysWithPrefix(*ts.env, "messages", deleted.conversation.id + "/") == 0u);
   BOOST_TEST(ts.store->SavePartials({}).ok());
+}
+
+// A process killed with a read transaction open leaves its reader slot behind; a live
+// process frees it without restarting (the worker's sweeper does this every few seconds).
+BOOST_AUTO_TEST_CASE(stale_readers_of_a_killed_process_are_cleared_while_running) {
+  TempDir dir;
+  auto env = OpenStoreEnv(dir.path(), 16ull << 20);
+  BOOST_REQUIRE(env.ok());
+  BOOST_TEST((*env)->ClearStaleReaders().value() == 0);
+  pid_t child = fork();
+  BOOST_REQUIRE(child >= 0);
+  if (child == 0) {
+    // A separate environment in the child (an MDB_env must never cross fork()).
+    auto mine = OpenStoreEnv(dir.path(), 16ull << 20);
+    if (!mine.ok()) _exit(2);
+    auto txn = Txn::BeginRead(**mine);
+    if (!txn.ok()) _exit(3);
+    raise(SIGKILL);
+    _exit(4);
+  }
+  int status = 0;
+  BOOST_REQUIRE(waitpid(child, &status, 0) == child);
+  BOOST_REQUIRE(WIFSIGNALED(status));
+  auto cleared = (*env)->ClearStaleReaders();
+  BOOST_REQUIRE(cleared.ok());
+  BOOST_TEST(*cleared >= 1);
+  BOOST_TEST((*env)->ClearStaleReaders().value() == 0);
 }
 
 BOOST_AUTO_TEST_CASE(reopening_the_environment_keeps_the_data) {
