@@ -153,9 +153,11 @@ int Run(int argc, char** argv) {
   const unsigned max_dbs = static_cast<unsigned>(databases.size()) + 8;
   const unsigned max_readers = std::max(4096u, static_cast<unsigned>(config->threads) * 16u);
   int stale_readers = 0;
-  auto env = store::Env::Open(
-      {config->data_dir, config->map_size_mb << 20, max_dbs, max_readers, databases},
-      &stale_readers);
+  store::Env::Options env_options{config->data_dir, config->map_size_mb << 20, max_dbs, max_readers,
+                                  databases};
+  env_options.grow_step_bytes = config->map_grow_mb << 20;
+  env_options.max_map_bytes = config->map_max_mb << 20;
+  auto env = store::Env::Open(env_options, &stale_readers);
   if (!env.ok()) {
     LogError("worker", "cannot open the store", {{"error", env.status().ToString()}});
     return 1;

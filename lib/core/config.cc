@@ -60,6 +60,12 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   Reader r{lookup, {}};
   r.String("RAGSTREAM_DATA_DIR", c.data_dir);
   r.Number<uint64_t>("RAGSTREAM_MAP_SIZE_MB", c.map_size_mb, 1, 1 << 24);
+  r.Number<uint64_t>("RAGSTREAM_MAP_GROW_MB", c.map_grow_mb, 0, 1 << 24);
+  r.Number<uint64_t>("RAGSTREAM_MAP_MAX_MB", c.map_max_mb, 0, 1 << 24);
+  if (c.map_max_mb != 0 && c.map_max_mb < c.map_size_mb) {
+    r.errors.push_back("RAGSTREAM_MAP_MAX_MB=" + std::to_string(c.map_max_mb) +
+                       " is below RAGSTREAM_MAP_SIZE_MB=" + std::to_string(c.map_size_mb));
+  }
   r.Number("RAGSTREAM_THREADS", c.threads, 1, 4096);
   r.Number("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb, 64, 8192);
   r.Number("RAGSTREAM_GRACE_S", c.grace_s, 0, 3600);
@@ -160,6 +166,8 @@ std::vector<std::string> DescribeConfig(const Config& c) {
   return {
       s("RAGSTREAM_DATA_DIR", c.data_dir),
       i("RAGSTREAM_MAP_SIZE_MB", static_cast<int64_t>(c.map_size_mb)),
+      i("RAGSTREAM_MAP_GROW_MB", static_cast<int64_t>(c.map_grow_mb)),
+      i("RAGSTREAM_MAP_MAX_MB", static_cast<int64_t>(c.map_max_mb)),
       i("RAGSTREAM_THREADS", c.threads),
       i("RAGSTREAM_THREAD_STACK_KB", c.thread_stack_kb),
       i("RAGSTREAM_GRACE_S", c.grace_s),
@@ -206,7 +214,9 @@ std::vector<std::string> DescribeConfig(const Config& c) {
 std::string ConfigHelp() {
   return R"(Environment (defaults in brackets):
   RAGSTREAM_DATA_DIR               LMDB environment directory [./ragstream-data]
-  RAGSTREAM_MAP_SIZE_MB            LMDB map size; to grow it, raise this and restart [1024]
+  RAGSTREAM_MAP_SIZE_MB            LMDB map size at start [1024]
+  RAGSTREAM_MAP_GROW_MB            the map grows online by this step when it fills; 0: never [1024]
+  RAGSTREAM_MAP_MAX_MB             the largest the map may grow; 0: the disk's free space less 1 GiB [0]
   RAGSTREAM_THREADS                request threads per process (concurrent streams) [256]
   RAGSTREAM_THREAD_STACK_KB        stack size of each request thread [256]
   RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]

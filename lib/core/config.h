@@ -19,7 +19,9 @@ enum class DisconnectPolicy { kCancel, kFinish };
 struct Config {
   // Storage.
   std::string data_dir = "./ragstream-data";  // RAGSTREAM_DATA_DIR
-  uint64_t map_size_mb = 1024;  // RAGSTREAM_MAP_SIZE_MB: LMDB map size; grow = restart
+  uint64_t map_size_mb = 1024;                // RAGSTREAM_MAP_SIZE_MB: the LMDB map's size at start
+  uint64_t map_grow_mb = 1024;  // RAGSTREAM_MAP_GROW_MB: online growth step; 0: never grows
+  uint64_t map_max_mb = 0;      // RAGSTREAM_MAP_MAX_MB: largest map; 0: free disk less 1 GiB
   // Worker.
   int threads = 256;          // RAGSTREAM_THREADS: concurrent requests per process
   int thread_stack_kb = 256;  // RAGSTREAM_THREAD_STACK_KB

@@ -373,6 +373,13 @@ Status ConversationStore::SavePartial(const Message& message) {
 }
 
 Status ConversationStore::SavePartials(const std::vector<Message>& messages) {
+  Status s = SavePartialsOnce(messages);
+  // An answer's saves are the last thing to fail: grow the map and try again.
+  if (s.kind() == ErrorKind::kStoreFull && env_.Grow().ok()) s = SavePartialsOnce(messages);
+  return s;
+}
+
+Status ConversationStore::SavePartialsOnce(const std::vector<Message>& messages) {
   if (messages.empty()) return Status::Ok();
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
@@ -390,6 +397,12 @@ Status ConversationStore::SavePartials(const std::vector<Message>& messages) {
 }
 
 Status ConversationStore::FinishMessage(const Message& message) {
+  Status s = FinishMessageOnce(message);
+  if (s.kind() == ErrorKind::kStoreFull && env_.Grow().ok()) s = FinishMessageOnce(message);
+  return s;
+}
+
+Status ConversationStore::FinishMessageOnce(const Message& message) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   auto c = LoadConversation(*txn, conversations_, message.tenant, message.conversation_id);

@@ -165,6 +165,8 @@ class ConversationStore {
   Status DeleteConversation(std::string_view tenant, const std::string& id);
 
  private:
+  Status SavePartialsOnce(const std::vector<Message>& messages);
+  Status FinishMessageOnce(const Message& message);
   Status PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at);
   Status PutMessage(Txn& txn, const Message& m);
 

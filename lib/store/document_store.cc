@@ -183,8 +183,60 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
   return wrote ? txn->Commit() : Status::Ok();
 }
 
+namespace {
+
+// The map's last bytes are kept for conversations: documents are refused (store_full) once
+// only this much (32 MB, or a sixteenth of a smaller map) is left and the map cannot grow,
+// so answers being saved never are.
+constexpr uint64_t kAnswerReserveBytes = 32ull << 20;
+
+// About how much of the map a document takes (its text, chunk copies, postings and
+// vectors; the store holds about 13 times the text, docs/PERFORMANCE.md).
+uint64_t MapBytesFor(const NewDocument& doc) {
+  return doc.text.size() * 16 + doc.vectors.size() * sizeof(float) * 3 + 4096;
+}
+
+// Runs a document write; if the map was full, grows it and runs it once more.
+template <typename Attempt>
+auto WithRoom(const Env& env, uint64_t need, Attempt attempt) -> decltype(attempt()) {
+  const uint64_t reserve = std::min(kAnswerReserveBytes, env.max_map_bytes() / 16);
+  if (env.NearlyFull(reserve + need)) {
+    return Status::StoreFull(
+        "the store is full: the map is at its maximum (RAGSTREAM_MAP_MAX_MB, free disk) and "
+        "its last " +
+        std::to_string(reserve >> 10) + " KB are kept for conversations");
+  }
+  auto result = attempt();
+  if (!result.ok() && result.status().kind() == ErrorKind::kStoreFull && env.Grow(need).ok()) {
+    result = attempt();
+  }
+  return result;
+}
+
+}  // namespace
+
 Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument& doc,
                                      uint64_t max_documents) {
+  return WithRoom(env_, MapBytesFor(doc), [&] { return AddOnce(tenant, doc, max_documents); });
+}
+
+Result<std::vector<AddResult>> DocumentStore::AddMany(std::string_view tenant,
+                                                      const std::vector<NewDocument>& docs,
+                                                      uint64_t max_documents) {
+  uint64_t need = 0;
+  for (const auto& d : docs) need += MapBytesFor(d);
+  return WithRoom(env_, need, [&] { return AddManyOnce(tenant, docs, max_documents); });
+}
+
+Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
+    const std::vector<GroupItem>& items) {
+  uint64_t need = 0;
+  for (const auto& item : items) need += MapBytesFor(*item.doc);
+  return WithRoom(env_, need, [&] { return AddGroupOnce(items); });
+}
+
+Result<AddResult> DocumentStore::AddOnce(std::string_view tenant, const NewDocument& doc,
+                                         uint64_t max_documents) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   auto added = AddIn(*txn, tenant, doc, max_documents);
@@ -193,9 +245,9 @@ Result<AddResult> DocumentStore::Add(std::string_view tenant, const NewDocument&
   return added;
 }
 
-Result<std::vector<AddResult>> DocumentStore::AddMany(std::string_view tenant,
-                                                      const std::vector<NewDocument>& docs,
-                                                      uint64_t max_documents) {
+Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenant,
+                                                          const std::vector<NewDocument>& docs,
+                                                          uint64_t max_documents) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   std::vector<AddResult> results;
@@ -213,7 +265,7 @@ Result<std::vector<AddResult>> DocumentStore::AddMany(std::string_view tenant,
   return results;
 }
 
-Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
+Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
     const std::vector<GroupItem>& items) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();

@@ -125,6 +125,14 @@ class DocumentStore {
   const LexicalIndex& lexical() const { return lexical_; }
 
  private:
+  // One attempt of Add, AddMany, AddGroup (which grow the map and try again when it was
+  // full, and keep the map's last bytes for conversations).
+  Result<AddResult> AddOnce(std::string_view tenant, const NewDocument& doc,
+                            uint64_t max_documents);
+  Result<std::vector<AddResult>> AddManyOnce(std::string_view tenant,
+                                             const std::vector<NewDocument>& docs,
+                                             uint64_t max_documents);
+  Result<std::vector<Result<AddResult>>> AddGroupOnce(const std::vector<GroupItem>& items);
   // Add's work inside an open write transaction (which the caller commits). `wrote_some`,
   // if given, is set once it has started writing (a failure after that spoils `txn`).
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,

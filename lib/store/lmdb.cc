@@ -3,9 +3,12 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+
+#include "lib/core/log.h"
 
 namespace ragstream::store {
 namespace {
@@ -34,6 +37,10 @@ Result<std::unique_ptr<Env>> Env::Open(const Options& options, int* stale_reader
   MDB_env* raw = nullptr;
   if (int rc = mdb_env_create(&raw); rc != 0) return MdbStatus(rc, "mdb_env_create");
   std::unique_ptr<Env> env(new Env(raw));
+  env->path_ = options.path;
+  env->grow_step_bytes_ = options.grow_step_bytes;
+  env->max_map_bytes_ = options.max_map_bytes;
+  env->reserve_bytes_ = options.reserve_bytes;
   if (int rc = mdb_env_set_mapsize(raw, options.map_size_bytes); rc != 0) {
     return MdbStatus(rc, "mdb_env_set_mapsize");
   }
@@ -81,6 +88,12 @@ MDB_dbi Env::Dbi(std::string_view name) const {
 }
 
 Env::Usage Env::MapUsage() const {
+  // mdb_env_info reads the meta pages inside the map: never while a resize remaps it.
+  std::shared_lock guard(resize_mu_);
+  return MapUsageUnlocked();
+}
+
+Env::Usage Env::MapUsageUnlocked() const {
   MDB_envinfo info;
   MDB_stat stat;
   Usage u;
@@ -91,25 +104,112 @@ Env::Usage Env::MapUsage() const {
   return u;
 }
 
-Result<Txn> Txn::Begin(const Env& env, unsigned flags) {
-  MDB_txn* raw = nullptr;
-  int rc = mdb_txn_begin(env.raw(), nullptr, flags, &raw);
-  if (rc == MDB_MAP_RESIZED) {
-    // Another process grew the map. Adopting the new size (mdb_env_set_mapsize(env, 0)) is
-    // only safe with no transaction open in this process, which a thread pool cannot promise,
-    // so refuse clearly: the operator restarts this worker (as growing the map requires).
-    return Status::Unavailable("store_resized",
-                               "the store's map was grown by another process; restart this "
-                               "worker to adopt the new RAGSTREAM_MAP_SIZE_MB");
+namespace {
+// How long a resize waits for the process's open transactions to end.
+constexpr auto kResizeWait = std::chrono::seconds(2);
+}  // namespace
+
+uint64_t Env::max_map_bytes() const {
+  return MaxMapBytes(MapUsage());
+}
+
+uint64_t Env::MaxMapBytes(const Usage& u) const {
+  if (grow_step_bytes_ == 0) return u.map_bytes;  // a fixed map
+  if (max_map_bytes_ > 0) return max_map_bytes_;
+  // As large as the disk allows: what the map holds now plus the free space, less a reserve.
+  std::error_code ec;
+  const auto space = std::filesystem::space(path_, ec);
+  if (ec) return u.map_bytes;
+  const uint64_t available =
+      space.available > reserve_bytes_ ? space.available - reserve_bytes_ : 0;
+  return std::max(u.map_bytes, u.used_bytes + available);
+}
+
+bool Env::NearlyFull(uint64_t bytes) const {
+  const Usage u = MapUsage();
+  const bool can_grow = grow_step_bytes_ > 0 && u.map_bytes < MaxMapBytes(u);
+  return !can_grow && u.map_bytes - std::min(u.map_bytes, u.used_bytes) < bytes;
+}
+
+void Env::GrowIfNeeded() const {
+  if (grow_step_bytes_ == 0) return;
+  const Usage u = MapUsage();
+  if (u.map_bytes == 0 ||
+      u.map_bytes - std::min(u.map_bytes, u.used_bytes) >= grow_step_bytes_ / 2) {
+    return;
   }
-  if (rc != 0) return MdbStatus(rc, "mdb_txn_begin");
-  return Txn(raw);
+  if (u.map_bytes >= MaxMapBytes(u)) return;
+  (void)Grow();  // a failure leaves the map as it is: the write may still fit
+}
+
+Status Env::Grow(uint64_t need_bytes) const {
+  if (grow_step_bytes_ == 0)
+    return Status::StoreFull("the store is full and RAGSTREAM_MAP_GROW_MB is 0");
+  std::unique_lock lock(resize_mu_, std::defer_lock);
+  if (!lock.try_lock_for(kResizeWait)) {
+    return Status::Unavailable("store_busy",
+                               "the store could not be grown: transactions stayed open");
+  }
+  // Take any size another process set first, then look again: it may be enough.
+  if (int rc = mdb_env_set_mapsize(env_, 0); rc != 0) return MdbStatus(rc, "mdb_env_set_mapsize");
+  const Usage u = MapUsageUnlocked();
+  const uint64_t free_bytes = u.map_bytes - std::min(u.map_bytes, u.used_bytes);
+  if (free_bytes >= std::max(need_bytes, grow_step_bytes_ / 2)) return Status::Ok();
+  const uint64_t limit = MaxMapBytes(u);
+  const uint64_t target = std::min(limit, std::max(u.map_bytes + grow_step_bytes_,
+                                                   u.used_bytes + need_bytes + grow_step_bytes_));
+  if (target <= u.map_bytes) {
+    return Status::StoreFull("the store is full: the map is at its maximum of " +
+                             std::to_string(limit >> 20) + " MB (RAGSTREAM_MAP_MAX_MB, free disk)");
+  }
+  if (int rc = mdb_env_set_mapsize(env_, target); rc != 0)
+    return MdbStatus(rc, "mdb_env_set_mapsize");
+  growths_.fetch_add(1);
+  LogInfo("store", "grew the LMDB map",
+          {{"from_mb", static_cast<int64_t>(u.map_bytes >> 20)},
+           {"to_mb", static_cast<int64_t>(target >> 20)},
+           {"used_mb", static_cast<int64_t>(u.used_bytes >> 20)},
+           {"max_mb", static_cast<int64_t>(limit >> 20)}});
+  return Status::Ok();
+}
+
+Status Env::AdoptResize() const {
+  std::unique_lock lock(resize_mu_, std::defer_lock);
+  if (!lock.try_lock_for(kResizeWait)) {
+    return Status::Unavailable("store_resized",
+                               "another process grew the store's map and this one could not "
+                               "adopt it yet; retry");
+  }
+  if (int rc = mdb_env_set_mapsize(env_, 0); rc != 0) return MdbStatus(rc, "mdb_env_set_mapsize");
+  LogInfo("store", "adopted the LMDB map size another process set",
+          {{"map_mb", static_cast<int64_t>(MapUsageUnlocked().map_bytes >> 20)}});
+  return Status::Ok();
+}
+
+Result<Txn> Txn::Begin(const Env& env, unsigned flags) {
+  for (int attempt = 0;; ++attempt) {
+    if (!(flags & MDB_RDONLY)) env.GrowIfNeeded();
+    std::shared_lock guard(env.resize_mu_);
+    MDB_txn* raw = nullptr;
+    int rc = mdb_txn_begin(env.raw(), nullptr, flags, &raw);
+    if (rc == MDB_MAP_RESIZED && attempt < 3) {
+      // Another process grew the map: adopt its size (with no transaction of this process
+      // open) and begin again.
+      guard.unlock();
+      if (Status s = env.AdoptResize(); !s.ok()) return s;
+      continue;
+    }
+    if (rc != 0) return MdbStatus(rc, "mdb_txn_begin");
+    return Txn(raw, std::move(guard));
+  }
 }
 
 Status Txn::Commit() {
   MDB_txn* t = txn_;
   txn_ = nullptr;
-  return MdbStatus(mdb_txn_commit(t), "mdb_txn_commit");
+  Status s = MdbStatus(mdb_txn_commit(t), "mdb_txn_commit");
+  if (resize_guard_.owns_lock()) resize_guard_.unlock();
+  return s;
 }
 
 Result<std::optional<std::string_view>> Txn::Get(MDB_dbi dbi, std::string_view key) const {

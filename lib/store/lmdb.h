@@ -11,19 +11,27 @@
 //   few seconds, so a killed neighbour's slots do not pin pages until the next restart.
 // - Keep read transactions short (they pin pages) and never hold a write transaction across
 //   a network wait (it blocks every other writer on the host).
-// - MDB_MAP_FULL: the write is refused with StoreFull (HTTP 507) and the transaction aborted,
-//   so nothing is half-written. Growing the map is RAGSTREAM_MAP_SIZE_MB and a restart.
-// - MDB_MAP_RESIZED (another process grew the map): refused with 503 store_resized, since
-//   adopting the size needs no open transaction in the process; restart the worker.
+// - The map grows online (Options::grow_step_bytes): a write transaction that would begin
+//   with less than half a step free first grows the map by a step, up to the maximum. Both
+//   growing and adopting another process's growth (MDB_MAP_RESIZED) need no transaction of
+//   this process open, so every Txn holds a shared lock on the Env for its life and the
+//   resize takes it exclusively (waiting at most a couple of seconds; a resize that cannot
+//   get it is tried again by the next transaction).
+// - MDB_MAP_FULL (at the maximum, or a write larger than the headroom): the write is
+//   refused with StoreFull (HTTP 507) and the transaction aborted, so nothing is
+//   half-written; the caller may Grow() and try again.
 // - A value pointer returned by Get() lives only until its transaction ends: copy it, or use
 //   it inside the transaction's scope.
 #pragma once
 
 #include <lmdb.h>
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <optional>
+#include <shared_mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -43,6 +51,11 @@ class Env {
     unsigned max_dbs = 64;
     unsigned max_readers = 4096;
     std::vector<std::string> databases;  // named databases created/opened at start
+    // Online growth: the step (0: the map never grows) and the largest size (0: as large as
+    // the data directory's free disk allows, less reserve_bytes).
+    uint64_t grow_step_bytes = 0;
+    uint64_t max_map_bytes = 0;
+    uint64_t reserve_bytes = 1ull << 30;
   };
 
   // Opens (creating the directory if needed) and opens every named database. Thread-safe
@@ -65,17 +78,43 @@ class Env {
   };
   Usage MapUsage() const;
 
+  // Grows the map by a step (at least `need_bytes` beyond what is used), up to the maximum,
+  // with no transaction of this process open. Ok if it grew, or another thread or process
+  // already did; StoreFull at the maximum; Unavailable if the process's transactions did not
+  // end within the wait. Thread-safe.
+  Status Grow(uint64_t need_bytes = 0) const;
+  // Whether the map is at its maximum with less than `bytes` free (documents stop there, so
+  // the last `bytes` stay for answers being saved).
+  bool NearlyFull(uint64_t bytes) const;
+  uint64_t growths() const { return growths_.load(); }
+  uint64_t max_map_bytes() const;
+
  private:
+  friend class Txn;
   explicit Env(MDB_env* env) : env_(env) {}
+  // Before a write transaction: grows if less than half a step is free.
+  void GrowIfNeeded() const;
+  // MDB_MAP_RESIZED: takes the size another process set.
+  Status AdoptResize() const;
+  // MapUsage without the shared lock (the caller holds the lock, either way).
+  Usage MapUsageUnlocked() const;
+  uint64_t MaxMapBytes(const Usage& u) const;
+
   MDB_env* env_;
   std::vector<std::pair<std::string, MDB_dbi>> dbis_;
+  std::string path_;
+  uint64_t grow_step_bytes_ = 0, max_map_bytes_ = 0, reserve_bytes_ = 0;
+  mutable std::shared_timed_mutex resize_mu_;
+  mutable std::atomic<uint64_t> growths_{0};
 };
 
 class Txn {
  public:
   static Result<Txn> BeginRead(const Env& env) { return Begin(env, MDB_RDONLY); }
   static Result<Txn> BeginWrite(const Env& env) { return Begin(env, 0); }
-  Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
+  Txn(Txn&& other) noexcept : txn_(other.txn_), resize_guard_(std::move(other.resize_guard_)) {
+    other.txn_ = nullptr;
+  }
   Txn& operator=(Txn&&) = delete;
   ~Txn() {
     if (txn_) mdb_txn_abort(txn_);
@@ -95,8 +134,11 @@ class Txn {
 
  private:
   static Result<Txn> Begin(const Env& env, unsigned flags);
-  explicit Txn(MDB_txn* txn) : txn_(txn) {}
+  Txn(MDB_txn* txn, std::shared_lock<std::shared_timed_mutex> guard)
+      : txn_(txn), resize_guard_(std::move(guard)) {}
   MDB_txn* txn_;
+  // Held while the transaction is open: the map is never resized under it.
+  std::shared_lock<std::shared_timed_mutex> resize_guard_;
 };
 
 class Cursor {

@@ -59,6 +59,10 @@ def parse_args(argv=None):
     ap.add_argument("--orphan-timeout", type=int, default=2,
                     help="RAGSTREAM_ORPHAN_TIMEOUT_S for every worker (default 2)")
     ap.add_argument("--seed", type=int, default=None, help="random seed (default: time)")
+    ap.add_argument("--grow", action="store_true",
+                    help="start with an 8 MB map growing by 8 MB and ingest documents all the "
+                         "while, so the map grows online under the kills; checks that every "
+                         "stored document survives and the map grew at least twice")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     a = ap.parse_args(argv)
     if a.seconds <= 0 or a.streams < 1 or a.workers < 1 or a.kill_min_ms < 0 \
@@ -209,6 +213,51 @@ def mdb_stat(data_dir: Path) -> tuple[bool, str]:
     return r.returncode == 0, (r.stdout + r.stderr)[-1500:]
 
 
+class Ingest(threading.Thread):
+    """POSTs unique ~40 KB documents back to back until the deadline; remembers every id
+    that came back 201 (committed, so it must survive every kill)."""
+
+    def __init__(self, port: int, deadline: float):
+        super().__init__(daemon=True)
+        self.port, self.deadline = port, deadline
+        self.stored: list[str] = []
+        self.failures = collections.Counter()
+
+    def run(self):
+        i = 0
+        while time.monotonic() < self.deadline:
+            i += 1
+            text = " ".join(f"grow{i}w{j}" for j in range(4500))
+            body = json.dumps({"title": f"Load {i}", "text": text}).encode()
+            try:
+                r = harness.http_request(self.port, "POST", "/api/documents", body,
+                                         {"Content-Type": "application/json"}, timeout=30)
+            except OSError as e:
+                self.failures[type(e).__name__] += 1
+                continue
+            if r.status == 201:
+                self.stored.append(r.json["id"])
+            else:
+                self.failures[r.status] += 1
+
+
+def check_growth(stack: Stack, ingest: "Ingest", map_mb: int, grow_mb: int, results: list):
+    missing = [d for d in ingest.stored if stack.get(f"/api/documents/{d}").status != 200]
+    results.append((f"every document stored with 201 survives ({len(ingest.stored)}; "
+                    f"failures {dict(ingest.failures)})", not missing and ingest.stored,
+                    str(missing[:5])))
+    size = stack.get("/api/health").json["store"]["map_size_bytes"]
+    results.append((f"the map grew online at least twice ({map_mb} MB -> {size >> 20} MB)",
+                    size >= (map_mb + 2 * grow_mb) << 20, ""))
+    # Final states stay final: the same statuses a few seconds later.
+    first = {cid: [m["status"] for m in stack.conversation(cid)["messages"]]
+             for cid in all_conversation_ids(stack)[:200]}
+    time.sleep(3)
+    changed = [cid for cid, st in first.items()
+               if [m["status"] for m in stack.conversation(cid)["messages"]] != st]
+    results.append(("no final state changes afterwards", not changed, str(changed[:5])))
+
+
 def check(stack: Stack, records: list[dict], results: list) -> dict:
     def verdict(name, ok, detail=""):
         results.append((name, ok, detail))
@@ -297,7 +346,9 @@ def main(argv=None) -> int:
     (tmp / "bin").mkdir()
     shutil.copy2(harness.WORKER_BIN, tmp / "bin" / "ragstream-worker")
     harness.WORKER_BIN = tmp / "bin" / "ragstream-worker"
-    env = {"RAGSTREAM_ORPHAN_TIMEOUT_S": str(a.orphan_timeout), "RAGSTREAM_MAP_SIZE_MB": "2048",
+    map_mb, grow_mb = (8, 8) if a.grow else (2048, 1024)
+    env = {"RAGSTREAM_ORPHAN_TIMEOUT_S": str(a.orphan_timeout),
+           "RAGSTREAM_MAP_SIZE_MB": str(map_mb), "RAGSTREAM_MAP_GROW_MB": str(grow_mb),
            "RAGSTREAM_THREADS": "128", "RAGSTREAM_LOG_LEVEL": "warn",
            "RAGSTREAM_PING_INTERVAL_MS": "5000"}
     counts = collections.Counter()
@@ -317,7 +368,12 @@ def main(argv=None) -> int:
         deadline = t0 + a.seconds
         load = Load(stack.port, a.streams, deadline, seed * 1000)
         load.start()
+        ingest = Ingest(stack.port, deadline) if a.grow else None
+        if ingest:
+            ingest.start()
         kill_loop(stack, deadline, rng, a, counts, problems)
+        if ingest:
+            ingest.join(60)
         log(f"load time over; {counts['kills']} kills; waiting for the last streams")
         stuck = load.join(60)
         if stuck:
@@ -336,6 +392,8 @@ def main(argv=None) -> int:
         with load.lock:
             records = list(load.records)
         stats = check(final, records, results)
+        if ingest:
+            check_growth(final, ingest, map_mb, grow_mb, results)
         ok, out = mdb_stat(data_dir)
         results.append(("mdb_stat -a after the checks exits 0", ok, "" if ok else out))
         results.append(("the kill loop saw no unexpected worker exits or failed restarts",

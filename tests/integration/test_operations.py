@@ -715,3 +715,36 @@ def test_requests_during_drain_go_elsewhere_tcp_workers(session_dir, _fake_proce
                           f"listening socket (held until it exited; POSTs then 502): {outcomes}")
     finally:
         s.stop()
+
+
+def test_the_map_grows_online_under_two_workers(stack_factory, fake_upstream):
+    """RAGSTREAM_MAP_SIZE_MB=4 with a 4 MB step: ingesting several times that through two
+    workers grows the map online, each worker adopting the other's growth, while an answer
+    streams; every document is stored and the answer completes (before: 507 store_full for
+    every later document, and MDB_MAP_RESIZED on the other workers)."""
+    s = stack_factory(workers=2, env={"RAGSTREAM_MAP_SIZE_MB": "4", "RAGSTREAM_MAP_GROW_MB": "4"})
+    before = s.get("/api/health").json["store"]["map_size_bytes"]
+    result = {}
+
+    def answer():
+        result["r"] = s.stream({"message": f"grow {harness.uniq()} [[fake: tokens=80, gap_ms=40]]"},
+                               timeout=60)
+    t = threading.Thread(target=answer)
+    t.start()
+    statuses = []
+    for i in range(40):
+        words = " ".join(f"w{i}x{j}" for j in range(6000))
+        r = s.post_json("/api/documents", {"title": f"Filler {i}", "text": words})
+        statuses.append(r.status)
+    t.join(60)
+    assert statuses == [201] * 40, statuses
+    done = result["r"].done
+    assert done and done["status"] == "complete", result["r"]
+    after = s.get("/api/health").json["store"]
+    assert after["map_size_bytes"] > before, (before, after)
+    logs = s.logs_text()
+    assert "grew the LMDB map" in logs
+    # Every document is searchable from either worker.
+    for _ in range(4):
+        r = s.post_json("/api/search", {"query": "w39x5999", "mode": "lexical"})
+        assert r.status == 200 and r.json["results"], r

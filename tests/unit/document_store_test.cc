@@ -651,6 +651,51 @@ BOOST_AUTO_TEST_CASE(reindex_lexical_of_an_empty_store_records_the_version) {
   BOOST_TEST(std::string(**v) == "v9");
 }
 
+// The map grows online: documents keep being stored past the starting size, up to the
+// maximum, then the last of the map stays for conversations; nothing is half-written.
+BOOST_AUTO_TEST_CASE(the_map_grows_online_up_to_its_maximum) {
+  TempDir dir;
+  Env::Options options;
+  options.path = dir.path();
+  options.map_size_bytes = 1ull << 20;
+  options.max_readers = 126;
+  options.max_dbs = 64;
+  options.databases = DocumentStore::Databases(kShards);
+  options.grow_step_bytes = 1ull << 20;
+  options.max_map_bytes = 6ull << 20;
+  auto env = Env::Open(options);
+  BOOST_REQUIRE(env.ok());
+  DocumentStore store(**env, kShards);
+  int stored = 0;
+  Status last;
+  for (int i = 0; i < 400 && last.ok(); ++i) {
+    std::string text;
+    for (int w = 0; w < 300; ++w) text += "g" + std::to_string(i) + "x" + std::to_string(w) + " ";
+    auto r = store.Add("acme", MakeDoc("doc_" + std::to_string(i), "T", {text}, 0, i));
+    if (r.ok()) {
+      ++stored;
+    } else {
+      last = r.status();
+    }
+  }
+  BOOST_TEST((last.kind() == ErrorKind::kStoreFull), last.ToString());
+  const Env::Usage u = (*env)->MapUsage();
+  BOOST_TEST((*env)->growths() >= 2u);
+  BOOST_TEST(u.map_bytes > (1ull << 20));
+  BOOST_TEST(u.map_bytes <= (6ull << 20));
+  // Far more than the starting megabyte holds, and every one of them whole.
+  BOOST_TEST(stored > 20, stored);
+  BOOST_TEST(MustCount(store) == static_cast<uint64_t>(stored));
+  BOOST_TEST(LexicalDocs(store, {"g0x0"}) == std::vector<std::string>{"doc_0:0"});
+  BOOST_TEST(LexicalDocs(store, {"g" + std::to_string(stored) + "x0"}).empty());
+  // Room is left for conversations: a write transaction still commits.
+  auto txn = Txn::BeginWrite(**env);
+  BOOST_REQUIRE(txn.ok());
+  BOOST_REQUIRE(
+      txn->Put((*env)->Dbi("index_meta"), "answer/probe", std::string(64 << 10, 'a')).ok());
+  BOOST_TEST(txn->Commit().ok());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
