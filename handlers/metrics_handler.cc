@@ -14,7 +14,8 @@ void HandleMetrics(const AppContext& app, HttpResponse& res) {
       "ragstream_lmdb_map_used_bytes " +
       std::to_string(usage.used_bytes) +
       "\n"
-      "# HELP ragstream_lmdb_map_size_bytes Size of the LMDB map (it grows online by RAGSTREAM_MAP_GROW_MB).\n"
+      "# HELP ragstream_lmdb_map_size_bytes Size of the LMDB map (it grows online by "
+      "RAGSTREAM_MAP_GROW_MB).\n"
       "# TYPE ragstream_lmdb_map_size_bytes gauge\n"
       "ragstream_lmdb_map_size_bytes " +
       std::to_string(usage.map_bytes) + "\n";

@@ -248,6 +248,13 @@ ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title) {
   return AnalyzeChunk(text, TitleTerms(title));
 }
 
+void AnalyzeChunkInto(std::string_view text, std::string_view title,
+                      std::vector<std::string>& terms, uint32_t& length) {
+  ChunkTerms analysed = AnalyzeChunk(text, title);
+  terms = std::move(analysed.terms);
+  length = analysed.length;
+}
+
 namespace {
 
 std::vector<JoinedPair> JoinedPairsOf(const std::vector<AnalyzedWord>& words,

@@ -72,6 +72,9 @@ ChunkTerms AnalyzeChunk(std::string_view text, const std::vector<std::string>& t
                         std::string_view language = "");
 // The same for one chunk on its own (its language detected, the title analysed here).
 ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title);
+// AnalyzeChunk(text, title) in the shape store::DocumentStore::ReindexLexical takes.
+void AnalyzeChunkInto(std::string_view text, std::string_view title,
+                      std::vector<std::string>& terms, uint32_t& length);
 
 // Weighted query terms of a question: each non-stop word's stems (1/n each), its surface
 // form if different, and the title form of each stem; and, as optional terms, each pair of
