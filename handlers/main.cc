@@ -186,13 +186,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string analyzer = rag::WarmUpAnalyzer();
-  auto reindexed = documents.ReindexLexical(
-      rag::kAnalyzerVersion, [](std::string_view text, std::string_view title,
-                                std::vector<std::string>& terms, uint32_t& length) {
-        rag::ChunkTerms analysed = rag::AnalyzeChunk(text, title);
-        terms = std::move(analysed.terms);
-        length = analysed.length;
-      });
+  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion, rag::AnalyzeChunkInto);
   if (!reindexed.ok()) {
     LogError("worker", "could not re-index the lexical index with the new analyzer",
              {{"error", reindexed.status().message()}});

@@ -167,13 +167,7 @@ int main(int argc, char** argv) {
   }
   // Records the analyzer as a worker would (a no-op on a store this tool built): otherwise the
   // first worker to open the store re-indexes it before it listens.
-  auto reindexed = documents.ReindexLexical(
-      rag::kAnalyzerVersion, [](std::string_view text, std::string_view title,
-                                std::vector<std::string>& terms, uint32_t& length) {
-        rag::ChunkTerms analysed = rag::AnalyzeChunk(text, title);
-        terms = std::move(analysed.terms);
-        length = analysed.length;
-      });
+  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion, rag::AnalyzeChunkInto);
   if (!reindexed.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", reindexed.status().ToString().c_str());
     return 1;
