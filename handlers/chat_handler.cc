@@ -223,6 +223,10 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
       last_write = SteadyMillis();
     }
     if (m.status != store::kStatusStreaming) break;
+    // A draining worker hands its followers on: the stream ends without a done event (a cut,
+    // which a client answers by resuming, through nginx, on a worker that stays), instead of
+    // holding the drain -- and then the process's exit -- until the followed answer ends.
+    if (app.draining && app.draining->load()) return;
     // Follow the answer as its worker saves it (at least every persist interval).
     std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
     if (res.ClientGone()) return;
@@ -234,7 +238,16 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
       (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
     }
     auto fresh = app.conversations->GetMessage(m.tenant, message_id);
-    if (!fresh.ok()) break;  // deleted meanwhile
+    if (!fresh.ok()) {
+      // Deleted meanwhile, or the store could not be read: the follow ends with an error
+      // event that says so, never with a done event that still says `streaming`.
+      m.status = store::kStatusError;
+      const bool gone = fresh.status().kind() == ErrorKind::kNotFound;
+      m.error_code = gone ? "message_deleted" : "resume_failed";
+      m.error_message = gone ? "the answer was deleted while it was being followed"
+                             : "the answer could not be read: " + fresh.status().message();
+      break;
+    }
     m = std::move(*fresh);
   }
   sse.set_next_id(std::max<size_t>(sent, m.token_ends.size()) + 1);
@@ -314,7 +327,7 @@ void HandleChatMessage(const AppContext& app, const std::string& tenant, const H
     const int64_t deadline =
         SteadyMillis() + app.config.first_token_timeout_ms + app.config.idle_timeout_ms;
     while (result.message.status == store::kStatusStreaming && SteadyMillis() < deadline &&
-           !res.ClientGone()) {
+           !res.ClientGone() && !(app.draining && app.draining->load())) {
       std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
       auto fresh = app.conversations->GetMessage(tenant, result.message.id);
       if (!fresh.ok()) break;

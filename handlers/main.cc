@@ -375,7 +375,12 @@ int Run(int argc, char** argv) {
   int sig = 0;
   sigwait(&stop_signals, &sig);
   draining.store(true);
-  server.StopAccepting(config->grace_s * 1000);
+  // A socket this process opened is unlinked below, so its backlog only holds what was sent
+  // before: take it all within the grace. A socket inherited from systemd stays open in
+  // systemd and keeps filling for the replacement worker: take only what the kernel had
+  // already queued (a short window), not new arrivals for the whole grace period.
+  constexpr int kInheritedSocketDrainMs = 100;
+  server.StopAccepting(listen_spec.empty() ? kInheritedSocketDrainMs : config->grace_s * 1000);
   // Remove the socket file so nginx is refused at once and tries another worker -- unless a
   // replacement worker already bound the same path (rolling restart), which must keep it.
   struct stat now {};

@@ -108,3 +108,63 @@ def test_bad_resume_requests(stack):
     assert r.status == 400 and r.json["error"]["code"] == "invalid_last_event_id"
     user_msg = stack.conversation(live.first["conversation_id"])["messages"][0]["id"]
     assert _resume(stack, user_msg).status == 404
+
+
+def _start_live(stack, tokens=60, gap_ms=50):
+    got, out = threading.Event(), {}
+
+    def stop(result, item):
+        if item.kind == "event" and item.json and item.json.get("message_id"):
+            out.setdefault("msg_id", item.json["message_id"])
+            got.set()
+        return False
+
+    def run():
+        out["result"] = stack.stream(
+            {"message": f"follow {harness.uniq()} [[fake: tokens={tokens}, gap_ms={gap_ms}]]"},
+            stop=stop, timeout=60)
+    t = threading.Thread(target=run)
+    t.start()
+    assert got.wait(10)
+    return t, out
+
+
+def test_a_follow_whose_answer_is_deleted_ends_with_an_error_event(stack, fake_upstream):
+    """A resume that cannot read the answer any more ends with an error event that says so
+    (before: done with status `streaming` and an empty error)."""
+    t, out = _start_live(stack)
+    follower = {}
+    ft = threading.Thread(target=lambda: follower.setdefault("r", _resume(stack, out["msg_id"])))
+    ft.start()
+    time.sleep(0.5)
+    conv = stack.conversation_ids(limit=1)[0]
+    assert stack.request("DELETE", f"/api/conversations/{conv}").status in (200, 204)
+    ft.join(30)
+    t.join(30)
+    done = follower["r"].done
+    assert done and done["status"] == "error", follower["r"]
+    assert done["error"]["code"] == "message_deleted", done
+
+
+def test_a_draining_worker_hands_its_followers_on(stack_factory, fake_upstream):
+    """On SIGTERM a worker lets its own answers finish (grace), but ends the streams that
+    only follow an answer at once, without a done event, so the client resumes on a worker
+    that stays (before: the follow held the drain until the followed answer ended)."""
+    s = stack_factory(workers=1, env={"RAGSTREAM_GRACE_S": "10"})
+    t, out = _start_live(s, tokens=120, gap_ms=50)  # about 6 s, within the grace
+    follower = {}
+
+    def follow():
+        follower["r"] = _resume(s, out["msg_id"])
+        follower["ended"] = time.monotonic()
+    ft = threading.Thread(target=follow)
+    ft.start()
+    time.sleep(0.5)
+    sent = time.monotonic()
+    s.workers[0].send_signal(signal.SIGTERM)
+    ft.join(30)
+    assert follower["ended"] - sent < 2.0, follower["ended"] - sent
+    assert follower["r"].done is None, follower["r"].done  # a cut: resume elsewhere
+    t.join(30)
+    live = out["result"]
+    assert live.done and live.done["status"] == "complete", live  # the worker's own answer
