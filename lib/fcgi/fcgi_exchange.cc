@@ -54,6 +54,12 @@ const char* Reason(int status) {
 }  // namespace
 
 Status ReadRequest(FCGX_Request& req, uint64_t max_body_bytes, HttpRequest& out) {
+  return ReadRequest(
+      req, [max_body_bytes](const HttpRequest&) { return max_body_bytes; }, out);
+}
+
+Status ReadRequest(FCGX_Request& req, const std::function<uint64_t(const HttpRequest&)>& limit_for,
+                   HttpRequest& out) {
   out.method = Param(req, "REQUEST_METHOD");
   out.path = Param(req, "DOCUMENT_URI");
   if (out.path.empty()) {
@@ -74,6 +80,7 @@ Status ReadRequest(FCGX_Request& req, uint64_t max_body_bytes, HttpRequest& out)
     out.headers[name] = std::string(kv.substr(eq + 1));
   }
 
+  const uint64_t max_body_bytes = limit_for(out);
   std::string length_text = Param(req, "CONTENT_LENGTH");
   uint64_t length = 0;
   if (!length_text.empty()) {

@@ -7,6 +7,7 @@
 
 #include <fcgiapp.h>
 
+#include <functional>
 #include <string>
 
 #include "lib/core/http.h"
@@ -17,6 +18,10 @@ namespace ragstream::fcgi {
 // Fills `out` from `req` (params copied, body read). Returns TooLarge (413) when the body
 // exceeds `max_body_bytes`, InvalidArgument when it is shorter than CONTENT_LENGTH.
 Status ReadRequest(FCGX_Request& req, uint64_t max_body_bytes, HttpRequest& out);
+// The same, with the body limit chosen per request from its method and path (read first).
+Status ReadRequest(FCGX_Request& req,
+                   const std::function<uint64_t(const HttpRequest&)>& max_body_bytes,
+                   HttpRequest& out);
 
 class FcgiResponse : public HttpResponse {
  public:

@@ -6,6 +6,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -116,7 +117,13 @@ void Server::ThreadMain() {
       RequestScope scope{req};
       HttpRequest http;
       FcgiResponse res(req);
-      Status read_status = ReadRequest(req, options_.max_body_bytes, http);
+      Status read_status = ReadRequest(
+          req,
+          [this](const HttpRequest& r) {
+            return options_.body_limit ? std::min(options_.body_limit(r), options_.max_body_bytes)
+                                       : options_.max_body_bytes;
+          },
+          http);
       // One exception firewall per request: whatever escapes becomes a 500 and a log line.
       try {
         handler_(read_status, http, res);

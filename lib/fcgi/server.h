@@ -29,6 +29,9 @@ struct ServerOptions {
   int threads = 256;
   size_t stack_bytes = 256 * 1024;
   uint64_t max_body_bytes = 1 << 20;
+  // The body limit of a request, chosen from its method and path (nullptr: max_body_bytes
+  // for all); the result is capped at max_body_bytes.
+  std::function<uint64_t(const HttpRequest&)> body_limit = nullptr;
   // Admission control: when every request thread is busy, a waiting connection gets this
   // long for one to free up, then a 503 with Retry-After (overloaded) from a thread of its
   // own, so no client waits silently in the backlog. -1 turns it off.

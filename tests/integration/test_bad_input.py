@@ -94,12 +94,15 @@ def test_rejected_chat_request(stack, fake_upstream, name, path, body, headers, 
 
 @pytest.fixture(scope="module")
 def roomy_stack(session_dir, _fake_process):
-    """One worker with the default 1 MiB body limit, so that 100,000 nesting levels reach the
-    JSON parser instead of the size check (and a crash would mean 502s)."""
+    """One worker with the default 1 MiB body limit (and messages up to 100,000 characters, so
+    the chat routes' own limit, 6 bytes a character, is above 200 KB), so that 100,000
+    nesting levels reach the JSON parser instead of the size check (and a crash would mean
+    502s)."""
     import tempfile
     from pathlib import Path
     s = Stack(Path(tempfile.mkdtemp(prefix="roomy-", dir=session_dir)), _fake_process.base_url,
-              workers=1, env={"RAGSTREAM_MAX_BODY_BYTES": str(1 << 20)})
+              workers=1, env={"RAGSTREAM_MAX_BODY_BYTES": str(1 << 20),
+                              "RAGSTREAM_MAX_MESSAGE_CHARS": "100000"})
     try:
         yield s
     finally:
@@ -115,6 +118,25 @@ def test_deep_nesting_100000_levels(roomy_stack, fake_upstream, path):
     # Nested objects too, and nesting hidden after a long valid prefix.
     obj = b'{"message":"x","a":' + b'{"a":' * 50_000 + b"1" + b"}" * 50_000 + b"}"
     _check_rejected(roomy_stack, fake_upstream, "POST", path, obj, JSON, 400, "invalid_json")
+
+
+def test_body_limits_are_per_route(stack_factory, fake_upstream):
+    """One 8 MiB limit no longer applies to every route: a chat message body is bounded by
+    RAGSTREAM_MAX_MESSAGE_CHARS (6 bytes a character plus 64 KiB), small JSON routes by
+    256 KiB, while documents keep the whole RAGSTREAM_MAX_BODY_BYTES."""
+    s = stack_factory(workers=1, env={"RAGSTREAM_MAX_BODY_BYTES": str(4 << 20),
+                                      "RAGSTREAM_MAX_MESSAGE_CHARS": "1000"})
+    big = "w" * 300_000  # 300 KB: over 1000 x 6 + 64 KiB and over 256 KiB
+    for path, body in (("/api/chat/message", _body(message=big)),
+                       ("/api/search", json.dumps({"query": big}).encode()),
+                       (f"/api/conversations/{WELL_FORMED_UNKNOWN}",
+                        json.dumps({"title": big}).encode())):
+        method = "PATCH" if path.startswith("/api/conversations/") else "POST"
+        r = s.request(method, path, body=body, headers=JSON)
+        assert r.status == 413 and r.json["error"]["code"] == "body_too_large", (path, r)
+    doc = " ".join(f"word{i}" for i in range(300_000))  # about 2.5 MB
+    r = s.post_json("/api/documents", {"title": "Big", "text": doc}, timeout=120)
+    assert r.status == 201, r
 
 
 def test_body_limits(stack, roomy_stack, fake_upstream):
