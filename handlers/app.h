@@ -33,6 +33,8 @@ struct AppContext {
   std::string embedder_name;
   // Null: no RAGSTREAM_API_KEYS_FILE, so only loopback clients are served (default tenant).
   const ApiKeys* api_keys = nullptr;
+  // Without API keys: serve clients on this machine as tenant "default" (RAGSTREAM_TRUST_LOOPBACK).
+  bool trust_loopback = false;
   Metrics* metrics = nullptr;                   // null: metrics disabled
   int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM

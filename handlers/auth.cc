@@ -13,7 +13,16 @@ bool IsLoopbackAddress(std::string_view address) {
 
 Result<std::string> Authenticate(const AppContext& app, const HttpRequest& req) {
   if (!app.api_keys) {
-    if (IsLoopbackAddress(req.remote_addr)) return std::string(kDefaultTenant);
+    if (!app.trust_loopback) {
+      return Status(ErrorKind::kForbidden, "no_api_keys",
+                    "this server has no API keys (RAGSTREAM_API_KEYS_FILE) and does not trust "
+                    "clients on its own machine without one (RAGSTREAM_TRUST_LOOPBACK=1)");
+    }
+    // Both the FastCGI peer (checked by the transport: SO_PEERCRED or its address) and the
+    // client address it reports must be local; REMOTE_ADDR alone is whatever a peer says.
+    if (req.peer_is_local && IsLoopbackAddress(req.remote_addr)) {
+      return std::string(kDefaultTenant);
+    }
     return Status(ErrorKind::kForbidden, "loopback_only",
                   "this server has no API keys configured (RAGSTREAM_API_KEYS_FILE) and serves "
                   "only clients on its own machine");

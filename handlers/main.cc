@@ -248,6 +248,7 @@ int Run(int argc, char** argv) {
   app.retriever = &retriever;
   app.embedder_name = embedder->name();
   app.api_keys = api_keys ? &*api_keys : nullptr;
+  app.trust_loopback = config->trust_loopback;
   app.metrics = metrics.get();
   app.started_at_ms = SteadyMillis();
   app.draining = &draining;
@@ -351,10 +352,19 @@ int Run(int argc, char** argv) {
             {{"keys_file", config->api_keys_file},
              {"keys", static_cast<int64_t>(api_keys->size())},
              {"tenants", static_cast<int64_t>(api_keys->tenant_count())}});
+  } else if (config->trust_loopback) {
+    LogWarn("worker",
+            "no RAGSTREAM_API_KEYS_FILE: serving loopback clients only, all as tenant 'default' "
+            "(RAGSTREAM_TRUST_LOOPBACK=1; the FastCGI peer is checked with SO_PEERCRED or its "
+            "address)",
+            {{"hint", "make keys with scripts/make_api_key.sh"}});
   } else {
     LogWarn("worker",
-            "no RAGSTREAM_API_KEYS_FILE: serving loopback clients only, all as tenant 'default'",
-            {{"hint", "make keys with scripts/make_api_key.sh"}});
+            "no RAGSTREAM_API_KEYS_FILE and RAGSTREAM_TRUST_LOOPBACK is off: every tenant route "
+            "answers 403 no_api_keys",
+            {{"hint",
+              "make keys with scripts/make_api_key.sh, or set RAGSTREAM_TRUST_LOOPBACK=1 "
+              "for a single-user machine"}});
   }
 
   // Answers left `streaming` by a worker that died (kill -9, a crash) are marked

@@ -13,6 +13,9 @@ stack_start() {
   local run_dir="$1" port="$2" workers="$3"
   mkdir -p "$run_dir/sock" "$run_dir/logs"
   export RAGSTREAM_DATA_DIR="${RAGSTREAM_DATA_DIR:-$run_dir/data}"
+  # A local stack on loopback: without a key file, serve this machine's clients (the worker
+  # checks the FastCGI peer, nginx, by SO_PEERCRED). Set it to 0 to require keys.
+  export RAGSTREAM_TRUST_LOOPBACK="${RAGSTREAM_TRUST_LOOPBACK:-1}"
   ulimit -n 65536 2>/dev/null || ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
   local sockets=() i
   for ((i = 1; i <= workers; i++)); do

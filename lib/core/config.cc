@@ -75,6 +75,11 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
                        "' must be one of debug, info, warn, error");
   }
   r.String("RAGSTREAM_API_KEYS_FILE", c.api_keys_file);
+  {
+    int trust = 0;
+    r.Number("RAGSTREAM_TRUST_LOOPBACK", trust, 0, 1);
+    c.trust_loopback = trust == 1;
+  }
   r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
   r.Number("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant, 0, 1 << 20);
   r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENTS_PER_TENANT", c.max_documents_per_tenant, 0,
@@ -174,6 +179,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_QUEUE_WAIT_MS", c.queue_wait_ms),
       s("RAGSTREAM_LOG_LEVEL", LogLevelName(c.log_level)),
       s("RAGSTREAM_API_KEYS_FILE", c.api_keys_file.empty() ? "(unset)" : c.api_keys_file),
+      i("RAGSTREAM_TRUST_LOOPBACK", c.trust_loopback ? 1 : 0),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
       i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
       i("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant),
@@ -222,7 +228,8 @@ std::string ConfigHelp() {
   RAGSTREAM_GRACE_S                on SIGTERM, how long running streams may finish [30]
   RAGSTREAM_QUEUE_WAIT_MS          with every thread busy, ms a request waits before 503 overloaded; -1: off [100]
   RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
-  RAGSTREAM_API_KEYS_FILE          tenant:sha256(key) lines; unset: loopback clients only
+  RAGSTREAM_API_KEYS_FILE          tenant:sha256(key) lines; unset: see RAGSTREAM_TRUST_LOOPBACK
+  RAGSTREAM_TRUST_LOOPBACK         1: without a key file, serve clients on this machine as 'default' [0]
   RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [8388608]
   RAGSTREAM_MAX_MESSAGE_CHARS      longest chat message in characters (413 above) [16000]
   RAGSTREAM_MAX_STREAMS_PER_TENANT answers one tenant may stream at once, all workers; 0: no limit [256]

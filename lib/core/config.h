@@ -29,7 +29,9 @@ struct Config {
   int grace_s = 30;           // RAGSTREAM_GRACE_S: drain time for running streams on SIGTERM
   LogLevel log_level = LogLevel::kInfo;  // RAGSTREAM_LOG_LEVEL
   // Access: with no key file only loopback clients are served (as the default tenant).
-  std::string api_keys_file;  // RAGSTREAM_API_KEYS_FILE: tenant:sha256(key) lines
+  std::string api_keys_file;
+  bool trust_loopback = false;  // RAGSTREAM_TRUST_LOOPBACK: without keys, serve local clients  //
+                                // RAGSTREAM_API_KEYS_FILE: tenant:sha256(key) lines
   // Request and tenant limits (0: no limit for the per-tenant ones).
   uint64_t max_body_bytes = 8 << 20;           // RAGSTREAM_MAX_BODY_BYTES
   int max_message_chars = 16000;               // RAGSTREAM_MAX_MESSAGE_CHARS

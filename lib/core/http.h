@@ -16,8 +16,12 @@ struct HttpRequest {
   std::string query;         // raw, without '?'
   std::string content_type;  // as sent, may include "; charset=..."
   std::string body;
-  std::string request_id;  // from nginx ($request_id), or generated
-  std::string remote_addr;
+  std::string request_id;   // from nginx ($request_id), or generated
+  std::string remote_addr;  // REMOTE_ADDR as the FastCGI peer sent it: only as good as the peer
+  // Whether the FastCGI peer itself is on this machine and trusted: a unix-socket peer running
+  // as this process's user or root (SO_PEERCRED), or a TCP peer on a loopback address. Set by
+  // the transport, never from anything the peer sends.
+  bool peer_is_local = false;
   std::map<std::string, std::string> headers;  // lower-case names, e.g. "last-event-id"
 
   std::string Header(const std::string& name) const {

@@ -1,7 +1,9 @@
 #include "lib/fcgi/server.h"
 
+#include <arpa/inet.h>
 #include <fcgiapp.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -19,6 +21,32 @@
 
 namespace ragstream::fcgi {
 namespace {
+
+// The transport's own word on who connected: SO_PEERCRED on a unix socket (this process's
+// user, or root), the peer's address on TCP (loopback). Nothing the peer sends counts.
+bool PeerIsLocal(int fd) {
+  sockaddr_storage addr{};
+  socklen_t len = sizeof addr;
+  if (getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
+  if (addr.ss_family == AF_UNIX) {
+    ucred cred{};
+    socklen_t cred_len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &cred_len) != 0) return false;
+    return cred.uid == geteuid() || cred.uid == 0;
+  }
+  len = sizeof addr;
+  if (getpeername(fd, reinterpret_cast<sockaddr*>(&addr), &len) != 0) return false;
+  if (addr.ss_family == AF_INET) {
+    const auto* in = reinterpret_cast<const sockaddr_in*>(&addr);
+    return (ntohl(in->sin_addr.s_addr) >> 24) == 127;
+  }
+  if (addr.ss_family == AF_INET6) {
+    const auto* in6 = reinterpret_cast<const sockaddr_in6*>(&addr);
+    if (IN6_IS_ADDR_LOOPBACK(&in6->sin6_addr)) return true;
+    return IN6_IS_ADDR_V4MAPPED(&in6->sin6_addr) && in6->sin6_addr.s6_addr[12] == 127;
+  }
+  return false;
+}
 
 constexpr int kAcceptPollMs = 200;
 // How long a connection may take to send each piece of its request (nginx sends the whole
@@ -124,6 +152,7 @@ void Server::ThreadMain() {
                                        : options_.max_body_bytes;
           },
           http);
+      http.peer_is_local = PeerIsLocal(fd);
       // One exception firewall per request: whatever escapes becomes a 500 and a log line.
       try {
         handler_(read_status, http, res);

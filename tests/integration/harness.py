@@ -526,6 +526,8 @@ BASE_ENV = {
     "RAGSTREAM_MAX_RETRY_WAIT_MS": "100",
     "RAGSTREAM_MAX_MESSAGE_CHARS": "1000",
     "RAGSTREAM_MAX_BODY_BYTES": "65536",
+    # No key file in most tests: serve loopback clients (checked through the FastCGI peer).
+    "RAGSTREAM_TRUST_LOOPBACK": "1",
     "RAGSTREAM_THREADS": "64",
     "RAGSTREAM_GRACE_S": "2",
     "RAGSTREAM_MAP_SIZE_MB": "256",

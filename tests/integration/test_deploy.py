@@ -716,7 +716,7 @@ def test_site_limits_static_files_metrics_and_request_ids(need_nginx, installed,
         (web / "index.html").write_text("<!doctype html><title>ragstream deploy test</title>\n")
     index_html = (web / "index.html").read_bytes()
     env = clean_env(RAGSTREAM_DATA_DIR=str(base / "data"), RAGSTREAM_THREADS="8",
-                    RAGSTREAM_GRACE_S="1", RAGSTREAM_MAP_SIZE_MB="64",
+                    RAGSTREAM_GRACE_S="1", RAGSTREAM_MAP_SIZE_MB="64", RAGSTREAM_TRUST_LOOPBACK="1",
                     RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS="0")
     procs, files = [], []
     try:
@@ -839,7 +839,7 @@ def test_worker_restart_on_a_socket_held_by_its_parent(need_nginx, deploy_dir):
     listener.bind(str(sock_path))
     listener.listen(1024)
     env = clean_env(RAGSTREAM_DATA_DIR=str(base / "data"), RAGSTREAM_THREADS="8",
-                    RAGSTREAM_GRACE_S="10", RAGSTREAM_MAP_SIZE_MB="64",
+                    RAGSTREAM_GRACE_S="10", RAGSTREAM_MAP_SIZE_MB="64", RAGSTREAM_TRUST_LOOPBACK="1",
                     RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS="40", RAGSTREAM_PING_INTERVAL_MS="300")
     log_path = base / "worker.log"
     harness.PRODUCT_LOG_FILES.append(log_path)

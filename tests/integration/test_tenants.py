@@ -2,6 +2,8 @@
 and conversations; every route tried with the other tenant's ids answers exactly like an
 unknown id, no canary text crosses over, limits are per tenant, and no key is logged."""
 import json
+import os
+import sys
 import subprocess
 import threading
 
@@ -290,3 +292,61 @@ def test_a_bad_key_file_stops_the_worker_with_a_clear_error(tmp_path):
     assert out.returncode == 2, out
     assert "line 1" in out.stderr and "SHA-256" in out.stderr, out.stderr
     assert "rsk_this_is_a_key" not in out.stderr + out.stdout
+
+
+_FCGI_CLIENT = r'''
+import os, socket, struct, sys
+def record(kind, body):
+    return struct.pack(">BBHHBB", 1, kind, 1, len(body), 0, 0) + body
+def pairs(d):
+    out = b""
+    for k, v in d.items():
+        k, v = k.encode(), v.encode()
+        out += bytes([len(k), len(v)]) + k + v
+    return out
+if len(sys.argv) > 2:
+    os.setgid(int(sys.argv[2])); os.setuid(int(sys.argv[2]))
+s = socket.socket(socket.AF_UNIX)
+s.connect(sys.argv[1])
+params = {"REQUEST_METHOD": "GET", "DOCUMENT_URI": "/api/conversations", "REQUEST_URI": "/api/conversations",
+          "QUERY_STRING": "", "REMOTE_ADDR": "127.0.0.1", "SERVER_PROTOCOL": "HTTP/1.1"}
+s.sendall(record(1, struct.pack(">HB5x", 1, 0)) + record(4, pairs(params)) + record(4, b"")
+          + record(5, b""))
+out = b""
+while True:
+    h = s.recv(8, socket.MSG_WAITALL)
+    if len(h) < 8:
+        break
+    _, kind, _, n, pad, _ = struct.unpack(">BBHHBB", h)
+    body = s.recv(n + pad, socket.MSG_WAITALL)[:n] if n + pad else b""
+    if kind == 6:
+        out += body
+    if kind == 3:
+        break
+print(out.decode(errors="replace").split("\r\n")[0])
+'''
+
+
+def test_a_forged_remote_addr_is_not_loopback_trust(stack, tmp_path):
+    """With RAGSTREAM_TRUST_LOOPBACK=1 and no key file, a client is served only if the FastCGI
+    peer itself is local (SO_PEERCRED: this user or root): a process of another user that
+    connects to the worker's socket and claims REMOTE_ADDR 127.0.0.1 gets 403 (before: served
+    as the default tenant)."""
+    if os.geteuid() != 0:
+        pytest.skip("needs root to run the forging client as another user")
+    client = tmp_path / "fcgi_client.py"
+    client.write_text(_FCGI_CLIENT)
+    client.chmod(0o755)
+    tmp_path.chmod(0o755)
+    sock = str(stack.worker_socket(0))
+    os.chmod(sock, 0o777)  # let another user reach it, as a group member of www-data could
+    for d in stack.worker_socket(0).parents:  # the test's own temp dirs: let it through
+        if str(d) in ("/", "/tmp") or not str(d).startswith("/tmp/"):
+            break
+        os.chmod(d, os.stat(d).st_mode | 0o011)
+    own = subprocess.run([sys.executable, str(client), sock], capture_output=True, text=True,
+                         timeout=30)
+    assert "Status: 200" in own.stdout or own.stdout.startswith("Content-Type"), own
+    forged = subprocess.run([sys.executable, str(client), sock, "65534"], capture_output=True,
+                            text=True, timeout=30)
+    assert "Status: 403" in forged.stdout, (forged.stdout, forged.stderr)

@@ -124,8 +124,10 @@ BOOST_AUTO_TEST_CASE(loopback_addresses) {
 
 BOOST_AUTO_TEST_CASE(authenticate_without_a_key_file_serves_loopback_as_the_default_tenant) {
   handlers::AppContext app;
+  app.trust_loopback = true;
   HttpRequest req;
   req.remote_addr = "127.0.0.1";
+  req.peer_is_local = true;
   req.headers["authorization"] = "Bearer " + kKeyA;  // ignored: there are no keys
   auto local = handlers::Authenticate(app, req);
   BOOST_REQUIRE(local.ok());
@@ -135,6 +137,26 @@ BOOST_AUTO_TEST_CASE(authenticate_without_a_key_file_serves_loopback_as_the_defa
   BOOST_REQUIRE(!remote.ok());
   BOOST_TEST((remote.status().kind() == ErrorKind::kForbidden));
   BOOST_TEST(remote.status().code() == "loopback_only");
+}
+
+// REMOTE_ADDR is whatever the FastCGI peer says: a peer the transport does not vouch for
+// (another user's process on the socket, a remote TCP peer) is refused even when it claims
+// 127.0.0.1; and without the opt-in nobody is served without a key.
+BOOST_AUTO_TEST_CASE(loopback_trust_needs_the_opt_in_and_a_local_peer) {
+  handlers::AppContext app;
+  HttpRequest req;
+  req.remote_addr = "127.0.0.1";
+  req.peer_is_local = true;
+  auto off = handlers::Authenticate(app, req);
+  BOOST_REQUIRE(!off.ok());
+  BOOST_TEST(off.status().code() == "no_api_keys");
+  app.trust_loopback = true;
+  req.peer_is_local = false;
+  auto forged = handlers::Authenticate(app, req);
+  BOOST_REQUIRE(!forged.ok());
+  BOOST_TEST(forged.status().code() == "loopback_only");
+  req.peer_is_local = true;
+  BOOST_TEST(handlers::Authenticate(app, req).ok());
 }
 
 BOOST_AUTO_TEST_CASE(authenticate_with_keys_needs_a_valid_bearer_key_from_anywhere) {
