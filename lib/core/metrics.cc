@@ -13,12 +13,15 @@
 namespace ragstream {
 namespace {
 
-constexpr uint64_t kMagic = 0x52534D4554523031ull;  // "RSMETR01"
+constexpr uint64_t kMagic = 0x52534D4554523032ull;  // "RSMETR02"
 // Slot locks live far past the end of the data so they never overlap it.
 constexpr off_t kLockBase = off_t{1} << 40;
 
+// Every route of handlers/routes.cc (router_test checks that none is missing), then "other".
 constexpr std::string_view kRoutes[] = {"/api/chat/message/stream",
                                         "/api/chat/message",
+                                        "/api/chat/messages/{id}/stream",
+                                        "/api/chat/messages/{id}/cancel",
                                         "/api/conversations",
                                         "/api/conversations/{id}",
                                         "/api/documents",
@@ -26,6 +29,8 @@ constexpr std::string_view kRoutes[] = {"/api/chat/message/stream",
                                         "/api/search",
                                         "/api/health",
                                         "/metrics",
+                                        "/v1/chat/completions",
+                                        "/v1/models",
                                         "other"};
 constexpr int kStatuses[] = {200, 201, 400, 401, 404, 405, 413, 415,
                              422, 429, 499, 500, 502, 503, 507, 0};  // 0: other
@@ -58,6 +63,7 @@ struct Slot {
   Counter tokens;
   Counter upstream_errors[kKindCount];
   Counter disconnect_cancels;
+  Counter map_growths;
 };
 
 template <size_t N>
@@ -199,11 +205,22 @@ void Metrics::DisconnectCancel() {
   AsLayout(map_)->slot[slot_].disconnect_cancels.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Metrics::MapGrown() {
+  AsLayout(map_)->slot[slot_].map_growths.fetch_add(1, std::memory_order_relaxed);
+}
+
+bool Metrics::CountsRoute(std::string_view route) {
+  for (size_t r = 0; r + 1 < kRouteCount; ++r) {
+    if (kRoutes[r] == route) return true;
+  }
+  return false;
+}
+
 std::string Metrics::Render(const std::string& extra) const {
   const Layout* layout = AsLayout(map_);
   // Sum every slot; gauges only over slots of live processes.
   uint64_t requests[kRouteCount][kStatusCount] = {};
-  uint64_t tokens = 0, cancels = 0, errors[kKindCount] = {};
+  uint64_t tokens = 0, cancels = 0, growths = 0, errors[kKindCount] = {};
   int64_t active = 0, workers = 0;
   struct Sum {
     uint64_t buckets[kBuckets + 1] = {};
@@ -221,6 +238,7 @@ std::string Metrics::Render(const std::string& extra) const {
     }
     tokens += s.tokens.load();
     cancels += s.disconnect_cancels.load();
+    growths += s.map_growths.load();
     for (size_t k = 0; k < kKindCount; ++k) errors[k] += s.upstream_errors[k].load();
     add(ttft, s.ttft);
     add(duration, s.duration);
@@ -279,6 +297,9 @@ std::string Metrics::Render(const std::string& extra) const {
   header("ragstream_disconnect_cancels_total", "counter",
          "Answers cancelled because the client left.");
   out += "ragstream_disconnect_cancels_total " + std::to_string(cancels) + "\n";
+  header("ragstream_lmdb_map_growths_total", "counter",
+         "Times a worker of this host grew the LMDB map online.");
+  out += "ragstream_lmdb_map_growths_total " + std::to_string(growths) + "\n";
   out += extra;
   return out;
 }

@@ -44,6 +44,9 @@ class Metrics {
   // stream_error or other.
   void UpstreamError(std::string_view kind);
   void DisconnectCancel();
+  void MapGrown();
+  // Whether `route` (a route pattern) has counters of its own rather than "other".
+  static bool CountsRoute(std::string_view route);
 
   // Prometheus text format (version 0.0.4) of the host totals, with `extra` lines (gauges
   // the caller knows, e.g. the LMDB map use) appended.

@@ -165,6 +165,7 @@ Status Env::Grow(uint64_t need_bytes) const {
   if (int rc = mdb_env_set_mapsize(env_, target); rc != 0)
     return MdbStatus(rc, "mdb_env_set_mapsize");
   growths_.fetch_add(1);
+  if (on_grow_) on_grow_();
   LogInfo("store", "grew the LMDB map",
           {{"from_mb", static_cast<int64_t>(u.map_bytes >> 20)},
            {"to_mb", static_cast<int64_t>(target >> 20)},

@@ -28,6 +28,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -57,6 +58,8 @@ class Env {
     uint64_t max_map_bytes = 0;
     uint64_t reserve_bytes = 1ull << 30;
   };
+  // Called after each growth this process makes (for metrics); set once, before use.
+  void set_on_grow(std::function<void()> f) { on_grow_ = std::move(f); }
 
   // Opens (creating the directory if needed) and opens every named database. Thread-safe
   // afterwards. Returns the number of stale readers cleared through `stale_readers`.
@@ -106,6 +109,7 @@ class Env {
   uint64_t grow_step_bytes_ = 0, max_map_bytes_ = 0, reserve_bytes_ = 0;
   mutable std::shared_timed_mutex resize_mu_;
   mutable std::atomic<uint64_t> growths_{0};
+  std::function<void()> on_grow_;
 };
 
 class Txn {

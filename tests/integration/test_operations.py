@@ -744,6 +744,10 @@ def test_the_map_grows_online_under_two_workers(stack_factory, fake_upstream):
     assert after["map_size_bytes"] > before, (before, after)
     logs = s.logs_text()
     assert "grew the LMDB map" in logs
+    m = s.get("/metrics").body.decode()
+    growths = [int(line.split()[-1]) for line in m.splitlines()
+               if line.startswith("ragstream_lmdb_map_growths_total ")]
+    assert growths and growths[0] >= 1, [x for x in m.splitlines() if "map" in x]
     # Every document is searchable from either worker.
     for _ in range(4):
         r = s.post_json("/api/search", {"query": "w39x5999", "mode": "lexical"})

@@ -1,5 +1,6 @@
 // Router::Match and Router::Dispatch (404, 405 + Allow, params), with a fake response.
 #include "handlers/router.h"
+#include "lib/core/metrics.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -204,6 +205,19 @@ BOOST_AUTO_TEST_CASE(real_route_table_405_and_404) {
   r.Dispatch(Req("GET", "/api/nope"), res3, rec);
   BOOST_TEST(res3.status() == 404);
   BOOST_TEST(ErrorCode(res3.body()) == "not_found");
+}
+
+// /metrics counts every route by its pattern: a route missing from the metrics list would be
+// counted as "other" (as /v1, resume and cancel once were).
+BOOST_AUTO_TEST_CASE(every_route_has_its_own_metrics_counters) {
+  handlers::AppContext app;
+  const Router router = BuildRouter(app);
+  BOOST_REQUIRE(!router.routes().empty());
+  for (const auto& route : router.routes()) {
+    BOOST_TEST(Metrics::CountsRoute(route.pattern), route.method << " " << route.pattern);
+  }
+  BOOST_TEST(!Metrics::CountsRoute("/api/nope"));
+  BOOST_TEST(!Metrics::CountsRoute("other"));
 }
 
 BOOST_AUTO_TEST_SUITE_END()
