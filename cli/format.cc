@@ -56,11 +56,7 @@ std::string Clean(std::string_view text, size_t max_chars) {
   while (!out.empty() && out.back() == ' ') out.pop_back();
   if (Utf8Length(out) <= max_chars) return out;
   // Cut before the (max_chars)th character, leaving room for the ellipsis.
-  size_t i = 0, chars = 0;
-  for (; i < out.size(); ++i) {
-    if ((static_cast<unsigned char>(out[i]) & 0xC0) != 0x80 && chars++ == max_chars - 1) break;
-  }
-  out.resize(i);
+  out.resize(Utf8PrefixChars(out, max_chars - 1).size());
   while (!out.empty() && out.back() == ' ') out.pop_back();
   return out + "…";
 }

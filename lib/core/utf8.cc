@@ -96,6 +96,14 @@ size_t Utf8Length(std::string_view s) {
   return count;
 }
 
+std::string_view Utf8PrefixChars(std::string_view s, size_t max_chars) {
+  size_t chars = 0, end = 0;
+  for (; end < s.size(); ++end) {
+    if ((static_cast<uint8_t>(s[end]) & 0xC0) != 0x80 && chars++ == max_chars) break;
+  }
+  return s.substr(0, end);
+}
+
 std::string Utf8HoldBack::Push(std::string_view chunk) {
   pending_.append(chunk);
   size_t ready = CompleteUtf8PrefixLength(pending_);

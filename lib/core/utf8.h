@@ -24,6 +24,10 @@ std::string SanitizeUtf8(std::string_view s);
 // Number of code points in valid UTF-8 `s`.
 size_t Utf8Length(std::string_view s);
 
+// The first `max_chars` code points of `s` (all of it if shorter): titles and previews are
+// limited in characters, not bytes, so a Hebrew title is as long as an English one.
+std::string_view Utf8PrefixChars(std::string_view s, size_t max_chars);
+
 // Feeds chunks of bytes; returns what can be emitted now, keeping an incomplete tail.
 class Utf8HoldBack {
  public:

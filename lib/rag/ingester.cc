@@ -32,17 +32,7 @@ std::string TitleFromText(std::string_view text, size_t max_chars) {
     }
     while (!line.empty() && (line.back() == '\r' || line.back() == ' ')) line.remove_suffix(1);
     if (line.empty()) continue;
-    std::string title(line);
-    if (Utf8Length(title) > max_chars) {
-      // Cut at a character boundary after max_chars code points.
-      size_t chars = 0, i = 0;
-      for (; i < title.size() && chars < max_chars; ++i) {
-        chars += (static_cast<unsigned char>(title[i]) & 0xC0) != 0x80;
-      }
-      while (i < title.size() && (static_cast<unsigned char>(title[i]) & 0xC0) == 0x80) ++i;
-      title.resize(i);
-    }
-    return title;
+    return std::string(Utf8PrefixChars(line, max_chars));
   }
   return "Untitled";
 }

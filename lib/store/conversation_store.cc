@@ -35,15 +35,10 @@ std::string UpdatedKey(std::string_view tenant, int64_t updated_at, const std::s
 
 std::string TitleFrom(std::string_view text) {
   std::string title;
-  for (char c : text) title.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
-  // Cut after kTitleChars characters (not bytes: a Hebrew title is as long as an English one).
-  size_t chars = 0, end = 0;
-  while (end < title.size() && chars < kTitleChars) {
-    ++end;
-    while (end < title.size() && (static_cast<unsigned char>(title[end]) & 0xC0) == 0x80) ++end;
-    ++chars;
+  for (char c : Utf8PrefixChars(text, kTitleChars)) {
+    title.push_back(c == '\n' || c == '\r' || c == '\t' ? ' ' : c);
   }
-  return title.substr(0, end);
+  return title;
 }
 
 std::string Str(const rapidjson::Value& obj, const char* name) {

@@ -174,6 +174,15 @@ BOOST_AUTO_TEST_CASE(length_counts_code_points) {
   BOOST_TEST(Utf8Length(kMixed) == 9u);  // 4 + space + emoji + space + 2
 }
 
+BOOST_AUTO_TEST_CASE(prefix_by_characters_never_cuts_one) {
+  BOOST_TEST(Utf8PrefixChars("hello", 3) == "hel");
+  BOOST_TEST(Utf8PrefixChars("hello", 10) == "hello");
+  BOOST_TEST(Utf8PrefixChars("שלום עולם", 4) == "שלום");  // 4 characters, 8 bytes
+  BOOST_TEST(Utf8PrefixChars("a😀b", 2) == "a😀");
+  BOOST_TEST(Utf8PrefixChars("", 5).empty());
+  BOOST_TEST(Utf8PrefixChars("abc", 0).empty());
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
