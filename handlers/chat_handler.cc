@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <charconv>
 #include <chrono>
+#include <functional>
 #include <thread>
 
 #include "handlers/chat_request.h"
@@ -202,8 +203,43 @@ void HandleChatStream(const AppContext& app, const std::string& tenant, const Ht
   observer.Final(DoneEventJson(result));
 }
 
+namespace {
+
+enum class Followed { kFinished, kStopped };
+
+// The one poll-until-finished loop: re-reads an answer from the store every kFollowPollMs
+// while it is `streaming`, marking it interrupted if its worker's heartbeat stopped. Before
+// each wait `tick(m)` sees the current copy and may stop the follow (false). A draining
+// worker stops too, so a follow never holds a drain. An answer that cannot be read any more
+// ends the follow as `error` (message_deleted, resume_failed), never still `streaming`.
+Followed FollowStored(const AppContext& app, store::Message& m,
+                      const std::function<bool(const store::Message&)>& tick) {
+  const int64_t orphan_ms = int64_t{app.config.orphan_timeout_s} * 1000;
+  while (true) {
+    if (!tick(m)) return Followed::kStopped;
+    if (m.status != store::kStatusStreaming) return Followed::kFinished;
+    if (app.draining && app.draining->load()) return Followed::kStopped;
+    // Follow the answer as its worker saves it (at least every persist interval).
+    std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
+    if (NowMillis() - m.updated_at > orphan_ms) {
+      (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
+    }
+    auto fresh = app.conversations->GetMessage(m.tenant, m.id);
+    if (!fresh.ok()) {
+      m.status = store::kStatusError;
+      const bool gone = fresh.status().kind() == ErrorKind::kNotFound;
+      m.error_code = gone ? "message_deleted" : "resume_failed";
+      m.error_message = gone ? "the answer was deleted while it was being followed"
+                             : "the answer could not be read: " + fresh.status().message();
+      return Followed::kFinished;
+    }
+    m = std::move(*fresh);
+  }
+}
+
+}  // namespace
+
 void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpResponse& res) {
-  const std::string message_id = m.id;
   fcgi::SseWriter sse(res);
   if (!sse.Begin()) return;
   if (after < 0) {
@@ -213,43 +249,26 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
   // Token event i (1-based) is the i-th piece recorded in token_ends.
   size_t sent = after <= 0 ? 0 : static_cast<size_t>(after);
   int64_t last_write = SteadyMillis();
-  const int64_t orphan_ms = int64_t{app.config.orphan_timeout_s} * 1000;
-  while (true) {
-    for (; sent < m.token_ends.size(); ++sent) {
-      size_t begin = sent == 0 ? 0 : m.token_ends[sent - 1];
-      std::string_view text = std::string_view(m.content).substr(begin, m.token_ends[sent] - begin);
+  auto send_new_tokens = [&](const store::Message& now) {
+    for (; sent < now.token_ends.size(); ++sent) {
+      size_t begin = sent == 0 ? 0 : now.token_ends[sent - 1];
+      std::string_view text =
+          std::string_view(now.content).substr(begin, now.token_ends[sent] - begin);
       sse.set_next_id(sent + 1);
-      if (!sse.Event(TokenEventJson(text))) return;
+      if (!sse.Event(TokenEventJson(text))) return false;
       last_write = SteadyMillis();
     }
-    if (m.status != store::kStatusStreaming) break;
-    // A draining worker hands its followers on: the stream ends without a done event (a cut,
-    // which a client answers by resuming, through nginx, on a worker that stays), instead of
-    // holding the drain -- and then the process's exit -- until the followed answer ends.
-    if (app.draining && app.draining->load()) return;
-    // Follow the answer as its worker saves it (at least every persist interval).
-    std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
-    if (res.ClientGone()) return;
+    if (res.ClientGone()) return false;
     if (SteadyMillis() - last_write >= app.config.ping_interval_ms) {
-      if (!sse.Ping()) return;
+      if (!sse.Ping()) return false;
       last_write = SteadyMillis();
     }
-    if (NowMillis() - m.updated_at > orphan_ms) {
-      (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
-    }
-    auto fresh = app.conversations->GetMessage(m.tenant, message_id);
-    if (!fresh.ok()) {
-      // Deleted meanwhile, or the store could not be read: the follow ends with an error
-      // event that says so, never with a done event that still says `streaming`.
-      m.status = store::kStatusError;
-      const bool gone = fresh.status().kind() == ErrorKind::kNotFound;
-      m.error_code = gone ? "message_deleted" : "resume_failed";
-      m.error_message = gone ? "the answer was deleted while it was being followed"
-                             : "the answer could not be read: " + fresh.status().message();
-      break;
-    }
-    m = std::move(*fresh);
-  }
+    return true;
+  };
+  // Stopped (the client left, or a drain): the stream ends without a done event -- a cut,
+  // which a client answers by resuming, through nginx, on a worker that stays.
+  if (FollowStored(app, m, send_new_tokens) == Followed::kStopped) return;
+  if (!send_new_tokens(m)) return;
   sse.set_next_id(std::max<size_t>(sent, m.token_ends.size()) + 1);
   sse.Event(DoneEventJson(m));
 }
@@ -326,13 +345,9 @@ void HandleChatMessage(const AppContext& app, const std::string& tenant, const H
     record.outcome = "replayed";
     const int64_t deadline =
         SteadyMillis() + app.config.first_token_timeout_ms + app.config.idle_timeout_ms;
-    while (result.message.status == store::kStatusStreaming && SteadyMillis() < deadline &&
-           !res.ClientGone() && !(app.draining && app.draining->load())) {
-      std::this_thread::sleep_for(std::chrono::milliseconds(kFollowPollMs));
-      auto fresh = app.conversations->GetMessage(tenant, result.message.id);
-      if (!fresh.ok()) break;
-      result.message = std::move(*fresh);
-    }
+    (void)FollowStored(app, result.message, [&](const store::Message&) {
+      return SteadyMillis() < deadline && !res.ClientGone();
+    });
     result.status =
         result.message.status == store::kStatusComplete
             ? Status::Ok()
