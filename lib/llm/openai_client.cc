@@ -13,6 +13,7 @@
 #include "lib/core/log.h"
 #include "lib/core/random.h"
 #include "lib/llm/openai_stream.h"
+#include "lib/llm/retry_policy.h"
 #include "lib/llm/sse_parser.h"
 
 namespace ragstream::llm {
@@ -138,25 +139,6 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* userp) {
     a->stream_error_message = "the upstream sent an event larger than the parser accepts";
   }
   return ok ? n : 0;  // 0 aborts the transfer
-}
-
-bool Retryable(long status) {
-  return status == 429 || status >= 500;
-}
-
-bool RetryableCurl(CURLcode rc) {
-  switch (rc) {
-    case CURLE_COULDNT_CONNECT:
-    case CURLE_COULDNT_RESOLVE_HOST:
-    case CURLE_GOT_NOTHING:
-    case CURLE_SEND_ERROR:
-    case CURLE_RECV_ERROR:
-    case CURLE_PARTIAL_FILE:
-    case CURLE_SSL_CONNECT_ERROR:
-      return true;
-    default:
-      return false;
-  }
 }
 
 }  // namespace
@@ -320,7 +302,7 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     if (result != CURLE_OK && (a.http_status == 0 || a.http_status == 200)) {
       code = a.got_first_token ? "upstream_cut" : "upstream_unreachable";
       message = std::string("upstream transfer failed: ") + curl_easy_strerror(result);
-      retry = RetryableCurl(result);
+      retry = RetryPolicy::RetryableTransport(result);
     } else if (a.http_status != 200) {
       std::string upstream_code, upstream_message;
       if (!DecodeErrorBody(a.error_body, upstream_code, upstream_message)) {
@@ -331,7 +313,7 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
       const Status ours = ClientFacingUpstreamError(a.http_status, upstream_code);
       code = ours.code();
       message = ours.message();
-      retry = Retryable(a.http_status) && upstream_code != "insufficient_quota";
+      retry = RetryPolicy::RetryableStatus(a.http_status, upstream_code);
     } else {
       code = "upstream_incomplete";
       message = "the upstream stream ended before its [DONE]";
@@ -340,11 +322,9 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     out.status = Status::Upstream(Scrub(code, options_.api_key), Scrub(message, options_.api_key));
     if (a.got_first_token || !retry || attempt_no >= options_.max_retries) return out;
 
-    int wait_ms = a.retry_after_ms >= 0
-                      ? a.retry_after_ms
-                      : options_.base_backoff_ms * (1 << attempt_no) +
-                            static_cast<int>(FastRandom() % options_.base_backoff_ms);
-    wait_ms = std::min(wait_ms, options_.max_retry_wait_ms);
+    const RetryPolicy policy{options_.max_retries, options_.base_backoff_ms,
+                             options_.max_retry_wait_ms};
+    const int wait_ms = policy.BackoffMs(attempt_no, a.retry_after_ms);
     LogWarn("upstream", "retrying after an upstream failure",
             {{"code", code},
              {"http_status", static_cast<int64_t>(a.http_status)},

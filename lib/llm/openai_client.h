@@ -5,8 +5,8 @@
 //   the connection to the upstream stays warm across requests served by that thread.
 // - The transfer is driven with curl_multi_poll in 100 ms slices, so callbacks can cancel it
 //   promptly (a departed client stops the upstream call within a second).
-// - Retries with backoff, honouring Retry-After, on 429 (not insufficient_quota), 5xx and
-//   connection failures, and only before the first token.
+// - Retries as RetryPolicy says (the embedder's policy too), honouring Retry-After, and
+//   only before the first token.
 // - The API key goes into one header and nowhere else: it is never logged or echoed.
 #pragma once
 

@@ -10,6 +10,7 @@
 #include "lib/core/json.h"
 #include "lib/core/log.h"
 #include "lib/llm/openai_stream.h"
+#include "lib/llm/retry_policy.h"
 
 namespace ragstream::llm {
 namespace {
@@ -167,7 +168,7 @@ Result<std::vector<std::vector<float>>> OpenAiEmbedder::Embed(
     if (rc != CURLE_OK) {
       last = Status::Upstream("upstream_unreachable",
                               std::string("embeddings request failed: ") + curl_easy_strerror(rc));
-      retry = true;
+      retry = RetryPolicy::RetryableTransport(rc);
     } else {
       std::string code, message;
       if (!DecodeErrorBody(response, code, message)) message = response.substr(0, 200);
@@ -176,12 +177,13 @@ Result<std::vector<std::vector<float>>> OpenAiEmbedder::Embed(
                {"upstream_code", Scrub(code, options_.api_key)},
                {"upstream_message", Scrub(message, options_.api_key)}});
       last = ClientFacingUpstreamError(status, code);
-      retry = status == 429 || status >= 500;
+      retry = RetryPolicy::RetryableStatus(status, code);
     }
     if (!retry || attempt == options_.max_retries) break;
     LogWarn("embedder", "retrying an embeddings request",
             {{"code", last.code()}, {"attempt", static_cast<int64_t>(attempt + 1)}});
-    std::this_thread::sleep_for(std::chrono::milliseconds(250 << attempt));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(RetryPolicy{options_.max_retries}.BackoffMs(attempt, -1)));
   }
   curl_slist_free_all(headers);
   return last;
