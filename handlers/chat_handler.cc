@@ -58,33 +58,23 @@ std::string TokenEventJson(std::string_view text) {
 class SseObserver : public chat::StreamObserver {
  public:
   SseObserver(HttpResponse& res, int ping_interval_ms)
-      : res_(res), sse_(res), ping_interval_ms_(ping_interval_ms) {}
+      : sse_(res), ping_interval_ms_(ping_interval_ms) {}
 
   bool OnStart(const std::string& conversation_id, const std::string& message_id) override {
     started_ = true;
-    return Sent(sse_.Begin() && sse_.Event(FirstEventJson(conversation_id, message_id)));
+    return sse_.Begin() && sse_.Event(FirstEventJson(conversation_id, message_id));
   }
 
-  bool OnToken(std::string_view text) override { return Sent(sse_.Event(TokenEventJson(text))); }
+  bool OnToken(std::string_view text) override { return sse_.Event(TokenEventJson(text)); }
 
-  bool OnIdle() override {
-    if (res_.ClientGone()) return false;
-    if (SteadyMillis() - last_sent_ms_ < ping_interval_ms_) return true;
-    return Sent(sse_.Ping());
-  }
+  bool OnIdle() override { return sse_.PingIfIdle(ping_interval_ms_); }
 
   bool Final(const std::string& json) { return sse_.Event(json); }
   bool started() const { return started_; }
 
  private:
-  bool Sent(bool ok) {
-    last_sent_ms_ = SteadyMillis();
-    return ok;
-  }
-  HttpResponse& res_;
   fcgi::SseWriter sse_;
   int ping_interval_ms_;
-  int64_t last_sent_ms_ = SteadyMillis();
   bool started_ = false;
 };
 
@@ -248,7 +238,6 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
   }
   // Token event i (1-based) is the i-th piece recorded in token_ends.
   size_t sent = after <= 0 ? 0 : static_cast<size_t>(after);
-  int64_t last_write = SteadyMillis();
   auto send_new_tokens = [&](const store::Message& now) {
     for (; sent < now.token_ends.size(); ++sent) {
       size_t begin = sent == 0 ? 0 : now.token_ends[sent - 1];
@@ -256,14 +245,8 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
           std::string_view(now.content).substr(begin, now.token_ends[sent] - begin);
       sse.set_next_id(sent + 1);
       if (!sse.Event(TokenEventJson(text))) return false;
-      last_write = SteadyMillis();
     }
-    if (res.ClientGone()) return false;
-    if (SteadyMillis() - last_write >= app.config.ping_interval_ms) {
-      if (!sse.Ping()) return false;
-      last_write = SteadyMillis();
-    }
-    return true;
+    return sse.PingIfIdle(app.config.ping_interval_ms);
   };
   // Stopped (the client left, or a drain): the stream ends without a done event -- a cut,
   // which a client answers by resuming, through nginx, on a worker that stays.

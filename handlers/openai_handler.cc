@@ -7,6 +7,7 @@
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/utf8.h"
+#include "lib/fcgi/sse_writer.h"
 
 namespace ragstream::handlers {
 namespace {
@@ -172,14 +173,13 @@ Result<CompletionRequest> ParseCompletionRequest(const AppContext& app, const Ht
 class ChunkObserver : public chat::StreamObserver {
  public:
   ChunkObserver(HttpResponse& res, std::string model, int ping_interval_ms)
-      : res_(res), model_(std::move(model)), ping_interval_ms_(ping_interval_ms) {}
+      : sse_(res, 0, fcgi::SseWriter::Framing::kOpenAi),
+        model_(std::move(model)),
+        ping_interval_ms_(ping_interval_ms) {}
 
   bool OnStart(const std::string&, const std::string& message_id) override {
     id_ = CompletionId(message_id);
-    res_.SetStatus(200);
-    res_.AddHeader("Content-Type", "text/event-stream; charset=utf-8");
-    res_.AddHeader("Cache-Control", "no-cache");
-    res_.AddHeader("X-Accel-Buffering", "no");
+    sse_.Begin();
     started_ = true;
     return Send(Chunk([](JsonWriter& w) {
       w.StartObject();
@@ -198,12 +198,7 @@ class ChunkObserver : public chat::StreamObserver {
       w.EndObject();
     }));
   }
-  bool OnIdle() override {
-    if (res_.ClientGone()) return false;
-    if (SteadyMillis() - last_sent_ms_ < ping_interval_ms_) return true;
-    last_sent_ms_ = SteadyMillis();
-    return res_.Write(": ping\n\n") && res_.Flush();
-  }
+  bool OnIdle() override { return sse_.PingIfIdle(ping_interval_ms_); }
 
   void Finish(const chat::SendResult& r, bool include_usage) {
     if (!r.status.ok()) {
@@ -276,22 +271,14 @@ class ChunkObserver : public chat::StreamObserver {
     w.EndObject();
     return {buf.GetString(), buf.GetSize()};
   }
-  bool Event(std::string_view data) {
-    std::string frame = "data: ";
-    frame.append(data).append("\n\n");
-    return res_.Write(frame) && res_.Flush();
-  }
-  bool Send(const std::string& chunk) {
-    last_sent_ms_ = SteadyMillis();
-    return Event(chunk);
-  }
+  bool Event(std::string_view data) { return sse_.Event(data); }
+  bool Send(const std::string& chunk) { return sse_.Event(chunk); }
 
-  HttpResponse& res_;
+  fcgi::SseWriter sse_;
   std::string model_;
   int ping_interval_ms_;
   std::string id_;
   int64_t created_ = static_cast<int64_t>(std::time(nullptr));
-  int64_t last_sent_ms_ = SteadyMillis();
   bool started_ = false;
 };
 
