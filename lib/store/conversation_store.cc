@@ -178,7 +178,10 @@ bool DecodeConversation(std::string_view json, Conversation& c) {
 }
 
 std::vector<std::string> ConversationStore::Databases() {
-  return {kConversations, kMessages, kMessageIds, kByUpdated, kStreaming, kCancels, kClientIds};
+  std::vector<std::string> names = {kConversations, kMessages, kMessageIds, kByUpdated,
+                                    kStreaming,     kCancels,  kClientIds};
+  for (auto& n : MessageStates::Databases()) names.push_back(n);
+  return names;
 }
 
 ConversationStore::ConversationStore(const Env& env)
@@ -190,7 +193,17 @@ ConversationStore::ConversationStore(const Env& env)
       streaming_(env.Dbi(kStreaming)),
       cancels_(env.Dbi(kCancels)),
       client_ids_(env.Dbi(kClientIds)),
-      idempotency_(client_ids_) {}
+      idempotency_(client_ids_),
+      states_(env) {}
+
+Status ConversationStore::Materialize(const Txn& txn, Message& m) const {
+  if (m.status != kStatusStreaming) return Status::Ok();
+  auto state = states_.Get(txn, MessageKey(m));
+  if (!state.ok()) return state.status();
+  if (!state->has_value()) return Status::Ok();  // the old layout: the record is whole
+  m.updated_at = (*state)->updated_at;
+  return states_.Read(txn, MessageKey(m), m.content, m.token_ends);
+}
 
 namespace {
 Result<Conversation> LoadConversation(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
@@ -273,6 +286,7 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
           if (c.ok()) {
             ex.conversation = std::move(*c);
             ex.assistant_message = std::move(**answer);
+            if (Status s = Materialize(*txn, ex.assistant_message); !s.ok()) return s;
             ex.replayed = true;
             return ex;
           }
@@ -349,6 +363,11 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
       return s;
     }
   }
+  {
+    StreamState fresh;
+    fresh.updated_at = now;
+    if (Status s = states_.Put(*txn, MessageKey(ex.assistant_message), fresh); !s.ok()) return s;
+  }
   if (!client_message_id.empty()) {
     IdempotencyRecord r{ex.assistant_message.id, c.id, input.fingerprint, now};
     if (Status s = idempotency_.Put(*txn, tenant, client_message_id, r); !s.ok()) return s;
@@ -379,7 +398,20 @@ Status ConversationStore::SavePartialsOnce(const std::vector<Message>& messages)
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   for (const Message& m : messages) {
-    auto current = txn->Get(messages_, MessageKey(m));
+    const std::string key = MessageKey(m);
+    auto state = states_.Get(*txn, key);
+    if (!state.ok()) return state.status();
+    if (state->has_value()) {
+      // Only what arrived since the last save, and the small record.
+      StreamState& st = **state;
+      if (st.status != kStatusStreaming) continue;
+      if (Status s = states_.Append(*txn, key, st, m.content, m.token_ends); !s.ok()) return s;
+      st.updated_at = m.updated_at;
+      if (Status s = states_.Put(*txn, key, st); !s.ok()) return s;
+      continue;
+    }
+    // A message of the old layout (no stream state): saved whole, as before.
+    auto current = txn->Get(messages_, key);
     if (!current.ok()) return current.status();
     Message stored;
     if (!current->has_value() || !DecodeMessage(**current, stored) ||
@@ -417,6 +449,8 @@ Status ConversationStore::FinishMessageOnce(const Message& message) {
                       "; a final state is never overwritten");
   }
   if (Status s = PutMessage(*txn, message); !s.ok()) return s;
+  // The record now holds the whole answer: its stream state and deltas go.
+  if (Status s = states_.Erase(*txn, MessageKey(message)); !s.ok()) return s;
   if (message.status != kStatusStreaming) {
     const std::string id_key = TenantKey(message.tenant, message.id);
     if (Status s = txn->Del(streaming_, id_key); !s.ok()) return s;
@@ -493,10 +527,15 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
       auto raw = txn->Get(messages_, cur->value());
       if (!raw.ok()) return raw.status();
       Message m;
-      if (!raw->has_value() || !DecodeMessage(**raw, m) || m.status != kStatusStreaming ||
-          m.updated_at < cutoff) {
+      if (!raw->has_value() || !DecodeMessage(**raw, m) || m.status != kStatusStreaming) {
         stale.emplace_back(cur->key());
+        continue;
       }
+      // The heartbeat is in the stream state (the record's for the old layout).
+      auto state = states_.Get(*txn, cur->value());
+      if (!state.ok()) return state.status();
+      const int64_t beat = state->has_value() ? (*state)->updated_at : m.updated_at;
+      if (beat < cutoff) stale.emplace_back(cur->key());
     }
   }
   if (stale.empty()) return 0;
@@ -514,7 +553,10 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
     bool present = raw->has_value() && DecodeMessage(**raw, m);
     // Re-checked inside the write transaction: a heartbeat may have arrived since.
     if (present && m.status == kStatusStreaming) {
+      m.tenant = id.substr(0, id.find('/'));
+      if (Status s = Materialize(*txn, m); !s.ok()) return s;  // what was saved, whole
       if (m.updated_at >= cutoff) continue;
+      if (Status s = states_.Erase(*txn, message_key); !s.ok()) return s;
       m.status = kStatusInterrupted;
       m.error_code = "interrupted";
       m.error_message = "the worker generating this answer stopped before finishing it";
@@ -554,6 +596,9 @@ Result<std::vector<Message>> ConversationStore::ListMessages(
       out.push_back(std::move(m));
     }
   }
+  for (Message& m : out) {
+    if (Status s = Materialize(*txn, m); !s.ok()) return s;
+  }
   return out;
 }
 
@@ -561,7 +606,10 @@ Result<Message> ConversationStore::GetMessage(std::string_view tenant,
                                               const std::string& message_id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  return FindMessage(*txn, message_ids_, messages_, tenant, message_id);
+  auto m = FindMessage(*txn, message_ids_, messages_, tenant, message_id);
+  if (!m.ok()) return m;
+  if (Status s = Materialize(*txn, *m); !s.ok()) return s;
+  return m;
 }
 
 Result<ConversationPage> ConversationStore::ListConversations(std::string_view tenant, size_t limit,
@@ -640,6 +688,7 @@ Status ConversationStore::DeleteConversation(std::string_view tenant, const std:
     }
   }
   if (Status s = idempotency_.DeleteForConversation(*txn, tenant, id); !s.ok()) return s;
+  if (Status s = states_.ErasePrefix(*txn, MessagePrefix(tenant, id)); !s.ok()) return s;
   if (Status s = txn->Del(by_updated_, UpdatedKey(tenant, c->updated_at, id)); !s.ok()) return s;
   if (Status s = txn->Del(conversations_, TenantKey(tenant, id)); !s.ok()) return s;
   return txn->Commit();

@@ -25,6 +25,7 @@
 #include "lib/core/status.h"
 #include "lib/store/idempotency.h"
 #include "lib/store/lmdb.h"
+#include "lib/store/message_state.h"
 
 namespace ragstream::store {
 
@@ -165,6 +166,9 @@ class ConversationStore {
   Status DeleteConversation(std::string_view tenant, const std::string& id);
 
  private:
+  // A streaming message read from its record gets its saved content and heartbeat from its
+  // stream state (message_state.h); any other is returned as it is.
+  Status Materialize(const Txn& txn, Message& m) const;
   Status SavePartialsOnce(const std::vector<Message>& messages);
   Status FinishMessageOnce(const Message& message);
   Status PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at);
@@ -173,6 +177,7 @@ class ConversationStore {
   const Env& env_;
   MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_, client_ids_;
   IdempotencyKeys idempotency_;
+  MessageStates states_;
 };
 
 // JSON encodings used for storage (exposed for tests and for the handlers' responses).

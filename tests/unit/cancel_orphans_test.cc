@@ -108,4 +108,69 @@ BOOST_AUTO_TEST_CASE(a_final_state_is_never_overwritten) {
   }
 }
 
+// A partial save appends what arrived since the last one and touches a small state record;
+// the message record is not rewritten until the answer ends (so saving an answer is linear in
+// its length), and readers see the content so far.
+BOOST_AUTO_TEST_CASE(partial_saves_append_deltas_and_the_end_writes_the_record_once) {
+  TempStore ts;
+  store::Exchange ex = Begin(ts);
+  store::Message m = ex.assistant_message;
+  auto raw_record = [&] {
+    auto txn = store::Txn::BeginRead(*ts.env);
+    BOOST_REQUIRE(txn.ok());
+    auto key = txn->Get(ts.env->Dbi("message_ids"), "acme/" + m.id);
+    BOOST_REQUIRE(key.ok() && key->has_value());
+    auto v = txn->Get(ts.env->Dbi("messages"), **key);
+    BOOST_REQUIRE(v.ok() && v->has_value());
+    return std::string(**v);
+  };
+  auto entries = [&](const char* db) {
+    auto txn = store::Txn::BeginRead(*ts.env);
+    MDB_stat st;
+    BOOST_REQUIRE_EQUAL(mdb_stat(txn->raw(), ts.env->Dbi(db), &st), 0);
+    return st.ms_entries;
+  };
+  const size_t record_size = raw_record().size();
+  std::string expected;
+  for (int i = 0; i < 50; ++i) {
+    const std::string piece = "token" + std::to_string(i) + " ";
+    m.content += piece;
+    m.token_ends.push_back(static_cast<uint32_t>(m.content.size()));
+    m.updated_at = NowMillis();
+    BOOST_REQUIRE(ts.store->SavePartial(m).ok());
+    expected = m.content;
+  }
+  BOOST_TEST(raw_record().size() == record_size);  // never rewritten while streaming
+  BOOST_TEST(entries("msg_deltas") == 50u);
+  auto seen = ts.store->GetMessage("acme", m.id);
+  BOOST_REQUIRE(seen.ok());
+  BOOST_TEST(seen->content == expected);
+  BOOST_TEST(seen->token_ends == m.token_ends);
+  BOOST_TEST(seen->status == store::kStatusStreaming);
+  // A stale copy (shorter than what is saved) changes nothing.
+  store::Message old = m;
+  old.content.resize(10);
+  old.token_ends.resize(1);
+  BOOST_REQUIRE(ts.store->SavePartial(old).ok());
+  BOOST_TEST(ts.store->GetMessage("acme", m.id)->content == expected);
+  // The end writes the record once and drops the state and the deltas.
+  m.status = store::kStatusComplete;
+  BOOST_REQUIRE(ts.store->FinishMessage(m).ok());
+  BOOST_TEST(entries("msg_deltas") == 0u);
+  BOOST_TEST(entries("msg_state") == 0u);
+  auto done = ts.store->GetMessage("acme", m.id);
+  BOOST_TEST(done->content == expected);
+  BOOST_TEST(done->status == store::kStatusComplete);
+  // Deleting a conversation drops a streaming answer's state and deltas too.
+  store::Exchange other = Begin(ts);
+  store::Message o = other.assistant_message;
+  o.content = "partial";
+  o.token_ends = {7};
+  BOOST_REQUIRE(ts.store->SavePartial(o).ok());
+  BOOST_TEST(entries("msg_deltas") == 1u);
+  BOOST_REQUIRE(ts.store->DeleteConversation("acme", other.conversation.id).ok());
+  BOOST_TEST(entries("msg_deltas") == 0u);
+  BOOST_TEST(entries("msg_state") == 0u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
