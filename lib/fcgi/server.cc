@@ -95,26 +95,18 @@ Status Server::Start() {
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstacksize(&attr, options_.stack_bytes);
-  for (int i = 0; i < options_.threads; ++i) {
+  auto start = [&](void* (*entry)(void*)) {
     pthread_t t;
-    int rc = pthread_create(&t, &attr, &Server::ThreadEntry, this);
-    if (rc != 0) {
-      pthread_attr_destroy(&attr);
-      return Status::Internal(std::string("cannot start thread: ") + std::strerror(rc));
-    }
+    int rc = pthread_create(&t, &attr, entry, this);
+    if (rc != 0) return Status::Internal(std::string("cannot start thread: ") + std::strerror(rc));
     threads_.push_back(t);
-  }
-  if (options_.queue_wait_ms >= 0) {
-    pthread_t t;
-    int rc = pthread_create(&t, &attr, &Server::AdmissionEntry, this);
-    if (rc != 0) {
-      pthread_attr_destroy(&attr);
-      return Status::Internal(std::string("cannot start thread: ") + std::strerror(rc));
-    }
-    threads_.push_back(t);
-  }
+    return Status::Ok();
+  };
+  Status started = Status::Ok();
+  for (int i = 0; i < options_.threads && started.ok(); ++i) started = start(&Server::ThreadEntry);
+  if (started.ok() && options_.queue_wait_ms >= 0) started = start(&Server::AdmissionEntry);
   pthread_attr_destroy(&attr);
-  return Status::Ok();
+  return started;
 }
 
 void* Server::ThreadEntry(void* self) {
