@@ -15,8 +15,6 @@ constexpr const char* kConversations = "conversations";
 constexpr const char* kMessages = "messages";
 constexpr const char* kMessageIds = "message_ids";
 constexpr const char* kByUpdated = "conv_by_updated";
-constexpr const char* kStreaming = "streaming";
-constexpr const char* kCancels = "cancel_requests";
 constexpr const char* kClientIds = "client_ids";
 constexpr size_t kTitleChars = 80;
 
@@ -178,8 +176,8 @@ bool DecodeConversation(std::string_view json, Conversation& c) {
 }
 
 std::vector<std::string> ConversationStore::Databases() {
-  std::vector<std::string> names = {kConversations, kMessages, kMessageIds, kByUpdated,
-                                    kStreaming,     kCancels,  kClientIds};
+  std::vector<std::string> names = {kConversations, kMessages, kMessageIds, kByUpdated, kClientIds};
+  for (auto& n : LiveAnswers::Databases()) names.push_back(n);
   for (auto& n : MessageStates::Databases()) names.push_back(n);
   return names;
 }
@@ -190,9 +188,8 @@ ConversationStore::ConversationStore(const Env& env)
       messages_(env.Dbi(kMessages)),
       message_ids_(env.Dbi(kMessageIds)),
       by_updated_(env.Dbi(kByUpdated)),
-      streaming_(env.Dbi(kStreaming)),
-      cancels_(env.Dbi(kCancels)),
       client_ids_(env.Dbi(kClientIds)),
+      live_(env),
       idempotency_(client_ids_),
       states_(env) {}
 
@@ -245,16 +242,7 @@ Status ConversationStore::PutMessage(Txn& txn, const Message& m) {
   return txn.Put(messages_, MessageKey(m), EncodeMessage(m));
 }
 
-namespace {
-size_t CountRange(Cursor& cur, std::string_view prefix) {
-  size_t n = 0;
-  for (bool have = cur.SeekAtLeast(prefix); have && HasPrefix(cur.key(), prefix);
-       have = cur.Next()) {
-    ++n;
-  }
-  return n;
-}
-}  // namespace
+namespace {}  // namespace
 
 Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
                                                   const BeginExchangeInput& input,
@@ -327,9 +315,9 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
     ex.conversation.created_at = now;
   }
   if (input.max_concurrent_streams > 0) {
-    auto cur = Cursor::Open(*txn, streaming_);
-    if (!cur.ok()) return cur.status();
-    if (CountRange(*cur, TenantPrefix(tenant)) >= input.max_concurrent_streams) {
+    auto live = live_.Count(*txn, tenant);
+    if (!live.ok()) return live.status();
+    if (*live >= input.max_concurrent_streams) {
       return Status(ErrorKind::kRateLimited, "too_many_streams",
                     "this API key's tenant already has " +
                         std::to_string(input.max_concurrent_streams) +
@@ -372,8 +360,7 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
     IdempotencyRecord r{ex.assistant_message.id, c.id, input.fingerprint, now};
     if (Status s = idempotency_.Put(*txn, tenant, client_message_id, r); !s.ok()) return s;
   }
-  if (Status s = txn->Put(streaming_, TenantKey(tenant, ex.assistant_message.id),
-                          MessageKey(ex.assistant_message));
+  if (Status s = live_.Add(*txn, tenant, ex.assistant_message.id, MessageKey(ex.assistant_message));
       !s.ok()) {
     return s;
   }
@@ -452,9 +439,7 @@ Status ConversationStore::FinishMessageOnce(const Message& message) {
   // The record now holds the whole answer: its stream state and deltas go.
   if (Status s = states_.Erase(*txn, MessageKey(message)); !s.ok()) return s;
   if (message.status != kStatusStreaming) {
-    const std::string id_key = TenantKey(message.tenant, message.id);
-    if (Status s = txn->Del(streaming_, id_key); !s.ok()) return s;
-    if (Status s = txn->Del(cancels_, id_key); !s.ok()) return s;
+    if (Status s = live_.Remove(*txn, TenantKey(message.tenant, message.id)); !s.ok()) return s;
   }
   int64_t old = c->updated_at;
   c->updated_at = std::max(NowMillis(), old);
@@ -482,7 +467,7 @@ Result<Message> ConversationStore::RequestCancel(std::string_view tenant,
   auto m = FindMessage(*txn, message_ids_, messages_, tenant, message_id);
   if (!m.ok()) return m.status();
   if (m->status != kStatusStreaming) return m;  // already finished: nothing to stop
-  if (Status s = txn->Put(cancels_, TenantKey(tenant, message_id), ""); !s.ok()) return s;
+  if (Status s = live_.AskToStop(*txn, tenant, message_id); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   return m;
 }
@@ -491,9 +476,7 @@ Result<bool> ConversationStore::CancelRequested(std::string_view tenant,
                                                 const std::string& message_id) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto flag = txn->Get(cancels_, TenantKey(tenant, message_id));
-  if (!flag.ok()) return flag.status();
-  return flag->has_value();
+  return live_.StopAsked(*txn, tenant, message_id);
 }
 
 Result<size_t> ConversationStore::ExpireIdempotencyKeys(int64_t ttl_ms, size_t max_rows) {
@@ -509,9 +492,7 @@ Result<size_t> ConversationStore::ExpireIdempotencyKeys(int64_t ttl_ms, size_t m
 Result<size_t> ConversationStore::StreamingCount(std::string_view tenant) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto cur = Cursor::Open(*txn, streaming_);
-  if (!cur.ok()) return cur.status();
-  return CountRange(*cur, TenantPrefix(tenant));
+  return live_.Count(*txn, tenant);
 }
 
 Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
@@ -521,21 +502,21 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
   {
     auto txn = Txn::BeginRead(env_);
     if (!txn.ok()) return txn.status();
-    auto cur = Cursor::Open(*txn, streaming_);
-    if (!cur.ok()) return cur.status();
-    for (bool have = cur->First(); have; have = cur->Next()) {
-      auto raw = txn->Get(messages_, cur->value());
+    auto live = live_.All(*txn);
+    if (!live.ok()) return live.status();
+    for (const auto& [id_key, message_key] : *live) {
+      auto raw = txn->Get(messages_, message_key);
       if (!raw.ok()) return raw.status();
       Message m;
       if (!raw->has_value() || !DecodeMessage(**raw, m) || m.status != kStatusStreaming) {
-        stale.emplace_back(cur->key());
+        stale.push_back(id_key);
         continue;
       }
       // The heartbeat is in the stream state (the record's for the old layout).
-      auto state = states_.Get(*txn, cur->value());
+      auto state = states_.Get(*txn, message_key);
       if (!state.ok()) return state.status();
       const int64_t beat = state->has_value() ? (*state)->updated_at : m.updated_at;
-      if (beat < cutoff) stale.emplace_back(cur->key());
+      if (beat < cutoff) stale.push_back(id_key);
     }
   }
   if (stale.empty()) return 0;
@@ -543,10 +524,10 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
   if (!txn.ok()) return txn.status();
   int marked = 0;
   for (const std::string& id : stale) {
-    auto key = txn->Get(streaming_, id);
+    auto key = live_.KeyOf(*txn, id);
     if (!key.ok()) return key.status();
     if (!key->has_value()) continue;  // finished meanwhile
-    const std::string message_key(**key);
+    const std::string message_key = **key;
     auto raw = txn->Get(messages_, message_key);
     if (!raw.ok()) return raw.status();
     Message m;
@@ -564,8 +545,7 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
       if (Status s = txn->Put(messages_, message_key, EncodeMessage(m)); !s.ok()) return s;
       ++marked;
     }
-    if (Status s = txn->Del(streaming_, id); !s.ok()) return s;
-    if (Status s = txn->Del(cancels_, id); !s.ok()) return s;
+    if (Status s = live_.Remove(*txn, id); !s.ok()) return s;
   }
   if (Status s = txn->Commit(); !s.ok()) return s;
   return marked;
@@ -679,8 +659,7 @@ Status ConversationStore::DeleteConversation(std::string_view tenant, const std:
     for (const auto& mid : message_ids) {
       const std::string id_key = TenantKey(tenant, mid);
       if (Status s = txn->Del(message_ids_, id_key); !s.ok()) return s;
-      if (Status s = txn->Del(streaming_, id_key); !s.ok()) return s;
-      if (Status s = txn->Del(cancels_, id_key); !s.ok()) return s;
+      if (Status s = live_.Remove(*txn, id_key); !s.ok()) return s;
     }
     // Delete the message range; MDB_SET_RANGE after each delete keeps the cursor valid.
     while (cur->SeekAtLeast(prefix) && HasPrefix(cur->key(), prefix)) {

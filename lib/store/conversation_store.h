@@ -24,6 +24,7 @@
 
 #include "lib/core/status.h"
 #include "lib/store/idempotency.h"
+#include "lib/store/live_answers.h"
 #include "lib/store/lmdb.h"
 #include "lib/store/message_state.h"
 
@@ -175,7 +176,8 @@ class ConversationStore {
   Status PutMessage(Txn& txn, const Message& m);
 
   const Env& env_;
-  MDB_dbi conversations_, messages_, message_ids_, by_updated_, streaming_, cancels_, client_ids_;
+  MDB_dbi conversations_, messages_, message_ids_, by_updated_, client_ids_;
+  LiveAnswers live_;
   IdempotencyKeys idempotency_;
   MessageStates states_;
 };
