@@ -214,6 +214,13 @@ Followed FollowStored(const AppContext& app, store::Message& m,
     if (NowMillis() - m.updated_at > orphan_ms) {
       (void)app.conversations->MarkOrphans(orphan_ms);  // its worker died: say so below
     }
+    // The small state record first: while nothing new was saved, the content is not read.
+    if (auto p = app.conversations->Progress(m.tenant, m.id); p.ok() && p->status == m.status &&
+                                                              p->length == m.content.size() &&
+                                                              p->tokens == m.token_ends.size()) {
+      m.updated_at = p->updated_at;
+      continue;
+    }
     auto fresh = app.conversations->GetMessage(m.tenant, m.id);
     if (!fresh.ok()) {
       m.status = store::kStatusError;

@@ -466,6 +466,11 @@ Result<Message> ConversationStore::RequestCancel(std::string_view tenant,
   if (!txn.ok()) return txn.status();
   auto m = FindMessage(*txn, message_ids_, messages_, tenant, message_id);
   if (!m.ok()) return m.status();
+  // Whether it still runs is the small stream-state record's to say (the record's own status
+  // for a finished answer or one of the old layout).
+  auto state = states_.Get(*txn, MessageKey(*m));
+  if (!state.ok()) return state.status();
+  if (state->has_value()) m->status = (*state)->status;
   if (m->status != kStatusStreaming) return m;  // already finished: nothing to stop
   if (Status s = live_.AskToStop(*txn, tenant, message_id); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
@@ -590,6 +595,27 @@ Result<Message> ConversationStore::GetMessage(std::string_view tenant,
   if (!m.ok()) return m;
   if (Status s = Materialize(*txn, *m); !s.ok()) return s;
   return m;
+}
+
+Result<StreamState> ConversationStore::Progress(std::string_view tenant,
+                                                const std::string& message_id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto key = txn->Get(message_ids_, TenantKey(tenant, message_id));
+  if (!key.ok()) return key.status();
+  if (!key->has_value()) return Status::NotFound("message " + message_id + " not found");
+  auto state = states_.Get(*txn, **key);
+  if (!state.ok()) return state.status();
+  if (state->has_value()) return std::move(**state);
+  auto m = LoadMessage(*txn, messages_, tenant, **key);
+  if (!m.ok()) return m.status();
+  if (!m->has_value()) return Status::NotFound("message " + message_id + " not found");
+  StreamState st;
+  st.status = (*m)->status;
+  st.updated_at = (*m)->updated_at;
+  st.length = static_cast<uint32_t>((*m)->content.size());
+  st.tokens = static_cast<uint32_t>((*m)->token_ends.size());
+  return st;
 }
 
 Result<ConversationPage> ConversationStore::ListConversations(std::string_view tenant, size_t limit,

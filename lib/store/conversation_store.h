@@ -157,6 +157,10 @@ class ConversationStore {
   Result<std::vector<Message>> ListMessages(std::string_view tenant,
                                             const std::string& conversation_id) const;
   Result<Message> GetMessage(std::string_view tenant, const std::string& message_id) const;
+  // Where an answer stands, from its small stream-state record alone (status, heartbeat,
+  // bytes saved), without reading its content: what a follower polls. For a finished answer
+  // (or one of the old layout) the record's status, time and length. NotFound if unknown.
+  Result<StreamState> Progress(std::string_view tenant, const std::string& message_id) const;
   // The tenant's conversations, newest first. `cursor` is the next_cursor of the previous
   // page ("" for the first).
   Result<ConversationPage> ListConversations(std::string_view tenant, size_t limit,

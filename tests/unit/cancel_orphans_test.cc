@@ -142,6 +142,13 @@ BOOST_AUTO_TEST_CASE(partial_saves_append_deltas_and_the_end_writes_the_record_o
   }
   BOOST_TEST(raw_record().size() == record_size);  // never rewritten while streaming
   BOOST_TEST(entries("msg_deltas") == 50u);
+  // A follower polls the small record: where the answer stands, without its content.
+  auto progress = ts.store->Progress("acme", m.id);
+  BOOST_REQUIRE(progress.ok());
+  BOOST_TEST(progress->status == store::kStatusStreaming);
+  BOOST_TEST(progress->length == m.content.size());
+  BOOST_TEST(progress->tokens == m.token_ends.size());
+  BOOST_TEST(progress->updated_at == m.updated_at);
   auto seen = ts.store->GetMessage("acme", m.id);
   BOOST_REQUIRE(seen.ok());
   BOOST_TEST(seen->content == expected);
@@ -161,6 +168,12 @@ BOOST_AUTO_TEST_CASE(partial_saves_append_deltas_and_the_end_writes_the_record_o
   auto done = ts.store->GetMessage("acme", m.id);
   BOOST_TEST(done->content == expected);
   BOOST_TEST(done->status == store::kStatusComplete);
+  auto ended = ts.store->Progress("acme", m.id);
+  BOOST_REQUIRE(ended.ok());
+  BOOST_TEST(ended->status == store::kStatusComplete);
+  BOOST_TEST(ended->length == expected.size());
+  BOOST_TEST((ts.store->Progress("acme", "msg_" + std::string(24, '0')).status().kind() ==
+              ErrorKind::kNotFound));
   // Deleting a conversation drops a streaming answer's state and deltas too.
   store::Exchange other = Begin(ts);
   store::Message o = other.assistant_message;
