@@ -10,6 +10,7 @@
 
 #include "lib/core/utf8.h"
 #include "lib/rag/analyzer.h"
+#include "lib/rag/language.h"
 #include "lib/rag/text.h"
 
 namespace ragstream::llm {
@@ -201,14 +202,15 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
 
   // Score: the IDF (over these sentences) of the question's key words each sentence holds,
   // matched by stem (so "leases" finds "lease", and בדירה finds דירה), so a rare word like
-  // "starter" outweighs a common one -- a little less when only the sentence's heading
-  // holds it; a bonus for a number when the question asks how many, how long or when; the hash
-  // cosine of the content words as a tie-breaker; and a mild preference for higher-ranked
-  // passages. Two question words written as one ("back up": backup) count when some
-  // sentence or heading has them.
-  const auto question_words = rag::AnalyzeWords(request.question);
-  // A key word: any of its stems, in the sentence (1) or only in its heading (0.8: a section
-  // called "Backups" is about backups, though a sentence saying it counts more); a pair
+  // "starter" outweighs a common one -- as much when only the sentence's heading holds it;
+  // a bonus for a number when the question asks how many, how long or when; the hash cosine
+  // of the content words as a tie-breaker; and a mild preference for higher-ranked passages.
+  // Two question words written as one ("back up": backup) count when some sentence or
+  // heading has them. The question's language is detected once, for its words and its pairs.
+  const std::string question_language = rag::DetectLanguage(request.question, "en").code;
+  const auto question_words = rag::AnalyzeWords(request.question, question_language);
+  // A key word: any of its stems, in the sentence or only in its heading (a section called
+  // "Backups" is about backups: kHeadingWeight, as much as the sentence saying it); a pair
   // read as one word ("back up": backup) also matches a sentence holding both its words.
   constexpr double kHeadingWeight = 1.0;
   struct KeyWord {
@@ -231,7 +233,7 @@ std::vector<ExtractedSentence> ExtractiveAnswerer::Select(const ChatRequest& req
   // Pairs that some sentence or heading writes as one word replace their two words.
   std::vector<bool> in_pair(question_words.size(), false);
   std::vector<KeyWord> key;
-  for (const rag::JoinedPair& pair : rag::JoinedPairs(request.question)) {
+  for (const rag::JoinedPair& pair : rag::JoinedPairs(question_words, question_language)) {
     if (pair.first + 1 >= question_words.size()) continue;
     KeyWord k{pair.stems, question_words[pair.first].stems, question_words[pair.first + 1].stems};
     const bool written = std::any_of(candidates.begin(), candidates.end(), [&](const Candidate& c) {

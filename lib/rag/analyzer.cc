@@ -2,6 +2,7 @@
 
 #include <hunspell/hunspell.h>
 #include <libstemmer.h>
+#include <utf8proc.h>
 
 #include <algorithm>
 #include <cstdlib>
@@ -11,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "lib/core/utf8.h"
 #include "lib/rag/language.h"
 #include "lib/rag/stopwords.h"
 #include "lib/rag/text.h"
@@ -20,21 +22,12 @@ namespace {
 
 enum class Script { kDigits, kLatin, kCyrillic, kHebrew, kArabic, kGreek, kOther };
 
-char32_t FirstCodePoint(std::string_view s) {
-  const auto c = static_cast<unsigned char>(s[0]);
-  if (c < 0x80) return c;
-  const int len = c < 0xE0 ? 2 : c < 0xF0 ? 3 : 4;
-  char32_t cp = c & (0xFF >> (len + 1));
-  for (int k = 1; k < len && static_cast<size_t>(k) < s.size(); ++k) {
-    cp = (cp << 6) | (static_cast<unsigned char>(s[k]) & 0x3F);
-  }
-  return cp;
-}
-
 // A Tokenize term is one script's letters (or digits); its first letter decides. A term that
 // starts with a digit ("x86" does not, "64" does) is kept as it is.
 Script ScriptOf(std::string_view term) {
-  const char32_t cp = FirstCodePoint(term);
+  utf8proc_int32_t cp = -1;
+  utf8proc_iterate(reinterpret_cast<const utf8proc_uint8_t*>(term.data()),
+                   static_cast<utf8proc_ssize_t>(term.size()), &cp);
   if (cp >= '0' && cp <= '9') return Script::kDigits;
   if (cp < 0x250 || (cp >= 0x1E00 && cp <= 0x1EFF)) return Script::kLatin;
   if (cp >= 0x370 && cp <= 0x3FF) return Script::kGreek;
@@ -118,7 +111,6 @@ class HebrewStemmer {
     return instance;
   }
 
-  bool available() const { return handle_ != nullptr; }
   const std::string& description() const { return description_; }
 
   std::vector<std::string> Stems(const std::string& word) {
@@ -220,12 +212,7 @@ std::vector<std::string> TitleTerms(std::string_view title) {
 
 std::string DocumentLanguage(std::string_view text) {
   constexpr size_t kSample = 2048;
-  if (text.size() > kSample) {
-    size_t cut = kSample;
-    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;
-    text = text.substr(0, cut);
-  }
-  return DetectedOrEnglish(text);
+  return DetectedOrEnglish(Utf8Truncate(text, kSample));
 }
 
 ChunkTerms AnalyzeChunk(std::string_view text, const std::vector<std::string>& title_terms,
@@ -258,7 +245,7 @@ void AnalyzeChunkInto(std::string_view text, std::string_view title,
 namespace {
 
 std::vector<JoinedPair> JoinedPairsOf(const std::vector<AnalyzedWord>& words,
-                                      const std::string& lang) {
+                                      std::string_view lang) {
   std::vector<JoinedPair> out;
   for (size_t i = 0; i + 1 < words.size(); ++i) {
     const AnalyzedWord &a = words[i], &b = words[i + 1];
@@ -281,6 +268,11 @@ std::vector<JoinedPair> JoinedPairsOf(const std::vector<AnalyzedWord>& words,
 std::vector<JoinedPair> JoinedPairs(std::string_view question) {
   const std::string lang = DetectedOrEnglish(question);
   return JoinedPairsOf(AnalyzeWords(question, lang), lang);
+}
+
+std::vector<JoinedPair> JoinedPairs(const std::vector<AnalyzedWord>& words,
+                                    std::string_view language) {
+  return JoinedPairsOf(words, language);
 }
 
 std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,

@@ -92,6 +92,10 @@ struct JoinedPair {
   size_t first = 0;                // the pair is words [first] and [first + 1] of AnalyzeWords
 };
 std::vector<JoinedPair> JoinedPairs(std::string_view question);
+// The same for words already analysed (AnalyzeWords(question, language)), without analysing
+// the question again.
+std::vector<JoinedPair> JoinedPairs(const std::vector<AnalyzedWord>& words,
+                                    std::string_view language);
 
 // Loads the Hebrew dictionary now rather than at the first Hebrew word (about 0.2 s), and
 // says what the analyzer has: "snowball (29 languages), hunspell he_IL" or why not.
