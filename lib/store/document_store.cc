@@ -199,8 +199,9 @@ uint64_t MapBytesFor(const NewDocument& doc) {
 // Runs a document write; if the map was full, grows it and runs it once more.
 template <typename Attempt>
 auto WithRoom(const Env& env, uint64_t need, Attempt attempt) -> decltype(attempt()) {
-  const uint64_t reserve = std::min(kAnswerReserveBytes, env.max_map_bytes() / 16);
-  if (env.NearlyFull(reserve + need)) {
+  const Env::Room room = env.RoomLeft();
+  const uint64_t reserve = std::min(kAnswerReserveBytes, room.max_bytes / 16);
+  if (!room.can_grow && room.free_bytes < reserve + need) {
     return Status::StoreFull(
         "the store is full: the map is at its maximum (RAGSTREAM_MAP_MAX_MB, free disk) and "
         "its last " +

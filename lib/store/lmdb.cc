@@ -109,10 +109,6 @@ namespace {
 constexpr auto kResizeWait = std::chrono::seconds(2);
 }  // namespace
 
-uint64_t Env::max_map_bytes() const {
-  return MaxMapBytes(MapUsage());
-}
-
 uint64_t Env::MaxMapBytes(const Usage& u) const {
   if (grow_step_bytes_ == 0) return u.map_bytes;  // a fixed map
   if (max_map_bytes_ > 0) return max_map_bytes_;
@@ -125,19 +121,19 @@ uint64_t Env::MaxMapBytes(const Usage& u) const {
   return std::max(u.map_bytes, u.used_bytes + available);
 }
 
-bool Env::NearlyFull(uint64_t bytes) const {
+Env::Room Env::RoomLeft() const {
   const Usage u = MapUsage();
-  const bool can_grow = grow_step_bytes_ > 0 && u.map_bytes < MaxMapBytes(u);
-  return !can_grow && u.map_bytes - std::min(u.map_bytes, u.used_bytes) < bytes;
+  Room room;
+  room.free_bytes = u.free_bytes();
+  room.max_bytes = MaxMapBytes(u);
+  room.can_grow = grow_step_bytes_ > 0 && u.map_bytes < room.max_bytes;
+  return room;
 }
 
 void Env::GrowIfNeeded() const {
   if (grow_step_bytes_ == 0) return;
   const Usage u = MapUsage();
-  if (u.map_bytes == 0 ||
-      u.map_bytes - std::min(u.map_bytes, u.used_bytes) >= grow_step_bytes_ / 2) {
-    return;
-  }
+  if (u.map_bytes == 0 || u.free_bytes() >= grow_step_bytes_ / 2) return;
   if (u.map_bytes >= MaxMapBytes(u)) return;
   (void)Grow();  // a failure leaves the map as it is: the write may still fit
 }
@@ -153,8 +149,7 @@ Status Env::Grow(uint64_t need_bytes) const {
   // Take any size another process set first, then look again: it may be enough.
   if (int rc = mdb_env_set_mapsize(env_, 0); rc != 0) return MdbStatus(rc, "mdb_env_set_mapsize");
   const Usage u = MapUsageUnlocked();
-  const uint64_t free_bytes = u.map_bytes - std::min(u.map_bytes, u.used_bytes);
-  if (free_bytes >= std::max(need_bytes, grow_step_bytes_ / 2)) return Status::Ok();
+  if (u.free_bytes() >= std::max(need_bytes, grow_step_bytes_ / 2)) return Status::Ok();
   const uint64_t limit = MaxMapBytes(u);
   const uint64_t target = std::min(limit, std::max(u.map_bytes + grow_step_bytes_,
                                                    u.used_bytes + need_bytes + grow_step_bytes_));

@@ -26,6 +26,7 @@
 
 #include <lmdb.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdint>
 #include <functional>
@@ -78,6 +79,7 @@ class Env {
   struct Usage {
     uint64_t map_bytes = 0;
     uint64_t used_bytes = 0;
+    uint64_t free_bytes() const { return map_bytes - std::min(map_bytes, used_bytes); }
   };
   Usage MapUsage() const;
 
@@ -86,11 +88,15 @@ class Env {
   // already did; StoreFull at the maximum; Unavailable if the process's transactions did not
   // end within the wait. Thread-safe.
   Status Grow(uint64_t need_bytes = 0) const;
-  // Whether the map is at its maximum with less than `bytes` free (documents stop there, so
-  // the last `bytes` stay for answers being saved).
-  bool NearlyFull(uint64_t bytes) const;
+  // What room is left: free bytes in the map as it is, the largest it may grow to, and
+  // whether it still can (one look at the map and the disk).
+  struct Room {
+    uint64_t free_bytes = 0;
+    uint64_t max_bytes = 0;
+    bool can_grow = false;
+  };
+  Room RoomLeft() const;
   uint64_t growths() const { return growths_.load(); }
-  uint64_t max_map_bytes() const;
 
  private:
   friend class Txn;
