@@ -14,6 +14,7 @@
 #include <cstring>
 #include <thread>
 
+#include "lib/core/http.h"
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/core/log.h"
@@ -178,8 +179,6 @@ void* Server::AdmissionEntry(void* self) {
 
 void Server::AdmissionMain() {
   constexpr int kIdlePollMs = 20;
-  static constexpr std::string_view kBody =
-      R"({"error":{"code":"overloaded","message":"every request thread of this worker is busy; retry in a second"}})";
   FCGX_Request req;
   FCGX_InitRequest(&req, options_.listen_fd, 0);
   int64_t full_since = -1;  // when the pool was last seen full, -1 while it is not
@@ -218,10 +217,14 @@ void Server::AdmissionMain() {
     const char* uri_param = FCGX_GetParam("REQUEST_URI", req.envp);
     const char* id_param = FCGX_GetParam("REQUEST_ID", req.envp);
     const std::string uri(uri_param ? uri_param : ""), request_id(id_param ? id_param : "");
-    FCGX_FPrintF(req.out,
-                 "Status: 503 Service Unavailable\r\nContent-Type: application/json\r\n"
-                 "Retry-After: 1\r\nCache-Control: no-store\r\n\r\n");
-    FCGX_PutStr(kBody.data(), static_cast<int>(kBody.size()), req.out);
+    {
+      FcgiResponse res(req);
+      res.AddHeader("Retry-After", "1");
+      WriteJson(
+          res, 503,
+          ErrorJson(Status::Unavailable(
+              "overloaded", "every request thread of this worker is busy; retry in a second")));
+    }
     FCGX_Finish_r(&req);
     rejected_.fetch_add(1);
     std::string_view path(uri);
