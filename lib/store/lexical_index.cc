@@ -92,10 +92,9 @@ Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chu
 Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view document_id,
                          uint32_t chunk_index, const std::vector<std::string>& terms,
                          uint32_t length) {
-  const uint32_t len = length;
   for (const auto& [term, tf] : TermFrequencies(terms)) {
     if (Status s = txn.Put(postings_, PostingKey(tenant, term, document_id, chunk_index),
-                           U32(tf) + U32(len));
+                           U32(tf) + U32(length));
         !s.ok()) {
       return s;
     }
@@ -105,7 +104,7 @@ Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view doc
     uint32_t next = (df->has_value() ? ReadU32(**df) : 0) + 1;
     if (Status s = txn.Put(df_, df_key, U32(next)); !s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, 1, len);
+  return AdjustTotals(txn, tenant, 1, length);
 }
 
 Status LexicalIndex::Remove(Txn& txn, std::string_view tenant, std::string_view document_id,

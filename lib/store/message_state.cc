@@ -111,14 +111,8 @@ Status MessageStates::Read(const Txn& txn, std::string_view message_key, std::st
 
 Status MessageStates::Erase(Txn& txn, std::string_view message_key) {
   if (Status s = txn.Del(state_, message_key); !s.ok()) return s;
-  auto cur = Cursor::Open(txn, deltas_);
-  if (!cur.ok()) return cur.status();
-  const std::string prefix(message_key);
-  while (cur->SeekAtLeast(prefix) && HasPrefix(cur->key(), prefix) &&
-         cur->key().size() == prefix.size() + 4) {
-    if (Status s = cur->DelCurrent(); !s.ok()) return s;
-  }
-  return Status::Ok();
+  // Message keys have one length, so the keys under one are its deltas alone.
+  return DeleteRange(txn, deltas_, message_key);
 }
 
 Status MessageStates::ErasePrefix(Txn& txn, std::string_view prefix) {
