@@ -6,6 +6,8 @@
 #include <cctype>
 #include <iterator>
 
+#include "lib/core/utf8.h"
+
 namespace ragstream::rag {
 namespace {
 
@@ -67,6 +69,13 @@ std::string LanguageByScript(std::string_view text) {
 }  // namespace
 
 DetectedLanguage DetectLanguage(std::string_view text, std::string_view fallback) {
+  // CLD2 reads past the end of its buffer when a character there is malformed or cut short
+  // (a byte-sliced title, say); it only ever sees valid UTF-8.
+  std::string sanitized;
+  if (!IsValidUtf8(text)) {
+    sanitized = SanitizeUtf8(text);
+    text = sanitized;
+  }
   DetectedLanguage out;
   CLD2::Language language3[3];
   int percent3[3];

@@ -30,11 +30,15 @@ build fuzz_text "$root/tests/fuzz/fuzz_text.cc" \
 for h in request_json sse router text; do
   corpus="$root/tests/fuzz/corpus/$h"
   echo "== fuzz_$h: replay $(ls "$corpus" | wc -l) corpus inputs"
-  "$out/fuzz_$h" -runs=0 "$corpus" 2>&1 | tail -1
+  # On a failure, show the sanitizer's report, not just libFuzzer's last line.
+  "$out/fuzz_$h" -runs=0 "$corpus" >"$out/fuzz_$h.log" 2>&1 || { tail -40 "$out/fuzz_$h.log"; exit 1; }
+  tail -1 "$out/fuzz_$h.log"
   if [ "$seconds" -gt 0 ]; then
     work="$out/work_$h"; mkdir -p "$work"
     echo "== fuzz_$h: fuzz for ${seconds}s"
     "$out/fuzz_$h" -max_total_time="$seconds" -max_len=4096 -timeout=5 \
-      -artifact_prefix="$out/crashes/${h}-" "$work" "$corpus" 2>&1 | tail -1
+      -artifact_prefix="$out/crashes/${h}-" "$work" "$corpus" >"$out/fuzz_$h.log" 2>&1 ||
+      { tail -40 "$out/fuzz_$h.log"; exit 1; }
+    tail -1 "$out/fuzz_$h.log"
   fi
 done
