@@ -61,6 +61,28 @@ void WriteUsageOrNull(JsonWriter& w, const store::Usage& u) {
   }
 }
 
+bool RetryableCode(std::string_view code) {
+  static constexpr std::string_view kRetryable[] = {"upstream_rate_limited",
+                                                    "upstream_server_error",
+                                                    "upstream_unreachable",
+                                                    "upstream_cut",
+                                                    "upstream_incomplete",
+                                                    "upstream_error",
+                                                    "upstream_bad_stream",
+                                                    "upstream_first_token_timeout",
+                                                    "upstream_idle_timeout",
+                                                    "shutting_down",
+                                                    "store_busy",
+                                                    "store_resized",
+                                                    "too_many_streams",
+                                                    "overloaded",
+                                                    "resume_failed"};
+  for (std::string_view c : kRetryable) {
+    if (c == code) return true;
+  }
+  return false;
+}
+
 void AddErrorHeaders(HttpResponse& res, const Status& status) {
   // Our 429s are per-tenant stream limits: a slot frees when any answer finishes.
   if (status.kind() == ErrorKind::kRateLimited) res.AddHeader("Retry-After", "1");

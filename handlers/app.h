@@ -58,6 +58,12 @@ using RouteParams = std::vector<std::string>;
 // HTTP status for an error kind.
 int HttpStatusFor(const Status& status);
 
+// Whether a request that failed with this error code is worth sending again as it was (after
+// Retry-After, or a short backoff): a busy, restarting or failing upstream or worker. A
+// refusal (quota, credentials, a rejected request, a full store) fails the same way again.
+// docs/openapi.yaml's ErrorCode lists the same split.
+bool RetryableCode(std::string_view code);
+
 // {"prompt_tokens", "completion_tokens", "total_tokens"}; the OrNull form writes null when
 // the model reported no usage.
 void WriteUsage(JsonWriter& w, const store::Usage& usage);

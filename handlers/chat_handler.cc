@@ -78,6 +78,20 @@ class SseObserver : public chat::StreamObserver {
   bool started_ = false;
 };
 
+// Last-Event-ID (the header, else ?last_event_id=): -1 when there is none.
+Result<int64_t> LastEventId(const HttpRequest& req) {
+  std::string last = req.Header("last-event-id");
+  if (last.empty()) last = req.QueryParam("last_event_id");
+  int64_t after = -1;
+  if (last.empty()) return after;
+  auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), after);
+  if (ec != std::errc() || p != last.data() + last.size() || after < 0) {
+    return Status::InvalidArgument("invalid_last_event_id",
+                                   "Last-Event-ID must be an event id (0, 1, ...)");
+  }
+  return after;
+}
+
 chat::SendRequest ToSendRequest(const AppContext& app, const std::string& tenant,
                                 const HttpRequest& req, ChatRequestBody body) {
   chat::SendRequest send;
@@ -130,6 +144,10 @@ std::string DoneEventJson(const store::Message& m) {
   WriteString(w, m.conversation_id);
   w.Key("status");
   WriteString(w, m.status);
+  // Whether sending the question again (with a new client_message_id) may well succeed.
+  w.Key("retryable");
+  w.Bool(m.status == store::kStatusInterrupted ||
+         (m.status == store::kStatusError && RetryableCode(m.error_code)));
   if (m.status == store::kStatusComplete) {
     w.Key("sources");
     w.RawValue(m.sources_json.data(), m.sources_json.size(), rapidjson::kArrayType);
@@ -168,9 +186,12 @@ std::string DoneEventJson(const chat::SendResult& result) {
 void HandleChatStream(const AppContext& app, const std::string& tenant, const HttpRequest& req,
                       HttpResponse& res, RequestRecord& record) {
   auto body = ParseChatRequest(req, app.config);
-  if (!body.ok()) {
+  // A client's own retry of this send (same client_message_id) resumes after the last event
+  // it got, exactly as GET .../stream does.
+  auto after = LastEventId(req);
+  if (!body.ok() || !after.ok()) {
     record.outcome = "rejected";
-    WriteError(res, body.status());
+    WriteError(res, body.ok() ? after.status() : body.status());
     return;
   }
   SseObserver observer(res, app.config.ping_interval_ms);
@@ -183,7 +204,7 @@ void HandleChatStream(const AppContext& app, const std::string& tenant, const Ht
   if (result.replayed) {
     // A retry of an earlier send: that answer's events, finished or still streaming.
     record.outcome = "replayed";
-    return FollowAnswer(app, std::move(result.message), -1, res);
+    return FollowAnswer(app, std::move(result.message), *after, res);
   }
   if (!result.started || !observer.started()) {
     // Nothing was streamed: a plain JSON error (validation, unknown id, store full, ...).
@@ -237,6 +258,14 @@ Followed FollowStored(const AppContext& app, store::Message& m,
 }  // namespace
 
 void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpResponse& res) {
+  // The done event's id is one past the last token's. A client that already has it is told
+  // there is nothing more the SSE way, with a 204, which ends an EventSource's reconnects.
+  if (m.status != store::kStatusStreaming && after > static_cast<int64_t>(m.token_ends.size())) {
+    res.SetStatus(204);
+    res.AddHeader("Cache-Control", "no-store");
+    res.Write("");
+    return;
+  }
   fcgi::SseWriter sse(res);
   if (!sse.Begin()) return;
   if (after < 0) {
@@ -259,7 +288,9 @@ void FollowAnswer(const AppContext& app, store::Message m, int64_t after, HttpRe
   // which a client answers by resuming, through nginx, on a worker that stays.
   if (FollowStored(app, m, send_new_tokens) == Followed::kStopped) return;
   if (!send_new_tokens(m)) return;
-  sse.set_next_id(std::max<size_t>(sent, m.token_ends.size()) + 1);
+  // A client that claimed an id beyond the answer's end has nothing to be sent.
+  if (after > static_cast<int64_t>(m.token_ends.size())) return;
+  sse.set_next_id(m.token_ends.size() + 1);
   sse.Event(DoneEventJson(m));
 }
 
@@ -273,18 +304,9 @@ void HandleResume(const AppContext& app, const std::string& tenant, const HttpRe
   if (message->role != "assistant") {
     return WriteError(res, Status::NotFound("message " + message_id + " is not an answer"));
   }
-  std::string last = req.Header("last-event-id");
-  if (last.empty()) last = req.QueryParam("last_event_id");
-  int64_t after = -1;  // -1: from the start, the first event included
-  if (!last.empty()) {
-    auto [p, ec] = std::from_chars(last.data(), last.data() + last.size(), after);
-    if (ec != std::errc() || p != last.data() + last.size() || after < 0) {
-      return WriteError(res,
-                        Status::InvalidArgument("invalid_last_event_id",
-                                                "Last-Event-ID must be an event id (0, 1, ...)"));
-    }
-  }
-  FollowAnswer(app, std::move(*message), after, res);
+  auto after = LastEventId(req);  // -1: from the start, the first event included
+  if (!after.ok()) return WriteError(res, after.status());
+  FollowAnswer(app, std::move(*message), *after, res);
 }
 
 void HandleCancel(const AppContext& app, const std::string& tenant, const std::string& message_id,

@@ -166,41 +166,43 @@ Result<CompletionRequest> ParseCompletionRequest(const AppContext& app, const Ht
   send.document_ids = std::move(retrieval.document_ids);
   send.on_disconnect = app.config.on_disconnect;
   send.request_id = req.request_id;
+  send.discard_if_failed_early = true;
   return out;
 }
 
-// Relays the answer as chat.completion.chunk events.
+// Relays the answer as chat.completion.chunk events. The response's headers wait for the
+// model's first token, as OpenAI's do: until then a failure can still be a real HTTP status
+// (429 with Retry-After, 502, 504) that clients' retry logic understands.
 class ChunkObserver : public chat::StreamObserver {
  public:
   ChunkObserver(HttpResponse& res, std::string model, int ping_interval_ms)
-      : sse_(res, 0, fcgi::SseWriter::Framing::kOpenAi),
+      : res_(res),
+        sse_(res, 0, fcgi::SseWriter::Framing::kOpenAi),
         model_(std::move(model)),
         ping_interval_ms_(ping_interval_ms) {}
 
   bool OnStart(const std::string&, const std::string& message_id) override {
     id_ = CompletionId(message_id);
-    sse_.Begin();
-    started_ = true;
-    return Send(Chunk([](JsonWriter& w) {
-      w.StartObject();
-      w.Key("role");
-      w.String("assistant");
-      w.Key("content");
-      w.String("");
-      w.EndObject();
-    }));
+    return !res_.ClientGone();
   }
   bool OnToken(std::string_view text) override {
-    return Send(Chunk([text](JsonWriter& w) {
-      w.StartObject();
-      w.Key("content");
-      WriteString(w, text);
-      w.EndObject();
-    }));
+    return Begin() && Send(Chunk([text](JsonWriter& w) {
+             w.StartObject();
+             w.Key("content");
+             WriteString(w, text);
+             w.EndObject();
+           }));
   }
-  bool OnIdle() override { return sse_.PingIfIdle(ping_interval_ms_); }
+  bool OnIdle() override {
+    return begun_ ? sse_.PingIfIdle(ping_interval_ms_) : !res_.ClientGone();
+  }
 
+  // Whether the stream has begun (headers and the role chunk sent).
+  bool begun() const { return begun_; }
+
+  // The rest of a stream that began, or all of a successful one that never sent a token.
   void Finish(const chat::SendResult& r, bool include_usage) {
+    if (!Begin()) return;
     if (!r.status.ok()) {
       rapidjson::StringBuffer buf;
       JsonWriter w(buf);
@@ -232,9 +234,20 @@ class ChunkObserver : public chat::StreamObserver {
     }
     Event("[DONE]");
   }
-  bool started() const { return started_; }
 
  private:
+  bool Begin() {
+    if (begun_) return true;
+    begun_ = true;
+    return sse_.Begin() && Send(Chunk([](JsonWriter& w) {
+             w.StartObject();
+             w.Key("role");
+             w.String("assistant");
+             w.Key("content");
+             w.String("");
+             w.EndObject();
+           }));
+  }
   void Header(JsonWriter& w) {
     w.StartObject();
     w.Key("id");
@@ -274,24 +287,36 @@ class ChunkObserver : public chat::StreamObserver {
   bool Event(std::string_view data) { return sse_.Event(data); }
   bool Send(const std::string& chunk) { return sse_.Event(chunk); }
 
+  HttpResponse& res_;
   fcgi::SseWriter sse_;
   std::string model_;
   int ping_interval_ms_;
   std::string id_;
   int64_t created_ = static_cast<int64_t>(std::time(nullptr));
-  bool started_ = false;
+  bool begun_ = false;
 };
 
 }  // namespace
 
-void WriteOpenAiError(HttpResponse& res, const Status& status) {
+void WriteOpenAiError(HttpResponse& res, const Status& given) {
+  // An upstream's 429 and timeouts keep their meaning for the client: its SDK retries a 429
+  // after Retry-After, and a 504 says the model, not ragstream, was slow.
+  Status status = given;
+  int http_status = HttpStatusFor(status);
+  if (status.code() == "upstream_rate_limited") {
+    status = Status(ErrorKind::kRateLimited, status.code(), status.message());
+    http_status = 429;
+  } else if (status.code() == "upstream_first_token_timeout" ||
+             status.code() == "upstream_idle_timeout") {
+    http_status = 504;
+  }
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
   w.StartObject();
   WriteErrorBody(w, status);
   w.EndObject();
   AddErrorHeaders(res, status);
-  WriteJson(res, HttpStatusFor(status), {buf.GetString(), buf.GetSize()});
+  WriteJson(res, http_status, {buf.GetString(), buf.GetSize()});
 }
 
 void HandleChatCompletions(const AppContext& app, const std::string& tenant, const HttpRequest& req,
@@ -310,7 +335,7 @@ void HandleChatCompletions(const AppContext& app, const std::string& tenant, con
     if (app.metrics) app.metrics->StreamStarted();
     result = app.chat->Send(c.send, observer);
     if (app.metrics) app.metrics->StreamEnded((SteadyMillis() - started) / 1000.0);
-    if (result.started && observer.started()) {
+    if (result.started && (observer.begun() || result.status.ok())) {
       observer.Finish(result, c.include_usage);
     } else if (!res.HeadersSent()) {
       WriteOpenAiError(res, result.status);

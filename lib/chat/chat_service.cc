@@ -362,6 +362,15 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     message.error_message = s.message();
   }
   result.message = message;
+  if (request.discard_if_failed_early && !request.conversation_id && result.tokens == 0 &&
+      !result.status.ok() && result.status.kind() != ErrorKind::kCancelled) {
+    if (Status s = store_.DeleteConversation(request.tenant, result.conversation_id); s.ok()) {
+      result.discarded = true;
+    } else {
+      LogWarn("chat", "could not discard an exchange that failed before its first token",
+              {{"request_id", request.request_id}, {"error", s.ToString()}});
+    }
+  }
   return result;
 }
 

@@ -40,6 +40,12 @@ struct SendRequest {
   std::optional<std::vector<llm::ChatMessage>> history;
   // Makes the send idempotent (see ConversationStore::BeginExchange); "" for none.
   std::string client_message_id;
+  // The caller holds its response until the first token (the OpenAI-compatible API), so a
+  // failure before it reaches the client as a plain HTTP error. The conversation this send
+  // created is then deleted again instead of kept as a failed exchange nobody saw: a
+  // client's retry stores the question once. (A send into an existing conversation keeps
+  // its failed exchange, as every send does.)
+  bool discard_if_failed_early = false;
 };
 
 // Where the answer goes while it streams. Every method returns false once the client is
@@ -90,6 +96,9 @@ struct SendResult {
   // The send repeated an earlier client_message_id: nothing ran; `message` is the earlier
   // answer as stored now (it may still be streaming on some worker).
   bool replayed = false;
+  // discard_if_failed_early applied: the exchange failed before its first token and the
+  // conversation it created is gone.
+  bool discarded = false;
   int upstream_http_status = 0;  // the model's HTTP status on its last attempt
   SendPhases phases;             // where the time before the first token went
 };

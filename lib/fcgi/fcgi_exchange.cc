@@ -44,6 +44,12 @@ const char* Reason(int status) {
       return "Bad Gateway";
     case 503:
       return "Service Unavailable";
+    case 504:
+      return "Gateway Timeout";
+    case 403:
+      return "Forbidden";
+    case 409:
+      return "Conflict";
     case 507:
       return "Insufficient Storage";
     default:

@@ -110,7 +110,9 @@ Status ClientFacingUpstreamError(long http_status, const std::string& upstream_c
   if (http_status == 401 || http_status == 403) {
     return Status::Upstream("upstream_auth", "the model's service refused ragstream's credentials");
   }
-  return Status::Upstream("upstream_http_" + std::to_string(http_status),
+  // A fixed code per class of failure, so the API's list of codes is finite; the number is
+  // in the message (and the upstream's own words only in the worker's log).
+  return Status::Upstream(http_status >= 500 ? "upstream_server_error" : "upstream_rejected",
                           "the model's service answered HTTP " + std::to_string(http_status));
 }
 

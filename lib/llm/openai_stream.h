@@ -31,7 +31,8 @@ std::string Scrub(std::string text, const std::string& secret);
 
 // What a client is told about an upstream that answered HTTP `http_status` with the error
 // code `upstream_code` (possibly empty): our own stable code and words
-// (upstream_quota_exceeded, upstream_rate_limited, upstream_auth, upstream_http_<status>).
+// (upstream_quota_exceeded, upstream_rate_limited, upstream_auth, upstream_server_error for a 5xx,
+// upstream_rejected for any other status).
 // The upstream's own code and message may name internal hosts, organisations or keys: they
 // belong in the log (scrubbed), never in a response or the store.
 Status ClientFacingUpstreamError(long http_status, const std::string& upstream_code);

@@ -396,6 +396,9 @@ def stream_request(port: int, body, *, path: str = "/api/chat/message/stream",
             return False
 
         stopped = consume(rest, res.t_headers)
+        if res.status in (204, 304):  # no body, by definition
+            res.complete = True
+            stopped = True
         while not stopped:
             if decoder and decoder.done:
                 res.complete = True

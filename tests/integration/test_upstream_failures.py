@@ -130,7 +130,7 @@ def test_error_event_mid_stream_keeps_partial_answer(stack, fake_upstream):
 
 
 @pytest.mark.parametrize("directive,code", [
-    ("status=500", "upstream_http_500"),
+    ("status=500", "upstream_server_error"),
     ("status=429, retry_after=0", "upstream_rate_limited"),
     ("status=403", "upstream_auth"),
     ("tokens=6, error_event_after=2", "upstream_error"),
