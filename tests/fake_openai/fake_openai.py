@@ -16,6 +16,9 @@ Endpoints:
   GET  /_fake/requests        recorded requests (?since=SEQ for newer ones only)
   GET  /_fake/stats           connection / stream counters
   GET  /_fake/health          {"ok": true}
+
+Chat completions answer with text or with tool calls (scripted, or automatic for a
+question about the weather when the request offers tools), streamed as OpenAI does.
 """
 
 from __future__ import annotations
@@ -63,6 +66,8 @@ SCENARIO_FIELDS: dict[str, str] = {
     "text": "str",
     "answer": "strlist",
     "finish_reason": "str",
+    "tool_calls": "toolcalls",
+    "merge_role_chunk": "bool",
     # timing
     "gap_ms": "num",
     "first_token_ms": "num",
@@ -139,9 +144,38 @@ def _coerce(key: str, value):
             if not isinstance(value, list) or not all(isinstance(x, str) for x in value):
                 raise ValueError(value)
             return list(value)
+        if kind == "toolcalls":
+            return _coerce_tool_calls(value)
+    except ScenarioError:
+        raise
     except (TypeError, ValueError):
         raise ScenarioError(f"bad value for scenario field {key!r}: {value!r}") from None
     raise AssertionError(kind)
+
+
+def _coerce_tool_calls(value) -> list[dict]:
+    """`tool_calls`: a list of {"name": str, "arguments": str (JSON text), "id": str}; only
+    "name" is required ("arguments" defaults to "{}", "id" to call_<seq>_<index>). The
+    arguments are not checked to be valid JSON: a test may want a model's broken JSON."""
+    if not isinstance(value, list):
+        raise ScenarioError(f"'tool_calls' must be a list of {{name, arguments, id}} objects, not {value!r}")
+    out = []
+    for i, call in enumerate(value):
+        if not isinstance(call, dict):
+            raise ScenarioError(f"tool_calls[{i}] must be an object, not {call!r}")
+        unknown = set(call) - {"name", "arguments", "id"}
+        if unknown:
+            raise ScenarioError(f"tool_calls[{i}] has unknown keys {sorted(unknown)}")
+        if not isinstance(call.get("name"), str) or not call["name"]:
+            raise ScenarioError(f"tool_calls[{i}].name must be a non-empty string")
+        if not isinstance(call.get("arguments", ""), str):
+            raise ScenarioError(f"tool_calls[{i}].arguments must be a string (JSON text), "
+                                f"not {call['arguments']!r}")
+        if "id" in call and (not isinstance(call["id"], str) or not call["id"]):
+            raise ScenarioError(f"tool_calls[{i}].id must be a non-empty string")
+        out.append({"name": call["name"], "arguments": call.get("arguments", "{}"),
+                    **({"id": call["id"]} if "id" in call else {})})
+    return out
 
 
 def normalize_scenario(obj) -> dict:
@@ -252,7 +286,7 @@ def default_answer(question: str) -> str:
     return f"This is a fake answer to: {q}."
 
 
-def answer_tokens(sc: dict, question: str) -> list[str]:
+def answer_tokens(sc: dict, default_text: str) -> list[str]:
     if "answer" in sc:
         toks = list(sc["answer"])
     elif "text" in sc:
@@ -260,7 +294,7 @@ def answer_tokens(sc: dict, question: str) -> list[str]:
     elif "tokens" in sc:
         return [f"tok{i} " for i in range(max(0, sc["tokens"]))]
     else:
-        toks = tokenize(default_answer(question))
+        toks = tokenize(default_text)
     if "tokens" in sc:
         # An explicit text/answer plus a count: cycle through the text's tokens.
         n = max(0, sc["tokens"])
@@ -268,18 +302,259 @@ def answer_tokens(sc: dict, question: str) -> list[str]:
     return toks
 
 
-def count_prompt_tokens(messages) -> int:
-    """Deterministic, roughly tiktoken-sized count."""
+def _count_words(text: str) -> int:
+    return len(re.findall(r"\w+|[^\w\s]", text))
+
+
+def count_prompt_tokens(messages, tools=None) -> int:
+    """Deterministic, roughly tiktoken-sized count. Like OpenAI's, it includes the tool
+    definitions and the tool calls of assistant messages."""
     total = 3
     if isinstance(messages, list):
         for m in messages:
             if isinstance(m, dict):
-                total += 3 + len(re.findall(r"\w+|[^\w\s]", message_text(m.get("content"))))
+                total += 3 + _count_words(message_text(m.get("content")))
+                if isinstance(m.get("tool_calls"), list):
+                    total += _count_words(jdump(m["tool_calls"]))
+    if isinstance(tools, list) and tools:
+        total += _count_words(jdump(tools))
     return total
 
 
 def error_body(message: str, type_: str, code, param=None) -> dict:
     return {"error": {"message": message, "type": type_, "param": param, "code": code}}
+
+
+# --------------------------------------------------------------------------- tools
+
+
+def _json_type(v) -> str:
+    if v is None:
+        return "null"
+    if isinstance(v, bool):
+        return "a boolean"
+    if isinstance(v, (int, float)):
+        return "a number"
+    if isinstance(v, str):
+        return "a string"
+    if isinstance(v, list):
+        return "an array"
+    return "an object"
+
+
+class InvalidRequest(Exception):
+    """An OpenAI-style 400: (message, param, code)."""
+
+    def __init__(self, message: str, param: str | None, code: str | None):
+        super().__init__(message)
+        self.message, self.param, self.code = message, param, code
+
+
+def _missing(param: str) -> InvalidRequest:
+    return InvalidRequest(f"Missing required parameter: '{param}'.", param, "missing_required_parameter")
+
+
+def _bad_type(param: str, expected: str, value) -> InvalidRequest:
+    return InvalidRequest(f"Invalid type for '{param}': expected {expected}, but got {_json_type(value)} instead.",
+                          param, "invalid_type")
+
+
+_TOOL_NAME_RE = re.compile(r"[a-zA-Z0-9_-]+")
+_TOOL_CHOICES = ("none", "auto", "required")
+
+
+def validate_tool_request(body: dict) -> None:
+    """OpenAI's basic checks of `tools`, `tool_choice`, `parallel_tool_calls` and of the
+    tool-call messages; raises InvalidRequest. The messages and parameters are those of
+    the real API (its 400 invalid_request_error), `param` included."""
+    tools = body.get("tools")
+    names: list[str] = []
+    if tools is not None:
+        if not isinstance(tools, list):
+            raise _bad_type("tools", "an array", tools)
+        if not tools:
+            raise InvalidRequest("Invalid 'tools': empty array. Expected an array with minimum length 1, "
+                                 "but got an empty array instead.", "tools", "empty_array")
+        for i, tool in enumerate(tools):
+            p = f"tools[{i}]"
+            if not isinstance(tool, dict):
+                raise _bad_type(p, "an object", tool)
+            if "type" not in tool:
+                raise _missing(f"{p}.type")
+            if tool["type"] != "function":
+                raise InvalidRequest(f"Invalid value: {jdump(tool['type'])}. Supported values are: 'function'.",
+                                     f"{p}.type", "invalid_value")
+            fn = tool.get("function")
+            if fn is None:
+                raise _missing(f"{p}.function")
+            if not isinstance(fn, dict):
+                raise _bad_type(f"{p}.function", "an object", fn)
+            name = fn.get("name")
+            if name is None:
+                raise _missing(f"{p}.function.name")
+            if not isinstance(name, str):
+                raise _bad_type(f"{p}.function.name", "a string", name)
+            if not _TOOL_NAME_RE.fullmatch(name):
+                raise InvalidRequest(f"Invalid '{p}.function.name': string does not match pattern. Expected a "
+                                     f"string that matches the pattern '^[a-zA-Z0-9_-]+$'.",
+                                     f"{p}.function.name", "invalid_value")
+            if len(name) > 64:
+                raise InvalidRequest(f"Invalid '{p}.function.name': string too long. Expected a string with "
+                                     f"maximum length 64, but got a string with length {len(name)} instead.",
+                                     f"{p}.function.name", "string_above_max_length")
+            if fn.get("description") is not None and not isinstance(fn["description"], str):
+                raise _bad_type(f"{p}.function.description", "a string", fn["description"])
+            if fn.get("parameters") is not None and not isinstance(fn["parameters"], dict):
+                raise _bad_type(f"{p}.function.parameters", "an object", fn["parameters"])
+            if fn.get("strict") is not None and not isinstance(fn["strict"], bool):
+                raise _bad_type(f"{p}.function.strict", "a boolean", fn["strict"])
+            names.append(name)
+
+    choice = body.get("tool_choice")
+    if choice is not None:
+        if tools is None:
+            raise InvalidRequest("Invalid value for 'tool_choice': 'tool_choice' is only allowed when "
+                                 "'tools' are specified.", "tool_choice", None)
+        if isinstance(choice, str):
+            if choice not in _TOOL_CHOICES:
+                raise InvalidRequest(f"Invalid value: {jdump(choice)}. Supported values are: 'none', 'auto', "
+                                     f"and 'required'.", "tool_choice", "invalid_value")
+        elif isinstance(choice, dict):
+            if choice.get("type") != "function":
+                raise InvalidRequest(f"Invalid value: {jdump(choice.get('type'))}. Supported values are: "
+                                     f"'function'.", "tool_choice.type", "invalid_value")
+            fn = choice.get("function")
+            if not isinstance(fn, dict):
+                raise _missing("tool_choice.function") if fn is None else _bad_type("tool_choice.function",
+                                                                                  "an object", fn)
+            if not isinstance(fn.get("name"), str):
+                raise _missing("tool_choice.function.name") if fn.get("name") is None else _bad_type(
+                    "tool_choice.function.name", "a string", fn["name"])
+            if fn["name"] not in names:
+                raise InvalidRequest(f"Invalid value for 'tool_choice': function {jdump(fn['name'])} was not "
+                                     f"found in 'tools'.", "tool_choice", None)
+        else:
+            raise _bad_type("tool_choice", "one of a string or an object", choice)
+
+    ptc = body.get("parallel_tool_calls")
+    if ptc is not None:
+        if not isinstance(ptc, bool):
+            raise _bad_type("parallel_tool_calls", "a boolean", ptc)
+        if tools is None:
+            raise InvalidRequest("Invalid value for 'parallel_tool_calls': 'parallel_tool_calls' is only "
+                                 "allowed when 'tools' are specified.", "parallel_tool_calls", None)
+
+    messages = body.get("messages")
+    if not isinstance(messages, list):
+        return
+    # An assistant message with tool_calls must be followed by one tool message per call
+    # (in any order), and a tool message must answer a call of that assistant message.
+    open_calls: list[str] | None = None  # ids still unanswered; None outside a tool run
+    open_at = 0
+    for i, m in enumerate(messages):
+        if not isinstance(m, dict):
+            continue
+        role = m.get("role")
+        if role == "tool":
+            if m.get("tool_call_id") is None:
+                raise _missing(f"messages[{i}].tool_call_id")
+            if not isinstance(m["tool_call_id"], str):
+                raise _bad_type(f"messages[{i}].tool_call_id", "a string", m["tool_call_id"])
+            if m.get("content") is None:
+                raise _missing(f"messages[{i}].content")
+            if open_calls is None:
+                raise InvalidRequest("Invalid parameter: messages with role 'tool' must be a response to a "
+                                     "preceeding message with 'tool_calls'.", f"messages.[{i}].role", None)
+            if m["tool_call_id"] in open_calls:
+                open_calls.remove(m["tool_call_id"])
+            else:
+                raise InvalidRequest(f"Invalid parameter: 'tool_call_id' of {jdump(m['tool_call_id'])} not found "
+                                     f"in 'tool_calls' of previous message.", f"messages.[{i}].tool_call_id", None)
+            continue
+        if open_calls:
+            break
+        open_calls = None
+        if role == "assistant" and m.get("tool_calls") is not None:
+            calls = m["tool_calls"]
+            p = f"messages[{i}].tool_calls"
+            if not isinstance(calls, list):
+                raise _bad_type(p, "an array", calls)
+            if not calls:
+                raise InvalidRequest(f"Invalid '{p}': empty array. Expected an array with minimum length 1, "
+                                     f"but got an empty array instead.", p, "empty_array")
+            open_calls, open_at = [], i
+            for j, call in enumerate(calls):
+                q = f"{p}[{j}]"
+                if not isinstance(call, dict):
+                    raise _bad_type(q, "an object", call)
+                for key in ("id", "type", "function"):
+                    if call.get(key) is None:
+                        raise _missing(f"{q}.{key}")
+                if not isinstance(call["id"], str):
+                    raise _bad_type(f"{q}.id", "a string", call["id"])
+                if call["type"] != "function":
+                    raise InvalidRequest(f"Invalid value: {jdump(call['type'])}. Supported values are: "
+                                         f"'function'.", f"{q}.type", "invalid_value")
+                fn = call["function"]
+                if not isinstance(fn, dict):
+                    raise _bad_type(f"{q}.function", "an object", fn)
+                for key in ("name", "arguments"):
+                    if fn.get(key) is None:
+                        raise _missing(f"{q}.function.{key}")
+                    if not isinstance(fn[key], str):
+                        raise _bad_type(f"{q}.function.{key}", "a string", fn[key])
+                open_calls.append(call["id"])
+    if open_calls:
+        raise InvalidRequest("An assistant message with 'tool_calls' must be followed by tool messages "
+                             "responding to each 'tool_call_id'. The following tool_call_ids did not have "
+                             f"response messages: {', '.join(open_calls)}", f"messages.[{open_at}].role", None)
+
+
+_CITY_RE = re.compile(r"\bin\s+(\S+)", re.IGNORECASE)
+
+
+def auto_tool_calls(body: dict, text: str) -> list[dict] | None:
+    """The automatic tool use (see the README): with `tools` in the request and
+    `tool_choice` not "none", call a tool if the (directive-free) text of the last user
+    message says "weather", or if `tool_choice` forces a call. Returns [{name, arguments}]
+    or None for a text answer. The request is validated already."""
+    tools = body.get("tools")
+    if not isinstance(tools, list) or not tools:
+        return None
+    choice = body.get("tool_choice")
+    if choice == "none":
+        return None
+    names = [t["function"]["name"] for t in tools]
+    if isinstance(choice, dict):
+        name = choice["function"]["name"]
+    elif "weather" in text.lower():
+        name = next((n for n in names if "weather" in n.lower()), names[0])
+    elif choice == "required":
+        name = names[0]
+    else:
+        return None
+    m = _CITY_RE.search(text)
+    city = re.sub(r"^\W+|\W+$", "", m.group(1)) if m else ""
+    args = json.dumps({"city": city or "Paris"}, ensure_ascii=False, separators=(",", ":"))
+    return [{"name": name, "arguments": args}]
+
+
+def tool_result_answer(content) -> str:
+    t = " ".join(message_text(content).split())[:60]
+    return f"Tool said: {t}."
+
+
+def argument_pieces(arguments: str, rng: random.Random) -> list[str]:
+    """Split a tool call's arguments into pieces of 3 to 8 characters, as OpenAI streams
+    them. The Python string is split (so a piece never ends inside a \\uXXXX escape or a
+    surrogate pair once JSON-encoded)."""
+    pieces = []
+    i = 0
+    while i < len(arguments):
+        n = rng.randint(3, 8)
+        pieces.append(arguments[i:i + n])
+        i += n
+    return pieces
 
 
 _DEFAULT_ERROR_MESSAGES = {
@@ -704,6 +979,7 @@ class FakeOpenAI:
             "stream": None,
             "status": None,
             "tokens_sent": 0,
+            "tool_calls": None,
             "closed_by_client_at": None,
             "completed": False,
         }
@@ -756,11 +1032,24 @@ class FakeOpenAI:
                 "We could not parse the JSON body of your request.", "invalid_request_error", None))
         messages = body.get("messages")
         try:
+            validate_tool_request(body)
+        except InvalidRequest as e:
+            record["status"] = 400
+            record["completed"] = True
+            return await self.send_json(conn, req, 400, error_body(
+                e.message, "invalid_request_error", e.code, e.param))
+        try:
             inline, question = extract_directives(last_user_text(messages))
         except ScenarioError as e:
             record["status"] = 400
             record["completed"] = True
             return await self.send_json(conn, req, 400, error_body(str(e), "invalid_request_error", "fake_directive"))
+        last = messages[-1] if isinstance(messages, list) and messages and isinstance(messages[-1], dict) else {}
+        last_role = last.get("role")
+        if last_role == "tool":
+            # The last user message asked for these calls and they have been answered: asking
+            # again would loop a client that runs tools until it gets text.
+            inline.pop("tool_calls", None)
         sc = dict(DEFAULT_SCENARIO)
         sc.update(self.default)
         if self.queue:
@@ -771,11 +1060,52 @@ class FakeOpenAI:
         record["stream"] = stream
         if "status" in sc:
             coro = self.chat_error(conn, req, record, sc)
-        elif stream:
-            coro = self.chat_stream(conn, req, record, sc, body, question)
         else:
-            coro = self.chat_plain(conn, req, record, sc, body, question)
+            answer = self.plan_answer(record, sc, body, question, last)
+            if stream:
+                coro = self.chat_stream(conn, req, record, sc, body, answer)
+            else:
+                coro = self.chat_plain(conn, req, record, sc, body, answer)
         return await self.run_watched(conn, record, coro)
+
+    def plan_answer(self, record: dict, sc: dict, body: dict, question: str, last: dict) -> dict:
+        """What the completion says: content tokens and/or tool calls, and the steps
+        (chunk deltas) that stream them."""
+        explicit_text = any(k in sc for k in ("text", "answer", "tokens"))
+        if "tool_calls" in sc:
+            calls = sc["tool_calls"]  # [] means: a text answer, no automatic tool call
+        elif not explicit_text and last.get("role") == "user":
+            calls = auto_tool_calls(body, question) or []
+        else:
+            calls = []
+        if last.get("role") == "tool":
+            default_text = tool_result_answer(last.get("content"))
+        else:
+            default_text = default_answer(question)
+        tokens = answer_tokens(sc, default_text) if (explicit_text or not calls) else []
+        seq = record["seq"]
+        calls = [{"id": c.get("id") or f"call_{seq}_{i}", "name": c["name"], "arguments": c["arguments"]}
+                 for i, c in enumerate(calls)]
+        record["tool_calls"] = calls or None
+        # Steps: one chunk delta each; a content token, the head of a tool call (id, type,
+        # name, empty arguments) or a piece of its arguments. The calls follow one another
+        # with increasing index, as OpenAI streams parallel calls.
+        steps = [{"content": t} for t in tokens]
+        rng = random.Random(f"tool-args:{sc.get('seed', seq)}") if calls else None
+        for i, c in enumerate(calls):
+            steps.append({"tool_calls": [{"index": i, "id": c["id"], "type": "function",
+                                          "function": {"name": c["name"], "arguments": ""}}]})
+            steps += [{"tool_calls": [{"index": i, "function": {"arguments": piece}}]}
+                      for piece in argument_pieces(c["arguments"], rng)]
+        return {
+            "tokens": tokens,
+            "calls": calls,
+            "steps": steps,
+            "finish_reason": sc.get("finish_reason", "tool_calls" if calls else "stop"),
+            "model": body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL,
+            "id": "chatcmpl-" + uuid.uuid4().hex[:24],
+            "created": int(time.time()),
+        }
 
     async def chat_error(self, conn: Conn, req: Request, record: dict, sc: dict) -> bool:
         await sleep_ms(sc.get("headers_delay_ms"))
@@ -788,34 +1118,35 @@ class FakeOpenAI:
         record["completed"] = True
         return keep
 
-    def _common(self, sc: dict, body: dict, question: str):
-        tokens = answer_tokens(sc, question)
-        model = body.get("model") if isinstance(body.get("model"), str) else DEFAULT_MODEL
-        cid = "chatcmpl-" + uuid.uuid4().hex[:24]
-        return tokens, model, cid, int(time.time())
-
-    async def chat_plain(self, conn, req, record, sc, body, question) -> bool:
-        tokens, model, cid, created = self._common(sc, body, question)
+    async def chat_plain(self, conn, req, record, sc, body, answer) -> bool:
+        steps, calls = answer["steps"], answer["calls"]
         # Simulate generation time as if streaming had happened.
         await sleep_ms(sc.get("headers_delay_ms", 0) + sc.get("first_token_ms", 0)
-                       + sc.get("gap_ms", 0) * max(0, len(tokens) - 1))
-        prompt_tokens = count_prompt_tokens(body.get("messages"))
+                       + sc.get("gap_ms", 0) * max(0, len(steps) - 1))
+        prompt_tokens = count_prompt_tokens(body.get("messages"), body.get("tools"))
+        message = {"role": "assistant", "content": "".join(answer["tokens"])}
+        if calls:
+            if not answer["tokens"]:
+                message["content"] = None
+            message["tool_calls"] = [{"id": c["id"], "type": "function",
+                                      "function": {"name": c["name"], "arguments": c["arguments"]}}
+                                     for c in calls]
         obj = {
-            "id": cid,
+            "id": answer["id"],
             "object": "chat.completion",
-            "created": created,
-            "model": model,
+            "created": answer["created"],
+            "model": answer["model"],
             "system_fingerprint": "fp_fake",
             "choices": [{
                 "index": 0,
-                "message": {"role": "assistant", "content": "".join(tokens)},
+                "message": message,
                 "logprobs": None,
-                "finish_reason": sc.get("finish_reason", "stop"),
+                "finish_reason": answer["finish_reason"],
             }],
             "usage": {
                 "prompt_tokens": prompt_tokens,
-                "completion_tokens": len(tokens),
-                "total_tokens": prompt_tokens + len(tokens),
+                "completion_tokens": len(steps),
+                "total_tokens": prompt_tokens + len(steps),
             },
         }
         data = json_response_bytes(200, obj, req.keep_alive)
@@ -829,7 +1160,7 @@ class FakeOpenAI:
             return False
         conn.writer.write(data)
         await conn.writer.drain()
-        record["tokens_sent"] = len(tokens)
+        record["tokens_sent"] = len(steps)
         record["completed"] = True
         return req.keep_alive
 
@@ -846,8 +1177,9 @@ class FakeOpenAI:
         else:
             transport.close()
 
-    async def chat_stream(self, conn, req, record, sc, body, question) -> bool:
-        tokens, model, cid, created = self._common(sc, body, question)
+    async def chat_stream(self, conn, req, record, sc, body, answer) -> bool:
+        steps, tokens = answer["steps"], answer["tokens"]
+        cid, created, model = answer["id"], answer["created"], answer["model"]
         stream_options = body.get("stream_options")
         include_usage = isinstance(stream_options, dict) and bool(stream_options.get("include_usage"))
         rng = random.Random(sc.get("seed", record["seq"]))
@@ -882,10 +1214,15 @@ class FakeOpenAI:
                     obj["usage"] = None
                 return obj
 
-            await out.event_json(chunk({"role": "assistant", "content": ""}))
+            # The role chunk. An answer that is only tool calls has "content": null there,
+            # as OpenAI sends; merge_role_chunk puts the role into the first tool call's chunk.
+            role = {"role": "assistant", "content": "" if tokens or not steps else None}
+            merge_role = bool(sc.get("merge_role_chunk")) and not tokens and bool(steps)
+            if not merge_role:
+                await out.event_json(chunk(role))
             cut_after = sc.get("cut_after")
             error_after = sc.get("error_event_after")
-            for i in range(len(tokens) + 1):
+            for i in range(len(steps) + 1):
                 # The delay comes first, so a cut or error happens at the moment
                 # the next token would have been sent.
                 await sleep_ms(sc.get("first_token_ms") if i == 0 else sc.get("gap_ms"))
@@ -904,18 +1241,23 @@ class FakeOpenAI:
                     await out.end()
                     record["completed"] = True
                     return req.keep_alive
-                if i == len(tokens):
+                if i == len(steps):
                     break
                 now = time.time()
-                obj = chunk({"content": f"|{now:.6f}|" if sc.get("stamp_content") else tokens[i]})
+                delta = steps[i]
+                if "content" in delta and sc.get("stamp_content"):
+                    delta = {"content": f"|{now:.6f}|"}
+                if i == 0 and merge_role:
+                    delta = {**role, **delta}
+                obj = chunk(delta)
                 if sc.get("stamp"):
                     obj["x_sent_at"] = round(now, 6)
                 await out.event_json(obj)
                 record["tokens_sent"] += 1
 
-            await out.event_json(chunk({}, sc.get("finish_reason", "stop")))
+            await out.event_json(chunk({}, answer["finish_reason"]))
             if include_usage:
-                prompt_tokens = count_prompt_tokens(body.get("messages"))
+                prompt_tokens = count_prompt_tokens(body.get("messages"), body.get("tools"))
                 await out.event_json({
                     "id": cid,
                     "object": "chat.completion.chunk",

@@ -59,6 +59,31 @@ def content(path):
 def records():
     import urllib.request
     return json.load(urllib.request.urlopen(sys.argv[1] + "/_fake/requests"))
+def api(body, path="/v1/chat/completions"):
+    """POST a JSON body with the key; returns (status, raw response body)."""
+    import urllib.request, urllib.error
+    req = urllib.request.Request(sys.argv[1] + path, data=json.dumps(body).encode(), headers={
+        "Authorization": "Bearer $KEY", "Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(req) as r:
+            return r.status, r.read()
+    except urllib.error.HTTPError as e:
+        return e.code, e.read()
+def tool_deltas(chs):
+    """The tool_calls entries of a list of chunks, in order."""
+    return [tc for c in chs if c.get("choices") for tc in c["choices"][0]["delta"].get("tool_calls") or []]
+def joined_calls(chs):
+    """{index: {"id", "name", "arguments"}} accumulated the way a client must."""
+    out = {}
+    for tc in tool_deltas(chs):
+        e = out.setdefault(tc["index"], {"id": None, "name": None, "arguments": ""})
+        if "id" in tc: e["id"] = tc["id"]
+        if "name" in tc.get("function", {}): e["name"] = tc["function"]["name"]
+        e["arguments"] += tc.get("function", {}).get("arguments", "")
+    return out
+WEATHER_TOOLS = [{"type": "function", "function": {"name": "lookup_doc", "parameters": {"type": "object", "properties": {}}}},
+                 {"type": "function", "function": {"name": "get_weather", "description": "Weather now",
+                  "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}]
 $code
 EOF
 }
@@ -224,6 +249,187 @@ assert sys.argv[3] == "0"
 assert json.loads(ev[-1])["error"]["code"] == "upstream_test", ev[-1]
 assert "[DONE]" not in ev and content(sys.argv[2]) == "tok0 tok1 "
 ' "$BASE" "$TMP/c2" "$rc"
+
+chat "$(stream_body 'err0 [[fake: tokens=10, error_event_after=0]]')" -o "$TMP/c3"
+check "error_event_after=0: the error event comes right after the role chunk" py '
+ev = sse_events(load(sys.argv[2]))
+assert len(ev) == 2, ev
+assert json.loads(ev[0])["choices"][0]["delta"] == {"role": "assistant", "content": ""}, ev[0]
+assert json.loads(ev[1])["error"]["code"] == "upstream_test", ev[1]
+assert records()[-1]["tokens_sent"] == 0 and records()[-1]["completed"] is True
+' "$BASE" "$TMP/c3"
+
+# ---------------------------------------------------------------- tool calls
+# Scripted: one call whose arguments hold non-ASCII text, then two parallel calls (the
+# second with its own id), the parallel pair again with split+crlf+comments framing.
+ARGS1='{"city":"Zürich","note":"שלום 😀 \"q\"","days":[1,2,3]}'
+python3 -c 'import json,sys; a=sys.argv[1]; print(json.dumps({"scenarios":[
+  {"tool_calls":[{"name":"get_weather","arguments":a}],"gap_ms":1},
+  {"tool_calls":[{"name":"get_weather","arguments":"{\"city\":\"Oslo\"}"},{"name":"lookup_doc","arguments":"{\"q\":\"opening hours\"}","id":"call_given"}],"gap_ms":1},
+  {"tool_calls":[{"name":"get_weather","arguments":a},{"name":"lookup_doc","arguments":"{\"q\":\"x\"}"}],"gap_ms":1,"split":True,"crlf":True,"comments":True,"seed":3}]}))' "$ARGS1" >"$TMP/tc.script"
+curl -sf -X POST -d "@$TMP/tc.script" "$BASE/_fake/script" >/dev/null
+chat "$(stream_body 'tools one')" -o "$TMP/tc1"
+check "stream tool call: role chunk content null, id/type/name chunk, argument pieces, finish tool_calls, usage" py '
+ev = sse_events(load(sys.argv[2]))
+assert ev[-1] == "[DONE]", ev[-1]
+ch = [json.loads(e) for e in ev[:-1]]
+assert ch[0]["choices"][0]["delta"] == {"role": "assistant", "content": None}, ch[0]
+first = ch[1]["choices"][0]["delta"]
+seq = records()[-1]["seq"]
+assert first == {"tool_calls": [{"index": 0, "id": "call_%d_0" % seq, "type": "function",
+                                 "function": {"name": "get_weather", "arguments": ""}}]}, first
+pieces = [c["choices"][0]["delta"] for c in ch[2:-2]]
+assert all(list(p) == ["tool_calls"] and len(p["tool_calls"]) == 1 and p["tool_calls"][0]["index"] == 0
+           and list(p["tool_calls"][0]) == ["index", "function"] and list(p["tool_calls"][0]["function"]) == ["arguments"]
+           for p in pieces), pieces
+args = [p["tool_calls"][0]["function"]["arguments"] for p in pieces]
+assert "".join(args) == sys.argv[3], ("".join(args), sys.argv[3])
+assert len(args) >= 5 and all(1 <= len(a) <= 8 for a in args) and all(len(a) >= 3 for a in args[:-1]), args
+assert ch[-2]["choices"][0]["delta"] == {} and ch[-2]["choices"][0]["finish_reason"] == "tool_calls", ch[-2]
+assert all(c["choices"][0]["finish_reason"] is None for c in ch[:-2])
+assert ch[-1]["choices"] == [] and ch[-1]["usage"]["completion_tokens"] == len(pieces) + 1 > 0, ch[-1]
+assert not any("content" in c["choices"][0]["delta"] for c in ch[1:-1])
+raw = load(sys.argv[2])
+assert b"\\u05e9" in raw and b"\\ud83d\\ude00" in raw and not re.search(rb"[\x80-\xff]", raw)
+r = records()[-1]
+assert r["tool_calls"] == [{"id": "call_%d_0" % seq, "name": "get_weather", "arguments": sys.argv[3]}], r["tool_calls"]
+assert r["tokens_sent"] == len(pieces) + 1 and r["completed"] is True
+' "$BASE" "$TMP/tc1" "$ARGS1"
+
+chat "$(stream_body 'tools two')" -o "$TMP/tc2"
+check "stream: two parallel tool calls, one after another with index 0 then 1" py '
+ch = chunks(sys.argv[2])
+idx = [tc["index"] for tc in tool_deltas(ch)]
+assert idx == sorted(idx) and idx[0] == 0 and idx[-1] == 1 and set(idx) == {0, 1}, idx
+calls = joined_calls(ch)
+seq = records()[-1]["seq"]
+assert calls == {0: {"id": "call_%d_0" % seq, "name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"},
+                 1: {"id": "call_given", "name": "lookup_doc", "arguments": "{\"q\":\"opening hours\"}"}}, calls
+heads = [tc for tc in tool_deltas(ch) if "id" in tc]
+assert [h["index"] for h in heads] == [0, 1] and all(h["type"] == "function" and h["function"]["arguments"] == "" for h in heads)
+assert ch[-2]["choices"][0]["finish_reason"] == "tool_calls"
+' "$BASE" "$TMP/tc2"
+
+chat "$(stream_body 'tools quirks')" -o "$TMP/tc3"
+check "stream tool calls survive split+crlf+comments framing" py '
+body = load(sys.argv[2])
+assert b"\r\n\r\n" in body and b": keep-alive\r\n" in body
+calls = joined_calls(chunks(sys.argv[2]))
+assert calls[0]["arguments"] == sys.argv[3] and calls[1]["arguments"] == "{\"q\":\"x\"}", calls
+assert sse_events(body)[-1] == "[DONE]"
+' "$BASE" "$TMP/tc3" "$ARGS1"
+
+check "non-stream tool call: message content null + tool_calls, finish_reason tool_calls" py '
+st, raw = api({"model": "m", "messages": [{"role": "user", "content": "x [[fake: tool_calls=[{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}]]]"}]})
+assert st == 200, (st, raw)
+o = json.loads(raw)
+seq = records()[-1]["seq"]
+assert o["choices"][0]["message"] == {"role": "assistant", "content": None, "tool_calls": [
+    {"id": "call_%d_0" % seq, "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}]}, o
+assert o["choices"][0]["finish_reason"] == "tool_calls"
+u = o["usage"]; assert u["completion_tokens"] > 0 and u["total_tokens"] == u["prompt_tokens"] + u["completion_tokens"], u
+' "$BASE"
+
+check "merge_role_chunk; text + tool_calls streams the text first" py '
+tc = "tool_calls=[{\"name\":\"get_weather\",\"arguments\":\"{\\\"city\\\":\\\"Rome\\\"}\"}]"
+st, raw = api({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x [[fake: merge_role_chunk, " + tc + "]]"}]})
+ch = [json.loads(e) for e in sse_events(raw) if e != "[DONE]"]
+d0 = ch[0]["choices"][0]["delta"]
+assert d0["role"] == "assistant" and d0["content"] is None and d0["tool_calls"][0]["function"]["name"] == "get_weather", d0
+assert joined_calls(ch)[0]["arguments"] == "{\"city\":\"Rome\"}"
+st, raw = api({"model": "m", "stream": True, "messages": [{"role": "user", "content": "x [[fake: text=\"Let me check.\", " + tc + "]]"}]})
+ch = [json.loads(e) for e in sse_events(raw) if e != "[DONE]"]
+assert ch[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+kinds = ["c" if "content" in c["choices"][0]["delta"] else "t" for c in ch[1:-1]]
+assert kinds == sorted(kinds) and "c" in kinds and "t" in kinds, kinds
+assert "".join(c["choices"][0]["delta"].get("content", "") for c in ch) == "Let me check."
+assert ch[-1]["choices"][0]["finish_reason"] == "tool_calls"
+st, raw = api({"model": "m", "messages": [{"role": "user", "content": "x [[fake: text=\"Let me check.\", " + tc + "]]"}]})
+m = json.loads(raw)["choices"][0]["message"]
+assert m["content"] == "Let me check." and m["tool_calls"][0]["function"]["arguments"] == "{\"city\":\"Rome\"}", m
+' "$BASE"
+
+check "auto tool use: \"weather\" calls the weather tool with the city after \"in \"; tool_choice rules" py '
+def ask(text, stream=False, **extra):
+    st, raw = api(dict({"model": "m", "stream": stream, "tools": WEATHER_TOOLS,
+                        "messages": [{"role": "user", "content": text}]}, **extra))
+    assert st == 200, (st, raw)
+    if stream:
+        ch = [json.loads(e) for e in sse_events(raw) if e != "[DONE]"]
+        calls = joined_calls(ch)
+        return [(c["name"], json.loads(c["arguments"])) for _, c in sorted(calls.items())], ch[-1]["choices"][0]["finish_reason"]
+    ch0 = json.loads(raw)["choices"][0]
+    return [(t["function"]["name"], json.loads(t["function"]["arguments"])) for t in ch0["message"].get("tool_calls") or []], ch0["finish_reason"]
+assert ask("What is the WEATHER in Lisbon?") == ([("get_weather", {"city": "Lisbon"})], "tool_calls")
+assert ask("Weather in Zürich, please!", stream=True) == ([("get_weather", {"city": "Zürich"})], "tool_calls")
+assert ask("how is the weather today") == ([("get_weather", {"city": "Paris"})], "tool_calls")
+assert ask("What is RAG?") == ([], "stop")
+assert ask("weather in Oslo", tool_choice="none") == ([], "stop")
+assert ask("weather in Oslo", tool_choice="auto", parallel_tool_calls=False) == ([("get_weather", {"city": "Oslo"})], "tool_calls")
+assert ask("hello in Rome", tool_choice="required") == ([("lookup_doc", {"city": "Rome"})], "tool_calls")
+assert ask("weather in Rome", tool_choice={"type": "function", "function": {"name": "lookup_doc"}}) == ([("lookup_doc", {"city": "Rome"})], "tool_calls")
+assert ask("hi", tool_choice={"type": "function", "function": {"name": "get_weather"}}, stream=True) == ([("get_weather", {"city": "Paris"})], "tool_calls")
+assert ask("weather in Oslo [[fake: text=\"scripted\"]]") == ([], "stop")
+st, raw = api({"model": "m", "tools": WEATHER_TOOLS[:1], "messages": [{"role": "user", "content": "weather in Bergen"}]})
+assert json.loads(raw)["choices"][0]["message"]["tool_calls"][0]["function"] == {"name": "lookup_doc", "arguments": "{\"city\":\"Bergen\"}"}
+rec = [r for r in records() if isinstance(r["body"], dict) and r["body"].get("tool_choice") == "auto"][-1]
+assert rec["body"]["tools"] == WEATHER_TOOLS and rec["body"]["parallel_tool_calls"] is False, rec["body"]
+' "$BASE"
+
+check "tool result: last message role tool -> \"Tool said: ...\" streamed as text, finish stop" py '
+msgs = [{"role": "user", "content": "weather in Oslo? [[fake: tool_calls=[{\"name\":\"get_weather\",\"arguments\":\"{}\"}]]]"},
+        {"role": "assistant", "content": None, "tool_calls": [
+            {"id": "call_a", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Oslo\"}"}},
+            {"id": "call_b", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Bergen\"}"}}]},
+        {"role": "tool", "tool_call_id": "call_b", "content": "Bergen: rain"},
+        {"role": "tool", "tool_call_id": "call_a", "content": "{\"temp\": 21,\n \"sky\": \"clear\", \"wind\": \"calm\", \"humidity\": 40, \"uv\": 3}"}]
+st, raw = api({"model": "m", "stream": True, "tools": WEATHER_TOOLS, "messages": msgs})
+assert st == 200, (st, raw)
+ch = [json.loads(e) for e in sse_events(raw) if e != "[DONE]"]
+text = "".join(c["choices"][0]["delta"].get("content") or "" for c in ch)
+assert text == "Tool said: " + "{\"temp\": 21, \"sky\": \"clear\", \"wind\": \"calm\", \"humidity\": 40, \"uv\": 3}"[:60] + ".", text
+assert not tool_deltas(ch) and ch[-1]["choices"][0]["finish_reason"] == "stop"
+assert ch[0]["choices"][0]["delta"] == {"role": "assistant", "content": ""}
+st, raw = api({"model": "m", "messages": msgs[:2] + [msgs[3], msgs[2]]})
+o = json.loads(raw)
+assert st == 200 and o["choices"][0]["message"] == {"role": "assistant", "content": "Tool said: Bergen: rain."}, raw
+assert records()[-1]["tool_calls"] is None
+' "$BASE"
+
+check "bad tools / tool messages -> 400 invalid_request_error with OpenAI param" py '
+u = [{"role": "user", "content": "weather"}]
+call = {"id": "c1", "type": "function", "function": {"name": "f", "arguments": "{}"}}
+cases = [
+    ({"tools": {"type": "function"}, "messages": u}, "tools"),
+    ({"tools": [], "messages": u}, "tools"),
+    ({"tools": ["get_weather"], "messages": u}, "tools[0]"),
+    ({"tools": [{"type": "retrieval"}], "messages": u}, "tools[0].type"),
+    ({"tools": [{"type": "function", "function": {"description": "no name"}}], "messages": u}, "tools[0].function.name"),
+    ({"tools": [{"type": "function"}], "messages": u}, "tools[0].function"),
+    ({"tools": [{"type": "function", "function": {"name": "has space"}}], "messages": u}, "tools[0].function.name"),
+    ({"tools": WEATHER_TOOLS, "tool_choice": "sometimes", "messages": u}, "tool_choice"),
+    ({"tools": WEATHER_TOOLS, "tool_choice": {"type": "function", "function": {"name": "nope"}}, "messages": u}, "tool_choice"),
+    ({"tool_choice": "auto", "messages": u}, "tool_choice"),
+    ({"parallel_tool_calls": True, "messages": u}, "parallel_tool_calls"),
+    ({"messages": u + [{"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "tool", "content": "x"}]}, "messages[2].tool_call_id"),
+    ({"messages": u + [{"role": "tool", "tool_call_id": "c1", "content": "x"}]}, "messages.[1].role"),
+    ({"messages": u + [{"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "tool", "tool_call_id": "c9", "content": "x"}]}, "messages.[2].tool_call_id"),
+    ({"messages": u + [{"role": "assistant", "content": None, "tool_calls": [call]}, {"role": "user", "content": "and?"}]}, "messages.[1].role"),
+    ({"messages": u + [{"role": "assistant", "content": None, "tool_calls": [{"id": "c1", "type": "function", "function": {"name": "f"}}]},
+                  {"role": "tool", "tool_call_id": "c1", "content": "x"}]}, "messages[1].tool_calls[0].function.arguments"),
+]
+n = len(records())
+for body, param in cases:
+    for stream in (False, True):
+        st, raw = api(dict(body, model="m", stream=stream))
+        e = json.loads(raw)["error"]
+        assert st == 400 and e["type"] == "invalid_request_error" and e["param"] == param and e["message"], (body, st, raw)
+assert all(r["status"] == 400 and r["completed"] and r["scenario"] is None for r in records()[n:])
+st, raw = api({"scenarios": [{"tool_calls": [{"name": "f", "arguments": {"a": 1}}]}]}, "/_fake/script")
+assert st == 400, raw
+st, raw = api({"scenarios": [{"tool_calls": [{"arguments": "{}"}]}]}, "/_fake/script")
+assert st == 400, raw
+' "$BASE"
 
 # Client gives up during a long first_token_ms: the server must notice promptly.
 chat "$(stream_body 'slow [[fake: first_token_ms=5000]]')" --max-time 0.5 -o /dev/null 2>/dev/null
