@@ -102,6 +102,7 @@ chat::SendRequest ToSendRequest(const AppContext& app, const std::string& tenant
   send.top_k = body.retrieval.top_k;
   send.mode = body.retrieval.mode;
   send.document_ids = std::move(body.retrieval.document_ids);
+  send.tools = std::move(body.tools);
   send.client_message_id = std::move(body.client_message_id);
   send.request_id = req.request_id;
   return send;
@@ -163,6 +164,10 @@ std::string DoneEventJson(const store::Message& m) {
     }
     w.Key("finish_reason");
     WriteString(w, m.finish_reason);
+    if (!m.tool_calls_json.empty()) {
+      w.Key("tool_calls");
+      w.RawValue(m.tool_calls_json.data(), m.tool_calls_json.size(), rapidjson::kArrayType);
+    }
   } else {
     WriteErrorObject(w, m.error_code.empty() ? std::string("error") : m.error_code,
                      m.error_message);

@@ -48,6 +48,99 @@ Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out) 
   return Status::Ok();
 }
 
+namespace {
+
+std::string ToJson(const rapidjson::Value& v) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  v.Accept(w);
+  return {buf.GetString(), buf.GetSize()};
+}
+
+}  // namespace
+
+Status ParseToolFields(const rapidjson::Value& body, llm::ToolOptions& out, ToolShape shape) {
+  auto tools = body.FindMember("tools");
+  if (tools == body.MemberEnd() || tools->value.IsNull()) return Status::Ok();
+  if (!tools->value.IsArray())
+    return Status::InvalidArgument("invalid_field", "'tools' must be an array");
+  if (tools->value.Empty()) return Status::Ok();
+  rapidjson::Document converted;
+  converted.SetArray();
+  for (const auto& t : tools->value.GetArray()) {
+    auto type = t.IsObject() ? t.FindMember("type") : rapidjson::Value::ConstMemberIterator();
+    if (!t.IsObject() || type == t.MemberEnd() || !type->value.IsString() ||
+        AsView(type->value) != "function") {
+      return Status::InvalidArgument("invalid_field",
+                                     "each tool must be an object with \"type\": \"function\"");
+    }
+    const rapidjson::Value* fn = &t;
+    if (shape == ToolShape::kChatCompletions) {
+      auto f = t.FindMember("function");
+      if (f == t.MemberEnd() || !f->value.IsObject()) {
+        return Status::InvalidArgument("invalid_field", "each tool needs a 'function' object");
+      }
+      fn = &f->value;
+    }
+    auto name = fn->FindMember("name");
+    if (name == fn->MemberEnd() || !name->value.IsString() || name->value.GetStringLength() == 0) {
+      return Status::InvalidArgument("invalid_field", "each tool function needs a 'name'");
+    }
+    if (shape == ToolShape::kResponses) {
+      // The model speaks chat completions: {"type", "name", ...} becomes {"type", "function":
+      // {...}}.
+      rapidjson::Value function(rapidjson::kObjectType);
+      for (const auto& m : t.GetObject()) {
+        if (AsView(m.name) == "type" || AsView(m.name) == "strict") continue;
+        function.AddMember(rapidjson::Value(m.name, converted.GetAllocator()),
+                           rapidjson::Value(m.value, converted.GetAllocator()),
+                           converted.GetAllocator());
+      }
+      rapidjson::Value tool(rapidjson::kObjectType);
+      tool.AddMember("type", "function", converted.GetAllocator());
+      tool.AddMember("function", function, converted.GetAllocator());
+      converted.PushBack(tool, converted.GetAllocator());
+    }
+  }
+  out.tools_json = shape == ToolShape::kResponses ? ToJson(converted) : ToJson(tools->value);
+  if (auto choice = body.FindMember("tool_choice");
+      choice != body.MemberEnd() && !choice->value.IsNull()) {
+    if (choice->value.IsString()) {
+      out.tool_choice_json = ToJson(choice->value);
+    } else if (choice->value.IsObject()) {
+      if (shape == ToolShape::kResponses) {
+        // {"type": "function", "name"} becomes {"type": "function", "function": {"name"}}.
+        auto name = choice->value.FindMember("name");
+        if (name == choice->value.MemberEnd() || !name->value.IsString()) {
+          return Status::InvalidArgument("invalid_field", "'tool_choice' needs a 'name'");
+        }
+        rapidjson::StringBuffer buf;
+        JsonWriter w(buf);
+        w.StartObject();
+        w.Key("type");
+        w.String("function");
+        w.Key("function");
+        w.StartObject();
+        w.Key("name");
+        WriteString(w, AsView(name->value));
+        w.EndObject();
+        w.EndObject();
+        out.tool_choice_json.assign(buf.GetString(), buf.GetSize());
+      } else {
+        out.tool_choice_json = ToJson(choice->value);
+      }
+    } else {
+      return Status::InvalidArgument("invalid_field",
+                                     "'tool_choice' must be a string or an object");
+    }
+  }
+  Status error;
+  auto parallel = GetBool(body, "parallel_tool_calls", error);
+  if (!error.ok()) return error;
+  out.parallel_tool_calls = parallel;
+  return Status::Ok();
+}
+
 Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& config) {
   rapidjson::Document doc;
   if (Status s = ParseJsonRequest(req, doc); !s.ok()) return s;
@@ -72,6 +165,7 @@ Result<ChatRequestBody> ParseChatRequest(const HttpRequest& req, const Config& c
                       std::to_string(config.max_message_chars));
   }
   if (Status s = ParseRetrievalFields(doc, body.retrieval); !s.ok()) return s;
+  if (Status s = ParseToolFields(doc, body.tools); !s.ok()) return s;
   if (client_message_id) {
     const bool ok = !client_message_id->empty() && client_message_id->size() <= 128 &&
                     std::all_of(client_message_id->begin(), client_message_id->end(), [](char c) {

@@ -9,6 +9,7 @@
 #include "lib/core/config.h"
 #include "lib/core/http.h"
 #include "lib/core/status.h"
+#include "lib/llm/chat_model.h"
 #include "lib/rag/retrieval_mode.h"
 
 #include <rapidjson/document.h>
@@ -29,9 +30,18 @@ inline constexpr size_t kMaxDocumentIds = 100;
 // another value), document_ids (array of strings, at most 100). 400 for wrong types.
 Status ParseRetrievalFields(const rapidjson::Value& body, RetrievalFields& out);
 
+// `tools` (an array of {"type": "function", "function": {"name", ...}}), `tool_choice` (a
+// string or an object) and `parallel_tool_calls` (a boolean), kept as JSON for the model.
+// 400 for wrong shapes. `function_shape` names where a tool's name is: OpenAI's chat API
+// nests it in "function"; its Responses API puts it at the top ({"type": "function", "name"}).
+enum class ToolShape { kChatCompletions, kResponses };
+Status ParseToolFields(const rapidjson::Value& body, llm::ToolOptions& out,
+                       ToolShape shape = ToolShape::kChatCompletions);
+
 struct ChatRequestBody {
   std::string message;
   RetrievalFields retrieval;
+  llm::ToolOptions tools;
   std::optional<std::string> conversation_id;
   std::optional<DisconnectPolicy> on_disconnect;
   std::string client_message_id;  // "" when absent

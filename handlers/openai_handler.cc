@@ -1,6 +1,8 @@
 #include "handlers/openai_handler.h"
 
+#include <algorithm>
 #include <ctime>
+#include <iterator>
 
 #include "handlers/chat_handler.h"
 #include "handlers/chat_request.h"
@@ -94,6 +96,53 @@ Result<std::string> ContentText(const rapidjson::Value& content) {
   return text;
 }
 
+// The request's messages as turns: user and assistant text, an assistant's tool calls, tool
+// results. The instructions are ragstream's own (language, passages): a client's system
+// prompt is not merged into them.
+Result<std::vector<llm::ChatMessage>> ParseMessages(const rapidjson::Value& messages) {
+  std::vector<llm::ChatMessage> turns;
+  Status error;
+  for (const auto& m : messages.GetArray()) {
+    if (!m.IsObject())
+      return Status::InvalidArgument("invalid_field", "a message must be an object");
+    auto role = GetString(m, "role", error);
+    auto tool_call_id = GetString(m, "tool_call_id", error);
+    if (!error.ok()) return error;
+    if (!role) return Status::InvalidArgument("invalid_field", "each message needs a 'role'");
+    llm::ChatMessage turn{std::string(*role), ""};
+    auto calls = m.FindMember("tool_calls");
+    if (turn.role == "assistant" && calls != m.MemberEnd() && !calls->value.IsNull()) {
+      if (!calls->value.IsArray()) {
+        return Status::InvalidArgument("invalid_field", "'tool_calls' must be an array");
+      }
+      rapidjson::StringBuffer buf;
+      JsonWriter w(buf);
+      calls->value.Accept(w);
+      if (!calls->value.Empty()) turn.tool_calls_json.assign(buf.GetString(), buf.GetSize());
+    }
+    auto content = m.FindMember("content");
+    const bool no_content = content == m.MemberEnd() || content->value.IsNull();
+    if (no_content && turn.tool_calls_json.empty()) {
+      return Status::InvalidArgument("invalid_field", "each message needs 'role' and 'content'");
+    }
+    if (!no_content) {
+      auto text = ContentText(content->value);
+      if (!text.ok()) return text.status();
+      turn.content = std::move(*text);
+    }
+    if (turn.role == "tool") {
+      if (!tool_call_id || tool_call_id->empty()) {
+        return Status::InvalidArgument("invalid_field", "a tool message needs 'tool_call_id'");
+      }
+      turn.tool_call_id = std::string(*tool_call_id);
+    }
+    if (turn.role == "user" || turn.role == "assistant" || turn.role == "tool") {
+      turns.push_back(std::move(turn));
+    }
+  }
+  return turns;
+}
+
 Result<CompletionRequest> ParseCompletionRequest(const AppContext& app, const HttpRequest& req) {
   rapidjson::Document doc;
   if (Status s = ParseJsonRequest(req, doc); !s.ok()) return s;
@@ -117,50 +166,21 @@ Result<CompletionRequest> ParseCompletionRequest(const AppContext& app, const Ht
   if (messages == doc.MemberEnd() || !messages->value.IsArray() || messages->value.Empty()) {
     return Status::InvalidArgument("missing_field", "'messages' must be a non-empty array");
   }
-  std::vector<llm::ChatMessage> turns;
-  for (const auto& m : messages->value.GetArray()) {
-    if (!m.IsObject())
-      return Status::InvalidArgument("invalid_field", "a message must be an object");
-    auto role = GetString(m, "role", error);
-    if (!error.ok()) return error;
-    auto content = m.FindMember("content");
-    if (!role || content == m.MemberEnd()) {
-      return Status::InvalidArgument("invalid_field", "each message needs 'role' and 'content'");
-    }
-    auto text = ContentText(content->value);
-    if (!text.ok()) return text.status();
-    // The instructions are ragstream's own (language, passages); a client's system prompt
-    // is not merged into them.
-    if (*role == "user" || *role == "assistant") turns.push_back({std::string(*role), *text});
-  }
-  if (turns.empty() || turns.back().role != "user") {
-    return Status::InvalidArgument("invalid_messages", "the last message must be from the user");
-  }
-  std::string question = std::move(turns.back().content);
-  turns.pop_back();
-  if (question.find_first_not_of(" \t\r\n") == std::string::npos) {
-    return Status::InvalidArgument("empty_message", "the user's message is empty");
-  }
-  if (Utf8Length(question) > static_cast<size_t>(app.config.max_message_chars)) {
-    return Status(ErrorKind::kTooLarge, "message_too_long",
-                  "the message is longer than " + std::to_string(app.config.max_message_chars) +
-                      " characters");
-  }
+  auto turns = ParseMessages(messages->value);
+  if (!turns.ok()) return turns.status();
   RetrievalFields retrieval;
   if (Status s = ParseRetrievalFields(doc, retrieval); !s.ok()) return s;
-
+  if (Status s = ParseToolFields(doc, out.send.tools); !s.ok()) return s;
   std::string conversation_id =
       conversation ? std::string(*conversation) : req.Header("x-conversation-id");
   chat::SendRequest& send = out.send;
-  send.message = std::move(question);
   if (!conversation_id.empty()) {
     if (!IsWellFormedId(conversation_id, "conv_")) {
       return Status::NotFound("conversation " + conversation_id + " not found");
     }
     send.conversation_id = conversation_id;
-  } else {
-    send.history = std::move(turns);  // OpenAI semantics: the request is the history
   }
+  if (Status s = AssignTurns(std::move(*turns), app.config, send); !s.ok()) return s;
   send.top_k = retrieval.top_k;
   send.mode = retrieval.mode;
   send.document_ids = std::move(retrieval.document_ids);
@@ -190,6 +210,34 @@ class ChunkObserver : public chat::StreamObserver {
              w.StartObject();
              w.Key("content");
              WriteString(w, text);
+             w.EndObject();
+           }));
+  }
+  bool OnToolCall(const llm::ToolCallDelta& d) override {
+    return Begin() && Send(Chunk([&d](JsonWriter& w) {
+             w.StartObject();
+             w.Key("tool_calls");
+             w.StartArray();
+             w.StartObject();
+             w.Key("index");
+             w.Int(d.index);
+             if (!d.id.empty()) {
+               w.Key("id");
+               WriteString(w, d.id);
+               w.Key("type");
+               w.String("function");
+             }
+             w.Key("function");
+             w.StartObject();
+             if (!d.name.empty()) {
+               w.Key("name");
+               WriteString(w, d.name);
+             }
+             w.Key("arguments");
+             WriteString(w, d.arguments);
+             w.EndObject();
+             w.EndObject();
+             w.EndArray();
              w.EndObject();
            }));
   }
@@ -298,6 +346,43 @@ class ChunkObserver : public chat::StreamObserver {
 
 }  // namespace
 
+Status AssignTurns(std::vector<llm::ChatMessage> turns, const Config& config,
+                   chat::SendRequest& send) {
+  // The question is the last user message; what follows it is the client's tool round trip.
+  auto last_user = std::find_if(turns.rbegin(), turns.rend(),
+                                [](const llm::ChatMessage& m) { return m.role == "user"; });
+  if (last_user == turns.rend()) {
+    return Status::InvalidArgument("invalid_messages", "there must be a message from the user");
+  }
+  std::vector<llm::ChatMessage> tool_turns(last_user.base(), turns.end());
+  if (!tool_turns.empty() && tool_turns.back().role != "tool") {
+    return Status::InvalidArgument("invalid_messages",
+                                   "the last message must be from the user or a tool");
+  }
+  std::string question = std::move(last_user->content);
+  turns.erase(std::prev(last_user.base()), turns.end());
+  if (question.find_first_not_of(" \t\r\n") == std::string::npos) {
+    return Status::InvalidArgument("empty_message", "the user's message is empty");
+  }
+  if (Utf8Length(question) > static_cast<size_t>(config.max_message_chars)) {
+    return Status(
+        ErrorKind::kTooLarge, "message_too_long",
+        "the message is longer than " + std::to_string(config.max_message_chars) + " characters");
+  }
+  send.message = std::move(question);
+  if (send.conversation_id) {
+    if (!tool_turns.empty()) {
+      return Status::InvalidArgument(
+          "invalid_messages",
+          "a tool round trip is sent as the whole history, without conversation_id");
+    }
+  } else {
+    send.history = std::move(turns);  // OpenAI semantics: the request is the history
+  }
+  send.tool_turns = std::move(tool_turns);
+  return Status::Ok();
+}
+
 void WriteOpenAiError(HttpResponse& res, const Status& given) {
   // An upstream's 429 and timeouts keep their meaning for the client: its SDK retries a 429
   // after Retry-After, and a 504 says the model, not ragstream, was slow.
@@ -368,7 +453,15 @@ void HandleChatCompletions(const AppContext& app, const std::string& tenant, con
       w.Key("role");
       w.String("assistant");
       w.Key("content");
-      WriteString(w, m.content);
+      if (m.content.empty() && !m.tool_calls_json.empty()) {
+        w.Null();
+      } else {
+        WriteString(w, m.content);
+      }
+      if (!m.tool_calls_json.empty()) {
+        w.Key("tool_calls");
+        w.RawValue(m.tool_calls_json.data(), m.tool_calls_json.size(), rapidjson::kArrayType);
+      }
       w.EndObject();
       w.Key("finish_reason");
       WriteString(w, m.finish_reason.empty() ? std::string("stop") : m.finish_reason);

@@ -17,7 +17,16 @@ void HandleChatCompletions(const AppContext& app, const std::string& tenant, con
                            HttpResponse& res, RequestRecord& record);
 void HandleModels(const AppContext& app, HttpResponse& res);
 
-// {"error": {"message", "type", "param": null, "code"}} with the status that fits.
+// {"error": {"message", "type", "param": null, "code"}} with the status that fits (an
+// upstream's rate limit stays a 429 with Retry-After, its timeouts are 504).
 void WriteOpenAiError(HttpResponse& res, const Status& status);
+
+// Fills `send` from an OpenAI-style list of turns (both APIs): the last user message is the
+// question, the turns after it the client's tool round trip, the turns before it the history
+// (unless `send.conversation_id` continues a stored conversation, which allows no round trip).
+// 400 when there is no user message or the list ends with an assistant's turn; 413 for a
+// question over the configured length.
+Status AssignTurns(std::vector<llm::ChatMessage> turns, const Config& config,
+                   chat::SendRequest& send);
 
 }  // namespace ragstream::handlers

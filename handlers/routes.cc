@@ -7,6 +7,7 @@
 #include "handlers/health_handler.h"
 #include "handlers/metrics_handler.h"
 #include "handlers/openai_handler.h"
+#include "handlers/responses_handler.h"
 
 namespace ragstream::handlers {
 
@@ -96,6 +97,10 @@ Router BuildRouter(const AppContext& app) {
   r.Add("POST", "/v1/chat/completions",
         ForTenant(a, ErrorShape::kOpenAi, [a](auto& t, auto& req, auto& res, auto&, auto& rec) {
           HandleChatCompletions(*a, t, req, res, rec);
+        }));
+  r.Add("POST", "/v1/responses",
+        ForTenant(a, ErrorShape::kOpenAi, [a](auto& t, auto& req, auto& res, auto&, auto& rec) {
+          HandleResponses(*a, t, req, res, rec);
         }));
   r.Add("GET", "/v1/models",
         ForTenant(a, ErrorShape::kOpenAi,

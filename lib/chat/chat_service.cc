@@ -6,6 +6,7 @@
 
 #include "lib/chat/partial_writer.h"
 #include "lib/core/ids.h"
+#include "lib/core/json.h"
 #include "lib/core/log.h"
 #include "lib/core/utf8.h"
 #include "lib/rag/language.h"
@@ -56,6 +57,18 @@ class AnswerStream {
     message_.token_ends.push_back(static_cast<uint32_t>(message_.content.size()));
     ++tokens_;
     if (!client_gone_ && !observer_.OnToken(text)) client_gone_ = true;
+    if (phases_.first_token_us < 0) {
+      phases_.first_token_us = SteadyMicros() - phases_.send_started_us;
+    }
+    MaybePersist();
+    return KeepGoing();
+  }
+
+  bool OnToolCall(const llm::ToolCallDelta& delta) {
+    if (Aborted()) return false;
+    if (message_.ttft_ms < 0) message_.ttft_ms = SteadyMillis() - started_ms_;
+    ++tokens_;
+    if (!client_gone_ && !observer_.OnToolCall(delta)) client_gone_ = true;
     if (phases_.first_token_us < 0) {
       phases_.first_token_us = SteadyMicros() - phases_.send_started_us;
     }
@@ -162,6 +175,39 @@ Result<std::vector<rag::Passage>> RetrieveWithHeartbeat(const rag::Retriever& re
   return running.get();
 }
 
+// OpenAI's `tool_calls` array for the calls a model asked for.
+std::string ToolCallsJson(const std::vector<llm::ToolCall>& calls) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartArray();
+  for (const auto& c : calls) {
+    w.StartObject();
+    w.Key("id");
+    WriteString(w, c.id);
+    w.Key("type");
+    w.String("function");
+    w.Key("function");
+    w.StartObject();
+    w.Key("name");
+    WriteString(w, c.name);
+    w.Key("arguments");
+    WriteString(w, c.arguments);
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  return {buf.GetString(), buf.GetSize()};
+}
+
+store::Message StoredTurn(const llm::ChatMessage& turn) {
+  store::Message m;
+  m.role = turn.role;
+  m.content = turn.content;
+  m.tool_calls_json = turn.tool_calls_json;
+  m.tool_call_id = turn.tool_call_id;
+  return m;
+}
+
 }  // namespace
 
 SendResult ChatService::Send(const SendRequest& request, StreamObserver& observer) {
@@ -216,6 +262,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   store::BeginExchangeInput begin;
   begin.conversation_id = request.conversation_id;
   begin.user_text = request.message;
+  for (const auto& turn : request.tool_turns) begin.tool_turns.push_back(StoredTurn(turn));
   begin.language = language.code;
   begin.history_budget_chars = options_.history_budget_chars;
   begin.max_concurrent_streams = options_.max_streams_per_tenant;
@@ -226,6 +273,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     std::string history;
     if (request.history) {
       for (const auto& turn : *request.history) history += turn.role + ":" + turn.content + "\n";
+    }
+    for (const auto& turn : request.tool_turns) {
+      history += turn.role + ":" + turn.content + turn.tool_calls_json + turn.tool_call_id + "\n";
     }
     begin.fingerprint =
         store::RequestFingerprint({request.conversation_id.value_or(""), request.message,
@@ -257,16 +307,13 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   prompt.question = request.message;
   prompt.language = language.code;
   if (request.history) {
-    for (const auto& turn : *request.history) {
-      store::Message m;
-      m.role = turn.role;
-      m.content = turn.content;
-      prompt.history.push_back(std::move(m));
-    }
+    for (const auto& turn : *request.history) prompt.history.push_back(StoredTurn(turn));
   } else {
     prompt.history = std::move(exchange->history);
   }
   prompt.history_budget_chars = options_.history_budget_chars;
+  prompt.after_question = request.tool_turns;
+  prompt.tools = request.tools;
   if (retriever_) {
     mark = lap(phases.prompt_us, mark);
     rag::RetrievalRequest retrieval{request.tenant, request.message,
@@ -301,8 +348,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   }
   mark = lap(phases.start_us, mark);
   if (outcome.status.ok()) {
-    llm::StreamCallbacks callbacks{[&](std::string_view d) { return stream.OnDelta(d); },
-                                   [&] { return stream.OnTick(); }};
+    llm::StreamCallbacks callbacks{
+        [&](std::string_view d) { return stream.OnDelta(d); }, [&] { return stream.OnTick(); },
+        [&](const llm::ToolCallDelta& d) { return stream.OnToolCall(d); }};
     stream.ModelCalled();
     outcome = model_->Stream(model_request, callbacks);
     stream.FlushTail();
@@ -311,6 +359,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   // 4. The final state, durable before the caller sends its done event.
   message.finish_reason = outcome.finish_reason;
   message.usage = outcome.usage;
+  if (!outcome.tool_calls.empty()) message.tool_calls_json = ToolCallsJson(outcome.tool_calls);
   message.updated_at = NowMillis();
   if (outcome.status.ok()) {
     message.status = store::kStatusComplete;

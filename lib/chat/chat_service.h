@@ -38,6 +38,11 @@ struct SendRequest {
   // The earlier turns to put in the prompt instead of the stored conversation's (an
   // OpenAI-style request carries its own history). Still within the history budget.
   std::optional<std::vector<llm::ChatMessage>> history;
+  // The client's tools, relayed to the model; and its tool round trip since `message` (the
+  // calls the model asked for and their results), stored with the exchange and sent after
+  // the question. Retrieval runs on `message` alone.
+  llm::ToolOptions tools;
+  std::vector<llm::ChatMessage> tool_turns;
   // Makes the send idempotent (see ConversationStore::BeginExchange); "" for none.
   std::string client_message_id;
   // The caller holds its response until the first token (the OpenAI-compatible API), so a
@@ -59,6 +64,8 @@ class StreamObserver {
   virtual bool OnToken(std::string_view text) = 0;
   // Nothing arrived for a while (called every ~100 ms while waiting).
   virtual bool OnIdle() = 0;
+  // A piece of a tool call the model asks for (only when the request carried tools).
+  virtual bool OnToolCall(const llm::ToolCallDelta&) { return true; }
 };
 
 // Where the time before the first token went, in microseconds of the steady clock; -1 where a

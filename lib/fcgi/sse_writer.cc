@@ -29,6 +29,16 @@ bool SseWriter::Event(std::string_view data) {
   return Sent(res_.Write(frame_) && res_.Flush());
 }
 
+bool SseWriter::Event(std::string_view name, std::string_view data) {
+  frame_.clear();
+  if (framing_ == Framing::kNumbered) {
+    frame_.append("id: ").append(std::to_string(next_id_++)).append("\n");
+  }
+  frame_.append("event: ").append(name).append("\n");
+  frame_.append("data: ").append(data).append("\n\n");
+  return Sent(res_.Write(frame_) && res_.Flush());
+}
+
 bool SseWriter::Ping() {
   return Sent(res_.Write(": ping\n\n") && res_.Flush());
 }

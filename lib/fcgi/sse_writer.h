@@ -23,6 +23,8 @@ class SseWriter {
   bool Begin();
   // `data` is one line of JSON (no newlines). A numbered event's id is its sequence number.
   bool Event(std::string_view data);
+  // An event with a name (`event:`), as OpenAI's Responses stream sends them.
+  bool Event(std::string_view name, std::string_view data);
   // A comment line; keeps proxies from timing out and reveals a departed client.
   bool Ping();
   // A ping if nothing was sent for `interval_ms`; false once the client is gone.

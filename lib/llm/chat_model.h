@@ -3,6 +3,7 @@
 #pragma once
 
 #include <functional>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,8 +14,37 @@
 namespace ragstream::llm {
 
 struct ChatMessage {
-  std::string role;  // "system" | "user" | "assistant"
+  std::string role;  // "system" | "user" | "assistant" | "tool"
   std::string content;
+  // An assistant turn that asked for tools: OpenAI's `tool_calls` array, as JSON.
+  std::string tool_calls_json = {};
+  // A tool turn: the call it answers.
+  std::string tool_call_id = {};
+};
+
+// The client's tools, relayed to the model as given (OpenAI chat-completions JSON); ragstream
+// neither runs nor rewrites them.
+struct ToolOptions {
+  std::string tools_json;        // the `tools` array; "" for none
+  std::string tool_choice_json;  // "" leaves the choice to the model
+  std::optional<bool> parallel_tool_calls;
+  bool empty() const { return tools_json.empty(); }
+};
+
+// A function call the model asked for, whole (arguments is the JSON text it wrote).
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;
+};
+
+// A piece of a tool call as it streams: the first piece of call `index` carries its id and
+// name, later ones more of its arguments.
+struct ToolCallDelta {
+  int index = 0;
+  std::string id;
+  std::string name;
+  std::string arguments;
 };
 
 // A retrieved passage as the model sees it ([n] in the prompt is its 1-based position).
@@ -39,6 +69,7 @@ struct ChatRequest {
   std::string language;
   std::vector<ContextPassage> passages;
   Grounding grounding = Grounding::kNotSearched;
+  ToolOptions tools;  // models that cannot call tools ignore them
 };
 
 // Called from the thread running Stream(). Returning false from either stops the stream
@@ -48,12 +79,15 @@ struct StreamCallbacks {
   std::function<bool(std::string_view delta)> on_delta;
   // Called at least every ~250 ms while waiting (before the first token and between tokens).
   std::function<bool()> on_tick;
+  // A piece of a tool call (may be empty for models without tools).
+  std::function<bool(const ToolCallDelta& delta)> on_tool_call = {};
 };
 
 struct ChatOutcome {
   Status status;  // Ok, Cancelled (a callback said stop), or an upstream error
   std::string finish_reason;
   store::Usage usage;
+  std::vector<ToolCall> tool_calls;  // whole, in index order, when the model asked for tools
   bool got_first_token = false;
   int attempts = 0;
   int http_status = 0;  // the upstream's HTTP status on the last attempt (0: none)

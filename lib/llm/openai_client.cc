@@ -70,6 +70,7 @@ struct Attempt {
   bool cancelled = false;  // a callback asked to stop
   std::string finish_reason;
   store::Usage usage;
+  std::vector<ToolCall> tool_calls;                     // assembled from the deltas, by index
   std::string stream_error_code, stream_error_message;  // an {"error": ...} event
   int64_t last_activity_ms = 0;
 };
@@ -132,6 +133,18 @@ size_t OnBody(char* data, size_t size, size_t nmemb, void* userp) {
         return false;
       }
     }
+    for (const ToolCallDelta& d : chunk.tool_calls) {
+      a->got_first_token = true;
+      if (a->tool_calls.size() <= static_cast<size_t>(d.index)) a->tool_calls.resize(d.index + 1);
+      ToolCall& call = a->tool_calls[d.index];
+      if (!d.id.empty()) call.id = d.id;
+      call.name += d.name;
+      call.arguments += d.arguments;
+      if (a->callbacks->on_tool_call && !a->callbacks->on_tool_call(d)) {
+        a->cancelled = true;
+        return false;
+      }
+    }
     return true;
   });
   if (!ok && !a->cancelled && a->stream_error_code.empty()) {
@@ -175,10 +188,36 @@ std::string OpenAiChatModel::BuildBody(const ChatRequest& request) const {
     w.Key("role");
     WriteString(w, m.role);
     w.Key("content");
-    WriteString(w, m.content);
+    if (m.content.empty() && !m.tool_calls_json.empty()) {
+      w.Null();  // a turn that only called tools
+    } else {
+      WriteString(w, m.content);
+    }
+    if (!m.tool_calls_json.empty()) {
+      w.Key("tool_calls");
+      w.RawValue(m.tool_calls_json.data(), m.tool_calls_json.size(), rapidjson::kArrayType);
+    }
+    if (!m.tool_call_id.empty()) {
+      w.Key("tool_call_id");
+      WriteString(w, m.tool_call_id);
+    }
     w.EndObject();
   }
   w.EndArray();
+  const ToolOptions& tools = request.tools;
+  if (!tools.empty()) {
+    w.Key("tools");
+    w.RawValue(tools.tools_json.data(), tools.tools_json.size(), rapidjson::kArrayType);
+    if (!tools.tool_choice_json.empty()) {
+      w.Key("tool_choice");
+      w.RawValue(tools.tool_choice_json.data(), tools.tool_choice_json.size(),
+                 rapidjson::kObjectType);
+    }
+    if (tools.parallel_tool_calls) {
+      w.Key("parallel_tool_calls");
+      w.Bool(*tools.parallel_tool_calls);
+    }
+  }
   if (options_.max_tokens > 0) {
     w.Key("max_tokens");
     w.Int(options_.max_tokens);
@@ -271,6 +310,7 @@ ChatOutcome OpenAiChatModel::Stream(const ChatRequest& request, const StreamCall
     out.http_status = static_cast<int>(a.http_status);
     out.finish_reason = a.finish_reason;
     out.usage = a.usage;
+    out.tool_calls = a.tool_calls;
     if (a.cancelled) {
       out.status = Status::Cancelled("stopped by the caller");
       return out;

@@ -38,6 +38,25 @@ bool ExtractError(const rapidjson::Value& err, std::string& code, std::string& m
   return true;
 }
 
+void DecodeToolCalls(const rapidjson::Value& delta, std::vector<ToolCallDelta>& out) {
+  if (!delta.IsObject()) return;
+  auto calls = delta.FindMember("tool_calls");
+  if (calls == delta.MemberEnd() || !calls->value.IsArray()) return;
+  for (const auto& c : calls->value.GetArray()) {
+    if (!c.IsObject()) continue;
+    ToolCallDelta d;
+    auto index = c.FindMember("index");
+    d.index = index != c.MemberEnd() && index->value.IsInt() ? index->value.GetInt() : 0;
+    if (d.index < 0 || d.index > 127) continue;  // a sane bound on parallel calls
+    d.id = StringOr(c, "id");
+    if (auto fn = c.FindMember("function"); fn != c.MemberEnd()) {
+      d.name = StringOr(fn->value, "name");
+      d.arguments = StringOr(fn->value, "arguments");
+    }
+    out.push_back(std::move(d));
+  }
+}
+
 }  // namespace
 
 ChunkInfo DecodeChunk(std::string_view data) {
@@ -61,6 +80,7 @@ ChunkInfo DecodeChunk(std::string_view data) {
     if (choice.IsObject()) {
       if (auto delta = choice.FindMember("delta"); delta != choice.MemberEnd()) {
         info.content = StringOr(delta->value, "content");
+        DecodeToolCalls(delta->value, info.tool_calls);
       }
       info.finish_reason = StringOr(choice, "finish_reason");
     }

@@ -5,6 +5,9 @@
 #include <string>
 #include <string_view>
 
+#include <vector>
+
+#include "lib/llm/chat_model.h"
 #include "lib/store/conversation_store.h"
 
 namespace ragstream::llm {
@@ -12,10 +15,11 @@ namespace ragstream::llm {
 struct ChunkInfo {
   enum class Kind { kChunk, kDone, kError, kInvalid };
   Kind kind = Kind::kInvalid;
-  std::string content;        // choices[0].delta.content (may be empty)
-  std::string finish_reason;  // choices[0].finish_reason when set
-  store::Usage usage;         // usage when present and not null
-  std::string error_code;     // for kError: error.code, else error.type
+  std::string content;                    // choices[0].delta.content (may be empty)
+  std::vector<ToolCallDelta> tool_calls;  // choices[0].delta.tool_calls
+  std::string finish_reason;              // choices[0].finish_reason when set
+  store::Usage usage;                     // usage when present and not null
+  std::string error_code;                 // for kError: error.code, else error.type
   std::string error_message;
 };
 

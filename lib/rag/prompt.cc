@@ -60,16 +60,36 @@ llm::ChatRequest BuildPrompt(const PromptInput& input) {
   std::vector<const store::Message*> kept;
   size_t used = 0;
   for (auto it = input.history.rbegin(); it != input.history.rend(); ++it) {
-    if (it->content.empty() || (it->role != "user" && it->role != "assistant")) continue;
-    const size_t chars = Utf8Length(it->content);
+    const bool calls = !it->tool_calls_json.empty();
+    if ((it->content.empty() && !calls) ||
+        (it->role != "user" && it->role != "assistant" && it->role != "tool")) {
+      continue;
+    }
+    const size_t chars = Utf8Length(it->content) + it->tool_calls_json.size();
     if (used + chars > input.history_budget_chars) break;
     used += chars;
     kept.push_back(&*it);
   }
+  // A model rejects tool turns out of order: a call must be followed by its results and a
+  // result must follow a call, so a call or result the budget (or a client that never
+  // answered the call) left alone is dropped.
   for (auto it = kept.rbegin(); it != kept.rend(); ++it) {
-    req.messages.push_back({(*it)->role, (*it)->content});
+    const store::Message& m = **it;
+    const bool calls = !m.tool_calls_json.empty();
+    if (calls && (it + 1 == kept.rend() || (*(it + 1))->role != "tool")) {
+      if (!m.content.empty()) req.messages.push_back({m.role, m.content});
+      continue;
+    }
+    if (m.role == "tool" &&
+        (req.messages.size() < 2 ||
+         (req.messages.back().role != "tool" && req.messages.back().tool_calls_json.empty()))) {
+      continue;
+    }
+    req.messages.push_back({m.role, m.content, m.tool_calls_json, m.tool_call_id});
   }
   req.messages.push_back({"user", input.question});
+  for (const auto& turn : input.after_question) req.messages.push_back(turn);
+  req.tools = input.tools;
   return req;
 }
 

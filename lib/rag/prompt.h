@@ -17,6 +17,10 @@ struct PromptInput {
   size_t history_budget_chars = 8000;
   std::vector<llm::ContextPassage> passages;  // numbered [1], [2], ... in this order
   llm::Grounding grounding = llm::Grounding::kNotSearched;
+  // The client's tool round trip since the question (its calls and their results), sent
+  // after the question, as the model produced and received them.
+  std::vector<llm::ChatMessage> after_question;
+  llm::ToolOptions tools;
 };
 
 // The system instructions, naming the language to answer in, and with the passages (if any)

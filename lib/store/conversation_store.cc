@@ -65,6 +65,14 @@ std::string EncodeMessage(const Message& m) {
   WriteString(w, m.role);
   w.Key("content");
   WriteString(w, m.content);
+  if (!m.tool_calls_json.empty()) {
+    w.Key("tool_calls");
+    w.RawValue(m.tool_calls_json.data(), m.tool_calls_json.size(), rapidjson::kArrayType);
+  }
+  if (!m.tool_call_id.empty()) {
+    w.Key("tool_call_id");
+    WriteString(w, m.tool_call_id);
+  }
   w.Key("status");
   WriteString(w, m.status);
   w.Key("language");
@@ -110,6 +118,14 @@ bool DecodeMessage(std::string_view json, Message& m) {
   m.seq = static_cast<uint64_t>(Int(d, "seq"));
   m.role = Str(d, "role");
   m.content = Str(d, "content");
+  m.tool_calls_json.clear();
+  if (auto calls = d.FindMember("tool_calls"); calls != d.MemberEnd() && calls->value.IsArray()) {
+    rapidjson::StringBuffer buf;
+    JsonWriter w(buf);
+    calls->value.Accept(w);
+    m.tool_calls_json.assign(buf.GetString(), buf.GetSize());
+  }
+  m.tool_call_id = Str(d, "tool_call_id");
   m.status = Str(d, "status");
   m.language = Str(d, "language");
   m.finish_reason = Str(d, "finish_reason");
@@ -344,8 +360,18 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
     return m;
   };
   ex.user_message = make("user", kStatusComplete, input.user_text);
+  std::vector<Message> turns;
+  for (const Message& t : input.tool_turns) {
+    Message m = make(t.role == "tool" ? "tool" : "assistant", kStatusComplete, t.content);
+    m.tool_calls_json = t.tool_calls_json;
+    m.tool_call_id = t.tool_call_id;
+    turns.push_back(std::move(m));
+  }
   ex.assistant_message = make("assistant", kStatusStreaming, "");
-  for (const Message* m : {&ex.user_message, &ex.assistant_message}) {
+  std::vector<const Message*> written{&ex.user_message};
+  for (const Message& t : turns) written.push_back(&t);
+  written.push_back(&ex.assistant_message);
+  for (const Message* m : written) {
     if (Status s = PutMessage(*txn, *m); !s.ok()) return s;
     if (Status s = txn->Put(message_ids_, TenantKey(tenant, m->id), MessageKey(*m)); !s.ok()) {
       return s;

@@ -49,8 +49,11 @@ struct Message {
   std::string id;
   std::string conversation_id;
   uint64_t seq = 0;
-  std::string role;  // "user" | "assistant"
+  std::string role;  // "user" | "assistant" | "tool"
   std::string content;
+  // An answer that asked for tools: OpenAI's `tool_calls` array, as JSON ("" for none).
+  std::string tool_calls_json;
+  std::string tool_call_id;  // a tool turn: the call it answers
   std::string status;
   std::string language;
   std::string finish_reason;
@@ -95,6 +98,9 @@ struct BeginExchangeInput {
   // parts), and how long its key lasts.
   std::string fingerprint = {};
   int64_t idempotency_ttl_ms = 24 * 3600 * 1000;
+  // The client's tool round trip since its question, stored between the question and the
+  // answer (assistant turns with tool_calls_json, tool turns with tool_call_id).
+  std::vector<Message> tool_turns = {};
 };
 
 struct Exchange {
