@@ -30,10 +30,11 @@ constexpr std::string_view kRoutes[] = {"/api/chat/message/stream",
                                         "/api/health",
                                         "/metrics",
                                         "/v1/chat/completions",
+                                        "/v1/responses",
                                         "/v1/models",
                                         "other"};
-constexpr int kStatuses[] = {200, 201, 400, 401, 404, 405, 413, 415,
-                             422, 429, 499, 500, 502, 503, 507, 0};  // 0: other
+constexpr int kStatuses[] = {200, 201, 204, 400, 401, 404, 405, 409, 413, 415,
+                             422, 429, 499, 500, 502, 503, 504, 507, 0};  // 0: other
 constexpr std::string_view kErrorKinds[] = {"rate_limited", "server_error", "auth",
                                             "rejected",     "timeout",      "unreachable",
                                             "cut",          "stream_error", "other"};

@@ -113,8 +113,9 @@ BOOST_AUTO_TEST_CASE(done_event_for_a_complete_answer_has_the_documented_fields)
   chat::SendResult r = CompleteResult();
   rapidjson::Document doc = ParseOrFail(DoneEventJson(r));
   BOOST_TEST((Keys(doc) == std::set<std::string>{"token", "done", "message_id", "conversation_id",
-                                                 "status", "sources", "language", "usage",
-                                                 "ttft_ms", "finish_reason"}));
+                                                 "status", "retryable", "sources", "language",
+                                                 "usage", "ttft_ms", "finish_reason"}));
+  BOOST_TEST(doc["retryable"].IsFalse());
   BOOST_TEST(doc["token"].IsNull());
   BOOST_TEST(doc["done"].IsTrue());
   BOOST_TEST(std::string(doc["message_id"].GetString()) == r.message.id);
@@ -146,7 +147,8 @@ BOOST_AUTO_TEST_CASE(done_event_for_an_error_has_the_documented_fields) {
   r.message.status = store::kStatusError;
   rapidjson::Document doc = ParseOrFail(DoneEventJson(r));
   BOOST_TEST((Keys(doc) == std::set<std::string>{"token", "done", "message_id", "conversation_id",
-                                                 "status", "error"}));
+                                                 "status", "retryable", "error"}));
+  BOOST_TEST(doc["retryable"].IsFalse());  // not a code worth retrying
   BOOST_TEST(doc["token"].IsNull());
   BOOST_TEST(doc["done"].IsTrue());
   BOOST_TEST(std::string(doc["status"].GetString()) == "error");
@@ -154,6 +156,30 @@ BOOST_AUTO_TEST_CASE(done_event_for_an_error_has_the_documented_fields) {
   BOOST_TEST((Keys(doc["error"]) == std::set<std::string>{"code", "message"}));
   BOOST_TEST(std::string(doc["error"]["code"].GetString()) == "server_error");
   BOOST_TEST(std::string(doc["error"]["message"].GetString()) == "the upstream \"failed\"");
+}
+
+BOOST_AUTO_TEST_CASE(done_event_says_which_failures_are_worth_retrying) {
+  chat::SendResult r = CompleteResult();
+  r.message.status = store::kStatusError;
+  for (const char* code : {"upstream_rate_limited", "upstream_server_error", "shutting_down"}) {
+    r.status = Status::Upstream(code, "m");
+    BOOST_TEST(ParseOrFail(DoneEventJson(r))["retryable"].IsTrue(), code);
+  }
+  for (const char* code : {"upstream_quota_exceeded", "upstream_auth", "store_full"}) {
+    r.status = Status::Upstream(code, "m");
+    BOOST_TEST(ParseOrFail(DoneEventJson(r))["retryable"].IsFalse(), code);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(done_event_carries_the_tool_calls_it_asked_for) {
+  chat::SendResult r = CompleteResult();
+  r.message.finish_reason = "tool_calls";
+  r.message.tool_calls_json =
+      R"([{"id":"call_1","type":"function","function":{"name":"f","arguments":"{}"}}])";
+  rapidjson::Document doc = ParseOrFail(DoneEventJson(r));
+  BOOST_REQUIRE(doc["tool_calls"].IsArray());
+  BOOST_TEST(std::string(doc["tool_calls"][0]["id"].GetString()) == "call_1");
+  BOOST_TEST(!ParseOrFail(DoneEventJson(CompleteResult())).HasMember("tool_calls"));
 }
 
 BOOST_AUTO_TEST_CASE(done_event_is_one_line) {

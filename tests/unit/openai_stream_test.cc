@@ -51,6 +51,23 @@ BOOST_AUTO_TEST_CASE(role_only_first_chunk_has_empty_content) {
   BOOST_TEST(no_content.content.empty());
 }
 
+BOOST_AUTO_TEST_CASE(tool_call_pieces_decode_with_their_index) {
+  ChunkInfo first = DecodeChunk(Chunk(
+      R"({"tool_calls":[{"index":1,"id":"call_9","type":"function","function":{"name":"get_weather","arguments":""}}]})"));
+  BOOST_REQUIRE(first.tool_calls.size() == 1u);
+  BOOST_TEST(first.tool_calls[0].index == 1);
+  BOOST_TEST(first.tool_calls[0].id == "call_9");
+  BOOST_TEST(first.tool_calls[0].name == "get_weather");
+  ChunkInfo piece =
+      DecodeChunk(Chunk(R"({"tool_calls":[{"index":1,"function":{"arguments":"{\"ci"}}]})"));
+  BOOST_REQUIRE(piece.tool_calls.size() == 1u);
+  BOOST_TEST(piece.tool_calls[0].id.empty());
+  BOOST_TEST(piece.tool_calls[0].arguments == "{\"ci");
+  // An absurd index is dropped rather than sized into a vector.
+  BOOST_TEST(
+      DecodeChunk(Chunk(R"({"tool_calls":[{"index":100000,"function":{}}]})")).tool_calls.empty());
+}
+
 BOOST_AUTO_TEST_CASE(finish_reason_chunk) {
   ChunkInfo c = DecodeChunk(Chunk("{}", R"("stop")"));
   BOOST_TEST(static_cast<int>(c.kind) == static_cast<int>(Kind::kChunk));

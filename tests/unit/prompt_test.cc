@@ -51,6 +51,34 @@ BOOST_AUTO_TEST_CASE(first_message_is_system_and_question_is_last_user) {
   BOOST_TEST(r.messages.back().content == in.question);
 }
 
+BOOST_AUTO_TEST_CASE(tool_turns_follow_the_question_and_orphans_are_dropped) {
+  PromptInput in;
+  in.question = "weather?";
+  in.language = "en";
+  store::Message call = Msg("assistant", "");
+  call.tool_calls_json =
+      R"([{"id":"c1","type":"function","function":{"name":"f","arguments":"{}"}}])";
+  store::Message result = Msg("tool", "sunny");
+  result.tool_call_id = "c1";
+  // History: an answered call (kept), then a call nobody answered and a stray result (dropped).
+  store::Message unanswered = call;
+  store::Message stray = result;
+  in.history = {
+      Msg("user", "q1"), call, result, Msg("assistant", "a1"), Msg("user", "q2"), unanswered,
+      Msg("user", "q3"), stray};
+  in.after_question = {{"assistant", "", call.tool_calls_json, ""}, {"tool", "rain", "", "c1"}};
+  in.tools.tools_json = "[]";
+  llm::ChatRequest r = BuildPrompt(in);
+  BOOST_TEST(
+      (Roles(r) == std::vector<std::string>{"system", "user", "assistant", "tool", "assistant",
+                                            "user", "user", "user", "assistant", "tool"}));
+  BOOST_TEST(r.messages[2].tool_calls_json == call.tool_calls_json);
+  BOOST_TEST(r.messages[3].tool_call_id == "c1");
+  BOOST_TEST(r.messages[7].content == "weather?");
+  BOOST_TEST(r.messages.back().content == "rain");
+  BOOST_TEST(r.tools.tools_json == "[]");
+}
+
 BOOST_AUTO_TEST_CASE(history_order_is_preserved) {
   PromptInput in;
   in.question = "q3";
