@@ -120,6 +120,14 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
   return IngestResult{std::move(added->record), added->created};
 }
 
+std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
+                                                       std::vector<IngestInput> docs) {
+  std::vector<Result<IngestResult>> results;
+  results.reserve(docs.size());
+  for (auto& d : docs) results.push_back(Ingest(tenant, std::move(d.title), std::move(d.text)));
+  return results;
+}
+
 Ingester::Preparing::Preparing(Ingester& ingester) : ingester_(&ingester) {
   std::lock_guard lock(ingester_->commit_mu_);
   ++ingester_->preparing_;

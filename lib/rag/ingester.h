@@ -41,6 +41,12 @@ struct IngestResult {
   bool created = false;  // false: identical content already stored as `record`
 };
 
+// One document of a batch: an empty title is taken from the text.
+struct IngestInput {
+  std::string title;
+  std::string text;
+};
+
 class Ingester {
  public:
   Ingester(store::DocumentStore& store, Embedder& embedder, IngestOptions options);
@@ -49,6 +55,13 @@ class Ingester {
   // 415 binary_content (NUL or mostly control characters), 403 document_limit, 507
   // store_full. An empty `title` is taken from the first line of the text. Thread-safe.
   Result<IngestResult> Ingest(std::string_view tenant, std::string title, std::string text);
+
+  // A batch: each document is checked, chunked, embedded and analysed on its own (several at
+  // once, across cores), then stored; results are in the order of `docs`, each what Ingest
+  // would have returned for it. A document refused on its own gets its error and the others
+  // are still stored. Thread-safe.
+  std::vector<Result<IngestResult>> IngestMany(std::string_view tenant,
+                                               std::vector<IngestInput> docs);
 
   // Checks a document without storing it (the same errors as Ingest).
   Status Validate(const std::string& title, const std::string& text) const;
