@@ -96,6 +96,20 @@ const std::vector<CommandSpec>& Commands() {
        "size. Needs lmdb-utils (mdb_copy, mdb_stat).",
        {{"--data-dir", "DIR",
          "the store's directory (default: $RAGSTREAM_DATA_DIR, else ./ragstream-data)"}}},
+      {"migrate",
+       "",
+       0,
+       0,
+       "convert a store of the previous index layout in place (stop the workers first)",
+       "Workers of this version refuse a store made by the previous layout (one key per\n"
+       "posting, chunks holding copies of their text) and name this command. It rewrites\n"
+       "every document's chunks, postings and vectors with dense ids, in transactions of at\n"
+       "most 64 documents, keeping document ids, titles and vectors (nothing is embedded\n"
+       "again); conversations are not touched. Killed, it resumes where it stopped when run\n"
+       "again. A store already current is left alone. Back the store up first (backup), and\n"
+       "check it afterwards with 'mdb_stat -a'.",
+       {{"--data-dir", "DIR",
+         "the store's directory (default: $RAGSTREAM_DATA_DIR, else ./ragstream-data)"}}},
       {"stats",
        "",
        0,

@@ -26,6 +26,7 @@ int RunConversationsExport(const Context& ctx);
 int RunDocumentsList(const Context& ctx);
 int RunDocumentsDelete(const Context& ctx);
 int RunBackup(const Context& ctx);
+int RunMigrate(const Context& ctx);
 int RunStats(const Context& ctx);
 
 }  // namespace ragstream::cli

@@ -52,6 +52,7 @@ int Main(int argc, char** argv) {
       {"documents list", RunDocumentsList},
       {"documents delete", RunDocumentsDelete},
       {"backup", RunBackup},
+      {"migrate", RunMigrate},
       {"stats", RunStats},
   };
   auto it = kRun.find(ctx.args.command->name);

@@ -165,7 +165,8 @@ int Run(int argc, char** argv) {
   store::ConversationStore conversations(**env);
   store::DocumentStore documents(
       **env, config->vector_shards,
-      config->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
+      config->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
+      rag::AnalyzeDocumentChunks);
 
   std::unique_ptr<rag::Embedder> embedder;
   if (config->embedder == "openai") {
@@ -186,7 +187,7 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string analyzer = rag::WarmUpAnalyzer();
-  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion, rag::AnalyzeChunkInto);
+  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion);
   if (!reindexed.ok()) {
     LogError("worker", "could not re-index the lexical index with the new analyzer",
              {{"error", reindexed.status().message()}});

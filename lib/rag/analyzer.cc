@@ -235,11 +235,16 @@ ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title) {
   return AnalyzeChunk(text, TitleTerms(title));
 }
 
-void AnalyzeChunkInto(std::string_view text, std::string_view title,
-                      std::vector<std::string>& terms, uint32_t& length) {
-  ChunkTerms analysed = AnalyzeChunk(text, title);
-  terms = std::move(analysed.terms);
-  length = analysed.length;
+std::vector<store::AnalyzedChunk> AnalyzeDocumentChunks(
+    std::string_view title, std::string_view language, const std::vector<std::string_view>& texts) {
+  const std::vector<std::string> title_terms = TitleTerms(title);
+  std::vector<store::AnalyzedChunk> out;
+  out.reserve(texts.size());
+  for (std::string_view text : texts) {
+    ChunkTerms analysed = AnalyzeChunk(text, title_terms, language);
+    out.push_back({std::move(analysed.terms), analysed.length});
+  }
+  return out;
 }
 
 namespace {

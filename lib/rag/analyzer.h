@@ -72,9 +72,12 @@ ChunkTerms AnalyzeChunk(std::string_view text, const std::vector<std::string>& t
                         std::string_view language = "");
 // The same for one chunk on its own (its language detected, the title analysed here).
 ChunkTerms AnalyzeChunk(std::string_view text, std::string_view title);
-// AnalyzeChunk(text, title) in the shape store::DocumentStore::ReindexLexical takes.
-void AnalyzeChunkInto(std::string_view text, std::string_view title,
-                      std::vector<std::string>& terms, uint32_t& length);
+// The terms of a document's chunks, as ingestion makes them (the title analysed once, every
+// chunk in the document's language): the store::DocumentAnalyzer the store uses to find a
+// document's postings again. Thread-safe.
+std::vector<store::AnalyzedChunk> AnalyzeDocumentChunks(std::string_view title,
+                                                        std::string_view language,
+                                                        const std::vector<std::string_view>& texts);
 
 // Weighted query terms of a question: each non-stop word's stems (1/n each), its surface
 // form if different, and the title form of each stem; and, as optional terms, each pair of

@@ -22,6 +22,32 @@ bool LooksBinary(std::string_view text) {
 
 }  // namespace
 
+void AnalyzeChunks(std::string_view text, const std::vector<Chunk>& chunks,
+                   store::NewDocument& doc) {
+  // In the document's language, with its title analysed once.
+  doc.record.language = DocumentLanguage(text);
+  std::vector<std::string_view> texts;
+  texts.reserve(chunks.size());
+  for (const Chunk& c : chunks) {
+    texts.push_back(text.substr(c.start_byte, c.end_byte - c.start_byte));
+  }
+  std::vector<store::AnalyzedChunk> analysed =
+      AnalyzeDocumentChunks(doc.record.title, doc.record.language, texts);
+  doc.chunks.clear();
+  doc.chunks.reserve(chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    store::NewChunk c;
+    c.index = static_cast<uint32_t>(i);
+    c.start_char = chunks[i].start_char;
+    c.end_char = chunks[i].end_char;
+    c.start_byte = chunks[i].start_byte;
+    c.end_byte = chunks[i].end_byte;
+    c.terms = std::move(analysed[i].terms);
+    c.length = analysed[i].length;
+    doc.chunks.push_back(std::move(c));
+  }
+}
+
 std::string TitleFromText(std::string_view text, size_t max_chars) {
   while (!text.empty()) {
     size_t nl = text.find('\n');
@@ -99,20 +125,7 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
       doc.vectors.insert(doc.vectors.end(), v.begin(), v.end());
     }
   }
-  // Analysed in the document's language, with its title analysed once.
-  const std::string language = DocumentLanguage(text);
-  const std::vector<std::string> title_terms = TitleTerms(doc.record.title);
-  for (size_t i = 0; i < chunks.size(); ++i) {
-    store::ChunkRecord c;
-    c.index = static_cast<uint32_t>(i);
-    c.start_char = chunks[i].start_char;
-    c.end_char = chunks[i].end_char;
-    ChunkTerms analysed = AnalyzeChunk(chunks[i].text, title_terms, language);
-    c.terms = std::move(analysed.terms);
-    c.length = analysed.length;
-    c.text = std::move(chunks[i].text);
-    doc.chunks.push_back(std::move(c));
-  }
+  AnalyzeChunks(text, chunks, doc);
   doc.text = std::move(text);
   preparing.Done();
   auto added = Store(tenant, doc);

@@ -99,6 +99,12 @@ class Ingester {
   bool committing_ = false;        // a thread is committing a group
 };
 
+// Sets `doc`'s language and its chunks (their spans of `text` and their analysed terms), as
+// Ingest does: the document's language detected once, its title (doc.record.title) analysed
+// once.
+void AnalyzeChunks(std::string_view text, const std::vector<Chunk>& chunks,
+                   store::NewDocument& doc);
+
 // A title from the text: its first non-empty line, without a Markdown '#' prefix, cut to
 // `max_chars` characters.
 std::string TitleFromText(std::string_view text, size_t max_chars);

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <future>
+#include <optional>
 #include <unordered_map>
 
 #include "lib/core/json.h"
@@ -85,13 +86,29 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
   };
   std::unordered_map<std::string, double> raw_score;  // BM25 or cosine, for single modes
 
+  auto filter = store_.FilterFor(request.tenant, request.document_ids);
+  if (!filter.ok()) return filter.status();
+  // The API's chunk ids ("<document id>:<index>") of the indexes' dense ids; a chunk deleted
+  // since the search has none.
+  auto public_ids =
+      [&](const std::vector<uint32_t>& chunks) -> Result<std::vector<std::optional<std::string>>> {
+    auto refs = store_.Resolve(request.tenant, chunks);
+    if (!refs.ok()) return refs.status();
+    std::vector<std::optional<std::string>> out;
+    for (const auto& r : *refs) {
+      out.push_back(r ? std::optional<std::string>(ChunkId(r->document_id, r->index))
+                      : std::nullopt);
+    }
+    return out;
+  };
+
   // In hybrid mode BM25 runs on its own thread while the query is embedded and the vectors
   // scanned: the two searches are independent, and the time to first token pays the longer
   // of them rather than their sum. (An early return below still waits for it: a future from
   // std::async joins in its destructor.)
   auto lexical_search = [&] {
     return store_.lexical().Search(request.tenant, AnalyzeQuery(request.query, options_.query),
-                                   candidates, request.document_ids);
+                                   candidates, *filter);
   };
   std::future<Result<store::LexicalResult>> lexical_running;
   if (request.mode == RetrievalMode::kHybrid) {
@@ -102,22 +119,31 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     if (!embedded.ok()) return embedded.status();
     const std::vector<float>& q = embedded->front();
     auto hits = store_.vectors().Search(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
-                                        candidates, request.document_ids);
+                                        candidates, *filter);
     if (!hits.ok()) return hits.status();
-    for (const auto& h : *hits) {
-      std::string id = ChunkId(h.document_id, h.chunk_index);
-      raw_score[id] = h.score;
-      candidate(std::move(id)).cosine = h.score;
+    std::vector<uint32_t> chunks;
+    for (const auto& h : *hits) chunks.push_back(h.chunk);
+    auto ids = public_ids(chunks);
+    if (!ids.ok()) return ids.status();
+    for (size_t i = 0; i < hits->size(); ++i) {
+      if (!(*ids)[i]) continue;
+      raw_score[*(*ids)[i]] = (*hits)[i].score;
+      candidate(*(*ids)[i]).cosine = (*hits)[i].score;
     }
   }
   if (request.mode != RetrievalMode::kVector) {
     auto result = lexical_running.valid() ? lexical_running.get() : lexical_search();
     if (!result.ok()) return result.status();
-    for (const auto& h : result->hits) {
-      std::string id = ChunkId(h.document_id, h.chunk_index);
-      raw_score[id] = h.score;
-      candidate(std::move(id)).lexical_relevance =
-          result->query_mass > 0 ? h.score / result->query_mass : 0.0;
+    std::vector<uint32_t> chunks;
+    for (const auto& h : result->hits) chunks.push_back(h.chunk);
+    auto ids = public_ids(chunks);
+    if (!ids.ok()) return ids.status();
+    for (size_t i = 0; i < result->hits.size(); ++i) {
+      if (!(*ids)[i]) continue;
+      const double score = result->hits[i].score;
+      raw_score[*(*ids)[i]] = score;
+      candidate(*(*ids)[i]).lexical_relevance =
+          result->query_mass > 0 ? score / result->query_mass : 0.0;
     }
   }
 

@@ -1,6 +1,7 @@
 #include "lib/store/document_store.h"
 
 #include <algorithm>
+#include <map>
 
 #include "lib/core/json.h"
 #include "lib/store/tenant_key.h"
@@ -8,65 +9,13 @@
 namespace ragstream::store {
 namespace {
 
-std::string ChunkKey(std::string_view tenant, std::string_view doc, uint32_t index) {
-  return TenantKey(tenant, doc) + EncodeBigEndian64(index).substr(4);
-}
 // Written into index_meta by the first worker; see CheckIndexIdentity.
-constexpr const char* kStoreLayout = "tenant-keys-v1";
+constexpr const char* kStoreLayout = "dense-ids-v2";
+// The layout before dense ids: per-posting keys, chunk records with their text and terms.
+constexpr const char* kPreviousLayout = "tenant-keys-v1";
 
 std::string DocCountKey(std::string_view tenant) {
   return "doc_count/" + std::string(tenant);
-}
-
-std::string EncodeChunk(const ChunkRecord& c) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("index");
-  w.Uint(c.index);
-  w.Key("start_char");
-  w.Uint64(c.start_char);
-  w.Key("end_char");
-  w.Uint64(c.end_char);
-  w.Key("text");
-  WriteString(w, c.text);
-  w.Key("terms");
-  w.StartArray();
-  for (const auto& t : c.terms) WriteString(w, t);
-  w.EndArray();
-  w.Key("length");
-  w.Uint(c.length);
-  w.EndObject();
-  return {buf.GetString(), buf.GetSize()};
-}
-
-bool DecodeChunk(std::string_view json, ChunkRecord& c) {
-  rapidjson::Document d;
-  d.Parse(json.data(), json.size());
-  if (d.HasParseError() || !d.IsObject()) return false;
-  auto u = [&d](const char* k) -> uint64_t {
-    auto it = d.FindMember(k);
-    return it != d.MemberEnd() && it->value.IsUint64() ? it->value.GetUint64() : 0;
-  };
-  c.index = static_cast<uint32_t>(u("index"));
-  c.start_char = u("start_char");
-  c.end_char = u("end_char");
-  auto text = d.FindMember("text");
-  if (text == d.MemberEnd() || !text->value.IsString()) return false;
-  c.text = AsView(text->value);
-  c.terms.clear();
-  auto terms = d.FindMember("terms");
-  if (terms != d.MemberEnd() && terms->value.IsArray()) {
-    for (const auto& t : terms->value.GetArray()) {
-      if (t.IsString()) c.terms.emplace_back(AsView(t));
-    }
-  }
-  // Chunks stored before "length" was measured in words had one term per word.
-  auto length = d.FindMember("length");
-  c.length = length != d.MemberEnd() && length->value.IsUint()
-                 ? length->value.GetUint()
-                 : static_cast<uint32_t>(c.terms.size());
-  return true;
 }
 
 Result<DocumentRecord> LoadDocument(const Txn& txn, MDB_dbi dbi, std::string_view tenant,
@@ -100,6 +49,12 @@ std::string EncodeDocument(const DocumentRecord& d) {
   w.Uint(d.chunk_count);
   w.Key("created_at");
   w.Int64(d.created_at);
+  w.Key("language");
+  WriteString(w, d.language);
+  w.Key("number");
+  w.Uint(d.number);
+  w.Key("first_chunk");
+  w.Uint(d.first_chunk);
   w.EndObject();
   return {buf.GetString(), buf.GetSize()};
 }
@@ -126,26 +81,34 @@ bool DecodeDocument(std::string_view json, DocumentRecord& d) {
   auto created = doc.FindMember("created_at");
   d.created_at =
       created != doc.MemberEnd() && created->value.IsInt64() ? created->value.GetInt64() : 0;
+  d.language = s("language");
+  d.number = static_cast<uint32_t>(u("number"));
+  d.first_chunk = static_cast<uint32_t>(u("first_chunk"));
   return !d.id.empty();
 }
 
 std::vector<std::string> DocumentStore::Databases(int shards) {
-  std::vector<std::string> names = {"documents", "doc_text", "doc_by_hash", "chunks"};
-  for (auto& n : LexicalIndex::Databases()) names.push_back(n);  // includes index_meta
+  std::vector<std::string> names = {"documents", "doc_text", "doc_by_hash"};
+  for (auto& n : ChunkCatalog::Databases()) names.push_back(n);  // includes index_meta
+  for (auto& n : LexicalIndex::Databases()) {
+    if (n != "index_meta") names.push_back(n);
+  }
   for (auto& n : VectorIndex::Databases(shards)) names.push_back(n);
   return names;
 }
 
-DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_format)
+DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_format,
+                             DocumentAnalyzer analyzer)
     : env_(env),
       shards_(shards),
       documents_(env.Dbi("documents")),
       text_(env.Dbi("doc_text")),
       by_hash_(env.Dbi("doc_by_hash")),
-      chunks_(env.Dbi("chunks")),
       meta_(env.Dbi("index_meta")),
+      catalog_(env),
       vectors_(env, shards, vector_format),
-      lexical_(env) {}
+      lexical_(env),
+      analyzer_(std::move(analyzer)) {}
 
 Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t dimension) {
   auto txn = Txn::BeginWrite(env_);
@@ -160,6 +123,13 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "this store was made by a ragstream without tenants (ids are not keyed by "
                   "tenant); export its conversations and documents with the old version, then "
                   "use a new RAGSTREAM_DATA_DIR and re-ingest");
+  }
+  if (layout->has_value() && **layout == kPreviousLayout) {
+    return Status(ErrorKind::kInvalidArgument, "old_store_layout",
+                  "this store has the previous index layout (one key per posting, chunks "
+                  "holding copies of their text); stop the workers and run `ragstream migrate "
+                  "--data-dir DIR` once to convert it in place (back it up first with "
+                  "`ragstream backup`)");
   }
   const std::string want[5][2] = {{"layout", kStoreLayout},
                                   {"embedder", embedder},
@@ -190,10 +160,10 @@ namespace {
 // so answers being saved never are.
 constexpr uint64_t kAnswerReserveBytes = 32ull << 20;
 
-// About how much of the map a document takes (its text, chunk copies, postings and
-// vectors; the store holds about 13 times the text, docs/PERFORMANCE.md).
+// About how much of the map a document takes (its text, spans, postings and vectors, with
+// room for the B-tree pages they dirty; docs/PERFORMANCE.md has the measured sizes).
 uint64_t MapBytesFor(const NewDocument& doc) {
-  return doc.text.size() * 16 + doc.vectors.size() * sizeof(float) * 3 + 4096;
+  return doc.text.size() * 4 + doc.vectors.size() * sizeof(float) * 3 + 4096;
 }
 
 // Runs a document write; if the map was full, grows it and runs it once more.
@@ -236,33 +206,78 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
   return WithRoom(env_, need, [&] { return AddGroupOnce(items); });
 }
 
+struct DocumentStore::Postings {
+  std::map<std::string, PostingBatch, std::less<>> by_tenant;
+  // The rebuild's position (ReindexCursor), read once per transaction.
+  std::optional<std::string> reindex_cursor;
+
+  bool Indexed(std::string_view tenant, uint32_t chunk) const {
+    return !reindex_cursor || TenantKey(tenant, ChunkKeyPart(chunk)) <= *reindex_cursor;
+  }
+  Status Begin(const DocumentStore& store, const Txn& txn) {
+    auto cursor = store.ReindexCursor(txn);
+    if (!cursor.ok()) return cursor.status();
+    reindex_cursor = std::move(*cursor);
+    return Status::Ok();
+  }
+  PostingBatch& For(std::string_view tenant) {
+    auto it = by_tenant.find(tenant);
+    if (it == by_tenant.end()) it = by_tenant.emplace(std::string(tenant), PostingBatch()).first;
+    return it->second;
+  }
+};
+
+Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings) {
+  for (const auto& [tenant, batch] : postings.by_tenant) {
+    if (Status s = lexical_.Write(txn, tenant, batch); !s.ok()) return s;
+  }
+  return txn.Commit();
+}
+
+Result<std::optional<std::string>> DocumentStore::ReindexCursor(const Txn& txn) const {
+  auto cursor = txn.Get(meta_, "reindex_cursor");
+  if (!cursor.ok()) return cursor.status();
+  if (!cursor->has_value()) return std::optional<std::string>();
+  return std::optional<std::string>(std::string(**cursor));
+}
+
 Result<AddResult> DocumentStore::AddOnce(std::string_view tenant, const NewDocument& doc,
                                          uint64_t max_documents) {
-  auto txn = Txn::BeginWrite(env_);
-  if (!txn.ok()) return txn.status();
-  auto added = AddIn(*txn, tenant, doc, max_documents);
-  if (!added.ok() || !added->created) return added;
-  if (Status s = txn->Commit(); !s.ok()) return s;
-  return added;
+  auto results = AddGroupOnce({GroupItem{tenant, &doc, max_documents}});
+  if (!results.ok()) return results.status();
+  return std::move(results->front());
+}
+
+Result<std::vector<AddResult>> DocumentStore::AddManyAfter(std::string_view tenant,
+                                                           const std::vector<NewDocument>& docs,
+                                                           const TxnStep& first) {
+  uint64_t need = 0;
+  for (const auto& d : docs) need += MapBytesFor(d);
+  return WithRoom(env_, need, [&] { return AddManyOnce(tenant, docs, 0, first); });
 }
 
 Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenant,
                                                           const std::vector<NewDocument>& docs,
-                                                          uint64_t max_documents) {
+                                                          uint64_t max_documents,
+                                                          const TxnStep& first) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
+  if (first) {
+    if (Status s = first(*txn); !s.ok()) return s;
+  }
+  Postings postings;
+  if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
   std::vector<AddResult> results;
   results.reserve(docs.size());
-  bool wrote = false;
+  bool wrote = static_cast<bool>(first);
   for (const NewDocument& doc : docs) {
-    auto added = AddIn(*txn, tenant, doc, max_documents);
+    auto added = AddIn(*txn, tenant, doc, max_documents, postings);
     if (!added.ok()) return added.status();
     wrote = wrote || added->created;
     results.push_back(std::move(*added));
   }
-  if (wrote) {
-    if (Status s = txn->Commit(); !s.ok()) return s;
-  }
+  if (!wrote) return results;
+  if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
   return results;
 }
 
@@ -270,29 +285,36 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
     const std::vector<GroupItem>& items) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
+  Postings postings;
+  if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
   std::vector<Result<AddResult>> results;
   results.reserve(items.size());
   bool wrote = false;
   for (const GroupItem& item : items) {
     bool wrote_some = false;
-    auto added = AddIn(*txn, item.tenant, *item.doc, item.max_documents, &wrote_some);
+    auto added = AddIn(*txn, item.tenant, *item.doc, item.max_documents, postings, &wrote_some);
     // A document refused before any of it was written (its limit, its shape) leaves the
     // transaction as it was; a failure after that would leave half a document: all fail.
     if (!added.ok() && wrote_some) return added.status();
     wrote = wrote || (added.ok() && added->created);
     results.push_back(std::move(added));
   }
-  if (wrote) {
-    if (Status s = txn->Commit(); !s.ok()) return s;
-  }
+  if (!wrote) return results;
+  if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
   return results;
 }
 
 Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
                                        const NewDocument& doc, uint64_t max_documents,
-                                       bool* wrote_some) {
+                                       Postings& postings, bool* wrote_some) {
   if (doc.vectors.size() != doc.chunks.size() * doc.dimension) {
     return Status::Internal("vector count does not match chunk count");
+  }
+  for (const NewChunk& c : doc.chunks) {
+    if (c.start_byte > c.end_byte || c.end_byte > doc.text.size() || c.end_byte > 0xffffffffull ||
+        c.end_char > 0xffffffffull) {
+      return Status::Internal("a chunk's span lies outside its document");
+    }
   }
   Txn* txn = &txn_ref;
   // Checked inside the write transaction, so two concurrent identical uploads store one.
@@ -314,21 +336,39 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
   // The record's chunk count is what Delete walks: it comes from the chunks themselves.
   DocumentRecord r = doc.record;
   r.chunk_count = static_cast<uint32_t>(doc.chunks.size());
-  const std::string key = TenantKey(tenant, r.id);
+  auto number = catalog_.NewDocumentNumber(*txn, tenant);
+  if (!number.ok()) return number.status();
+  auto first = catalog_.NewChunkIds(*txn, tenant, r.chunk_count);
+  if (!first.ok()) return first.status();
   if (wrote_some) *wrote_some = true;
+  r.number = *number;
+  r.first_chunk = *first;
+  const std::string key = TenantKey(tenant, r.id);
   if (Status s = txn->Put(documents_, key, EncodeDocument(r)); !s.ok()) return s;
   if (Status s = txn->Put(text_, key, doc.text); !s.ok()) return s;
   if (Status s = txn->Put(by_hash_, TenantKey(tenant, r.content_hash), r.id); !s.ok()) return s;
   if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), 1); !s.ok()) return s;
-  for (const ChunkRecord& c : doc.chunks) {
-    if (Status s = txn->Put(chunks_, ChunkKey(tenant, r.id, c.index), EncodeChunk(c)); !s.ok()) {
-      return s;
-    }
-    if (Status s = lexical_.Add(*txn, tenant, r.id, c.index, c.terms, c.length); !s.ok()) return s;
+  if (Status s = catalog_.PutDocument(*txn, tenant, r.number, {r.first_chunk, r.chunk_count, r.id});
+      !s.ok()) {
+    return s;
   }
-  if (!doc.chunks.empty()) {
-    if (Status s = vectors_.Put(*txn, tenant, r.id, doc.vectors.data(),
-                                static_cast<uint32_t>(doc.chunks.size()), doc.dimension);
+  PostingBatch& batch = postings.For(tenant);
+  for (uint32_t i = 0; i < r.chunk_count; ++i) {
+    const NewChunk& c = doc.chunks[i];
+    const ChunkSpan span{r.number,
+                         i,
+                         static_cast<uint32_t>(c.start_byte),
+                         static_cast<uint32_t>(c.end_byte),
+                         static_cast<uint32_t>(c.start_char),
+                         static_cast<uint32_t>(c.end_char),
+                         c.length};
+    if (Status s = catalog_.PutSpan(*txn, tenant, r.first_chunk + i, span); !s.ok()) return s;
+    if (postings.Indexed(tenant, r.first_chunk + i))
+      batch.Add(r.first_chunk + i, c.terms, c.length);
+  }
+  if (r.chunk_count > 0) {
+    if (Status s = vectors_.Put(*txn, tenant, r.first_chunk, doc.vectors.data(), r.chunk_count,
+                                doc.dimension);
         !s.ok()) {
       return s;
     }
@@ -383,23 +423,71 @@ Result<uint64_t> DocumentStore::CountAll() const {
   return static_cast<uint64_t>(stat.ms_entries);
 }
 
+namespace {
+
+// The texts of a document's chunks, as spans of its text (views into `text`).
+Result<std::vector<std::string_view>> ChunkTexts(const Txn& txn, const ChunkCatalog& catalog,
+                                                 std::string_view tenant, const DocumentRecord& d,
+                                                 std::string_view text,
+                                                 std::vector<ChunkSpan>& spans) {
+  std::vector<std::string_view> texts;
+  spans.clear();
+  for (uint32_t i = 0; i < d.chunk_count; ++i) {
+    auto span = catalog.Span(txn, tenant, d.first_chunk + i);
+    if (!span.ok()) return span.status();
+    if (!span->has_value() || (*span)->end_byte > text.size()) {
+      return Status::Internal("chunk " + std::to_string(i) + " of " + d.id + " is missing");
+    }
+    spans.push_back(**span);
+    texts.push_back(text.substr((*span)->start_byte, (*span)->end_byte - (*span)->start_byte));
+  }
+  return texts;
+}
+
+}  // namespace
+
 Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
+  // The chunks are analysed before the write transaction (a large document takes a while),
+  // from a snapshot; the write then checks that the document is still that one.
+  DocumentRecord before;
+  std::vector<AnalyzedChunk> analysed;
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    auto rec = LoadDocument(*txn, documents_, tenant, id);
+    if (!rec.ok()) return rec.status();
+    before = std::move(*rec);
+    auto text = txn->Get(text_, TenantKey(tenant, id));
+    if (!text.ok()) return text.status();
+    std::vector<ChunkSpan> spans;
+    auto texts = ChunkTexts(*txn, catalog_, tenant, before, text->value_or(""), spans);
+    if (!texts.ok()) return texts.status();
+    analysed = analyzer_(before.title, before.language, *texts);
+    if (analysed.size() != spans.size()) return Status::Internal("the analyzer lost chunks");
+    for (size_t i = 0; i < spans.size(); ++i) analysed[i].length = spans[i].length;
+  }
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   auto rec = LoadDocument(*txn, documents_, tenant, id);
   if (!rec.ok()) return rec.status();
+  if (rec->number != before.number) return Delete(tenant, id);  // replaced meanwhile: again
+  Postings postings;
+  if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
+  PostingBatch& batch = postings.For(tenant);
   for (uint32_t i = 0; i < rec->chunk_count; ++i) {
-    const std::string key = ChunkKey(tenant, id, i);
-    auto raw = txn->Get(chunks_, key);
-    if (!raw.ok()) return raw.status();
-    ChunkRecord chunk;
-    if (raw->has_value() && DecodeChunk(**raw, chunk)) {
-      if (Status s = lexical_.Remove(*txn, tenant, id, i, chunk.terms, chunk.length); !s.ok())
-        return s;
+    if (postings.Indexed(tenant, rec->first_chunk + i)) {
+      batch.Add(rec->first_chunk + i, analysed[i].terms, analysed[i].length);
     }
-    if (Status s = txn->Del(chunks_, key); !s.ok()) return s;
   }
-  if (Status s = vectors_.Delete(*txn, tenant, id); !s.ok()) return s;
+  if (Status s = lexical_.Erase(*txn, tenant, batch); !s.ok()) return s;
+  if (Status s =
+          catalog_.Erase(*txn, tenant, rec->number, {rec->first_chunk, rec->chunk_count, rec->id});
+      !s.ok()) {
+    return s;
+  }
+  if (rec->chunk_count > 0) {
+    if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk); !s.ok()) return s;
+  }
   if (Status s = txn->Del(by_hash_, TenantKey(tenant, rec->content_hash)); !s.ok()) return s;
   const std::string key = TenantKey(tenant, id);
   if (Status s = txn->Del(text_, key); !s.ok()) return s;
@@ -408,59 +496,101 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   return txn->Commit();
 }
 
-Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version,
-                                               const ChunkAnalyzer& analyze, size_t batch_chunks) {
+Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_t batch_chunks) {
   uint64_t reindexed = 0;
+  const MDB_dbi spans_dbi = env_.Dbi("chunk_spans");
   for (;;) {
     auto txn = Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
     auto have = txn->Get(meta_, "analyzer");
     if (!have.ok()) return have.status();
     if (have->has_value() && **have == version) return reindexed;
-    auto from = txn->Get(meta_, "reindex_cursor");
-    if (!from.ok()) return from.status();
-    std::string cursor_key = from->has_value() ? std::string(**from) : std::string();
-    // The documents after the cursor, up to about batch_chunks chunks (copied: the writes
-    // below would invalidate a cursor's view).
-    std::vector<std::pair<std::string, DocumentRecord>> docs;
+    auto cursor = ReindexCursor(*txn);
+    if (!cursor.ok()) return cursor.status();
+    if (!cursor->has_value()) {
+      // Start: empty the index (every tenant's), then rebuild from the first chunk.
+      for (const char* db : {"lex_blocks", "lex_doc_freq"}) {
+        if (int rc = mdb_drop(txn->raw(), env_.Dbi(db), 0); rc != 0) {
+          return MdbStatus(rc, "mdb_drop");
+        }
+      }
+      std::vector<std::string> totals;
+      {
+        auto cur = Cursor::Open(*txn, meta_);
+        if (!cur.ok()) return cur.status();
+        for (bool more = cur->SeekAtLeast("bm25_"); more && HasPrefix(cur->key(), "bm25_");
+             more = cur->Next()) {
+          totals.emplace_back(cur->key());
+        }
+      }
+      for (const auto& key : totals) {
+        if (Status s = txn->Del(meta_, key); !s.ok()) return s;
+      }
+      if (Status s = txn->Put(meta_, "reindex_cursor", ""); !s.ok()) return s;
+      if (Status s = txn->Commit(); !s.ok()) return s;
+      continue;
+    }
+    // The next chunks after the cursor, in key order (tenant, then chunk id), copied: the
+    // writes below would invalidate a cursor's view.
+    std::vector<std::pair<std::string, ChunkSpan>> next;
     {
-      auto cur = Cursor::Open(*txn, documents_);
+      auto cur = Cursor::Open(*txn, spans_dbi);
       if (!cur.ok()) return cur.status();
-      size_t chunks = 0;
-      bool have_doc = cursor_key.empty() ? cur->First() : cur->SeekAtLeast(cursor_key);
-      if (have_doc && !cursor_key.empty() && cur->key() == cursor_key) have_doc = cur->Next();
-      for (; have_doc && chunks < batch_chunks; have_doc = cur->Next()) {
-        DocumentRecord d;
-        if (!DecodeDocument(cur->value(), d)) continue;
-        chunks += d.chunk_count;
-        docs.emplace_back(std::string(cur->key()), std::move(d));
+      const std::string& after = **cursor;
+      bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
+      if (more && !after.empty() && cur->key() == after) more = cur->Next();
+      for (; more && next.size() < batch_chunks; more = cur->Next()) {
+        std::string_view key = cur->key();
+        if (key.size() < 5) continue;
+        auto span = catalog_.Span(*txn, key.substr(0, key.size() - 5),
+                                  DecodeChunkKeyPart(key.substr(key.size() - 4)));
+        if (!span.ok()) return span.status();
+        if (span->has_value()) next.emplace_back(std::string(key), **span);
       }
     }
-    for (const auto& [key, d] : docs) {
-      const std::string_view tenant = std::string_view(key).substr(0, key.size() - d.id.size() - 1);
-      for (uint32_t i = 0; i < d.chunk_count; ++i) {
-        const std::string chunk_key = ChunkKey(tenant, d.id, i);
-        auto raw = txn->Get(chunks_, chunk_key);
-        if (!raw.ok()) return raw.status();
-        ChunkRecord chunk;
-        if (!raw->has_value() || !DecodeChunk(**raw, chunk)) continue;
-        if (Status s = lexical_.Remove(*txn, tenant, d.id, i, chunk.terms, chunk.length); !s.ok()) {
-          return s;
-        }
-        chunk.terms.clear();
-        analyze(chunk.text, d.title, chunk.terms, chunk.length);
-        if (Status s = lexical_.Add(*txn, tenant, d.id, i, chunk.terms, chunk.length); !s.ok()) {
-          return s;
-        }
-        if (Status s = txn->Put(chunks_, chunk_key, EncodeChunk(chunk)); !s.ok()) return s;
-        ++reindexed;
-      }
+    if (next.empty()) {
+      if (Status s = txn->Put(meta_, "analyzer", version); !s.ok()) return s;
+      if (Status s = txn->Del(meta_, "reindex_cursor"); !s.ok()) return s;
+      if (Status s = txn->Commit(); !s.ok()) return s;
+      return reindexed;
     }
-    Status s = docs.empty() ? txn->Put(meta_, "analyzer", version)
-                            : txn->Put(meta_, "reindex_cursor", docs.back().first);
-    if (s.ok() && docs.empty()) s = txn->Del(meta_, "reindex_cursor");
-    if (!s.ok()) return s;
-    if (Status c = txn->Commit(); !c.ok()) return c;
+    // Analysed document by document (its title and language), only the chunks in this batch.
+    Postings postings;
+    for (size_t i = 0; i < next.size();) {
+      const std::string& key = next[i].first;
+      const std::string tenant = key.substr(0, key.size() - 5);
+      const uint32_t doc_num = next[i].second.doc_num;
+      size_t j = i;
+      while (j < next.size() && next[j].second.doc_num == doc_num &&
+             next[j].first.compare(0, tenant.size() + 1, key, 0, tenant.size() + 1) == 0) {
+        ++j;
+      }
+      auto entry = catalog_.Document(*txn, tenant, doc_num);
+      if (!entry.ok()) return entry.status();
+      if (entry->has_value()) {
+        auto rec = LoadDocument(*txn, documents_, tenant, (*entry)->public_id);
+        auto text = txn->Get(text_, TenantKey(tenant, (*entry)->public_id));
+        if (!text.ok()) return text.status();
+        if (rec.ok() && text->has_value()) {
+          std::vector<std::string_view> texts;
+          for (size_t c = i; c < j; ++c) {
+            const ChunkSpan& sp = next[c].second;
+            texts.push_back((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
+          }
+          std::vector<AnalyzedChunk> analysed = analyzer_(rec->title, rec->language, texts);
+          for (size_t c = i; c < j && c - i < analysed.size(); ++c) {
+            postings.For(tenant).Add(
+                DecodeChunkKeyPart(
+                    std::string_view(next[c].first).substr(next[c].first.size() - 4)),
+                analysed[c - i].terms, next[c].second.length);
+            ++reindexed;
+          }
+        }
+      }
+      i = j;
+    }
+    if (Status s = txn->Put(meta_, "reindex_cursor", next.back().first); !s.ok()) return s;
+    if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
   }
 }
 
@@ -468,13 +598,80 @@ Result<ChunkRecord> DocumentStore::GetChunk(std::string_view tenant, const std::
                                             uint32_t index) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto raw = txn->Get(chunks_, ChunkKey(tenant, document_id, index));
-  if (!raw.ok()) return raw.status();
-  ChunkRecord c;
-  if (!raw->has_value() || !DecodeChunk(**raw, c)) {
+  auto not_found = [&] {
     return Status::NotFound("chunk " + std::to_string(index) + " of " + document_id);
+  };
+  auto rec = LoadDocument(*txn, documents_, tenant, document_id);
+  if (!rec.ok()) return rec.status().kind() == ErrorKind::kNotFound ? not_found() : rec.status();
+  if (index >= rec->chunk_count) return not_found();
+  auto span = catalog_.Span(*txn, tenant, rec->first_chunk + index);
+  if (!span.ok()) return span.status();
+  auto text = txn->Get(text_, TenantKey(tenant, document_id));
+  if (!text.ok()) return text.status();
+  if (!span->has_value() || !text->has_value() || (*span)->end_byte > (*text)->size()) {
+    return not_found();
   }
+  const ChunkSpan& sp = **span;
+  ChunkRecord c;
+  c.index = index;
+  c.start_char = sp.start_char;
+  c.end_char = sp.end_char;
+  c.text = std::string((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
+  c.length = sp.length;
   return c;
+}
+
+Result<ChunkFilter> DocumentStore::FilterFor(std::string_view tenant,
+                                             const std::vector<std::string>& ids) const {
+  ChunkFilter filter;
+  if (ids.empty()) return filter;
+  filter.all = false;
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  for (const auto& id : ids) {
+    auto rec = LoadDocument(*txn, documents_, tenant, id);
+    if (!rec.ok()) {
+      if (rec.status().kind() == ErrorKind::kNotFound) continue;
+      return rec.status();
+    }
+    if (rec->chunk_count > 0) {
+      filter.ranges.emplace_back(rec->first_chunk, rec->first_chunk + rec->chunk_count);
+    }
+  }
+  std::sort(filter.ranges.begin(), filter.ranges.end());
+  return filter;
+}
+
+Result<std::vector<std::optional<ChunkRef>>> DocumentStore::Resolve(
+    std::string_view tenant, const std::vector<uint32_t>& chunks) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  std::vector<std::optional<ChunkRef>> out;
+  out.reserve(chunks.size());
+  std::map<uint32_t, std::optional<std::string>> ids;  // document number -> public id
+  for (uint32_t chunk : chunks) {
+    auto span = catalog_.Span(*txn, tenant, chunk);
+    if (!span.ok()) return span.status();
+    if (!span->has_value()) {
+      out.emplace_back();
+      continue;
+    }
+    auto it = ids.find((*span)->doc_num);
+    if (it == ids.end()) {
+      auto entry = catalog_.Document(*txn, tenant, (*span)->doc_num);
+      if (!entry.ok()) return entry.status();
+      it = ids.emplace((*span)->doc_num, entry->has_value()
+                                             ? std::optional<std::string>((*entry)->public_id)
+                                             : std::nullopt)
+               .first;
+    }
+    if (!it->second) {
+      out.emplace_back();
+    } else {
+      out.push_back(ChunkRef{*it->second, (*span)->index});
+    }
+  }
+  return out;
 }
 
 Result<std::vector<std::string>> DocumentStore::Missing(std::string_view tenant,

@@ -1,19 +1,26 @@
 // Documents, their chunks, and the two indexes over them, kept consistent: adding or
 // deleting a document touches the document record, its text, its content-hash entry, its
-// chunks, its vectors and its lexical postings in one transaction.
+// chunk spans, its vectors and its lexical postings in one transaction.
 //
 // Every document belongs to a tenant, and every key below starts with the tenant's name and
 // '/' (tenant_key.h): a tenant sees, searches and deletes only its own documents, and another
 // tenant's document id is NotFound exactly like an unknown one.
 //
-//   documents    T/document id -> DocumentRecord (JSON)
-//   doc_text     T/document id -> the original text
+//   documents    T/document id -> DocumentRecord (JSON; with its dense number, first chunk id
+//                and language)
+//   doc_text     T/document id -> the original text: the only copy (a chunk is a span of it)
 //   doc_by_hash  T/sha256 of the text -> document id (identical content is stored once per
 //                tenant: deduplicating across tenants would tell one what another holds)
-//   chunks       T/document id + big-endian chunk index -> ChunkRecord (JSON)
+//   doc_by_num, chunk_spans   dense ids (chunk_catalog.h)
+//   lex_blocks, lex_doc_freq  the lexical index (lexical_index.h)
+//   vectors.N, vectors8.N     the vector index (vector_index.h)
 //   index_meta   "layout" (the key layout), "embedder", "dimension", "shards": what the
-//                store and its vector index were made with;
-//                "doc_count/T" -> u64 documents of tenant T (its limit is checked in Add)
+//                store and its vector index were made with; "analyzer": what made the
+//                postings; "doc_count/T" -> u64 documents of tenant T (its limit is checked in
+//                Add)
+//
+// A store made by the previous layout (per-posting keys, chunk records with their own text and
+// terms) is refused at start; `ragstream migrate` converts it (store_migration.h).
 #pragma once
 
 #include <cstdint>
@@ -23,6 +30,7 @@
 #include <vector>
 
 #include "lib/core/status.h"
+#include "lib/store/chunk_catalog.h"
 #include "lib/store/lexical_index.h"
 #include "lib/store/lmdb.h"
 #include "lib/store/vector_index.h"
@@ -37,23 +45,42 @@ struct DocumentRecord {
   uint64_t chars = 0;
   uint32_t chunk_count = 0;
   int64_t created_at = 0;
+  std::string language;  // what its chunks were analysed in (ISO 639-1)
+  // Set by the store: the document's dense number and its first chunk's dense id.
+  uint32_t number = 0;
+  uint32_t first_chunk = 0;
 };
 
+// A chunk as read back: its text is a span of the document's.
 struct ChunkRecord {
   uint32_t index = 0;
   uint64_t start_char = 0;  // [start, end) in code points of the document
   uint64_t end_char = 0;
   std::string text;
-  std::vector<std::string> terms;  // lexical terms, with repetition (kept for deletion)
-  uint32_t length = 0;             // its length for BM25 (rag::ChunkTerms::length)
+  uint32_t length = 0;  // its length for BM25 (rag::ChunkTerms::length)
+};
+
+// A chunk as it is added: where it is in the text, and its analysed terms.
+struct NewChunk {
+  uint32_t index = 0;
+  uint64_t start_char = 0, end_char = 0;  // in code points
+  uint64_t start_byte = 0, end_byte = 0;  // text.substr(start_byte, end_byte - start_byte)
+  std::vector<std::string> terms;         // lexical terms, with repetition
+  uint32_t length = 0;                    // its length for BM25
 };
 
 struct NewDocument {
-  DocumentRecord record;  // id, title, content_hash, bytes, chars set by the caller
+  DocumentRecord record;  // id, title, content_hash, bytes, chars, language set by the caller
   std::string text;
-  std::vector<ChunkRecord> chunks;
+  std::vector<NewChunk> chunks;
   std::vector<float> vectors;  // chunks.size() x dimension, row-major
   uint32_t dimension = 0;
+};
+
+// A chunk found by a search, as the API names it.
+struct ChunkRef {
+  std::string document_id;
+  uint32_t index = 0;
 };
 
 struct AddResult {
@@ -65,12 +92,14 @@ class DocumentStore {
  public:
   static std::vector<std::string> Databases(int shards);
 
-  DocumentStore(const Env& env, int shards, VectorFormat vector_format = VectorFormat::kFloat);
+  // `analyzer` must make the terms the documents were added with (rag::AnalyzeDocumentChunks).
+  DocumentStore(const Env& env, int shards, VectorFormat vector_format, DocumentAnalyzer analyzer);
 
   // Records the embedder on first use; afterwards a different name, dimension or shard
   // count is an error naming both, since vectors from another embedder would be garbage; so
   // is another vector format (the blocks of the other format would be missing). A
-  // store made before tenants (no "layout") is refused: its records would be invisible.
+  // store made before tenants (no "layout") is refused: its records would be invisible; so is
+  // one of the previous layout (old_store_layout, naming `ragstream migrate`).
   Status CheckIndexIdentity(const std::string& embedder, uint32_t dimension);
 
   // `max_documents` > 0: a tenant that already holds that many gets document_limit (403)
@@ -83,6 +112,12 @@ class DocumentStore {
   Result<std::vector<AddResult>> AddMany(std::string_view tenant,
                                          const std::vector<NewDocument>& docs,
                                          uint64_t max_documents = 0);
+  // AddMany after `first` has run in the same write transaction (the migration removes there
+  // what the documents replace, and records its progress).
+  using TxnStep = std::function<Status(Txn&)>;
+  Result<std::vector<AddResult>> AddManyAfter(std::string_view tenant,
+                                              const std::vector<NewDocument>& docs,
+                                              const TxnStep& first);
 
   // Group commit: the documents of several requests (each with its tenant and limit) in one
   // transaction. A document refused on its own (document_limit, a malformed NewDocument) gets
@@ -102,24 +137,28 @@ class DocumentStore {
   Result<uint64_t> Count(std::string_view tenant) const;
   // Documents of every tenant (for health and metrics).
   Result<uint64_t> CountAll() const;
-  // Removes the document and everything derived from it. NotFound if unknown.
+  // Removes the document and everything derived from it. NotFound if unknown. Its chunks are
+  // analysed again before the write transaction, to find their postings.
   Status Delete(std::string_view tenant, const std::string& id);
   Result<ChunkRecord> GetChunk(std::string_view tenant, const std::string& document_id,
                                uint32_t index) const;
+  // The chunks of the documents `ids` (empty: every chunk), for the indexes' searches.
+  Result<ChunkFilter> FilterFor(std::string_view tenant, const std::vector<std::string>& ids) const;
+  // What each dense chunk id is (nullopt: deleted since it was found).
+  Result<std::vector<std::optional<ChunkRef>>> Resolve(std::string_view tenant,
+                                                       const std::vector<uint32_t>& chunks) const;
   // The ids among `ids` that the tenant does not have.
   Result<std::vector<std::string>> Missing(std::string_view tenant,
                                            const std::vector<std::string>& ids) const;
 
-  // Re-analyses the lexical terms of every chunk when the store's postings were made by
-  // another analyzer than `version` (index_meta "analyzer"), then records `version`. Runs in
-  // write transactions of about `batch_chunks` chunks, each resuming where the last stopped
-  // (index_meta "reindex_cursor"), so it never holds the write lock long, survives a kill, and
-  // several workers starting at once share the work instead of repeating it. Returns the
-  // number of chunks re-analysed (0 when the store was current or empty).
-  using ChunkAnalyzer = std::function<void(std::string_view text, std::string_view title,
-                                           std::vector<std::string>& terms, uint32_t& length)>;
-  Result<uint64_t> ReindexLexical(const std::string& version, const ChunkAnalyzer& analyze,
-                                  size_t batch_chunks = 512);
+  // Rebuilds the lexical index when the store's postings were made by another analyzer than
+  // `version` (index_meta "analyzer"), then records `version`: empties it, then analyses
+  // every chunk again in chunk id order, in write transactions of about `batch_chunks`
+  // chunks, each resuming where the last stopped (index_meta "reindex_cursor"), so it never
+  // holds the write lock long, survives a kill, and several workers starting at once share the
+  // work. Documents added meanwhile are indexed by whichever comes first, never twice.
+  // Returns the number of chunks re-analysed (0 when the store was current or empty).
+  Result<uint64_t> ReindexLexical(const std::string& version, size_t batch_chunks = 512);
 
   const VectorIndex& vectors() const { return vectors_; }
   const LexicalIndex& lexical() const { return lexical_; }
@@ -131,18 +170,26 @@ class DocumentStore {
                             uint64_t max_documents);
   Result<std::vector<AddResult>> AddManyOnce(std::string_view tenant,
                                              const std::vector<NewDocument>& docs,
-                                             uint64_t max_documents);
+                                             uint64_t max_documents, const TxnStep& first = {});
   Result<std::vector<Result<AddResult>>> AddGroupOnce(const std::vector<GroupItem>& items);
   // Add's work inside an open write transaction (which the caller commits). `wrote_some`,
   // if given, is set once it has started writing (a failure after that spoils `txn`).
+  // Postings go into `postings` (by tenant), written once per term when the caller commits.
+  struct Postings;
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
-                          uint64_t max_documents, bool* wrote_some = nullptr);
+                          uint64_t max_documents, Postings& postings, bool* wrote_some = nullptr);
+  Status CommitWithPostings(Txn& txn, const Postings& postings);
+  // Whether a chunk's postings are in the index: always, except during a rebuild
+  // (ReindexLexical) for chunks it has not reached yet, which it will index itself.
+  Result<std::optional<std::string>> ReindexCursor(const Txn& txn) const;
 
   const Env& env_;
   int shards_;
-  MDB_dbi documents_, text_, by_hash_, chunks_, meta_;
+  MDB_dbi documents_, text_, by_hash_, meta_;
+  ChunkCatalog catalog_;
   VectorIndex vectors_;
   LexicalIndex lexical_;
+  DocumentAnalyzer analyzer_;
 };
 
 std::string EncodeDocument(const DocumentRecord& d);

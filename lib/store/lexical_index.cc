@@ -4,7 +4,7 @@
 #include <cmath>
 #include <cstring>
 #include <functional>
-#include <map>
+#include <optional>
 #include <unordered_map>
 
 #include "lib/store/tenant_key.h"
@@ -15,42 +15,148 @@ namespace {
 constexpr double kK1 = 1.2;
 constexpr double kB = 0.75;
 
-std::string PostingKey(std::string_view tenant, std::string_view term, std::string_view doc,
-                       uint32_t chunk) {
-  std::string key = TenantKey(tenant, term);
-  key.push_back('\0');
-  key.append(doc);
-  key.append(EncodeBigEndian64(chunk).substr(4));
-  return key;
+// Postings per block: a block of a common term stays well inside a 4 KB page (about 500
+// bytes), so rewriting the last block of each term a batch touches costs little.
+constexpr size_t kBlockPostings = 128;
+
+// LMDB keys are at most 511 bytes and a block key is the term plus at most 65 bytes of
+// tenant and 5 of separator and id: longer terms (the tokenizer keeps them under 64 bytes) are
+// never indexed.
+constexpr size_t kMaxTermBytes = 400;
+
+struct Posting {
+  uint32_t chunk, tf, length;
+};
+
+void PutVarint(std::string& out, uint32_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
 }
 
-uint32_t ReadU32(std::string_view v, size_t offset = 0) {
+bool GetVarint(std::string_view& in, uint32_t& v) {
+  v = 0;
+  for (int shift = 0; shift <= 28 && !in.empty(); shift += 7) {
+    const auto byte = static_cast<unsigned char>(in.front());
+    in.remove_prefix(1);
+    v |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    if (!(byte & 0x80)) return true;
+  }
+  return false;
+}
+
+// The postings of a block whose key ends in `first`. A malformed tail is dropped.
+void DecodeBlock(uint32_t first, std::string_view value, std::vector<Posting>& out) {
+  out.clear();
+  uint32_t chunk = first;
+  while (!value.empty()) {
+    uint32_t gap, tf, length;
+    if (!GetVarint(value, gap) || !GetVarint(value, tf) || !GetVarint(value, length)) return;
+    chunk += gap;
+    out.push_back({chunk, tf, length});
+  }
+}
+
+std::string EncodeBlock(const Posting* p, size_t n) {
+  std::string out;
+  out.reserve(n * 4);
+  uint32_t previous = n ? p[0].chunk : 0;
+  for (size_t i = 0; i < n; ++i) {
+    PutVarint(out, p[i].chunk - previous);
+    PutVarint(out, p[i].tf);
+    PutVarint(out, p[i].length);
+    previous = p[i].chunk;
+  }
+  return out;
+}
+
+std::string TermPrefix(std::string_view tenant, std::string_view term) {
+  std::string prefix = TenantKey(tenant, term);
+  prefix.push_back('\0');
+  return prefix;
+}
+
+uint32_t BlockFirst(std::string_view key, size_t prefix_size) {
+  return DecodeChunkKeyPart(key.substr(prefix_size));
+}
+
+// The block of a term where `chunk` belongs: the last one starting at or before it, else the
+// term's first block (when `chunk` comes before all of them). Its key, its postings and where
+// the next block starts (UINT32_MAX + 1 when it is the last). Empty key: the term has none.
+struct Located {
+  std::string key;
+  std::vector<Posting> postings;
+  uint64_t next_first = uint64_t{1} << 32;
+};
+
+bool Locate(Cursor& cur, const std::string& prefix, uint32_t chunk, Located& out) {
+  out.key.clear();
+  out.postings.clear();
+  out.next_first = uint64_t{1} << 32;
+  bool here = cur.SeekAtLeast(prefix + ChunkKeyPart(chunk));
+  bool at_block =
+      here && HasPrefix(cur.key(), prefix) && BlockFirst(cur.key(), prefix.size()) == chunk;
+  if (!at_block) {
+    // The block before (starting below `chunk`), if it is this term's.
+    bool back = here ? cur.Prev() : cur.Last();
+    at_block = back && HasPrefix(cur.key(), prefix);
+    if (!at_block) {
+      // `chunk` precedes every block of the term: merge into the first one, if any.
+      if (cur.SeekAtLeast(prefix) && HasPrefix(cur.key(), prefix)) at_block = true;
+    }
+  }
+  if (!at_block) return false;
+  out.key = std::string(cur.key());
+  DecodeBlock(BlockFirst(out.key, prefix.size()), cur.value(), out.postings);
+  if (cur.Next() && HasPrefix(cur.key(), prefix)) {
+    out.next_first = BlockFirst(cur.key(), prefix.size());
+  }
+  return true;
+}
+
+uint32_t ReadU32(std::string_view v) {
   uint32_t x = 0;
-  if (v.size() >= offset + sizeof x) std::memcpy(&x, v.data() + offset, sizeof x);
+  if (v.size() >= sizeof x) std::memcpy(&x, v.data(), sizeof x);
   return x;
 }
 std::string U32(uint32_t x) {
   return std::string(reinterpret_cast<const char*>(&x), sizeof x);
 }
 
-// LMDB keys are at most 511 bytes and a posting key is the term plus at most 65 bytes of
-// tenant and ~33 of document and chunk: longer terms (the tokenizer keeps them under 64
-// bytes) are never indexed.
-constexpr size_t kMaxTermBytes = 400;
-
 std::string ChunksKey(std::string_view tenant) {
-  return "lex_chunks/" + std::string(tenant);
+  return "bm25_chunks/" + std::string(tenant);
 }
 std::string TokensKey(std::string_view tenant) {
-  return "lex_tokens/" + std::string(tenant);
+  return "bm25_tokens/" + std::string(tenant);
 }
 
-std::map<std::string, uint32_t> TermFrequencies(const std::vector<std::string>& terms) {
-  std::map<std::string, uint32_t> tf;
-  for (const auto& t : terms) {
-    if (!t.empty() && t.size() <= kMaxTermBytes) ++tf[t];
+// Writes `postings` (sorted, unique) as blocks of the term, replacing `old_key` (if any).
+Status WriteBlocks(Txn& txn, MDB_dbi dbi, const std::string& prefix, const std::string& old_key,
+                   const std::vector<Posting>& postings) {
+  // A block that keeps its first id is overwritten by the first Put below.
+  if (!old_key.empty() &&
+      (postings.empty() || old_key != prefix + ChunkKeyPart(postings.front().chunk))) {
+    if (Status s = txn.Del(dbi, old_key); !s.ok()) return s;
   }
-  return tf;
+  for (size_t at = 0; at < postings.size(); at += kBlockPostings) {
+    const size_t n = std::min(kBlockPostings, postings.size() - at);
+    if (Status s =
+            txn.Put(dbi, prefix + ChunkKeyPart(postings[at].chunk), EncodeBlock(&postings[at], n));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status AdjustDf(Txn& txn, MDB_dbi dbi, const std::string& key, int64_t delta) {
+  if (delta == 0) return Status::Ok();
+  auto df = txn.Get(dbi, key);
+  if (!df.ok()) return df.status();
+  const int64_t next = (df->has_value() ? int64_t{ReadU32(**df)} : 0) + delta;
+  return next <= 0 ? txn.Del(dbi, key) : txn.Put(dbi, key, U32(static_cast<uint32_t>(next)));
 }
 
 }  // namespace
@@ -73,14 +179,28 @@ double Bm25TermScore(double idf, uint32_t tf, uint32_t chunk_len, double avg_len
   return idf * f * (kK1 + 1) / (f + kK1 * (1 - kB + kB * norm));
 }
 
+void PostingBatch::Add(uint32_t chunk, const std::vector<std::string>& terms, uint32_t length) {
+  std::unordered_map<std::string_view, uint32_t> tf;
+  for (const auto& t : terms) {
+    if (!t.empty() && t.size() <= kMaxTermBytes) ++tf[t];
+  }
+  for (const auto& [term, count] : tf) {
+    auto it = terms_.find(term);
+    if (it == terms_.end()) it = terms_.emplace(std::string(term), std::vector<Posting>()).first;
+    it->second.push_back({chunk, count, length});
+  }
+  ++chunks_;
+  tokens_ += length;
+}
+
 std::vector<std::string> LexicalIndex::Databases() {
-  return {"lex_postings", "lex_df", "index_meta"};
+  return {"lex_blocks", "lex_doc_freq", "index_meta"};
 }
 
 LexicalIndex::LexicalIndex(const Env& env)
     : env_(env),
-      postings_(env.Dbi("lex_postings")),
-      df_(env.Dbi("lex_df")),
+      blocks_(env.Dbi("lex_blocks")),
+      df_(env.Dbi("lex_doc_freq")),
       meta_(env.Dbi("index_meta")) {}
 
 Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks,
@@ -89,45 +209,93 @@ Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chu
   return AddToCounter(txn, meta_, TokensKey(tenant), tokens);
 }
 
-Status LexicalIndex::Add(Txn& txn, std::string_view tenant, std::string_view document_id,
-                         uint32_t chunk_index, const std::vector<std::string>& terms,
-                         uint32_t length) {
-  for (const auto& [term, tf] : TermFrequencies(terms)) {
-    if (Status s = txn.Put(postings_, PostingKey(tenant, term, document_id, chunk_index),
-                           U32(tf) + U32(length));
-        !s.ok()) {
-      return s;
+Status LexicalIndex::Write(Txn& txn, std::string_view tenant, const PostingBatch& batch) {
+  if (batch.empty()) return Status::Ok();
+  auto cur = Cursor::Open(txn, blocks_);
+  if (!cur.ok()) return cur.status();
+  std::vector<PostingBatch::Posting> adding;
+  Located block;
+  std::vector<Posting> merged;
+  for (const auto& [term, batch_postings] : batch.terms_) {
+    adding = batch_postings;
+    std::sort(adding.begin(), adding.end(),
+              [](const auto& a, const auto& b) { return a.chunk < b.chunk; });
+    const std::string prefix = TermPrefix(tenant, term);
+    int64_t added = 0;
+    for (size_t i = 0; i < adding.size();) {
+      const bool found = Locate(*cur, prefix, adding[i].chunk, block);
+      // This block takes the new postings that come before the next block.
+      size_t j = i;
+      while (j < adding.size() && adding[j].chunk < block.next_first) ++j;
+      merged.clear();
+      merged.reserve(block.postings.size() + (j - i));
+      size_t a = 0, b = i;
+      while (a < block.postings.size() || b < j) {
+        if (b == j || (a < block.postings.size() && block.postings[a].chunk < adding[b].chunk)) {
+          merged.push_back(block.postings[a++]);
+        } else {
+          // A chunk already there is replaced (the batch is the newer word on it).
+          if (a < block.postings.size() && block.postings[a].chunk == adding[b].chunk) {
+            ++a;
+          } else {
+            ++added;
+          }
+          merged.push_back({adding[b].chunk, adding[b].tf, adding[b].length});
+          ++b;
+        }
+      }
+      if (Status s = WriteBlocks(txn, blocks_, prefix, found ? block.key : std::string(), merged);
+          !s.ok()) {
+        return s;
+      }
+      i = j;
     }
-    const std::string df_key = TenantKey(tenant, term);
-    auto df = txn.Get(df_, df_key);
-    if (!df.ok()) return df.status();
-    uint32_t next = (df->has_value() ? ReadU32(**df) : 0) + 1;
-    if (Status s = txn.Put(df_, df_key, U32(next)); !s.ok()) return s;
+    if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), added); !s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, 1, length);
+  return AdjustTotals(txn, tenant, static_cast<int64_t>(batch.chunks_),
+                      static_cast<int64_t>(batch.tokens_));
 }
 
-Status LexicalIndex::Remove(Txn& txn, std::string_view tenant, std::string_view document_id,
-                            uint32_t chunk_index, const std::vector<std::string>& terms,
-                            uint32_t length) {
-  for (const auto& [term, tf] : TermFrequencies(terms)) {
-    if (Status s = txn.Del(postings_, PostingKey(tenant, term, document_id, chunk_index));
-        !s.ok()) {
-      return s;
+Status LexicalIndex::Erase(Txn& txn, std::string_view tenant, const PostingBatch& batch) {
+  if (batch.empty()) return Status::Ok();
+  auto cur = Cursor::Open(txn, blocks_);
+  if (!cur.ok()) return cur.status();
+  std::vector<uint32_t> gone;
+  Located block;
+  std::vector<Posting> kept;
+  for (const auto& [term, batch_postings] : batch.terms_) {
+    gone.clear();
+    for (const auto& p : batch_postings) gone.push_back(p.chunk);
+    std::sort(gone.begin(), gone.end());
+    const std::string prefix = TermPrefix(tenant, term);
+    int64_t removed = 0;
+    for (size_t i = 0; i < gone.size();) {
+      if (!Locate(*cur, prefix, gone[i], block)) break;  // the term has no blocks left
+      size_t j = i;
+      while (j < gone.size() && gone[j] < block.next_first) ++j;
+      kept.clear();
+      for (const Posting& p : block.postings) {
+        if (std::binary_search(gone.begin() + static_cast<long>(i),
+                               gone.begin() + static_cast<long>(j), p.chunk)) {
+          ++removed;
+        } else {
+          kept.push_back(p);
+        }
+      }
+      if (kept.size() != block.postings.size()) {
+        if (Status s = WriteBlocks(txn, blocks_, prefix, block.key, kept); !s.ok()) return s;
+      }
+      i = j;
     }
-    const std::string df_key = TenantKey(tenant, term);
-    auto df = txn.Get(df_, df_key);
-    if (!df.ok()) return df.status();
-    uint32_t current = df->has_value() ? ReadU32(**df) : 0;
-    Status s = current <= 1 ? txn.Del(df_, df_key) : txn.Put(df_, df_key, U32(current - 1));
-    if (!s.ok()) return s;
+    if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), -removed); !s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, -1, -static_cast<int64_t>(length));
+  return AdjustTotals(txn, tenant, -static_cast<int64_t>(batch.chunks_),
+                      -static_cast<int64_t>(batch.tokens_));
 }
 
 Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
                                            const std::vector<WeightedTerm>& query_terms, size_t k,
-                                           const std::vector<std::string>& filter) const {
+                                           const ChunkFilter& filter) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   auto chunks = ReadCounter(*txn, meta_, ChunksKey(tenant));
@@ -142,7 +310,7 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
   // The query's terms that the tenant has, with their IDF and the most a chunk can get from
   // each: BM25's tf part is below k1 + 1, so a term adds less than idf * (k1 + 1).
   struct QueryTerm {
-    std::string prefix;  // T/term + '\0': the key prefix of its postings
+    std::string prefix;  // T/term + '\0': the key prefix of its blocks
     double idf = 0;      // times the term's weight
     double bound = 0;
   };
@@ -167,8 +335,7 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
       continue;
     }
     QueryTerm t;
-    t.prefix = TenantKey(tenant, term);
-    t.prefix.push_back('\0');
+    t.prefix = TermPrefix(tenant, term);
     t.idf = weight * Bm25Idf(n, ReadU32(**df));
     result.query_mass += t.idf;
     t.bound = t.idf * (kK1 + 1);
@@ -184,10 +351,9 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
   for (size_t j = terms.size(); j-- > 0;) remaining[j] = remaining[j + 1] + terms[j].bound;
   for (double& r : remaining) r *= 1 + 1e-9;
 
-  // Candidates: the posting key's tail (document id + chunk index), viewed in the memory map
-  // (valid while the read transaction is open), and the score summed so far.
-  std::unordered_map<std::string_view, size_t> slot;
-  std::vector<std::string_view> tails;
+  // Candidates: their chunk ids and the score summed so far.
+  std::unordered_map<uint32_t, size_t> slot;
+  std::vector<uint32_t> ids;
   std::vector<double> score;
   auto kth_best = [&] {
     std::vector<double> top(score);
@@ -195,12 +361,9 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
                      std::greater<double>());
     return top[k - 1];
   };
-  auto in_filter = [&](std::string_view tail) {
-    return filter.empty() ||
-           std::find(filter.begin(), filter.end(), tail.substr(0, tail.size() - 4)) != filter.end();
-  };
-  auto cur = Cursor::Open(*txn, postings_);
+  auto cur = Cursor::Open(*txn, blocks_);
   if (!cur.ok()) return cur.status();
+  std::vector<Posting> postings;
   size_t j = 0;
   for (; j < terms.size(); ++j) {
     // Once k chunks have more than any chunk could get from the terms left, a chunk those
@@ -210,49 +373,51 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
     const QueryTerm& t = terms[j];
     for (bool have = cur->SeekAtLeast(t.prefix); have && HasPrefix(cur->key(), t.prefix);
          have = cur->Next()) {
-      std::string_view tail = cur->key().substr(t.prefix.size());
-      if (tail.size() < 4 || !in_filter(tail)) continue;
-      std::string_view v = cur->value();
-      const double s = Bm25TermScore(t.idf, ReadU32(v, 0), ReadU32(v, 4), avg_len);
-      auto [it, inserted] = slot.emplace(tail, score.size());
-      if (inserted) {
-        tails.push_back(tail);
-        score.push_back(0.0);
+      DecodeBlock(BlockFirst(cur->key(), t.prefix.size()), cur->value(), postings);
+      for (const Posting& p : postings) {
+        if (!filter.Contains(p.chunk)) continue;
+        const double s = Bm25TermScore(t.idf, p.tf, p.length, avg_len);
+        auto [it, inserted] = slot.emplace(p.chunk, score.size());
+        if (inserted) {
+          ids.push_back(p.chunk);
+          score.push_back(0.0);
+        }
+        score[it->second] += s;
       }
-      score[it->second] += s;
     }
   }
   std::vector<size_t> kept(score.size());
   for (size_t c = 0; c < kept.size(); ++c) kept[c] = c;
   if (j < terms.size()) {
-    // Only chunks that can still reach the k-th best score need the terms left; each is a
-    // point lookup of its posting key.
+    // Only chunks that can still reach the k-th best score need the terms left: in chunk id
+    // order, each looks up the block of the term that would hold it (neighbours share one).
     const double threshold = kth_best();
     std::erase_if(kept, [&](size_t c) { return score[c] + remaining[j] < threshold; });
-    std::string key;
+    std::sort(kept.begin(), kept.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
+    Located block;
     for (; j < terms.size(); ++j) {
       const QueryTerm& t = terms[j];
+      uint64_t block_first = 1, block_end = 0;  // the loaded block covers [first, end)
       for (size_t c : kept) {
-        key.assign(t.prefix).append(tails[c]);
-        auto v = txn->Get(postings_, key);
-        if (!v.ok()) return v.status();
-        if (!v->has_value()) continue;
-        score[c] += Bm25TermScore(t.idf, ReadU32(**v, 0), ReadU32(**v, 4), avg_len);
+        const uint32_t id = ids[c];
+        if (id < block_first || id >= block_end) {
+          if (!Locate(*cur, t.prefix, id, block)) break;
+          block_first = block.postings.empty() ? block.next_first : block.postings.front().chunk;
+          block_end = block.next_first;
+          if (id < block_first) continue;  // before the term's first block
+        }
+        auto it = std::lower_bound(block.postings.begin(), block.postings.end(), id,
+                                   [](const Posting& p, uint32_t v) { return p.chunk < v; });
+        if (it == block.postings.end() || it->chunk != id) continue;
+        score[c] += Bm25TermScore(t.idf, it->tf, it->length, avg_len);
       }
     }
   }
   std::vector<LexicalHit>& hits = result.hits;
   hits.reserve(kept.size());
-  for (size_t c : kept) {
-    std::string_view tail = tails[c];
-    uint32_t index = static_cast<uint32_t>(
-        DecodeBigEndian64(std::string(4, '\0') + std::string(tail.substr(tail.size() - 4))));
-    hits.push_back({score[c], std::string(tail.substr(0, tail.size() - 4)), index});
-  }
+  for (size_t c : kept) hits.push_back({score[c], ids[c]});
   auto better = [](const LexicalHit& a, const LexicalHit& b) {
-    if (a.score != b.score) return a.score > b.score;
-    if (a.document_id != b.document_id) return a.document_id < b.document_id;
-    return a.chunk_index < b.chunk_index;
+    return a.score != b.score ? a.score > b.score : a.chunk < b.chunk;
   };
   if (hits.size() > k) {
     std::partial_sort(hits.begin(), hits.begin() + static_cast<long>(k), hits.end(), better);

@@ -1,29 +1,41 @@
-// The lexical index: BM25 over chunks, as postings in the LMDB environment.
+// The lexical index: BM25 over chunks, as blocks of postings in the LMDB environment.
 //
-//   lex_postings  T/term + '\0' + document id + big-endian chunk index -> u32 tf, u32 length
-//   lex_df        T/term -> u32 number of the tenant's chunks containing it
-//   index_meta    "lex_chunks/T", "lex_tokens/T" -> u64 totals (for IDF and average length)
+//   lex_blocks    T/term + '\0' + BE32(first chunk id) -> up to 128 postings of the term, in
+//                 chunk id order, each three varints: the chunk id's gap from the previous one
+//                 (from the key's id for the first), the term's frequency in the chunk, and
+//                 the chunk's length. About 3-5 bytes a posting.
+//   lex_doc_freq  T/term -> u32 number of the tenant's chunks containing it
+//   index_meta    "bm25_chunks/T", "bm25_tokens/T" -> u64 totals (for IDF and average length)
 //
-// T is the tenant (tenant_key.h): each tenant has its own postings and its own statistics,
-// so neither its results nor its scores depend on what other tenants hold.
+// T is the tenant (tenant_key.h): each tenant has its own postings and its own statistics, so
+// neither its results nor its scores depend on what other tenants hold. Chunks are known by
+// their dense ids (chunk_catalog.h).
+//
+// Writes come in batches (PostingBatch): a term's postings of a whole batch are merged into its
+// blocks at once, so a term is written once per transaction, however many chunks have it.
+// Chunk ids grow, so new postings almost always extend a term's last block. A deletion is the
+// same batch with the chunk's terms analysed again from its stored text: no term list is kept
+// per chunk.
 //
 // Terms come from rag::AnalyzeChunk / rag::AnalyzeQuery (the caller analyses; this module
 // only stores and scores).
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <map>
 #include <string>
 #include <vector>
 
 #include "lib/core/status.h"
+#include "lib/store/chunk_catalog.h"
 #include "lib/store/lmdb.h"
 
 namespace ragstream::store {
 
 struct LexicalHit {
   double score = 0;
-  std::string document_id;
-  uint32_t chunk_index = 0;
+  uint32_t chunk = 0;  // the dense chunk id (ChunkCatalog)
 };
 
 // A query term and how much it counts (a stem 1, an exact-form or title term less).
@@ -40,7 +52,7 @@ struct WeightedTerm {
 std::vector<WeightedTerm> Unweighted(const std::vector<std::string>& terms);
 
 struct LexicalResult {
-  std::vector<LexicalHit> hits;  // highest score first; equal scores by document id, chunk
+  std::vector<LexicalHit> hits;  // highest score first; equal scores by chunk id
   // The query's information: sum of weight x IDF over its terms, a term the tenant does not
   // have counted at the IDF of a term in no chunk. A chunk matching every term once at
   // average length scores about this much, so score / query_mass says how much of the
@@ -52,35 +64,59 @@ struct LexicalResult {
 double Bm25Idf(uint64_t chunks, uint64_t df);
 double Bm25TermScore(double idf, uint32_t tf, uint32_t chunk_len, double avg_len);
 
+// The terms of a document's chunks, as ingestion made them: the store analyses a document
+// again when it deletes it (to find its postings) and when the analyzer changes.
+struct AnalyzedChunk {
+  std::vector<std::string> terms;
+  uint32_t length = 0;
+};
+using DocumentAnalyzer = std::function<std::vector<AnalyzedChunk>(
+    std::string_view title, std::string_view language, const std::vector<std::string_view>& texts)>;
+
+// The postings of a batch of chunks, gathered in memory.
+class PostingBatch {
+ public:
+  // A chunk's terms (with repetition; order does not matter) and its length for BM25 (its
+  // words, which need not be its number of terms). Each chunk once per batch.
+  void Add(uint32_t chunk, const std::vector<std::string>& terms, uint32_t length);
+  bool empty() const { return chunks_ == 0; }
+  size_t chunks() const { return chunks_; }
+
+ private:
+  friend class LexicalIndex;
+  struct Posting {
+    uint32_t chunk, tf, length;
+  };
+  std::map<std::string, std::vector<Posting>, std::less<>> terms_;  // in key order
+  size_t chunks_ = 0;
+  uint64_t tokens_ = 0;
+};
+
 class LexicalIndex {
  public:
   static std::vector<std::string> Databases();
   explicit LexicalIndex(const Env& env);
 
-  // Within `txn`: indexes a chunk's terms (with repetition; order does not matter); `length`
-  // is the chunk's length for BM25 (its words, which need not be its number of terms).
-  Status Add(Txn& txn, std::string_view tenant, std::string_view document_id, uint32_t chunk_index,
-             const std::vector<std::string>& terms, uint32_t length);
-  // Within `txn`: removes what Add(...) with the same terms and length added.
-  Status Remove(Txn& txn, std::string_view tenant, std::string_view document_id,
-                uint32_t chunk_index, const std::vector<std::string>& terms, uint32_t length);
+  // Within `txn`: adds the batch's postings and counts its chunks in the totals.
+  Status Write(Txn& txn, std::string_view tenant, const PostingBatch& batch);
+  // Within `txn`: removes what Write(the same batch) added.
+  Status Erase(Txn& txn, std::string_view tenant, const PostingBatch& batch);
 
   // The tenant's top-k chunks by BM25 for the weighted query terms (each term's score times
-  // its weight), highest first. A non-empty `filter` restricts to those document ids.
-  // Thread-safe.
+  // its weight), highest first, among the chunks `filter` lets through. Thread-safe.
   // Exact, but it need not read every posting: terms are scored rarest first, and once k
   // chunks score more than any chunk could get from the terms left (each adds less than
   // idf * (k1 + 1)), those terms' long lists are not read; only the chunks that can still
-  // reach the top k look their postings up.
+  // reach the top k look up their blocks of those terms.
   Result<LexicalResult> Search(std::string_view tenant,
                                const std::vector<WeightedTerm>& query_terms, size_t k,
-                               const std::vector<std::string>& filter) const;
+                               const ChunkFilter& filter = {}) const;
 
  private:
   Status AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks, int64_t tokens);
 
   const Env& env_;
-  MDB_dbi postings_, df_, meta_;
+  MDB_dbi blocks_, df_, meta_;
 };
 
 }  // namespace ragstream::store

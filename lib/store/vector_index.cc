@@ -16,21 +16,10 @@ namespace {
 constexpr uint32_t kMagic = 0x31565352;  // "RSV1"
 constexpr size_t kHeaderBytes = 16;
 
-uint64_t Fnv1a(std::string_view s) {
-  uint64_t h = 1469598103934665603ull;
-  for (unsigned char c : s) {
-    h ^= c;
-    h *= 1099511628211ull;
-  }
-  return h;
-}
-
-// A hit while its transaction is open: the key views the memory map, so the scan copies
-// nothing until the shard's final top-k is known.
+// A hit while its shard is scanned.
 struct ScanHit {
   float score;
-  std::string_view document_id;
-  uint32_t chunk_index;
+  uint32_t chunk;
 };
 struct MinFirst {
   bool operator()(const ScanHit& a, const ScanHit& b) const { return a.score > b.score; }
@@ -232,39 +221,40 @@ const char* VectorFormatName(VectorFormat format) {
 
 std::vector<std::string> VectorIndex::Databases(int shards) {
   std::vector<std::string> names;
-  for (int s = 0; s < shards; ++s) names.push_back("vec." + std::to_string(s));
-  for (int s = 0; s < shards; ++s) names.push_back("vec8." + std::to_string(s));
+  for (int s = 0; s < shards; ++s) names.push_back("vectors." + std::to_string(s));
+  for (int s = 0; s < shards; ++s) names.push_back("vectors8." + std::to_string(s));
   return names;
 }
 
 VectorIndex::VectorIndex(const Env& env, int shards, VectorFormat format)
     : env_(env), format_(format) {
   for (int s = 0; s < shards; ++s) {
-    dbis_.push_back(env.Dbi("vec." + std::to_string(s)));
-    int8_dbis_.push_back(env.Dbi("vec8." + std::to_string(s)));
+    dbis_.push_back(env.Dbi("vectors." + std::to_string(s)));
+    int8_dbis_.push_back(env.Dbi("vectors8." + std::to_string(s)));
   }
 }
 
-int VectorIndex::ShardOf(std::string_view document_id) const {
-  return static_cast<int>(Fnv1a(document_id) % dbis_.size());
+int VectorIndex::ShardOf(uint32_t first_chunk) const {
+  // Fibonacci hashing: consecutive documents spread over the shards.
+  return static_cast<int>(((uint64_t{first_chunk} * 0x9E3779B97F4A7C15ull) >> 32) % dbis_.size());
 }
 
-Status VectorIndex::Put(Txn& txn, std::string_view tenant, std::string_view document_id,
+Status VectorIndex::Put(Txn& txn, std::string_view tenant, uint32_t first_chunk,
                         const float* vectors, uint32_t count, uint32_t dim) {
   std::string value(kHeaderBytes + sizeof(float) * count * dim, '\0');
   uint32_t header[4] = {kMagic, count, dim, 0};
   std::memcpy(value.data(), header, sizeof header);
   std::memcpy(value.data() + kHeaderBytes, vectors, sizeof(float) * count * dim);
-  const int shard = ShardOf(document_id);
-  const std::string key = TenantKey(tenant, document_id);
+  const int shard = ShardOf(first_chunk);
+  const std::string key = TenantKey(tenant, ChunkKeyPart(first_chunk));
   if (Status s = txn.Put(dbis_[shard], key, value); !s.ok()) return s;
   if (format_ != VectorFormat::kInt8) return Status::Ok();
   return txn.Put(int8_dbis_[shard], key, EncodeInt8Block(vectors, count, dim));
 }
 
-Status VectorIndex::Delete(Txn& txn, std::string_view tenant, std::string_view document_id) {
-  const int shard = ShardOf(document_id);
-  const std::string key = TenantKey(tenant, document_id);
+Status VectorIndex::Delete(Txn& txn, std::string_view tenant, uint32_t first_chunk) {
+  const int shard = ShardOf(first_chunk);
+  const std::string key = TenantKey(tenant, ChunkKeyPart(first_chunk));
   if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
   return txn.Del(int8_dbis_[shard], key);  // absent (a float index) is not an error
 }
@@ -274,8 +264,7 @@ Status VectorIndex::Delete(Txn& txn, std::string_view tenant, std::string_view d
 // float blocks, read in the same transaction.
 Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const float* query,
                                   const Int8Query& quantized, uint32_t dim, size_t k,
-                                  const std::vector<std::string>& filter,
-                                  std::vector<VectorHit>& out) const {
+                                  const ChunkFilter& filter, std::vector<VectorHit>& out) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   auto cur = Cursor::Open(*txn, int8_dbis_[shard]);
@@ -286,13 +275,11 @@ Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const floa
   for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
        have = cur->Next()) {
     std::string_view key = cur->key();
-    if (!filter.empty() &&
-        std::find(filter.begin(), filter.end(), key.substr(prefix.size())) == filter.end()) {
-      continue;
-    }
+    if (!filter.Contains(DecodeChunkKeyPart(key.substr(prefix.size())))) continue;
     auto block = DecodeInt8Block(cur->value(), dim, uint64_t{keys.size()} << 32);
     if (!block.ok()) {
-      return Status::Internal("int8 vector block of " + std::string(key.substr(prefix.size())) +
+      return Status::Internal("int8 vector block at chunk " +
+                              std::to_string(DecodeChunkKeyPart(key.substr(prefix.size()))) +
                               " is malformed: " + block.status().message());
     }
     keys.push_back(key);
@@ -308,14 +295,14 @@ Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const floa
     return FloatsAt(block->rows + sizeof(float) * size_t{row} * dim, dim, copy);
   };
   for (const ScoredRow& r : Rescore(query, dim, candidates.Take(), fetch, k)) {
-    out.push_back({r.score, std::string(keys[r.id >> 32].substr(prefix.size())),
-                   static_cast<uint32_t>(r.id & 0xffffffffu)});
+    out.push_back({r.score, DecodeChunkKeyPart(keys[r.id >> 32].substr(prefix.size())) +
+                                static_cast<uint32_t>(r.id & 0xffffffffu)});
   }
   return Status::Ok();
 }
 
 Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim,
-                              size_t k, const std::vector<std::string>& filter,
+                              size_t k, const ChunkFilter& filter,
                               std::vector<VectorHit>& out) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
@@ -330,7 +317,7 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
   std::string_view next_key = more ? cur->key() : std::string_view();
   std::string_view next_value = more ? cur->value() : std::string_view();
   while (more) {
-    std::string_view key = next_key.substr(prefix.size());  // the document id
+    const uint32_t first = DecodeChunkKeyPart(next_key.substr(prefix.size()));
     std::string_view value = next_value;
     more = cur->Next() && HasPrefix(cur->key(), prefix);
     if (more) {
@@ -338,9 +325,11 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
       next_value = cur->value();
       PrefetchValue(next_value);
     }
-    if (!filter.empty() && std::find(filter.begin(), filter.end(), key) == filter.end()) continue;
+    if (!filter.Contains(first)) continue;
     const auto block = ViewFloatBlock(value, dim);
-    if (!block) return Status::Internal("vector block of " + std::string(key) + " is malformed");
+    if (!block) {
+      return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");
+    }
     const uint32_t count = block->count;
     const float* rows = FloatsAt(block->rows, size_t{count} * dim, unaligned);
     scores.resize(count);
@@ -348,15 +337,15 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
     for (uint32_t i = 0; i < count; ++i) {
       const float score = scores[i];
       if (heap.size() < k) {
-        heap.push({score, key, i});
+        heap.push({score, first + i});
       } else if (score > heap.top().score) {
         heap.pop();
-        heap.push({score, key, i});
+        heap.push({score, first + i});
       }
     }
   }
   while (!heap.empty()) {
-    out.push_back({heap.top().score, std::string(heap.top().document_id), heap.top().chunk_index});
+    out.push_back({heap.top().score, heap.top().chunk});
     heap.pop();
   }
   return Status::Ok();
@@ -364,7 +353,7 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
 
 Result<std::vector<VectorHit>> VectorIndex::Search(std::string_view tenant, const float* query,
                                                    uint32_t dim, size_t k,
-                                                   const std::vector<std::string>& filter) const {
+                                                   const ChunkFilter& filter) const {
   if (k == 0) return std::vector<VectorHit>();
   std::vector<std::vector<VectorHit>> partial(dbis_.size());
   std::vector<std::future<Status>> others;
@@ -388,9 +377,7 @@ Result<std::vector<VectorHit>> VectorIndex::Search(std::string_view tenant, cons
   if (!first.ok()) return first;
   for (auto& p : partial) all.insert(all.end(), p.begin(), p.end());
   std::sort(all.begin(), all.end(), [](const VectorHit& a, const VectorHit& b) {
-    if (a.score != b.score) return a.score > b.score;
-    if (a.document_id != b.document_id) return a.document_id < b.document_id;
-    return a.chunk_index < b.chunk_index;
+    return a.score != b.score ? a.score > b.score : a.chunk < b.chunk;
   });
   if (all.size() > k) all.resize(k);
   return all;

@@ -1,8 +1,9 @@
-// The vector index: S shard databases (vec.0 ... vec.S-1) in the LMDB environment.
+// The vector index: S shard databases (vectors.0 ... vectors.S-1) in the LMDB environment.
 //
-// Layout: one value per document, keyed by tenant + '/' + document id (tenant_key.h),
-// holding the vectors of all its chunks back to back as raw little-endian float32 (chunk i is
-// row i), after a 16-byte header. A document lives in shard Fnv1a(id) % S. A search scans
+// Layout: one value per document, keyed by tenant + '/' + BE32(its first dense chunk id)
+// (tenant_key.h, chunk_catalog.h), holding the vectors of all its chunks back to back as raw
+// little-endian float32 (row i is chunk first + i), after a 16-byte header. A document lives
+// in shard (first chunk id, mixed) % S. A search scans
 // only the tenant's key range of each shard, so it neither sees nor pays for other tenants. Search
 // scores the vectors in place in the memory map -- no per-process copy of the index, every worker
 // shares the page cache -- and each value is one contiguous run of vectors (large ones sit on
@@ -15,21 +16,21 @@
 #include <vector>
 
 #include "lib/core/status.h"
+#include "lib/store/chunk_catalog.h"
 #include "lib/store/lmdb.h"
 #include "lib/store/vector_quant.h"
 
 namespace ragstream::store {
 
 // float: search scans the float vectors. int8: every block is also stored scalar-quantised
-// (vec8.N, vector_quant.h: a quarter of the bytes); search scans those for k x 4 candidates
+// (vectors8.N, vector_quant.h: a quarter of the bytes); search scans those for k x 4 candidates
 // and rescores them exactly from the float vectors, so the scores are the float scan's.
 enum class VectorFormat { kFloat, kInt8 };
 const char* VectorFormatName(VectorFormat format);
 
 struct VectorHit {
   float score = 0;
-  std::string document_id;
-  uint32_t chunk_index = 0;
+  uint32_t chunk = 0;  // the dense chunk id
 };
 
 class VectorIndex {
@@ -39,34 +40,35 @@ class VectorIndex {
   VectorIndex(const Env& env, int shards, VectorFormat format = VectorFormat::kFloat);
   VectorFormat format() const { return format_; }
   int shards() const { return static_cast<int>(dbis_.size()); }
-  int ShardOf(std::string_view document_id) const;
+  int ShardOf(uint32_t first_chunk) const;
 
-  // Within `txn`: stores `count` vectors of `dim` floats (row-major) for the document.
-  Status Put(Txn& txn, std::string_view tenant, std::string_view document_id, const float* vectors,
+  // Within `txn`: stores `count` vectors of `dim` floats (row-major) for the chunks
+  // first_chunk, first_chunk + 1, ... (one document's).
+  Status Put(Txn& txn, std::string_view tenant, uint32_t first_chunk, const float* vectors,
              uint32_t count, uint32_t dim);
-  // Within `txn`: removes the document's vectors (absent is not an error).
-  Status Delete(Txn& txn, std::string_view tenant, std::string_view document_id);
+  // Within `txn`: removes the vectors Put stored at `first_chunk` (absent is not an error).
+  Status Delete(Txn& txn, std::string_view tenant, uint32_t first_chunk);
 
-  // The tenant's exact top-k by inner product (cosine for unit vectors), highest first.
-  // Shards are scanned in parallel, each in its own read transaction. A non-empty `filter`
-  // (document ids, any order) restricts the scan to those documents. Thread-safe.
+  // The tenant's exact top-k by inner product (cosine for unit vectors), highest first; equal
+  // scores by chunk id. Shards are scanned in parallel, each in its own read transaction.
+  // Only documents whose first chunk `filter` lets through are scanned. Thread-safe.
   Result<std::vector<VectorHit>> Search(std::string_view tenant, const float* query, uint32_t dim,
-                                        size_t k, const std::vector<std::string>& filter) const;
+                                        size_t k, const ChunkFilter& filter = {}) const;
 
   // Number of vectors stored (all shards).
   Result<uint64_t> Count() const;
 
  private:
   Status ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim, size_t k,
-                   const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
+                   const ChunkFilter& filter, std::vector<VectorHit>& out) const;
   Status ScanShardInt8(int shard, std::string_view tenant, const float* query,
                        const Int8Query& quantized, uint32_t dim, size_t k,
-                       const std::vector<std::string>& filter, std::vector<VectorHit>& out) const;
+                       const ChunkFilter& filter, std::vector<VectorHit>& out) const;
 
   const Env& env_;
   VectorFormat format_;
-  std::vector<MDB_dbi> dbis_;       // vec.N: float blocks
-  std::vector<MDB_dbi> int8_dbis_;  // vec8.N: int8 blocks (kInt8 only)
+  std::vector<MDB_dbi> dbis_;       // vectors.N: float blocks
+  std::vector<MDB_dbi> int8_dbis_;  // vectors8.N: int8 blocks (kInt8 only)
 };
 
 // Inner product of two float vectors (the scan's kernel).

@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/rag/analyzer.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/ingester.h"
 #include "lib/rag/retriever.h"
@@ -100,7 +101,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", env.status().ToString().c_str());
     return 1;
   }
-  store::DocumentStore documents(**env, shards);
+  store::DocumentStore documents(**env, shards, store::VectorFormat::kFloat,
+                                 rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   (void)documents.CheckIndexIdentity(embedder.name(), embedder.dimension());
   rag::Ingester ingester(documents, embedder, {});

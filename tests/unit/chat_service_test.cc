@@ -1,6 +1,7 @@
 // ChatService::Send over a real temp LMDB store, with a scripted fake ChatModel and a
 // recording StreamObserver.
 #include "lib/chat/chat_service.h"
+#include "lib/rag/analyzer.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -547,7 +548,7 @@ BOOST_AUTO_TEST_CASE(retrieval_is_a_phase_of_its_own) {
   auto env = store::Env::Open(options);
   BOOST_REQUIRE(env.ok());
   store::ConversationStore conversations(**env);
-  store::DocumentStore documents(**env, 2);
+  store::DocumentStore documents(**env, 2, store::VectorFormat::kFloat, rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   rag::Ingester ingester(documents, embedder, {});
   BOOST_REQUIRE(ingester

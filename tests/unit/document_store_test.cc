@@ -36,12 +36,38 @@ Result<std::unique_ptr<Env>> OpenEnv(const std::string& path, std::vector<std::s
   return Env::Open(options);
 }
 
+// The test's analyzer: a chunk's terms are its words (MakeDoc adds them the same way).
+std::vector<std::string> Words(std::string_view text) {
+  std::vector<std::string> words;
+  std::string word;
+  for (char ch : std::string(text) + " ") {
+    if (ch == ' ' || ch == '\n') {
+      if (!word.empty()) words.push_back(word);
+      word.clear();
+    } else {
+      word.push_back(ch);
+    }
+  }
+  return words;
+}
+
+std::vector<AnalyzedChunk> WordAnalyzer(std::string_view, std::string_view,
+                                        const std::vector<std::string_view>& texts) {
+  std::vector<AnalyzedChunk> out;
+  for (std::string_view t : texts) {
+    auto words = Words(t);
+    const auto n = static_cast<uint32_t>(words.size());
+    out.push_back({std::move(words), n});
+  }
+  return out;
+}
+
 struct DocEnv {
   explicit DocEnv(uint64_t map_size_bytes = 64ull << 20) {
     auto opened = OpenEnv(dir.path(), DocumentStore::Databases(kShards), map_size_bytes);
     if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
     env = std::move(opened).value();
-    store = std::make_unique<DocumentStore>(*env, kShards);
+    store = std::make_unique<DocumentStore>(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
   }
   ~DocEnv() {
     store.reset();
@@ -78,22 +104,13 @@ NewDocument MakeDoc(const std::string& id, const std::string& title,
   NewDocument d;
   std::string text;
   for (size_t i = 0; i < chunk_texts.size(); ++i) {
-    ChunkRecord c;
+    NewChunk c;
     c.index = static_cast<uint32_t>(i);
     if (!text.empty()) text += "\n\n";
-    c.start_char = text.size();
+    c.start_char = c.start_byte = text.size();
     text += chunk_texts[i];
-    c.end_char = text.size();
-    c.text = chunk_texts[i];
-    std::string word;
-    for (char ch : chunk_texts[i] + " ") {
-      if (ch == ' ') {
-        if (!word.empty()) c.terms.push_back(word);
-        word.clear();
-      } else {
-        word.push_back(ch);
-      }
-    }
+    c.end_char = c.end_byte = text.size();
+    c.terms = Words(chunk_texts[i]);
     c.length = static_cast<uint32_t>(c.terms.size());
     d.chunks.push_back(std::move(c));
     auto v = Axis(first_axis + static_cast<uint32_t>(i));
@@ -117,27 +134,37 @@ AddResult MustAdd(DocumentStore& store, const NewDocument& d) {
   return std::move(added).value();
 }
 
+// "document:index" of dense chunk ids, sorted; a chunk the store no longer knows is "?".
+std::vector<std::string> PublicIds(const DocumentStore& store,
+                                   const std::vector<uint32_t>& chunks) {
+  auto refs = store.Resolve("acme", chunks);
+  BOOST_REQUIRE_MESSAGE(refs.ok(), refs.status().ToString());
+  std::vector<std::string> out;
+  for (const auto& r : *refs) {
+    out.push_back(r ? r->document_id + ":" + std::to_string(r->index) : std::string("?"));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
 std::vector<std::string> LexicalDocs(const DocumentStore& store,
                                      const std::vector<std::string>& terms) {
   auto hits = store.lexical().Search("acme", Unweighted(terms), 100, {});
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
-  std::vector<std::string> out;
-  for (const auto& h : hits->hits)
-    out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
-  std::sort(out.begin(), out.end());
-  return out;
+  std::vector<uint32_t> chunks;
+  for (const auto& h : hits->hits) chunks.push_back(h.chunk);
+  return PublicIds(store, chunks);
 }
 
 std::vector<std::string> VectorDocs(const DocumentStore& store, uint32_t axis) {
   auto q = Axis(axis);
   auto hits = store.vectors().Search("acme", q.data(), kDim, 100, {});
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
-  std::vector<std::string> out;
+  std::vector<uint32_t> chunks;
   for (const auto& h : *hits) {
-    if (h.score > 0.5f) out.push_back(h.document_id + ":" + std::to_string(h.chunk_index));
+    if (h.score > 0.5f) chunks.push_back(h.chunk);
   }
-  std::sort(out.begin(), out.end());
-  return out;
+  return PublicIds(store, chunks);
 }
 
 uint64_t MustCount(const DocumentStore& store) {
@@ -176,10 +203,10 @@ BOOST_AUTO_TEST_CASE(add_then_read_everything_back) {
     auto c = e.store->GetChunk("acme", "doc_one", i);
     BOOST_REQUIRE_MESSAGE(c.ok(), c.status().ToString());
     BOOST_TEST(c->index == i);
-    BOOST_TEST(c->text == d.chunks[i].text);
+    BOOST_TEST(c->text == (std::vector<std::string>{"alpha beta gamma", "delta alpha"}[i]));
     BOOST_TEST(c->start_char == d.chunks[i].start_char);
     BOOST_TEST(c->end_char == d.chunks[i].end_char);
-    BOOST_TEST(c->terms == d.chunks[i].terms);
+    BOOST_TEST(c->length == d.chunks[i].length);
   }
   auto past_end = e.store->GetChunk("acme", "doc_one", 2);
   BOOST_TEST(!past_end.ok());
@@ -246,7 +273,7 @@ BOOST_AUTO_TEST_CASE(identical_content_is_stored_once) {
   DocEnv e;
   NewDocument first = MakeDoc("doc_first", "First", {"same words here"}, 0, 1000);
   MustAdd(*e.store, first);
-  const size_t chunks = e.Entries("chunks"), postings = e.Entries("lex_postings");
+  const size_t chunks = e.Entries("chunk_spans"), postings = e.Entries("lex_blocks");
 
   NewDocument again = MakeDoc("doc_again", "Another title", {"same words here"}, 2, 2000);
   BOOST_REQUIRE(again.record.content_hash == first.record.content_hash);
@@ -258,8 +285,8 @@ BOOST_AUTO_TEST_CASE(identical_content_is_stored_once) {
   BOOST_TEST((e.store->Get("acme", "doc_again").status().kind() == ErrorKind::kNotFound));
   BOOST_TEST((e.store->GetText("acme", "doc_again").status().kind() == ErrorKind::kNotFound));
   BOOST_TEST(!e.store->GetChunk("acme", "doc_again", 0).ok());
-  BOOST_TEST(e.Entries("chunks") == chunks);
-  BOOST_TEST(e.Entries("lex_postings") == postings);
+  BOOST_TEST(e.Entries("chunk_spans") == chunks);
+  BOOST_TEST(e.Entries("lex_blocks") == postings);
   BOOST_TEST(e.Entries("doc_text") == 1u);
   BOOST_TEST(e.Entries("doc_by_hash") == 1u);
   BOOST_TEST(VectorDocs(*e.store, 2).empty());
@@ -293,7 +320,7 @@ BOOST_AUTO_TEST_CASE(concurrent_identical_adds_store_one) {
   BOOST_TEST(created == 1);
   BOOST_TEST(ids.size() == 1u);
   BOOST_TEST(MustCount(*e.store) == 1u);
-  BOOST_TEST(e.Entries("chunks") == 2u);
+  BOOST_TEST(e.Entries("chunk_spans") == 2u);
   auto vectors = e.store->vectors().Count();
   BOOST_REQUIRE(vectors.ok());
   BOOST_TEST(*vectors == 2u);
@@ -342,9 +369,9 @@ BOOST_AUTO_TEST_CASE(delete_removes_everything_derived) {
   BOOST_TEST(e.Entries("documents") == 1u);
   BOOST_TEST(e.Entries("doc_text") == 1u);
   BOOST_TEST(e.Entries("doc_by_hash") == 1u);
-  BOOST_TEST(e.Entries("chunks") == 1u);
-  BOOST_TEST(e.Entries("lex_postings") == 3u);  // shared, kept, words
-  BOOST_TEST(e.Entries("lex_df") == 3u);
+  BOOST_TEST(e.Entries("chunk_spans") == 1u);
+  BOOST_TEST(e.Entries("lex_blocks") == 3u);  // shared, kept, words
+  BOOST_TEST(e.Entries("lex_doc_freq") == 3u);
 
   // The content hash is free again: the same text makes a new document.
   NewDocument back = MakeDoc("doc_back", "Back", {"shared doomed words", "more doomed"}, 1, 3000);
@@ -364,8 +391,8 @@ BOOST_AUTO_TEST_CASE(delete_of_the_last_document_leaves_empty_indexes) {
   DocEnv e;
   MustAdd(*e.store, MakeDoc("doc_x", "X", {"one two", "two three"}, 0, 1));
   BOOST_REQUIRE(e.store->Delete("acme", "doc_x").ok());
-  for (const char* db : {"documents", "doc_text", "doc_by_hash", "chunks", "lex_postings", "lex_df",
-                         "vec.0", "vec.1", "vec.2"}) {
+  for (const char* db : {"documents", "doc_text", "doc_by_hash", "doc_by_num", "chunk_spans",
+                         "lex_blocks", "lex_doc_freq", "vectors.0", "vectors.1", "vectors.2"}) {
     BOOST_TEST(e.Entries(db) == 0u, db);
   }
   BOOST_TEST(e.store->lexical().Search("acme", Unweighted({"two"}), 10, {})->hits.empty());
@@ -385,8 +412,8 @@ BOOST_AUTO_TEST_CASE(delete_does_not_depend_on_the_callers_chunk_count) {
   BOOST_REQUIRE(e.store->Delete("acme", "doc_n").ok());
   BOOST_TEST(!e.store->GetChunk("acme", "doc_n", 0).ok(), "chunk 0 survived Delete");
   BOOST_TEST(LexicalDocs(*e.store, {"words"}).empty(), "postings survived Delete");
-  BOOST_TEST(e.Entries("chunks") == 0u);
-  BOOST_TEST(e.Entries("lex_df") == 0u);
+  BOOST_TEST(e.Entries("chunk_spans") == 0u);
+  BOOST_TEST(e.Entries("lex_doc_freq") == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(mismatched_vectors_are_refused_and_nothing_is_stored) {
@@ -398,7 +425,7 @@ BOOST_AUTO_TEST_CASE(mismatched_vectors_are_refused_and_nothing_is_stored) {
   BOOST_TEST((r.status().kind() == ErrorKind::kInternal));
   BOOST_TEST(MustCount(*e.store) == 0u);
   BOOST_TEST(e.Entries("doc_by_hash") == 0u);
-  BOOST_TEST(e.Entries("chunks") == 0u);
+  BOOST_TEST(e.Entries("chunk_spans") == 0u);
 }
 
 // A write that does not fit is refused whole: no record without its chunks, no
@@ -428,7 +455,7 @@ BOOST_AUTO_TEST_CASE(a_full_map_refuses_a_document_whole) {
   BOOST_TEST(MustCount(*e.store) == static_cast<uint64_t>(stored));
   BOOST_TEST(e.Entries("doc_text") == static_cast<size_t>(stored));
   BOOST_TEST(e.Entries("doc_by_hash") == static_cast<size_t>(stored));
-  BOOST_TEST(e.Entries("chunks") == static_cast<size_t>(stored) * 4);
+  BOOST_TEST(e.Entries("chunk_spans") == static_cast<size_t>(stored) * 4);
   auto vectors = e.store->vectors().Count();
   BOOST_REQUIRE(vectors.ok());
   BOOST_TEST(*vectors == static_cast<uint64_t>(stored) * 4);
@@ -526,7 +553,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
   std::unique_ptr<Env> env = std::move(opened).value();
   {
-    DocumentStore store(*env, kShards);
+    DocumentStore store(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
     BOOST_REQUIRE(store.CheckIndexIdentity("hash-v1", 384).ok());  // records
     BOOST_TEST(store.CheckIndexIdentity("hash-v1", 384).ok());     // matches
 
@@ -547,7 +574,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
     BOOST_TEST(store.CheckIndexIdentity("hash-v1", 384).ok());
   }
   {
-    DocumentStore other_shards(*env, 2);
+    DocumentStore other_shards(*env, 2, VectorFormat::kFloat, WordAnalyzer);
     Status s = other_shards.CheckIndexIdentity("hash-v1", 384);
     BOOST_TEST(!s.ok());
     BOOST_TEST(s.code() == "index_mismatch");
@@ -558,7 +585,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   auto reopened = OpenEnv(dir.path(), names, 64ull << 20);
   BOOST_REQUIRE(reopened.ok());
   env = std::move(reopened).value();
-  DocumentStore again(*env, kShards);
+  DocumentStore again(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
   BOOST_TEST(again.CheckIndexIdentity("hash-v1", 384).ok());
   BOOST_TEST(again.CheckIndexIdentity("hash-v2", 384).code() == "index_mismatch");
   {
@@ -567,9 +594,21 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
     BOOST_REQUIRE(txn.ok());
     BOOST_REQUIRE(txn->Del(env->Dbi("index_meta"), "layout").ok());
     BOOST_REQUIRE(txn->Commit().ok());
-    DocumentStore old(*env, kShards);
+    DocumentStore old(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
     Status s = old.CheckIndexIdentity("hash-v1", 384);
     BOOST_TEST(s.code() == "old_store_layout");
+  }
+  {
+    // The previous layout (per-posting keys): refused, and the message names the command
+    // that converts it.
+    auto txn = Txn::BeginWrite(*env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", "tenant-keys-v1").ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+    DocumentStore old(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
+    Status s = old.CheckIndexIdentity("hash-v1", 384);
+    BOOST_TEST(s.code() == "old_store_layout");
+    BOOST_TEST(s.message().find("ragstream migrate") != std::string::npos, s.message());
   }
 }
 
@@ -590,6 +629,19 @@ BOOST_AUTO_TEST_CASE(document_record_json_round_trip) {
   BOOST_TEST(!DecodeDocument("[1]", back));
 }
 
+// The test's second analyzer: upper-cased words, plus the title as a term.
+std::vector<AnalyzedChunk> UpperAnalyzer(std::string_view title, std::string_view,
+                                         const std::vector<std::string_view>& texts) {
+  std::vector<AnalyzedChunk> out = WordAnalyzer(title, "", texts);
+  for (auto& c : out) {
+    for (auto& t : c.terms) {
+      for (char& ch : t) ch = static_cast<char>(std::toupper(static_cast<unsigned char>(ch)));
+    }
+    c.terms.push_back("^" + std::string(title));
+  }
+  return out;
+}
+
 // A new analyzer re-indexes every chunk from its stored text, in small resumable batches,
 // and leaves the postings exactly as if the documents had been added with it.
 BOOST_AUTO_TEST_CASE(reindex_lexical_replaces_every_chunk_terms) {
@@ -597,51 +649,85 @@ BOOST_AUTO_TEST_CASE(reindex_lexical_replaces_every_chunk_terms) {
   MustAdd(*e.store, MakeDoc("doc_a", "Alpha", {"red fox", "blue fox jumps"}, 0, 1));
   MustAdd(*e.store, MakeDoc("doc_b", "Beta", {"green frog"}, 2, 2));
   BOOST_TEST(LexicalDocs(*e.store, {"fox"}).size() == 2u);
-  // The new "analyzer" upper-cases the words and adds the title as a term.
   int calls = 0;
-  auto upper = [&calls](std::string_view text, std::string_view title,
-                        std::vector<std::string>& terms, uint32_t& length) {
-    ++calls;
-    std::string word;
-    for (char ch : std::string(text) + " ") {
-      if (ch == ' ') {
-        if (!word.empty()) terms.push_back(word);
-        word.clear();
-      } else {
-        word.push_back(static_cast<char>(std::toupper(static_cast<unsigned char>(ch))));
-      }
-    }
-    length = static_cast<uint32_t>(terms.size());
-    terms.push_back("^" + std::string(title));
-  };
-  auto done = e.store->ReindexLexical("upper-v1", upper, /*batch_chunks=*/1);
+  DocumentStore upper(*e.env, kShards, VectorFormat::kFloat,
+                      [&calls](std::string_view title, std::string_view language,
+                               const std::vector<std::string_view>& texts) {
+                        calls += static_cast<int>(texts.size());
+                        return UpperAnalyzer(title, language, texts);
+                      });
+  auto done = upper.ReindexLexical("upper-v1", /*batch_chunks=*/1);
   BOOST_REQUIRE_MESSAGE(done.ok(), done.status().ToString());
   BOOST_TEST(*done == 3u);
   BOOST_TEST(calls == 3);
-  BOOST_TEST(LexicalDocs(*e.store, {"fox"}).empty());
-  BOOST_TEST(LexicalDocs(*e.store, {"FOX"}) == (std::vector<std::string>{"doc_a:0", "doc_a:1"}));
-  BOOST_TEST(LexicalDocs(*e.store, {"^Beta"}) == std::vector<std::string>{"doc_b:0"});
-  auto chunk = e.store->GetChunk("acme", "doc_a", 1);
+  BOOST_TEST(LexicalDocs(upper, {"fox"}).empty());
+  BOOST_TEST(LexicalDocs(upper, {"FOX"}) == (std::vector<std::string>{"doc_a:0", "doc_a:1"}));
+  BOOST_TEST(LexicalDocs(upper, {"^Beta"}) == std::vector<std::string>{"doc_b:0"});
+  auto chunk = upper.GetChunk("acme", "doc_a", 1);
   BOOST_REQUIRE(chunk.ok());
-  BOOST_TEST(chunk->terms == (std::vector<std::string>{"BLUE", "FOX", "JUMPS", "^Alpha"}));
+  BOOST_TEST(chunk->text == "blue fox jumps");
   BOOST_TEST(chunk->length == 3u);
   // Current now: nothing more to do, and the analyzer is not called.
-  auto again = e.store->ReindexLexical("upper-v1", upper);
+  auto again = upper.ReindexLexical("upper-v1");
   BOOST_REQUIRE(again.ok());
   BOOST_TEST(*again == 0u);
   BOOST_TEST(calls == 3);
-  // Deleting uses the stored (new) terms and leaves no posting behind.
-  BOOST_REQUIRE(e.store->Delete("acme", "doc_a").ok());
-  BOOST_REQUIRE(e.store->Delete("acme", "doc_b").ok());
-  BOOST_TEST(e.Entries("lex_postings") == 0u);
-  BOOST_TEST(e.Entries("lex_df") == 0u);
+  // Deleting analyses the text again with the (new) analyzer and leaves no posting behind.
+  BOOST_REQUIRE(upper.Delete("acme", "doc_a").ok());
+  BOOST_REQUIRE(upper.Delete("acme", "doc_b").ok());
+  BOOST_TEST(e.Entries("lex_blocks") == 0u);
+  BOOST_TEST(e.Entries("lex_doc_freq") == 0u);
+}
+
+// A rebuild cut short (a worker killed mid-batch) resumes where its last commit left it;
+// a document added meanwhile, past the rebuild's position, is indexed by the rebuild, once;
+// one deleted meanwhile leaves nothing.
+BOOST_AUTO_TEST_CASE(reindex_lexical_resumes_and_indexes_documents_added_meanwhile_once) {
+  DocEnv e;
+  for (int i = 0; i < 6; ++i) {
+    MustAdd(*e.store, MakeDoc("doc_" + std::to_string(i), "T" + std::to_string(i),
+                              {"common word" + std::to_string(i), "common again"}, 0, i));
+  }
+  struct Killed {};
+  int calls = 0;
+  auto dying = [&calls](std::string_view title, std::string_view language,
+                        const std::vector<std::string_view>& texts) {
+    if (++calls == 3) throw Killed{};
+    return UpperAnalyzer(title, language, texts);
+  };
+  {
+    DocumentStore first(*e.env, kShards, VectorFormat::kFloat, dying);
+    BOOST_CHECK_THROW(first.ReindexLexical("upper-v1", /*batch_chunks=*/2), Killed);
+  }
+  DocumentStore upper(*e.env, kShards, VectorFormat::kFloat, UpperAnalyzer);
+  // During the rebuild: one document added, one deleted.
+  BOOST_REQUIRE(upper.Add("acme", MakeDoc("doc_new", "New", {"common fresh"}, 1, 9)).ok());
+  BOOST_REQUIRE(upper.Delete("acme", "doc_5").ok());
+  auto done = upper.ReindexLexical("upper-v1", /*batch_chunks=*/2);
+  BOOST_REQUIRE_MESSAGE(done.ok(), done.status().ToString());
+  // 5 documents of 2 chunks and the new one: every chunk in the index exactly once.
+  auto hits = upper.lexical().Search("acme", Unweighted({"COMMON"}), 100, {});
+  BOOST_REQUIRE(hits.ok());
+  BOOST_TEST(hits->hits.size() == 11u);
+  BOOST_TEST(LexicalDocs(upper, {"FRESH"}) == std::vector<std::string>{"doc_new:0"});
+  BOOST_TEST(LexicalDocs(upper, {"WORD5"}).empty());
+  auto txn = Txn::BeginRead(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  auto df = txn->Get(e.env->Dbi("lex_doc_freq"), "acme/COMMON");
+  BOOST_REQUIRE(df.ok() && df->has_value());
+  uint32_t count = 0;
+  std::memcpy(&count, (*df)->data(), sizeof count);
+  BOOST_TEST(count == 11u);
+  auto chunks = ReadCounter(*txn, e.env->Dbi("index_meta"), "bm25_chunks/acme");
+  BOOST_REQUIRE(chunks.ok());
+  BOOST_TEST(*chunks == 11u);
+  BOOST_TEST(!txn->Get(e.env->Dbi("index_meta"), "reindex_cursor")->has_value());
 }
 
 // An empty store just records the analyzer.
 BOOST_AUTO_TEST_CASE(reindex_lexical_of_an_empty_store_records_the_version) {
   DocEnv e;
-  auto none = e.store->ReindexLexical(
-      "v9", [](std::string_view, std::string_view, std::vector<std::string>&, uint32_t&) {});
+  auto none = e.store->ReindexLexical("v9");
   BOOST_REQUIRE(none.ok());
   BOOST_TEST(*none == 0u);
   auto txn = Txn::BeginRead(*e.env);
@@ -665,7 +751,7 @@ BOOST_AUTO_TEST_CASE(the_map_grows_online_up_to_its_maximum) {
   options.max_map_bytes = 6ull << 20;
   auto env = Env::Open(options);
   BOOST_REQUIRE(env.ok());
-  DocumentStore store(**env, kShards);
+  DocumentStore store(**env, kShards, VectorFormat::kFloat, WordAnalyzer);
   int stored = 0;
   Status last;
   for (int i = 0; i < 400 && last.ok(); ++i) {

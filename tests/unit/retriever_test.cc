@@ -2,6 +2,7 @@
 // mode over a real DocumentStore filled through the Ingester with the hash
 // embedder.
 #include "lib/rag/retriever.h"
+#include "lib/rag/analyzer.h"
 
 #include <boost/test/unit_test.hpp>
 
@@ -128,7 +129,8 @@ struct Library {
     auto opened = store::Env::Open(options);
     if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
     env = std::move(opened).value();
-    documents = std::make_unique<store::DocumentStore>(*env, 3);
+    documents = std::make_unique<store::DocumentStore>(*env, 3, store::VectorFormat::kFloat,
+                                                       rag::AnalyzeDocumentChunks);
     IngestOptions io;
     io.chunker.target_chars = 120;
     io.chunker.overlap_chars = 20;
@@ -398,7 +400,7 @@ BOOST_AUTO_TEST_CASE(an_empty_store_returns_nothing) {
   options.databases = store::DocumentStore::Databases(2);
   auto env = store::Env::Open(options);
   BOOST_REQUIRE(env.ok());
-  store::DocumentStore documents(**env, 2);
+  store::DocumentStore documents(**env, 2, store::VectorFormat::kFloat, rag::AnalyzeDocumentChunks);
   HashEmbedder embedder;
   Retriever retriever(documents, embedder);
   for (RetrievalMode mode : kModes) {

@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "lib/rag/analyzer.h"
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/ingester.h"
 #include "lib/rag/retriever.h"
@@ -35,7 +36,8 @@ struct Stores {
     BOOST_REQUIRE_MESSAGE(opened.ok(), opened.status().ToString());
     env = std::move(opened).value();
     conversations = std::make_unique<store::ConversationStore>(*env);
-    documents = std::make_unique<store::DocumentStore>(*env, kShards);
+    documents = std::make_unique<store::DocumentStore>(*env, kShards, store::VectorFormat::kFloat,
+                                                       rag::AnalyzeDocumentChunks);
     ingester = std::make_unique<rag::Ingester>(*documents, embedder, rag::IngestOptions{});
     retriever = std::make_unique<rag::Retriever>(*documents, embedder);
   }

@@ -16,6 +16,7 @@
 #include <cstring>
 #include <map>
 #include <memory>
+#include <optional>
 #include <random>
 #include <set>
 #include <stdexcept>
@@ -56,12 +57,37 @@ struct VectorEnv {
 };
 
 // Random unit vectors, documents of 1..max_rows of them, and the brute-force
-// reference.
+// reference. Documents get dense chunk ids as the catalog hands them out: each
+// its own run of consecutive ids, the next document's starting where the last
+// one's ended.
 struct Corpus {
   uint32_t dim = 0;
-  std::map<std::string, std::vector<float>> docs;  // id -> rows x dim
+  std::map<uint32_t, std::vector<float>> docs;  // first chunk id -> rows x dim
+  std::vector<uint32_t> firsts;                 // document number -> first chunk id
+  uint32_t next_chunk = 0;                      // the id the next document would start at
 
-  size_t Rows(const std::string& id) const { return docs.at(id).size() / dim; }
+  size_t Rows(uint32_t first) const { return docs.at(first).size() / dim; }
+  // The first chunk id of document `d`.
+  uint32_t First(int d) const { return firsts.at(static_cast<size_t>(d)); }
+  // The document (first chunk id) holding `chunk`, nullopt if none does.
+  std::optional<uint32_t> DocOf(uint32_t chunk) const {
+    auto it = docs.upper_bound(chunk);
+    if (it == docs.begin()) return std::nullopt;
+    --it;
+    if (chunk >= it->first + it->second.size() / dim) return std::nullopt;
+    return it->first;
+  }
+  // A filter letting through exactly the chunks of the documents `numbers`.
+  ChunkFilter FilterOf(const std::vector<int>& numbers) const {
+    ChunkFilter f;
+    f.all = false;
+    for (int d : numbers) {
+      const uint32_t first = First(d);
+      f.ranges.push_back({first, first + static_cast<uint32_t>(Rows(first))});
+    }
+    std::sort(f.ranges.begin(), f.ranges.end());
+    return f;
+  }
 };
 
 std::vector<float> RandomUnit(std::mt19937& rng, uint32_t dim) {
@@ -81,13 +107,15 @@ Corpus MakeCorpus(std::mt19937& rng, uint32_t dim, int documents, int max_rows) 
   c.dim = dim;
   std::uniform_int_distribution<int> rows(1, max_rows);
   for (int d = 0; d < documents; ++d) {
-    std::string id = "doc_" + std::to_string(d);
-    std::vector<float>& block = c.docs[id];
+    const uint32_t first = c.next_chunk;
+    std::vector<float>& block = c.docs[first];
     int n = rows(rng);
     for (int r = 0; r < n; ++r) {
       auto v = RandomUnit(rng, dim);
       block.insert(block.end(), v.begin(), v.end());
     }
+    c.firsts.push_back(first);
+    c.next_chunk += static_cast<uint32_t>(n);
   }
   return c;
 }
@@ -95,8 +123,8 @@ Corpus MakeCorpus(std::mt19937& rng, uint32_t dim, int documents, int max_rows) 
 void Store(VectorEnv& e, const Corpus& c) {
   auto txn = Txn::BeginWrite(*e.env);
   BOOST_REQUIRE_MESSAGE(txn.ok(), txn.status().ToString());
-  for (const auto& [id, block] : c.docs) {
-    Status s = e.index->Put(*txn, "acme", id, block.data(),
+  for (const auto& [first, block] : c.docs) {
+    Status s = e.index->Put(*txn, "acme", first, block.data(),
                             static_cast<uint32_t>(block.size() / c.dim), c.dim);
     BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
   }
@@ -112,19 +140,17 @@ double NaiveDot(const float* a, const float* b, uint32_t dim) {
 
 struct Ref {
   double score;
-  std::string doc;
   uint32_t chunk;
 };
 
-// Every (doc, chunk) of the corpus (restricted to `filter` if not empty), best
-// first.
+// Every chunk of the corpus (restricted to `filter`), best first.
 std::vector<Ref> BruteForce(const Corpus& c, const std::vector<float>& q,
-                            const std::vector<std::string>& filter = {}) {
+                            const ChunkFilter& filter = {}) {
   std::vector<Ref> all;
-  for (const auto& [id, block] : c.docs) {
-    if (!filter.empty() && std::find(filter.begin(), filter.end(), id) == filter.end()) continue;
+  for (const auto& [first, block] : c.docs) {
     for (uint32_t r = 0; r < block.size() / c.dim; ++r) {
-      all.push_back({NaiveDot(q.data(), block.data() + size_t{r} * c.dim, c.dim), id, r});
+      if (!filter.Contains(first + r)) continue;
+      all.push_back({NaiveDot(q.data(), block.data() + size_t{r} * c.dim, c.dim), first + r});
     }
   }
   std::sort(all.begin(), all.end(), [](const Ref& a, const Ref& b) { return a.score > b.score; });
@@ -132,33 +158,31 @@ std::vector<Ref> BruteForce(const Corpus& c, const std::vector<float>& q,
 }
 
 // Search equals the brute-force top-k: same ranks' scores within 1e-5, the same
-// (doc, chunk) set (unless the reference itself has a near-tie at the k-th
-// place), each reported score the true score of what it names, best first.
+// chunk set (unless the reference itself has a near-tie at the k-th place),
+// each reported score the true score of the chunk it names, best first.
 void CheckAgainstReference(const VectorEnv& e, const Corpus& c, const std::vector<float>& q,
-                           size_t k, const std::vector<std::string>& filter = {}) {
+                           size_t k, const ChunkFilter& filter = {}) {
   auto hits = e.index->Search("acme", q.data(), c.dim, k, filter);
   BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
   std::vector<Ref> ref = BruteForce(c, q, filter);
   const size_t want = std::min(k, ref.size());
   BOOST_REQUIRE_EQUAL(hits->size(), want);
-  std::set<std::pair<std::string, uint32_t>> got_set, want_set;
+  std::set<uint32_t> got_set, want_set;
   for (size_t i = 0; i < want; ++i) {
     const VectorHit& h = (*hits)[i];
     BOOST_TEST(std::abs(h.score - ref[i].score) < 1e-5,
                "rank " << i << ": " << h.score << " vs " << ref[i].score);
     if (i > 0) BOOST_TEST((*hits)[i - 1].score >= h.score);
-    auto doc = c.docs.find(h.document_id);
-    BOOST_REQUIRE(doc != c.docs.end());
-    BOOST_REQUIRE(h.chunk_index < c.Rows(h.document_id));
-    double truth = NaiveDot(q.data(), doc->second.data() + size_t{h.chunk_index} * c.dim, c.dim);
+    auto doc = c.DocOf(h.chunk);
+    BOOST_REQUIRE_MESSAGE(doc.has_value(), "chunk " << h.chunk << " is in no document");
+    const float* row = c.docs.at(*doc).data() + size_t{h.chunk - *doc} * c.dim;
+    double truth = NaiveDot(q.data(), row, c.dim);
     BOOST_TEST(std::abs(h.score - truth) < 1e-5);
-    if (!filter.empty()) {
-      BOOST_TEST((std::find(filter.begin(), filter.end(), h.document_id) != filter.end()));
-    }
-    got_set.insert({h.document_id, h.chunk_index});
-    want_set.insert({ref[i].doc, ref[i].chunk});
+    BOOST_TEST(filter.Contains(h.chunk));
+    got_set.insert(h.chunk);
+    want_set.insert(ref[i].chunk);
   }
-  BOOST_TEST(got_set.size() == want);  // no (doc, chunk) twice
+  BOOST_TEST(got_set.size() == want);  // no chunk twice
   const bool near_tie = want < ref.size() && ref[want - 1].score - ref[want].score < 1e-5;
   if (!near_tie) BOOST_TEST((got_set == want_set));
 }
@@ -169,20 +193,28 @@ void RunRandomComparison(uint32_t dim, int documents, int max_rows, int shards, 
   Corpus c = MakeCorpus(rng, dim, documents, max_rows);
   Store(e, c);
   size_t total = 0;
-  for (const auto& [id, block] : c.docs) total += block.size() / dim;
+  for (const auto& [first, block] : c.docs) total += block.size() / dim;
   auto count = e.index->Count();
   BOOST_REQUIRE(count.ok());
   BOOST_TEST(*count == total);
   for (int i = 0; i < 20; ++i) CheckAgainstReference(e, c, RandomUnit(rng, dim), 10);
-  // A query equal to a stored vector finds it first with score ~1.
-  const std::string probe = "doc_" + std::to_string(documents / 2);
+  // A query equal to a stored vector finds it first with score ~1: its first row is the
+  // document's first chunk id, a later row that id plus the row.
+  const uint32_t probe = c.First(documents / 2);
   std::vector<float> q(c.docs[probe].begin(), c.docs[probe].begin() + dim);
-  auto hits = e.index->Search("acme", q.data(), dim, 1, {});
+  auto hits = e.index->Search("acme", q.data(), dim, 1);
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), 1u);
-  BOOST_TEST((*hits)[0].document_id == probe);
-  BOOST_TEST((*hits)[0].chunk_index == 0u);
+  BOOST_TEST((*hits)[0].chunk == probe);
   BOOST_TEST(std::abs((*hits)[0].score - 1.0f) < 1e-5);
+  const uint32_t last_row = static_cast<uint32_t>(c.Rows(probe)) - 1;
+  std::vector<float> q_last(c.docs[probe].begin() + size_t{last_row} * dim,
+                            c.docs[probe].begin() + size_t{last_row + 1} * dim);
+  auto last = e.index->Search("acme", q_last.data(), dim, 1);
+  BOOST_REQUIRE(last.ok());
+  BOOST_REQUIRE_EQUAL(last->size(), 1u);
+  BOOST_TEST((*last)[0].chunk == probe + last_row);
+  BOOST_TEST(std::abs((*last)[0].score - 1.0f) < 1e-5);
 }
 
 BOOST_AUTO_TEST_SUITE(vector_index_test)
@@ -239,20 +271,19 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
   for (int i = 0; i < 8; ++i) queries.push_back(RandomUnit(rng, 32));
   std::vector<std::vector<VectorHit>> expected;
   for (const auto& q : queries) {
-    auto hits = e.index->Search("acme", q.data(), 32, 10, {});
+    auto hits = e.index->Search("acme", q.data(), 32, 10);
     BOOST_REQUIRE(hits.ok());
     expected.push_back(*hits);
   }
   std::atomic<int> failures{0}, mismatches{0};
-  std::vector<std::string> old_ids;
-  for (const auto& [id, block] : c.docs) old_ids.push_back(id);
+  // The documents stored so far: every id below the writer's first.
+  const ChunkFilter old_ids{false, {{0, c.next_chunk}}};
   std::thread writer([&] {
     std::mt19937 wrng(42);
-    for (int i = 0; i < 50; ++i) {
+    for (uint32_t i = 0; i < 50; ++i) {
       auto v = RandomUnit(wrng, 32);
       auto txn = Txn::BeginWrite(*e.env);
-      if (!txn.ok() ||
-          !e.index->Put(*txn, "acme", "new_" + std::to_string(i), v.data(), 1, 32).ok() ||
+      if (!txn.ok() || !e.index->Put(*txn, "acme", c.next_chunk + i, v.data(), 1, 32).ok() ||
           !txn->Commit().ok()) {
         ++failures;
       }
@@ -273,10 +304,7 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
           continue;
         }
         for (size_t j = 0; j < hits->size(); ++j) {
-          if ((*hits)[j].document_id != expected[qi][j].document_id ||
-              (*hits)[j].chunk_index != expected[qi][j].chunk_index) {
-            ++mismatches;
-          }
+          if ((*hits)[j].chunk != expected[qi][j].chunk) ++mismatches;
         }
       }
     });
@@ -288,7 +316,7 @@ BOOST_AUTO_TEST_CASE(concurrent_searches_with_a_writer) {
   auto count = e.index->Count();
   BOOST_REQUIRE(count.ok());
   size_t total = 50;
-  for (const auto& [id, block] : c.docs) total += block.size() / 32;
+  for (const auto& [first, block] : c.docs) total += block.size() / 32;
   BOOST_TEST(*count == total);
 }
 
@@ -303,17 +331,31 @@ BOOST_AUTO_TEST_CASE(k_larger_than_the_corpus_returns_everything_sorted) {
 BOOST_AUTO_TEST_CASE(documents_spread_over_shards) {
   VectorEnv e(3);
   std::set<int> shards;
-  for (int i = 0; i < 100; ++i) {
-    int s = e.index->ShardOf("doc_" + std::to_string(i));
+  std::map<int, int> per_shard;
+  for (uint32_t first = 0; first < 100; ++first) {
+    int s = e.index->ShardOf(first);
     BOOST_TEST(s >= 0);
     BOOST_TEST(s < 3);
     shards.insert(s);
-    BOOST_TEST(e.index->ShardOf("doc_" + std::to_string(i)) == s);  // stable
+    ++per_shard[s];
+    BOOST_TEST(e.index->ShardOf(first) == s);  // stable
   }
   BOOST_TEST(shards.size() == 3u);
+  // Consecutive first chunk ids (how documents are numbered) do not all pile into one shard.
+  for (const auto& [s, n] : per_shard) BOOST_TEST(n >= 15, "shard " << s << " has " << n);
+  // Large ids too (all bits of the id count).
+  std::set<int> high;
+  for (uint32_t first = 0xFFFFFF00u; first < 0xFFFFFF40u; ++first) {
+    const int s = e.index->ShardOf(first);
+    BOOST_TEST(s >= 0);
+    BOOST_TEST(s < 3);
+    high.insert(s);
+  }
+  BOOST_TEST(high.size() == 3u);
   BOOST_TEST(e.index->shards() == 3);
-  BOOST_TEST((VectorIndex::Databases(3) ==
-              std::vector<std::string>{"vec.0", "vec.1", "vec.2", "vec8.0", "vec8.1", "vec8.2"}));
+  BOOST_TEST((VectorIndex::Databases(3) == std::vector<std::string>{"vectors.0", "vectors.1",
+                                                                    "vectors.2", "vectors8.0",
+                                                                    "vectors8.1", "vectors8.2"}));
 }
 
 BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
@@ -321,17 +363,34 @@ BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
   VectorEnv e(3);
   Corpus c = MakeCorpus(rng, 64, 300, 20);
   Store(e, c);
-  const std::vector<std::string> filter = {"doc_250", "doc_3", "doc_77", "doc_140", "doc_9"};
+  const ChunkFilter filter = c.FilterOf({250, 3, 77, 140, 9});
   for (int i = 0; i < 10; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 64), 10, filter);
-  // A filter naming only unknown documents gives nothing.
+  // A filter naming only ids no document has gives nothing; so does an empty one.
   auto q = RandomUnit(rng, 64);
-  auto none = e.index->Search("acme", q.data(), 64, 10, {"doc_nope"});
+  const ChunkFilter nope{false, {{c.next_chunk + 10, c.next_chunk + 20}}};
+  auto none = e.index->Search("acme", q.data(), 64, 10, nope);
   BOOST_REQUIRE(none.ok());
   BOOST_TEST(none->empty());
-  // A one-document filter returns at most that document's rows.
-  auto one = e.index->Search("acme", q.data(), 64, 100, {"doc_3"});
+  auto empty = e.index->Search("acme", q.data(), 64, 10, ChunkFilter{false, {}});
+  BOOST_REQUIRE(empty.ok());
+  BOOST_TEST(empty->empty());
+  // A one-document filter returns that document's rows, and only them.
+  const uint32_t doc3 = c.First(3);
+  auto one = e.index->Search("acme", q.data(), 64, 100, c.FilterOf({3}));
   BOOST_REQUIRE(one.ok());
-  BOOST_TEST(one->size() == c.Rows("doc_3"));
+  BOOST_TEST(one->size() == c.Rows(doc3));
+  std::set<uint32_t> rows;
+  for (const auto& h : *one) rows.insert(h.chunk);
+  BOOST_TEST(rows.size() == c.Rows(doc3));
+  BOOST_TEST(*rows.begin() == doc3);
+  BOOST_TEST(*rows.rbegin() == doc3 + c.Rows(doc3) - 1);
+  // A range starting just after a document (at its neighbour's first chunk) is that neighbour.
+  const uint32_t doc4 = c.First(4);
+  BOOST_REQUIRE(doc4 == doc3 + c.Rows(doc3));
+  auto next = e.index->Search("acme", q.data(), 64, 100, ChunkFilter{false, {{doc4, doc4 + 1}}});
+  BOOST_REQUIRE(next.ok());
+  BOOST_TEST(next->size() == c.Rows(doc4));
+  for (const auto& h : *next) BOOST_TEST(c.DocOf(h.chunk).value_or(0xFFFFFFFFu) == doc4);
 }
 
 BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
@@ -342,32 +401,35 @@ BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
   auto before = e.index->Count();
   BOOST_REQUIRE(before.ok());
 
-  const std::string victim = "doc_17";
+  const uint32_t victim = c.First(17);
+  const size_t rows = c.Rows(victim);
   std::vector<float> q(c.docs[victim].begin(), c.docs[victim].begin() + 32);
-  auto hits = e.index->Search("acme", q.data(), 32, 1, {});
+  auto hits = e.index->Search("acme", q.data(), 32, 1);
   BOOST_REQUIRE(hits.ok() && hits->size() == 1);
-  BOOST_TEST((*hits)[0].document_id == victim);
+  BOOST_TEST((*hits)[0].chunk == victim);
 
+  const ChunkFilter victim_filter = c.FilterOf({17});
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
     BOOST_REQUIRE(e.index->Delete(*txn, "acme", victim).ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "acme", "doc_never_stored").ok());  // absent: not an error
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", c.next_chunk + 1000).ok());  // absent: no error
     BOOST_REQUIRE(txn->Commit().ok());
   }
-  const size_t rows = c.Rows(victim);
   c.docs.erase(victim);
   auto after = e.index->Count();
   BOOST_REQUIRE(after.ok());
   BOOST_TEST(*after == *before - rows);
 
-  auto all = e.index->Search("acme", q.data(), 32, 1000, {});
+  auto all = e.index->Search("acme", q.data(), 32, 1000);
   BOOST_REQUIRE(all.ok());
   BOOST_TEST(all->size() == *after);
-  for (const auto& h : *all) BOOST_TEST(h.document_id != victim);
+  for (const auto& h : *all) {
+    BOOST_TEST((h.chunk < victim || h.chunk >= victim + rows), "deleted chunk " << h.chunk);
+  }
   CheckAgainstReference(e, c, q, 10);
   // Filtering on the deleted document finds nothing.
-  auto filtered = e.index->Search("acme", q.data(), 32, 10, {victim});
+  auto filtered = e.index->Search("acme", q.data(), 32, 10, victim_filter);
   BOOST_REQUIRE(filtered.ok());
   BOOST_TEST(filtered->empty());
 }
@@ -379,18 +441,92 @@ BOOST_AUTO_TEST_CASE(put_replaces_a_documents_vectors) {
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Put(*txn, "acme", "d", first, 2, 4).ok());
-    BOOST_REQUIRE(e.index->Put(*txn, "acme", "d", second, 1, 4).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "acme", 5, first, 2, 4).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "acme", 5, second, 1, 4).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
   auto count = e.index->Count();
   BOOST_REQUIRE(count.ok());
   BOOST_TEST(*count == 1u);
   const float q[] = {0, 0, 1, 0};
-  auto hits = e.index->Search("acme", q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10);
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), 1u);
   BOOST_TEST((*hits)[0].score == 1.0f);
+  BOOST_TEST((*hits)[0].chunk == 5u);
+}
+
+// First chunk ids are 4-byte big-endian key parts: ids with zero and 0xFF bytes, and ones
+// whose order differs from their little-endian bytes', come back as stored, rows numbered
+// from the id, and a tenant whose name is a prefix of another's sees none of its vectors.
+BOOST_AUTO_TEST_CASE(chunk_ids_round_trip_through_the_key_and_tenants_stay_apart) {
+  VectorEnv e(3);
+  const std::vector<uint32_t> firsts = {0, 2, 255, 256, 65536, 0x01000000u, 0xFFFFFF00u};
+  const uint32_t dim = 4;
+  // Document i: two rows, scored i + 1 and i + 0.5 by the query {1, 0, 0, 0}.
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    for (size_t i = 0; i < firsts.size(); ++i) {
+      const float f = static_cast<float>(i);
+      const float rows[] = {f + 1, 0, 0, 0, f + 0.5f, 0, 0, 0};
+      BOOST_REQUIRE(e.index->Put(*txn, "acme", firsts[i], rows, 2, dim).ok());
+    }
+    const float other[] = {100, 0, 0, 0};
+    BOOST_REQUIRE(e.index->Put(*txn, "acm", 7, other, 1, dim).ok());
+    BOOST_REQUIRE(e.index->Put(*txn, "acmex", 9, other, 1, dim).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  const float q[] = {1, 0, 0, 0};
+  auto hits = e.index->Search("acme", q, dim, 100);
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE_EQUAL(hits->size(), 2 * firsts.size());
+  for (size_t i = 0; i < firsts.size(); ++i) {
+    const size_t doc = firsts.size() - 1 - i;  // the highest score first
+    const float f = static_cast<float>(doc);
+    BOOST_TEST((*hits)[2 * i].chunk == firsts[doc]);
+    BOOST_TEST((*hits)[2 * i].score == f + 1);
+    BOOST_TEST((*hits)[2 * i + 1].chunk == firsts[doc] + 1);
+    BOOST_TEST((*hits)[2 * i + 1].score == f + 0.5f);
+  }
+  auto acm = e.index->Search("acm", q, dim, 100);
+  BOOST_REQUIRE(acm.ok());
+  BOOST_REQUIRE_EQUAL(acm->size(), 1u);
+  BOOST_TEST((*acm)[0].chunk == 7u);
+  auto acmex = e.index->Search("acmex", q, dim, 100);
+  BOOST_REQUIRE(acmex.ok());
+  BOOST_REQUIRE_EQUAL(acmex->size(), 1u);
+  BOOST_TEST((*acmex)[0].chunk == 9u);
+  // A filter on the large id's range finds exactly that document.
+  auto high =
+      e.index->Search("acme", q, dim, 100, ChunkFilter{false, {{0xFFFFFF00u, 0xFFFFFF02u}}});
+  BOOST_REQUIRE(high.ok());
+  BOOST_REQUIRE_EQUAL(high->size(), 2u);
+  BOOST_TEST((*high)[0].chunk == 0xFFFFFF00u);
+  BOOST_TEST((*high)[1].chunk == 0xFFFFFF01u);
+}
+
+// Equal scores come back in chunk id order, whatever the shards and the order of the Puts.
+BOOST_AUTO_TEST_CASE(equal_scores_order_by_chunk_id) {
+  VectorEnv e(3);
+  const float v[] = {0, 1, 0, 0};
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    for (uint32_t first : {40u, 7u, 23u, 3u, 31u, 12u}) {
+      BOOST_REQUIRE(e.index->Put(*txn, "acme", first, v, 1, 4).ok());
+    }
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  const float q[] = {0, 2, 0, 0};
+  auto hits = e.index->Search("acme", q, 4, 4);
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE_EQUAL(hits->size(), 4u);
+  const std::vector<uint32_t> want = {3, 7, 12, 23};
+  for (size_t i = 0; i < want.size(); ++i) {
+    BOOST_TEST((*hits)[i].chunk == want[i]);
+    BOOST_TEST((*hits)[i].score == 2.0f);
+  }
 }
 
 // Small values sit inside a leaf page at whatever (2-byte) offset the key
@@ -398,16 +534,19 @@ BOOST_AUTO_TEST_CASE(put_replaces_a_documents_vectors) {
 // score exactly.
 BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
   VectorEnv e(1);
-  std::map<std::string, std::vector<float>> docs;
+  std::map<uint32_t, std::vector<float>> docs;  // first chunk id -> its one row
+  std::map<uint32_t, int> len_of;
   for (int len = 1; len <= 12; ++len) {
-    std::string id(static_cast<size_t>(len), static_cast<char>('a' + len));
-    docs[id] = {0.5f * len, -1.0f, 0.25f, static_cast<float>(len)};
+    const uint32_t first = static_cast<uint32_t>(len) * 3;
+    docs[first] = {0.5f * len, -1.0f, 0.25f, static_cast<float>(len)};
+    len_of[first] = len;
   }
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    for (const auto& [id, v] : docs)
-      BOOST_REQUIRE(e.index->Put(*txn, "acme", id, v.data(), 1, 4).ok());
+    for (const auto& [first, v] : docs) {
+      BOOST_REQUIRE(e.index->Put(*txn, "acme", first, v.data(), 1, 4).ok());
+    }
     BOOST_REQUIRE(txn->Commit().ok());
   }
   // Make sure the case under test really happens: some float block is
@@ -416,8 +555,8 @@ BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
   {
     auto txn = Txn::BeginRead(*e.env);
     BOOST_REQUIRE(txn.ok());
-    for (const auto& [id, v] : docs) {
-      auto raw = txn->Get(e.env->Dbi("vec.0"), "acme/" + id);
+    for (const auto& [first, v] : docs) {
+      auto raw = txn->Get(e.env->Dbi("vectors.0"), "acme/" + ChunkKeyPart(first));
       BOOST_REQUIRE(raw.ok() && raw->has_value());
       BOOST_REQUIRE_EQUAL((*raw)->size(), 16u + 4 * sizeof(float));
       if (reinterpret_cast<uintptr_t>((*raw)->data() + 16) % alignof(float) != 0) ++misaligned;
@@ -426,17 +565,17 @@ BOOST_AUTO_TEST_CASE(small_unaligned_values_score_correctly) {
   BOOST_TEST(misaligned > 0u);
 
   const float q[] = {1.0f, 2.0f, -4.0f, 0.5f};
-  auto hits = e.index->Search("acme", q, 4, 100, {});
+  auto hits = e.index->Search("acme", q, 4, 100);
   BOOST_REQUIRE(hits.ok());
   BOOST_REQUIRE_EQUAL(hits->size(), docs.size());
   for (const auto& h : *hits) {
-    const auto& v = docs.at(h.document_id);
+    BOOST_REQUIRE(docs.count(h.chunk) == 1u);
+    const auto& v = docs.at(h.chunk);
     // All terms are exact in float: 0.5 len - 2 - 1 + 0.5 len = len - 3.
     BOOST_TEST(h.score == NaiveDot(q, v.data(), 4));
-    BOOST_TEST(h.score == static_cast<float>(h.document_id.size()) - 3.0f);
-    BOOST_TEST(h.chunk_index == 0u);
+    BOOST_TEST(h.score == static_cast<float>(len_of.at(h.chunk)) - 3.0f);
   }
-  BOOST_TEST((*hits)[0].document_id.size() == 12u);  // the highest score first
+  BOOST_TEST(len_of.at((*hits)[0].chunk) == 12);  // the highest score first
 }
 
 void PutRaw(VectorEnv& e, const std::string& dbi, const std::string& key,
@@ -454,12 +593,16 @@ std::string Header(uint32_t magic, uint32_t count, uint32_t dim) {
 
 constexpr uint32_t kMagic = 0x31565352;  // "RSV1", as vector_index.cc writes it
 
+// The good document's first chunk id, and the bad block's.
+constexpr uint32_t kGoodChunk = 1;
+constexpr uint32_t kBadChunk = 777;
+
 // A good document next to the bad block, so the scan has something to return.
 void PutGood(VectorEnv& e) {
   const float v[] = {1, 0, 0, 0};
   auto txn = Txn::BeginWrite(*e.env);
   BOOST_REQUIRE(txn.ok());
-  BOOST_REQUIRE(e.index->Put(*txn, "acme", "good", v, 1, 4).ok());
+  BOOST_REQUIRE(e.index->Put(*txn, "acme", kGoodChunk, v, 1, 4).ok());
   BOOST_REQUIRE(txn->Commit().ok());
 }
 
@@ -484,15 +627,17 @@ BOOST_AUTO_TEST_CASE(malformed_blocks_are_errors_not_crashes) {
     BOOST_TEST_CONTEXT(c.what) {
       VectorEnv e(1);
       PutGood(e);
-      PutRaw(e, "vec.0", "acme/bad", c.value);
-      auto hits = e.index->Search("acme", q, 4, 10, {});
+      PutRaw(e, "vectors.0", "acme/" + ChunkKeyPart(kBadChunk), c.value);
+      auto hits = e.index->Search("acme", q, 4, 10);
       BOOST_TEST(!hits.ok());
       if (!hits.ok()) {
         BOOST_TEST((hits.status().kind() == ErrorKind::kInternal));
-        BOOST_TEST(hits.status().message().find("bad") != std::string::npos);
+        // The message names the block by its first chunk id.
+        BOOST_TEST(hits.status().message().find(std::to_string(kBadChunk)) != std::string::npos,
+                   hits.status().message());
       }
       // Filtered away, the bad block is not read.
-      auto filtered = e.index->Search("acme", q, 4, 10, {"good"});
+      auto filtered = e.index->Search("acme", q, 4, 10, ChunkFilter{false, {{kGoodChunk, 2}}});
       BOOST_REQUIRE(filtered.ok());
       BOOST_TEST(filtered->size() == 1u);
     }
@@ -504,9 +649,9 @@ BOOST_AUTO_TEST_CASE(malformed_blocks_are_errors_not_crashes) {
 BOOST_AUTO_TEST_CASE(a_block_shorter_than_its_header_is_an_error) {
   VectorEnv e(1);
   PutGood(e);
-  PutRaw(e, "vec.0", "acme/short", std::string("RSV", 3));
+  PutRaw(e, "vectors.0", "acme/" + ChunkKeyPart(kBadChunk), std::string("RSV", 3));
   const float q[] = {1, 0, 0, 0};
-  auto hits = e.index->Search("acme", q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10);
   BOOST_TEST(!hits.ok(), "a 3-byte vector block was skipped silently");
 }
 
@@ -514,14 +659,14 @@ BOOST_AUTO_TEST_CASE(a_query_of_another_dimension_is_an_error) {
   VectorEnv e(2);
   PutGood(e);
   const float q[] = {1, 0, 0, 0, 0, 0, 0, 0};
-  auto hits = e.index->Search("acme", q, 8, 10, {});
+  auto hits = e.index->Search("acme", q, 8, 10);
   BOOST_TEST(!hits.ok());
 }
 
 BOOST_AUTO_TEST_CASE(empty_index) {
   VectorEnv e(3);
   const float q[] = {1, 0, 0, 0};
-  auto hits = e.index->Search("acme", q, 4, 10, {});
+  auto hits = e.index->Search("acme", q, 4, 10);
   BOOST_REQUIRE(hits.ok());
   BOOST_TEST(hits->empty());
   auto count = e.index->Count();
@@ -553,10 +698,10 @@ BOOST_AUTO_TEST_CASE(k_zero_returns_nothing) {
       const float v[] = {1, 0, 0, 0};
       {
         auto txn = Txn::BeginWrite(**env);
-        if (!txn.ok() || !index.Put(*txn, "acme", "good", v, 1, 4).ok() || !txn->Commit().ok())
+        if (!txn.ok() || !index.Put(*txn, "acme", kGoodChunk, v, 1, 4).ok() || !txn->Commit().ok())
           _exit(6);
       }
-      auto hits = index.Search("acme", v, 4, 0, {});
+      auto hits = index.Search("acme", v, 4, 0);
       code = !hits.ok() ? 1 : !hits->empty() ? 2 : 0;
     } catch (...) {
       code = 3;
@@ -584,17 +729,19 @@ BOOST_AUTO_TEST_CASE(int8_format_finds_the_exact_top_10_with_exact_scores) {
     size_t found = 0, wanted = 0;
     for (int qi = 0; qi < 40; ++qi) {
       auto q = RandomUnit(rng, dim);
-      auto want = exact.index->Search("acme", q.data(), dim, 10, {});
-      auto got = quantised.index->Search("acme", q.data(), dim, 10, {});
+      auto want = exact.index->Search("acme", q.data(), dim, 10);
+      auto got = quantised.index->Search("acme", q.data(), dim, 10);
       BOOST_REQUIRE(want.ok() && got.ok());
       BOOST_REQUIRE_EQUAL(got->size(), 10u);
-      std::set<std::pair<std::string, uint32_t>> truth;
-      for (const auto& h : *want) truth.insert({h.document_id, h.chunk_index});
+      std::set<uint32_t> truth;
+      for (const auto& h : *want) truth.insert(h.chunk);
       for (const auto& h : *got) {
-        found += truth.count({h.document_id, h.chunk_index});
-        const auto& block = c.docs.at(h.document_id);
+        found += truth.count(h.chunk);
+        auto doc = c.DocOf(h.chunk);
+        BOOST_REQUIRE(doc.has_value());
+        const auto& block = c.docs.at(*doc);
         BOOST_TEST(h.score ==
-                   DotProduct(q.data(), block.data() + size_t{h.chunk_index} * dim, dim));
+                   DotProduct(q.data(), block.data() + size_t{h.chunk - *doc} * dim, dim));
       }
       wanted += truth.size();
       for (size_t i = 1; i < got->size(); ++i) BOOST_TEST((*got)[i - 1].score >= (*got)[i].score);
@@ -609,23 +756,35 @@ BOOST_AUTO_TEST_CASE(int8_format_keeps_filters_tenants_and_deletes) {
   VectorEnv e(2, 64ull << 20, VectorFormat::kInt8);
   Store(e, c);
   auto q = RandomUnit(rng, 64);
-  auto only = e.index->Search("acme", q.data(), 64, 100, {"doc_3"});
+  const uint32_t doc3 = c.First(3);
+  const size_t rows3 = c.Rows(doc3);
+  const ChunkFilter only3 = c.FilterOf({3});
+  auto only = e.index->Search("acme", q.data(), 64, 100, only3);
   BOOST_REQUIRE(only.ok());
-  BOOST_TEST(only->size() == c.Rows("doc_3"));
-  for (const auto& h : *only) BOOST_TEST(h.document_id == "doc_3");
-  auto other = e.index->Search("globex", q.data(), 64, 10, {});
+  BOOST_TEST(only->size() == rows3);
+  for (const auto& h : *only) BOOST_TEST((h.chunk >= doc3 && h.chunk < doc3 + rows3));
+  auto other = e.index->Search("globex", q.data(), 64, 10);
   BOOST_REQUIRE(other.ok());
   BOOST_TEST(other->empty());
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "acme", "doc_3").ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", doc3).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
-  auto after = e.index->Search("acme", q.data(), 64, 1000, {});
+  auto after = e.index->Search("acme", q.data(), 64, 1000);
   BOOST_REQUIRE(after.ok());
-  for (const auto& h : *after) BOOST_TEST(h.document_id != "doc_3");
-  BOOST_TEST(e.index->Search("acme", q.data(), 64, 10, {"doc_3"})->empty());
+  for (const auto& h : *after) BOOST_TEST((h.chunk < doc3 || h.chunk >= doc3 + rows3));
+  BOOST_TEST(e.index->Search("acme", q.data(), 64, 10, only3)->empty());
+  // A malformed int8 block is an error naming its first chunk id, not a crash.
+  PutRaw(e, "vectors8.0", "acme/" + ChunkKeyPart(kBadChunk), std::string("junk", 4));
+  PutRaw(e, "vectors8.1", "acme/" + ChunkKeyPart(kBadChunk), std::string("junk", 4));
+  auto bad = e.index->Search("acme", q.data(), 64, 10);
+  BOOST_TEST(!bad.ok());
+  if (!bad.ok()) {
+    BOOST_TEST(bad.status().message().find(std::to_string(kBadChunk)) != std::string::npos,
+               bad.status().message());
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()

@@ -89,7 +89,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   if (nosync) mdb_env_set_flags((*env)->raw(), MDB_NOSYNC, 1);
-  store::DocumentStore documents(**env, shards);
+  store::DocumentStore documents(**env, shards, store::VectorFormat::kFloat,
+                                 rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   (void)documents.CheckIndexIdentity(embedder.name(), embedder.dimension());
   rag::IngestOptions options;  // the worker's defaults: 700-character chunks, 100 overlap
@@ -127,20 +128,7 @@ int main(int argc, char** argv) {
       for (const auto& v : *vectors) doc.vectors.insert(doc.vectors.end(), v.begin(), v.end());
       t_embed += Since(t);
       t = Clock::now();
-      // As the product's Ingester: the document's language and title analysed once.
-      const std::string language = rag::DocumentLanguage(text);
-      const std::vector<std::string> title_terms = rag::TitleTerms(doc.record.title);
-      for (size_t i = 0; i < pieces.size(); ++i) {
-        store::ChunkRecord c;
-        c.index = static_cast<uint32_t>(i);
-        c.start_char = pieces[i].start_char;
-        c.end_char = pieces[i].end_char;
-        rag::ChunkTerms analysed = rag::AnalyzeChunk(pieces[i].text, title_terms, language);
-        c.terms = std::move(analysed.terms);
-        c.length = analysed.length;
-        c.text = std::move(pieces[i].text);
-        doc.chunks.push_back(std::move(c));
-      }
+      rag::AnalyzeChunks(text, pieces, doc);  // as the product's Ingester
       doc.text = text;
       t_tokenize += Since(t);
       t = Clock::now();

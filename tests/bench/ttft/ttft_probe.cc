@@ -71,7 +71,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   store::DocumentStore documents(**env, shards,
-                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
+                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
+                                 rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   rag::Retriever retriever(documents, embedder);
   const size_t k = 5, candidates = 10;  // RetrieverOptions: max(2 x top_k, 10)
@@ -97,8 +98,10 @@ int main(int argc, char** argv) {
     size_t loaded = 0;
     for (const auto& h : lh->hits) {
       if (loaded++ == k) break;
-      auto c = documents.GetChunk("default", h.document_id, h.chunk_index);
-      auto d = documents.Get("default", h.document_id);
+      auto ref = documents.Resolve("default", {h.chunk});
+      if (!ref.ok() || !ref->front()) return 1;
+      auto c = documents.GetChunk("default", ref->front()->document_id, ref->front()->index);
+      auto d = documents.Get("default", ref->front()->document_id);
       if (!c.ok() || !d.ok()) return 1;
     }
     t["chunk_loads"].push_back(Us(t0));

@@ -37,6 +37,7 @@
 #include "lib/rag/analyzer.h"
 #include "lib/rag/chunker.h"
 #include "lib/rag/hash_embedder.h"
+#include "lib/rag/ingester.h"
 #include "lib/rag/text.h"
 #include "lib/store/conversation_store.h"
 #include "lib/store/document_store.h"
@@ -71,22 +72,10 @@ store::NewDocument Prepare(uint64_t n, int paragraphs, const rag::ChunkerOptions
   std::vector<rag::Chunk> chunks = rag::ChunkText(text, chunker);
   doc.dimension = static_cast<uint32_t>(embedder.dimension());
   doc.vectors.resize(chunks.size() * doc.dimension);
-  // As the product's Ingester: the document's language and title analysed once.
-  const std::string language = rag::DocumentLanguage(text);
-  const std::vector<std::string> title_terms = rag::TitleTerms(doc.record.title);
   for (size_t i = 0; i < chunks.size(); ++i) {
     embedder.EmbedOne(chunks[i].text, doc.vectors.data() + i * doc.dimension);
-    store::ChunkRecord c;
-    c.index = static_cast<uint32_t>(i);
-    c.start_char = chunks[i].start_char;
-    c.end_char = chunks[i].end_char;
-    // Analysed as the product's Ingester does.
-    rag::ChunkTerms analysed = rag::AnalyzeChunk(chunks[i].text, title_terms, language);
-    c.terms = std::move(analysed.terms);
-    c.length = analysed.length;
-    c.text = std::move(chunks[i].text);
-    doc.chunks.push_back(std::move(c));
   }
+  rag::AnalyzeChunks(text, chunks, doc);  // as the product's Ingester
   doc.record.chunk_count = static_cast<uint32_t>(doc.chunks.size());
   doc.text = std::move(text);
   return doc;
@@ -159,7 +148,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   store::DocumentStore documents(**env, shards,
-                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat);
+                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
+                                 rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   if (Status s = documents.CheckIndexIdentity(embedder.name(), embedder.dimension()); !s.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", s.ToString().c_str());
@@ -167,7 +157,7 @@ int main(int argc, char** argv) {
   }
   // Records the analyzer as a worker would (a no-op on a store this tool built): otherwise the
   // first worker to open the store re-indexes it before it listens.
-  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion, rag::AnalyzeChunkInto);
+  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion);
   if (!reindexed.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", reindexed.status().ToString().c_str());
     return 1;

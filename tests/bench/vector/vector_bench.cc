@@ -348,8 +348,8 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
     size_t pending = 0;
     std::optional<store::Txn> txn(Check(store::Txn::BeginWrite(env), "BeginWrite"));
     for (size_t d = 0; d < ds.doc_ids.size(); ++d) {
-      Check(index.Put(*txn, kTenant, ds.doc_ids[d], ds.data.data() + ds.doc_first[d] * dim,
-                      ds.doc_rows[d], dim),
+      Check(index.Put(*txn, kTenant, static_cast<uint32_t>(ds.doc_first[d]),
+                      ds.data.data() + ds.doc_first[d] * dim, ds.doc_rows[d], dim),
             "VectorIndex::Put");
       pending += size_t{ds.doc_rows[d]} * dim * sizeof(float);
       if (pending > (256u << 20)) {
@@ -366,7 +366,8 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
   t0 = Clock::now();
   std::vector<std::vector<uint32_t>> shard_docs(shards);
   for (size_t d = 0; d < ds.doc_ids.size(); ++d) {
-    shard_docs[index.ShardOf(ds.doc_ids[d])].push_back(static_cast<uint32_t>(d));
+    shard_docs[index.ShardOf(static_cast<uint32_t>(ds.doc_first[d]))].push_back(
+        static_cast<uint32_t>(d));
   }
   std::vector<float> rows;
   std::vector<uint64_t> ids;
@@ -436,7 +437,7 @@ std::vector<ShardTop> EachShard(int shards, Fn scan) {
   return tops;
 }
 
-// VectorIndex's own layout (one value per document keyed tenant/document, 16-byte header),
+// VectorIndex's own layout (one value per document keyed tenant/first chunk id, 16-byte header),
 // walked like ScanShard (the tenant's key range) but scored with a chosen kernel, to separate
 // the kernel from the layout.
 std::vector<uint64_t> SearchDocValues(const store::Env& env, const Dataset& ds, int shards,
@@ -444,7 +445,7 @@ std::vector<uint64_t> SearchDocValues(const store::Env& env, const Dataset& ds, 
                                       bool prefetch_next = false) {
   auto tops = EachShard(shards, [&](int s, ShardTop& out) {
     auto txn = Check(store::Txn::BeginRead(env), "BeginRead");
-    auto cur = Check(store::Cursor::Open(txn, env.Dbi("vec." + std::to_string(s))), "Cursor");
+    auto cur = Check(store::Cursor::Open(txn, env.Dbi("vectors." + std::to_string(s))), "Cursor");
     std::vector<float> scores;
     const std::string prefix = store::TenantPrefix(kTenant);
     // The cursor runs one value ahead of the scoring: a read transaction's views stay valid,
@@ -481,8 +482,8 @@ std::vector<uint64_t> SearchDocValues(const store::Env& env, const Dataset& ds, 
     // Resolve to global rows while the transaction (and the key views) live.
     std::vector<ScoredRow> kept = out.top.Take();
     for (const ScoredRow& r : kept) {
-      const std::string key(out.keys[r.id >> 20]);
-      out.top.Push(r.score, ds.doc_first[ds.doc_index.at(key)] + (r.id & 0xFFFFF));
+      // The key's tail is the document's first chunk id, which is its first global row.
+      out.top.Push(r.score, store::DecodeChunkKeyPart(out.keys[r.id >> 20]) + (r.id & 0xFFFFF));
     }
   });
   TopK all(kTopK);
@@ -623,8 +624,8 @@ std::vector<uint64_t> SearchVectorIndex(const store::VectorIndex& index, const D
                                         const float* query) {
   auto hits = Check(index.Search(kTenant, query, ds.dim, kTopK, {}), "VectorIndex::Search");
   std::vector<uint64_t> ids;
-  for (const auto& h : hits)
-    ids.push_back(ds.doc_first[ds.doc_index.at(h.document_id)] + h.chunk_index);
+  // The rows are the dense chunk ids: each document's first row is its first chunk id.
+  for (const auto& h : hits) ids.push_back(h.chunk);
   return ids;
 }
 

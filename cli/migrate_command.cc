@@ -1,0 +1,102 @@
+// ragstream migrate [--data-dir DIR]: converts a store of the previous index layout in place
+// (lib/rag/store_migration.h). Like backup, it runs on the host that has the store.
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "lib/rag/analyzer.h"
+#include "lib/rag/store_migration.h"
+#include "lib/store/conversation_store.h"
+#include "lib/store/document_store.h"
+
+namespace ragstream::cli {
+namespace fs = std::filesystem;
+namespace {
+
+Status Failed(std::string code, std::string message) {
+  return Status(ErrorKind::kInternal, std::move(code), std::move(message));
+}
+
+// What the store was made with (index_meta): its shard count and vector format.
+Result<std::pair<int, std::string>> StoreShape(const std::string& dir) {
+  store::Env::Options options;
+  options.path = dir;
+  options.databases = {"index_meta"};
+  auto env = store::Env::Open(options);
+  if (!env.ok()) return env.status();
+  auto txn = store::Txn::BeginRead(**env);
+  if (!txn.ok()) return txn.status();
+  auto shards = txn->Get((*env)->Dbi("index_meta"), "shards");
+  auto format = txn->Get((*env)->Dbi("index_meta"), "vector_format");
+  if (!shards.ok()) return shards.status();
+  if (!format.ok()) return format.status();
+  int n = shards->has_value() ? std::atoi(std::string(**shards).c_str()) : 0;
+  return std::make_pair(n, format->has_value() ? std::string(**format) : std::string("float"));
+}
+
+}  // namespace
+
+int RunMigrate(const Context& ctx) {
+  const char* env_dir = std::getenv("RAGSTREAM_DATA_DIR");
+  const std::string data_dir =
+      ctx.args.Get("--data-dir")
+          .value_or(env_dir && *env_dir ? std::string(env_dir) : std::string("./ragstream-data"));
+  std::error_code ec;
+  if (!fs::is_regular_file(fs::path(data_dir) / "data.mdb", ec)) {
+    return PrintFailure(Failed("no_store", "no LMDB store in " + data_dir +
+                                               " (data.mdb is missing): pass --data-dir or set "
+                                               "RAGSTREAM_DATA_DIR"));
+  }
+  auto shape = StoreShape(data_dir);
+  if (!shape.ok()) return PrintFailure(shape.status());
+  const int shards = shape->first;
+  if (shards <= 0) {
+    std::printf("%s holds no document index: nothing to migrate\n", data_dir.c_str());
+    return kExitOk;
+  }
+  std::vector<std::string> names = store::ConversationStore::Databases();
+  auto add = [&names](const std::vector<std::string>& more) {
+    for (const auto& n : more) {
+      if (std::find(names.begin(), names.end(), n) == names.end()) names.push_back(n);
+    }
+  };
+  add(store::DocumentStore::Databases(shards));
+  add(rag::PreviousLayoutDatabases(shards));
+  store::Env::Options options;
+  options.path = data_dir;
+  options.databases = names;
+  options.max_dbs = static_cast<unsigned>(names.size()) + 8;
+  const uint64_t file_bytes = fs::file_size(fs::path(data_dir) / "data.mdb", ec);
+  options.map_size_bytes = std::max<uint64_t>(1ull << 30, file_bytes + (file_bytes / 2));
+  options.grow_step_bytes = 1ull << 30;
+  auto env = store::Env::Open(options);
+  if (!env.ok()) return PrintFailure(env.status());
+  auto layout = rag::StoreLayout(**env);
+  if (!layout.ok()) return PrintFailure(layout.status());
+  store::DocumentStore documents(
+      **env, shards,
+      shape->second == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
+      rag::AnalyzeDocumentChunks);
+  rag::WarmUpAnalyzer();
+  auto report = rag::MigrateStore(**env, documents, shards, [](uint64_t done, uint64_t total) {
+    std::fprintf(stderr, "migrated %llu of %llu documents\n", static_cast<unsigned long long>(done),
+                 static_cast<unsigned long long>(total));
+  });
+  if (!report.ok()) return PrintFailure(report.status());
+  if (!report->migrated) {
+    std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
+                layout->empty() ? "new store" : layout->c_str());
+    return kExitOk;
+  }
+  std::printf(
+      "migrated %s: %llu documents, %llu chunks, to layout dense-ids-v2; check it with "
+      "'mdb_stat -a %s'\n",
+      data_dir.c_str(), static_cast<unsigned long long>(report->documents),
+      static_cast<unsigned long long>(report->chunks), data_dir.c_str());
+  return kExitOk;
+}
+
+}  // namespace ragstream::cli
