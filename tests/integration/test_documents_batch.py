@@ -256,10 +256,15 @@ def log_record(stack, r) -> dict:
 
 
 def test_other_methods_on_the_batch_path(bstack):
+    """The path is a resource of its own, not a document id of /api/documents/{id}."""
     r = bstack.request("PUT", BATCH, body=b"[]", headers={"Content-Type": "application/json"})
     assert_json_error(r, 405, "method_not_allowed")
-    assert "POST" in r.header("Allow"), r.header("Allow")
-    assert_json_error(bstack.get(BATCH), 404, "not_found")
+    assert r.header("Allow") == "POST"
+    for method in ("GET", "DELETE"):
+        r = bstack.request(method, BATCH)
+        assert_json_error(r, 405, "method_not_allowed")
+        assert r.header("Allow") == "POST"
+    assert_json_error(bstack.get("/api/documents/doc_" + "0" * 24), 404, "not_found")
 
 
 # --------------------------------------------------------------------------- tenants
