@@ -20,14 +20,17 @@ const std::vector<CommandSpec>& Commands() {
        1,
        kUnlimited,
        "add .txt, .md and .markdown files (folders are walked recursively)",
-       "Each file is POSTed to /api/documents as text/plain (.txt) or text/markdown (.md,\n"
-       ".markdown). Title: a Markdown file whose first non-empty line is a '# heading' is\n"
-       "left to the server, which takes that line; any other file is titled with its file\n"
-       "name without the extension. Folders are walked recursively, skipping hidden entries\n"
-       "(names starting with '.') and files of other types (counted as 'ignored'); a file\n"
-       "named on the command line must have one of the three extensions. Files that cannot\n"
-       "be read or are not UTF-8 text (NUL bytes, invalid UTF-8) are skipped and counted as\n"
-       "failed. Content already stored (same bytes) is reported as unchanged.\n"
+       "Files are sent in batches to POST /api/documents/batch (NDJSON; a batch closes at\n"
+       "64 files or 8 MiB of text, a larger file goes alone); a server without that route,\n"
+       "or a batch over its limit, gets each file POSTed to /api/documents as text/plain\n"
+       "(.txt) or text/markdown (.md, .markdown). Title: a Markdown file whose first\n"
+       "non-empty line is a '# heading' is left to the server, which takes that line; any\n"
+       "other file is titled with its file name without the extension. Folders are walked\n"
+       "recursively, skipping hidden entries (names starting with '.') and files of other\n"
+       "types (counted as 'ignored'); a file named on the command line must have one of the\n"
+       "three extensions. Files that cannot be read or are not UTF-8 text (NUL bytes,\n"
+       "invalid UTF-8) are skipped and counted as failed. Content already stored (same\n"
+       "bytes) is reported as unchanged.\n"
        "Progress goes to stderr (a bar on a terminal, one line per file otherwise); the\n"
        "summary 'stored N, unchanged M (already stored), failed K, X bytes' goes to stdout\n"
        "(X: the size of the newly stored files). Exit 1 if any file failed.",

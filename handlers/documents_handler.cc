@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "handlers/chat_request.h"
+#include "handlers/document_batch.h"
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/rag/ingester.h"
@@ -74,6 +75,85 @@ void HandleAddDocument(const AppContext& app, const std::string& tenant, const H
   w.Bool(!result->created);
   w.EndObject();
   WriteJson(res, result->created ? 201 : 200, {buf.GetString(), buf.GetSize()});
+}
+
+void HandleAddDocuments(const AppContext& app, const std::string& tenant, const HttpRequest& req,
+                        HttpResponse& res, RequestRecord& record) {
+  auto docs = ParseDocumentBatch(MediaType(req.content_type), req.body);
+  if (!docs.ok()) {
+    record.outcome = "rejected";
+    return WriteError(res, docs.status());
+  }
+  // A document in a batch gets no more room than POST /api/documents would give it alone.
+  std::vector<Status> refused(docs->size());
+  std::vector<size_t> sent;  // indexes of the documents handed to the ingester
+  std::vector<rag::IngestInput> inputs;
+  sent.reserve(docs->size());
+  inputs.reserve(docs->size());
+  for (size_t i = 0; i < docs->size(); ++i) {
+    rag::IngestInput& d = (*docs)[i];
+    if (d.text.size() > app.config.max_body_bytes) {
+      refused[i] =
+          Status(ErrorKind::kTooLarge, "document_too_large",
+                 "the document is " + std::to_string(d.text.size()) + " bytes; the limit is " +
+                     std::to_string(app.config.max_body_bytes) + " (RAGSTREAM_MAX_BODY_BYTES)");
+      continue;
+    }
+    sent.push_back(i);
+    inputs.push_back(std::move(d));
+  }
+  std::vector<Result<rag::IngestResult>> results =
+      app.ingester->IngestMany(tenant, std::move(inputs));
+  if (results.size() != sent.size()) {
+    record.outcome = "error";
+    return WriteError(
+        res, Status::Internal("the ingester returned " + std::to_string(results.size()) +
+                              " results for " + std::to_string(sent.size()) + " documents"));
+  }
+  record.outcome = "batch";
+  uint64_t created = 0, duplicates = 0, failed = 0;
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartObject();
+  w.Key("documents");
+  w.StartArray();
+  size_t next = 0;  // into `sent` and `results`
+  for (size_t i = 0; i < docs->size(); ++i) {
+    w.StartObject();
+    w.Key("index");
+    w.Uint64(i);
+    const bool was_sent = next < sent.size() && sent[next] == i;
+    const Status& error = was_sent ? results[next].status() : refused[i];
+    if (error.ok()) {
+      const rag::IngestResult& r = results[next].value();
+      WriteDocumentFields(w, r.record);
+      w.Key("duplicate");
+      w.Bool(!r.created);
+      ++(r.created ? created : duplicates);
+    } else {
+      w.Key("error");
+      w.StartObject();
+      w.Key("code");
+      WriteString(w, error.code());
+      w.Key("message");
+      WriteString(w, error.message());
+      w.EndObject();
+      w.Key("status");
+      w.Int(HttpStatusFor(error));
+      ++failed;
+    }
+    if (was_sent) ++next;
+    w.EndObject();
+  }
+  w.EndArray();
+  w.Key("created");
+  w.Uint64(created);
+  w.Key("duplicates");
+  w.Uint64(duplicates);
+  w.Key("failed");
+  w.Uint64(failed);
+  w.EndObject();
+  WriteJson(res, 200, {buf.GetString(), buf.GetSize()});
 }
 
 void HandleListDocuments(const AppContext& app, const std::string& tenant, HttpResponse& res) {

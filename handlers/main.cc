@@ -233,7 +233,7 @@ int Run(int argc, char** argv) {
 
   // Host-wide metrics live beside the store: every worker of the host shares the file.
   std::unique_ptr<Metrics> metrics;
-  if (auto opened = Metrics::Open(config->data_dir + "/metrics-v3.shm"); opened.ok()) {
+  if (auto opened = Metrics::Open(config->data_dir + "/metrics-v4.shm"); opened.ok()) {
     metrics = std::move(*opened);
     // Still one thread: the server and the sweeper start below.
     (*env)->set_on_grow([m = metrics.get()] { m->MapGrown(); });
@@ -320,19 +320,24 @@ int Run(int argc, char** argv) {
   server_options.listen_fd = listen_fd;
   server_options.threads = config->threads;
   server_options.stack_bytes = static_cast<size_t>(config->thread_stack_kb) * 1024;
-  server_options.max_body_bytes = config->max_body_bytes;
+  // The server's cap is the larger of the two limits; body_limit below holds every route but
+  // the batch one to RAGSTREAM_MAX_BODY_BYTES.
+  server_options.max_body_bytes = std::max(config->max_body_bytes, config->max_batch_bytes);
   server_options.queue_wait_ms = config->queue_wait_ms;
-  // Per-route body limits, each capped by RAGSTREAM_MAX_BODY_BYTES: documents and OpenAI
-  // requests (whole conversations) may be large; a chat message is at most
-  // RAGSTREAM_MAX_MESSAGE_CHARS characters (6 bytes each when JSON-escaped) and its fields;
-  // everything else is a small JSON object.
-  const uint64_t chat_body_limit =
-      uint64_t{static_cast<uint64_t>(config->max_message_chars)} * 6 + (64 << 10);
-  server_options.body_limit = [chat_body_limit](const HttpRequest& r) -> uint64_t {
+  // Per-route body limits: a batch of documents has RAGSTREAM_MAX_BATCH_BYTES; the others are
+  // capped by RAGSTREAM_MAX_BODY_BYTES: documents and OpenAI requests (whole conversations)
+  // may be large; a chat message is at most RAGSTREAM_MAX_MESSAGE_CHARS characters (6 bytes
+  // each when JSON-escaped) and its fields; everything else is a small JSON object.
+  const uint64_t body_limit = config->max_body_bytes;
+  const uint64_t batch_limit = config->max_batch_bytes;
+  const uint64_t chat_body_limit = std::min<uint64_t>(
+      uint64_t{static_cast<uint64_t>(config->max_message_chars)} * 6 + (64 << 10), body_limit);
+  server_options.body_limit = [=](const HttpRequest& r) -> uint64_t {
     const std::string_view path = r.path;
-    if (path == "/api/documents" || path.substr(0, 4) == "/v1/") return UINT64_MAX;
+    if (path == "/api/documents/batch") return batch_limit;
+    if (path == "/api/documents" || path.substr(0, 4) == "/v1/") return body_limit;
     if (path == "/api/chat/message" || path == "/api/chat/message/stream") return chat_body_limit;
-    return 256 << 10;
+    return std::min<uint64_t>(256 << 10, body_limit);
   };
   server_options.on_rejected = [&metrics](std::string_view path) {
     if (metrics) metrics->CountRequest(path, 503);

@@ -1,5 +1,7 @@
 #include "handlers/router.h"
 
+#include <algorithm>
+
 namespace ragstream::handlers {
 namespace {
 
@@ -39,10 +41,15 @@ bool Router::Match(std::string_view pattern, std::string_view path, RouteParams&
 }
 
 void Router::Dispatch(const HttpRequest& req, HttpResponse& res, RequestRecord& record) const {
+  // A path that is a literal pattern is that resource alone: /api/documents/batch is not a
+  // document id of /api/documents/{id}, so its other methods are 405 with its own Allow.
+  const bool literal = std::any_of(routes_.begin(), routes_.end(),
+                                   [&](const Route& r) { return r.pattern == req.path; });
   RouteParams params;
   std::string allow;
   for (const Route& route : routes_) {
     if (!Match(route.pattern, req.path, params)) continue;
+    if (literal && route.pattern != req.path) continue;
     if (route.method == req.method) {
       record.route = route.pattern;
       route.handler(req, res, params, record);

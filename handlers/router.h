@@ -1,6 +1,8 @@
 // One route table: method + pattern -> handler. Patterns are literal segments and `{name}`
 // placeholders (one non-empty segment each), captured in order. A path that matches no
 // pattern is 404; a path that matches only under other methods is 405 with an Allow header.
+// A path equal to a literal pattern matches only the routes of that pattern, not placeholder
+// patterns that would also take it ("/api/documents/batch" is not "/api/documents/{id}").
 #pragma once
 
 #include <functional>

@@ -80,6 +80,10 @@ Router BuildRouter(const AppContext& app) {
         ForTenant(a, kApi, [a](auto& t, auto& req, auto& res, auto&, auto& rec) {
           HandleAddDocument(*a, t, req, res, rec);
         }));
+  r.Add("POST", "/api/documents/batch",
+        ForTenant(a, kApi, [a](auto& t, auto& req, auto& res, auto&, auto& rec) {
+          HandleAddDocuments(*a, t, req, res, rec);
+        }));
   r.Add("GET", "/api/documents", ForTenant(a, kApi, [a](auto& t, auto&, auto& res, auto&, auto&) {
           HandleListDocuments(*a, t, res);
         }));

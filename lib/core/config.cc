@@ -81,6 +81,7 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
     c.trust_loopback = trust == 1;
   }
   r.Number<uint64_t>("RAGSTREAM_MAX_BODY_BYTES", c.max_body_bytes, 1024, 1ull << 30);
+  r.Number<uint64_t>("RAGSTREAM_MAX_BATCH_BYTES", c.max_batch_bytes, 1024, 1ull << 30);
   r.Number("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant, 0, 1 << 20);
   r.Number<uint64_t>("RAGSTREAM_MAX_DOCUMENTS_PER_TENANT", c.max_documents_per_tenant, 0,
                      1ull << 40);
@@ -181,6 +182,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_API_KEYS_FILE", c.api_keys_file.empty() ? "(unset)" : c.api_keys_file),
       i("RAGSTREAM_TRUST_LOOPBACK", c.trust_loopback ? 1 : 0),
       i("RAGSTREAM_MAX_BODY_BYTES", static_cast<int64_t>(c.max_body_bytes)),
+      i("RAGSTREAM_MAX_BATCH_BYTES", static_cast<int64_t>(c.max_batch_bytes)),
       i("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars),
       i("RAGSTREAM_MAX_STREAMS_PER_TENANT", c.max_streams_per_tenant),
       i("RAGSTREAM_MAX_DOCUMENTS_PER_TENANT", static_cast<int64_t>(c.max_documents_per_tenant)),
@@ -230,7 +232,8 @@ std::string ConfigHelp() {
   RAGSTREAM_LOG_LEVEL              debug|info|warn|error [info]
   RAGSTREAM_API_KEYS_FILE          tenant:sha256(key) lines; unset: see RAGSTREAM_TRUST_LOOPBACK
   RAGSTREAM_TRUST_LOOPBACK         1: without a key file, serve clients on this machine as 'default' [0]
-  RAGSTREAM_MAX_BODY_BYTES         largest request body accepted (413 above) [8388608]
+  RAGSTREAM_MAX_BODY_BYTES         largest request body accepted, but on the batch route (413 above) [8388608]
+  RAGSTREAM_MAX_BATCH_BYTES        largest POST /api/documents/batch body (413 above) [67108864]
   RAGSTREAM_MAX_MESSAGE_CHARS      longest chat message in characters (413 above) [16000]
   RAGSTREAM_MAX_STREAMS_PER_TENANT answers one tenant may stream at once, all workers; 0: no limit [256]
   RAGSTREAM_MAX_DOCUMENTS_PER_TENANT  documents one tenant may hold; 0: no limit [100000]

@@ -33,9 +33,10 @@ struct Config {
   bool trust_loopback = false;  // RAGSTREAM_TRUST_LOOPBACK: without keys, serve local clients  //
                                 // RAGSTREAM_API_KEYS_FILE: tenant:sha256(key) lines
   // Request and tenant limits (0: no limit for the per-tenant ones).
-  uint64_t max_body_bytes = 8 << 20;           // RAGSTREAM_MAX_BODY_BYTES
-  int max_message_chars = 16000;               // RAGSTREAM_MAX_MESSAGE_CHARS
-  int max_streams_per_tenant = 256;            // RAGSTREAM_MAX_STREAMS_PER_TENANT (all workers)
+  uint64_t max_body_bytes = 8 << 20;    // RAGSTREAM_MAX_BODY_BYTES (but the batch route)
+  uint64_t max_batch_bytes = 64 << 20;  // RAGSTREAM_MAX_BATCH_BYTES: POST /api/documents/batch
+  int max_message_chars = 16000;        // RAGSTREAM_MAX_MESSAGE_CHARS
+  int max_streams_per_tenant = 256;     // RAGSTREAM_MAX_STREAMS_PER_TENANT (all workers)
   uint64_t max_documents_per_tenant = 100000;  // RAGSTREAM_MAX_DOCUMENTS_PER_TENANT
   // Upstream chat model.
   std::string openai_base_url;         // OPENAI_BASE_URL, e.g. https://api.openai.com/v1

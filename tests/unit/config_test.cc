@@ -38,6 +38,8 @@ const std::vector<NumericVar>& NumericVars() {
       {"RAGSTREAM_GRACE_S", 0, 3600, [](const Config& c) { return int64_t{c.grace_s}; }},
       {"RAGSTREAM_MAX_BODY_BYTES", 1024, int64_t{1} << 30,
        [](const Config& c) { return static_cast<int64_t>(c.max_body_bytes); }},
+      {"RAGSTREAM_MAX_BATCH_BYTES", 1024, int64_t{1} << 30,
+       [](const Config& c) { return static_cast<int64_t>(c.max_batch_bytes); }},
       {"RAGSTREAM_MAX_MESSAGE_CHARS", 1, 1 << 20,
        [](const Config& c) { return int64_t{c.max_message_chars}; }},
       {"RAGSTREAM_CONNECT_TIMEOUT_MS", 100, 600000,
@@ -80,6 +82,7 @@ BOOST_AUTO_TEST_CASE(defaults_with_an_empty_environment) {
   BOOST_TEST(c.grace_s == 30);
   BOOST_TEST(static_cast<int>(c.log_level) == static_cast<int>(LogLevel::kInfo));
   BOOST_TEST(c.max_body_bytes >= 1024u);  // value checked against the help below
+  BOOST_TEST(c.max_batch_bytes == uint64_t{64} << 20);
   BOOST_TEST(c.max_message_chars == 16000);
   BOOST_TEST(c.openai_base_url.empty());
   BOOST_TEST(c.openai_api_key.empty());

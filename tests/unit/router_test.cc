@@ -201,6 +201,17 @@ BOOST_AUTO_TEST_CASE(real_route_table_405_and_404) {
   BOOST_TEST(res2.status() == 405);
   BOOST_TEST(res2.Header("Allow") == "POST");
 
+  // A literal path is its own resource, not an {id} of the pattern beside it.
+  FakeHttpResponse batch;
+  r.Dispatch(Req("GET", "/api/documents/batch"), batch, rec);
+  BOOST_TEST(batch.status() == 405);
+  BOOST_TEST(batch.Header("Allow") == "POST");
+  BOOST_TEST(rec.route == "/api/documents/batch");
+  FakeHttpResponse doc;
+  r.Dispatch(Req("PUT", "/api/documents/doc_000000000000000000000000"), doc, rec);
+  BOOST_TEST(doc.status() == 405);
+  BOOST_TEST(doc.Header("Allow") == "GET, DELETE");
+
   FakeHttpResponse res3;
   r.Dispatch(Req("GET", "/api/nope"), res3, rec);
   BOOST_TEST(res3.status() == 404);
