@@ -202,6 +202,8 @@ int Run(int argc, char** argv) {
   ingest_options.chunker.max_chars = static_cast<size_t>(config->chunk_chars) * 10 / 7;
   ingest_options.max_document_bytes = config->max_document_bytes;
   ingest_options.max_documents_per_tenant = config->max_documents_per_tenant;
+  // A batch is prepared on every core; its commits stay small (see IngestOptions).
+  ingest_options.analysis_threads = std::max(1u, std::thread::hardware_concurrency());
   rag::Ingester ingester(documents, *embedder, ingest_options);
   rag::RetrieverOptions retrieval = rag::RetrieverOptions::ForEmbedder(embedder->name());
   if (config->min_relevance) retrieval.min_relevance = *config->min_relevance;

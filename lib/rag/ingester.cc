@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <thread>
 
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
@@ -93,14 +94,11 @@ Status Ingester::Validate(const std::string& title, const std::string& text) con
   return Status::Ok();
 }
 
-Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title,
-                                      std::string text) {
+Result<store::NewDocument> Ingester::Prepare(std::string title, std::string text) const {
   if (Status s = Validate(title, text); !s.ok()) return s;
-  Preparing preparing(*this);
   if (title.find_first_not_of(" \t") == std::string::npos) {
     title = TitleFromText(text, options_.max_title_chars);
   }
-
   store::NewDocument doc;
   doc.record.id = NewId("doc_");
   doc.record.title = std::move(title);
@@ -127,17 +125,99 @@ Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title
   }
   AnalyzeChunks(text, chunks, doc);
   doc.text = std::move(text);
+  return doc;
+}
+
+Result<IngestResult> Ingester::Ingest(std::string_view tenant, std::string title,
+                                      std::string text) {
+  Preparing preparing(*this);
+  auto doc = Prepare(std::move(title), std::move(text));
+  if (!doc.ok()) return doc.status();
   preparing.Done();
-  auto added = Store(tenant, doc);
+  auto added = Store(tenant, *doc);
   if (!added.ok()) return added.status();
   return IngestResult{std::move(added->record), added->created};
 }
 
 std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
                                                        std::vector<IngestInput> docs) {
-  std::vector<Result<IngestResult>> results;
-  results.reserve(docs.size());
-  for (auto& d : docs) results.push_back(Ingest(tenant, std::move(d.title), std::move(d.text)));
+  // A pipeline: helper threads prepare the documents (chunk, embed, analyse) in order of
+  // their index, while this thread stores them as they become ready, in commits bounded like
+  // a group commit's (max_group_documents, max_group_bytes): the write lock is never held for
+  // a whole large batch, and the analysis of the next documents overlaps the commit of these.
+  const size_t n = docs.size();
+  std::vector<std::optional<Result<store::NewDocument>>> prepared(n);
+  std::vector<Result<IngestResult>> results(n, Status::Internal("not stored"));
+  std::mutex mu;
+  std::condition_variable ready;
+  size_t next = 0;
+  auto prepare = [&] {
+    for (;;) {
+      size_t i;
+      {
+        std::lock_guard lock(mu);
+        if (next == n) return;
+        i = next++;
+      }
+      auto doc = Prepare(std::move(docs[i].title), std::move(docs[i].text));
+      {
+        std::lock_guard lock(mu);
+        prepared[i] = std::move(doc);
+      }
+      ready.notify_all();
+    }
+  };
+  const size_t helpers = std::max<size_t>(1, std::min(options_.analysis_threads, n));
+  std::vector<std::thread> threads;
+  for (size_t t = 0; t < helpers && n > 0; ++t) threads.emplace_back(prepare);
+
+  size_t stored = 0;  // results[0, stored) are final
+  while (stored < n) {
+    // The documents ready in order from `stored`: at least one, at most the group limits; a
+    // refused document goes alone, with its error.
+    std::vector<size_t> group;
+    {
+      std::unique_lock lock(mu);
+      ready.wait(lock, [&] { return prepared[stored].has_value(); });
+      uint64_t bytes = 0;
+      for (size_t i = stored; i < n && prepared[i].has_value(); ++i) {
+        if (!prepared[i]->ok()) {
+          if (group.empty()) group.push_back(i);
+          break;
+        }
+        const uint64_t size = (**prepared[i]).text.size();
+        if (!group.empty() && (group.size() >= options_.max_group_documents ||
+                               bytes + size > options_.max_group_bytes)) {
+          break;
+        }
+        bytes += size;
+        group.push_back(i);
+      }
+    }
+    if (!prepared[group.front()]->ok()) {
+      results[group.front()] = prepared[group.front()]->status();
+    } else {
+      std::vector<Pending> pending;
+      pending.reserve(group.size());
+      for (size_t i : group) pending.push_back({tenant, &**prepared[i], std::nullopt});
+      std::vector<Pending*> refs;
+      for (auto& p : pending) refs.push_back(&p);
+      std::vector<Result<store::AddResult>> added = CommitGroup(refs);
+      for (size_t g = 0; g < group.size(); ++g) {
+        if (added[g].ok()) {
+          results[group[g]] = IngestResult{std::move(added[g]->record), added[g]->created};
+        } else {
+          results[group[g]] = added[g].status();
+        }
+      }
+    }
+    {
+      std::lock_guard lock(mu);
+      for (size_t i : group) prepared[i].reset();  // its text and vectors are not needed now
+    }
+    stored = group.back() + 1;
+  }
+  for (auto& t : threads) t.join();
   return results;
 }
 

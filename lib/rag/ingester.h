@@ -34,6 +34,8 @@ struct IngestOptions {
   uint64_t max_group_bytes = 16 << 20;
   // How long a commit waits for documents other threads are still preparing.
   int64_t max_group_wait_us = 2000;
+  // Threads that prepare (chunk, embed, analyse) the documents of a batch (IngestMany).
+  size_t analysis_threads = 2;
 };
 
 struct IngestResult {
@@ -65,6 +67,10 @@ class Ingester {
 
   // Checks a document without storing it (the same errors as Ingest).
   Status Validate(const std::string& title, const std::string& text) const;
+
+  // Everything Ingest does before the store: checks, chunks, embeds and analyses a document.
+  // Thread-safe.
+  Result<store::NewDocument> Prepare(std::string title, std::string text) const;
 
  private:
   struct Pending {

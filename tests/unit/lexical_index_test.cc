@@ -885,7 +885,7 @@ BOOST_AUTO_TEST_CASE(out_of_order_writes_give_the_same_index) {
   Reference ref;
   const uint32_t count = 600;
   RandomCorpus(rng, ref, 0, count);
-  LexicalEnv in_order, backwards, interleaved;
+  LexicalEnv in_order, backwards, interleaved, gaps_filled;
   {
     PostingBatch all;
     for (uint32_t id = 0; id < count; ++id) ref.AddTo(all, id);
@@ -915,9 +915,20 @@ BOOST_AUTO_TEST_CASE(out_of_order_writes_give_the_same_index) {
     }
     BOOST_REQUIRE(txn->Commit().ok());
   }
+  {
+    // The even ids, then all the odd ones in one batch: it fills gaps in several full blocks
+    // at once.
+    PostingBatch even, odd;
+    for (uint32_t id = 0; id < count; id += 2) ref.AddTo(even, id);
+    for (uint32_t id = 1; id < count; id += 2) ref.AddTo(odd, id);
+    gaps_filled.Write(even);
+    BOOST_TEST(gaps_filled.Blocks("w0").size() >= 2u);
+    gaps_filled.Write(odd);
+  }
   BOOST_TEST(interleaved.Blocks("w0").size() >= 3u);
+  BOOST_TEST(gaps_filled.Blocks("w0").size() >= 3u);
   const auto vocabulary = Vocabulary(ref);
-  for (const LexicalEnv* e : {&in_order, &backwards, &interleaved}) {
+  for (const LexicalEnv* e : {&in_order, &backwards, &interleaved, &gaps_filled}) {
     CheckStored(*e, ref, vocabulary);
   }
   const ChunkFilter filter{false, {{0, 10}, {190, 210}, {395, 405}, {590, 600}}};
@@ -925,11 +936,12 @@ BOOST_AUTO_TEST_CASE(out_of_order_writes_give_the_same_index) {
     const auto query = RandomQuery(rng);
     const size_t k = q % 10 == 0 ? 10000 : 1 + rng() % 12;
     const ChunkFilter f = q % 3 == 0 ? filter : ChunkFilter{};
-    for (const LexicalEnv* e : {&in_order, &backwards, &interleaved}) {
+    for (const LexicalEnv* e : {&in_order, &backwards, &interleaved, &gaps_filled}) {
       CheckSearch(*e, ref, query, k, f);
     }
     CheckSameResults(in_order, backwards, query, k, f);
     CheckSameResults(in_order, interleaved, query, k, f);
+    CheckSameResults(in_order, gaps_filled, query, k, f);
   }
 }
 
