@@ -38,7 +38,7 @@ bash tests/fake_openai/selftest.sh
 tests/openapi/lint.sh  # docs/openapi.yaml: Redocly lint (npm-installed into tests/openapi)
 bash tests/browser/run.sh  # the web chat page in headless chromium (prints its own "== browser test" header)
 echo "== crash loop (short): SIGKILL workers under load while the map grows, then check the store"
-/usr/bin/python3 tests/crash/crash_loop.py --seconds 15 --streams 40 --workers 3 --grow
+/usr/bin/python3 tests/crash/crash_loop.py --seconds 15 --streams 40 --workers 3 --grow --batch
 
 echo "== integration tests (pytest: nginx + workers + fake upstream)"
 # Debian's pytest is installed for the system interpreter, which may not be the first

@@ -13,6 +13,13 @@ the data dir (RAGSTREAM_ORPHAN_TIMEOUT_S=2) and, after its orphan sweep, the API
   - every assistant message in a terminal status (complete, error, cancelled, interrupted);
   - every request whose done event said `complete` stored complete, equal to what streamed.
 
+With --batch, --batch-clients threads also ingest through POST /api/documents/batch all
+the while (NDJSON, 5-40 documents a request, some of ~40 KB, each with a unique token) and
+remember which documents a 200 answer confirmed. Afterwards every confirmed document must be
+listed with its text intact and be found by its token; and every listed document must be
+whole (chunks > 0, its text as sent, found by its token within itself): a batch cut by a kill
+leaves each of its documents fully present or absent.
+
 Standard library only; reuses tests/integration/harness.py. Builds nothing: expects
 build/ragstream-worker (exit 2 when it, nginx or mdb_stat is missing). Exit 0 on PASS, 1 on
 FAIL. Every process it starts is stopped by its pid on exit, also on Ctrl-C.
@@ -63,6 +70,11 @@ def parse_args(argv=None):
                     help="start with an 8 MB map growing by 8 MB and ingest documents all the "
                          "while, so the map grows online under the kills; checks that every "
                          "stored document survives and the map grew at least twice")
+    ap.add_argument("--batch", action="store_true",
+                    help="also ingest NDJSON batches (POST /api/documents/batch) under the kills; "
+                         "checks confirmed documents survive whole and no document is half-written")
+    ap.add_argument("--batch-clients", type=int, default=3,
+                    help="concurrent batch clients with --batch (default 3)")
     ap.add_argument("--keep", action="store_true", help="keep the temp dir (logs, data)")
     a = ap.parse_args(argv)
     if a.seconds <= 0 or a.streams < 1 or a.workers < 1 or a.kill_min_ms < 0 \
@@ -241,6 +253,115 @@ class Ingest(threading.Thread):
                 self.failures[r.status] += 1
 
 
+class BatchIngest(threading.Thread):
+    """POSTs NDJSON batches of 5-40 unique documents (one in six ~40 KB) until the deadline.
+    Every document sent is remembered by its title; those a 200 answer listed with an id are
+    confirmed (committed: they must survive every kill)."""
+
+    def __init__(self, port: int, deadline: float, seed: int, name: str):
+        super().__init__(daemon=True, name=name)
+        self.port, self.deadline, self.rng, self.tag = port, deadline, random.Random(seed), name
+        self.sent: dict[str, dict] = {}  # title -> {"text", "token", "id"}
+        self.requests = collections.Counter()
+
+    def make_doc(self, n: int) -> dict:
+        token = f"bq{harness.uniq()}"
+        title = f"Batch {self.tag} {n} {token}"
+        if self.rng.random() < 1 / 6:
+            body = " ".join(f"bulk{self.rng.randrange(10**6)} word{j}" for j in range(2500))
+        else:
+            body = " ".join(f"line{self.rng.randrange(1000)}" for _ in range(self.rng.randint(5, 80)))
+        text = f"{token} opens this document. {body}\n\nAnd {token} closes it."
+        return {"title": title, "text": text, "token": token, "id": None}
+
+    def run(self):
+        n = 0
+        while time.monotonic() < self.deadline:
+            docs = []
+            for _ in range(self.rng.randint(5, 40)):
+                n += 1
+                docs.append(self.make_doc(n))
+            for d in docs:
+                self.sent[d["title"]] = d
+            body = "".join(json.dumps({"title": d["title"], "text": d["text"]}) + "\n"
+                           for d in docs).encode()
+            try:
+                r = harness.http_request(self.port, "POST", "/api/documents/batch", body,
+                                         {"Content-Type": "application/x-ndjson"}, timeout=60)
+            except OSError as e:
+                self.requests[type(e).__name__] += 1
+                continue
+            self.requests[r.status] += 1
+            if r.status != 200:
+                continue
+            for item in r.json.get("documents", []):
+                if item.get("id") and not item.get("error"):
+                    docs[item["index"]]["id"] = item["id"]
+
+
+def check_batches(stack: Stack, batches: list, results: list) -> dict:
+    """Confirmed batch documents are listed, intact and findable; every listed document is
+    whole (chunks > 0, text as sent for batch documents, found by its token within itself)."""
+    r = stack.get("/api/documents", timeout=120)
+    if r.status != 200:
+        raise RuntimeError(f"GET /api/documents: {r!r}")
+    listed = r.json["documents"]
+    sent = {t: d for b in batches for t, d in b.sent.items()}
+    confirmed = {t: d for t, d in sent.items() if d["id"]}
+    by_id = {d["id"]: d for d in listed}
+    missing = [d["id"] for d in confirmed.values() if d["id"] not in by_id]
+    results.append((f"every batch document a 200 confirmed is listed ({len(confirmed)} of "
+                    f"{len(sent)} sent)", not missing and confirmed, str(missing[:5])))
+    titles = collections.Counter(d["title"] for d in listed)
+    twice = [t for t, n in titles.items() if n > 1]
+    results.append(("no document is stored twice", not twice, str(twice[:3])))
+
+    def token_of(d):
+        if d["title"] in sent:
+            return sent[d["title"]]["token"]
+        if d["title"].startswith("Load "):  # the --grow ingester's: "grow{i}w0 grow{i}w1 ..."
+            return f"grow{d['title'].split()[1]}w0"
+        return None
+
+    def check_one(d):
+        """A list of problems of one listed document."""
+        out = []
+        if not d.get("chunks"):
+            out.append(f"{d['id']} has no chunks")
+        s = sent.get(d["title"])
+        if s is not None:
+            if s["id"] and s["id"] != d["id"]:
+                out.append(f"{d['id']} listed under another id than confirmed {s['id']}")
+            g = stack.get(f"/api/documents/{d['id']}", timeout=60)
+            if g.status != 200 or g.json.get("text") != s["text"]:
+                out.append(f"{d['id']} text differs or unreadable ({g.status})")
+        token = token_of(d)
+        if token is None:
+            out.append(f"{d['id']} has an unknown title {d['title']!r}")
+            return out
+        q = stack.request("POST", "/api/search", body={"query": token, "mode": "lexical",
+                                                       "document_ids": [d["id"]]}, timeout=60)
+        if q.status != 200 or [x["document_id"] for x in q.json["results"]][:1] != [d["id"]]:
+            out.append(f"{d['id']} not found by its token within itself ({q.status})")
+        if s is not None and s["id"]:
+            q = stack.request("POST", "/api/search", body={"query": token, "mode": "lexical"},
+                              timeout=60)
+            if q.status != 200 or [x["document_id"] for x in q.json["results"]][:1] != [d["id"]]:
+                out.append(f"{d['id']} not found first by its token ({q.status})")
+        return out
+
+    with ThreadPoolExecutor(8) as ex:
+        problems = [p for ps in ex.map(check_one, listed) for p in ps]
+    unconfirmed_listed = sum(1 for d in listed if d["title"] in sent
+                             and not sent[d["title"]]["id"])
+    results.append((f"every listed document is whole: chunks > 0, text as sent, found by its "
+                    f"token ({len(listed)} listed, {unconfirmed_listed} of them never confirmed)",
+                    not problems, "; ".join(problems[:5])))
+    return {"sent": len(sent), "confirmed": len(confirmed), "listed": len(listed),
+            "unconfirmed_listed": unconfirmed_listed,
+            "requests": dict(sum((b.requests for b in batches), collections.Counter()))}
+
+
 def check_growth(stack: Stack, ingest: "Ingest", map_mb: int, grow_mb: int, results: list):
     missing = [d for d in ingest.stored if stack.get(f"/api/documents/{d}").status != 200]
     results.append((f"every document stored with 201 survives ({len(ingest.stored)}; "
@@ -371,9 +492,17 @@ def main(argv=None) -> int:
         ingest = Ingest(stack.port, deadline) if a.grow else None
         if ingest:
             ingest.start()
+        batches = [BatchIngest(stack.port, deadline, seed * 7919 + i, f"b{i}")
+                   for i in range(a.batch_clients)] if a.batch else []
+        for b in batches:
+            b.start()
         kill_loop(stack, deadline, rng, a, counts, problems)
         if ingest:
             ingest.join(60)
+        for b in batches:
+            b.join(90)
+            if b.is_alive():
+                problems.append(f"batch client {b.name} still running 90 s after the deadline")
         log(f"load time over; {counts['kills']} kills; waiting for the last streams")
         stuck = load.join(60)
         if stuck:
@@ -394,6 +523,7 @@ def main(argv=None) -> int:
         stats = check(final, records, results)
         if ingest:
             check_growth(final, ingest, map_mb, grow_mb, results)
+        batch_stats = check_batches(final, batches, results) if batches else None
         ok, out = mdb_stat(data_dir)
         results.append(("mdb_stat -a after the checks exits 0", ok, "" if ok else out))
         results.append(("the kill loop saw no unexpected worker exits or failed restarts",
@@ -422,6 +552,11 @@ def main(argv=None) -> int:
         print(f"restarts                     {counts['restarts']}")
         print(f"conversations stored         {stats['conversations']}")
         print(f"stored answers by status     {stats['assistant_status']}")
+        if batch_stats:
+            print(f"batch documents              sent {batch_stats['sent']}, confirmed "
+                  f"{batch_stats['confirmed']}, listed {batch_stats['listed']} "
+                  f"({batch_stats['unconfirmed_listed']} never confirmed)")
+            print(f"batch requests               {batch_stats['requests']}")
         print(f"checks done in               {time.monotonic() - t_sweep:.1f} s")
         print()
         for name, ok, detail in results:
