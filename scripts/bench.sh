@@ -18,6 +18,7 @@
 #   3,5  tests/bench/ttft/run.sh     time to first token; ingestion
 #   4    tests/bench/vector/run.sh   vector search against FAISS
 #   6    tests/bench/peers/run.sh    a peer, side by side
+#   7    tests/bench/ingest/run.sh   ingestion against SQLite FTS5
 #
 # The protocol a part follows:
 #   - It is run as `PART_SCRIPT DIR` (DIR is its own, empty directory), with BENCH_QUICK=1 in
@@ -89,6 +90,7 @@ parts=(
   "3,5|ttft|tests/bench/ttft/run.sh|240|Time to first token;Ingestion"
   "4|vector|tests/bench/vector/run.sh|300|Vector search against FAISS"
   "6|peers|tests/bench/peers/run.sh|300|A peer, side by side"
+  "7|ingest|tests/bench/ingest/run.sh|300|Ingestion against SQLite FTS5"
 )
 # Ends what a part left running (a part stopped at its limit, or one whose servers started
 # their own sessions): the processes whose environment carries the part's token.
