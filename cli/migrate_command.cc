@@ -20,8 +20,14 @@ Status Failed(std::string code, std::string message) {
   return Status(ErrorKind::kInternal, std::move(code), std::move(message));
 }
 
-// What the store was made with (index_meta): its shard count and vector format.
-Result<std::pair<int, std::string>> StoreShape(const std::string& dir) {
+// What the store was made with (index_meta): its layout, shard count and vector format.
+struct Shape {
+  std::string layout;
+  int shards = 0;
+  std::string vector_format;
+};
+
+Result<Shape> StoreShape(const std::string& dir) {
   store::Env::Options options;
   options.path = dir;
   options.databases = {"index_meta"};
@@ -29,12 +35,17 @@ Result<std::pair<int, std::string>> StoreShape(const std::string& dir) {
   if (!env.ok()) return env.status();
   auto txn = store::Txn::BeginRead(**env);
   if (!txn.ok()) return txn.status();
+  Shape shape;
+  for (auto [key, out] : {std::pair<const char*, std::string*>{"layout", &shape.layout},
+                          {"vector_format", &shape.vector_format}}) {
+    auto v = txn->Get((*env)->Dbi("index_meta"), key);
+    if (!v.ok()) return v.status();
+    if (v->has_value()) *out = std::string(**v);
+  }
   auto shards = txn->Get((*env)->Dbi("index_meta"), "shards");
-  auto format = txn->Get((*env)->Dbi("index_meta"), "vector_format");
   if (!shards.ok()) return shards.status();
-  if (!format.ok()) return format.status();
-  int n = shards->has_value() ? std::atoi(std::string(**shards).c_str()) : 0;
-  return std::make_pair(n, format->has_value() ? std::string(**format) : std::string("float"));
+  if (shards->has_value()) shape.shards = std::atoi(std::string(**shards).c_str());
+  return shape;
 }
 
 }  // namespace
@@ -52,9 +63,12 @@ int RunMigrate(const Context& ctx) {
   }
   auto shape = StoreShape(data_dir);
   if (!shape.ok()) return PrintFailure(shape.status());
-  const int shards = shape->first;
-  if (shards <= 0) {
-    std::printf("%s holds no document index: nothing to migrate\n", data_dir.c_str());
+  const int shards = shape->shards;
+  // Only a store of the previous layout is opened with its databases (opening creates any
+  // that are missing).
+  if (shards <= 0 || shape->layout != "tenant-keys-v1") {
+    std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
+                shape->layout.empty() ? "no document index" : shape->layout.c_str());
     return kExitOk;
   }
   std::vector<std::string> names = store::ConversationStore::Databases();
@@ -74,11 +88,9 @@ int RunMigrate(const Context& ctx) {
   options.grow_step_bytes = 1ull << 30;
   auto env = store::Env::Open(options);
   if (!env.ok()) return PrintFailure(env.status());
-  auto layout = rag::StoreLayout(**env);
-  if (!layout.ok()) return PrintFailure(layout.status());
   store::DocumentStore documents(
       **env, shards,
-      shape->second == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
+      shape->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
       rag::AnalyzeDocumentChunks);
   rag::WarmUpAnalyzer();
   auto report = rag::MigrateStore(**env, documents, shards, [](uint64_t done, uint64_t total) {
@@ -87,8 +99,7 @@ int RunMigrate(const Context& ctx) {
   });
   if (!report.ok()) return PrintFailure(report.status());
   if (!report->migrated) {
-    std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
-                layout->empty() ? "new store" : layout->c_str());
+    std::printf("%s: nothing to migrate\n", data_dir.c_str());
     return kExitOk;
   }
   std::printf(

@@ -182,8 +182,10 @@ int Run(int argc, char** argv) {
   if (Status s = documents.CheckIndexIdentity(embedder->name(),
                                               static_cast<uint32_t>(embedder->dimension()));
       !s.ok()) {
-    LogError("worker", "the vector index does not match the configured embedder",
-             {{"error", s.message()}});
+    LogError("worker",
+             s.code() == "old_store_layout" ? "the store has an old layout; it is not used"
+                                            : "the store does not match this worker's settings",
+             {{"code", s.code()}, {"error", s.message()}});
     return 2;
   }
   const std::string analyzer = rag::WarmUpAnalyzer();

@@ -25,8 +25,12 @@ constexpr size_t kBlockPostings = 128;
 constexpr size_t kMaxTermBytes = 400;
 
 struct Posting {
-  uint32_t chunk, tf, length;
+  uint32_t chunk, tf;
 };
+
+// Chunk lengths (BM25's document lengths) live apart from the postings, as Lucene keeps its
+// norms: u16 arrays of this many chunks, one 4 KB overflow page each.
+constexpr uint32_t kNormsPerBlock = 2040;
 
 void PutVarint(std::string& out, uint32_t v) {
   while (v >= 0x80) {
@@ -52,10 +56,10 @@ void DecodeBlock(uint32_t first, std::string_view value, std::vector<Posting>& o
   out.clear();
   uint32_t chunk = first;
   while (!value.empty()) {
-    uint32_t gap, tf, length;
-    if (!GetVarint(value, gap) || !GetVarint(value, tf) || !GetVarint(value, length)) return;
+    uint32_t gap, tf;
+    if (!GetVarint(value, gap) || !GetVarint(value, tf)) return;
     chunk += gap;
-    out.push_back({chunk, tf, length});
+    out.push_back({chunk, tf});
   }
 }
 
@@ -66,7 +70,6 @@ std::string EncodeBlock(const Posting* p, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     PutVarint(out, p[i].chunk - previous);
     PutVarint(out, p[i].tf);
-    PutVarint(out, p[i].length);
     previous = p[i].chunk;
   }
   return out;
@@ -159,6 +162,62 @@ Status AdjustDf(Txn& txn, MDB_dbi dbi, const std::string& key, int64_t delta) {
   return next <= 0 ? txn.Del(dbi, key) : txn.Put(dbi, key, U32(static_cast<uint32_t>(next)));
 }
 
+// Sets (or, with `erase`, clears) the lengths of `lengths`' chunks in their norm blocks; a
+// block left all zero is deleted.
+Status WriteNorms(Txn& txn, MDB_dbi dbi, std::string_view tenant,
+                  std::vector<std::pair<uint32_t, uint32_t>> lengths, bool erase) {
+  std::sort(lengths.begin(), lengths.end());
+  std::string block;
+  for (size_t i = 0; i < lengths.size();) {
+    const uint32_t number = lengths[i].first / kNormsPerBlock;
+    const std::string key = TenantKey(tenant, ChunkKeyPart(number));
+    auto have = txn.Get(dbi, key);
+    if (!have.ok()) return have.status();
+    block.assign(kNormsPerBlock * sizeof(uint16_t), '\0');
+    if (have->has_value()) block.replace(0, std::min(block.size(), (*have)->size()), **have);
+    for (; i < lengths.size() && lengths[i].first / kNormsPerBlock == number; ++i) {
+      const auto v =
+          static_cast<uint16_t>(erase ? 0 : std::min<uint32_t>(lengths[i].second, 65535));
+      std::memcpy(&block[(lengths[i].first % kNormsPerBlock) * sizeof v], &v, sizeof v);
+    }
+    Status s = block.find_first_not_of('\0') == std::string::npos ? txn.Del(dbi, key)
+                                                                  : txn.Put(dbi, key, block);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+// Chunk lengths read in place from the norm blocks of a read transaction.
+class NormReader {
+ public:
+  NormReader(const Txn& txn, MDB_dbi dbi, std::string_view tenant)
+      : txn_(txn), dbi_(dbi), tenant_(tenant) {}
+  uint32_t Length(uint32_t chunk) {
+    const uint32_t number = chunk / kNormsPerBlock;
+    if (number != last_number_) {
+      auto it = blocks_.find(number);
+      if (it == blocks_.end()) {
+        auto v = txn_.Get(dbi_, TenantKey(tenant_, ChunkKeyPart(number)));
+        it = blocks_.emplace(number, v.ok() && v->has_value() ? **v : std::string_view()).first;
+      }
+      last_number_ = number;
+      last_ = it->second;
+    }
+    const size_t at = size_t{chunk % kNormsPerBlock} * sizeof(uint16_t);
+    uint16_t v = 0;
+    if (at + sizeof v <= last_.size()) std::memcpy(&v, last_.data() + at, sizeof v);
+    return v;
+  }
+
+ private:
+  const Txn& txn_;
+  MDB_dbi dbi_;
+  std::string_view tenant_;
+  std::unordered_map<uint32_t, std::string_view> blocks_;
+  uint32_t last_number_ = UINT32_MAX;
+  std::string_view last_;
+};
+
 }  // namespace
 
 std::vector<WeightedTerm> Unweighted(const std::vector<std::string>& terms) {
@@ -187,20 +246,21 @@ void PostingBatch::Add(uint32_t chunk, const std::vector<std::string>& terms, ui
   for (const auto& [term, count] : tf) {
     auto it = terms_.find(term);
     if (it == terms_.end()) it = terms_.emplace(std::string(term), std::vector<Posting>()).first;
-    it->second.push_back({chunk, count, length});
+    it->second.push_back({chunk, count});
   }
-  ++chunks_;
+  lengths_.emplace_back(chunk, length);
   tokens_ += length;
 }
 
 std::vector<std::string> LexicalIndex::Databases() {
-  return {"lex_blocks", "lex_doc_freq", "index_meta"};
+  return {"lex_blocks", "lex_doc_freq", "lex_norms", "index_meta"};
 }
 
 LexicalIndex::LexicalIndex(const Env& env)
     : env_(env),
       blocks_(env.Dbi("lex_blocks")),
       df_(env.Dbi("lex_doc_freq")),
+      norms_(env.Dbi("lex_norms")),
       meta_(env.Dbi("index_meta")) {}
 
 Status LexicalIndex::AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks,
@@ -240,7 +300,7 @@ Status LexicalIndex::Write(Txn& txn, std::string_view tenant, const PostingBatch
           } else {
             ++added;
           }
-          merged.push_back({adding[b].chunk, adding[b].tf, adding[b].length});
+          merged.push_back({adding[b].chunk, adding[b].tf});
           ++b;
         }
       }
@@ -252,7 +312,8 @@ Status LexicalIndex::Write(Txn& txn, std::string_view tenant, const PostingBatch
     }
     if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), added); !s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, static_cast<int64_t>(batch.chunks_),
+  if (Status s = WriteNorms(txn, norms_, tenant, batch.lengths_, false); !s.ok()) return s;
+  return AdjustTotals(txn, tenant, static_cast<int64_t>(batch.lengths_.size()),
                       static_cast<int64_t>(batch.tokens_));
 }
 
@@ -289,7 +350,8 @@ Status LexicalIndex::Erase(Txn& txn, std::string_view tenant, const PostingBatch
     }
     if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), -removed); !s.ok()) return s;
   }
-  return AdjustTotals(txn, tenant, -static_cast<int64_t>(batch.chunks_),
+  if (Status s = WriteNorms(txn, norms_, tenant, batch.lengths_, true); !s.ok()) return s;
+  return AdjustTotals(txn, tenant, -static_cast<int64_t>(batch.lengths_.size()),
                       -static_cast<int64_t>(batch.tokens_));
 }
 
@@ -363,6 +425,7 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
   };
   auto cur = Cursor::Open(*txn, blocks_);
   if (!cur.ok()) return cur.status();
+  NormReader norms(*txn, norms_, tenant);
   std::vector<Posting> postings;
   size_t j = 0;
   for (; j < terms.size(); ++j) {
@@ -376,7 +439,7 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
       DecodeBlock(BlockFirst(cur->key(), t.prefix.size()), cur->value(), postings);
       for (const Posting& p : postings) {
         if (!filter.Contains(p.chunk)) continue;
-        const double s = Bm25TermScore(t.idf, p.tf, p.length, avg_len);
+        const double s = Bm25TermScore(t.idf, p.tf, norms.Length(p.chunk), avg_len);
         auto [it, inserted] = slot.emplace(p.chunk, score.size());
         if (inserted) {
           ids.push_back(p.chunk);
@@ -409,7 +472,7 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
         auto it = std::lower_bound(block.postings.begin(), block.postings.end(), id,
                                    [](const Posting& p, uint32_t v) { return p.chunk < v; });
         if (it == block.postings.end() || it->chunk != id) continue;
-        score[c] += Bm25TermScore(t.idf, it->tf, it->length, avg_len);
+        score[c] += Bm25TermScore(t.idf, it->tf, norms.Length(id), avg_len);
       }
     }
   }

@@ -1,10 +1,13 @@
 // The lexical index: BM25 over chunks, as blocks of postings in the LMDB environment.
 //
 //   lex_blocks    T/term + '\0' + BE32(first chunk id) -> up to 128 postings of the term, in
-//                 chunk id order, each three varints: the chunk id's gap from the previous one
-//                 (from the key's id for the first), the term's frequency in the chunk, and
-//                 the chunk's length. About 3-5 bytes a posting.
+//                 chunk id order, each two varints: the chunk id's gap from the previous one
+//                 (from the key's id for the first) and the term's frequency in the chunk.
+//                 About 2-3 bytes a posting.
 //   lex_doc_freq  T/term -> u32 number of the tenant's chunks containing it
+//   lex_norms     T/BE32(chunk id / 2040) -> u16 lengths of those 2040 chunks (BM25's
+//                 document length, kept once per chunk rather than in each posting, as
+//                 Lucene keeps its norms)
 //   index_meta    "bm25_chunks/T", "bm25_tokens/T" -> u64 totals (for IDF and average length)
 //
 // T is the tenant (tenant_key.h): each tenant has its own postings and its own statistics, so
@@ -79,16 +82,16 @@ class PostingBatch {
   // A chunk's terms (with repetition; order does not matter) and its length for BM25 (its
   // words, which need not be its number of terms). Each chunk once per batch.
   void Add(uint32_t chunk, const std::vector<std::string>& terms, uint32_t length);
-  bool empty() const { return chunks_ == 0; }
-  size_t chunks() const { return chunks_; }
+  bool empty() const { return lengths_.empty(); }
+  size_t chunks() const { return lengths_.size(); }
 
  private:
   friend class LexicalIndex;
   struct Posting {
-    uint32_t chunk, tf, length;
+    uint32_t chunk, tf;
   };
   std::map<std::string, std::vector<Posting>, std::less<>> terms_;  // in key order
-  size_t chunks_ = 0;
+  std::vector<std::pair<uint32_t, uint32_t>> lengths_;              // chunk, length
   uint64_t tokens_ = 0;
 };
 
@@ -116,7 +119,7 @@ class LexicalIndex {
   Status AdjustTotals(Txn& txn, std::string_view tenant, int64_t chunks, int64_t tokens);
 
   const Env& env_;
-  MDB_dbi blocks_, df_, meta_;
+  MDB_dbi blocks_, df_, norms_, meta_;
 };
 
 }  // namespace ragstream::store

@@ -391,8 +391,9 @@ BOOST_AUTO_TEST_CASE(delete_of_the_last_document_leaves_empty_indexes) {
   DocEnv e;
   MustAdd(*e.store, MakeDoc("doc_x", "X", {"one two", "two three"}, 0, 1));
   BOOST_REQUIRE(e.store->Delete("acme", "doc_x").ok());
-  for (const char* db : {"documents", "doc_text", "doc_by_hash", "doc_by_num", "chunk_spans",
-                         "lex_blocks", "lex_doc_freq", "vectors.0", "vectors.1", "vectors.2"}) {
+  for (const char* db :
+       {"documents", "doc_text", "doc_by_hash", "doc_by_num", "chunk_spans", "lex_blocks",
+        "lex_doc_freq", "lex_norms", "vectors.0", "vectors.1", "vectors.2"}) {
     BOOST_TEST(e.Entries(db) == 0u, db);
   }
   BOOST_TEST(e.store->lexical().Search("acme", Unweighted({"two"}), 10, {})->hits.empty());

@@ -122,8 +122,19 @@ struct LexicalEnv {
     std::vector<Posting> postings;
   };
   // The blocks of `term` in lex_blocks, decoded by the layout lexical_index.h documents:
-  // key "acme/" + term + '\0' + BE32(first id), value three varints a posting (the gap from
-  // the previous id, from the key's id for the first; tf; length).
+  // key "acme/" + term + '\0' + BE32(first id), value two varints a posting (the gap from
+  // the previous id, from the key's id for the first; tf); each posting's length is its
+  // chunk's, from lex_norms (Norm).
+  // A chunk's length as lex_norms keeps it: u16 number (chunk % 2040) of the value at key
+  // "acme/" + BE32(chunk / 2040); 0 when absent.
+  uint32_t Norm(uint32_t chunk) const {
+    auto v = Raw("lex_norms", "acme/" + ChunkKeyPart(chunk / 2040));
+    if (!v) return 0;
+    BOOST_REQUIRE_EQUAL(v->size(), 2040u * 2);
+    uint16_t n = 0;
+    std::memcpy(&n, v->data() + (chunk % 2040) * 2, sizeof n);
+    return n;
+  }
   std::vector<Block> Blocks(const std::string& term) const {
     auto txn = Txn::BeginRead(*env);
     BOOST_REQUIRE(txn.ok());
@@ -152,9 +163,8 @@ struct LexicalEnv {
       while (!v.empty()) {
         const uint32_t gap = varint();
         const uint32_t tf = varint();
-        const uint32_t length = varint();
         chunk += gap;
-        block.postings.push_back({chunk, tf, length});
+        block.postings.push_back({chunk, tf, Norm(chunk)});
       }
       out.push_back(std::move(block));
     }
