@@ -3,7 +3,9 @@
 #include <algorithm>
 #include <map>
 
+#include "lib/core/ids.h"
 #include "lib/core/json.h"
+#include "lib/core/log.h"
 #include "lib/store/tenant_key.h"
 
 namespace ragstream::store {
@@ -13,6 +15,8 @@ namespace {
 constexpr const char* kStoreLayout = "dense-ids-v2";
 // The layout before dense ids: per-posting keys, chunk records with their text and terms.
 constexpr const char* kPreviousLayout = "tenant-keys-v1";
+// A document write holding the write lock longer than this is logged.
+constexpr int64_t kSlowWriteMs = 100;
 
 std::string DocCountKey(std::string_view tenant) {
   return "doc_count/" + std::string(tenant);
@@ -227,11 +231,21 @@ struct DocumentStore::Postings {
   }
 };
 
-Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings) {
+Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings,
+                                         int64_t began_ms) {
+  size_t chunks = 0;
   for (const auto& [tenant, batch] : postings.by_tenant) {
     if (Status s = lexical_.Write(txn, tenant, batch); !s.ok()) return s;
+    chunks += batch.chunks();
   }
-  return txn.Commit();
+  Status committed = txn.Commit();
+  // Every answer's saves wait while a document write holds LMDB's one write lock: say when one
+  // held it long (batches are bounded to keep this short; see IngestOptions).
+  if (const int64_t held = SteadyMillis() - began_ms; committed.ok() && held > kSlowWriteMs) {
+    LogWarn("store", "a document write held the write lock long",
+            {{"ms", std::to_string(held)}, {"chunks", std::to_string(chunks)}});
+  }
+  return committed;
 }
 
 Result<std::optional<std::string>> DocumentStore::ReindexCursor(const Txn& txn) const {
@@ -262,6 +276,7 @@ Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenan
                                                           const TxnStep& first) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
+  const int64_t began_ms = SteadyMillis();
   if (first) {
     if (Status s = first(*txn); !s.ok()) return s;
   }
@@ -277,7 +292,7 @@ Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenan
     results.push_back(std::move(*added));
   }
   if (!wrote) return results;
-  if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
+  if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
   return results;
 }
 
@@ -285,6 +300,7 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
     const std::vector<GroupItem>& items) {
   auto txn = Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
+  const int64_t began_ms = SteadyMillis();
   Postings postings;
   if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
   std::vector<Result<AddResult>> results;
@@ -300,7 +316,7 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
     results.push_back(std::move(added));
   }
   if (!wrote) return results;
-  if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
+  if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
   return results;
 }
 
@@ -502,6 +518,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
   for (;;) {
     auto txn = Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
+    const int64_t began_ms = SteadyMillis();
     auto have = txn->Get(meta_, "analyzer");
     if (!have.ok()) return have.status();
     if (have->has_value() && **have == version) return reindexed;
@@ -590,7 +607,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
       i = j;
     }
     if (Status s = txn->Put(meta_, "reindex_cursor", next.back().first); !s.ok()) return s;
-    if (Status s = CommitWithPostings(*txn, postings); !s.ok()) return s;
+    if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
   }
 }
 

@@ -178,7 +178,9 @@ class DocumentStore {
   struct Postings;
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
                           uint64_t max_documents, Postings& postings, bool* wrote_some = nullptr);
-  Status CommitWithPostings(Txn& txn, const Postings& postings);
+  // Writes the postings gathered and commits; logs a write that held the lock since
+  // `began_ms` (SteadyMillis) too long.
+  Status CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_ms);
   // Whether a chunk's postings are in the index: always, except during a rebuild
   // (ReindexLexical) for chunks it has not reached yet, which it will index itself.
   Result<std::optional<std::string>> ReindexCursor(const Txn& txn) const;
