@@ -306,7 +306,14 @@ std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
       add(s, share);
       add("^" + s, share * options.title_weight);
     }
-    if (!SurfaceIsAStem(w)) add("=" + w.surface, options.surface_weight);
+    if (!SurfaceIsAStem(w)) {
+      add("=" + w.surface, options.surface_weight);
+      // A document in another language may have kept the word as it is (its stemmer left it
+      // alone, so no "=" form was indexed): a short question's language is a guess, and a
+      // code like "bqf8f188ccaa" is stemmed by whichever language CLD2 picks. Optional: it
+      // counts in the question's mass only when the tenant has it.
+      add(w.surface, share, /*optional=*/true);
+    }
   }
   return terms;
 }
