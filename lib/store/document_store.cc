@@ -231,8 +231,7 @@ struct DocumentStore::Postings {
   }
 };
 
-Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings,
-                                         int64_t began_ms) {
+Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_ms) {
   size_t chunks = 0;
   for (const auto& [tenant, batch] : postings.by_tenant) {
     if (Status s = lexical_.Write(txn, tenant, batch); !s.ok()) return s;
