@@ -12,6 +12,7 @@ real ragstream-worker processes behind a real nginx (private prefix, loopback po
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import subprocess
 import tempfile
@@ -30,6 +31,27 @@ atexit.register(harness.stop_all_started)
 def session_dir():
     with tempfile.TemporaryDirectory(prefix="ragstream-it-") as d:
         yield Path(d)
+
+
+@pytest.fixture(scope="session")
+def cli(session_dir):
+    """A private copy of build/ragstream (or RAGSTREAM_CLI_BIN): a rebuild during the session
+    cannot swap it."""
+    src = Path(os.environ.get("RAGSTREAM_CLI_BIN", harness.ROOT / "build" / "ragstream"))
+    assert src.exists(), f"{src} is missing: run scripts/build.sh ragstream"
+    dst = session_dir / "bin" / "ragstream"
+    dst.parent.mkdir(exist_ok=True)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            shutil.copy2(src, dst)
+            if subprocess.run([str(dst), "--version"], capture_output=True,
+                              timeout=10).returncode == 0:
+                return dst
+        except (OSError, subprocess.SubprocessError):
+            pass
+        assert time.monotonic() < deadline, f"could not get a working copy of {src}"
+        time.sleep(1)
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,7 +24,6 @@ import pytest
 import harness
 from harness import free_port, uniq
 
-CLI_SRC = Path(os.environ.get("RAGSTREAM_CLI_BIN", harness.ROOT / "build" / "ragstream"))
 API_KEY = "cli-SECRET-canary-" + uniq()
 # Every stdout/stderr the client produced in this module, for the API-key check at the end.
 OUTPUTS: list[str] = []
@@ -44,25 +43,6 @@ GLOBAL_OPTIONS = ["--url", "--api-key", "--help"]
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def cli(session_dir):
-    """A private copy of build/ragstream (a rebuild during the session cannot swap it)."""
-    assert CLI_SRC.exists(), f"{CLI_SRC} is missing: run scripts/build.sh ragstream"
-    dst = session_dir / "bin" / "ragstream"
-    dst.parent.mkdir(exist_ok=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            shutil.copy2(CLI_SRC, dst)
-            if subprocess.run([str(dst), "--version"], capture_output=True,
-                              timeout=10).returncode == 0:
-                return dst
-        except (OSError, subprocess.SubprocessError):
-            pass
-        assert time.monotonic() < deadline, f"could not get a working copy of {CLI_SRC}"
-        time.sleep(1)
 
 
 def _env(extra: dict | None = None) -> dict:

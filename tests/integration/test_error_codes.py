@@ -43,6 +43,9 @@ NGINX_DIR = ROOT / "nginx"
 # Codes the sources produce that never reach an API client. Each needs its reason; an entry
 # the sources no longer produce is an error (test_internal_only_list_is_current).
 INTERNAL_ONLY = {
+    # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
+    # the host; the CLI prints it. No HTTP route reaches it.
+    "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",
     # LoadConfig() (lib/core/config.cc) and OpenAiEmbedder::Create run once at start-up;
     # handlers/main.cc prints the message and exits 2.
     "invalid_config": "configuration error at start-up: the worker exits",

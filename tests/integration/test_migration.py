@@ -33,7 +33,6 @@ from harness import ROOT, Stack, uniq
 
 lmdb = pytest.importorskip("lmdb", reason="python3-lmdb (scripts/install_deps.sh --test)")
 
-CLI_SRC = Path(os.environ.get("RAGSTREAM_CLI_BIN", ROOT / "build" / "ragstream"))
 MAKE_KEY = ROOT / "scripts" / "make_api_key.sh"
 SHARDS = 4  # lib/core/config.h vector_shards; the harness does not set RAGSTREAM_VECTOR_SHARDS
 DIM = 384  # hash-v1
@@ -47,25 +46,6 @@ T0 = 1_700_000_000_000  # created_at of the first old document (epoch ms)
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-@pytest.fixture(scope="module")
-def cli(session_dir):
-    """A private copy of build/ragstream (a rebuild during the session cannot swap it)."""
-    assert CLI_SRC.exists(), f"{CLI_SRC} is missing: run scripts/build.sh ragstream"
-    dst = session_dir / "bin" / "ragstream-migrate-cli"
-    dst.parent.mkdir(exist_ok=True)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            shutil.copy2(CLI_SRC, dst)
-            if subprocess.run([str(dst), "--version"], capture_output=True,
-                              timeout=10).returncode == 0:
-                return dst
-        except (OSError, subprocess.SubprocessError):
-            pass
-        assert time.monotonic() < deadline, f"could not get a working copy of {CLI_SRC}"
-        time.sleep(1)
 
 
 def clean_env() -> dict:
