@@ -1,5 +1,8 @@
 #include "lib/rag/ingester.h"
 
+#include <sys/resource.h>
+#include <unistd.h>
+
 #include <algorithm>
 #include <chrono>
 #include <thread>
@@ -11,6 +14,9 @@
 
 namespace ragstream::rag {
 namespace {
+
+// The nice value of the threads that prepare a batch's documents.
+constexpr int kAnalysisNice = 10;
 
 bool LooksBinary(std::string_view text) {
   if (text.find('\0') != std::string_view::npos) return true;
@@ -152,6 +158,9 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
   std::condition_variable ready;
   size_t next = 0;
   auto prepare = [&] {
+    // Below the threads that answer questions and commit: a large ingest takes the cores
+    // that are idle, and a thread holding the write lock is not preempted by analysis.
+    setpriority(PRIO_PROCESS, static_cast<id_t>(gettid()), kAnalysisNice);
     for (;;) {
       size_t i;
       {

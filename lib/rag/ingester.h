@@ -29,12 +29,16 @@ struct IngestOptions {
   size_t max_title_chars = 200;
   size_t embed_batch = 64;
   uint64_t max_documents_per_tenant = 0;  // 0: no limit
-  // A group commit takes at most this many documents, or this many bytes of text.
+  // A group commit takes at most this many documents, or this many bytes of text (more
+  // if one document alone is larger). 1 MB keeps a write under ~100 ms on a 2-core machine
+  // (2,000 chunks: records, vectors, postings and the commit), so answers being saved do
+  // not wait long behind an ingest; larger groups were no faster (docs/PERFORMANCE.md).
   size_t max_group_documents = 64;
-  uint64_t max_group_bytes = 16 << 20;
+  uint64_t max_group_bytes = 1 << 20;
   // How long a commit waits for documents other threads are still preparing.
   int64_t max_group_wait_us = 2000;
-  // Threads that prepare (chunk, embed, analyse) the documents of a batch (IngestMany).
+  // Threads that prepare (chunk, embed, analyse) the documents of a batch (IngestMany), at
+  // a lower priority (nice 10) than the threads that answer and commit.
   size_t analysis_threads = 2;
 };
 
