@@ -80,6 +80,26 @@ void AddTrigrams(std::string_view term, std::vector<Feature>* out) {
   }
 }
 
+// Sorts by hash, ascending: a least-significant-digit radix sort, 8 bits a pass (a chunk has
+// about a thousand features; std::sort was a tenth of ingestion's time). Features with equal
+// hashes are the same feature with the same weight, so their order does not matter.
+void SortByHash(std::vector<Feature>& features) {
+  thread_local std::vector<Feature> scratch;
+  scratch.resize(features.size());
+  Feature* from = features.data();
+  Feature* to = scratch.data();
+  const size_t n = features.size();
+  for (int shift = 0; shift < 64; shift += 8) {
+    size_t count[257] = {};
+    for (size_t i = 0; i < n; ++i) ++count[((from[i].hash >> shift) & 0xff) + 1];
+    if (count[((from[0].hash >> shift) & 0xff) + 1] == n) continue;  // one digit: no move
+    for (int d = 0; d < 256; ++d) count[d + 1] += count[d];
+    for (size_t i = 0; i < n; ++i) to[count[(from[i].hash >> shift) & 0xff]++] = from[i];
+    std::swap(from, to);
+  }
+  if (from != features.data()) std::copy(from, from + n, features.data());
+}
+
 }  // namespace
 
 HashEmbedder::HashEmbedder(int dimension) : dimension_(std::max(dimension, 1)) {}
@@ -107,8 +127,7 @@ void HashEmbedder::EmbedOne(std::string_view text, float* out) const {
 
   // Equal features sit together after sorting, which gives each one's count; the order is
   // fixed by the hashes alone, so the float sums (and the result) are the same on every run.
-  std::sort(features.begin(), features.end(),
-            [](const Feature& a, const Feature& b) { return a.hash < b.hash; });
+  SortByHash(features);
   for (size_t i = 0; i < features.size();) {
     size_t j = i + 1;
     while (j < features.size() && features[j].hash == features[i].hash) ++j;
