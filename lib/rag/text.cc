@@ -137,17 +137,59 @@ class TermSink {
 
 }  // namespace
 
-std::string NormalizeText(std::string_view utf8) {
-  if (utf8.empty()) return {};
-  std::string clean = SanitizeUtf8(utf8);
+namespace {
+
+// utf8proc's normalisation (NFKC, case folding, default ignorables dropped) of valid UTF-8.
+std::string MapWithUtf8proc(std::string_view valid) {
   utf8proc_uint8_t* mapped = nullptr;
   // No UTF8PROC_NULLTERM: the length is explicit, so an embedded NUL is just a character.
   utf8proc_ssize_t n =
-      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(clean.data()),
-                   static_cast<utf8proc_ssize_t>(clean.size()), &mapped, kNormalizeOptions);
+      utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(valid.data()),
+                   static_cast<utf8proc_ssize_t>(valid.size()), &mapped, kNormalizeOptions);
   std::unique_ptr<utf8proc_uint8_t, FreeDeleter> owner(mapped);
-  if (n < 0 || mapped == nullptr) return clean;
+  if (n < 0 || mapped == nullptr) return std::string(valid);
   return std::string(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+}
+
+bool IsAscii(char c) {
+  return (static_cast<unsigned char>(c) & 0x80) == 0;
+}
+
+}  // namespace
+
+std::string NormalizeText(std::string_view utf8) {
+  if (utf8.empty()) return {};
+  const std::string clean = SanitizeUtf8(utf8);
+  // ASCII maps to itself with A-Z folded to a-z, so only the runs around other characters
+  // go through utf8proc (which is most of the cost on mostly-ASCII text). A run starts one
+  // character early: a combining mark composes with the ASCII letter before it (e + U+0301
+  // -> é); nothing composes with a following ASCII character.
+  std::string out;
+  out.reserve(clean.size());
+  size_t i = 0;
+  while (i < clean.size()) {
+    size_t j = i;
+    while (j < clean.size() && IsAscii(clean[j])) ++j;
+    if (j == clean.size()) {
+      for (; i < j; ++i) {
+        const char c = clean[i];
+        out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+      }
+      break;
+    }
+    // clean[j] starts a non-ASCII character: ASCII up to the one before it, then the run
+    // from there to the next ASCII character through utf8proc.
+    const size_t run_start = j > i ? j - 1 : j;
+    for (; i < run_start; ++i) {
+      const char c = clean[i];
+      out.push_back(c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c);
+    }
+    size_t k = j;
+    while (k < clean.size() && !IsAscii(clean[k])) ++k;
+    out += MapWithUtf8proc(std::string_view(clean).substr(run_start, k - run_start));
+    i = k;
+  }
+  return out;
 }
 
 std::vector<std::string> Tokenize(std::string_view utf8) {
