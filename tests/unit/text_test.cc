@@ -1,7 +1,12 @@
 // NormalizeText and Tokenize: folding, NFKC, ignorables, scripts, CJK bigrams, bad input.
 #include "lib/rag/text.h"
 
+#include <utf8proc.h>
+
 #include <boost/test/unit_test.hpp>
+
+#include <cstdlib>
+#include <random>
 
 #include <string>
 #include <vector>
@@ -142,6 +147,65 @@ BOOST_AUTO_TEST_CASE(invalid_utf8_does_not_crash) {
   BOOST_TEST(Tokenize(bad) == (Terms{"abc", "def", "g", "h", "x"}));
   BOOST_TEST(Tokenize(std::string("a\0b", 3)) == (Terms{"a", "b"}));
   BOOST_TEST(Tokenize("\xC3").empty());
+}
+
+// NormalizeText passes ASCII through itself and maps only the runs around other characters:
+// it must give exactly what mapping the whole text with utf8proc gives, whatever the mix --
+// combining marks after ASCII letters, ligatures, jamo, ignorables, NUL, invalid bytes.
+BOOST_AUTO_TEST_CASE(normalize_text_equals_mapping_the_whole_text) {
+  auto whole = [](std::string_view in) -> std::string {
+    const std::string clean = SanitizeUtf8(in);
+    if (clean.empty()) return {};
+    utf8proc_uint8_t* mapped = nullptr;
+    const auto options = static_cast<utf8proc_option_t>(
+        UTF8PROC_STABLE | UTF8PROC_COMPAT | UTF8PROC_COMPOSE | UTF8PROC_CASEFOLD | UTF8PROC_IGNORE);
+    const utf8proc_ssize_t n =
+        utf8proc_map(reinterpret_cast<const utf8proc_uint8_t*>(clean.data()),
+                     static_cast<utf8proc_ssize_t>(clean.size()), &mapped, options);
+    if (n < 0 || mapped == nullptr) return clean;
+    std::string out(reinterpret_cast<const char*>(mapped), static_cast<size_t>(n));
+    std::free(mapped);
+    return out;
+  };
+  const std::vector<std::string> pool = {"e",
+                                         "E",
+                                         "a",
+                                         "I",
+                                         "i",
+                                         " ",
+                                         "\xcc\x81",
+                                         "\xcc\x87",
+                                         "\xc4\xb0",
+                                         "\xce\xa3",
+                                         "\xc3\x9f",
+                                         "\xef\xac\x81",
+                                         "\xe1\x84\x80",
+                                         "\xe1\x85\xa1",
+                                         "\xe1\x86\xa8",
+                                         "\xe2\x80\x8d",
+                                         "\xc2\xad",
+                                         std::string(1, '\0'),
+                                         "\r",
+                                         "\xd9\x80",
+                                         "\xd7\xa9",
+                                         "\xd7\x81",
+                                         "\xef\xbc\xa1",
+                                         "\xe2\x84\xab",
+                                         "Z",
+                                         "\xcc\xa3",
+                                         "\xe3\x82\xab",
+                                         "\xe3\x82\x99",
+                                         "\xff",
+                                         "\xc3"};
+  std::mt19937 rng(7);
+  int differ = 0;
+  for (int i = 0; i < 50000; ++i) {
+    std::string s;
+    for (int k = static_cast<int>(rng() % 12); k > 0; --k) s += pool[rng() % pool.size()];
+    if (NormalizeText(s) != whole(s)) ++differ;
+  }
+  BOOST_TEST(differ == 0);
+  BOOST_TEST(NormalizeText("Cafe\xcc\x81 NOW") == "caf\xc3\xa9 now");
 }
 
 BOOST_AUTO_TEST_SUITE_END()
