@@ -154,12 +154,42 @@ Status WriteBlocks(Txn& txn, MDB_dbi dbi, const std::string& prefix, const std::
   return Status::Ok();
 }
 
-Status AdjustDf(Txn& txn, MDB_dbi dbi, const std::string& key, int64_t delta) {
-  if (delta == 0) return Status::Ok();
-  auto df = txn.Get(dbi, key);
+// A term's document frequency is stored (lex_doc_freq) only when it is above this; a rarer
+// term's is the number of postings in its blocks, counted when needed (a block or two). Most
+// terms are rare -- version strings, names, numbers -- and their df entries were a fifth of
+// the lexical index.
+constexpr uint32_t kStoredDfAbove = kBlockPostings;
+
+// The postings in a term's blocks.
+uint32_t CountPostings(Cursor& cur, const std::string& prefix) {
+  uint32_t n = 0;
+  std::vector<Posting> postings;
+  for (bool have = cur.SeekAtLeast(prefix); have && HasPrefix(cur.key(), prefix);
+       have = cur.Next()) {
+    DecodeBlock(BlockFirst(cur.key(), prefix.size()), cur.value(), postings);
+    n += static_cast<uint32_t>(postings.size());
+  }
+  return n;
+}
+
+// A term's df: stored, or counted. `stored` says which.
+struct Df {
+  uint32_t value = 0;
+  bool stored = false;
+};
+Result<Df> ReadDf(const Txn& txn, MDB_dbi dbi, Cursor& cur, const std::string& df_key,
+                  const std::string& prefix) {
+  auto df = txn.Get(dbi, df_key);
   if (!df.ok()) return df.status();
-  const int64_t next = (df->has_value() ? int64_t{ReadU32(**df)} : 0) + delta;
-  return next <= 0 ? txn.Del(dbi, key) : txn.Put(dbi, key, U32(static_cast<uint32_t>(next)));
+  if (df->has_value()) return Df{ReadU32(**df), true};
+  return Df{CountPostings(cur, prefix), false};
+}
+
+// Keeps the df entry exactly when the new df is above kStoredDfAbove.
+Status StoreDf(Txn& txn, MDB_dbi dbi, const std::string& df_key, const Df& before, int64_t delta) {
+  const int64_t next = int64_t{before.value} + delta;
+  if (next > kStoredDfAbove) return txn.Put(dbi, df_key, U32(static_cast<uint32_t>(next)));
+  return before.stored ? txn.Del(dbi, df_key) : Status::Ok();
 }
 
 // Sets (or, with `erase`, clears) the lengths of `lengths`' chunks in their norm blocks; a
@@ -281,6 +311,9 @@ Status LexicalIndex::Write(Txn& txn, std::string_view tenant, const PostingBatch
     std::sort(adding.begin(), adding.end(),
               [](const auto& a, const auto& b) { return a.chunk < b.chunk; });
     const std::string prefix = TermPrefix(tenant, term);
+    const std::string df_key = TenantKey(tenant, term);
+    auto df = ReadDf(txn, df_, *cur, df_key, prefix);
+    if (!df.ok()) return df.status();
     int64_t added = 0;
     for (size_t i = 0; i < adding.size();) {
       const bool found = Locate(*cur, prefix, adding[i].chunk, block);
@@ -310,7 +343,7 @@ Status LexicalIndex::Write(Txn& txn, std::string_view tenant, const PostingBatch
       }
       i = j;
     }
-    if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), added); !s.ok()) return s;
+    if (Status s = StoreDf(txn, df_, df_key, *df, added); !s.ok()) return s;
   }
   if (Status s = WriteNorms(txn, norms_, tenant, batch.lengths_, false); !s.ok()) return s;
   return AdjustTotals(txn, tenant, static_cast<int64_t>(batch.lengths_.size()),
@@ -329,6 +362,9 @@ Status LexicalIndex::Erase(Txn& txn, std::string_view tenant, const PostingBatch
     for (const auto& p : batch_postings) gone.push_back(p.chunk);
     std::sort(gone.begin(), gone.end());
     const std::string prefix = TermPrefix(tenant, term);
+    const std::string df_key = TenantKey(tenant, term);
+    auto df = ReadDf(txn, df_, *cur, df_key, prefix);
+    if (!df.ok()) return df.status();
     int64_t removed = 0;
     for (size_t i = 0; i < gone.size();) {
       if (!Locate(*cur, prefix, gone[i], block)) break;  // the term has no blocks left
@@ -348,7 +384,7 @@ Status LexicalIndex::Erase(Txn& txn, std::string_view tenant, const PostingBatch
       }
       i = j;
     }
-    if (Status s = AdjustDf(txn, df_, TenantKey(tenant, term), -removed); !s.ok()) return s;
+    if (Status s = StoreDf(txn, df_, df_key, *df, -removed); !s.ok()) return s;
   }
   if (Status s = WriteNorms(txn, norms_, tenant, batch.lengths_, true); !s.ok()) return s;
   return AdjustTotals(txn, tenant, -static_cast<int64_t>(batch.lengths_.size()),
@@ -388,17 +424,20 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
   }
   std::vector<QueryTerm> terms;
   bool prunable = true;
+  auto cur = Cursor::Open(*txn, blocks_);
+  if (!cur.ok()) return cur.status();
   for (const auto& [term, weight_optional] : weights) {
     const auto [weight, optional] = weight_optional;
-    auto df = txn->Get(df_, TenantKey(tenant, term));
+    const std::string prefix = TermPrefix(tenant, term);
+    auto df = ReadDf(*txn, df_, *cur, TenantKey(tenant, term), prefix);
     if (!df.ok()) return df.status();
-    if (!df->has_value()) {
+    if (df->value == 0) {
       if (!optional) result.query_mass += weight * Bm25Idf(n, 0);
       continue;
     }
     QueryTerm t;
-    t.prefix = TermPrefix(tenant, term);
-    t.idf = weight * Bm25Idf(n, ReadU32(**df));
+    t.prefix = prefix;
+    t.idf = weight * Bm25Idf(n, df->value);
     result.query_mass += t.idf;
     t.bound = t.idf * (kK1 + 1);
     prunable = prunable && t.idf > 0;  // a stale df above N could make it negative
@@ -423,8 +462,6 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
                      std::greater<double>());
     return top[k - 1];
   };
-  auto cur = Cursor::Open(*txn, blocks_);
-  if (!cur.ok()) return cur.status();
   NormReader norms(*txn, norms_, tenant);
   std::vector<Posting> postings;
   size_t j = 0;

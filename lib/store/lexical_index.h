@@ -4,7 +4,9 @@
 //                 chunk id order, each two varints: the chunk id's gap from the previous one
 //                 (from the key's id for the first) and the term's frequency in the chunk.
 //                 About 2-3 bytes a posting.
-//   lex_doc_freq  T/term -> u32 number of the tenant's chunks containing it
+//   lex_doc_freq  T/term -> u32 number of the tenant's chunks containing it, for terms in
+//                 more than 128 chunks; a rarer term's is counted from its blocks (most terms
+//                 are rare, and an entry each was a fifth of the index)
 //   lex_norms     T/BE32(chunk id / 2040) -> u16 lengths of those 2040 chunks (BM25's
 //                 document length, kept once per chunk rather than in each posting, as
 //                 Lucene keeps its norms)
