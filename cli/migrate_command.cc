@@ -66,10 +66,16 @@ int RunMigrate(const Context& ctx) {
   const int shards = shape->shards;
   // Only a store of the previous layout is opened with its databases (opening creates any
   // that are missing).
-  if (shards <= 0 || shape->layout != "tenant-keys-v1") {
+  if (shape->layout == store::kStoreLayout || shards <= 0) {
     std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
-                shape->layout.empty() ? "no document index" : shape->layout.c_str());
+                shards <= 0 ? "no document index" : shape->layout.c_str());
     return kExitOk;
+  }
+  if (shape->layout != store::kPreviousStoreLayout) {
+    return PrintFailure(Status::InvalidArgument(
+        "unknown_layout", "the store's layout '" + shape->layout +
+                              "' is not one this ragstream converts (it converts " +
+                              store::kPreviousStoreLayout + "); nothing was changed"));
   }
   std::vector<std::string> names = store::ConversationStore::Databases();
   auto add = [&names](const std::vector<std::string>& more) {
@@ -91,7 +97,7 @@ int RunMigrate(const Context& ctx) {
   store::DocumentStore documents(
       **env, shards,
       shape->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
-      rag::AnalyzeDocumentChunks);
+      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::kAnalyzerVersion));
   rag::WarmUpAnalyzer();
   auto report = rag::MigrateStore(**env, documents, shards, [](uint64_t done, uint64_t total) {
     std::fprintf(stderr, "migrated %llu of %llu documents\n", static_cast<unsigned long long>(done),

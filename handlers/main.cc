@@ -166,7 +166,7 @@ int Run(int argc, char** argv) {
   store::DocumentStore documents(
       **env, config->vector_shards,
       config->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
-      rag::AnalyzeDocumentChunks);
+      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::kAnalyzerVersion));
 
   std::unique_ptr<rag::Embedder> embedder;
   if (config->embedder == "openai") {

@@ -155,8 +155,16 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
   std::vector<std::optional<Result<store::NewDocument>>> prepared(n);
   std::vector<Result<IngestResult>> results(n, Status::Internal("not stored"));
   std::mutex mu;
-  std::condition_variable ready;
-  size_t next = 0;
+  std::condition_variable ready, room;
+  size_t next = 0;    // the next document to prepare
+  size_t stored = 0;  // results[0, stored) are final
+  bool stop = false;  // the committing thread gave up (an exception): helpers end
+  // The helpers stay at most this far ahead of the commits, so a large batch is not held in
+  // memory whole (its text, vectors and terms are several times its size).
+  const size_t max_ahead = 2 * std::max<size_t>(1, options_.max_group_documents);
+  const uint64_t max_ahead_bytes = 4 * std::max<uint64_t>(1, options_.max_group_bytes);
+  uint64_t ahead_bytes = 0;  // text of the documents in [stored, next)
+  std::vector<uint64_t> sizes(n);
   auto prepare = [&] {
     // Below the threads that answer questions and commit: a large ingest takes the cores
     // that are idle, and a thread holding the write lock is not preempted by analysis.
@@ -164,11 +172,22 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
     for (;;) {
       size_t i;
       {
-        std::lock_guard lock(mu);
-        if (next == n) return;
+        std::unique_lock lock(mu);
+        room.wait(lock, [&] {
+          return stop || next == n || next == stored ||
+                 (next - stored < max_ahead && ahead_bytes < max_ahead_bytes);
+        });
+        if (stop || next == n) return;
         i = next++;
+        sizes[i] = docs[i].text.size();
+        ahead_bytes += sizes[i];
       }
-      auto doc = Prepare(std::move(docs[i].title), std::move(docs[i].text));
+      Result<store::NewDocument> doc = Status::Internal("not prepared");
+      try {
+        doc = Prepare(std::move(docs[i].title), std::move(docs[i].text));
+      } catch (const std::exception& e) {
+        doc = Status::Internal(std::string("preparing the document failed: ") + e.what());
+      }
       {
         std::lock_guard lock(mu);
         prepared[i] = std::move(doc);
@@ -179,54 +198,70 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
   const size_t helpers = std::max<size_t>(1, std::min(options_.analysis_threads, n));
   std::vector<std::thread> threads;
   for (size_t t = 0; t < helpers && n > 0; ++t) threads.emplace_back(prepare);
-
-  size_t stored = 0;  // results[0, stored) are final
-  while (stored < n) {
-    // The documents ready in order from `stored`: at least one, at most the group limits; a
-    // refused document goes alone, with its error.
-    std::vector<size_t> group;
-    {
-      std::unique_lock lock(mu);
-      ready.wait(lock, [&] { return prepared[stored].has_value(); });
-      uint64_t bytes = 0;
-      for (size_t i = stored; i < n && prepared[i].has_value(); ++i) {
-        if (!prepared[i]->ok()) {
-          if (group.empty()) group.push_back(i);
-          break;
-        }
-        const uint64_t size = (**prepared[i]).text.size();
-        if (!group.empty() && (group.size() >= options_.max_group_documents ||
-                               bytes + size > options_.max_group_bytes)) {
-          break;
-        }
-        bytes += size;
-        group.push_back(i);
-      }
-    }
-    if (!prepared[group.front()]->ok()) {
-      results[group.front()] = prepared[group.front()]->status();
-    } else {
-      std::vector<Pending> pending;
-      pending.reserve(group.size());
-      for (size_t i : group) pending.push_back({tenant, &**prepared[i], std::nullopt});
-      std::vector<Pending*> refs;
-      for (auto& p : pending) refs.push_back(&p);
-      std::vector<Result<store::AddResult>> added = CommitGroup(refs);
-      for (size_t g = 0; g < group.size(); ++g) {
-        if (added[g].ok()) {
-          results[group[g]] = IngestResult{std::move(added[g]->record), added[g]->created};
-        } else {
-          results[group[g]] = added[g].status();
-        }
-      }
-    }
+  auto join = [&] {
     {
       std::lock_guard lock(mu);
-      for (size_t i : group) prepared[i].reset();  // its text and vectors are not needed now
+      stop = true;
     }
-    stored = group.back() + 1;
+    room.notify_all();
+    for (auto& t : threads) t.join();
+  };
+
+  try {
+    while (stored < n) {
+      // The documents ready in order from `stored`: at least one, at most the group limits;
+      // a refused document goes alone, with its error.
+      std::vector<size_t> group;
+      {
+        std::unique_lock lock(mu);
+        ready.wait(lock, [&] { return prepared[stored].has_value(); });
+        uint64_t bytes = 0;
+        for (size_t i = stored; i < n && prepared[i].has_value(); ++i) {
+          if (!prepared[i]->ok()) {
+            if (group.empty()) group.push_back(i);
+            break;
+          }
+          const uint64_t size = (**prepared[i]).text.size();
+          if (!group.empty() && (group.size() >= options_.max_group_documents ||
+                                 bytes + size > options_.max_group_bytes)) {
+            break;
+          }
+          bytes += size;
+          group.push_back(i);
+        }
+      }
+      if (!prepared[group.front()]->ok()) {
+        results[group.front()] = prepared[group.front()]->status();
+      } else {
+        std::vector<Pending> pending;
+        pending.reserve(group.size());
+        for (size_t i : group) pending.push_back({tenant, &**prepared[i], std::nullopt});
+        std::vector<Pending*> refs;
+        for (auto& p : pending) refs.push_back(&p);
+        std::vector<Result<store::AddResult>> added = CommitGroup(refs);
+        for (size_t g = 0; g < group.size(); ++g) {
+          if (added[g].ok()) {
+            results[group[g]] = IngestResult{std::move(added[g]->record), added[g]->created};
+          } else {
+            results[group[g]] = added[g].status();
+          }
+        }
+      }
+      {
+        std::lock_guard lock(mu);
+        for (size_t i : group) {
+          ahead_bytes -= sizes[i];
+          prepared[i].reset();  // its text and vectors are not needed now
+        }
+        stored = group.back() + 1;
+      }
+      room.notify_all();
+    }
+  } catch (...) {
+    join();
+    throw;
   }
-  for (auto& t : threads) t.join();
+  join();
   return results;
 }
 

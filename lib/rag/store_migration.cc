@@ -10,8 +10,6 @@
 namespace ragstream::rag {
 namespace {
 
-constexpr const char* kPreviousLayout = "tenant-keys-v1";
-constexpr const char* kCurrentLayout = "dense-ids-v2";
 constexpr size_t kBatchDocuments = 64;
 constexpr uint64_t kBatchBytes = 8ull << 20;
 constexpr uint32_t kVectorMagic = 0x31565352;  // "RSV1", the float block header of both layouts
@@ -123,8 +121,8 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
   MigrationReport report;
   auto layout = StoreLayout(env);
   if (!layout.ok()) return layout.status();
-  if (*layout != kPreviousLayout) {
-    if (layout->empty() || *layout == kCurrentLayout) return report;
+  if (*layout != store::kPreviousStoreLayout) {
+    if (layout->empty() || *layout == store::kStoreLayout) return report;
     return Status::InvalidArgument("unknown_layout", "the store's layout '" + *layout +
                                                          "' is not one this "
                                                          "ragstream knows; nothing was changed");
@@ -146,7 +144,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
   }
   for (;;) {
     // The next documents after the cursor, of one tenant, up to the batch limits.
-    std::string tenant;
+    std::string tenant, read_cursor;
     std::vector<OldDocument> batch;
     {
       auto txn = store::Txn::BeginRead(env);
@@ -154,6 +152,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
       auto cursor = txn->Get(meta, "migrate_cursor");
       if (!cursor.ok()) return cursor.status();
       const std::string after = cursor->has_value() ? std::string(**cursor) : std::string();
+      read_cursor = after;
       auto cur = store::Cursor::Open(*txn, docs_dbi);
       if (!cur.ok()) return cur.status();
       bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
@@ -177,6 +176,14 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
     for (auto& b : batch) docs.push_back(std::move(b.doc));
     // In the same transaction: the old rows of these documents go, then they are added anew.
     auto remove_old = [&](store::Txn& txn) -> Status {
+      // Another migration of the same store may have taken this batch meanwhile.
+      auto now = txn.Get(meta, "migrate_cursor");
+      if (!now.ok()) return now.status();
+      if ((now->has_value() ? std::string(**now) : std::string()) != read_cursor) {
+        return Status(ErrorKind::kConflict, "migration_raced",
+                      "another `ragstream migrate` is converting this store at the same time; "
+                      "run one");
+      }
       for (size_t i = 0; i < batch.size(); ++i) {
         const std::string& key = batch[i].key;
         const store::DocumentRecord& r = docs[i].record;
@@ -232,7 +239,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
   }
   if (Status s = txn->Del(meta, "migrate_cursor"); !s.ok()) return s;
   if (Status s = txn->Put(meta, "analyzer", kAnalyzerVersion); !s.ok()) return s;
-  if (Status s = txn->Put(meta, "layout", kCurrentLayout); !s.ok()) return s;
+  if (Status s = txn->Put(meta, "layout", store::kStoreLayout); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   report.migrated = true;
   return report;

@@ -11,10 +11,6 @@
 namespace ragstream::store {
 namespace {
 
-// Written into index_meta by the first worker; see CheckIndexIdentity.
-constexpr const char* kStoreLayout = "dense-ids-v2";
-// The layout before dense ids: per-posting keys, chunk records with their text and terms.
-constexpr const char* kPreviousLayout = "tenant-keys-v1";
 // A document write holding the write lock longer than this is logged.
 constexpr int64_t kSlowWriteMs = 100;
 
@@ -102,7 +98,7 @@ std::vector<std::string> DocumentStore::Databases(int shards) {
 }
 
 DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_format,
-                             DocumentAnalyzer analyzer)
+                             Analyzer analyzer)
     : env_(env),
       shards_(shards),
       documents_(env.Dbi("documents")),
@@ -128,7 +124,7 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "tenant); export its conversations and documents with the old version, then "
                   "use a new RAGSTREAM_DATA_DIR and re-ingest");
   }
-  if (layout->has_value() && **layout == kPreviousLayout) {
+  if (layout->has_value() && **layout == kPreviousStoreLayout) {
     return Status(ErrorKind::kInvalidArgument, "old_store_layout",
                   "this store has the previous index layout (one key per posting, chunks "
                   "holding copies of their text); stop the workers and run `ragstream migrate "
@@ -212,16 +208,36 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
 
 struct DocumentStore::Postings {
   std::map<std::string, PostingBatch, std::less<>> by_tenant;
-  // The rebuild's position (ReindexCursor), read once per transaction.
+  // The rebuild's position (ReindexCursor) and the analyzers that made the postings (behind
+  // the rebuild's position: the rebuild's; elsewhere: index_meta "analyzer"), read once per
+  // transaction.
   std::optional<std::string> reindex_cursor;
+  std::string index_version, reindex_version;
+  std::string mine;  // this process's analyzer ("": not checked)
 
   bool Indexed(std::string_view tenant, uint32_t chunk) const {
     return !reindex_cursor || TenantKey(tenant, ChunkKeyPart(chunk)) <= *reindex_cursor;
+  }
+  // Refuses to write or erase the postings of `chunk` when another analyzer made them.
+  Status CheckAnalyzer(std::string_view tenant, uint32_t chunk) const {
+    if (mine.empty() || !Indexed(tenant, chunk)) return Status::Ok();
+    const std::string& made_by = reindex_cursor ? reindex_version : index_version;
+    if (made_by.empty() || made_by == mine) return Status::Ok();
+    return Status(ErrorKind::kUnavailable, "analyzer_mismatch",
+                  "this worker analyses text with '" + mine + "' but the index was made with '" +
+                      made_by + "'; it is being restarted with another version: retry");
   }
   Status Begin(const DocumentStore& store, const Txn& txn) {
     auto cursor = store.ReindexCursor(txn);
     if (!cursor.ok()) return cursor.status();
     reindex_cursor = std::move(*cursor);
+    mine = store.analyzer_.version;
+    for (auto [key, out] : {std::pair<const char*, std::string*>{"analyzer", &index_version},
+                            {"reindex_version", &reindex_version}}) {
+      auto v = txn.Get(store.meta_, key);
+      if (!v.ok()) return v.status();
+      if (v->has_value()) *out = std::string(**v);
+    }
     return Status::Ok();
   }
   PostingBatch& For(std::string_view tenant) {
@@ -359,11 +375,15 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
   // The record's chunk count is what Delete walks: it comes from the chunks themselves.
   DocumentRecord r = doc.record;
   r.chunk_count = static_cast<uint32_t>(doc.chunks.size());
+  // Allocating ids writes: from here on a failure leaves the transaction changed.
+  if (wrote_some) *wrote_some = true;
   auto number = catalog_.NewDocumentNumber(*txn, tenant);
   if (!number.ok()) return number.status();
   auto first = catalog_.NewChunkIds(*txn, tenant, r.chunk_count);
   if (!first.ok()) return first.status();
-  if (wrote_some) *wrote_some = true;
+  if (r.chunk_count > 0) {
+    if (Status s = postings.CheckAnalyzer(tenant, *first); !s.ok()) return s;
+  }
   r.number = *number;
   r.first_chunk = *first;
   const std::string key = TenantKey(tenant, r.id);
@@ -471,7 +491,16 @@ Result<std::vector<std::string_view>> ChunkTexts(const Txn& txn, const ChunkCata
 
 Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   // The chunks are analysed before the write transaction (a large document takes a while),
-  // from a snapshot; the write then checks that the document is still that one.
+  // from a snapshot; the write then checks that the document is still that one, and starts
+  // over (its transaction ended) if it was replaced meanwhile.
+  for (int attempt = 0;; ++attempt) {
+    auto done = DeleteOnce(tenant, id);
+    if (done.ok()) return Status::Ok();
+    if (done.status().code() != "document_replaced" || attempt == 3) return done.status();
+  }
+}
+
+Result<bool> DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id) {
   DocumentRecord before;
   std::vector<AnalyzedChunk> analysed;
   {
@@ -485,7 +514,7 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
     std::vector<ChunkSpan> spans;
     auto texts = ChunkTexts(*txn, catalog_, tenant, before, text->value_or(""), spans);
     if (!texts.ok()) return texts.status();
-    analysed = analyzer_(before.title, before.language, *texts);
+    analysed = analyzer_.analyze(before.title, before.language, *texts);
     if (analysed.size() != spans.size()) return Status::Internal("the analyzer lost chunks");
     for (size_t i = 0; i < spans.size(); ++i) analysed[i].length = spans[i].length;
   }
@@ -493,9 +522,14 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   if (!txn.ok()) return txn.status();
   auto rec = LoadDocument(*txn, documents_, tenant, id);
   if (!rec.ok()) return rec.status();
-  if (rec->number != before.number) return Delete(tenant, id);  // replaced meanwhile: again
+  if (rec->number != before.number) {
+    return Status(ErrorKind::kConflict, "document_replaced", "the document changed meanwhile");
+  }
   Postings postings;
   if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
+  if (rec->chunk_count > 0) {
+    if (Status s = postings.CheckAnalyzer(tenant, rec->first_chunk); !s.ok()) return s;
+  }
   PostingBatch& batch = postings.For(tenant);
   for (uint32_t i = 0; i < rec->chunk_count; ++i) {
     if (postings.Indexed(tenant, rec->first_chunk + i)) {
@@ -516,24 +550,90 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   if (Status s = txn->Del(text_, key); !s.ok()) return s;
   if (Status s = txn->Del(documents_, key); !s.ok()) return s;
   if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), -1); !s.ok()) return s;
-  return txn->Commit();
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return true;
 }
 
 Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_t batch_chunks) {
   uint64_t reindexed = 0;
   const MDB_dbi spans_dbi = env_.Dbi("chunk_spans");
   for (;;) {
+    // A batch of chunks after the rebuild's position, read and analysed from a snapshot: the
+    // analysis (the slow part) holds no lock.
+    std::optional<std::string> cursor;
+    struct Item {
+      std::string key;  // in chunk_spans: T/BE32(chunk id)
+      ChunkSpan span;
+      AnalyzedChunk analysed;
+    };
+    std::vector<Item> next;
+    {
+      auto txn = Txn::BeginRead(env_);
+      if (!txn.ok()) return txn.status();
+      auto have = txn->Get(meta_, "analyzer");
+      if (!have.ok()) return have.status();
+      if (have->has_value() && **have == version) return reindexed;
+      auto at = ReindexCursor(*txn);
+      if (!at.ok()) return at.status();
+      cursor = std::move(*at);
+      if (cursor) {
+        auto cur = Cursor::Open(*txn, spans_dbi);
+        if (!cur.ok()) return cur.status();
+        const std::string& after = *cursor;
+        bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
+        if (more && !after.empty() && cur->key() == after) more = cur->Next();
+        for (; more && next.size() < batch_chunks; more = cur->Next()) {
+          std::string_view key = cur->key();
+          if (key.size() < 5) continue;
+          auto span = catalog_.Span(*txn, key.substr(0, key.size() - 5),
+                                    DecodeChunkKeyPart(key.substr(key.size() - 4)));
+          if (!span.ok()) return span.status();
+          if (span->has_value()) next.push_back({std::string(key), **span, {}});
+        }
+        // Document by document (its title and language), only the chunks in this batch.
+        for (size_t i = 0; i < next.size();) {
+          const std::string& key = next[i].key;
+          const std::string tenant = key.substr(0, key.size() - 5);
+          const uint32_t doc_num = next[i].span.doc_num;
+          size_t j = i;
+          while (j < next.size() && next[j].span.doc_num == doc_num &&
+                 next[j].key.compare(0, tenant.size() + 1, key, 0, tenant.size() + 1) == 0) {
+            ++j;
+          }
+          auto entry = catalog_.Document(*txn, tenant, doc_num);
+          if (!entry.ok()) return entry.status();
+          if (entry->has_value()) {
+            auto rec = LoadDocument(*txn, documents_, tenant, (*entry)->public_id);
+            auto text = txn->Get(text_, TenantKey(tenant, (*entry)->public_id));
+            if (!text.ok()) return text.status();
+            if (rec.ok() && text->has_value()) {
+              std::vector<std::string_view> texts;
+              for (size_t c = i; c < j; ++c) {
+                const ChunkSpan& sp = next[c].span;
+                texts.push_back((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
+              }
+              std::vector<AnalyzedChunk> analysed =
+                  analyzer_.analyze(rec->title, rec->language, texts);
+              for (size_t c = i; c < j && c - i < analysed.size(); ++c) {
+                next[c].analysed = std::move(analysed[c - i]);
+              }
+            }
+          }
+          i = j;
+        }
+      }
+    }
     auto txn = Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
     const int64_t began_ms = SteadyMillis();
     auto have = txn->Get(meta_, "analyzer");
     if (!have.ok()) return have.status();
     if (have->has_value() && **have == version) return reindexed;
-    auto cursor = ReindexCursor(*txn);
-    if (!cursor.ok()) return cursor.status();
-    if (!cursor->has_value()) {
+    auto now = ReindexCursor(*txn);
+    if (!now.ok()) return now.status();
+    if (!*now) {
       // Start: empty the index (every tenant's), then rebuild from the first chunk.
-      for (const char* db : {"lex_blocks", "lex_doc_freq"}) {
+      for (const char* db : {"lex_blocks", "lex_doc_freq", "lex_norms"}) {
         if (int rc = mdb_drop(txn->raw(), env_.Dbi(db), 0); rc != 0) {
           return MdbStatus(rc, "mdb_drop");
         }
@@ -551,69 +651,35 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
         if (Status s = txn->Del(meta_, key); !s.ok()) return s;
       }
       if (Status s = txn->Put(meta_, "reindex_cursor", ""); !s.ok()) return s;
+      if (Status s = txn->Put(meta_, "reindex_version", version); !s.ok()) return s;
       if (Status s = txn->Commit(); !s.ok()) return s;
       continue;
     }
-    // The next chunks after the cursor, in key order (tenant, then chunk id), copied: the
-    // writes below would invalidate a cursor's view.
-    std::vector<std::pair<std::string, ChunkSpan>> next;
-    {
-      auto cur = Cursor::Open(*txn, spans_dbi);
-      if (!cur.ok()) return cur.status();
-      const std::string& after = **cursor;
-      bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
-      if (more && !after.empty() && cur->key() == after) more = cur->Next();
-      for (; more && next.size() < batch_chunks; more = cur->Next()) {
-        std::string_view key = cur->key();
-        if (key.size() < 5) continue;
-        auto span = catalog_.Span(*txn, key.substr(0, key.size() - 5),
-                                  DecodeChunkKeyPart(key.substr(key.size() - 4)));
-        if (!span.ok()) return span.status();
-        if (span->has_value()) next.emplace_back(std::string(key), **span);
-      }
-    }
+    if (!cursor || **now != *cursor) continue;  // another worker moved on meanwhile: again
     if (next.empty()) {
       if (Status s = txn->Put(meta_, "analyzer", version); !s.ok()) return s;
       if (Status s = txn->Del(meta_, "reindex_cursor"); !s.ok()) return s;
+      if (Status s = txn->Del(meta_, "reindex_version"); !s.ok()) return s;
       if (Status s = txn->Commit(); !s.ok()) return s;
       return reindexed;
     }
-    // Analysed document by document (its title and language), only the chunks in this batch.
     Postings postings;
-    for (size_t i = 0; i < next.size();) {
-      const std::string& key = next[i].first;
-      const std::string tenant = key.substr(0, key.size() - 5);
-      const uint32_t doc_num = next[i].second.doc_num;
-      size_t j = i;
-      while (j < next.size() && next[j].second.doc_num == doc_num &&
-             next[j].first.compare(0, tenant.size() + 1, key, 0, tenant.size() + 1) == 0) {
-        ++j;
-      }
-      auto entry = catalog_.Document(*txn, tenant, doc_num);
-      if (!entry.ok()) return entry.status();
-      if (entry->has_value()) {
-        auto rec = LoadDocument(*txn, documents_, tenant, (*entry)->public_id);
-        auto text = txn->Get(text_, TenantKey(tenant, (*entry)->public_id));
-        if (!text.ok()) return text.status();
-        if (rec.ok() && text->has_value()) {
-          std::vector<std::string_view> texts;
-          for (size_t c = i; c < j; ++c) {
-            const ChunkSpan& sp = next[c].second;
-            texts.push_back((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
-          }
-          std::vector<AnalyzedChunk> analysed = analyzer_(rec->title, rec->language, texts);
-          for (size_t c = i; c < j && c - i < analysed.size(); ++c) {
-            postings.For(tenant).Add(
-                DecodeChunkKeyPart(
-                    std::string_view(next[c].first).substr(next[c].first.size() - 4)),
-                analysed[c - i].terms, next[c].second.length);
-            ++reindexed;
-          }
-        }
-      }
-      i = j;
+    for (Item& item : next) {
+      const std::string_view tenant = std::string_view(item.key).substr(0, item.key.size() - 5);
+      const uint32_t chunk =
+          DecodeChunkKeyPart(std::string_view(item.key).substr(item.key.size() - 4));
+      // A chunk deleted since the snapshot has no postings to add (its document's delete,
+      // ahead of the rebuild, erased none).
+      auto still = catalog_.Span(*txn, tenant, chunk);
+      if (!still.ok()) return still.status();
+      if (!still->has_value()) continue;
+      // Its length as this analyzer counts it, in the span too (a later delete reads it there).
+      item.span.length = item.analysed.length;
+      if (Status s = catalog_.PutSpan(*txn, tenant, chunk, item.span); !s.ok()) return s;
+      postings.For(tenant).Add(chunk, item.analysed.terms, item.analysed.length);
+      ++reindexed;
     }
-    if (Status s = txn->Put(meta_, "reindex_cursor", next.back().first); !s.ok()) return s;
+    if (Status s = txn->Put(meta_, "reindex_cursor", next.back().key); !s.ok()) return s;
     if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
   }
 }

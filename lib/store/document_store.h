@@ -14,10 +14,14 @@
 //   doc_by_num, chunk_spans   dense ids (chunk_catalog.h)
 //   lex_blocks, lex_doc_freq  the lexical index (lexical_index.h)
 //   vectors.N, vectors8.N     the vector index (vector_index.h)
+//   lex_norms                 chunk lengths for BM25 (lexical_index.h)
 //   index_meta   "layout" (the key layout), "embedder", "dimension", "shards": what the
 //                store and its vector index were made with; "analyzer": what made the
-//                postings; "doc_count/T" -> u64 documents of tenant T (its limit is checked in
-//                Add)
+//                postings; "reindex_cursor", "reindex_version": a rebuild under way (see
+//                ReindexLexical); "doc_count/T" -> u64 documents of tenant T (its limit is
+//                checked in Add); "next_doc/T", "next_chunk/T" (chunk_catalog.h);
+//                "bm25_chunks/T", "bm25_tokens/T" (lexical_index.h); "migrate_cursor" (a
+//                migration under way, store_migration.h)
 //
 // A store made by the previous layout (per-posting keys, chunk records with their own text and
 // terms) is refused at start; `ragstream migrate` converts it (store_migration.h).
@@ -92,8 +96,18 @@ class DocumentStore {
  public:
   static std::vector<std::string> Databases(int shards);
 
-  // `analyzer` must make the terms the documents were added with (rag::AnalyzeDocumentChunks).
-  DocumentStore(const Env& env, int shards, VectorFormat vector_format, DocumentAnalyzer analyzer);
+  // How this process analyses a document's chunks (rag::AnalyzeDocumentChunks), and the
+  // version it records (rag::kAnalyzerVersion). With a version, a write whose postings the
+  // index made with another analyzer is refused (503 analyzer_mismatch: a worker of another
+  // version, during a rolling restart): deleting would re-analyse the text differently and
+  // miss postings. Without one (tests), nothing is checked.
+  struct Analyzer {
+    template <typename F>
+    Analyzer(F f, std::string v = "") : analyze(std::move(f)), version(std::move(v)) {}
+    DocumentAnalyzer analyze;
+    std::string version;
+  };
+  DocumentStore(const Env& env, int shards, VectorFormat vector_format, Analyzer analyzer);
 
   // Records the embedder on first use; afterwards a different name, dimension or shard
   // count is an error naming both, since vectors from another embedder would be garbage; so
@@ -174,6 +188,9 @@ class DocumentStore {
   Result<std::vector<Result<AddResult>>> AddGroupOnce(const std::vector<GroupItem>& items);
   // Add's work inside an open write transaction (which the caller commits). `wrote_some`,
   // if given, is set once it has started writing (a failure after that spoils `txn`).
+  // One attempt of Delete: a document_replaced conflict when the document changed between
+  // its analysis and the write.
+  Result<bool> DeleteOnce(std::string_view tenant, const std::string& id);
   // Postings go into `postings` (by tenant), written once per term when the caller commits.
   struct Postings;
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
@@ -191,8 +208,13 @@ class DocumentStore {
   ChunkCatalog catalog_;
   VectorIndex vectors_;
   LexicalIndex lexical_;
-  DocumentAnalyzer analyzer_;
+  Analyzer analyzer_;
 };
+
+// The key layouts index_meta "layout" names: this version's, and the previous one (which
+// `ragstream migrate` converts).
+inline constexpr const char* kStoreLayout = "dense-ids-v2";
+inline constexpr const char* kPreviousStoreLayout = "tenant-keys-v1";
 
 std::string EncodeDocument(const DocumentRecord& d);
 bool DecodeDocument(std::string_view json, DocumentRecord& d);

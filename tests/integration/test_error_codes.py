@@ -46,6 +46,7 @@ INTERNAL_ONLY = {
     # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
     # the host; the CLI prints it. No HTTP route reaches it.
     "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",
+    "migration_raced": "two ragstream migrate runs on one store: the second fails",
     # LoadConfig() (lib/core/config.cc) and OpenAiEmbedder::Create run once at start-up;
     # handlers/main.cc prints the message and exits 2.
     "invalid_config": "configuration error at start-up: the worker exits",

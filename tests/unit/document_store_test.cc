@@ -722,6 +722,31 @@ BOOST_AUTO_TEST_CASE(reindex_lexical_resumes_and_indexes_documents_added_meanwhi
   BOOST_TEST(!txn->Get(e.env->Dbi("index_meta"), "reindex_cursor")->has_value());
 }
 
+// During a rolling restart two analyzers meet: a worker never writes or erases postings the
+// index made with another analyzer (it would miss them on delete), until the index is rebuilt
+// with its own.
+BOOST_AUTO_TEST_CASE(a_worker_of_another_analyzer_version_does_not_touch_the_postings) {
+  DocEnv e;
+  DocumentStore v1(*e.env, kShards, VectorFormat::kFloat, {WordAnalyzer, "v1"});
+  DocumentStore v2(*e.env, kShards, VectorFormat::kFloat, {UpperAnalyzer, "v2"});
+  BOOST_REQUIRE(v1.ReindexLexical("v1").ok());  // records v1 (an empty store)
+  MustAdd(v1, MakeDoc("doc_a", "A", {"alpha beta"}, 0, 1));
+  auto refused = v2.Add("acme", MakeDoc("doc_b", "B", {"gamma"}, 1, 2));
+  BOOST_TEST(refused.status().code() == "analyzer_mismatch");
+  BOOST_TEST((refused.status().kind() == ErrorKind::kUnavailable));
+  BOOST_TEST(v2.Delete("acme", "doc_a").code() == "analyzer_mismatch");
+  BOOST_TEST(MustCount(v1) == 1u);
+  BOOST_TEST(LexicalDocs(v1, {"alpha"}) == std::vector<std::string>{"doc_a:0"});
+  // v2 rebuilds: now v1 is the one refused, and v2 deletes cleanly.
+  BOOST_REQUIRE(v2.ReindexLexical("v2").ok());
+  BOOST_TEST(v1.Add("acme", MakeDoc("doc_c", "C", {"delta"}, 2, 3)).status().code() ==
+             "analyzer_mismatch");
+  BOOST_TEST(LexicalDocs(v2, {"ALPHA"}) == std::vector<std::string>{"doc_a:0"});
+  BOOST_REQUIRE(v2.Delete("acme", "doc_a").ok());
+  BOOST_TEST(e.Entries("lex_blocks") == 0u);
+  BOOST_TEST(e.Entries("lex_norms") == 0u);
+}
+
 // An empty store just records the analyzer.
 BOOST_AUTO_TEST_CASE(reindex_lexical_of_an_empty_store_records_the_version) {
   DocEnv e;

@@ -392,6 +392,45 @@ BOOST_AUTO_TEST_CASE(concurrent_ingests_are_committed_together_and_answered_each
   for (const auto& id : ids) BOOST_TEST(f.documents->Get("acme", id).ok());
 }
 
+// A batch: prepared on several threads, stored in small commits, each document with its own
+// result in order; a refused one does not stop the others; a duplicate is reported as one.
+BOOST_AUTO_TEST_CASE(ingest_many_keeps_order_and_per_document_results) {
+  IngestOptions options;
+  options.max_group_documents = 3;
+  options.max_group_bytes = 200;
+  options.analysis_threads = 3;
+  Fixture f(options);
+  std::vector<IngestInput> docs;
+  for (int i = 0; i < 60; ++i) {
+    docs.push_back({"Doc " + std::to_string(i), "Unique word zq" + std::to_string(i) +
+                                                    " in a short text number " + std::to_string(i) +
+                                                    "."});
+  }
+  docs[17].text = "   ";                       // empty_document
+  docs[40].text = docs[3].text;                // a duplicate of an earlier one in the batch
+  docs[41].text = std::string(1, '\0') + "x";  // binary_content
+  auto results = f.ingester->IngestMany("acme", docs);
+  BOOST_REQUIRE_EQUAL(results.size(), docs.size());
+  for (size_t i = 0; i < results.size(); ++i) {
+    BOOST_TEST_CONTEXT("document " << i) {
+      if (i == 17) {
+        BOOST_TEST(results[i].status().code() == "empty_document");
+      } else if (i == 41) {
+        BOOST_TEST(results[i].status().code() == "binary_content");
+      } else {
+        BOOST_REQUIRE(results[i].ok());
+        BOOST_TEST(results[i]->created == (i != 40));
+        BOOST_TEST(results[i]->record.title == (i == 40 ? "Doc 3" : "Doc " + std::to_string(i)));
+        auto text = f.documents->GetText("acme", results[i]->record.id);
+        BOOST_REQUIRE(text.ok());
+        BOOST_TEST(*text == docs[i == 40 ? 3 : i].text);
+      }
+    }
+  }
+  BOOST_TEST(f.Count() == 57u);
+  BOOST_TEST(results[40]->record.id == results[3]->record.id);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
