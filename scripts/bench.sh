@@ -90,7 +90,7 @@ parts=(
   "3,5|ttft|tests/bench/ttft/run.sh|240|Time to first token;Ingestion"
   "4|vector|tests/bench/vector/run.sh|300|Vector search against FAISS"
   "6|peers|tests/bench/peers/run.sh|300|A peer, side by side"
-  "7|ingest|tests/bench/ingest/run.sh|300|Ingestion against SQLite FTS5"
+  "7|ingest|tests/bench/ingest/run.sh|420|Ingestion against SQLite FTS5"
 )
 # Ends what a part left running (a part stopped at its limit, or one whose servers started
 # their own sessions): the processes whose environment carries the part's token.
