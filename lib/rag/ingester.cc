@@ -17,6 +17,8 @@ namespace {
 
 // The nice value of the threads that prepare a batch's documents.
 constexpr int kAnalysisNice = 10;
+// How long a batch waits between its commits, so that other writers get the lock.
+constexpr int64_t kPauseBetweenCommitsUs = 2000;
 
 bool LooksBinary(std::string_view text) {
   if (text.find('\0') != std::string_view::npos) return true;
@@ -256,6 +258,10 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
         stored = group.back() + 1;
       }
       room.notify_all();
+      // LMDB's writer lock is not fair: committing again at once would often take it back
+      // before an answer's save that waited on this commit. A short pause lets it in.
+      if (stored < n)
+        std::this_thread::sleep_for(std::chrono::microseconds(kPauseBetweenCommitsUs));
     }
   } catch (...) {
     join();
