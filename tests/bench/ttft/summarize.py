@@ -38,7 +38,7 @@ their sum: `ttft_probe` hybrid p50 at 100k chunks 10.7-11.1 → 10.4-10.8 ms (fl
 CHANGES_5 = """Changed in the product for this part (`lib/rag/ingester.cc`, \
 `lib/store/document_store.cc`): group commit. Documents that reach the store while another \
 thread of the same worker commits wait and go into the next transaction together (up to 64 \
-documents or 16 MB; a committer waits up to 2 ms for documents other threads are still \
+documents or 256 KB of text since dense ids; a committer waits up to 2 ms for documents other threads are still \
 embedding); each request still returns only after its own document is durable, and one \
 refused document (its tenant's limit) does not fail the others. It cannot make one client \
 faster: one document's commit costs what its pages cost. Ingester MB/s, 1 MB per run, old and \
@@ -369,14 +369,14 @@ def main():
                      f"{r['mb_per_s']:.3f} |")
         m.append("")
         m.append(
-            "The store's transaction is nearly all of it. Without its fsync (MDB_NOSYNC) it is "
-            "still most of the CPU: each document adds ~75 BM25 postings per chunk, keyed by "
-            "term, so one document touches a leaf page per distinct term (hundreds of 4 kB pages, "
-            "copied on write and written at commit) for ~4 kB of text; the fsync then waits for "
-            "all of those pages. Concurrent uploads share one commit (group commit in "
-            "`Ingester`), so two clients share both the pages of common terms and the fsync. "
-            "Per core, what the CPU alone allows is the MDB_NOSYNC row (one thread, one core); "
-            "with durability the rate is set by the fsyncs, not by the cores.\n")
+            "The store's transaction is most of it, one document at a time. Postings are blocks "
+            "per term, written once per transaction, but a transaction of one document still "
+            "rewrites the last block of each of its few hundred distinct terms (a 4 kB leaf page "
+            "each, copied on write and written at commit) for ~4 kB of text; the fsync then waits "
+            "for those pages. Concurrent uploads share one commit (group commit in `Ingester`), "
+            "and a batch (`POST /api/documents/batch`, part 7) commits 256 KB of text at a time "
+            "while the next documents are analysed on every core: that is the path for bulk "
+            "ingestion. Per core, what the CPU alone allows is the MDB_NOSYNC row.\n")
     m.append(CHANGES_5)
     for s in skipped:
         if "HTTP" in s["what"]:
