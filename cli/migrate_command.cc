@@ -97,7 +97,7 @@ int RunMigrate(const Context& ctx) {
   store::DocumentStore documents(
       **env, shards,
       shape->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
-      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::kAnalyzerVersion));
+      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::AnalyzerVersion()));
   rag::WarmUpAnalyzer();
   auto report = rag::MigrateStore(**env, documents, shards, [](uint64_t done, uint64_t total) {
     std::fprintf(stderr, "migrated %llu of %llu documents\n", static_cast<unsigned long long>(done),

@@ -166,7 +166,7 @@ int Run(int argc, char** argv) {
   store::DocumentStore documents(
       **env, config->vector_shards,
       config->vector_format == "int8" ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
-      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::kAnalyzerVersion));
+      store::DocumentStore::Analyzer(rag::AnalyzeDocumentChunks, rag::AnalyzerVersion()));
 
   std::unique_ptr<rag::Embedder> embedder;
   if (config->embedder == "openai") {
@@ -189,14 +189,14 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string analyzer = rag::WarmUpAnalyzer();
-  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion);
+  auto reindexed = documents.ReindexLexical(rag::AnalyzerVersion());
   if (!reindexed.ok()) {
     LogError("worker", "could not re-index the lexical index with the new analyzer",
              {{"error", reindexed.status().message()}});
     return 2;
   }
   LogInfo("worker", "lexical analysis",
-          {{"analyzer", std::string(rag::kAnalyzerVersion) + ": " + analyzer},
+          {{"analyzer", rag::AnalyzerVersion() + ": " + analyzer},
            {"chunks_reindexed", std::to_string(*reindexed)}});
   rag::IngestOptions ingest_options;
   ingest_options.chunker.target_chars = static_cast<size_t>(config->chunk_chars);

@@ -12,6 +12,7 @@
 #include <mutex>
 #include <unordered_map>
 
+#include "lib/core/sha256.h"
 #include "lib/core/utf8.h"
 #include "lib/rag/language.h"
 #include "lib/rag/stopwords.h"
@@ -316,6 +317,32 @@ std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
     }
   }
   return terms;
+}
+
+const std::string& AnalyzerVersion() {
+  static const std::string version = [] {
+    // Words whose stems the libraries decide: inflections, Hebrew prefixes, Arabic particles,
+    // Russian cases, and a few other Snowball languages.
+    static constexpr std::pair<const char*, const char*> kProbe[] = {
+        {"en", "running leases connections happily generalization studies backups"},
+        {"he", "ומהשנה לאורחים בדירה המלח וכשהלכנו לבתים הספרים"},
+        {"ar", "والكتاب بالمدرسة المعلمون يكتبون فسيقولون"},
+        {"ru", "озере железными дорогами книгами перестала"},
+        {"de", "Häuser laufenden Verbindungen"},
+        {"fr", "maisons continuellement nationales"},
+        {"es", "corriendo canciones nacionales"},
+    };
+    std::string stems;
+    for (const auto& [language, text] : kProbe) {
+      for (const AnalyzedWord& w : AnalyzeWords(text, language)) {
+        stems += w.surface;
+        for (const std::string& s : w.stems) stems += " " + s;
+        stems += "\n";
+      }
+    }
+    return std::string(kAnalyzerVersion) + "/" + Sha256Hex(stems).substr(0, 12);
+  }();
+  return version;
 }
 
 std::string WarmUpAnalyzer() {

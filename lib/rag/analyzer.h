@@ -21,7 +21,10 @@
 // naming a document's subject finds it. ('=' and '^' never occur inside a Tokenize term.)
 //
 // Changing what any of this returns for some text changes stored postings: bump
-// kAnalyzerVersion, and stores re-index themselves at the next start (DocumentStore).
+// kAnalyzerVersion, and stores re-index themselves at the next start (DocumentStore). The
+// stemmers and the Hebrew dictionary come from Debian packages, which can change stems
+// without any change here: AnalyzerVersion() adds a fingerprint of what they return for a
+// fixed text, so an upgraded package re-indexes too.
 #pragma once
 
 #include <string>
@@ -33,6 +36,11 @@
 namespace ragstream::rag {
 
 inline constexpr const char* kAnalyzerVersion = "snowball+hunspell-v1";
+
+// kAnalyzerVersion and a fingerprint of the stems this process's libraries give for a fixed
+// text in several languages, e.g. "snowball+hunspell-v1/3fa94c0e21b7": what the store records
+// as the analyzer of its postings. Computed once. Thread-safe.
+const std::string& AnalyzerVersion();
 
 // How a question's terms are weighted against each other (a stem weighs 1).
 struct QueryAnalysisOptions {

@@ -140,6 +140,9 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
     // A re-index the previous version had under way (its cursor names documents, not chunks):
     // the migration analyses every document anyway.
     if (Status s = txn->Del(meta, "reindex_cursor"); !s.ok()) return s;
+    // The new postings are all made by this analyzer (the old ones are in databases the
+    // new layout does not read).
+    if (Status s = txn->Put(meta, "analyzer", AnalyzerVersion()); !s.ok()) return s;
     if (Status s = txn->Commit(); !s.ok()) return s;
   }
   for (;;) {
@@ -238,7 +241,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
     if (Status s = txn->Del(meta, key); !s.ok()) return s;
   }
   if (Status s = txn->Del(meta, "migrate_cursor"); !s.ok()) return s;
-  if (Status s = txn->Put(meta, "analyzer", kAnalyzerVersion); !s.ok()) return s;
+  if (Status s = txn->Put(meta, "analyzer", AnalyzerVersion()); !s.ok()) return s;
   if (Status s = txn->Put(meta, "layout", store::kStoreLayout); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   report.migrated = true;

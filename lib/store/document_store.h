@@ -97,7 +97,7 @@ class DocumentStore {
   static std::vector<std::string> Databases(int shards);
 
   // How this process analyses a document's chunks (rag::AnalyzeDocumentChunks), and the
-  // version it records (rag::kAnalyzerVersion). With a version, a write whose postings the
+  // version it records (rag::AnalyzerVersion()). With a version, a write whose postings the
   // index made with another analyzer is refused (503 analyzer_mismatch: a worker of another
   // version, during a rolling restart): deleting would re-analyse the text differently and
   // miss postings. Without one (tests), nothing is checked.

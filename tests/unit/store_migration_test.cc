@@ -195,8 +195,9 @@ BOOST_AUTO_TEST_CASE(a_previous_layout_store_migrates_to_the_same_answers) {
     WriteOldDocument(*txn, *old_env, "bravo", "doc_b0", "Other", "Bravo's own words.", 7);
     BOOST_REQUIRE(txn->Commit().ok());
   }
-  store::DocumentStore migrated(*old_env, kShards, store::VectorFormat::kFloat,
-                                AnalyzeDocumentChunks);
+  store::DocumentStore migrated(
+      *old_env, kShards, store::VectorFormat::kFloat,
+      store::DocumentStore::Analyzer(AnalyzeDocumentChunks, AnalyzerVersion()));
   Status refused = migrated.CheckIndexIdentity("hash-v1", 384);
   BOOST_TEST(refused.code() == "old_store_layout");
   BOOST_TEST(refused.message().find("ragstream migrate") != std::string::npos);

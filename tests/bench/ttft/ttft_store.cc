@@ -157,7 +157,7 @@ int main(int argc, char** argv) {
   }
   // Records the analyzer as a worker would (a no-op on a store this tool built): otherwise the
   // first worker to open the store re-indexes it before it listens.
-  auto reindexed = documents.ReindexLexical(rag::kAnalyzerVersion);
+  auto reindexed = documents.ReindexLexical(rag::AnalyzerVersion());
   if (!reindexed.ok()) {
     std::fprintf(stderr, "ttft_store: %s\n", reindexed.status().ToString().c_str());
     return 1;
