@@ -26,7 +26,7 @@ build fuzz_sse "$root/tests/fuzz/fuzz_sse.cc" "$root"/lib/llm/{sse_parser,openai
 build fuzz_router "$root/tests/fuzz/fuzz_router.cc" "$root"/handlers/{router,app}.cc
 build fuzz_text "$root/tests/fuzz/fuzz_text.cc" \
   "$root"/lib/rag/{text,chunker,hash_embedder,analyzer,stopwords,language}.cc \
-  -lutf8proc -lstemmer -lhunspell -lcld2
+  "$root"/lib/core/{sha256,hex}.cc -lutf8proc -lstemmer -lhunspell -lcld2 -lcrypto
 for h in request_json sse router text; do
   corpus="$root/tests/fuzz/corpus/$h"
   echo "== fuzz_$h: replay $(ls "$corpus" | wc -l) corpus inputs"
