@@ -224,10 +224,7 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
             break;
           }
           const uint64_t size = (**prepared[i]).text.size();
-          if (!group.empty() && (group.size() >= options_.max_group_documents ||
-                                 bytes + size > options_.max_group_bytes)) {
-            break;
-          }
+          if (!GroupHasRoom(group.size(), bytes, size)) break;
           bytes += size;
           group.push_back(i);
         }
@@ -309,12 +306,9 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
     uint64_t bytes = 0;
     size_t taken = 0;
     for (; taken < waiting_.size(); ++taken) {
-      if (!group.empty() &&
-          (group.size() >= options_.max_group_documents ||
-           bytes + waiting_[taken]->doc->text.size() > options_.max_group_bytes)) {
-        break;
-      }
-      bytes += waiting_[taken]->doc->text.size();
+      const uint64_t size = waiting_[taken]->doc->text.size();
+      if (!GroupHasRoom(group.size(), bytes, size)) break;
+      bytes += size;
       group.push_back(waiting_[taken]);
     }
     waiting_.erase(waiting_.begin(), waiting_.begin() + static_cast<long>(taken));
@@ -326,6 +320,11 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
     committed_.notify_all();
   }
   return std::move(*me.result);
+}
+
+bool Ingester::GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const {
+  return documents == 0 ||
+         (documents < options_.max_group_documents && bytes + size <= options_.max_group_bytes);
 }
 
 std::vector<Result<store::AddResult>> Ingester::CommitGroup(const std::vector<Pending*>& group) {

@@ -86,6 +86,9 @@ class Ingester {
   // Stores `doc` durably, in a group with whatever else is waiting (see the top).
   Result<store::AddResult> Store(std::string_view tenant, const store::NewDocument& doc);
   std::vector<Result<store::AddResult>> CommitGroup(const std::vector<Pending*>& group);
+  // Whether a group of `documents` documents and `bytes` of text takes one more of `size`
+  // bytes (the limits of IngestOptions; a group always takes its first).
+  bool GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const;
 
   // Counts a document from its validation to its arrival at Store (or its failure).
   class Preparing {
