@@ -11,6 +11,7 @@
 #include "lib/core/ids.h"
 #include "lib/core/json.h"
 #include "lib/fcgi/sse_writer.h"
+#include "lib/llm/openai_stream.h"
 
 namespace ragstream::handlers {
 namespace {
@@ -59,33 +60,11 @@ std::string Required(const rapidjson::Value& item, const char* name, Status& err
   return v ? std::string(*v) : std::string();
 }
 
-// Appends one call to an assistant turn's tool_calls JSON array.
-void AddCall(std::string& calls_json, const std::string& id, const std::string& name,
-             const std::string& arguments) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartObject();
-  w.Key("id");
-  WriteString(w, id);
-  w.Key("type");
-  w.String("function");
-  w.Key("function");
-  w.StartObject();
-  w.Key("name");
-  WriteString(w, name);
-  w.Key("arguments");
-  WriteString(w, arguments);
-  w.EndObject();
-  w.EndObject();
-  std::string call(buf.GetString(), buf.GetSize());
-  calls_json = calls_json.empty() ? "[" + call + "]"
-                                  : calls_json.substr(0, calls_json.size() - 1) + "," + call + "]";
-}
-
 // `input` as chat turns: messages, and function_call / function_call_output items as an
 // assistant's tool calls (consecutive calls share one turn) and tool turns.
 Result<std::vector<llm::ChatMessage>> InputTurns(const rapidjson::Value& input) {
   std::vector<llm::ChatMessage> turns;
+  std::vector<std::vector<llm::ToolCall>> calls;  // by turn; written into the turns at the end
   if (input.IsString()) {
     turns.push_back({"user", std::string(AsView(input))});
     return turns;
@@ -115,12 +94,14 @@ Result<std::vector<llm::ChatMessage>> InputTurns(const rapidjson::Value& input) 
       std::string name = Required(item, "name", error);
       auto arguments = GetString(item, "arguments", error);
       if (!error.ok()) return error;
+      calls.resize(turns.size());
       if (turns.empty() || turns.back().role != "assistant" ||
-          (turns.back().tool_calls_json.empty() && !turns.back().content.empty())) {
+          (calls.back().empty() && !turns.back().content.empty())) {
         turns.push_back({"assistant", ""});
+        calls.resize(turns.size());
       }
-      AddCall(turns.back().tool_calls_json, call_id, name,
-              arguments ? std::string(*arguments) : std::string("{}"));
+      calls.back().push_back(
+          {call_id, name, arguments ? std::string(*arguments) : std::string("{}")});
     } else if (kind == "function_call_output") {
       std::string call_id = Required(item, "call_id", error);
       if (!error.ok()) return error;
@@ -137,6 +118,9 @@ Result<std::vector<llm::ChatMessage>> InputTurns(const rapidjson::Value& input) 
       return Status::InvalidArgument("unsupported_content",
                                      "unsupported input item type '" + std::string(kind) + "'");
     }
+  }
+  for (size_t t = 0; t < calls.size(); ++t) {
+    if (!calls[t].empty()) turns[t].tool_calls_json = llm::ToolCallsJson(calls[t]);
   }
   return turns;
 }

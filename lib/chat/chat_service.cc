@@ -9,6 +9,7 @@
 #include "lib/core/json.h"
 #include "lib/core/log.h"
 #include "lib/core/utf8.h"
+#include "lib/llm/openai_stream.h"
 #include "lib/rag/language.h"
 #include "lib/rag/prompt.h"
 
@@ -175,30 +176,6 @@ Result<std::vector<rag::Passage>> RetrieveWithHeartbeat(const rag::Retriever& re
   return running.get();
 }
 
-// OpenAI's `tool_calls` array for the calls a model asked for.
-std::string ToolCallsJson(const std::vector<llm::ToolCall>& calls) {
-  rapidjson::StringBuffer buf;
-  JsonWriter w(buf);
-  w.StartArray();
-  for (const auto& c : calls) {
-    w.StartObject();
-    w.Key("id");
-    WriteString(w, c.id);
-    w.Key("type");
-    w.String("function");
-    w.Key("function");
-    w.StartObject();
-    w.Key("name");
-    WriteString(w, c.name);
-    w.Key("arguments");
-    WriteString(w, c.arguments);
-    w.EndObject();
-    w.EndObject();
-  }
-  w.EndArray();
-  return {buf.GetString(), buf.GetSize()};
-}
-
 store::Message StoredTurn(const llm::ChatMessage& turn) {
   store::Message m;
   m.role = turn.role;
@@ -359,7 +336,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   // 4. The final state, durable before the caller sends its done event.
   message.finish_reason = outcome.finish_reason;
   message.usage = outcome.usage;
-  if (!outcome.tool_calls.empty()) message.tool_calls_json = ToolCallsJson(outcome.tool_calls);
+  if (!outcome.tool_calls.empty()) message.tool_calls_json = llm::ToolCallsJson(outcome.tool_calls);
   message.updated_at = NowMillis();
   if (outcome.status.ok()) {
     message.status = store::kStatusComplete;

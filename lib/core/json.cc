@@ -151,4 +151,16 @@ std::string ErrorJson(const Status& status) {
   return {buf.GetString(), buf.GetSize()};
 }
 
+void WriteToolFields(JsonWriter& w, std::string_view tool_calls_json,
+                     std::string_view tool_call_id) {
+  if (!tool_calls_json.empty()) {
+    w.Key("tool_calls");
+    w.RawValue(tool_calls_json.data(), tool_calls_json.size(), rapidjson::kArrayType);
+  }
+  if (!tool_call_id.empty()) {
+    w.Key("tool_call_id");
+    WriteString(w, tool_call_id);
+  }
+}
+
 }  // namespace ragstream

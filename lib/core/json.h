@@ -56,4 +56,10 @@ inline std::string_view AsView(const rapidjson::Value& v) {
 // {"error": {"code": ..., "message": ...}}
 std::string ErrorJson(const Status& status);
 
+// An OpenAI chat message's tool fields, each only when set: "tool_calls" (the JSON array, as
+// stored) and "tool_call_id". The stored record, the API's messages and the upstream request
+// all write them so.
+void WriteToolFields(JsonWriter& w, std::string_view tool_calls_json,
+                     std::string_view tool_call_id);
+
 }  // namespace ragstream

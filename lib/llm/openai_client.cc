@@ -193,14 +193,7 @@ std::string OpenAiChatModel::BuildBody(const ChatRequest& request) const {
     } else {
       WriteString(w, m.content);
     }
-    if (!m.tool_calls_json.empty()) {
-      w.Key("tool_calls");
-      w.RawValue(m.tool_calls_json.data(), m.tool_calls_json.size(), rapidjson::kArrayType);
-    }
-    if (!m.tool_call_id.empty()) {
-      w.Key("tool_call_id");
-      WriteString(w, m.tool_call_id);
-    }
+    WriteToolFields(w, m.tool_calls_json, m.tool_call_id);
     w.EndObject();
   }
   w.EndArray();

@@ -136,4 +136,27 @@ Status ClientFacingUpstreamError(long http_status, const std::string& upstream_c
                           "the model's service answered HTTP " + std::to_string(http_status));
 }
 
+std::string ToolCallsJson(const std::vector<ToolCall>& calls) {
+  rapidjson::StringBuffer buf;
+  JsonWriter w(buf);
+  w.StartArray();
+  for (const auto& c : calls) {
+    w.StartObject();
+    w.Key("id");
+    WriteString(w, c.id);
+    w.Key("type");
+    w.String("function");
+    w.Key("function");
+    w.StartObject();
+    w.Key("name");
+    WriteString(w, c.name);
+    w.Key("arguments");
+    WriteString(w, c.arguments);
+    w.EndObject();
+    w.EndObject();
+  }
+  w.EndArray();
+  return {buf.GetString(), buf.GetSize()};
+}
+
 }  // namespace ragstream::llm

@@ -1,5 +1,6 @@
 // Decoding of the data of one OpenAI chat-completions stream event ("chat.completion.chunk",
-// the usage chunk, "[DONE]", or an {"error": ...} object).
+// the usage chunk, "[DONE]", or an {"error": ...} object); and the `tool_calls` array of whole
+// calls, as OpenAI writes it.
 #pragma once
 
 #include <string>
@@ -24,6 +25,10 @@ struct ChunkInfo {
 };
 
 ChunkInfo DecodeChunk(std::string_view data);
+
+// OpenAI's `tool_calls` array for `calls`: [{"id", "type": "function", "function": {"name",
+// "arguments"}}, ...].
+std::string ToolCallsJson(const std::vector<ToolCall>& calls);
 
 // Parses an OpenAI-shaped error body ({"error": {"message", "type", "code"}}) into
 // `code` (code, else type) and `message`; false if it is not one.
