@@ -271,7 +271,7 @@ def run_api(mode, docs, text_bytes, run_dir, chat=None):
     stack = Stack(run_dir)
     try:
         before = stack.map_used()
-        asker = Asker(stack.port, chat) if chat else None
+        asker = StreamProbe(stack.port, chat, poll_saves=False) if chat else None
         seconds, counts = post_all(stack.port, path, ctype, bodies, check)
         if asker:
             asker.finish()
@@ -282,7 +282,8 @@ def run_api(mode, docs, text_bytes, run_dir, chat=None):
              "growth_ratio": round((after - before) / text_bytes, 3), **counts}
         if asker:  # the same questions on the full store with nothing else running
             r["chat_loaded"] = asker.results
-            idle = Asker(stack.port, chat, count=min(len(asker.results), IDLE_QUESTIONS))
+            idle = StreamProbe(stack.port, chat, count=min(len(asker.results), IDLE_QUESTIONS),
+                               poll_saves=False)
             idle.finish(wait_all=True)
             r["chat_idle"] = idle.results
     finally:
@@ -291,62 +292,7 @@ def run_api(mode, docs, text_bytes, run_dir, chat=None):
     return r
 
 
-# ---- chat while ingesting (optional) -------------------------------------------------------
-class Asker:
-    """Asks a question every 0.5 s, each on its own thread, until finish() (or count asked)."""
-
-    def __init__(self, port, questions, count=None):
-        self.port, self.questions, self.results = port, questions, []
-        self.stopped, self.threads = threading.Event(), []
-        self.count = count
-        self.loop = threading.Thread(target=self._loop, daemon=True)
-        self.loop.start()
-
-    def _loop(self):
-        i = 0
-        while not self.stopped.is_set() and (self.count is None or i < self.count):
-            t = threading.Thread(target=self._ask, args=(self.questions[i % len(self.questions)],), daemon=True)
-            t.start()
-            self.threads.append(t)
-            i += 1
-            self.stopped.wait(0.5)
-
-    def _ask(self, q):
-        r = {"ttft_ms": None, "total_ms": None, "error": None}
-        t0 = time.perf_counter()
-        try:
-            conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
-            conn.request("POST", "/api/chat/message/stream", json.dumps({"message": q}),
-                         {"Content-Type": "application/json", "Accept": "text/event-stream"})
-            resp = conn.getresponse()
-            if resp.status != 200:
-                r["error"] = f"HTTP {resp.status}"
-            else:
-                for line in resp:
-                    if not line.startswith(b"data:"):
-                        continue
-                    ev = json.loads(line[5:])
-                    if ev.get("token") and r["ttft_ms"] is None:
-                        r["ttft_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-                    if ev.get("done"):
-                        if ev.get("status") not in (None, "complete"):
-                            r["error"] = f"status {ev.get('status')}"
-                        break
-            conn.close()
-        except Exception as e:  # noqa: BLE001
-            r["error"] = f"{type(e).__name__}: {e}"
-        r["total_ms"] = round((time.perf_counter() - t0) * 1000, 1)
-        self.results.append(r)
-
-    def finish(self, wait_all=False):
-        if wait_all:
-            self.loop.join()
-        self.stopped.set()
-        self.loop.join()
-        for t in self.threads:
-            t.join()
-
-
+# ---- chat while ingesting (optional): StreamProbe below, without polling ---------------------
 # ---- chat answers during a 200 MB ingest (issue 12) ----------------------------------------
 # "During a 200 MB ingest, chat answers keep working: the time to first token and the
 # partial-save interval stay under 2x their idle values." The corpus above, copied with a
@@ -416,10 +362,12 @@ class FakeModel:
 
 class StreamProbe:
     """A streaming question every 0.5 s, each on its own thread, until finish() (or count
-    asked). Per answer: TTFT (request sent -> first token event) and, from polling its stored
-    state every 20 ms while it streams, the intervals between changes of its saved length."""
+    asked). Per answer: TTFT (request sent -> first token event) and, with poll_saves, from
+    polling its stored state every 20 ms while it streams, the intervals between changes of
+    its saved length."""
 
-    def __init__(self, port, questions, count=None):
+    def __init__(self, port, questions, count=None, poll_saves=True):
+        self.poll_saves = poll_saves
         self.port, self.questions, self.results = port, questions, []
         self.stopped, self.threads, self.count = threading.Event(), [], count
         self.loop = threading.Thread(target=self._loop, daemon=True)
@@ -483,7 +431,8 @@ class StreamProbe:
                     if not line.startswith(b"data:"):
                         continue
                     ev = json.loads(line[5:])
-                    if poller is None and ev.get("conversation_id") and ev.get("message_id"):
+                    if (self.poll_saves and poller is None and ev.get("conversation_id")
+                            and ev.get("message_id")):
                         r["message_id"] = ev["message_id"]
                         poller = threading.Thread(target=self._poll, daemon=True,
                                                   args=(ev["conversation_id"], ev["message_id"], done, r))
