@@ -88,6 +88,18 @@ def free_port() -> int:
         return s.getsockname()[1]
 
 
+def make_api_keys(path: Path, *tenants: str) -> dict[str, str]:
+    """A key for each tenant, made by the shipped helper (scripts/make_api_key.sh) and
+    appended to the key file `path`: the file gets its hash, the caller the key."""
+    keys = {}
+    for t in tenants:
+        out = subprocess.run([str(ROOT / "scripts" / "make_api_key.sh"), t, "--append", str(path)],
+                             capture_output=True, text=True, check=True, timeout=10)
+        keys[t] = out.stdout.strip()
+        assert keys[t].startswith("rsk_") and keys[t] not in path.read_text()
+    return keys
+
+
 def uniq(prefix: str = "") -> str:
     return prefix + uuid.uuid4().hex[:10]
 

@@ -24,7 +24,6 @@ BATCH = "/api/documents/batch"
 NDJSON = "application/x-ndjson"
 CLI = Path(os.environ.get("RAGSTREAM_CLI_BIN", ROOT / "build" / "ragstream"))
 INGEST_SH = ROOT / "scripts" / "ingest.sh"
-MAKE_KEY = ROOT / "scripts" / "make_api_key.sh"
 # The stack's limits: documents up to 32 KiB (the ingester's own check); bodies of single
 # requests up to 64 KiB (harness.BASE_ENV), which also bounds a document inside a batch.
 MAX_DOC = 32768
@@ -270,18 +269,9 @@ def test_other_methods_on_the_batch_path(bstack):
 # --------------------------------------------------------------------------- tenants
 
 
-def make_keys(path, *tenants):
-    keys = {}
-    for t in tenants:
-        out = subprocess.run([str(MAKE_KEY), t, "--append", str(path)], capture_output=True,
-                             text=True, check=True, timeout=10)
-        keys[t] = out.stdout.strip()
-    return keys
-
-
 def test_a_batch_belongs_to_its_tenant(stack_factory, tmp_path):
     keyfile = tmp_path / "keys"
-    keys = make_keys(keyfile, "alpha", "bravo")
+    keys = harness.make_api_keys(keyfile, "alpha", "bravo")
     s = stack_factory(workers=1, offline=True, env={"RAGSTREAM_API_KEYS_FILE": str(keyfile)})
 
     def auth(t):

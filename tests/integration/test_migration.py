@@ -29,11 +29,10 @@ from pathlib import Path
 import pytest
 
 import harness
-from harness import ROOT, Stack, uniq
+from harness import Stack, uniq
 
 lmdb = pytest.importorskip("lmdb", reason="python3-lmdb (scripts/install_deps.sh --test)")
 
-MAKE_KEY = ROOT / "scripts" / "make_api_key.sh"
 SHARDS = 4  # lib/core/config.h vector_shards; the harness does not set RAGSTREAM_VECTOR_SHARDS
 DIM = 384  # hash-v1
 VEC_MAGIC = 0x31565352  # "RSV1"
@@ -63,15 +62,6 @@ def mdb_stat(data_dir: Path) -> tuple[int, str, set[str]]:
                        timeout=60)
     names = set(re.findall(r"^Status of (\S+)$", p.stdout, re.M))
     return p.returncode, p.stdout + p.stderr, names
-
-
-def make_keys(path: Path, *tenants) -> dict:
-    keys = {}
-    for t in tenants:
-        out = subprocess.run([str(MAKE_KEY), t, "--append", str(path)], capture_output=True,
-                             text=True, check=True, timeout=10)
-        keys[t] = out.stdout.strip()
-    return keys
 
 
 class Client:
@@ -295,7 +285,7 @@ def test_a_previous_layout_store_is_refused_then_migrated_and_served(cli, sessio
     work = session_dir / f"migration-{uniq()}"
     keyfile = work / "keys"
     work.mkdir()
-    keys = make_keys(keyfile, "alpha", "bravo")
+    keys = harness.make_api_keys(keyfile, "alpha", "bravo")
 
     # Conversations, made by a real worker (their layout is the same in both versions).
     donor = stack_on(work / "donor", keyfile, workers=1)
@@ -428,7 +418,7 @@ def test_the_refusal_names_its_error_code(session_dir):
     work = session_dir / f"migration-code-{uniq()}"
     keyfile = work / "keys"
     work.mkdir()
-    make_keys(keyfile, "alpha")
+    harness.make_api_keys(keyfile, "alpha")
     docs, _ = corpus()
     write_old_store(work / "data", docs[:1])
     p = subprocess.run([str(harness.WORKER_BIN), "--listen", f"unix:{work / 'w.sock'}"],
@@ -444,7 +434,7 @@ def test_a_current_store_is_left_alone(cli, session_dir):
     work = session_dir / f"migration-current-{uniq()}"
     keyfile = work / "keys"
     work.mkdir()
-    keys = make_keys(keyfile, "alpha")
+    keys = harness.make_api_keys(keyfile, "alpha")
     s = stack_on(work / "cur", keyfile, workers=1)
     try:
         a = Client(s, keys["alpha"])
@@ -477,7 +467,7 @@ def test_a_migration_killed_midway_resumes(cli, session_dir):
     work = session_dir / f"migration-kill-{uniq()}"
     keyfile = work / "keys"
     work.mkdir()
-    keys = make_keys(keyfile, "alpha", "bravo")
+    keys = harness.make_api_keys(keyfile, "alpha", "bravo")
     m = uniq()
     docs = []
     filler = " ".join(f"filler{j} word{j % 37}" for j in range(40))

@@ -10,23 +10,11 @@ import threading
 import pytest
 
 import harness
-from harness import ROOT, assert_json_error, uniq
+from harness import assert_json_error, uniq
 
-MAKE_KEY = ROOT / "scripts" / "make_api_key.sh"
 FAKE_CONV = "conv_" + "0" * 24
 FAKE_MSG = "msg_" + "0" * 24
 FAKE_DOC = "doc_" + "0" * 24
-
-
-def make_keys(path, *tenants):
-    """Keys made by the shipped helper, appended to one key file."""
-    keys = {}
-    for t in tenants:
-        out = subprocess.run([str(MAKE_KEY), t, "--append", str(path)], capture_output=True,
-                             text=True, check=True, timeout=10)
-        keys[t] = out.stdout.strip()
-        assert keys[t].startswith("rsk_") and keys[t] not in path.read_text()
-    return keys
 
 
 class Client:
@@ -55,7 +43,7 @@ class Client:
 @pytest.fixture(scope="module")
 def tenants(session_dir, _fake_process):
     keyfile = session_dir / "tenants-api-keys"
-    keys = make_keys(keyfile, "alpha", "bravo")
+    keys = harness.make_api_keys(keyfile, "alpha", "bravo")
     s = harness.Stack(session_dir / "stack-tenants", _fake_process.base_url, workers=2,
                       env={"RAGSTREAM_API_KEYS_FILE": str(keyfile)})
     alpha, bravo = Client(s, keys["alpha"]), Client(s, keys["bravo"])
@@ -224,7 +212,7 @@ def test_no_canary_crossed_and_no_key_was_logged(tenants):
 
 
 def test_concurrent_streams_are_limited_per_tenant_across_workers(stack_factory, tmp_path):
-    keys = make_keys(tmp_path / "keys", "alpha", "bravo")
+    keys = harness.make_api_keys(tmp_path / "keys", "alpha", "bravo")
     s = stack_factory(workers=2, env={"RAGSTREAM_API_KEYS_FILE": str(tmp_path / "keys"),
                                       "RAGSTREAM_MAX_STREAMS_PER_TENANT": "2"})
     alpha, bravo = Client(s, keys["alpha"]), Client(s, keys["bravo"])
@@ -261,7 +249,7 @@ def test_concurrent_streams_are_limited_per_tenant_across_workers(stack_factory,
 
 
 def test_documents_are_limited_per_tenant(stack_factory, tmp_path):
-    keys = make_keys(tmp_path / "keys", "alpha")
+    keys = harness.make_api_keys(tmp_path / "keys", "alpha")
     s = stack_factory(workers=1, env={"RAGSTREAM_API_KEYS_FILE": str(tmp_path / "keys"),
                                       "RAGSTREAM_MAX_DOCUMENTS_PER_TENANT": "2"})
     c = Client(s, keys["alpha"])
