@@ -158,8 +158,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
       read_cursor = after;
       auto cur = store::Cursor::Open(*txn, docs_dbi);
       if (!cur.ok()) return cur.status();
-      bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
-      if (more && !after.empty() && cur->key() == after) more = cur->Next();
+      bool more = cur->SeekAfter(after);
       uint64_t bytes = 0;
       for (; more && batch.size() < kBatchDocuments && bytes < kBatchBytes; more = cur->Next()) {
         const std::string_view key = cur->key();

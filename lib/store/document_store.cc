@@ -580,8 +580,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
         auto cur = Cursor::Open(*txn, spans_dbi);
         if (!cur.ok()) return cur.status();
         const std::string& after = *cursor;
-        bool more = after.empty() ? cur->First() : cur->SeekAtLeast(after);
-        if (more && !after.empty() && cur->key() == after) more = cur->Next();
+        bool more = cur->SeekAfter(after);
         for (; more && next.size() < batch_chunks; more = cur->Next()) {
           std::string_view key = cur->key();
           if (key.size() < 5) continue;

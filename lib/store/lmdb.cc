@@ -249,6 +249,12 @@ bool Cursor::SeekAtLeast(std::string_view key) {
   return mdb_cursor_get(cur_, &k_, &v_, MDB_SET_RANGE) == 0;
 }
 
+bool Cursor::SeekAfter(std::string_view key) {
+  if (key.empty()) return First();
+  if (!SeekAtLeast(key)) return false;
+  return this->key() == key ? Next() : true;
+}
+
 Status Cursor::DelCurrent() {
   return MdbStatus(mdb_cursor_del(cur_, 0), "mdb_cursor_del");
 }

@@ -167,6 +167,9 @@ class Cursor {
   bool Next() { return Move(MDB_NEXT); }
   bool Prev() { return Move(MDB_PREV); }
   bool SeekAtLeast(std::string_view key);  // first entry with key >= `key`
+  // The first entry with key > `key` (the first entry when `key` is empty): where a scan that
+  // stopped at `key` resumes.
+  bool SeekAfter(std::string_view key);
   Status DelCurrent();
 
   std::string_view key() const { return {static_cast<const char*>(k_.mv_data), k_.mv_size}; }

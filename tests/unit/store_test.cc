@@ -443,6 +443,33 @@ BOOST_AUTO_TEST_CASE(save_partials_batch_skips_finished_and_deleted_messages) {
   BOOST_TEST(ts.store->SavePartials({}).ok());
 }
 
+// SeekAfter resumes a scan after the key it stopped at: the next key, the first when the key
+// is empty, a key in a gap, and nothing past the last.
+BOOST_AUTO_TEST_CASE(cursor_seek_after_resumes_past_a_key) {
+  TempDir dir;
+  auto env = OpenStoreEnv(dir.path(), 16ull << 20);
+  BOOST_REQUIRE(env.ok());
+  const MDB_dbi dbi = (*env)->Dbi("conversations");
+  {
+    auto txn = Txn::BeginWrite(**env);
+    BOOST_REQUIRE(txn.ok());
+    for (const char* k : {"a", "b", "d"}) BOOST_REQUIRE(txn->Put(dbi, k, "v").ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  auto txn = Txn::BeginRead(**env);
+  BOOST_REQUIRE(txn.ok());
+  auto cur = Cursor::Open(*txn, dbi);
+  BOOST_REQUIRE(cur.ok());
+  BOOST_REQUIRE(cur->SeekAfter(""));
+  BOOST_TEST(cur->key() == "a");
+  BOOST_REQUIRE(cur->SeekAfter("a"));
+  BOOST_TEST(cur->key() == "b");
+  BOOST_REQUIRE(cur->SeekAfter("c"));
+  BOOST_TEST(cur->key() == "d");
+  BOOST_TEST(!cur->SeekAfter("d"));
+  BOOST_TEST(!cur->SeekAfter("e"));
+}
+
 // A process killed with a read transaction open leaves its reader slot behind; a live
 // process frees it without restarting (the worker's sweeper does this every few seconds).
 BOOST_AUTO_TEST_CASE(stale_readers_of_a_killed_process_are_cleared_while_running) {
