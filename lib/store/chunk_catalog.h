@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 #include <vector>
 
@@ -30,6 +31,11 @@ struct ChunkSpan {
   uint32_t start_char = 0;  // the same in code points (what the API reports)
   uint32_t end_char = 0;
   uint32_t length = 0;  // its length for BM25
+
+  // The chunk's text in its document's text (which must hold it: end_byte <= size).
+  std::string_view TextIn(std::string_view document) const {
+    return document.substr(start_byte, end_byte - start_byte);
+  }
 };
 
 struct DocEntry {

@@ -482,7 +482,7 @@ Result<std::vector<std::string_view>> ChunkTexts(const Txn& txn, const ChunkCata
       return Status::Internal("chunk " + std::to_string(i) + " of " + d.id + " is missing");
     }
     spans.push_back(**span);
-    texts.push_back(text.substr((*span)->start_byte, (*span)->end_byte - (*span)->start_byte));
+    texts.push_back((*span)->TextIn(text));
   }
   return texts;
 }
@@ -607,10 +607,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
             if (!text.ok()) return text.status();
             if (rec.ok() && text->has_value()) {
               std::vector<std::string_view> texts;
-              for (size_t c = i; c < j; ++c) {
-                const ChunkSpan& sp = next[c].span;
-                texts.push_back((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
-              }
+              for (size_t c = i; c < j; ++c) texts.push_back(next[c].span.TextIn(**text));
               std::vector<AnalyzedChunk> analysed =
                   analyzer_.analyze(rec->title, rec->language, texts);
               for (size_t c = i; c < j && c - i < analysed.size(); ++c) {
@@ -705,7 +702,7 @@ Result<ChunkRecord> DocumentStore::GetChunk(std::string_view tenant, const std::
   c.index = index;
   c.start_char = sp.start_char;
   c.end_char = sp.end_char;
-  c.text = std::string((*text)->substr(sp.start_byte, sp.end_byte - sp.start_byte));
+  c.text = std::string(sp.TextIn(**text));
   c.length = sp.length;
   return c;
 }
