@@ -494,13 +494,12 @@ Status DocumentStore::Delete(std::string_view tenant, const std::string& id) {
   // from a snapshot; the write then checks that the document is still that one, and starts
   // over (its transaction ended) if it was replaced meanwhile.
   for (int attempt = 0;; ++attempt) {
-    auto done = DeleteOnce(tenant, id);
-    if (done.ok()) return Status::Ok();
-    if (done.status().code() != "document_replaced" || attempt == 3) return done.status();
+    Status done = DeleteOnce(tenant, id);
+    if (done.code() != "document_replaced" || attempt == 3) return done;
   }
 }
 
-Result<bool> DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id) {
+Status DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id) {
   DocumentRecord before;
   std::vector<AnalyzedChunk> analysed;
   {
@@ -550,8 +549,7 @@ Result<bool> DocumentStore::DeleteOnce(std::string_view tenant, const std::strin
   if (Status s = txn->Del(text_, key); !s.ok()) return s;
   if (Status s = txn->Del(documents_, key); !s.ok()) return s;
   if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), -1); !s.ok()) return s;
-  if (Status s = txn->Commit(); !s.ok()) return s;
-  return true;
+  return txn->Commit();
 }
 
 Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_t batch_chunks) {

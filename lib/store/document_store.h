@@ -190,7 +190,7 @@ class DocumentStore {
   // if given, is set once it has started writing (a failure after that spoils `txn`).
   // One attempt of Delete: a document_replaced conflict when the document changed between
   // its analysis and the write.
-  Result<bool> DeleteOnce(std::string_view tenant, const std::string& id);
+  Status DeleteOnce(std::string_view tenant, const std::string& id);
   // Postings go into `postings` (by tenant), written once per term when the caller commits.
   struct Postings;
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
