@@ -121,6 +121,14 @@ def strip_comments(text: str) -> str:
 _CLOSE = {"(": ")", "[": "]", "{": "}"}
 
 
+def after_literal(text: str, i: int) -> int:
+    """Offset just past the string or character literal whose quote is at `i`."""
+    j = i + 1
+    while j < len(text) and text[j] != text[i]:
+        j += 2 if text[j] == "\\" else 1
+    return j + 1
+
+
 def call_args(text: str, start: int) -> list[tuple[int, str]]:
     """The top-level, comma-separated arguments of the call or braced list whose opening
     bracket is just before `start`, each as (offset, text)."""
@@ -128,10 +136,7 @@ def call_args(text: str, start: int) -> list[tuple[int, str]]:
     while i < len(text):
         c = text[i]
         if c == '"' or c == "'":
-            j = i + 1
-            while j < len(text) and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
+            i = after_literal(text, i)
             continue
         if c in _CLOSE:
             depth += 1
@@ -154,10 +159,7 @@ def expression_end(text: str, start: int) -> int:
     while i < len(text):
         c = text[i]
         if c == '"' or c == "'":
-            j = i + 1
-            while j < len(text) and text[j] != c:
-                j += 2 if text[j] == "\\" else 1
-            i = j + 1
+            i = after_literal(text, i)
             continue
         if c in _CLOSE:
             depth += 1
