@@ -307,13 +307,17 @@ std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
       add(s, share);
       add("^" + s, share * options.title_weight);
     }
+    // A short question's language is a guess (a code like "bqf8f188ccaa" is stemmed by
+    // whichever language CLD2 picks), and a document in another language may have stemmed
+    // the word differently. Whichever of the two stemmers changed the word, the document
+    // indexed its exact form or kept it as its stem: both are looked up. The one this
+    // question's stemmer does not give is optional: it counts in the question's mass only
+    // when the tenant has it.
     if (!SurfaceIsAStem(w)) {
       add("=" + w.surface, options.surface_weight);
-      // A document in another language may have kept the word as it is (its stemmer left it
-      // alone, so no "=" form was indexed): a short question's language is a guess, and a
-      // code like "bqf8f188ccaa" is stemmed by whichever language CLD2 picks. Optional: it
-      // counts in the question's mass only when the tenant has it.
       add(w.surface, share, /*optional=*/true);
+    } else {
+      add("=" + w.surface, options.surface_weight, /*optional=*/true);
     }
   }
   return terms;

@@ -89,9 +89,10 @@ std::vector<store::AnalyzedChunk> AnalyzeDocumentChunks(std::string_view title,
 
 // Weighted query terms of a question: each non-stop word's stems (1/n each), its surface
 // form if different, and the title form of each stem; and, as optional terms, each pair of
-// adjacent words written as one (JoinedPairs) and each word that its stemmer changed, as it
-// is (a document in another language may have kept it so). A question of stop words only
-// gives no terms. Thread-safe.
+// adjacent words written as one (JoinedPairs), each word that its stemmer changed as it is,
+// and the exact form of each word it left alone (a document in another language may have
+// stemmed the word the other way). A question of stop words only gives no terms.
+// Thread-safe.
 std::vector<store::WeightedTerm> AnalyzeQuery(std::string_view question,
                                               const QueryAnalysisOptions& options = {});
 
