@@ -24,6 +24,7 @@ struct RetrievalFields {
 };
 
 inline constexpr int64_t kMaxTopK = 20;
+inline constexpr int64_t kMaxNprobe = 65536;  // /api/search "nprobe"
 inline constexpr size_t kMaxDocumentIds = 100;
 
 // top_k (integer 1..20; 422 out of range), mode ("hybrid" | "vector" | "lexical"; 422 for

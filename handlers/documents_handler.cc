@@ -222,11 +222,25 @@ void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRe
                                "unknown document id " + missing->front() + " in document_ids"));
     }
   }
-  const int64_t start = SteadyMillis();
-  auto passages =
-      app.retriever->Retrieve({tenant, std::string(*query), fields.top_k.value_or(app.config.top_k),
-                               fields.mode, fields.document_ids});
+  // How the vector side searches: the tenant's approximate index (when it has one) probing
+  // `nprobe` lists, or the exact scan when `exact` is true (to measure the index's recall).
+  auto exact = GetBool(doc, "exact", field_error);
+  auto nprobe = GetInt(doc, "nprobe", field_error);
+  if (!field_error.ok()) return WriteError(res, field_error);
+  if (nprobe && (*nprobe < 1 || *nprobe > kMaxNprobe)) {
+    return WriteError(res, Status(ErrorKind::kUnprocessable, "invalid_nprobe",
+                                  "nprobe must be between 1 and " + std::to_string(kMaxNprobe)));
+  }
+  const int64_t start_us = SteadyMicros();
+  rag::RetrievalRequest request{tenant, std::string(*query),
+                                fields.top_k.value_or(app.config.top_k), fields.mode,
+                                fields.document_ids};
+  request.exact = exact.value_or(false);
+  request.nprobe = nprobe ? static_cast<uint32_t>(*nprobe) : 0;
+  rag::RetrievalInfo info;
+  auto passages = app.retriever->Retrieve(request, &info);
   if (!passages.ok()) return WriteError(res, passages.status());
+  const int64_t took_us = SteadyMicros() - start_us;
   std::string sources = rag::SourcesJson(*passages);
   rapidjson::StringBuffer buf;
   JsonWriter w(buf);
@@ -234,7 +248,24 @@ void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRe
   w.Key("mode");
   w.String(rag::RetrievalModeName(fields.mode));
   w.Key("took_ms");
-  w.Int64(SteadyMillis() - start);
+  w.Int64(took_us / 1000);
+  w.Key("took_us");
+  w.Int64(took_us);
+  if (info.vector_searched) {
+    w.Key("vector_search");
+    w.StartObject();
+    w.Key("index");
+    w.String(info.vector.approximate ? "ivf" : "exact");
+    if (info.vector.approximate) {
+      w.Key("nlist");
+      w.Uint(info.vector.ivf.nlist);
+      w.Key("nprobe");
+      w.Uint(info.vector.ivf.nprobe);
+      w.Key("rows_scanned");
+      w.Uint64(info.vector.ivf.rows_scanned);
+    }
+    w.EndObject();
+  }
   w.Key("results");
   w.RawValue(sources.data(), sources.size(), rapidjson::kArrayType);
   w.EndObject();

@@ -26,6 +26,7 @@
 #include "lib/rag/hash_embedder.h"
 #include "lib/rag/ingester.h"
 #include "lib/rag/retriever.h"
+#include "lib/rag/vector_index_builder.h"
 #include "lib/store/document_store.h"
 
 #include <algorithm>
@@ -207,7 +208,22 @@ int Run(int argc, char** argv) {
   // A batch is prepared on every core; its commits stay small (see IngestOptions).
   ingest_options.analysis_threads = std::max(1u, std::thread::hardware_concurrency());
   rag::Ingester ingester(documents, *embedder, ingest_options);
+  // The approximate vector index: built in the background once a tenant has enough chunks.
+  rag::VectorIndexBuilderOptions ivf_options;
+  ivf_options.min_chunks = config->ivf_min_chunks;
+  ivf_options.nlist = static_cast<uint32_t>(config->ivf_nlist);
+  ivf_options.dimension = static_cast<uint32_t>(embedder->dimension());
+  rag::VectorIndexBuilder ivf_builder(documents, ivf_options);
+  documents.set_on_chunks_changed([&ivf_builder](const std::string& t) { ivf_builder.Touched(t); });
+  // A build cut short (a restart, a crash) or a tenant grown under an older version is
+  // picked up at start too.
+  if (auto tenants = documents.TenantsWithChunks(); tenants.ok()) {
+    for (const auto& t : *tenants) ivf_builder.Touched(t);
+  }
   rag::RetrieverOptions retrieval = rag::RetrieverOptions::ForEmbedder(embedder->name());
+  retrieval.vector_search.exact_below = std::max<uint64_t>(config->ivf_min_chunks, 1);
+  if (config->ivf_nprobe > 0)
+    retrieval.vector_search.nprobe = static_cast<uint32_t>(config->ivf_nprobe);
   if (config->min_relevance) retrieval.min_relevance = *config->min_relevance;
   if (config->vector_weight) retrieval.vector_weight = *config->vector_weight;
   if (config->min_cosine) retrieval.min_cosine = *config->min_cosine;

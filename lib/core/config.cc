@@ -101,6 +101,9 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   if (c.vector_format != "float" && c.vector_format != "int8") {
     r.errors.push_back("RAGSTREAM_VECTOR_FORMAT='" + c.vector_format + "' must be float or int8");
   }
+  r.Number<uint64_t>("RAGSTREAM_IVF_MIN_CHUNKS", c.ivf_min_chunks, 0, 1ull << 32);
+  r.Number("RAGSTREAM_IVF_NPROBE", c.ivf_nprobe, 0, 65536);
+  r.Number("RAGSTREAM_IVF_NLIST", c.ivf_nlist, 0, 65536);
   r.String("RAGSTREAM_EMBEDDER", c.embedder);
   if (c.embedder != "hash" && c.embedder != "openai") {
     r.errors.push_back("RAGSTREAM_EMBEDDER='" + c.embedder + "' must be hash or openai");
@@ -210,6 +213,9 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_CHUNK_OVERLAP_CHARS", c.chunk_overlap_chars),
       i("RAGSTREAM_VECTOR_SHARDS", c.vector_shards),
       s("RAGSTREAM_VECTOR_FORMAT", c.vector_format),
+      i("RAGSTREAM_IVF_MIN_CHUNKS", static_cast<int64_t>(c.ivf_min_chunks)),
+      i("RAGSTREAM_IVF_NPROBE", c.ivf_nprobe),
+      i("RAGSTREAM_IVF_NLIST", c.ivf_nlist),
       s("RAGSTREAM_EMBEDDER", c.embedder),
       s("RAGSTREAM_EMBED_MODEL", c.embed_model),
       i("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions),
@@ -259,6 +265,9 @@ std::string ConfigHelp() {
   RAGSTREAM_CHUNK_OVERLAP_CHARS    overlap between consecutive chunks [100]
   RAGSTREAM_VECTOR_SHARDS          vector shard databases; fixed when the index is made [4]
   RAGSTREAM_VECTOR_FORMAT          float | int8 (int8 scan + exact rescoring, ~2x faster); fixed too [float]
+  RAGSTREAM_IVF_MIN_CHUNKS         a tenant's vectors get an approximate index (IVF) from this many chunks; 0: never [20000]
+  RAGSTREAM_IVF_NPROBE             lists an approximate search probes; 0: the default (docs/retrieval.md) [0]
+  RAGSTREAM_IVF_NLIST              lists of a new approximate index; 0: 2 x sqrt(chunks) [0]
   RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
   RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
   RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]

@@ -63,7 +63,12 @@ struct Config {
   int chunk_overlap_chars = 100;          // RAGSTREAM_CHUNK_OVERLAP_CHARS
   int vector_shards = 4;                  // RAGSTREAM_VECTOR_SHARDS (fixed when the index is made)
   std::string vector_format = "float";    // RAGSTREAM_VECTOR_FORMAT: float | int8 (fixed too)
-  std::string embedder = "hash";          // RAGSTREAM_EMBEDDER: hash | openai
+  // The approximate vector index (IVF, lib/store/ivf_index.h).
+  uint64_t ivf_min_chunks =
+      20000;                      // RAGSTREAM_IVF_MIN_CHUNKS: a tenant gets one from here; 0: never
+  int ivf_nprobe = 0;             // RAGSTREAM_IVF_NPROBE: lists a search probes; 0: the default
+  int ivf_nlist = 0;              // RAGSTREAM_IVF_NLIST: lists of a new index; 0: 2 x sqrt(chunks)
+  std::string embedder = "hash";  // RAGSTREAM_EMBEDDER: hash | openai
   std::string embed_model = "text-embedding-3-small";  // RAGSTREAM_EMBED_MODEL (openai)
   int embed_dimensions = 0;  // RAGSTREAM_EMBED_DIMENSIONS (openai; 0: the model's own)
   // Retrieval tuning; unset: the embedder's defaults (rag::RetrieverOptions::ForEmbedder).

@@ -70,7 +70,8 @@ Retriever::Retriever(const store::DocumentStore& store, Embedder& embedder,
                      RetrieverOptions options)
     : store_(store), embedder_(embedder), options_(options) {}
 
-Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request) const {
+Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request,
+                                                 RetrievalInfo* info) const {
   if (request.tenant.empty()) return Status::Internal("retrieval without a tenant");
   const size_t k = request.top_k;
   const size_t candidates =
@@ -118,9 +119,14 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     auto embedded = embedder_.Embed({request.query});
     if (!embedded.ok()) return embedded.status();
     const std::vector<float>& q = embedded->front();
-    auto hits = store_.vectors().Search(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
-                                        candidates, *filter);
+    store::VectorSearchOptions how = options_.vector_search;
+    how.exact = how.exact || request.exact;
+    if (request.nprobe > 0) how.nprobe = request.nprobe;
+    store::VectorSearchInfo searched;
+    auto hits = store_.SearchVectors(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
+                                     candidates, *filter, how, &searched);
     if (!hits.ok()) return hits.status();
+    if (info) *info = {true, searched};
     std::vector<uint32_t> chunks;
     for (const auto& h : *hits) chunks.push_back(h.chunk);
     auto ids = public_ids(chunks);

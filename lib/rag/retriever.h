@@ -32,6 +32,14 @@ struct RetrievalRequest {
   size_t top_k = 5;
   RetrievalMode mode = RetrievalMode::kHybrid;
   std::vector<std::string> document_ids;  // empty: all the tenant's documents
+  bool exact = false;                     // the exact vector scan even when an index exists
+  uint32_t nprobe = 0;                    // 0: RetrieverOptions::vector_search.nprobe
+};
+
+// How the vector side of a retrieval ran.
+struct RetrievalInfo {
+  bool vector_searched = false;
+  store::VectorSearchInfo vector;
 };
 
 // Score-aware fusion of the two candidate lists (relative score fusion, as Weaviate's
@@ -75,6 +83,7 @@ struct RetrieverOptions {
   size_t min_fusion_depth = 20;
   size_t max_chunks_per_document = 2;  // more documents, rather than one document's chunks
   QueryAnalysisOptions query;
+  store::VectorSearchOptions vector_search;  // approximate or exact (RAGSTREAM_IVF_*)
 
   // The defaults for an embedder: "hash" as above; any other (a semantic model) weighs as
   // much as BM25 in hybrid mode and vouches for a passage with a cosine of 0.3 or more (not
@@ -90,7 +99,8 @@ class Retriever {
  public:
   Retriever(const store::DocumentStore& store, Embedder& embedder, RetrieverOptions options = {});
   // Thread-safe.
-  Result<std::vector<Passage>> Retrieve(const RetrievalRequest& request) const;
+  Result<std::vector<Passage>> Retrieve(const RetrievalRequest& request,
+                                        RetrievalInfo* info = nullptr) const;
   // How many documents the tenant holds (to tell "nothing fits" from "nothing there").
   Result<uint64_t> DocumentCount(const std::string& tenant) const { return store_.Count(tenant); }
 

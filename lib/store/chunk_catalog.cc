@@ -52,6 +52,12 @@ std::vector<std::string> ChunkCatalog::Databases() {
 ChunkCatalog::ChunkCatalog(const Env& env)
     : docs_(env.Dbi("doc_by_num")), spans_(env.Dbi("chunk_spans")), meta_(env.Dbi("index_meta")) {}
 
+Result<uint32_t> ChunkCatalog::NextChunk(const Txn& txn, std::string_view tenant) const {
+  auto next = ReadCounter(txn, meta_, "next_chunk/" + std::string(tenant));
+  if (!next.ok()) return next.status();
+  return static_cast<uint32_t>(*next);
+}
+
 Result<uint32_t> ChunkCatalog::Allocate(Txn& txn, const std::string& counter, uint32_t count) {
   auto next = ReadCounter(txn, meta_, counter);
   if (!next.ok()) return next.status();

@@ -65,6 +65,9 @@ class ChunkCatalog {
   Result<uint32_t> NewDocumentNumber(Txn& txn, std::string_view tenant);
   Result<uint32_t> NewChunkIds(Txn& txn, std::string_view tenant, uint32_t count);
 
+  // The next chunk id the tenant will get (the number of chunk ids handed out so far).
+  Result<uint32_t> NextChunk(const Txn& txn, std::string_view tenant) const;
+
   Status PutDocument(Txn& txn, std::string_view tenant, uint32_t number, const DocEntry& entry);
   Status PutSpan(Txn& txn, std::string_view tenant, uint32_t chunk, const ChunkSpan& span);
   // Removes the document's entry and its chunks' spans.

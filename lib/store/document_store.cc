@@ -94,6 +94,7 @@ std::vector<std::string> DocumentStore::Databases(int shards) {
     if (n != "index_meta") names.push_back(n);
   }
   for (auto& n : VectorIndex::Databases(shards)) names.push_back(n);
+  for (auto& n : IvfIndex::Databases()) names.push_back(n);
   return names;
 }
 
@@ -107,6 +108,7 @@ DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_for
       meta_(env.Dbi("index_meta")),
       catalog_(env),
       vectors_(env, shards, vector_format),
+      ivf_(env, vectors_),
       lexical_(env),
       analyzer_(std::move(analyzer)) {}
 
@@ -208,6 +210,13 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
 
 struct DocumentStore::Postings {
   std::map<std::string, PostingBatch, std::less<>> by_tenant;
+  // The new chunks' vectors (views into the NewDocuments, alive until the commit), for the
+  // approximate index's lists.
+  struct NewVectors {
+    uint32_t dim = 0;
+    std::vector<IvfIndex::NewRows> docs;
+  };
+  std::map<std::string, NewVectors, std::less<>> vectors_by_tenant;
   // The rebuild's position (ReindexCursor) and the analyzers that made the postings (behind
   // the rebuild's position: the rebuild's; elsewhere: index_meta "analyzer"), read once per
   // transaction.
@@ -254,8 +263,16 @@ Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int
     if (Status s = lexical_.Write(txn, tenant, batch); !s.ok()) return s;
     chunks += batch.chunks();
   }
+  for (const auto& [tenant, rows] : postings.vectors_by_tenant) {
+    if (Status s = ivf_.Insert(txn, tenant, rows.docs, rows.dim); !s.ok()) return s;
+  }
   const int64_t commit_from = SteadyMillis();
   Status committed = txn.Commit();
+  if (committed.ok()) {
+    std::vector<std::string> tenants;
+    for (const auto& [tenant, rows] : postings.vectors_by_tenant) tenants.push_back(tenant);
+    ChunksChanged(tenants);
+  }
   // Every answer's saves wait while a document write holds LMDB's one write lock: say when one
   // held it long (batches are bounded to keep this short; see IngestOptions), and where the
   // time went (the records and vectors, the postings, the commit's two fsyncs).
@@ -415,6 +432,9 @@ Result<AddResult> DocumentStore::AddIn(Txn& txn_ref, std::string_view tenant,
         !s.ok()) {
       return s;
     }
+    auto& rows = postings.vectors_by_tenant[std::string(tenant)];
+    rows.dim = doc.dimension;
+    rows.docs.push_back({r.first_chunk, doc.vectors.data(), r.chunk_count});
   }
   return AddResult{r, true};
 }
@@ -543,13 +563,81 @@ Status DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id)
   }
   if (rec->chunk_count > 0) {
     if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk); !s.ok()) return s;
+    if (Status s = ivf_.Tombstone(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok()) {
+      return s;
+    }
   }
   if (Status s = txn->Del(by_hash_, TenantKey(tenant, rec->content_hash)); !s.ok()) return s;
   const std::string key = TenantKey(tenant, id);
   if (Status s = txn->Del(text_, key); !s.ok()) return s;
   if (Status s = txn->Del(documents_, key); !s.ok()) return s;
   if (Status s = AddToCounter(*txn, meta_, DocCountKey(tenant), -1); !s.ok()) return s;
-  return txn->Commit();
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  if (rec->chunk_count > 0) ChunksChanged({std::string(tenant)});
+  return Status::Ok();
+}
+
+void DocumentStore::ChunksChanged(const std::vector<std::string>& tenants) const {
+  if (!on_chunks_changed_) return;
+  for (const std::string& tenant : tenants) on_chunks_changed_(tenant);
+}
+
+Result<std::vector<VectorHit>> DocumentStore::SearchVectors(std::string_view tenant,
+                                                            const float* query, uint32_t dim,
+                                                            size_t k, const ChunkFilter& filter,
+                                                            const VectorSearchOptions& options,
+                                                            VectorSearchInfo* info) const {
+  if (info) *info = {};
+  uint64_t filtered = 0;
+  for (const auto& [begin, end] : filter.ranges) filtered += end - begin;
+  if (!options.exact && (filter.all || filtered >= options.exact_below)) {
+    // The rescoring reads a candidate's float vector through its document (its span names
+    // the document, whose entry has the first chunk its vectors are keyed by): a chunk
+    // deleted since has neither, and drops out.
+    auto row = [&](const Txn& txn, uint32_t chunk, std::vector<float>& scratch) -> const float* {
+      auto span = catalog_.Span(txn, tenant, chunk);
+      if (!span.ok() || !span->has_value()) return nullptr;
+      auto doc = catalog_.Document(txn, tenant, (*span)->doc_num);
+      if (!doc.ok() || !doc->has_value()) return nullptr;
+      return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
+    };
+    IvfSearchInfo ivf_info;
+    auto hits = ivf_.Search(tenant, query, dim, k, options.nprobe, filter, row, &ivf_info);
+    if (!hits.ok()) return hits.status();
+    if (*hits) {
+      if (info) *info = {true, ivf_info};
+      return std::move(**hits);
+    }
+  }
+  return vectors_.Search(tenant, query, dim, k, filter);
+}
+
+Result<std::vector<std::string>> DocumentStore::TenantsWithChunks() const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto cur = Cursor::Open(*txn, meta_);
+  if (!cur.ok()) return cur.status();
+  constexpr std::string_view kPrefix = "next_chunk/";
+  std::vector<std::string> tenants;
+  for (bool have = cur->SeekAtLeast(kPrefix); have && HasPrefix(cur->key(), kPrefix);
+       have = cur->Next()) {
+    tenants.emplace_back(cur->key().substr(kPrefix.size()));
+  }
+  return tenants;
+}
+
+Result<bool> DocumentStore::VectorIndexNeedsBuild(std::string_view tenant,
+                                                  uint64_t min_rows) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto next = catalog_.NextChunk(*txn, tenant);
+  if (!next.ok()) return next.status();
+  return ivf_.NeedsBuild(*txn, tenant, *next, min_rows);
+}
+
+Result<IvfBuildReport> DocumentStore::BuildVectorIndex(std::string_view tenant, uint32_t dim,
+                                                       const IvfBuildOptions& options) {
+  return ivf_.Build(tenant, dim, options);
 }
 
 Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_t batch_chunks) {

@@ -14,6 +14,7 @@
 //   doc_by_num, chunk_spans   dense ids (chunk_catalog.h)
 //   lex_blocks, lex_doc_freq  the lexical index (lexical_index.h)
 //   vectors.N, vectors8.N     the vector index (vector_index.h)
+//   ivf                       the approximate vector index over it (ivf_index.h)
 //   lex_norms                 chunk lengths for BM25 (lexical_index.h)
 //   index_meta   "layout" (the key layout), "embedder", "dimension", "shards": what the
 //                store and its vector index were made with; "analyzer": what made the
@@ -35,6 +36,7 @@
 
 #include "lib/core/status.h"
 #include "lib/store/chunk_catalog.h"
+#include "lib/store/ivf_index.h"
 #include "lib/store/lexical_index.h"
 #include "lib/store/lmdb.h"
 #include "lib/store/vector_index.h"
@@ -85,6 +87,19 @@ struct NewDocument {
 struct ChunkRef {
   std::string document_id;
   uint32_t index = 0;
+};
+
+// How a vector search runs: approximately through the tenant's IVF index when it has one
+// (nprobe lists), or exactly over every vector.
+struct VectorSearchOptions {
+  bool exact = false;    // true: always the exact scan (e.g. to measure recall)
+  uint32_t nprobe = 32;  // lists probed by the approximate search
+  // A filter (document_ids) that leaves fewer chunks than this is searched exactly over them.
+  uint64_t exact_below = 20000;
+};
+struct VectorSearchInfo {
+  bool approximate = false;
+  IvfSearchInfo ivf;  // when approximate
 };
 
 struct AddResult {
@@ -174,7 +189,26 @@ class DocumentStore {
   // Returns the number of chunks re-analysed (0 when the store was current or empty).
   Result<uint64_t> ReindexLexical(const std::string& version, size_t batch_chunks = 512);
 
+  // The tenant's top-k chunks by inner product with `query` (see VectorSearchOptions).
+  Result<std::vector<VectorHit>> SearchVectors(std::string_view tenant, const float* query,
+                                               uint32_t dim, size_t k, const ChunkFilter& filter,
+                                               const VectorSearchOptions& options,
+                                               VectorSearchInfo* info = nullptr) const;
+  // Whether the tenant's vectors should get a (new) approximate index (IvfIndex::NeedsBuild),
+  // and building it.
+  Result<bool> VectorIndexNeedsBuild(std::string_view tenant, uint64_t min_rows) const;
+  Result<IvfBuildReport> BuildVectorIndex(std::string_view tenant, uint32_t dim,
+                                          const IvfBuildOptions& options);
+  // The tenants that were ever given chunk ids (index_meta "next_chunk/T").
+  Result<std::vector<std::string>> TenantsWithChunks() const;
+  // Called after each committed transaction that added or deleted a tenant's chunks (set
+  // once, before the store is shared).
+  void set_on_chunks_changed(std::function<void(const std::string& tenant)> f) {
+    on_chunks_changed_ = std::move(f);
+  }
+
   const VectorIndex& vectors() const { return vectors_; }
+  const IvfIndex& ivf() const { return ivf_; }
   const LexicalIndex& lexical() const { return lexical_; }
 
  private:
@@ -207,8 +241,11 @@ class DocumentStore {
   MDB_dbi documents_, text_, by_hash_, meta_;
   ChunkCatalog catalog_;
   VectorIndex vectors_;
+  IvfIndex ivf_;
   LexicalIndex lexical_;
   Analyzer analyzer_;
+  std::function<void(const std::string& tenant)> on_chunks_changed_;
+  void ChunksChanged(const std::vector<std::string>& tenants) const;
 };
 
 // The key layouts index_meta "layout" names: this version's, and the previous one (which

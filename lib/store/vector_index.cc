@@ -400,4 +400,36 @@ Result<uint64_t> VectorIndex::Count() const {
   return total;
 }
 
+Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t dim,
+                            const RowsVisitor& visit) const {
+  const std::string prefix = TenantPrefix(tenant);
+  std::vector<float> copy;
+  for (MDB_dbi dbi : dbis_) {
+    auto cur = Cursor::Open(txn, dbi);
+    if (!cur.ok()) return cur.status();
+    for (bool have = cur->SeekAtLeast(TenantKey(tenant, ChunkKeyPart(from)));
+         have && HasPrefix(cur->key(), prefix); have = cur->Next()) {
+      const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+      const auto block = ViewFloatBlock(cur->value(), dim);
+      if (!block) {
+        return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");
+      }
+      const float* rows = FloatsAt(block->rows, size_t{block->count} * dim, copy);
+      const bool stable = rows != copy.data();
+      if (Status s = visit(first, rows, block->count, stable); !s.ok()) return s;
+    }
+  }
+  return Status::Ok();
+}
+
+const float* VectorIndex::Row(const Txn& txn, std::string_view tenant, uint32_t first,
+                              uint32_t chunk, uint32_t dim, std::vector<float>& scratch) const {
+  if (chunk < first) return nullptr;
+  auto raw = txn.Get(dbis_[ShardOf(first)], TenantKey(tenant, ChunkKeyPart(first)));
+  if (!raw.ok() || !raw->has_value()) return nullptr;
+  const auto block = ViewFloatBlock(**raw, dim);
+  if (!block || chunk - first >= block->count) return nullptr;
+  return FloatsAt(block->rows + sizeof(float) * size_t{chunk - first} * dim, dim, scratch);
+}
+
 }  // namespace ragstream::store

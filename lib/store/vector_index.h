@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -57,6 +58,19 @@ class VectorIndex {
 
   // Number of vectors stored (all shards).
   Result<uint64_t> Count() const;
+
+  // Within `txn`: visit(first, rows, count, stable) for each of the tenant's documents whose
+  // first chunk is >= `from` (every shard; no particular order). `rows` points into the map
+  // and lives as long as `txn` when `stable`; otherwise (a small value, not 4-byte aligned in
+  // its page) it is a copy that lives only during the call.
+  using RowsVisitor =
+      std::function<Status(uint32_t first, const float* rows, uint32_t count, bool stable)>;
+  Status ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t dim,
+                 const RowsVisitor& visit) const;
+  // Within `txn`: the vector of `chunk`, whose document's first chunk is `first`; nullptr if
+  // it is not there. May point into `scratch`.
+  const float* Row(const Txn& txn, std::string_view tenant, uint32_t first, uint32_t chunk,
+                   uint32_t dim, std::vector<float>& scratch) const;
 
  private:
   Status ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim, size_t k,

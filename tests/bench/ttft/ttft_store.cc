@@ -9,10 +9,12 @@
 // transaction, or a few when uploads arrive together), the environment is switched to
 // MDB_NOSYNC while building (commits are not fsynced one by one; everything is synced once
 // at the end, so the result is the same store), and --threads producer threads chunk and
-// embed while one thread writes. The text is generated, not read.
+// embed while one thread writes. The text is generated (corpus.h), or with --jsonl read from
+// a file of JSON lines {"title", "text"} (until the file runs out, if it does first).
 //
 //   ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] [--paragraphs 10]
 //              [--threads 1] [--batch 1] [--vector-format float|int8] [--map-mb 65536]
+//              [--jsonl FILE]
 //   ttft_store --questions N      prints N questions (one per line) in the corpus's words
 //   ttft_store --documents N FROM prints documents FROM..FROM+N-1 as JSON lines {"title", "text"}
 // Prints one JSON object: chunks and documents now in the store, what this run added, and
@@ -26,10 +28,13 @@
 #include <cstdio>
 #include <cstring>
 #include <deque>
+#include <fstream>
 #include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <rapidjson/document.h>
 
 #include "lib/core/ids.h"
 #include "lib/core/sha256.h"
@@ -59,12 +64,29 @@ uint64_t ReadMetaU64(const store::Env& env, const std::string& key) {
   return x;
 }
 
+// --jsonl: documents {"title", "text"} read from a file, in order (instead of synthetic ones).
+std::vector<std::pair<std::string, std::string>> ReadJsonLines(const std::string& path) {
+  std::vector<std::pair<std::string, std::string>> docs;
+  std::ifstream in(path);
+  for (std::string line; std::getline(in, line);) {
+    rapidjson::Document d;
+    d.Parse(line.data(), line.size());
+    if (d.HasParseError() || !d.IsObject() || !d.HasMember("text") || !d["text"].IsString())
+      continue;
+    std::string title = d.HasMember("title") && d["title"].IsString() ? d["title"].GetString() : "";
+    docs.emplace_back(std::move(title), d["text"].GetString());
+  }
+  return docs;
+}
+
 store::NewDocument Prepare(uint64_t n, int paragraphs, const rag::ChunkerOptions& chunker,
-                           rag::HashEmbedder& embedder) {
-  std::string text = bench::Document(n, paragraphs);
+                           rag::HashEmbedder& embedder,
+                           const std::vector<std::pair<std::string, std::string>>* given) {
+  const bool real = given && n < given->size();
+  std::string text = real ? (*given)[n].second : bench::Document(n, paragraphs);
   store::NewDocument doc;
   doc.record.id = NewId("doc_");
-  doc.record.title = "Synthetic document " + std::to_string(n);
+  doc.record.title = real ? (*given)[n].first : "Synthetic document " + std::to_string(n);
   doc.record.content_hash = Sha256Hex(text);
   doc.record.bytes = text.size();
   doc.record.chars = Utf8Length(text);
@@ -89,6 +111,7 @@ int main(int argc, char** argv) {
   int shards = 4, chunk_chars = 700, paragraphs = 10, threads = 1;
   size_t batch_size = 1;
   bool int8 = false;
+  std::string jsonl;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -121,13 +144,15 @@ int main(int argc, char** argv) {
       batch_size = std::max<size_t>(1, std::stoul(next()));
     } else if (arg == "--vector-format") {
       int8 = next() == "int8";
+    } else if (arg == "--jsonl") {
+      jsonl = next();
     } else if (arg == "--map-mb") {
       map_mb = std::stoull(next());
     } else {
       std::fprintf(stderr,
                    "usage: ttft_store --dir DIR --chunks N [--shards 4] [--chunk-chars 700] "
                    "[--paragraphs 10] [--threads 1] [--batch 1] [--vector-format float|int8] "
-                   "[--map-mb 65536]\n");
+                   "[--map-mb 65536] [--jsonl FILE]\n");
       return 2;
     }
   }
@@ -181,13 +206,27 @@ int main(int argc, char** argv) {
   std::deque<store::NewDocument> queue;
   std::atomic<uint64_t> next_doc{had_docs};
   std::atomic<bool> stop{false};
+  const std::vector<std::pair<std::string, std::string>> given =
+      jsonl.empty() ? std::vector<std::pair<std::string, std::string>>() : ReadJsonLines(jsonl);
+  if (!jsonl.empty() && given.empty()) {
+    std::fprintf(stderr, "ttft_store: no documents in %s\n", jsonl.c_str());
+    return 2;
+  }
+  int producers_done = 0;  // --jsonl: producers that ran out of documents
   const size_t max_queue = 2 * batch_size;
   std::vector<std::thread> producers;
   for (int t = 0; t < threads; ++t) {
     producers.emplace_back([&] {
       rag::HashEmbedder local;
       while (!stop.load()) {
-        store::NewDocument doc = Prepare(next_doc.fetch_add(1), paragraphs, chunker, local);
+        const uint64_t n = next_doc.fetch_add(1);
+        if (!given.empty() && n >= given.size()) {
+          std::unique_lock lock(mu);
+          ++producers_done;
+          ready.notify_one();
+          return;
+        }
+        store::NewDocument doc = Prepare(n, paragraphs, chunker, local, &given);
         std::unique_lock lock(mu);
         room.wait(lock, [&] { return queue.size() < max_queue || stop.load(); });
         if (stop.load()) return;
@@ -198,14 +237,19 @@ int main(int argc, char** argv) {
   }
   uint64_t chunks = had_chunks, docs = 0, bytes = 0;
   int status = 0;
-  while (chunks < target) {
+  bool out_of_documents = false;
+  while (chunks < target && !out_of_documents) {
     // Up to --batch documents per transaction (DocumentStore::AddMany), never past the target.
     std::vector<store::NewDocument> batch;
     uint64_t batch_chunks = 0;
     {
       std::unique_lock lock(mu);
       while (batch.size() < batch_size && chunks + batch_chunks < target) {
-        ready.wait(lock, [&] { return !queue.empty(); });
+        ready.wait(lock, [&] { return !queue.empty() || producers_done == threads; });
+        if (queue.empty()) {
+          out_of_documents = true;
+          break;
+        }
         batch_chunks += queue.front().chunks.size();
         batch.push_back(std::move(queue.front()));
         queue.pop_front();

@@ -1,0 +1,60 @@
+// Keeps each tenant's approximate vector index (store::IvfIndex) current, in the background:
+// after a write that added or deleted a tenant's chunks, one thread of low priority (nice 10)
+// checks whether the tenant needs a first index or a new one (DocumentStore::
+// VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many rows changed
+// as it was built with) and builds it. Searches go on meanwhile on the exact scan or the old
+// index; the new one takes over in one transaction. Several workers on one store build each
+// tenant once: the build claims it in the store.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <mutex>
+#include <set>
+#include <string>
+#include <thread>
+
+#include "lib/store/document_store.h"
+
+namespace ragstream::rag {
+
+struct VectorIndexBuilderOptions {
+  uint64_t min_chunks = 20000;  // 0: never build
+  uint32_t nlist = 0;           // 0: IvfDefaultNlist
+  uint32_t dimension = 0;       // the embedder's
+  int threads = 1;              // for training and assignment
+};
+
+class VectorIndexBuilder {
+ public:
+  VectorIndexBuilder(store::DocumentStore& store, VectorIndexBuilderOptions options);
+  // Stops the thread; a build under way gives up and removes what it wrote.
+  ~VectorIndexBuilder();
+  VectorIndexBuilder(const VectorIndexBuilder&) = delete;
+  VectorIndexBuilder& operator=(const VectorIndexBuilder&) = delete;
+
+  // The tenant's chunks changed: check it soon. Cheap, never waits for a build.
+  void Touched(const std::string& tenant);
+  // Waits until nothing is queued or being built (for tests and tools).
+  void WaitIdle();
+  uint64_t builds() const { return builds_.load(); }
+
+ private:
+  void Run();
+  void Check(const std::string& tenant);
+
+  store::DocumentStore& store_;
+  VectorIndexBuilderOptions options_;
+  std::mutex mu_;
+  std::condition_variable wake_, idle_;
+  std::deque<std::string> queue_;
+  std::set<std::string> queued_;
+  bool busy_ = false;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> builds_{0};
+  std::thread thread_;
+};
+
+}  // namespace ragstream::rag

@@ -1,0 +1,605 @@
+#include "lib/store/ivf_index.h"
+
+#include <signal.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <cstring>
+#include <deque>
+#include <random>
+#include <unordered_map>
+
+#include "lib/core/log.h"
+#include "lib/store/kmeans.h"
+#include "lib/store/tenant_key.h"
+#include "lib/store/vector_quant.h"
+
+namespace ragstream::store {
+namespace {
+
+constexpr uint32_t kStateMagic = 0x31465652;     // "RVF1"
+constexpr uint32_t kSegmentMagic = 0x31475352;   // "RSG1"
+constexpr uint32_t kCentroidMagic = 0x31435652;  // "RVC1"
+// Rows per list segment written by a build: big enough that a probe reads a list in a few
+// values, small enough that one value stays well inside a write transaction.
+constexpr uint32_t kSegmentRows = 512;
+constexpr uint32_t kTombstoneShift = 13;  // 8192 chunk ids per bitmap value (1 kB: in a leaf)
+constexpr size_t kTombstoneBytes = (size_t{1} << kTombstoneShift) / 8;
+// A build claimed longer ago than this is abandoned even if its process still exists.
+constexpr int64_t kClaimStaleSeconds = 6 * 3600;
+
+std::string Be32(uint32_t v) {
+  return ChunkKeyPart(v);
+}
+
+std::string StateKey(std::string_view tenant) {
+  return TenantKey(tenant, "a");
+}
+std::string ClaimKey(std::string_view tenant) {
+  return TenantKey(tenant, "b");
+}
+std::string SmallKey(std::string_view tenant) {
+  return TenantKey(tenant, "s");
+}
+std::string CentroidKey(std::string_view tenant, uint32_t id) {
+  return TenantKey(tenant, "c" + Be32(id));
+}
+std::string IndexPrefix(std::string_view tenant, uint32_t id) {
+  return TenantKey(tenant, "l" + Be32(id));
+}
+std::string ListPrefix(std::string_view tenant, uint32_t id, uint32_t list) {
+  return IndexPrefix(tenant, id) + Be32(list);
+}
+std::string TombstoneKey(std::string_view tenant, uint32_t chunk) {
+  return TenantKey(tenant, "d" + Be32(chunk >> kTombstoneShift));
+}
+
+int64_t NowSeconds() {
+  return std::chrono::duration_cast<std::chrono::seconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+double Since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
+std::string EncodeState(const IvfState& s) {
+  std::string v(48, '\0');
+  const uint32_t head[5] = {kStateMagic, s.id, s.nlist, s.dim, s.covered_end};
+  const uint64_t counts[3] = {s.built_rows, s.inserted, s.deleted};
+  std::memcpy(v.data(), head, sizeof head);
+  std::memcpy(v.data() + 24, counts, sizeof counts);
+  return v;
+}
+std::optional<IvfState> DecodeState(std::string_view v) {
+  if (v.size() != 48) return std::nullopt;
+  uint32_t head[5];
+  uint64_t counts[3];
+  std::memcpy(head, v.data(), sizeof head);
+  std::memcpy(counts, v.data() + 24, sizeof counts);
+  if (head[0] != kStateMagic) return std::nullopt;
+  return IvfState{head[1], head[2], head[3], head[4], counts[0], counts[1], counts[2]};
+}
+
+struct Claim {
+  int64_t pid = 0, since = 0;
+  uint32_t id = 0;
+};
+std::string EncodeClaim(const Claim& c) {
+  std::string v(24, '\0');
+  std::memcpy(v.data(), &c.pid, 8);
+  std::memcpy(v.data() + 8, &c.since, 8);
+  std::memcpy(v.data() + 16, &c.id, 4);
+  return v;
+}
+std::optional<Claim> DecodeClaim(std::string_view v) {
+  if (v.size() != 24) return std::nullopt;
+  Claim c;
+  std::memcpy(&c.pid, v.data(), 8);
+  std::memcpy(&c.since, v.data() + 8, 8);
+  std::memcpy(&c.id, v.data() + 16, 4);
+  return c;
+}
+bool ClaimIsLive(const Claim& c) {
+  if (NowSeconds() - c.since > kClaimStaleSeconds) return false;
+  return kill(static_cast<pid_t>(c.pid), 0) == 0 || errno == EPERM;
+}
+
+// A list segment: header {magic, count, dim, 0}, count chunk ids (ascending), count float
+// scales, then count int8 codes of dim bytes each.
+std::string EncodeSegment(const std::pair<uint32_t, const float*>* rows, uint32_t count,
+                          uint32_t dim) {
+  const size_t ids_at = 16, scales_at = ids_at + 4 * size_t{count},
+               codes_at = scales_at + 4 * size_t{count};
+  std::string v(codes_at + size_t{count} * dim, '\0');
+  const uint32_t head[4] = {kSegmentMagic, count, dim, 0};
+  std::memcpy(v.data(), head, sizeof head);
+  for (uint32_t r = 0; r < count; ++r) {
+    std::memcpy(v.data() + ids_at + 4 * r, &rows[r].first, 4);
+    const float scale = QuantizeInt8(
+        rows[r].second, dim, reinterpret_cast<int8_t*>(v.data() + codes_at + size_t{r} * dim));
+    std::memcpy(v.data() + scales_at + 4 * r, &scale, 4);
+  }
+  return v;
+}
+struct SegmentView {
+  uint32_t count = 0;
+  const char* ids = nullptr;
+  const char* scales = nullptr;
+  const int8_t* codes = nullptr;
+};
+std::optional<SegmentView> ViewSegment(std::string_view v, uint32_t dim) {
+  if (v.size() < 16) return std::nullopt;
+  uint32_t head[4];
+  std::memcpy(head, v.data(), sizeof head);
+  const uint64_t count = head[1];
+  if (head[0] != kSegmentMagic || head[2] != dim || v.size() != 16 + count * (8 + dim)) {
+    return std::nullopt;
+  }
+  return SegmentView{static_cast<uint32_t>(count), v.data() + 16, v.data() + 16 + 4 * count,
+                     reinterpret_cast<const int8_t*>(v.data() + 16 + 8 * count)};
+}
+uint32_t ReadU32(const char* at) {
+  uint32_t v;
+  std::memcpy(&v, at, 4);
+  return v;
+}
+
+// Reads the tombstone bitmaps of a tenant in place, one value per 8192 chunk ids.
+class Tombstones {
+ public:
+  Tombstones(const Txn& txn, MDB_dbi dbi, std::string_view tenant)
+      : txn_(txn), dbi_(dbi), tenant_(tenant) {}
+  bool Dead(uint32_t chunk) {
+    const uint32_t page = chunk >> kTombstoneShift;
+    if (page != page_) {
+      page_ = page;
+      auto v = txn_.Get(dbi_, TombstoneKey(tenant_, chunk));
+      bits_ = v.ok() && v->has_value() && (*v)->size() == kTombstoneBytes ? (*v)->data() : nullptr;
+    }
+    if (!bits_) return false;
+    const uint32_t bit = chunk & ((1u << kTombstoneShift) - 1);
+    return (static_cast<unsigned char>(bits_[bit >> 3]) >> (bit & 7)) & 1;
+  }
+
+ private:
+  const Txn& txn_;
+  MDB_dbi dbi_;
+  std::string_view tenant_;
+  uint32_t page_ = UINT32_MAX;
+  const char* bits_ = nullptr;
+};
+
+}  // namespace
+
+uint32_t IvfDefaultNlist(uint64_t rows) {
+  return std::max<uint32_t>(16, static_cast<uint32_t>(2 * std::sqrt(static_cast<double>(rows))));
+}
+
+IvfIndex::IvfIndex(const Env& env, const VectorIndex& vectors)
+    : env_(env), vectors_(vectors), dbi_(env.Dbi("ivf")) {}
+
+Result<std::optional<IvfState>> IvfIndex::Active(const Txn& txn, std::string_view tenant) const {
+  auto v = txn.Get(dbi_, StateKey(tenant));
+  if (!v.ok()) return v.status();
+  if (!v->has_value()) return std::optional<IvfState>();
+  auto state = DecodeState(**v);
+  if (!state) return Status::Internal("the vector index state of a tenant is malformed");
+  return state;
+}
+
+Result<std::shared_ptr<const IvfIndex::Centroids>> IvfIndex::LoadCentroids(const Txn& txn,
+                                                                           std::string_view tenant,
+                                                                           uint32_t id) const {
+  const std::string key = CentroidKey(tenant, id);
+  {
+    std::lock_guard<std::mutex> lock(cache_mu_);
+    if (auto it = cache_.find(key); it != cache_.end()) return it->second;
+  }
+  auto v = txn.Get(dbi_, key);
+  if (!v.ok()) return v.status();
+  if (!v->has_value() || (*v)->size() < 16) {
+    return Status::Internal("the centroids of vector index " + std::to_string(id) + " are missing");
+  }
+  uint32_t head[4];
+  std::memcpy(head, (*v)->data(), sizeof head);
+  auto c = std::make_shared<Centroids>();
+  c->nlist = head[1];
+  c->dim = head[2];
+  if (head[0] != kCentroidMagic || (*v)->size() != 16 + 4 * size_t{c->nlist} * c->dim) {
+    return Status::Internal("the centroids of vector index " + std::to_string(id) +
+                            " are malformed");
+  }
+  c->values.resize(size_t{c->nlist} * c->dim);
+  std::memcpy(c->values.data(), (*v)->data() + 16, 4 * c->values.size());
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  if (cache_.size() >= 256) cache_.clear();  // ids are immutable: dropping only costs a reload
+  cache_[key] = c;
+  return std::shared_ptr<const Centroids>(std::move(c));
+}
+
+Status IvfIndex::PutSegments(Txn& txn, std::string_view tenant, uint32_t id, uint32_t list,
+                             const std::vector<std::pair<uint32_t, const float*>>& rows,
+                             uint32_t dim) {
+  const std::string prefix = ListPrefix(tenant, id, list);
+  for (size_t at = 0; at < rows.size(); at += kSegmentRows) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(kSegmentRows, rows.size() - at));
+    if (Status s =
+            txn.Put(dbi_, prefix + Be32(rows[at].first), EncodeSegment(rows.data() + at, n, dim));
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
+}
+
+Status IvfIndex::Insert(Txn& txn, std::string_view tenant, const std::vector<NewRows>& docs,
+                        uint32_t dim) {
+  auto state = Active(txn, tenant);
+  if (!state.ok()) return state.status();
+  if (!*state || docs.empty()) return Status::Ok();
+  if ((*state)->dim != dim) {
+    return Status::Internal("the vector index has dimension " + std::to_string((*state)->dim) +
+                            ", the new vectors " + std::to_string(dim));
+  }
+  auto centroids = LoadCentroids(txn, tenant, (*state)->id);
+  if (!centroids.ok()) return centroids.status();
+  std::vector<const float*> rows;
+  std::vector<uint32_t> chunks;
+  for (const NewRows& d : docs) {
+    for (uint32_t r = 0; r < d.count; ++r) {
+      rows.push_back(d.rows + size_t{r} * dim);
+      chunks.push_back(d.first + r);
+    }
+  }
+  std::vector<uint32_t> lists(rows.size());
+  AssignNearest(rows, dim, (*centroids)->values.data(), (*centroids)->nlist, 1, lists.data());
+  std::map<uint32_t, std::vector<std::pair<uint32_t, const float*>>> by_list;
+  for (size_t i = 0; i < rows.size(); ++i) by_list[lists[i]].push_back({chunks[i], rows[i]});
+  for (auto& [list, members] : by_list) {
+    std::sort(members.begin(), members.end());
+    if (Status s = PutSegments(txn, tenant, (*state)->id, list, members, dim); !s.ok()) return s;
+  }
+  IvfState next = **state;
+  next.inserted += rows.size();
+  return txn.Put(dbi_, StateKey(tenant), EncodeState(next));
+}
+
+Status IvfIndex::Tombstone(Txn& txn, std::string_view tenant, uint32_t first, uint32_t count) {
+  for (uint64_t c = first; c < uint64_t{first} + count;) {
+    const uint32_t chunk = static_cast<uint32_t>(c);
+    const std::string key = TombstoneKey(tenant, chunk);
+    auto v = txn.Get(dbi_, key);
+    if (!v.ok()) return v.status();
+    std::string bits = v->has_value() && (*v)->size() == kTombstoneBytes
+                           ? std::string(**v)
+                           : std::string(kTombstoneBytes, '\0');
+    const uint64_t page_end = ((c >> kTombstoneShift) + 1) << kTombstoneShift;
+    for (; c < std::min<uint64_t>(page_end, uint64_t{first} + count); ++c) {
+      const uint32_t bit = static_cast<uint32_t>(c) & ((1u << kTombstoneShift) - 1);
+      bits[bit >> 3] = static_cast<char>(bits[bit >> 3] | (1 << (bit & 7)));
+    }
+    if (Status s = txn.Put(dbi_, key, bits); !s.ok()) return s;
+  }
+  auto state = Active(txn, tenant);
+  if (!state.ok()) return state.status();
+  if (!*state) return Status::Ok();
+  IvfState next = **state;
+  next.deleted += count;
+  return txn.Put(dbi_, StateKey(tenant), EncodeState(next));
+}
+
+Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
+    std::string_view tenant, const float* query, uint32_t dim, size_t k, uint32_t nprobe,
+    const ChunkFilter& filter, const RowSource& row, IvfSearchInfo* info) const {
+  using Out = std::optional<std::vector<VectorHit>>;
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  auto state = Active(*txn, tenant);
+  if (!state.ok()) return state.status();
+  if (!*state || (*state)->dim != dim) return Out();
+  if (k == 0) return Out(std::vector<VectorHit>());
+  auto centroids = LoadCentroids(*txn, tenant, (*state)->id);
+  if (!centroids.ok()) return centroids.status();
+  const uint32_t nlist = (*centroids)->nlist;
+  nprobe = std::clamp<uint32_t>(nprobe, 1, nlist);
+  const std::vector<uint32_t> probe =
+      NearestCentroids(query, dim, (*centroids)->values.data(), nlist, nprobe);
+
+  const Int8Query q = QuantizeQuery(query, dim);
+  TopK candidates(k * kDefaultOversample);
+  Tombstones tombstones(*txn, dbi_, tenant);
+  auto cur = Cursor::Open(*txn, dbi_);
+  if (!cur.ok()) return cur.status();
+  std::vector<int32_t> dots;
+  uint64_t scanned = 0;
+  for (uint32_t list : probe) {
+    const std::string prefix = ListPrefix(tenant, (*state)->id, list);
+    for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+         have = cur->Next()) {
+      const auto seg = ViewSegment(cur->value(), dim);
+      if (!seg) return Status::Internal("a vector index list segment is malformed");
+      dots.resize(seg->count);
+      DotInt8Rows(q.q.data(), seg->codes, dim, seg->count, dim, dots.data());
+      scanned += seg->count;
+      for (uint32_t r = 0; r < seg->count; ++r) {
+        float scale;
+        std::memcpy(&scale, seg->scales + 4 * size_t{r}, 4);
+        const float score = static_cast<float>(dots[r]) * (q.scale * scale);
+        if (!candidates.Accepts(score)) continue;
+        const uint32_t chunk = ReadU32(seg->ids + 4 * size_t{r});
+        if (!filter.Contains(chunk) || tombstones.Dead(chunk)) continue;
+        candidates.Push(score, chunk);
+      }
+    }
+  }
+  const std::vector<ScoredRow> found = candidates.Take();
+  std::vector<float> scratch;
+  const std::vector<ScoredRow> best = Rescore(
+      query, dim, found,
+      [&](uint64_t chunk) { return row(*txn, static_cast<uint32_t>(chunk), scratch); }, k);
+  std::vector<VectorHit> hits;
+  for (const ScoredRow& r : best) hits.push_back({r.score, static_cast<uint32_t>(r.id)});
+  if (info) *info = {nlist, nprobe, scanned, found.size()};
+  return Out(std::move(hits));
+}
+
+Result<bool> IvfIndex::NeedsBuild(const Txn& txn, std::string_view tenant, uint32_t chunks_now,
+                                  uint64_t min_rows) const {
+  if (min_rows == 0) return false;
+  auto state = Active(txn, tenant);
+  if (!state.ok()) return state.status();
+  if (*state) {
+    const IvfState& s = **state;
+    return s.inserted + s.deleted >= std::max<uint64_t>(s.built_rows, min_rows);
+  }
+  if (chunks_now < min_rows) return false;
+  auto small = txn.Get(dbi_, SmallKey(tenant));
+  if (!small.ok()) return small.status();
+  if (small->has_value() && (*small)->size() == 4) {
+    return chunks_now >= uint64_t{ReadU32((*small)->data())} + min_rows / 4;
+  }
+  return true;
+}
+
+Status IvfIndex::Drop(std::string_view tenant, uint32_t id) {
+  const std::string prefix = IndexPrefix(tenant, id);
+  for (bool more = true; more;) {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    auto state = Active(*txn, tenant);
+    if (!state.ok()) return state.status();
+    if (*state && (*state)->id == id) return Status::Internal("refusing to drop the active index");
+    auto cur = Cursor::Open(*txn, dbi_);
+    if (!cur.ok()) return cur.status();
+    size_t removed = 0;
+    bool have = cur->SeekAtLeast(prefix);
+    while (have && HasPrefix(cur->key(), prefix) && removed < 2048) {
+      if (Status s = cur->DelCurrent(); !s.ok()) return s;
+      ++removed;
+      have = cur->SeekAtLeast(prefix);
+    }
+    more = have && HasPrefix(cur->key(), prefix);
+    if (!more) {
+      if (Status s = txn->Del(dbi_, CentroidKey(tenant, id)); !s.ok()) return s;
+    }
+    if (Status s = txn->Commit(); !s.ok()) return s;
+  }
+  std::lock_guard<std::mutex> lock(cache_mu_);
+  cache_.erase(CentroidKey(tenant, id));
+  return Status::Ok();
+}
+
+Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
+                                       const IvfBuildOptions& options) {
+  IvfBuildReport report;
+  auto stopped = [&] { return options.stop && options.stop->load(); };
+  // 1. Claim the build, so two workers do not both build; a claim left by a process that
+  // died is taken over, and what it wrote is dropped.
+  std::optional<Claim> abandoned;
+  uint32_t old_id = 0;
+  {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    auto raw = txn->Get(dbi_, ClaimKey(tenant));
+    if (!raw.ok()) return raw.status();
+    if (raw->has_value()) {
+      auto claim = DecodeClaim(**raw);
+      if (claim && ClaimIsLive(*claim)) {
+        report.skipped = "process " + std::to_string(claim->pid) + " is building it";
+        return report;
+      }
+      abandoned = claim;
+    }
+    auto state = Active(*txn, tenant);
+    if (!state.ok()) return state.status();
+    old_id = *state ? (*state)->id : 0;
+    report.id = std::max(old_id, abandoned ? abandoned->id : 0u) + 1;
+    if (Status s =
+            txn->Put(dbi_, ClaimKey(tenant), EncodeClaim({getpid(), NowSeconds(), report.id}));
+        !s.ok()) {
+      return s;
+    }
+    if (Status s = txn->Commit(); !s.ok()) return s;
+  }
+  auto release = [&]() -> Status {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    if (Status s = txn->Del(dbi_, ClaimKey(tenant)); !s.ok()) return s;
+    return txn->Commit();
+  };
+  if (abandoned && abandoned->id != old_id) {
+    if (Status s = Drop(tenant, abandoned->id); !s.ok()) return s;
+  }
+  auto fail = [&](Status s) -> Result<IvfBuildReport> {
+    (void)Drop(tenant, report.id);
+    (void)release();
+    return s;
+  };
+
+  // 2. Read the tenant's vectors from one snapshot (views into the map; small unaligned values
+  // are copied).
+  auto t0 = std::chrono::steady_clock::now();
+  std::optional<Txn> snapshot;
+  {
+    auto begun = Txn::BeginRead(env_);
+    if (!begun.ok()) return fail(begun.status());
+    snapshot.emplace(std::move(*begun));
+  }
+  std::vector<std::pair<uint32_t, const float*>> all;
+  std::deque<std::vector<float>> copies;
+  uint32_t covered_end = 0;
+  Status scanned =
+      vectors_.ForEach(*snapshot, tenant, 0, dim,
+                       [&](uint32_t first, const float* rows, uint32_t count, bool stable) {
+                         if (!stable) {
+                           copies.emplace_back(rows, rows + size_t{count} * dim);
+                           rows = copies.back().data();
+                         }
+                         for (uint32_t r = 0; r < count; ++r)
+                           all.push_back({first + r, rows + size_t{r} * dim});
+                         covered_end = std::max(covered_end, first + count);
+                         return Status::Ok();
+                       });
+  if (!scanned.ok()) return fail(scanned);
+  std::sort(all.begin(), all.end());
+  report.rows = all.size();
+  report.read_s = Since(t0);
+  if (all.size() < std::max<uint64_t>(options.min_rows, 1)) {
+    (void)Drop(tenant, report.id);
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    std::string seen(4, '\0');
+    std::memcpy(seen.data(), &covered_end, 4);
+    if (Status s = txn->Put(dbi_, SmallKey(tenant), seen); !s.ok()) return s;
+    if (Status s = txn->Del(dbi_, ClaimKey(tenant)); !s.ok()) return s;
+    if (Status s = txn->Commit(); !s.ok()) return s;
+    report.skipped =
+        std::to_string(all.size()) + " vectors, fewer than " + std::to_string(options.min_rows);
+    return report;
+  }
+
+  // 3. Train on a sample.
+  t0 = std::chrono::steady_clock::now();
+  report.nlist = options.nlist ? options.nlist : IvfDefaultNlist(all.size());
+  report.nlist = static_cast<uint32_t>(std::min<uint64_t>(report.nlist, all.size()));
+  std::vector<const float*> sample;
+  {
+    std::vector<size_t> order(all.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::mt19937_64 random(0x5eed ^ report.id);
+    std::shuffle(order.begin(), order.end(), random);
+    order.resize(std::min<size_t>(order.size(), size_t{report.nlist} * options.sample_per_list));
+    std::sort(order.begin(), order.end());  // read the map in order
+    for (size_t i : order) sample.push_back(all[i].second);
+  }
+  report.trained_on = sample.size();
+  if (stopped()) return fail(Status::Internal("stopped"));
+  const std::vector<float> centroids = TrainSphericalKMeans(
+      sample, dim, report.nlist, {options.iterations, 0x5eed ^ report.id, options.threads});
+  report.train_s = Since(t0);
+  if (stopped()) return fail(Status::Internal("stopped"));
+
+  // 4. Assign every row to its list.
+  t0 = std::chrono::steady_clock::now();
+  std::vector<const float*> rows;
+  rows.reserve(all.size());
+  for (const auto& r : all) rows.push_back(r.second);
+  std::vector<uint32_t> lists(all.size());
+  AssignNearest(rows, dim, centroids.data(), report.nlist, options.threads, lists.data());
+  std::vector<std::vector<std::pair<uint32_t, const float*>>> members(report.nlist);
+  for (size_t i = 0; i < all.size(); ++i) members[lists[i]].push_back(all[i]);
+  report.assign_s = Since(t0);
+
+  // 5. Write the centroids and the lists under the new id, in short transactions (invisible
+  // to searches until the flip).
+  t0 = std::chrono::steady_clock::now();
+  {
+    std::string value(16 + 4 * centroids.size(), '\0');
+    const uint32_t head[4] = {kCentroidMagic, report.nlist, dim, 0};
+    std::memcpy(value.data(), head, sizeof head);
+    std::memcpy(value.data() + 16, centroids.data(), 4 * centroids.size());
+    std::optional<Txn> txn;
+    auto begin = [&]() -> Status {
+      auto begun = Txn::BeginWrite(env_);
+      if (!begun.ok()) return begun.status();
+      txn.emplace(std::move(*begun));
+      return Status::Ok();
+    };
+    if (Status s = begin(); !s.ok()) return fail(s);
+    if (Status s = txn->Put(dbi_, CentroidKey(tenant, report.id), value); !s.ok()) return fail(s);
+    size_t bytes = 0;
+    for (uint32_t list = 0; list < report.nlist; ++list) {
+      if (Status s = PutSegments(*txn, tenant, report.id, list, members[list], dim); !s.ok()) {
+        return fail(s);
+      }
+      bytes += members[list].size() * (dim + 8);
+      if (bytes >= options.txn_bytes || list + 1 == report.nlist) {
+        if (Status s = txn->Commit(); !s.ok()) return fail(s);
+        bytes = 0;
+        if (stopped()) return fail(Status::Internal("stopped"));
+        txn.reset();
+        if (list + 1 < report.nlist) {
+          if (Status s = begin(); !s.ok()) return fail(s);
+        }
+      }
+    }
+  }
+  members.clear();
+  report.write_s = Since(t0);
+  snapshot.reset();  // the views into it are no longer needed
+
+  // 6. Flip: in one transaction, the chunks added since the snapshot join the new lists and
+  // the state points at the new id.
+  t0 = std::chrono::steady_clock::now();
+  {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return fail(txn.status());
+    auto claim = txn->Get(dbi_, ClaimKey(tenant));
+    if (!claim.ok()) return fail(claim.status());
+    auto mine = claim->has_value() ? DecodeClaim(**claim) : std::nullopt;
+    if (!mine || mine->id != report.id || mine->pid != getpid()) {
+      // Another process judged this build dead and took over: leave it to that one.
+      report.skipped = "the build was taken over by another process";
+      return report;
+    }
+    std::vector<NewRows> late;
+    std::deque<std::vector<float>> late_copies;
+    Status s = vectors_.ForEach(*txn, tenant, covered_end, dim,
+                                [&](uint32_t first, const float* r, uint32_t count, bool) {
+                                  // Copied: views into a write transaction's map last only
+                                  // until its next write.
+                                  late_copies.emplace_back(r, r + size_t{count} * dim);
+                                  r = late_copies.back().data();
+                                  late.push_back({first, r, count});
+                                  report.caught_up += count;
+                                  return Status::Ok();
+                                });
+    if (!s.ok()) return fail(s);
+    uint32_t new_end = covered_end;
+    for (const NewRows& d : late) new_end = std::max(new_end, d.first + d.count);
+    IvfState next{report.id, report.nlist, dim, new_end, report.rows, 0, 0};
+    if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
+    if (Status st = Insert(*txn, tenant, late, dim); !st.ok()) return fail(st);
+    // Insert counted the late rows as inserted; they are part of the build.
+    next.built_rows += report.caught_up;
+    if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
+    if (Status st = txn->Del(dbi_, ClaimKey(tenant)); !st.ok()) return fail(st);
+    if (Status st = txn->Commit(); !st.ok()) return fail(st);
+  }
+  report.flip_s = Since(t0);
+  report.built = true;
+  if (old_id != 0) {
+    if (Status s = Drop(tenant, old_id); !s.ok()) {
+      LogWarn("ivf", "could not remove the previous vector index",
+              {{"tenant", std::string(tenant)},
+               {"id", std::to_string(old_id)},
+               {"error", s.message()}});
+    }
+  }
+  return report;
+}
+
+}  // namespace ragstream::store

@@ -1,0 +1,148 @@
+// The approximate vector index: per tenant, an inverted file (IVF) of int8 codes in the same
+// LMDB environment as the exact vectors, read in place by every worker while one writes.
+//
+// A search scores the query against the index's centroids, scans the int8 codes of the
+// `nprobe` nearest lists for k x 4 candidates, and rescores those exactly from the float
+// vectors (vector_index.h), so its scores are the exact scan's and only its recall can differ.
+//
+// Database `ivf`, keys under the tenant's prefix T (tenant_key.h):
+//   T "a"                                   the active index (IvfState); absent: search exact
+//   T "b"                                   a build in progress (BuildClaim: pid, start, id)
+//   T "c" BE32(id)                          its centroids: nlist x dim float32, unit length
+//   T "l" BE32(id) BE32(list) BE32(first)   a list segment: up to kSegmentRows chunks of the
+//                                           list, ids ascending from `first`, each an int8
+//                                           code and its scale (vector_quant.h)
+//   T "d" BE32(chunk >> 13)                 tombstones: a bitmap of 8192 chunk ids (1 kB)
+//   T "s"                                   the chunk count at which a build last found the
+//                                           tenant too small (so it is not scanned again soon)
+//
+// Writes: documents added while an index is active go into its lists in the same transaction
+// (one segment per list touched per transaction, keyed by the list's first new chunk, so
+// nothing is rewritten). A deleted chunk gets a tombstone bit in the same transaction; a
+// search skips it, and the next build leaves it out (compaction). Chunk ids are never reused,
+// so a bit never has to be cleared.
+//
+// Builds (Build): a new index under a new id, from one read snapshot -- sample, train,
+// assign, write its lists in short write transactions -- then one transaction adds the chunks
+// that arrived since the snapshot and flips "a" to the new id. Readers see the old index or
+// the new one, never half of one; the old one's keys are deleted afterwards.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "lib/core/status.h"
+#include "lib/store/chunk_catalog.h"
+#include "lib/store/lmdb.h"
+#include "lib/store/vector_index.h"
+
+namespace ragstream::store {
+
+struct IvfState {
+  uint32_t id = 0;
+  uint32_t nlist = 0;
+  uint32_t dim = 0;
+  uint32_t covered_end = 0;  // chunks below this were in the build's snapshot
+  uint64_t built_rows = 0;   // rows the build put in the lists
+  uint64_t inserted = 0;     // rows added to the lists since
+  uint64_t deleted = 0;      // tombstones set since
+};
+
+struct IvfBuildOptions {
+  uint32_t nlist = 0;  // 0: chosen from the row count (IvfDefaultNlist)
+  uint32_t iterations = 10;
+  uint32_t sample_per_list = 64;  // training rows per centroid (FAISS warns below 39)
+  int threads = 1;
+  uint64_t min_rows = 1;       // fewer live rows: no index is built
+  size_t txn_bytes = 4 << 20;  // each write transaction of the lists stays about this small
+  const std::atomic<bool>* stop = nullptr;  // set: the build gives up (and cleans up)
+};
+
+struct IvfBuildReport {
+  bool built = false;
+  std::string skipped;  // why nothing was built
+  uint32_t id = 0, nlist = 0;
+  uint64_t rows = 0, trained_on = 0, caught_up = 0;
+  double read_s = 0, train_s = 0, assign_s = 0, write_s = 0, flip_s = 0;
+};
+
+struct IvfSearchInfo {
+  uint32_t nlist = 0, nprobe = 0;
+  uint64_t rows_scanned = 0, candidates = 0;
+};
+
+// nlist for `rows` vectors: about 2 x sqrt(rows), at least 16.
+uint32_t IvfDefaultNlist(uint64_t rows);
+
+class IvfIndex {
+ public:
+  static std::vector<std::string> Databases() { return {"ivf"}; }
+  IvfIndex(const Env& env, const VectorIndex& vectors);
+
+  Result<std::optional<IvfState>> Active(const Txn& txn, std::string_view tenant) const;
+
+  // Within `txn`: rows of new chunks (first .. first + count - 1) go into the active index's
+  // lists, if there is one. Call once per tenant per transaction with all its new rows.
+  struct NewRows {
+    uint32_t first = 0;
+    const float* rows = nullptr;
+    uint32_t count = 0;
+  };
+  Status Insert(Txn& txn, std::string_view tenant, const std::vector<NewRows>& docs, uint32_t dim);
+  // Within `txn`: the chunks first .. first + count - 1 are deleted.
+  Status Tombstone(Txn& txn, std::string_view tenant, uint32_t first, uint32_t count);
+
+  // The tenant's approximate top-k, highest first (equal scores by chunk id), or nullopt when
+  // it has no index (search exact instead). Only chunks `filter` lets through. `row(txn,
+  // chunk, scratch)` gives a chunk's float vector (nullptr: gone), for the exact rescoring.
+  using RowSource =
+      std::function<const float*(const Txn& txn, uint32_t chunk, std::vector<float>& scratch)>;
+  Result<std::optional<std::vector<VectorHit>>> Search(std::string_view tenant, const float* query,
+                                                       uint32_t dim, size_t k, uint32_t nprobe,
+                                                       const ChunkFilter& filter,
+                                                       const RowSource& row,
+                                                       IvfSearchInfo* info = nullptr) const;
+
+  // Builds a new index for the tenant and makes it the active one (see the top of this file).
+  // Skipped (built false, with the reason) when another process is building one, or the tenant
+  // has fewer than options.min_rows live rows. `chunks_now` is the tenant's next chunk id
+  // (ChunkCatalog::NextChunk), recorded when it is too small.
+  Result<IvfBuildReport> Build(std::string_view tenant, uint32_t dim,
+                               const IvfBuildOptions& options);
+
+  // Whether the tenant should get a (new) index: none yet and at least `min_rows` chunks were
+  // ever added (and more than min_rows / 4 since a build last found it too small); or one
+  // whose rows changed (added or deleted since) by as many as it was built with.
+  Result<bool> NeedsBuild(const Txn& txn, std::string_view tenant, uint32_t chunks_now,
+                          uint64_t min_rows) const;
+
+  // Removes every key of the tenant's index `id` (not the active one), in short transactions.
+  Status Drop(std::string_view tenant, uint32_t id);
+
+ private:
+  struct Centroids {
+    uint32_t nlist = 0, dim = 0;
+    std::vector<float> values;
+  };
+  // An index's centroids never change once written: cached per (tenant, id).
+  Result<std::shared_ptr<const Centroids>> LoadCentroids(const Txn& txn, std::string_view tenant,
+                                                         uint32_t id) const;
+  Status PutSegments(Txn& txn, std::string_view tenant, uint32_t id, uint32_t list,
+                     const std::vector<std::pair<uint32_t, const float*>>& rows, uint32_t dim);
+
+  const Env& env_;
+  const VectorIndex& vectors_;
+  MDB_dbi dbi_;
+  mutable std::mutex cache_mu_;
+  mutable std::map<std::string, std::shared_ptr<const Centroids>, std::less<>> cache_;
+};
+
+}  // namespace ragstream::store
