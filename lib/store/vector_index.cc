@@ -46,22 +46,21 @@ __attribute__((target("avx512f"))) inline float Sum16(__m512 v) {
                             _mm256_castpd_ps(_mm512_maskz_extractf64x4_pd(0xF, d, 1))));
 }
 
+// One row, summed exactly as RowsAvx512 sums each of its four (one accumulator, the masked
+// tail into it), so a row scores the same bits alone (DotProduct, the rescoring of the int8
+// and IVF paths) as in the scan.
 __attribute__((target("avx512f"))) float Dot512(const float* a, const float* b, uint32_t dim) {
   const uint32_t body = dim & ~15u;
-  __m512 acc0 = _mm512_setzero_ps(), acc1 = _mm512_setzero_ps();
-  uint32_t i = 0;
-  for (; i + 32 <= body; i += 32) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
-    acc1 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i + 16), _mm512_loadu_ps(b + i + 16), acc1);
+  const __mmask16 tail = static_cast<__mmask16>((1u << (dim - body)) - 1);
+  __m512 acc = _mm512_setzero_ps();
+  for (uint32_t i = 0; i < body; i += 16) {
+    acc = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc);
   }
-  for (; i < body; i += 16) {
-    acc0 = _mm512_fmadd_ps(_mm512_loadu_ps(a + i), _mm512_loadu_ps(b + i), acc0);
+  if (tail) {
+    acc = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(tail, a + body),
+                          _mm512_maskz_loadu_ps(tail, b + body), acc);
   }
-  if (i < dim) {
-    const __mmask16 m = static_cast<__mmask16>((1u << (dim - i)) - 1);
-    acc1 = _mm512_fmadd_ps(_mm512_maskz_loadu_ps(m, a + i), _mm512_maskz_loadu_ps(m, b + i), acc1);
-  }
-  return Sum16(_mm512_add_ps(acc0, acc1));
+  return Sum16(acc);
 }
 
 __attribute__((target("avx512f"))) void RowsAvx512(const float* q, const float* rows,
@@ -97,15 +96,15 @@ __attribute__((target("avx512f"))) void RowsAvx512(const float* q, const float* 
   for (; r < count; ++r) out[r] = Dot512(q, rows + size_t{r} * dim, dim);
 }
 
+// One row, summed exactly as RowsAvx2 sums each of its four (see Dot512).
 __attribute__((target("avx2,fma"))) float Dot256(const float* a, const float* b, uint32_t dim) {
-  __m256 acc0 = _mm256_setzero_ps(), acc1 = _mm256_setzero_ps();
-  uint32_t i = 0;
-  for (; i + 16 <= dim; i += 16) {
-    acc0 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc0);
-    acc1 = _mm256_fmadd_ps(_mm256_loadu_ps(a + i + 8), _mm256_loadu_ps(b + i + 8), acc1);
+  const uint32_t body = dim & ~7u;
+  __m256 acc = _mm256_setzero_ps();
+  for (uint32_t i = 0; i < body; i += 8) {
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(a + i), _mm256_loadu_ps(b + i), acc);
   }
-  float sum = Sum8(_mm256_add_ps(acc0, acc1));
-  for (; i < dim; ++i) sum += a[i] * b[i];
+  float sum = Sum8(acc);
+  for (uint32_t i = body; i < dim; ++i) sum += a[i] * b[i];
   return sum;
 }
 
