@@ -223,7 +223,7 @@ int Run(int argc, char** argv) {
   rag::RetrieverOptions retrieval = rag::RetrieverOptions::ForEmbedder(embedder->name());
   retrieval.vector_search.exact_below = std::max<uint64_t>(config->ivf_min_chunks, 1);
   if (config->ivf_nprobe > 0)
-    retrieval.vector_search.nprobe = static_cast<uint32_t>(config->ivf_nprobe);
+    retrieval.vector_search.probe.nprobe = static_cast<uint32_t>(config->ivf_nprobe);
   if (config->min_relevance) retrieval.min_relevance = *config->min_relevance;
   if (config->vector_weight) retrieval.vector_weight = *config->vector_weight;
   if (config->min_cosine) retrieval.min_cosine = *config->min_cosine;

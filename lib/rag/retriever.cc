@@ -121,7 +121,7 @@ Result<std::vector<Passage>> Retriever::Retrieve(const RetrievalRequest& request
     const std::vector<float>& q = embedded->front();
     store::VectorSearchOptions how = options_.vector_search;
     how.exact = how.exact || request.exact;
-    if (request.nprobe > 0) how.nprobe = request.nprobe;
+    if (request.nprobe > 0) how.probe.nprobe = request.nprobe;
     store::VectorSearchInfo searched;
     auto hits = store_.SearchVectors(request.tenant, q.data(), static_cast<uint32_t>(q.size()),
                                      candidates, *filter, how, &searched);

@@ -33,7 +33,7 @@ struct RetrievalRequest {
   RetrievalMode mode = RetrievalMode::kHybrid;
   std::vector<std::string> document_ids;  // empty: all the tenant's documents
   bool exact = false;                     // the exact vector scan even when an index exists
-  uint32_t nprobe = 0;                    // 0: RetrieverOptions::vector_search.nprobe
+  uint32_t nprobe = 0;                    // 0: RetrieverOptions::vector_search.probe
 };
 
 // How the vector side of a retrieval ran.

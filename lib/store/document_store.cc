@@ -602,7 +602,7 @@ Result<std::vector<VectorHit>> DocumentStore::SearchVectors(std::string_view ten
       return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
     };
     IvfSearchInfo ivf_info;
-    auto hits = ivf_.Search(tenant, query, dim, k, options.nprobe, filter, row, &ivf_info);
+    auto hits = ivf_.Search(tenant, query, dim, k, options.probe, filter, row, &ivf_info);
     if (!hits.ok()) return hits.status();
     if (*hits) {
       if (info) *info = {true, ivf_info};

@@ -92,8 +92,8 @@ struct ChunkRef {
 // How a vector search runs: approximately through the tenant's IVF index when it has one
 // (nprobe lists), or exactly over every vector.
 struct VectorSearchOptions {
-  bool exact = false;    // true: always the exact scan (e.g. to measure recall)
-  uint32_t nprobe = 32;  // lists probed by the approximate search
+  bool exact = false;  // true: always the exact scan (e.g. to measure recall)
+  IvfProbe probe;      // lists probed by the approximate search
   // A filter (document_ids) that leaves fewer chunks than this is searched exactly over them.
   uint64_t exact_below = 20000;
 };

@@ -292,7 +292,7 @@ Status IvfIndex::Tombstone(Txn& txn, std::string_view tenant, uint32_t first, ui
 }
 
 Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
-    std::string_view tenant, const float* query, uint32_t dim, size_t k, uint32_t nprobe,
+    std::string_view tenant, const float* query, uint32_t dim, size_t k, IvfProbe probe,
     const ChunkFilter& filter, const RowSource& row, IvfSearchInfo* info) const {
   using Out = std::optional<std::vector<VectorHit>>;
   auto txn = Txn::BeginRead(env_);
@@ -304,8 +304,11 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
   auto centroids = LoadCentroids(*txn, tenant, (*state)->id);
   if (!centroids.ok()) return centroids.status();
   const uint32_t nlist = (*centroids)->nlist;
-  nprobe = std::clamp<uint32_t>(nprobe, 1, nlist);
-  const std::vector<uint32_t> probe =
+  const uint32_t nprobe =
+      probe.nprobe > 0
+          ? std::min(probe.nprobe, nlist)
+          : std::clamp<uint32_t>(static_cast<uint32_t>(std::ceil(probe.share * nlist)), 1, nlist);
+  const std::vector<uint32_t> lists =
       NearestCentroids(query, dim, (*centroids)->values.data(), nlist, nprobe);
 
   const Int8Query q = QuantizeQuery(query, dim);
@@ -315,7 +318,7 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
   if (!cur.ok()) return cur.status();
   std::vector<int32_t> dots;
   uint64_t scanned = 0;
-  for (uint32_t list : probe) {
+  for (uint32_t list : lists) {
     const std::string prefix = ListPrefix(tenant, (*state)->id, list);
     for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
          have = cur->Next()) {

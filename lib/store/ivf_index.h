@@ -2,8 +2,9 @@
 // LMDB environment as the exact vectors, read in place by every worker while one writes.
 //
 // A search scores the query against the index's centroids, scans the int8 codes of the
-// `nprobe` nearest lists for k x 4 candidates, and rescores those exactly from the float
-// vectors (vector_index.h), so its scores are the exact scan's and only its recall can differ.
+// nearest lists (`nprobe` of them, or a share of all) for k x 4 candidates, and rescores those
+// exactly from the float vectors (vector_index.h), so its scores are the exact scan's and only its
+// recall can differ.
 //
 // Database `ivf`, keys under the tenant's prefix T (tenant_key.h):
 //   T "a"                                   the active index (IvfState); absent: search exact
@@ -74,6 +75,11 @@ struct IvfBuildReport {
   double read_s = 0, train_s = 0, assign_s = 0, write_s = 0, flip_s = 0;
 };
 
+struct IvfProbe {
+  uint32_t nprobe = 0;  // lists to probe; 0: `share` of them
+  double share = 0.4;
+};
+
 struct IvfSearchInfo {
   uint32_t nlist = 0, nprobe = 0;
   uint64_t rows_scanned = 0, candidates = 0;
@@ -101,12 +107,14 @@ class IvfIndex {
   Status Tombstone(Txn& txn, std::string_view tenant, uint32_t first, uint32_t count);
 
   // The tenant's approximate top-k, highest first (equal scores by chunk id), or nullopt when
-  // it has no index (search exact instead). Only chunks `filter` lets through. `row(txn,
-  // chunk, scratch)` gives a chunk's float vector (nullptr: gone), for the exact rescoring.
+  // it has no index (search exact instead). Probes `probe.nprobe` lists, or when that is 0
+  // the share `probe.share` of the index's lists (at least one; clamped to nlist). Only chunks
+  // `filter` lets through. `row(txn, chunk, scratch)` gives a chunk's float vector (nullptr: gone),
+  // for the exact rescoring.
   using RowSource =
       std::function<const float*(const Txn& txn, uint32_t chunk, std::vector<float>& scratch)>;
   Result<std::optional<std::vector<VectorHit>>> Search(std::string_view tenant, const float* query,
-                                                       uint32_t dim, size_t k, uint32_t nprobe,
+                                                       uint32_t dim, size_t k, IvfProbe probe,
                                                        const ChunkFilter& filter,
                                                        const RowSource& row,
                                                        IvfSearchInfo* info = nullptr) const;

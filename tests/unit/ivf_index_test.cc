@@ -151,7 +151,7 @@ struct IvfEnv {
   std::optional<std::vector<VectorHit>> Search(const std::string& tenant,
                                                const std::vector<float>& q, size_t k,
                                                uint32_t nprobe, const ChunkFilter& filter = {}) {
-    auto hits = ivf->Search(tenant, q.data(), kDim, k, nprobe, filter, Rows(tenant));
+    auto hits = ivf->Search(tenant, q.data(), kDim, k, {nprobe}, filter, Rows(tenant));
     BOOST_REQUIRE_MESSAGE(hits.ok(), hits.status().ToString());
     return *hits;
   }
@@ -257,6 +257,14 @@ BOOST_AUTO_TEST_CASE(recall_against_brute_force_on_clustered_data) {
       if (h) BOOST_TEST((*all)[h - 1].score >= (*all)[h].score);
     }
   }
+  // A share of the lists instead of a count: 0.25 of 64 is 16; never below one list.
+  IvfSearchInfo info;
+  auto shared = e.ivf->Search("t", q.data(), kDim, 10, {0, 0.25}, {}, e.Rows("t"), &info);
+  BOOST_REQUIRE(shared.ok() && shared->has_value());
+  BOOST_TEST(info.nprobe == 16u);
+  BOOST_TEST(info.nlist == 64u);
+  BOOST_REQUIRE(e.ivf->Search("t", q.data(), kDim, 10, {0, 0.0001}, {}, e.Rows("t"), &info).ok());
+  BOOST_TEST(info.nprobe == 1u);
   BOOST_TEST_MESSAGE("recall@10: nprobe 8 " << at8 / queries << ", all lists " << at_all / queries);
   BOOST_TEST(at8 / queries >= 0.9);
   BOOST_TEST(at_all / queries >= 0.99);
@@ -302,7 +310,7 @@ BOOST_AUTO_TEST_CASE(deleted_chunks_are_never_returned) {
     }
     return e.Rows("t")(txn, chunk, scratch);
   };
-  auto after = e.ivf->Search("t", q.data(), kDim, 20, 16, {}, rows);
+  auto after = e.ivf->Search("t", q.data(), kDim, 20, {16}, {}, rows);
   BOOST_REQUIRE(after.ok() && after->has_value());
   for (const auto& h : **after) BOOST_TEST((h.chunk < 500 || h.chunk >= 510));
   BOOST_TEST(e.State("t").deleted == 10u);
@@ -436,7 +444,7 @@ BOOST_AUTO_TEST_CASE(a_rebuild_flips_under_concurrent_readers_and_writers) {
       while (!done.load()) {
         const std::vector<float> q = local.Point();
         auto hits =
-            e.ivf->Search("t", q.data(), kDim, 5, 8, {},
+            e.ivf->Search("t", q.data(), kDim, 5, {8}, {},
                           [&](const Txn& txn, uint32_t chunk, std::vector<float>& s) {
                             // Documents of 10 rows from 0: the first is chunk - chunk % 10.
                             return e.vectors->Row(txn, "t", chunk - chunk % 10, chunk, kDim, s);

@@ -209,7 +209,7 @@ int main(int argc, char** argv) {
     bool approximate = true;
     for (size_t i = 0; i < queries.size(); ++i) {
       store::VectorSearchOptions how;
-      how.nprobe = nprobes[p];
+      how.probe.nprobe = nprobes[p];
       store::VectorSearchInfo info;
       const auto t0 = Clock::now();
       auto hits = documents.SearchVectors("default", queries[i].data(), dim, k, {}, how, &info);

@@ -1,8 +1,9 @@
 // Where retrieval's time goes, step by step, on a store made by ttft_store: for each of
 // --n questions (corpus.h), times the query embedding, the vector search, the BM25 search,
 // and the chunk and document loads of the fused top-k, as rag::Retriever does them (hybrid,
-// top_k 5, the product's fusion depth). Prints one JSON object of medians and p99s in
-// microseconds. Read-only: it never writes to the store.
+// top_k 5, the product's fusion depth); the vector search both as the retriever runs it (the
+// approximate index when the store has one) and exactly. Prints one JSON object of medians and p99s
+// in microseconds. Read-only: it never writes to the store.
 //
 //   ttft_probe --dir DIR [--n 50] [--shards 4] [--vector-format float|int8]
 #include <algorithm>
@@ -84,9 +85,18 @@ int main(int argc, char** argv) {
     auto v = embedder.Embed({question});
     t["embed"].push_back(Us(t0));
     t0 = Clock::now();
-    auto vh = documents.vectors().Search("default", v->front().data(),
-                                         static_cast<uint32_t>(v->front().size()), candidates, {});
+    // As the retriever searches (its default options: the approximate index when the store
+    // has one), and the exact scan beside it.
+    const uint32_t dim = static_cast<uint32_t>(v->front().size());
+    auto vh = documents.SearchVectors("default", v->front().data(), dim, candidates, {},
+                                      rag::RetrieverOptions().vector_search);
     t["vector_search"].push_back(Us(t0));
+    t0 = Clock::now();
+    store::VectorSearchOptions exact;
+    exact.exact = true;
+    auto eh = documents.SearchVectors("default", v->front().data(), dim, candidates, {}, exact);
+    t["vector_search_exact"].push_back(Us(t0));
+    if (!eh.ok()) return 1;
     t0 = Clock::now();
     auto terms = rag::AnalyzeQuery(question);
     t["analyze"].push_back(Us(t0));
