@@ -175,8 +175,12 @@ for entry in $sizes; do
       done
     fi
     mkdir -p "$store"
+    # The approximate index the worker builds for a tenant of RAGSTREAM_IVF_MIN_CHUNKS (20,000)
+    # chunks or more, built here at once so the questions do not race its background build.
+    ivf=()
+    [ "$size" -ge 20000 ] && ivf=(--ivf)
     "$bin/ttft_store" --dir "$store" --chunks "$size" --chunk-chars "$chars" --threads 2 \
-      --batch 256 --vector-format "$format" >"$run/build.json"
+      --batch 256 --vector-format "$format" "${ivf[@]}" >"$run/build.json"
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(size=int(sys.argv[2]), format=sys.argv[3]); print(json.dumps(d))' "$run/build.json" "$size" "$format" >>"$builds"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chunks"])' "$run/build.json" >"$store/chunks.count"
     last_rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(100, int(d["added_chunks"] / max(d["seconds"], 0.1))))' "$run/build.json")

@@ -11,6 +11,8 @@ import subprocess
 
 TARGET_SIZE = 100000
 TARGET_US = 3000
+BIG_SIZE = 1000000
+BIG_TARGET_US = 10000
 PHASES = ["handler_us", "store_us", "language_us", "retrieval_us", "prompt_us", "start_us"]
 
 
@@ -210,6 +212,19 @@ def main():
                 f"of the question {ms(at['store_us_p50'])} ms")
         notes[fmt] = entry
         targets.append(entry)
+    # Issue 13: at 1M chunks (200-character chunks, float vectors), p50 <= 10 ms.
+    big = ttft.get((BIG_SIZE, "float"))
+    if big and big["added_us_p50"] is not None:
+        p = probes.get((BIG_SIZE, "float"), {})
+        entry = {"name": "time to first token added by ragstream, p50 at 1M chunks (hash "
+                         "embedder, float vectors)", "target": "<= 10 ms",
+                 "measured": f"{ms(big['added_us_p50'])} ms",
+                 "met": big["added_us_p50"] <= BIG_TARGET_US}
+        if not entry["met"]:
+            entry["note"] = (f"retrieval is {ms(big['retrieval_us_p50'])} ms of it (p50); the "
+                             f"vector search {ms(p.get('vector_search_p50_us'))} ms, BM25 "
+                             f"{ms(p.get('lexical_search_p50_us'))} ms (ttft_probe, p50)")
+        targets.append(entry)
 
     result = {"parts": [3, 5], "title": "Time to first token added by ragstream; Ingestion",
               "elapsed_s": a.elapsed, "quick": a.quick == "1", "machine": mach,
@@ -282,14 +297,14 @@ def main():
                  "same questions, each step of `Retriever::Retrieve` timed alone in one process, "
                  "p50 / p99 in ms; the search threads are the product's: 4 shards scanned in "
                  "parallel):\n")
-        m.append("| chunks | embed | vector search | BM25 search | chunk + title loads | hybrid "
-                 "retrieve, whole |")
-        m.append("| ---: | ---: | ---: | ---: | ---: | ---: |")
+        m.append("| chunks | embed | vector search (as retrieved) | vector search, exact | BM25 "
+                 "search | chunk + title loads | hybrid retrieve, whole |")
+        m.append("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
         for key, p in sorted(probes.items()):
             def two(name):
                 return f"{ms(p.get(name + '_p50_us'))} / {ms(p.get(name + '_p99_us'))}"
             m.append(f"| {key_label(key)} | {two('embed')} | {two('vector_search')} | "
-                     f"{two('lexical_search')} | {two('chunk_loads')} | {two('retrieve_hybrid')} |")
+                     f"{two('vector_search_exact')} | {two('lexical_search')} | {two('chunk_loads')} | {two('retrieve_hybrid')} |")
         m.append("")
     if builds:
         m.append("Store builds in this run: " + "; ".join(
@@ -312,11 +327,12 @@ def main():
                      f"({at['added_us_p50'] / TARGET_US:.1f}× the target)")
         m.append(f"{what}: **not met**: {t['measured']}{short}. Why: {t.get('note', '')}.\n")
     m.append(
-        "Why the vector search dominates: the exact scan reads all 100k × 384 float32 (154 MB) "
-        "per question, so at memory speed alone it takes several milliseconds on this machine; "
-        "the int8 format reads a quarter of that (then rescores 4 × k candidates exactly). Under "
-        "~1 ms needs an approximate index (IVF or HNSW) rather than a scan; that is "
-        "lib/store/vector_index, measured against FAISS in part 4. The rest of the added time "
+        "The vector search: stores of 20,000 chunks or more get the approximate index the "
+        "worker would build for them (`ttft_store --ivf`: IVF of int8 codes, nlist 2 × √rows, "
+        "the default probe share 0.4, rescoring 4 × k candidates exactly; part 8 measures its "
+        "recall, 0.82-0.83 on this topic-free corpus and 0.95-0.97 on real text), so the "
+        "retriever scans 40% of the int8 codes instead of every float vector; the exact scan, "
+        "which the 10k store still uses, is beside it in the table. The rest of the added time "
         "is small: the durable write of the question (one fsync), the model client (the "
         "request to the model and its first chunk parsed; upstream connections are kept per "
         "worker thread, so a request on a thread without one connects first; the fake's own "
