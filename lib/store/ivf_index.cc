@@ -246,9 +246,31 @@ Status IvfIndex::Insert(Txn& txn, std::string_view tenant, const std::vector<New
   }
   auto centroids = LoadCentroids(txn, tenant, (*state)->id);
   if (!centroids.ok()) return centroids.status();
+  // Chunks below the new ones that the lists never got: stored by a worker that predates
+  // the index (a rolling upgrade). Chunk ids grow, so they lie between what the lists cover
+  // and the first new chunk; they join the lists now. Copied: views into a write
+  // transaction's map last only until its next write.
+  uint32_t lowest = UINT32_MAX, end = 0;
+  for (const NewRows& d : docs) {
+    lowest = std::min(lowest, d.first);
+    end = std::max(end, d.first + d.count);
+  }
+  std::vector<NewRows> all = docs;
+  std::deque<std::vector<float>> missed;
+  if ((*state)->covered_end < lowest) {
+    Status s = vectors_.ForEach(txn, tenant, (*state)->covered_end, dim,
+                                [&](uint32_t first, const float* r, uint32_t count, bool) {
+                                  if (first >= lowest)
+                                    return Status::Ok();  // this transaction's own
+                                  missed.emplace_back(r, r + size_t{count} * dim);
+                                  all.push_back({first, missed.back().data(), count});
+                                  return Status::Ok();
+                                });
+    if (!s.ok()) return s;
+  }
   std::vector<const float*> rows;
   std::vector<uint32_t> chunks;
-  for (const NewRows& d : docs) {
+  for (const NewRows& d : all) {
     for (uint32_t r = 0; r < d.count; ++r) {
       rows.push_back(d.rows + size_t{r} * dim);
       chunks.push_back(d.first + r);
@@ -264,6 +286,7 @@ Status IvfIndex::Insert(Txn& txn, std::string_view tenant, const std::vector<New
   }
   IvfState next = **state;
   next.inserted += rows.size();
+  next.covered_end = std::max(next.covered_end, end);
   return txn.Put(dbi_, StateKey(tenant), EncodeState(next));
 }
 

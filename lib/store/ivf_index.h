@@ -51,7 +51,7 @@ struct IvfState {
   uint32_t id = 0;
   uint32_t nlist = 0;
   uint32_t dim = 0;
-  uint32_t covered_end = 0;  // chunks below this were in the build's snapshot
+  uint32_t covered_end = 0;  // the lists hold every chunk below this that was stored
   uint64_t built_rows = 0;   // rows the build put in the lists
   uint64_t inserted = 0;     // rows added to the lists since
   uint64_t deleted = 0;      // tombstones set since
@@ -96,7 +96,9 @@ class IvfIndex {
   Result<std::optional<IvfState>> Active(const Txn& txn, std::string_view tenant) const;
 
   // Within `txn`: rows of new chunks (first .. first + count - 1) go into the active index's
-  // lists, if there is one. Call once per tenant per transaction with all its new rows.
+  // lists, if there is one. Call once per tenant per transaction with all its new rows, after
+  // their float vectors are put. Rows below them that the lists never got (stored by a worker
+  // without this index) join too, read from the float vectors.
   struct NewRows {
     uint32_t first = 0;
     const float* rows = nullptr;

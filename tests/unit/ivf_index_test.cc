@@ -88,8 +88,10 @@ struct IvfEnv {
 
   // Adds documents of `rows_per_doc` rows from `make` until `count` rows are added, as the
   // document store does: float rows and the index's lists in one transaction.
+  // `lists` false: only the float rows, as a worker without the approximate index stores them.
   template <typename Make>
-  void Add(const std::string& tenant, size_t count, Make make, uint32_t rows_per_doc = 10) {
+  void Add(const std::string& tenant, size_t count, Make make, uint32_t rows_per_doc = 10,
+           bool lists = true) {
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE(txn.ok());
     std::vector<std::vector<float>> keep;
@@ -110,7 +112,7 @@ struct IvfEnv {
       next += n;
       added += n;
     }
-    BOOST_REQUIRE(ivf->Insert(*txn, tenant, docs, kDim).ok());
+    if (lists) BOOST_REQUIRE(ivf->Insert(*txn, tenant, docs, kDim).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
   // Deletes the document whose first chunk is `first`, as the document store does.
@@ -288,6 +290,35 @@ BOOST_AUTO_TEST_CASE(rows_added_after_the_build_are_found) {
     auto hits = e.Search("t", added[i], 1, 1);
     BOOST_REQUIRE(hits && hits->size() == 1u);
     BOOST_TEST((*hits)[0].chunk == first_new + i);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rows_stored_without_the_lists_join_them_at_the_next_insert) {
+  IvfEnv e;
+  Clustered data(20);
+  e.Add("t", 2000, [&] { return data.Point(); });
+  BOOST_REQUIRE(e.ivf->Build("t", kDim, Options(16))->built);
+  // A worker of a version without the index stores 30 rows (chunks 2000..2029): not in the
+  // lists, so a search probing one list cannot find them.
+  std::vector<std::vector<float>> skipped;
+  e.Add(
+      "t", 30,
+      [&] {
+        skipped.push_back(data.Point());
+        return skipped.back();
+      },
+      10, false);
+  auto miss = e.Search("t", skipped[0], 1, 1);
+  BOOST_REQUIRE(miss);
+  BOOST_TEST((miss->empty() || (*miss)[0].chunk != 2000u));
+  // The next document added by this version brings them in.
+  e.Add("t", 10, [&] { return data.Point(); });
+  BOOST_TEST(e.State("t").inserted == 40u);
+  BOOST_TEST(e.State("t").covered_end == 2040u);
+  for (size_t i = 0; i < skipped.size(); ++i) {
+    auto hits = e.Search("t", skipped[i], 1, 1);
+    BOOST_REQUIRE(hits && hits->size() == 1u);
+    BOOST_TEST((*hits)[0].chunk == 2000 + i);
   }
 }
 
