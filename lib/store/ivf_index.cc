@@ -8,7 +8,9 @@
 #include <cmath>
 #include <cstring>
 #include <deque>
+#include <future>
 #include <random>
+#include <thread>
 #include <unordered_map>
 
 #include "lib/core/log.h"
@@ -27,6 +29,10 @@ constexpr uint32_t kCentroidMagic = 0x31435652;  // "RVC1"
 constexpr uint32_t kSegmentRows = 512;
 constexpr uint32_t kTombstoneShift = 13;  // 8192 chunk ids per bitmap value (1 kB: in a leaf)
 constexpr size_t kTombstoneBytes = (size_t{1} << kTombstoneShift) / 8;
+// A probe expected to read this many rows or more is split over threads (at most
+// kMaxProbeThreads); below, starting a thread costs more than it saves.
+constexpr uint64_t kParallelRows = 32768;
+constexpr size_t kMaxProbeThreads = 4;
 // A build claimed longer ago than this is abandoned even if its process still exists.
 constexpr int64_t kClaimStaleSeconds = 6 * 3600;
 
@@ -335,31 +341,65 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
       NearestCentroids(query, dim, (*centroids)->values.data(), nlist, nprobe);
 
   const Int8Query q = QuantizeQuery(query, dim);
-  TopK candidates(k * kDefaultOversample);
-  Tombstones tombstones(*txn, dbi_, tenant);
-  auto cur = Cursor::Open(*txn, dbi_);
-  if (!cur.ok()) return cur.status();
-  std::vector<int32_t> dots;
-  uint64_t scanned = 0;
-  for (uint32_t list : lists) {
-    const std::string prefix = ListPrefix(tenant, (*state)->id, list);
-    for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
-         have = cur->Next()) {
-      const auto seg = ViewSegment(cur->value(), dim);
-      if (!seg) return Status::Internal("a vector index list segment is malformed");
-      dots.resize(seg->count);
-      DotInt8Rows(q.q.data(), seg->codes, dim, seg->count, dim, dots.data());
-      scanned += seg->count;
-      for (uint32_t r = 0; r < seg->count; ++r) {
-        float scale;
-        std::memcpy(&scale, seg->scales + 4 * size_t{r}, 4);
-        const float score = static_cast<float>(dots[r]) * (q.scale * scale);
-        if (!candidates.Accepts(score)) continue;
-        const uint32_t chunk = ReadU32(seg->ids + 4 * size_t{r});
-        if (!filter.Contains(chunk) || tombstones.Dead(chunk)) continue;
-        candidates.Push(score, chunk);
+  // The lists of part `part` of `parts` (every parts-th, nearest first) into `out`, in its own
+  // read transaction when it runs on another thread (a transaction serves one thread at a
+  // time); the lists of an index id only ever gain segments, so a later snapshot sees them all.
+  auto scan = [&](const Txn& t, size_t part, size_t parts, TopK& out, uint64_t& scanned) -> Status {
+    Tombstones tombstones(t, dbi_, tenant);
+    auto cur = Cursor::Open(t, dbi_);
+    if (!cur.ok()) return cur.status();
+    std::vector<int32_t> dots;
+    for (size_t i = part; i < lists.size(); i += parts) {
+      const std::string prefix = ListPrefix(tenant, (*state)->id, lists[i]);
+      for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+           have = cur->Next()) {
+        const auto seg = ViewSegment(cur->value(), dim);
+        if (!seg) return Status::Internal("a vector index list segment is malformed");
+        dots.resize(seg->count);
+        DotInt8Rows(q.q.data(), seg->codes, dim, seg->count, dim, dots.data());
+        scanned += seg->count;
+        for (uint32_t r = 0; r < seg->count; ++r) {
+          float scale;
+          std::memcpy(&scale, seg->scales + 4 * size_t{r}, 4);
+          const float score = static_cast<float>(dots[r]) * (q.scale * scale);
+          if (!out.Accepts(score)) continue;
+          const uint32_t chunk = ReadU32(seg->ids + 4 * size_t{r});
+          if (!filter.Contains(chunk) || tombstones.Dead(chunk)) continue;
+          out.Push(score, chunk);
+        }
       }
     }
+    return Status::Ok();
+  };
+  // A probe of many rows is split over the cores, as the exact scan is over its shards.
+  const uint64_t rows_expected =
+      uint64_t{nprobe} * ((*state)->built_rows + (*state)->inserted) / nlist;
+  const size_t parts =
+      rows_expected >= kParallelRows
+          ? std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxProbeThreads)
+          : 1;
+  const size_t want = k * kDefaultOversample;
+  std::vector<TopK> partial(parts, TopK(want));
+  std::vector<uint64_t> scanned_by(parts, 0);
+  std::vector<std::future<Status>> others;
+  for (size_t p = 1; p < parts; ++p) {
+    others.push_back(std::async(std::launch::async, [&, p]() -> Status {
+      auto own = Txn::BeginRead(env_);
+      if (!own.ok()) return own.status();
+      return scan(*own, p, parts, partial[p], scanned_by[p]);
+    }));
+  }
+  Status first = scan(*txn, 0, parts, partial[0], scanned_by[0]);
+  for (auto& f : others) {
+    Status st = f.get();
+    if (first.ok() && !st.ok()) first = st;
+  }
+  if (!first.ok()) return first;
+  TopK candidates(want);
+  uint64_t scanned = 0;
+  for (size_t p = 0; p < parts; ++p) {
+    candidates.Merge(partial[p]);
+    scanned += scanned_by[p];
   }
   const std::vector<ScoredRow> found = candidates.Take();
   std::vector<float> scratch;
