@@ -29,10 +29,7 @@ constexpr uint32_t kCentroidMagic = 0x31435652;  // "RVC1"
 constexpr uint32_t kSegmentRows = 512;
 constexpr uint32_t kTombstoneShift = 13;  // 8192 chunk ids per bitmap value (1 kB: in a leaf)
 constexpr size_t kTombstoneBytes = (size_t{1} << kTombstoneShift) / 8;
-// A probe expected to read this many rows or more is split over threads (at most
-// kMaxProbeThreads); below, starting a thread costs more than it saves.
-constexpr uint64_t kParallelRows = 32768;
-constexpr size_t kMaxProbeThreads = 4;
+constexpr size_t kMaxProbeThreads = 4;  // see IvfProbe::parallel_rows
 // A build claimed longer ago than this is abandoned even if its process still exists.
 constexpr int64_t kClaimStaleSeconds = 6 * 3600;
 
@@ -375,7 +372,7 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
   const uint64_t rows_expected =
       uint64_t{nprobe} * ((*state)->built_rows + (*state)->inserted) / nlist;
   const size_t parts =
-      rows_expected >= kParallelRows
+      rows_expected >= probe.parallel_rows
           ? std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxProbeThreads)
           : 1;
   const size_t want = k * kDefaultOversample;

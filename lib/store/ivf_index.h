@@ -78,6 +78,9 @@ struct IvfBuildReport {
 struct IvfProbe {
   uint32_t nprobe = 0;  // lists to probe; 0: `share` of them
   double share = 0.4;
+  // A probe expected to read this many rows or more is split over the cores (at most 4
+  // threads); below, starting a thread costs more than it saves.
+  uint64_t parallel_rows = 32768;
 };
 
 struct IvfSearchInfo {
