@@ -315,16 +315,20 @@ def main():
             m.append(f"Not measured: {s['what']}: {s['reason']}.\n")
     for t in targets:
         fmt = "int8" if "int8" in t["name"] else "float"
-        at = ttft.get((TARGET_SIZE, fmt))
-        what = ("Target: p50 under 3 ms at 100k chunks with the hash embedder" +
+        big_target = "1M" in t["name"]
+        size, target_us = (BIG_SIZE, BIG_TARGET_US) if big_target else (TARGET_SIZE, TARGET_US)
+        at = ttft.get((size, fmt))
+        what = ("Target (issue 13): p50 at most 10 ms at 1M chunks with the hash embedder"
+                if big_target else
+                "Target: p50 under 3 ms at 100k chunks with the hash embedder" +
                 (" (int8 vectors)" if fmt == "int8" else " (float vectors, the default)"))
         if t["met"]:
             m.append(f"{what}: **met** ({t['measured']}).\n")
             continue
         short = ""
         if at and at["added_us_p50"] is not None:
-            short = (f", short by {ms(at['added_us_p50'] - TARGET_US)} ms "
-                     f"({at['added_us_p50'] / TARGET_US:.1f}× the target)")
+            short = (f", short by {ms(at['added_us_p50'] - target_us)} ms "
+                     f"({at['added_us_p50'] / target_us:.1f}× the target)")
         m.append(f"{what}: **not met**: {t['measured']}{short}. Why: {t.get('note', '')}.\n")
     m.append(
         "The vector search: stores of 20,000 chunks or more get the approximate index the "

@@ -201,7 +201,7 @@ int main(int argc, char** argv) {
   chunker.overlap_chars = 100;
   chunker.max_chars = static_cast<size_t>(chunk_chars) * 10 / 7;
 
-  const uint64_t had_chunks = ReadMetaU64(**env, std::string("lex_chunks/") + kTenant);
+  const uint64_t had_chunks = ReadMetaU64(**env, std::string("bm25_chunks/") + kTenant);
   const uint64_t had_docs = ReadMetaU64(**env, std::string("doc_count/") + kTenant);
   auto t0 = Clock::now();
 
