@@ -1,5 +1,5 @@
 // Keeps each tenant's approximate vector index (store::IvfIndex) current, in the background:
-// after a write that added or deleted a tenant's chunks, one thread of low priority (nice 10)
+// after a write that added or deleted a tenant's chunks, one thread of idle priority (SCHED_IDLE)
 // checks whether the tenant needs a first index or a new one (DocumentStore::
 // VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many rows changed
 // as it was built with) and builds it. Searches go on meanwhile on the exact scan or the old

@@ -19,6 +19,28 @@
 #include "lib/store/vector_quant.h"
 
 namespace ragstream::store {
+
+// Rows bound for one list, quantised, waiting to be written as segments: a build holds them
+// between its short read transactions, so that no snapshot stays open while it works.
+struct PendingList {
+  std::vector<uint32_t> ids;
+  std::vector<float> scales;
+  std::vector<int8_t> codes;
+
+  void Add(uint32_t chunk, const float* row, uint32_t dim) {
+    ids.push_back(chunk);
+    codes.resize(codes.size() + dim);
+    scales.push_back(QuantizeInt8(row, dim, codes.data() + codes.size() - dim));
+  }
+  size_t size() const { return ids.size(); }
+  // Forgets the first n rows (written).
+  void DropFront(size_t n, uint32_t dim) {
+    ids.erase(ids.begin(), ids.begin() + static_cast<std::ptrdiff_t>(n));
+    scales.erase(scales.begin(), scales.begin() + static_cast<std::ptrdiff_t>(n));
+    codes.erase(codes.begin(), codes.begin() + static_cast<std::ptrdiff_t>(n * dim));
+  }
+};
+
 namespace {
 
 constexpr uint32_t kStateMagic = 0x31465652;     // "RVF1"
@@ -112,19 +134,16 @@ bool ClaimIsLive(const Claim& c) {
 
 // A list segment: header {magic, count, dim, 0}, count chunk ids (ascending), count float
 // scales, then count int8 codes of dim bytes each.
-std::string EncodeSegment(const std::pair<uint32_t, const float*>* rows, uint32_t count,
-                          uint32_t dim) {
+//
+std::string EncodeSegment(const PendingList& rows, size_t from, uint32_t count, uint32_t dim) {
   const size_t ids_at = 16, scales_at = ids_at + 4 * size_t{count},
                codes_at = scales_at + 4 * size_t{count};
   std::string v(codes_at + size_t{count} * dim, '\0');
   const uint32_t head[4] = {kSegmentMagic, count, dim, 0};
   std::memcpy(v.data(), head, sizeof head);
-  for (uint32_t r = 0; r < count; ++r) {
-    std::memcpy(v.data() + ids_at + 4 * r, &rows[r].first, 4);
-    const float scale = QuantizeInt8(
-        rows[r].second, dim, reinterpret_cast<int8_t*>(v.data() + codes_at + size_t{r} * dim));
-    std::memcpy(v.data() + scales_at + 4 * r, &scale, 4);
-  }
+  std::memcpy(v.data() + ids_at, rows.ids.data() + from, 4 * size_t{count});
+  std::memcpy(v.data() + scales_at, rows.scales.data() + from, 4 * size_t{count});
+  std::memcpy(v.data() + codes_at, rows.codes.data() + from * dim, size_t{count} * dim);
   return v;
 }
 struct SegmentView {
@@ -224,13 +243,11 @@ Result<std::shared_ptr<const IvfIndex::Centroids>> IvfIndex::LoadCentroids(const
 }
 
 Status IvfIndex::PutSegments(Txn& txn, std::string_view tenant, uint32_t id, uint32_t list,
-                             const std::vector<std::pair<uint32_t, const float*>>& rows,
-                             uint32_t dim) {
+                             const PendingList& rows, size_t count, uint32_t dim) const {
   const std::string prefix = ListPrefix(tenant, id, list);
-  for (size_t at = 0; at < rows.size(); at += kSegmentRows) {
-    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(kSegmentRows, rows.size() - at));
-    if (Status s =
-            txn.Put(dbi_, prefix + Be32(rows[at].first), EncodeSegment(rows.data() + at, n, dim));
+  for (size_t at = 0; at < count; at += kSegmentRows) {
+    const uint32_t n = static_cast<uint32_t>(std::min<size_t>(kSegmentRows, count - at));
+    if (Status s = txn.Put(dbi_, prefix + Be32(rows.ids[at]), EncodeSegment(rows, at, n, dim));
         !s.ok()) {
       return s;
     }
@@ -281,11 +298,16 @@ Status IvfIndex::Insert(Txn& txn, std::string_view tenant, const std::vector<New
   }
   std::vector<uint32_t> lists(rows.size());
   AssignNearest(rows, dim, (*centroids)->values.data(), (*centroids)->nlist, 1, lists.data());
-  std::map<uint32_t, std::vector<std::pair<uint32_t, const float*>>> by_list;
-  for (size_t i = 0; i < rows.size(); ++i) by_list[lists[i]].push_back({chunks[i], rows[i]});
+  std::vector<size_t> order(rows.size());
+  for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+  std::sort(order.begin(), order.end(), [&](size_t a, size_t b) { return chunks[a] < chunks[b]; });
+  std::map<uint32_t, PendingList> by_list;
+  for (size_t i : order) by_list[lists[i]].Add(chunks[i], rows[i], dim);
   for (auto& [list, members] : by_list) {
-    std::sort(members.begin(), members.end());
-    if (Status s = PutSegments(txn, tenant, (*state)->id, list, members, dim); !s.ok()) return s;
+    if (Status s = PutSegments(txn, tenant, (*state)->id, list, members, members.size(), dim);
+        !s.ok()) {
+      return s;
+    }
   }
   IvfState next = **state;
   next.inserted += rows.size();
@@ -455,6 +477,131 @@ Status IvfIndex::Drop(std::string_view tenant, uint32_t id) {
   return Status::Ok();
 }
 
+Status IvfIndex::ListBlocks(std::string_view tenant, uint32_t from, uint32_t dim,
+                            std::vector<RowBlock>& out) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  Status s = vectors_.ForEach(*txn, tenant, from, dim,
+                              [&](uint32_t first, const float*, uint32_t count, bool) {
+                                out.push_back({first, count});
+                                return Status::Ok();
+                              });
+  if (!s.ok()) return s;
+  std::sort(out.begin(), out.end(),
+            [](const RowBlock& a, const RowBlock& b) { return a.first < b.first; });
+  return Status::Ok();
+}
+
+// Fills a new index's lists during a build: reads rows a piece at a time (each piece in its
+// own read transaction, copied out), assigns them to lists, and writes each list's segments
+// as they fill, in write transactions of about options.txn_bytes.
+class IvfIndex::ListWriter {
+ public:
+  ListWriter(const IvfIndex& index, std::string_view tenant, uint32_t id, uint32_t nlist,
+             uint32_t dim, const IvfBuildOptions& options)
+      : index_(index), tenant_(tenant), id_(id), dim_(dim), options_(options), pending_(nlist) {}
+
+  // The rows of `blocks` (ascending by first chunk; documents deleted since are skipped).
+  Status Add(const std::vector<RowBlock>& blocks, const float* centroids,
+             const std::function<bool()>& stopped) {
+    const size_t piece_rows = std::max<size_t>(1, options_.read_bytes / (sizeof(float) * dim_));
+    for (size_t i = 0; i < blocks.size();) {
+      if (stopped()) return Status::Internal("stopped");
+      size_t j = i, rows = 0;
+      while (j < blocks.size() && (j == i || rows + blocks[j].count <= piece_rows)) {
+        rows += blocks[j++].count;
+      }
+      const uint32_t from = blocks[i].first;
+      const uint32_t to = j < blocks.size() ? blocks[j].first : blocks[j - 1].first + 1;
+      auto t0 = std::chrono::steady_clock::now();
+      std::vector<std::pair<uint32_t, size_t>> order;  // chunk, row in `floats`
+      floats_.clear();
+      {
+        auto txn = Txn::BeginRead(index_.env_);
+        if (!txn.ok()) return txn.status();
+        Status s =
+            index_.vectors_.ForEach(*txn, tenant_, from, to, dim_,
+                                    [&](uint32_t first, const float* r, uint32_t count, bool) {
+                                      for (uint32_t k = 0; k < count; ++k)
+                                        order.push_back({first + k, order.size()});
+                                      floats_.insert(floats_.end(), r, r + size_t{count} * dim_);
+                                      return Status::Ok();
+                                    });
+        if (!s.ok()) return s;
+      }
+      std::sort(order.begin(), order.end());
+      std::vector<const float*> ptrs;
+      ptrs.reserve(order.size());
+      for (const auto& o : order) ptrs.push_back(floats_.data() + o.second * dim_);
+      std::vector<uint32_t> lists(ptrs.size());
+      AssignNearest(ptrs, dim_, centroids, static_cast<uint32_t>(pending_.size()), options_.threads,
+                    lists.data());
+      bool full = false;
+      for (size_t r = 0; r < ptrs.size(); ++r) {
+        PendingList& list = pending_[lists[r]];
+        list.Add(order[r].first, ptrs[r], dim_);
+        pending_bytes_ += 8 + dim_;
+        full = full || list.size() >= kSegmentRows;
+      }
+      rows_ += ptrs.size();
+      assign_s_ += Since(t0);
+      if (full || pending_bytes_ > options_.pending_bytes) {
+        if (Status s = Write(pending_bytes_ > options_.pending_bytes); !s.ok()) return s;
+      }
+      i = j;
+    }
+    return Status::Ok();
+  }
+  // Writes what every list still holds.
+  Status Finish() { return Write(true); }
+
+  uint64_t rows() const { return rows_; }
+  double assign_s() const { return assign_s_; }
+  double write_s() const { return write_s_; }
+
+ private:
+  // Writes the lists' full segments, or with `everything` all they hold.
+  Status Write(bool everything) {
+    auto t0 = std::chrono::steady_clock::now();
+    std::optional<Txn> txn;
+    size_t bytes = 0;
+    for (uint32_t l = 0; l < pending_.size(); ++l) {
+      PendingList& list = pending_[l];
+      const size_t n = everything ? list.size() : list.size() / kSegmentRows * kSegmentRows;
+      if (n == 0) continue;
+      if (!txn) {
+        auto begun = Txn::BeginWrite(index_.env_);
+        if (!begun.ok()) return begun.status();
+        txn.emplace(std::move(*begun));
+      }
+      if (Status s = index_.PutSegments(*txn, tenant_, id_, l, list, n, dim_); !s.ok()) return s;
+      bytes += n * (8 + dim_);
+      pending_bytes_ -= n * (8 + dim_);
+      list.DropFront(n, dim_);
+      if (bytes >= options_.txn_bytes) {
+        if (Status s = txn->Commit(); !s.ok()) return s;
+        txn.reset();
+        bytes = 0;
+      }
+    }
+    if (txn) {
+      if (Status s = txn->Commit(); !s.ok()) return s;
+    }
+    write_s_ += Since(t0);
+    return Status::Ok();
+  }
+
+  const IvfIndex& index_;
+  std::string_view tenant_;
+  uint32_t id_, dim_;
+  const IvfBuildOptions& options_;
+  std::vector<PendingList> pending_;
+  size_t pending_bytes_ = 0;
+  std::vector<float> floats_;
+  uint64_t rows_ = 0;
+  double assign_s_ = 0, write_s_ = 0;
+};
+
 Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
                                        const IvfBuildOptions& options) {
   IvfBuildReport report;
@@ -502,35 +649,21 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     return s;
   };
 
-  // 2. Read the tenant's vectors from one snapshot (views into the map; small unaligned values
-  // are copied).
+  // 2. Which rows there are: each document's first chunk and row count, from one short read
+  // transaction. No snapshot stays open while the build works: a long-lived reader keeps LMDB
+  // from reusing any page freed after it began, so every commit made during a build of
+  // seconds would grow the store. The rows are read again in short pieces below.
   auto t0 = std::chrono::steady_clock::now();
-  std::optional<Txn> snapshot;
-  {
-    auto begun = Txn::BeginRead(env_);
-    if (!begun.ok()) return fail(begun.status());
-    snapshot.emplace(std::move(*begun));
-  }
-  std::vector<std::pair<uint32_t, const float*>> all;
-  std::deque<std::vector<float>> copies;
+  std::vector<RowBlock> blocks;
+  if (Status s = ListBlocks(tenant, 0, dim, blocks); !s.ok()) return fail(s);
+  uint64_t total = 0;
   uint32_t covered_end = 0;
-  Status scanned =
-      vectors_.ForEach(*snapshot, tenant, 0, dim,
-                       [&](uint32_t first, const float* rows, uint32_t count, bool stable) {
-                         if (!stable) {
-                           copies.emplace_back(rows, rows + size_t{count} * dim);
-                           rows = copies.back().data();
-                         }
-                         for (uint32_t r = 0; r < count; ++r)
-                           all.push_back({first + r, rows + size_t{r} * dim});
-                         covered_end = std::max(covered_end, first + count);
-                         return Status::Ok();
-                       });
-  if (!scanned.ok()) return fail(scanned);
-  std::sort(all.begin(), all.end());
-  report.rows = all.size();
-  report.read_s = Since(t0);
-  if (all.size() < std::max<uint64_t>(options.min_rows, 1)) {
+  for (const RowBlock& b : blocks) {
+    total += b.count;
+    covered_end = std::max(covered_end, b.first + b.count);
+  }
+  report.rows = total;
+  if (total < std::max<uint64_t>(options.min_rows, 1)) {
     (void)Drop(tenant, report.id);
     auto txn = Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
@@ -540,82 +673,101 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     if (Status s = txn->Del(dbi_, ClaimKey(tenant)); !s.ok()) return s;
     if (Status s = txn->Commit(); !s.ok()) return s;
     report.skipped =
-        std::to_string(all.size()) + " vectors, fewer than " + std::to_string(options.min_rows);
+        std::to_string(total) + " vectors, fewer than " + std::to_string(options.min_rows);
     return report;
   }
 
-  // 3. Train on a sample.
-  t0 = std::chrono::steady_clock::now();
-  report.nlist = options.nlist ? options.nlist : IvfDefaultNlist(all.size());
-  report.nlist = static_cast<uint32_t>(std::min<uint64_t>(report.nlist, all.size()));
-  std::vector<const float*> sample;
+  // 3. Train on a sample of rows, copied out in one read.
+  report.nlist = options.nlist ? options.nlist : IvfDefaultNlist(total);
+  report.nlist = static_cast<uint32_t>(std::min<uint64_t>(report.nlist, total));
+  std::vector<uint32_t> sampled;  // chunk ids, ascending
   {
-    std::vector<size_t> order(all.size());
-    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::vector<uint32_t> positions(total);
+    for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<uint32_t>(i);
     std::mt19937_64 random(0x5eed ^ report.id);
-    std::shuffle(order.begin(), order.end(), random);
-    order.resize(std::min<size_t>(order.size(), size_t{report.nlist} * options.sample_per_list));
-    std::sort(order.begin(), order.end());  // read the map in order
-    for (size_t i : order) sample.push_back(all[i].second);
+    std::shuffle(positions.begin(), positions.end(), random);
+    positions.resize(
+        std::min<size_t>(positions.size(), size_t{report.nlist} * options.sample_per_list));
+    std::sort(positions.begin(), positions.end());
+    uint64_t before = 0;  // rows in the blocks before `b`
+    size_t b = 0;
+    for (uint32_t p : positions) {
+      while (p >= before + blocks[b].count) before += blocks[b++].count;
+      sampled.push_back(blocks[b].first + static_cast<uint32_t>(p - before));
+    }
   }
+  std::vector<float> sample_rows(sampled.size() * size_t{dim});
+  std::vector<char> found(sampled.size(), 0);
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return fail(txn.status());
+    Status s =
+        vectors_.ForEach(*txn, tenant, 0, covered_end, dim,
+                         [&](uint32_t first, const float* rows, uint32_t count, bool) {
+                           for (auto it = std::lower_bound(sampled.begin(), sampled.end(), first);
+                                it != sampled.end() && *it < first + count; ++it) {
+                             std::memcpy(sample_rows.data() + size_t(it - sampled.begin()) * dim,
+                                         rows + size_t{*it - first} * dim, sizeof(float) * dim);
+                             found[size_t(it - sampled.begin())] = 1;
+                           }
+                           return Status::Ok();
+                         });
+    if (!s.ok()) return fail(s);
+  }
+  report.read_s = Since(t0);
+  t0 = std::chrono::steady_clock::now();
+  std::vector<const float*> sample;  // less the rows of documents deleted since step 2
+  for (size_t i = 0; i < sampled.size(); ++i) {
+    if (found[i]) sample.push_back(sample_rows.data() + i * dim);
+  }
+  if (sample.size() < report.nlist)
+    return fail(Status::Internal("too few rows are left to train on"));
   report.trained_on = sample.size();
   if (stopped()) return fail(Status::Internal("stopped"));
   const std::vector<float> centroids = TrainSphericalKMeans(
       sample, dim, report.nlist, {options.iterations, 0x5eed ^ report.id, options.threads});
   report.train_s = Since(t0);
+  sample.clear();
+  sample_rows = std::vector<float>();
   if (stopped()) return fail(Status::Internal("stopped"));
 
-  // 4. Assign every row to its list.
-  t0 = std::chrono::steady_clock::now();
-  std::vector<const float*> rows;
-  rows.reserve(all.size());
-  for (const auto& r : all) rows.push_back(r.second);
-  std::vector<uint32_t> lists(all.size());
-  AssignNearest(rows, dim, centroids.data(), report.nlist, options.threads, lists.data());
-  std::vector<std::vector<std::pair<uint32_t, const float*>>> members(report.nlist);
-  for (size_t i = 0; i < all.size(); ++i) members[lists[i]].push_back(all[i]);
-  report.assign_s = Since(t0);
-
-  // 5. Write the centroids and the lists under the new id, in short transactions (invisible
-  // to searches until the flip).
-  t0 = std::chrono::steady_clock::now();
+  // 4. Assign every row to its list and write the lists under the new id (invisible to
+  // searches until the flip), a piece of rows at a time, each read in its own short read
+  // transaction, each write transaction about options.txn_bytes.
   {
     std::string value(16 + 4 * centroids.size(), '\0');
     const uint32_t head[4] = {kCentroidMagic, report.nlist, dim, 0};
     std::memcpy(value.data(), head, sizeof head);
     std::memcpy(value.data() + 16, centroids.data(), 4 * centroids.size());
-    std::optional<Txn> txn;
-    auto begin = [&]() -> Status {
-      auto begun = Txn::BeginWrite(env_);
-      if (!begun.ok()) return begun.status();
-      txn.emplace(std::move(*begun));
-      return Status::Ok();
-    };
-    if (Status s = begin(); !s.ok()) return fail(s);
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return fail(txn.status());
     if (Status s = txn->Put(dbi_, CentroidKey(tenant, report.id), value); !s.ok()) return fail(s);
-    size_t bytes = 0;
-    for (uint32_t list = 0; list < report.nlist; ++list) {
-      if (Status s = PutSegments(*txn, tenant, report.id, list, members[list], dim); !s.ok()) {
-        return fail(s);
-      }
-      bytes += members[list].size() * (dim + 8);
-      if (bytes >= options.txn_bytes || list + 1 == report.nlist) {
-        if (Status s = txn->Commit(); !s.ok()) return fail(s);
-        bytes = 0;
-        if (stopped()) return fail(Status::Internal("stopped"));
-        txn.reset();
-        if (list + 1 < report.nlist) {
-          if (Status s = begin(); !s.ok()) return fail(s);
-        }
-      }
-    }
+    if (Status s = txn->Commit(); !s.ok()) return fail(s);
   }
-  members.clear();
-  report.write_s = Since(t0);
-  snapshot.reset();  // the views into it are no longer needed
+  ListWriter writer(*this, tenant, report.id, report.nlist, dim, options);
+  if (Status s = writer.Add(blocks, centroids.data(), stopped); !s.ok()) return fail(s);
+  blocks.clear();
+  report.rows = writer.rows();
+  if (options.after_first_pass) options.after_first_pass();
 
-  // 6. Flip: in one transaction, the chunks added since the snapshot join the new lists and
-  // the state points at the new id.
+  // 5. Catch up with the chunks stored since step 2, the same way, until few are left for the
+  // flip's transaction, which holds the write lock.
+  for (int round = 0; round < 8; ++round) {
+    std::vector<RowBlock> late;
+    if (Status s = ListBlocks(tenant, covered_end, dim, late); !s.ok()) return fail(s);
+    uint64_t rows = 0;
+    for (const RowBlock& b : late) rows += b.count;
+    if (rows < std::max<uint64_t>(options.flip_rows, 1)) break;
+    if (Status s = writer.Add(late, centroids.data(), stopped); !s.ok()) return fail(s);
+    for (const RowBlock& b : late) covered_end = std::max(covered_end, b.first + b.count);
+    report.caught_up += rows;
+  }
+  if (Status s = writer.Finish(); !s.ok()) return fail(s);
+  report.assign_s = writer.assign_s();
+  report.write_s = writer.write_s();
+
+  // 6. Flip: in one transaction, the chunks added since join the new lists and the state
+  // points at the new id.
   t0 = std::chrono::steady_clock::now();
   {
     auto txn = Txn::BeginWrite(env_);
@@ -630,6 +782,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     }
     std::vector<NewRows> late;
     std::deque<std::vector<float>> late_copies;
+    uint64_t flip_rows = 0;
     Status s = vectors_.ForEach(*txn, tenant, covered_end, dim,
                                 [&](uint32_t first, const float* r, uint32_t count, bool) {
                                   // Copied: views into a write transaction's map last only
@@ -637,17 +790,18 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
                                   late_copies.emplace_back(r, r + size_t{count} * dim);
                                   r = late_copies.back().data();
                                   late.push_back({first, r, count});
-                                  report.caught_up += count;
+                                  flip_rows += count;
                                   return Status::Ok();
                                 });
     if (!s.ok()) return fail(s);
+    report.caught_up += flip_rows;
     uint32_t new_end = covered_end;
     for (const NewRows& d : late) new_end = std::max(new_end, d.first + d.count);
-    IvfState next{report.id, report.nlist, dim, new_end, report.rows, 0, 0};
+    const uint64_t built = writer.rows() + flip_rows;
+    IvfState next{report.id, report.nlist, dim, new_end, built, 0, 0};
     if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
     if (Status st = Insert(*txn, tenant, late, dim); !st.ok()) return fail(st);
     // Insert counted the late rows as inserted; they are part of the build.
-    next.built_rows += report.caught_up;
     if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
     if (Status st = txn->Del(dbi_, ClaimKey(tenant)); !st.ok()) return fail(st);
     if (Status st = txn->Commit(); !st.ok()) return fail(st);

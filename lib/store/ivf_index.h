@@ -23,10 +23,13 @@
 // search skips it, and the next build leaves it out (compaction). Chunk ids are never reused,
 // so a bit never has to be cleared.
 //
-// Builds (Build): a new index under a new id, from one read snapshot -- sample, train,
-// assign, write its lists in short write transactions -- then one transaction adds the chunks
-// that arrived since the snapshot and flips "a" to the new id. Readers see the old index or
-// the new one, never half of one; the old one's keys are deleted afterwards.
+// Builds (Build): a new index under a new id -- sample, train, assign, write its lists --
+// with no transaction held open while it works: rows are read in short read transactions
+// (a long-lived reader would keep LMDB from reusing pages freed meanwhile, and the store would
+// grow with every commit made during the build) and the lists written in short write
+// transactions. It catches up with chunks stored meanwhile the same way, then one transaction
+// adds the last few and flips "a" to the new id. Readers see the old index or the new one,
+// never half of one; the old one's keys are deleted afterwards.
 #pragma once
 
 #include <atomic>
@@ -47,6 +50,8 @@
 
 namespace ragstream::store {
 
+struct PendingList;
+
 struct IvfState {
   uint32_t id = 0;
   uint32_t nlist = 0;
@@ -62,8 +67,16 @@ struct IvfBuildOptions {
   uint32_t iterations = 10;
   uint32_t sample_per_list = 64;  // training rows per centroid (FAISS warns below 39)
   int threads = 1;
-  uint64_t min_rows = 1;       // fewer live rows: no index is built
-  size_t txn_bytes = 4 << 20;  // each write transaction of the lists stays about this small
+  uint64_t min_rows = 1;        // fewer live rows: no index is built
+  size_t txn_bytes = 4 << 20;   // each write transaction of the lists stays about this small
+  size_t read_bytes = 8 << 20;  // each read transaction copies about this many bytes of rows
+  // Quantised rows held for lists whose segments are not full yet; above this, every list's
+  // rows are written as they are (shorter segments, less memory).
+  size_t pending_bytes = size_t{256} << 20;
+  // Rows stored during the build are caught up in passes until fewer than this are left for
+  // the flip, whose transaction holds the write lock while it assigns them.
+  uint64_t flip_rows = 4096;
+  std::function<void()> after_first_pass;   // for tests: store rows the catch-up must find
   const std::atomic<bool>* stop = nullptr;  // set: the build gives up (and cleans up)
 };
 
@@ -148,8 +161,16 @@ class IvfIndex {
   // An index's centroids never change once written: cached per (tenant, id).
   Result<std::shared_ptr<const Centroids>> LoadCentroids(const Txn& txn, std::string_view tenant,
                                                          uint32_t id) const;
+  // Writes the first `count` of `rows` (ids ascending) as segments of the list.
   Status PutSegments(Txn& txn, std::string_view tenant, uint32_t id, uint32_t list,
-                     const std::vector<std::pair<uint32_t, const float*>>& rows, uint32_t dim);
+                     const PendingList& rows, size_t count, uint32_t dim) const;
+  // The tenant's documents whose first chunk is >= from: first chunk and row count, ascending.
+  struct RowBlock {
+    uint32_t first = 0, count = 0;
+  };
+  Status ListBlocks(std::string_view tenant, uint32_t from, uint32_t dim,
+                    std::vector<RowBlock>& out) const;
+  class ListWriter;
 
   const Env& env_;
   const VectorIndex& vectors_;

@@ -399,8 +399,8 @@ Result<uint64_t> VectorIndex::Count() const {
   return total;
 }
 
-Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t dim,
-                            const RowsVisitor& visit) const {
+Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t to,
+                            uint32_t dim, const RowsVisitor& visit) const {
   const std::string prefix = TenantPrefix(tenant);
   std::vector<float> copy;
   for (MDB_dbi dbi : dbis_) {
@@ -409,6 +409,7 @@ Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t fr
     for (bool have = cur->SeekAtLeast(TenantKey(tenant, ChunkKeyPart(from)));
          have && HasPrefix(cur->key(), prefix); have = cur->Next()) {
       const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+      if (first >= to) break;
       const auto block = ViewFloatBlock(cur->value(), dim);
       if (!block) {
         return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");

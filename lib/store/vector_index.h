@@ -60,12 +60,16 @@ class VectorIndex {
   Result<uint64_t> Count() const;
 
   // Within `txn`: visit(first, rows, count, stable) for each of the tenant's documents whose
-  // first chunk is >= `from` (every shard; no particular order). `rows` points into the map
-  // and lives as long as `txn` when `stable`; otherwise (a small value, not 4-byte aligned in
+  // first chunk is >= `from` and < `to` (every shard; no particular order). `rows` points into the
+  // map and lives as long as `txn` when `stable`; otherwise (a small value, not 4-byte aligned in
   // its page) it is a copy that lives only during the call.
   using RowsVisitor =
       std::function<Status(uint32_t first, const float* rows, uint32_t count, bool stable)>;
   Status ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t dim,
+                 const RowsVisitor& visit) const {
+    return ForEach(txn, tenant, from, UINT32_MAX, dim, visit);
+  }
+  Status ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t to, uint32_t dim,
                  const RowsVisitor& visit) const;
   // Within `txn`: the vector of `chunk`, whose document's first chunk is `first`; nullptr if
   // it is not there. May point into `scratch`.
