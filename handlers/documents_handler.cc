@@ -261,6 +261,8 @@ void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRe
       w.Uint(info.vector.ivf.nlist);
       w.Key("nprobe");
       w.Uint(info.vector.ivf.nprobe);
+      w.Key("probe");
+      w.String(info.vector.ivf.probe);
       w.Key("rows_scanned");
       w.Uint64(info.vector.ivf.rows_scanned);
     }

@@ -212,9 +212,20 @@ int Run(int argc, char** argv) {
   rag::VectorIndexBuilderOptions ivf_options;
   ivf_options.min_chunks = config->ivf_min_chunks;
   ivf_options.nlist = static_cast<uint32_t>(config->ivf_nlist);
+  ivf_options.target_recall = config->ivf_recall.value_or(0.95);
+  // No target, nothing to learn: no checks.
+  ivf_options.check_every =
+      ivf_options.target_recall > 0 ? static_cast<uint32_t>(config->ivf_check_every) : 0;
+  ivf_options.check_interval_ms = config->ivf_check_interval_ms;
   ivf_options.dimension = static_cast<uint32_t>(embedder->dimension());
   rag::VectorIndexBuilder ivf_builder(documents, ivf_options);
   documents.set_on_chunks_changed([&ivf_builder](const std::string& t) { ivf_builder.Touched(t); });
+  // A sample of the questions the approximate index answers is checked against the exact
+  // scan in the background: how deep the default probe goes is learnt from them.
+  documents.set_on_approximate_search(
+      [&ivf_builder](const std::string& t, const float* q, uint32_t dim) {
+        ivf_builder.Answered(t, q, dim);
+      });
   // A build cut short (a restart, a crash) or a tenant grown under an older version is
   // picked up at start too.
   if (auto tenants = documents.TenantsWithChunks(); tenants.ok()) {

@@ -104,6 +104,9 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number<uint64_t>("RAGSTREAM_IVF_MIN_CHUNKS", c.ivf_min_chunks, 0, 1ull << 32);
   r.Number("RAGSTREAM_IVF_NPROBE", c.ivf_nprobe, 0, 65536);
   r.Number("RAGSTREAM_IVF_NLIST", c.ivf_nlist, 0, 65536);
+  r.Decimal("RAGSTREAM_IVF_RECALL", c.ivf_recall, 0, 1);
+  r.Number("RAGSTREAM_IVF_CHECK_EVERY", c.ivf_check_every, 0, 1 << 20);
+  r.Number("RAGSTREAM_IVF_CHECK_INTERVAL_MS", c.ivf_check_interval_ms, 0, 3600 * 1000);
   r.String("RAGSTREAM_EMBEDDER", c.embedder);
   if (c.embedder != "hash" && c.embedder != "openai") {
     r.errors.push_back("RAGSTREAM_EMBEDDER='" + c.embedder + "' must be hash or openai");
@@ -216,6 +219,9 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_IVF_MIN_CHUNKS", static_cast<int64_t>(c.ivf_min_chunks)),
       i("RAGSTREAM_IVF_NPROBE", c.ivf_nprobe),
       i("RAGSTREAM_IVF_NLIST", c.ivf_nlist),
+      s("RAGSTREAM_IVF_RECALL", Reader::Trim(c.ivf_recall.value_or(0.95))),
+      i("RAGSTREAM_IVF_CHECK_EVERY", c.ivf_check_every),
+      i("RAGSTREAM_IVF_CHECK_INTERVAL_MS", c.ivf_check_interval_ms),
       s("RAGSTREAM_EMBEDDER", c.embedder),
       s("RAGSTREAM_EMBED_MODEL", c.embed_model),
       i("RAGSTREAM_EMBED_DIMENSIONS", c.embed_dimensions),
@@ -266,8 +272,11 @@ std::string ConfigHelp() {
   RAGSTREAM_VECTOR_SHARDS          vector shard databases; fixed when the index is made [4]
   RAGSTREAM_VECTOR_FORMAT          float | int8 (int8 scan + exact rescoring, ~2x faster); fixed too [float]
   RAGSTREAM_IVF_MIN_CHUNKS         a tenant's vectors get an approximate index (IVF) from this many chunks; 0: never [20000]
-  RAGSTREAM_IVF_NPROBE             lists an approximate search probes; 0: the default (docs/retrieval.md) [0]
+  RAGSTREAM_IVF_NPROBE             lists an approximate search probes; 0: the share the build tuned [0]
   RAGSTREAM_IVF_NLIST              lists of a new approximate index; 0: 2 x sqrt(chunks) [0]
+  RAGSTREAM_IVF_RECALL             recall@10 the learnt probe aims for; 0: no learning, at least 0.4 of the lists [0.95]
+  RAGSTREAM_IVF_CHECK_EVERY        1 in N approximate searches is checked against the exact scan to learn from; 0: none [16]
+  RAGSTREAM_IVF_CHECK_INTERVAL_MS  at most one such check per this many milliseconds [1000]
   RAGSTREAM_EMBEDDER               hash (offline, 384 dimensions) | openai [hash]
   RAGSTREAM_EMBED_MODEL            embedding model for openai [text-embedding-3-small]
   RAGSTREAM_EMBED_DIMENSIONS       openai embedding dimensions (0: the model's own) [0]

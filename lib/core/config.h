@@ -65,10 +65,15 @@ struct Config {
   std::string vector_format = "float";    // RAGSTREAM_VECTOR_FORMAT: float | int8 (fixed too)
   // The approximate vector index (IVF, lib/store/ivf_index.h).
   uint64_t ivf_min_chunks =
-      20000;                      // RAGSTREAM_IVF_MIN_CHUNKS: a tenant gets one from here; 0: never
-  int ivf_nprobe = 0;             // RAGSTREAM_IVF_NPROBE: lists a search probes; 0: the default
-  int ivf_nlist = 0;              // RAGSTREAM_IVF_NLIST: lists of a new index; 0: 2 x sqrt(chunks)
-  std::string embedder = "hash";  // RAGSTREAM_EMBEDDER: hash | openai
+      20000;           // RAGSTREAM_IVF_MIN_CHUNKS: a tenant gets one from here; 0: never
+  int ivf_nprobe = 0;  // RAGSTREAM_IVF_NPROBE: lists a search probes; 0: the default
+  int ivf_nlist = 0;   // RAGSTREAM_IVF_NLIST: lists of a new index; 0: 2 x sqrt(chunks)
+  // RAGSTREAM_IVF_RECALL: the recall@10 a build tunes the default probe for, 0..1 (0: no
+  // tuning, a fixed share of the lists); unset: 0.95.
+  std::optional<double> ivf_recall;
+  int ivf_check_every = 16;          // RAGSTREAM_IVF_CHECK_EVERY: 1 in N questions checked; 0: none
+  int ivf_check_interval_ms = 1000;  // RAGSTREAM_IVF_CHECK_INTERVAL_MS: at most one check per ms
+  std::string embedder = "hash";     // RAGSTREAM_EMBEDDER: hash | openai
   std::string embed_model = "text-embedding-3-small";  // RAGSTREAM_EMBED_MODEL (openai)
   int embed_dimensions = 0;  // RAGSTREAM_EMBED_DIMENSIONS (openai; 0: the model's own)
   // Retrieval tuning; unset: the embedder's defaults (rag::RetrieverOptions::ForEmbedder).

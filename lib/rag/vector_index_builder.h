@@ -1,13 +1,14 @@
 // Keeps each tenant's approximate vector index (store::IvfIndex) current, in the background:
-// after a write that added or deleted a tenant's chunks, one thread of idle priority (SCHED_IDLE)
-// checks whether the tenant needs a first index or a new one (DocumentStore::
-// VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many rows changed
-// as it was built with) and builds it. Searches go on meanwhile on the exact scan or the old
-// index; the new one takes over in one transaction. Several workers on one store build each
+// after a write that added or deleted a tenant's chunks, one thread (its computation at idle
+// priority, RunAtIdlePriority) checks whether the tenant needs a first index or a new one
+// (DocumentStore::VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many
+// rows changed as it was built with) and builds it. Searches go on meanwhile on the exact scan or
+// the old index; the new one takes over in one transaction. Several workers on one store build each
 // tenant once: the build claims it in the store.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -15,6 +16,7 @@
 #include <set>
 #include <string>
 #include <thread>
+#include <vector>
 
 #include "lib/store/document_store.h"
 
@@ -25,6 +27,12 @@ struct VectorIndexBuilderOptions {
   uint32_t nlist = 0;           // 0: IvfDefaultNlist
   uint32_t dimension = 0;       // the embedder's
   int threads = 1;              // for training and assignment
+  double target_recall = 0.95;  // store::IvfBuildOptions::target_recall
+  // Every check_every-th question the approximate index answers is checked against the exact
+  // scan on this thread (DocumentStore::ObserveVectorRecall), at most one per
+  // check_interval_ms; 0: never.
+  uint32_t check_every = 16;
+  int64_t check_interval_ms = 1000;
 };
 
 class VectorIndexBuilder {
@@ -37,9 +45,13 @@ class VectorIndexBuilder {
 
   // The tenant's chunks changed: check it soon. Cheap, never waits for a build.
   void Touched(const std::string& tenant);
-  // Waits until nothing is queued or being built (for tests and tools).
+  // The approximate index answered a question (DocumentStore::set_on_approximate_search):
+  // a sample of them is checked in the background. Cheap, never waits.
+  void Answered(const std::string& tenant, const float* query, uint32_t dim);
+  // Waits until nothing is queued, being built or being checked (for tests and tools).
   void WaitIdle();
   uint64_t builds() const { return builds_.load(); }
+  uint64_t checks() const { return checks_.load(); }
 
  private:
   void Run();
@@ -51,9 +63,16 @@ class VectorIndexBuilder {
   std::condition_variable wake_, idle_;
   std::deque<std::string> queue_;
   std::set<std::string> queued_;
+  struct Question {
+    std::string tenant;
+    std::vector<float> query;
+  };
+  std::deque<Question> questions_;  // at most a few: the rest are not sampled
+  uint64_t answered_ = 0;
+  std::chrono::steady_clock::time_point last_sampled_{};
   bool busy_ = false;
   std::atomic<bool> stop_{false};
-  std::atomic<uint64_t> builds_{0};
+  std::atomic<uint64_t> builds_{0}, checks_{0};
   std::thread thread_;
 };
 

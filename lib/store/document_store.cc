@@ -591,25 +591,51 @@ Result<std::vector<VectorHit>> DocumentStore::SearchVectors(std::string_view ten
   uint64_t filtered = 0;
   for (const auto& [begin, end] : filter.ranges) filtered += end - begin;
   if (!options.exact && (filter.all || filtered >= options.exact_below)) {
-    // The rescoring reads a candidate's float vector through its document (its span names
-    // the document, whose entry has the first chunk its vectors are keyed by): a chunk
-    // deleted since has neither, and drops out.
-    auto row = [&](const Txn& txn, uint32_t chunk, std::vector<float>& scratch) -> const float* {
-      auto span = catalog_.Span(txn, tenant, chunk);
-      if (!span.ok() || !span->has_value()) return nullptr;
-      auto doc = catalog_.Document(txn, tenant, (*span)->doc_num);
-      if (!doc.ok() || !doc->has_value()) return nullptr;
-      return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
+    // The rescoring: a chunk deleted since has no vector, and drops out.
+    auto row = [&](const Txn& txn, uint32_t chunk, std::vector<float>& scratch) {
+      return ChunkVector(txn, tenant, chunk, dim, scratch);
     };
     IvfSearchInfo ivf_info;
     auto hits = ivf_.Search(tenant, query, dim, k, options.probe, filter, row, &ivf_info);
     if (!hits.ok()) return hits.status();
     if (*hits) {
       if (info) *info = {true, ivf_info};
+      if (filter.all && on_approximate_search_) {
+        on_approximate_search_(std::string(tenant), query, dim);
+      }
       return std::move(**hits);
     }
   }
   return vectors_.Search(tenant, query, dim, k, filter);
+}
+
+const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant, uint32_t chunk,
+                                        uint32_t dim, std::vector<float>& scratch) const {
+  auto span = catalog_.Span(txn, tenant, chunk);
+  if (!span.ok() || !span->has_value()) return nullptr;
+  auto doc = catalog_.Document(txn, tenant, (*span)->doc_num);
+  if (!doc.ok() || !doc->has_value()) return nullptr;
+  return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
+}
+
+Status DocumentStore::ObserveVectorRecall(std::string_view tenant, const float* query, uint32_t dim,
+                                          double target_recall) const {
+  auto exact = vectors_.Search(tenant, query, dim, 10);
+  if (!exact.ok()) return exact.status();
+  std::vector<std::vector<float>> rows;  // copied: the read transaction ends here
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    std::vector<float> scratch;
+    for (const VectorHit& hit : *exact) {
+      if (const float* r = ChunkVector(*txn, tenant, hit.chunk, dim, scratch)) {
+        rows.emplace_back(r, r + dim);
+      }
+    }
+  }
+  std::vector<const float*> neighbours;
+  for (const auto& r : rows) neighbours.push_back(r.data());
+  return ivf_.ObserveRecall(tenant, query, dim, neighbours, target_recall);
 }
 
 Result<std::vector<std::string>> DocumentStore::TenantsWithChunks() const {

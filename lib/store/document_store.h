@@ -199,6 +199,17 @@ class DocumentStore {
   Result<bool> VectorIndexNeedsBuild(std::string_view tenant, uint64_t min_rows) const;
   Result<IvfBuildReport> BuildVectorIndex(std::string_view tenant, uint32_t dim,
                                           const IvfBuildOptions& options);
+  // Checks a question against the tenant's approximate index: its exact top 10, found by the
+  // full scan, tell the index how deep a probe must go (IvfIndex::ObserveRecall). A full scan:
+  // call it for a sample of the questions, off the request path.
+  Status ObserveVectorRecall(std::string_view tenant, const float* query, uint32_t dim,
+                             double target_recall) const;
+  // Called after each search the approximate index answered without a filter (set once,
+  // before the store is shared); the query lives only during the call.
+  void set_on_approximate_search(
+      std::function<void(const std::string& tenant, const float* query, uint32_t dim)> f) {
+    on_approximate_search_ = std::move(f);
+  }
   // The tenants that were ever given chunk ids (index_meta "next_chunk/T").
   Result<std::vector<std::string>> TenantsWithChunks() const;
   // Called after each committed transaction that added or deleted a tenant's chunks (set
@@ -245,6 +256,13 @@ class DocumentStore {
   LexicalIndex lexical_;
   Analyzer analyzer_;
   std::function<void(const std::string& tenant)> on_chunks_changed_;
+  std::function<void(const std::string& tenant, const float* query, uint32_t dim)>
+      on_approximate_search_;
+  // Within `txn`: a chunk's float vector, read through its document (its span names the
+  // document, whose entry has the first chunk its vectors are keyed by); nullptr when the chunk
+  // is gone. May point into `scratch`.
+  const float* ChunkVector(const Txn& txn, std::string_view tenant, uint32_t chunk, uint32_t dim,
+                           std::vector<float>& scratch) const;
   void ChunksChanged(const std::vector<std::string>& tenants) const;
 };
 

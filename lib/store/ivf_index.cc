@@ -11,6 +11,7 @@
 #include <future>
 #include <random>
 #include <thread>
+#include <tuple>
 #include <unordered_map>
 
 #include "lib/core/log.h"
@@ -77,6 +78,9 @@ std::string IndexPrefix(std::string_view tenant, uint32_t id) {
 std::string ListPrefix(std::string_view tenant, uint32_t id, uint32_t list) {
   return IndexPrefix(tenant, id) + Be32(list);
 }
+std::string RecallKey(std::string_view tenant, uint32_t id) {
+  return TenantKey(tenant, "r" + Be32(id));
+}
 std::string TombstoneKey(std::string_view tenant, uint32_t chunk) {
   return TenantKey(tenant, "d" + Be32(chunk >> kTombstoneShift));
 }
@@ -90,22 +94,33 @@ double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
+// 48 bytes, then (since the probe is tuned) the build's and the live share and recall: 64.
+// Both sizes are read.
 std::string EncodeState(const IvfState& s) {
-  std::string v(48, '\0');
+  std::string v(64, '\0');
   const uint32_t head[5] = {kStateMagic, s.id, s.nlist, s.dim, s.covered_end};
   const uint64_t counts[3] = {s.built_rows, s.inserted, s.deleted};
+  const float tuned[4] = {s.build_share, s.build_recall, s.live_share, s.live_recall};
   std::memcpy(v.data(), head, sizeof head);
   std::memcpy(v.data() + 24, counts, sizeof counts);
+  std::memcpy(v.data() + 48, tuned, sizeof tuned);
   return v;
 }
 std::optional<IvfState> DecodeState(std::string_view v) {
-  if (v.size() != 48) return std::nullopt;
+  if (v.size() != 48 && v.size() != 64) return std::nullopt;
   uint32_t head[5];
   uint64_t counts[3];
+  float tuned[4] = {0, 0, 0, 0};
   std::memcpy(head, v.data(), sizeof head);
   std::memcpy(counts, v.data() + 24, sizeof counts);
+  if (v.size() == 64) std::memcpy(tuned, v.data() + 48, sizeof tuned);
   if (head[0] != kStateMagic) return std::nullopt;
-  return IvfState{head[1], head[2], head[3], head[4], counts[0], counts[1], counts[2]};
+  IvfState s{head[1], head[2], head[3], head[4], counts[0], counts[1], counts[2]};
+  s.build_share = tuned[0];
+  s.build_recall = tuned[1];
+  s.live_share = tuned[2];
+  s.live_recall = tuned[3];
+  return s;
 }
 
 struct Claim {
@@ -162,6 +177,13 @@ std::optional<SegmentView> ViewSegment(std::string_view v, uint32_t dim) {
   }
   return SegmentView{static_cast<uint32_t>(count), v.data() + 16, v.data() + 16 + 4 * count,
                      reinterpret_cast<const int8_t*>(v.data() + 16 + 8 * count)};
+}
+void Compute(const IvfBuildOptions& options, const std::function<void()>& work) {
+  if (options.compute) {
+    options.compute(work);
+  } else {
+    work();
+  }
 }
 uint32_t ReadU32(const char* at) {
   uint32_t v;
@@ -339,6 +361,92 @@ Status IvfIndex::Tombstone(Txn& txn, std::string_view tenant, uint32_t first, ui
   return txn.Put(dbi_, StateKey(tenant), EncodeState(next));
 }
 
+namespace {
+// What an index learnt from questions (ObserveRecall): counts of neighbours by the share of
+// the lists a probe needed to find them, in kRecallBins bins (bin b: up to (b + 1) /
+// kRecallBins of the lists). Once they hold kForgetAt neighbours every count is halved, so
+// that the questions of the last while weigh most.
+constexpr uint32_t kRecallMagic = 0x31435252;  // "RRC1"
+constexpr size_t kRecallBins = 1000;
+constexpr uint64_t kForgetAt = 20000;
+}  // namespace
+
+Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint32_t dim,
+                               const std::vector<const float*>& neighbours,
+                               double target_recall) const {
+  if (neighbours.empty()) return Status::Ok();
+  // Where each neighbour lies among the query's lists, from one read (centroids are
+  // immutable); the write below checks that the index is still the same.
+  uint32_t id = 0;
+  std::vector<uint32_t> bins;
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    auto state = Active(*txn, tenant);
+    if (!state.ok()) return state.status();
+    if (!*state || (*state)->dim != dim) return Status::Ok();
+    id = (*state)->id;
+    auto centroids = LoadCentroids(*txn, tenant, id);
+    if (!centroids.ok()) return centroids.status();
+    const uint32_t nlist = (*centroids)->nlist;
+    const float* c = (*centroids)->values.data();
+    std::vector<uint32_t> rank(nlist);
+    const std::vector<uint32_t> order = NearestCentroids(query, dim, c, nlist, nlist);
+    for (uint32_t r = 0; r < nlist; ++r) rank[order[r]] = r;
+    std::vector<uint32_t> lists(neighbours.size());
+    AssignNearest(neighbours, dim, c, nlist, 1, lists.data());
+    for (uint32_t list : lists) {
+      const double needed = static_cast<double>(rank[list] + 1) / nlist;
+      bins.push_back(static_cast<uint32_t>(
+          std::clamp<double>(std::ceil(needed * kRecallBins) - 1, 0, kRecallBins - 1)));
+    }
+  }
+  auto txn = Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  auto state = Active(*txn, tenant);
+  if (!state.ok()) return state.status();
+  if (!*state || (*state)->id != id) return Status::Ok();  // rebuilt meanwhile
+  std::vector<uint32_t> counts(kRecallBins, 0);
+  auto old = txn->Get(dbi_, RecallKey(tenant, id));
+  if (!old.ok()) return old.status();
+  if (old->has_value() && (*old)->size() == 4 + 4 * kRecallBins &&
+      ReadU32((*old)->data()) == kRecallMagic) {
+    std::memcpy(counts.data(), (*old)->data() + 4, 4 * kRecallBins);
+  }
+  for (uint32_t b : bins) ++counts[b];
+  uint64_t total = 0;
+  for (uint32_t n : counts) total += n;
+  if (total >= kForgetAt) {
+    total = 0;
+    for (uint32_t& n : counts) total += (n /= 2);
+  }
+  std::string value(4 + 4 * kRecallBins, '\0');
+  std::memcpy(value.data(), &kRecallMagic, 4);
+  std::memcpy(value.data() + 4, counts.data(), 4 * kRecallBins);
+  if (Status s = txn->Put(dbi_, RecallKey(tenant, id), value); !s.ok()) return s;
+  if (total >= kMinNeighbours) {
+    // Aimed a standard error above the target (neighbours of one question go together, so
+    // the questions count, about total / 10): what these questions found, the next ones
+    // should find too.
+    const double target = std::clamp(target_recall, 0.0, 1.0);
+    const double aim = std::min(
+        1.0, target + std::sqrt(target * (1 - target) / (static_cast<double>(total) / 10)));
+    const double want = aim * static_cast<double>(total);
+    uint64_t found = 0;
+    size_t b = 0;
+    for (; b + 1 < kRecallBins; ++b) {
+      found += counts[b];
+      if (static_cast<double>(found) >= want) break;
+    }
+    if (b + 1 == kRecallBins) found = total;
+    IvfState next = **state;
+    next.live_share = static_cast<float>(static_cast<double>(b + 1) / kRecallBins);
+    next.live_recall = static_cast<float>(static_cast<double>(found) / static_cast<double>(total));
+    if (Status s = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !s.ok()) return s;
+  }
+  return txn->Commit();
+}
+
 Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
     std::string_view tenant, const float* query, uint32_t dim, size_t k, IvfProbe probe,
     const ChunkFilter& filter, const RowSource& row, IvfSearchInfo* info) const {
@@ -352,10 +460,20 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
   auto centroids = LoadCentroids(*txn, tenant, (*state)->id);
   if (!centroids.ok()) return centroids.status();
   const uint32_t nlist = (*centroids)->nlist;
+  double share = probe.share;
+  const char* source = probe.nprobe > 0 ? "nprobe" : "share";
+  if (probe.nprobe > 0) {
+  } else if (probe.tuned && (*state)->live_share > 0) {
+    share = (*state)->live_share;
+    source = "learnt";
+  } else if (probe.tuned && (*state)->build_share > share) {
+    share = (*state)->build_share;
+    source = "estimated";
+  }
   const uint32_t nprobe =
       probe.nprobe > 0
           ? std::min(probe.nprobe, nlist)
-          : std::clamp<uint32_t>(static_cast<uint32_t>(std::ceil(probe.share * nlist)), 1, nlist);
+          : std::clamp<uint32_t>(static_cast<uint32_t>(std::ceil(share * nlist)), 1, nlist);
   const std::vector<uint32_t> lists =
       NearestCentroids(query, dim, (*centroids)->values.data(), nlist, nprobe);
 
@@ -427,7 +545,7 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
       [&](uint64_t chunk) { return row(*txn, static_cast<uint32_t>(chunk), scratch); }, k);
   std::vector<VectorHit> hits;
   for (const ScoredRow& r : best) hits.push_back({r.score, static_cast<uint32_t>(r.id)});
-  if (info) *info = {nlist, nprobe, scanned, found.size()};
+  if (info) *info = {nlist, nprobe, scanned, found.size(), source};
   return Out(std::move(hits));
 }
 
@@ -469,6 +587,7 @@ Status IvfIndex::Drop(std::string_view tenant, uint32_t id) {
     more = have && HasPrefix(cur->key(), prefix);
     if (!more) {
       if (Status s = txn->Del(dbi_, CentroidKey(tenant, id)); !s.ok()) return s;
+      if (Status s = txn->Del(dbi_, RecallKey(tenant, id)); !s.ok()) return s;
     }
     if (Status s = txn->Commit(); !s.ok()) return s;
   }
@@ -492,14 +611,96 @@ Status IvfIndex::ListBlocks(std::string_view tenant, uint32_t from, uint32_t dim
   return Status::Ok();
 }
 
+// Estimates, while a build writes its lists, the recall@10 each probe depth would give: a
+// few stored rows serve as queries, and their true neighbours (the exact top 10 among every
+// row written) are gathered as the rows pass, with the list each went to. A question is none
+// of the stored rows and shares no text with them the way a chunk does with its neighbours in
+// its own document (chunks overlap) or with its copies: so rows of the query's own document
+// and rows equal to it are not counted as its neighbours (counting them made the estimate
+// 0.95 where questions measured 0.72). A neighbour is found by a probe of n lists when its list is
+// among the query's n nearest centroids. (The search's int8 candidate step can lose a little more;
+// bench part 8 measures the whole search with questions held out from any tuning.)
+class IvfIndex::Calibration {
+ public:
+  static constexpr size_t kTop = 10;
+  // `documents`: each query's document (its first chunk).
+  Calibration(std::vector<uint32_t> documents, std::vector<float> queries, uint32_t dim)
+      : documents_(std::move(documents)),
+        queries_(std::move(queries)),
+        dim_(dim),
+        top_(documents_.size()),
+        scores_(documents_.size()) {}
+
+  // A row of the document whose first chunk is `document`, assigned to `list`.
+  void See(uint32_t chunk, uint32_t document, const float* row, uint32_t list) {
+    ScoreRows(row, queries_.data(), static_cast<uint32_t>(documents_.size()), dim_, scores_.data());
+    for (size_t q = 0; q < documents_.size(); ++q) {
+      if (document == documents_[q] || scores_[q] >= kSame) continue;
+      std::vector<Neighbour>& top = top_[q];
+      const Neighbour n{scores_[q], chunk, list};
+      if (top.size() < kTop) {
+        top.push_back(n);
+        std::push_heap(top.begin(), top.end(), Worse);
+      } else if (Worse(n, top.front())) {
+        std::pop_heap(top.begin(), top.end(), Worse);
+        top.back() = n;
+        std::push_heap(top.begin(), top.end(), Worse);
+      }
+    }
+  }
+
+  // The smallest share of the lists whose estimated recall reaches `target`, and that recall.
+  std::pair<double, double> Tune(const float* centroids, uint32_t nlist, double target) const {
+    std::vector<uint32_t> needed;  // lists a probe needs to find each neighbour
+    std::vector<uint32_t> rank(nlist);
+    for (size_t q = 0; q < documents_.size(); ++q) {
+      const std::vector<uint32_t> order =
+          NearestCentroids(queries_.data() + q * dim_, dim_, centroids, nlist, nlist);
+      for (uint32_t r = 0; r < nlist; ++r) rank[order[r]] = r;
+      for (const Neighbour& n : top_[q]) needed.push_back(rank[n.list] + 1);
+    }
+    if (needed.empty()) return {0, 0};
+    std::sort(needed.begin(), needed.end());
+    const size_t at =
+        std::min(needed.size() - 1,
+                 static_cast<size_t>(std::ceil(std::clamp(target, 0.0, 1.0) * needed.size())) - 1);
+    const uint32_t lists = needed[at];
+    const size_t found =
+        static_cast<size_t>(std::upper_bound(needed.begin(), needed.end(), lists) - needed.begin());
+    return {static_cast<double>(lists) / nlist, static_cast<double>(found) / needed.size()};
+  }
+
+ private:
+  struct Neighbour {
+    float score;
+    uint32_t chunk, list;
+  };
+  // Heap order: the worst neighbour on top (lower score; on equal scores the higher chunk id).
+  static bool Worse(const Neighbour& a, const Neighbour& b) {
+    return a.score != b.score ? a.score > b.score : a.chunk < b.chunk;
+  }
+  static constexpr float kSame = 0.9999f;  // unit vectors: a copy of the query's text
+  std::vector<uint32_t> documents_;
+  std::vector<float> queries_;
+  uint32_t dim_;
+  std::vector<std::vector<Neighbour>> top_;
+  std::vector<float> scores_;
+};
+
 // Fills a new index's lists during a build: reads rows a piece at a time (each piece in its
 // own read transaction, copied out), assigns them to lists, and writes each list's segments
 // as they fill, in write transactions of about options.txn_bytes.
 class IvfIndex::ListWriter {
  public:
   ListWriter(const IvfIndex& index, std::string_view tenant, uint32_t id, uint32_t nlist,
-             uint32_t dim, const IvfBuildOptions& options)
-      : index_(index), tenant_(tenant), id_(id), dim_(dim), options_(options), pending_(nlist) {}
+             uint32_t dim, const IvfBuildOptions& options, Calibration* calibration)
+      : index_(index),
+        tenant_(tenant),
+        id_(id),
+        dim_(dim),
+        options_(options),
+        calibration_(calibration),
+        pending_(nlist) {}
 
   // The rows of `blocks` (ascending by first chunk; documents deleted since are skipped).
   Status Add(const std::vector<RowBlock>& blocks, const float* centroids,
@@ -515,6 +716,7 @@ class IvfIndex::ListWriter {
       const uint32_t to = j < blocks.size() ? blocks[j].first : blocks[j - 1].first + 1;
       auto t0 = std::chrono::steady_clock::now();
       std::vector<std::pair<uint32_t, size_t>> order;  // chunk, row in `floats`
+      std::vector<uint32_t> document;                  // by row in `floats`: its first chunk
       floats_.clear();
       {
         auto txn = Txn::BeginRead(index_.env_);
@@ -522,8 +724,10 @@ class IvfIndex::ListWriter {
         Status s =
             index_.vectors_.ForEach(*txn, tenant_, from, to, dim_,
                                     [&](uint32_t first, const float* r, uint32_t count, bool) {
-                                      for (uint32_t k = 0; k < count; ++k)
+                                      for (uint32_t k = 0; k < count; ++k) {
                                         order.push_back({first + k, order.size()});
+                                        document.push_back(first);
+                                      }
                                       floats_.insert(floats_.end(), r, r + size_t{count} * dim_);
                                       return Status::Ok();
                                     });
@@ -533,16 +737,21 @@ class IvfIndex::ListWriter {
       std::vector<const float*> ptrs;
       ptrs.reserve(order.size());
       for (const auto& o : order) ptrs.push_back(floats_.data() + o.second * dim_);
-      std::vector<uint32_t> lists(ptrs.size());
-      AssignNearest(ptrs, dim_, centroids, static_cast<uint32_t>(pending_.size()), options_.threads,
-                    lists.data());
       bool full = false;
-      for (size_t r = 0; r < ptrs.size(); ++r) {
-        PendingList& list = pending_[lists[r]];
-        list.Add(order[r].first, ptrs[r], dim_);
-        pending_bytes_ += 8 + dim_;
-        full = full || list.size() >= kSegmentRows;
-      }
+      Compute(options_, [&] {
+        std::vector<uint32_t> lists(ptrs.size());
+        AssignNearest(ptrs, dim_, centroids, static_cast<uint32_t>(pending_.size()),
+                      options_.threads, lists.data());
+        for (size_t r = 0; r < ptrs.size(); ++r) {
+          PendingList& list = pending_[lists[r]];
+          list.Add(order[r].first, ptrs[r], dim_);
+          if (calibration_) {
+            calibration_->See(order[r].first, document[order[r].second], ptrs[r], lists[r]);
+          }
+          full = full || list.size() >= kSegmentRows;
+        }
+      });
+      pending_bytes_ += ptrs.size() * (8 + dim_);
       rows_ += ptrs.size();
       assign_s_ += Since(t0);
       if (full || pending_bytes_ > options_.pending_bytes) {
@@ -595,6 +804,7 @@ class IvfIndex::ListWriter {
   std::string_view tenant_;
   uint32_t id_, dim_;
   const IvfBuildOptions& options_;
+  Calibration* calibration_;
   std::vector<PendingList> pending_;
   size_t pending_bytes_ = 0;
   std::vector<float> floats_;
@@ -680,7 +890,8 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   // 3. Train on a sample of rows, copied out in one read.
   report.nlist = options.nlist ? options.nlist : IvfDefaultNlist(total);
   report.nlist = static_cast<uint32_t>(std::min<uint64_t>(report.nlist, total));
-  std::vector<uint32_t> sampled;  // chunk ids, ascending
+  std::vector<uint32_t> sampled;           // chunk ids, ascending
+  std::vector<uint32_t> sampled_document;  // their documents' first chunks
   {
     std::vector<uint32_t> positions(total);
     for (size_t i = 0; i < positions.size(); ++i) positions[i] = static_cast<uint32_t>(i);
@@ -694,6 +905,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     for (uint32_t p : positions) {
       while (p >= before + blocks[b].count) before += blocks[b++].count;
       sampled.push_back(blocks[b].first + static_cast<uint32_t>(p - before));
+      sampled_document.push_back(blocks[b].first);
     }
   }
   std::vector<float> sample_rows(sampled.size() * size_t{dim});
@@ -720,12 +932,30 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   for (size_t i = 0; i < sampled.size(); ++i) {
     if (found[i]) sample.push_back(sample_rows.data() + i * dim);
   }
+  // The calibration's queries: rows spread over the sample (see Calibration).
+  std::optional<Calibration> calibration;
+  if (options.target_recall > 0 && options.calibration_queries > 0) {
+    std::vector<uint32_t> documents;
+    std::vector<float> queries;
+    const size_t step = std::max<size_t>(1, sampled.size() / options.calibration_queries);
+    for (size_t i = 0; i < sampled.size() && documents.size() < options.calibration_queries;
+         i += step) {
+      if (!found[i]) continue;
+      documents.push_back(sampled_document[i]);
+      queries.insert(queries.end(), sample_rows.data() + i * dim,
+                     sample_rows.data() + (i + 1) * dim);
+    }
+    calibration.emplace(std::move(documents), std::move(queries), dim);
+  }
   if (sample.size() < report.nlist)
     return fail(Status::Internal("too few rows are left to train on"));
   report.trained_on = sample.size();
   if (stopped()) return fail(Status::Internal("stopped"));
-  const std::vector<float> centroids = TrainSphericalKMeans(
-      sample, dim, report.nlist, {options.iterations, 0x5eed ^ report.id, options.threads});
+  std::vector<float> centroids;
+  Compute(options, [&] {
+    centroids = TrainSphericalKMeans(sample, dim, report.nlist,
+                                     {options.iterations, 0x5eed ^ report.id, options.threads});
+  });
   report.train_s = Since(t0);
   sample.clear();
   sample_rows = std::vector<float>();
@@ -744,7 +974,8 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     if (Status s = txn->Put(dbi_, CentroidKey(tenant, report.id), value); !s.ok()) return fail(s);
     if (Status s = txn->Commit(); !s.ok()) return fail(s);
   }
-  ListWriter writer(*this, tenant, report.id, report.nlist, dim, options);
+  ListWriter writer(*this, tenant, report.id, report.nlist, dim, options,
+                    calibration ? &*calibration : nullptr);
   if (Status s = writer.Add(blocks, centroids.data(), stopped); !s.ok()) return fail(s);
   blocks.clear();
   report.rows = writer.rows();
@@ -765,6 +996,12 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   if (Status s = writer.Finish(); !s.ok()) return fail(s);
   report.assign_s = writer.assign_s();
   report.write_s = writer.write_s();
+  if (calibration) {
+    Compute(options, [&] {
+      std::tie(report.tuned_share, report.estimated_recall) =
+          calibration->Tune(centroids.data(), report.nlist, options.target_recall);
+    });
+  }
 
   // 6. Flip: in one transaction, the chunks added since join the new lists and the state
   // points at the new id.
@@ -799,6 +1036,8 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     for (const NewRows& d : late) new_end = std::max(new_end, d.first + d.count);
     const uint64_t built = writer.rows() + flip_rows;
     IvfState next{report.id, report.nlist, dim, new_end, built, 0, 0};
+    next.build_share = static_cast<float>(report.tuned_share);
+    next.build_recall = static_cast<float>(report.estimated_recall);
     if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
     if (Status st = Insert(*txn, tenant, late, dim); !st.ok()) return fail(st);
     // Insert counted the late rows as inserted; they are part of the build.

@@ -60,6 +60,14 @@ struct IvfState {
   uint64_t built_rows = 0;   // rows the build put in the lists
   uint64_t inserted = 0;     // rows added to the lists since
   uint64_t deleted = 0;      // tombstones set since
+  // The default probe (see IvfProbe), as shares of the lists, with the recall@10 each was
+  // estimated to give; 0: none.
+  // build_*: estimated by the build, with stored rows as the queries (IvfBuildOptions::
+  // target_recall): rows are not questions, and it comes out optimistic on real text.
+  float build_share = 0, build_recall = 0;
+  // live_*: from real questions (ObserveRecall): once enough were checked against the exact
+  // scan, the smallest share that found target_recall of their exact top 10.
+  float live_share = 0, live_recall = 0;
 };
 
 struct IvfBuildOptions {
@@ -76,7 +84,17 @@ struct IvfBuildOptions {
   // Rows stored during the build are caught up in passes until fewer than this are left for
   // the flip, whose transaction holds the write lock while it assigns them.
   uint64_t flip_rows = 4096;
-  std::function<void()> after_first_pass;   // for tests: store rows the catch-up must find
+  std::function<void()> after_first_pass;  // for tests: store rows the catch-up must find
+  // Runs the build's heavy computation (k-means, assigning rows, quantising, calibrating),
+  // never inside a transaction; unset: on the calling thread. The worker runs it at idle
+  // priority (RunAtIdlePriority) while its own thread, at normal priority, does the reads and
+  // writes: a starved thread must not hold the write lock.
+  std::function<void(const std::function<void()>&)> compute;
+  // The default probe is tuned to the smallest share of lists whose recall@10 against the
+  // exact scan is estimated at least this (0: no tuning), from `calibration_queries` stored
+  // rows used as queries (not counting themselves as neighbours).
+  double target_recall = 0.95;
+  uint32_t calibration_queries = 64;
   const std::atomic<bool>* stop = nullptr;  // set: the build gives up (and cleans up)
 };
 
@@ -86,10 +104,15 @@ struct IvfBuildReport {
   uint32_t id = 0, nlist = 0;
   uint64_t rows = 0, trained_on = 0, caught_up = 0;
   double read_s = 0, train_s = 0, assign_s = 0, write_s = 0, flip_s = 0;
+  double tuned_share = 0, estimated_recall = 0;  // IvfState::build_share, build_recall
 };
 
+// Which lists a search probes: `nprobe` of them; or when that is 0 and `tuned`, the share the
+// index learnt from questions (IvfState::live_share), or before it has, the larger of the
+// build's estimate and `share`; or `share` of them.
 struct IvfProbe {
-  uint32_t nprobe = 0;  // lists to probe; 0: `share` of them
+  uint32_t nprobe = 0;
+  bool tuned = true;
   double share = 0.4;
   // A probe expected to read this many rows or more is split over the cores (at most 4
   // threads); below, starting a thread costs more than it saves.
@@ -99,6 +122,9 @@ struct IvfProbe {
 struct IvfSearchInfo {
   uint32_t nlist = 0, nprobe = 0;
   uint64_t rows_scanned = 0, candidates = 0;
+  // Where nprobe came from: "nprobe" (asked for), "learnt" (IvfState::live_share),
+  // "estimated" (IvfState::build_share, above `share`), "share" (IvfProbe::share).
+  const char* probe = "";
 };
 
 // nlist for `rows` vectors: about 2 x sqrt(rows), at least 16.
@@ -123,6 +149,17 @@ class IvfIndex {
   Status Insert(Txn& txn, std::string_view tenant, const std::vector<NewRows>& docs, uint32_t dim);
   // Within `txn`: the chunks first .. first + count - 1 are deleted.
   Status Tombstone(Txn& txn, std::string_view tenant, uint32_t first, uint32_t count);
+
+  // A question's exact top 10 (`neighbours`: their vectors, best first), checked against the
+  // tenant's active index: for each, how many of the query's nearest lists a probe needs to
+  // find it, added to what the index has learnt from earlier questions (a histogram over
+  // shares of the lists, older questions fading once there are many); from kMinNeighbours on,
+  // the default probe is the smallest share that found `target_recall` of them, plus a
+  // standard error for the number of questions seen. Nothing happens without an active
+  // index of this dimension.
+  Status ObserveRecall(std::string_view tenant, const float* query, uint32_t dim,
+                       const std::vector<const float*>& neighbours, double target_recall) const;
+  static constexpr uint64_t kMinNeighbours = 200;
 
   // The tenant's approximate top-k, highest first (equal scores by chunk id), or nullopt when
   // it has no index (search exact instead). Probes `probe.nprobe` lists, or when that is 0
@@ -171,6 +208,7 @@ class IvfIndex {
   Status ListBlocks(std::string_view tenant, uint32_t from, uint32_t dim,
                     std::vector<RowBlock>& out) const;
   class ListWriter;
+  class Calibration;
 
   const Env& env_;
   const VectorIndex& vectors_;

@@ -3,8 +3,9 @@ a tenant past RAGSTREAM_IVF_MIN_CHUNKS gets one built in the background (its log
 /api/search then reports `vector_search.index: "ivf"` with nlist and nprobe, `"exact": true`
 forces the exact scan, probing every list returns what the exact scan returns, a narrow
 `document_ids` filter is searched exactly, a deleted document never comes back, another
-tenant is unaffected, and bad `exact`/`nprobe` values are clear 4xx errors that change
-nothing."""
+tenant is unaffected, bad `exact`/`nprobe` values are clear 4xx errors that change nothing,
+and without RAGSTREAM_IVF_NPROBE the probe is learnt from questions checked against the
+exact scan."""
 
 from __future__ import annotations
 
@@ -101,6 +102,7 @@ def test_a_tenant_past_the_minimum_gets_an_index_built_in_the_background(ivf_sta
     r = _wait_for_index(ivf_stack, h)
     vs = r["vector_search"]
     assert vs["nlist"] == NLIST and vs["nprobe"] == 2 and 0 < vs["rows_scanned"] < 200
+    assert vs["probe"] == "nprobe"  # RAGSTREAM_IVF_NPROBE
     records = [rec for rec in ivf_stack.log_records()
                if rec.get("component") == "ivf" and rec.get("msg") == "approximate vector index built"]
     assert len(records) == 1, records  # two workers, one build (the claim)
@@ -179,3 +181,36 @@ def test_bad_exact_or_nprobe_is_a_clear_error(ivf_stack, body, status, code):
                           body=json.dumps({"query": "harbour", **body}).encode(),
                           headers={"Content-Type": "application/json", **h})
     assert_json_error(r, status, code)
+
+
+def test_the_probe_is_learnt_from_questions_checked_against_the_exact_scan(session_dir):
+    # Every question checked, no pause between checks: the index learns within a few dozen.
+    s = Stack(session_dir / "stack-ivf-learn", "", workers=1,
+              env={**harness.OFFLINE_ENV, "RAGSTREAM_IVF_MIN_CHUNKS": str(MIN_CHUNKS),
+                   "RAGSTREAM_IVF_NLIST": str(NLIST), "RAGSTREAM_IVF_CHECK_EVERY": "1",
+                   "RAGSTREAM_IVF_CHECK_INTERVAL_MS": "0", "RAGSTREAM_IVF_RECALL": "0.9"})
+    try:
+        _ingest(s, _documents(50, seed=7))
+        first = _wait_for_index(s, {})["vector_search"]
+        # Before any question was checked: 0.4 of the lists, or the build's estimate if higher.
+        assert first["probe"] in ("share", "estimated"), first
+        assert first["nprobe"] >= 4  # ceil(0.4 x 8)
+        rng = random.Random(3)
+        learnt = None
+        end = time.time() + 30
+        while time.time() < end and learnt is None:
+            topic = rng.choice(TOPICS).split()
+            q = " ".join(rng.sample(topic, 2)) + f" w{rng.randrange(5000)}"
+            vs = _search(s, {"query": q, "mode": "vector"})["vector_search"]
+            if vs["probe"] == "learnt":
+                learnt = vs
+            time.sleep(0.02)
+        assert learnt, "the probe was never learnt:\n" + s.logs_text()[-3000:]
+        assert 1 <= learnt["nprobe"] <= NLIST
+        # A question asking for its own nprobe still gets it.
+        own = _search(s, {"query": "comet orbit", "mode": "vector", "nprobe": 1})["vector_search"]
+        assert own["probe"] == "nprobe" and own["nprobe"] == 1
+        assert not [r for r in s.log_records() if r.get("level") in ("warn", "error")
+                    and r.get("component") == "ivf"]
+    finally:
+        s.stop()

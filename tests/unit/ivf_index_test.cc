@@ -261,17 +261,18 @@ BOOST_AUTO_TEST_CASE(recall_against_brute_force_on_clustered_data) {
   }
   // A share of the lists instead of a count: 0.25 of 64 is 16; never below one list.
   IvfSearchInfo info;
-  auto shared = e.ivf->Search("t", q.data(), kDim, 10, {0, 0.25}, {}, e.Rows("t"), &info);
+  auto shared = e.ivf->Search("t", q.data(), kDim, 10, {0, false, 0.25}, {}, e.Rows("t"), &info);
   BOOST_REQUIRE(shared.ok() && shared->has_value());
   BOOST_TEST(info.nprobe == 16u);
   BOOST_TEST(info.nlist == 64u);
-  BOOST_REQUIRE(e.ivf->Search("t", q.data(), kDim, 10, {0, 0.0001}, {}, e.Rows("t"), &info).ok());
+  BOOST_REQUIRE(
+      e.ivf->Search("t", q.data(), kDim, 10, {0, false, 0.0001}, {}, e.Rows("t"), &info).ok());
   BOOST_TEST(info.nprobe == 1u);
   // Split over threads (forced here; the product does it from 32k rows) finds the same.
   for (int i = 0; i < 10; ++i) {
     const std::vector<float> query = data.Point();
     auto serial = e.Search("t", query, 10, 16);
-    IvfProbe split{16, 0, 1};
+    IvfProbe split{16, true, 0, 1};
     auto parallel = e.ivf->Search("t", query.data(), kDim, 10, split, {}, e.Rows("t"), &info);
     BOOST_REQUIRE(serial && parallel.ok() && parallel->has_value());
     BOOST_REQUIRE((*parallel)->size() == serial->size());
@@ -579,6 +580,91 @@ BOOST_AUTO_TEST_CASE(rows_stored_during_a_build_are_caught_up_before_the_flip) {
     BOOST_REQUIRE(hits && !hits->empty());
     BOOST_TEST((*hits)[0].chunk == chunk);
   }
+}
+
+BOOST_AUTO_TEST_CASE(the_build_estimates_a_probe_share_from_its_rows) {
+  IvfEnv e;
+  Clustered data(41, 64, 0.6f);  // loose clusters: the share needed is well inside (0, 1)
+  e.Add("t", 6000, [&] { return data.Point(); });
+  IvfBuildOptions o = Options(64);
+  o.target_recall = 0.9;
+  auto report = e.ivf->Build("t", kDim, o);
+  BOOST_REQUIRE(report.ok() && report->built);
+  BOOST_TEST(report->estimated_recall >= 0.9);
+  BOOST_TEST(report->tuned_share > 0.0);
+  BOOST_TEST(report->tuned_share < 1.0);
+  const IvfState s = e.State("t");
+  BOOST_TEST(s.build_share == static_cast<float>(report->tuned_share));
+  BOOST_TEST(s.live_share == 0.0f);
+  // Before any question was checked, the default probes the larger of the estimate and
+  // `share` (0.4); asking for `share` alone probes that.
+  const double expected = std::max(0.4, static_cast<double>(s.build_share));
+  IvfSearchInfo info;
+  BOOST_REQUIRE(e.ivf->Search("t", data.Point().data(), kDim, 10, {}, {}, e.Rows("t"), &info).ok());
+  BOOST_TEST(info.nprobe == static_cast<uint32_t>(std::ceil(expected * 64)));
+  IvfProbe fixed;
+  fixed.tuned = false;
+  BOOST_REQUIRE(
+      e.ivf->Search("t", data.Point().data(), kDim, 10, fixed, {}, e.Rows("t"), &info).ok());
+  BOOST_TEST(info.nprobe == 26u);
+  // A higher target needs at least as many lists; no target, no estimate.
+  IvfBuildOptions higher = Options(64);
+  higher.target_recall = 0.99;
+  auto more = e.ivf->Build("t", kDim, higher);
+  BOOST_REQUIRE(more.ok() && more->built);
+  BOOST_TEST(more->tuned_share >= report->tuned_share);
+  BOOST_TEST(more->estimated_recall >= 0.99);
+  IvfBuildOptions none = Options(64);
+  none.target_recall = 0;
+  BOOST_REQUIRE(e.ivf->Build("t", kDim, none)->built);
+  BOOST_TEST(e.State("t").build_share == 0.0f);
+}
+
+BOOST_AUTO_TEST_CASE(checked_questions_teach_the_index_how_deep_to_probe) {
+  IvfEnv e;
+  Clustered data(43, 64, 0.6f);
+  e.Add("t", 6000, [&] { return data.Point(); });
+  IvfBuildOptions o = Options(64);
+  o.target_recall = 0;  // no estimate from the rows: what is learnt comes from the questions
+  BOOST_REQUIRE(e.ivf->Build("t", kDim, o)->built);
+  auto observe = [&](int questions, double target) {
+    for (int i = 0; i < questions; ++i) {
+      const std::vector<float> q = data.Point();
+      std::vector<const float*> neighbours;
+      for (uint32_t chunk : e.Exact("t", q, 10)) neighbours.push_back(e.stored["t"][chunk].data());
+      BOOST_REQUIRE(e.ivf->ObserveRecall("t", q.data(), kDim, neighbours, target).ok());
+    }
+  };
+  // Fewer than kMinNeighbours neighbours: nothing learnt yet.
+  observe(static_cast<int>(IvfIndex::kMinNeighbours / 10) - 1, 0.9);
+  BOOST_TEST(e.State("t").live_share == 0.0f);
+  observe(60, 0.9);
+  const IvfState s = e.State("t");
+  BOOST_TEST(s.live_share > 0.0f);
+  BOOST_TEST(s.live_share < 1.0f);
+  BOOST_TEST(s.live_recall >= 0.9f);
+  // The default now probes what was learnt, and finds about the target on new questions.
+  double recall = 0;
+  const int queries = 200;
+  for (int i = 0; i < queries; ++i) {
+    const std::vector<float> q = data.Point();
+    IvfSearchInfo info;
+    auto hits = e.ivf->Search("t", q.data(), kDim, 10, {}, {}, e.Rows("t"), &info);
+    BOOST_REQUIRE(hits.ok() && hits->has_value());
+    BOOST_REQUIRE(info.nprobe == static_cast<uint32_t>(std::ceil(s.live_share * 64)));
+    recall += Recall(**hits, e.Exact("t", q, 10));
+  }
+  BOOST_TEST_MESSAGE("learnt share " << s.live_share << " (recall " << s.live_recall
+                                     << "), measured " << recall / queries);
+  BOOST_TEST(recall / queries >= 0.87);
+  // A higher target, learnt from the same kind of questions, probes deeper.
+  observe(20, 0.99);
+  BOOST_TEST(e.State("t").live_share > s.live_share);
+  // Inserts keep what was learnt; a rebuild (new lists) starts again.
+  e.Add("t", 10, [&] { return data.Point(); });
+  BOOST_TEST(e.State("t").live_share > 0.0f);
+  BOOST_REQUIRE(e.ivf->Build("t", kDim, o)->built);
+  BOOST_TEST(e.State("t").live_share == 0.0f);
 }
 
 BOOST_AUTO_TEST_SUITE_END()

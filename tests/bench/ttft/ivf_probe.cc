@@ -6,8 +6,12 @@
 //
 //   ivf_probe --dir DIR [--n 200] [--k 10] [--shards 4] [--nprobe 1,2,4,8,16,32,64]
 //             [--nlist 0] [--threads 2] [--no-build] [--random] [--seed 1] [--questions FILE]
-//             [--shares 0.05,0.1,...]
+//             [--shares default,0.05,0.1,...]
 //
+// --shares: probe these shares of the lists; `default` is what a search without an nprobe
+// probes (what the index learnt from checked questions, or the build's estimate).
+// --observe: check every question against the exact scan before measuring, as the worker does
+// with a sample of its questions: the default probe learns from them.
 // --questions FILE: the questions, one per line (else corpus.h's synthetic ones).
 // --dump PREFIX: writes the vectors and queries as fvecs files and exits (no search).
 // --random: queries are random unit vectors instead of questions (the worst case for an IVF:
@@ -56,6 +60,8 @@ int main(int argc, char** argv) {
   std::string dump;  // --dump PREFIX: PREFIX.base.fvecs, PREFIX.queries.fvecs, then exit
   std::vector<uint32_t> nprobes = {1, 2, 4, 8, 16, 32, 64};
   std::vector<double> shares;  // --shares: probe these shares of the lists instead
+  bool observe = false;        // --observe: check each question first, as the product samples
+  const double target_recall = 0.95;  // RAGSTREAM_IVF_RECALL's default
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&] { return i + 1 < argc ? std::string(argv[++i]) : std::string("0"); };
@@ -88,16 +94,21 @@ int main(int argc, char** argv) {
       }
     } else if (arg == "--shares") {
       std::stringstream list(next());
-      for (std::string item; std::getline(list, item, ',');) shares.push_back(std::stod(item));
+      for (std::string item; std::getline(list, item, ',');) {
+        shares.push_back(item == "default" ? -1 : std::stod(item));
+      }
     } else if (arg == "--dump") {
       dump = next();
     } else if (arg == "--random") {
       random_queries = true;
+    } else if (arg == "--observe") {
+      observe = true;
     } else {
       std::fprintf(stderr,
                    "usage: ivf_probe --dir DIR [--n 200] [--k 10] [--shards 4] "
                    "[--nprobe 1,2,4,...] [--nlist 0] [--threads 2] [--no-build] [--random] "
-                   "[--seed 1] [--questions FILE]\n");
+                   "[--seed 1] [--questions FILE] [--shares default,0.1,...] [--observe] "
+                   "[--dump PREFIX]\n");
       return 2;
     }
   }
@@ -121,6 +132,7 @@ int main(int argc, char** argv) {
     store::IvfBuildOptions options;
     options.nlist = nlist;
     options.threads = threads;
+    options.target_recall = target_recall;
     const auto t0 = Clock::now();
     auto report = documents.BuildVectorIndex("default", dim, options);
     if (!report.ok()) {
@@ -130,11 +142,13 @@ int main(int argc, char** argv) {
     std::printf(
         "\"build\": {\"built\": %s, \"seconds\": %.2f, \"rows\": %llu, \"nlist\": %u, "
         "\"trained_on\": %llu, \"read_s\": %.2f, \"train_s\": %.2f, \"assign_s\": %.2f, "
-        "\"write_s\": %.2f, \"flip_s\": %.3f, \"threads\": %d}, ",
+        "\"write_s\": %.2f, \"flip_s\": %.3f, \"threads\": %d, \"tuned_share\": %.4f, "
+        "\"estimated_recall\": %.4f, \"target_recall\": %.2f}, ",
         report->built ? "true" : "false", Us(t0) / 1e6,
         static_cast<unsigned long long>(report->rows), report->nlist,
         static_cast<unsigned long long>(report->trained_on), report->read_s, report->train_s,
-        report->assign_s, report->write_s, report->flip_s, threads);
+        report->assign_s, report->write_s, report->flip_s, threads, report->tuned_share,
+        report->estimated_recall, target_recall);
   }
   std::vector<std::vector<float>> queries;
   std::mt19937_64 random(seed);
@@ -190,6 +204,25 @@ int main(int argc, char** argv) {
     std::printf("\"dumped\": %zu}\n", rows.size());
     return 0;
   }
+  // --observe: each question is checked against the exact scan first, as the worker does with
+  // a sample of its questions (DocumentStore::ObserveVectorRecall): the default probe learns
+  // from these questions. Without it, the probe is what earlier runs taught the index.
+  if (observe) {
+    for (const auto& q : queries) {
+      if (Status s = documents.ObserveVectorRecall("default", q.data(), dim, target_recall);
+          !s.ok()) {
+        std::fprintf(stderr, "ivf_probe: observe: %s\n", s.ToString().c_str());
+        return 1;
+      }
+    }
+    auto txn = store::Txn::BeginRead(**env);
+    if (!txn.ok()) return 1;
+    auto state = documents.ivf().Active(*txn, "default");
+    if (state.ok() && *state) {
+      std::printf("\"learnt\": {\"questions\": %zu, \"share\": %.4f, \"recall\": %.4f}, ",
+                  queries.size(), (*state)->live_share, (*state)->live_recall);
+    }
+  }
   std::vector<std::set<uint32_t>> truth;
   std::vector<float> kth;  // the exact k-th score: a hit scoring as much ties with the truth
   std::vector<double> exact_us;
@@ -215,11 +248,15 @@ int main(int argc, char** argv) {
     std::vector<double> us;
     double recall = 0, recall_ties = 0;
     uint64_t scanned = 0;
-    uint32_t probed = 0;
+    uint32_t probed = 0, nlist = 0;
     bool approximate = true;
     for (size_t i = 0; i < queries.size(); ++i) {
       store::VectorSearchOptions how;
-      how.probe = shares.empty() ? store::IvfProbe{nprobes[p], 0} : store::IvfProbe{0, shares[p]};
+      if (shares.empty()) {
+        how.probe = store::IvfProbe{nprobes[p]};
+      } else if (shares[p] >= 0) {
+        how.probe = store::IvfProbe{0, false, shares[p]};
+      }  // else the default: what the product probes
       store::VectorSearchInfo info;
       const auto t0 = Clock::now();
       auto hits = documents.SearchVectors("default", queries[i].data(), dim, k, {}, how, &info);
@@ -228,6 +265,7 @@ int main(int argc, char** argv) {
       approximate = approximate && info.approximate;
       scanned += info.ivf.rows_scanned;
       probed = info.ivf.nprobe;
+      nlist = info.ivf.nlist;
       size_t found = 0;
       for (const auto& h : *hits) found += truth[i].count(h.chunk);
       recall += truth[i].empty() ? 1.0 : static_cast<double>(found) / truth[i].size();
@@ -238,10 +276,15 @@ int main(int argc, char** argv) {
       recall_ties += truth[i].empty() ? 1.0 : static_cast<double>(tied) / truth[i].size();
     }
     std::printf(
-        "%s{\"share\": %.4f, \"nprobe\": %u, \"approximate\": %s, \"recall\": %.4f, "
+        "%s{\"share\": %.4f, \"default\": %s, \"nprobe\": %u, \"approximate\": %s, "
+        "\"recall\": %.4f, "
         "\"recall_ties\": %.4f, "
         "\"p50_us\": %.0f, \"p99_us\": %.0f, \"rows_scanned_mean\": %.0f}",
-        p ? ", " : "", shares.empty() ? 0.0 : shares[p], probed, approximate ? "true" : "false",
+        p ? ", " : "",
+        shares.empty()   ? 0.0
+        : shares[p] >= 0 ? shares[p]
+                         : static_cast<double>(probed) / std::max<uint32_t>(nlist, 1),
+        !shares.empty() && shares[p] < 0 ? "true" : "false", probed, approximate ? "true" : "false",
         recall / n, recall_ties / n, Pct(us, 50), Pct(us, 99), static_cast<double>(scanned) / n);
   }
   std::printf("]}\n");
