@@ -61,6 +61,7 @@ int main(int argc, char** argv) {
   std::vector<uint32_t> nprobes = {1, 2, 4, 8, 16, 32, 64};
   std::vector<double> shares;  // --shares: probe these shares of the lists instead
   bool observe = false;        // --observe: check each question first, as the product samples
+  bool int8 = false;           // --vector-format int8: the store was made with int8 vectors
   const double target_recall = 0.95;  // RAGSTREAM_IVF_RECALL's default
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -103,11 +104,14 @@ int main(int argc, char** argv) {
       random_queries = true;
     } else if (arg == "--observe") {
       observe = true;
+    } else if (arg == "--vector-format") {
+      int8 = next() == "int8";
     } else {
       std::fprintf(stderr,
                    "usage: ivf_probe --dir DIR [--n 200] [--k 10] [--shards 4] "
                    "[--nprobe 1,2,4,...] [--nlist 0] [--threads 2] [--no-build] [--random] "
                    "[--seed 1] [--questions FILE] [--shares default,0.1,...] [--observe] "
+                   "[--vector-format float|int8] "
                    "[--dump PREFIX]\n");
       return 2;
     }
@@ -123,7 +127,8 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ivf_probe: %s\n", env.status().ToString().c_str());
     return 1;
   }
-  store::DocumentStore documents(**env, shards, store::VectorFormat::kFloat,
+  store::DocumentStore documents(**env, shards,
+                                 int8 ? store::VectorFormat::kInt8 : store::VectorFormat::kFloat,
                                  rag::AnalyzeDocumentChunks);
   rag::HashEmbedder embedder;
   const uint32_t dim = static_cast<uint32_t>(embedder.dimension());

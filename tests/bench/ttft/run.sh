@@ -57,7 +57,7 @@ command -v python3 >/dev/null || {
   DEBIAN_FRONTEND=noninteractive $sudo_cmd apt-get install -y -qq --no-install-recommends python3 >&2
 }
 if [ -f "$root/build/CMakeCache.txt" ]; then cmake -S "$root" -B "$root/build" >/dev/null; fi
-"$root/scripts/build.sh" ragstream-worker ttft_store ttft_probe ingest_bench >&2
+"$root/scripts/build.sh" ragstream-worker ttft_store ttft_probe ivf_probe ingest_bench >&2
 bin="$root/build/tests/bench/ttft"
 export RAGSTREAM_BIN="$root/build/ragstream-worker"
 log "built"
@@ -181,6 +181,13 @@ for entry in $sizes; do
     [ "$size" -ge 20000 ] && ivf=(--ivf)
     "$bin/ttft_store" --dir "$store" --chunks "$size" --chunk-chars "$chars" --threads 2 \
       --batch 256 --vector-format "$format" "${ivf[@]}" >"$run/build.json"
+    if [ "$size" -ge 20000 ]; then
+      # A serving index has learnt its probe from a sample of its questions, checked against
+      # the exact scan in the background: 100 other questions (seed 11) teach it here.
+      "$bin/ivf_probe" --dir "$store" --no-build --observe --n 100 --seed 11 --shares default \
+        --vector-format "$format" >"$run/learn.json"
+      python3 -c 'import json,sys; b=json.load(open(sys.argv[1])); l=json.load(open(sys.argv[2])); b["learnt_share"]=l.get("learnt", {}).get("share"); json.dump(b, open(sys.argv[1], "w"))' "$run/build.json" "$run/learn.json"
+    fi
     python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); d.update(size=int(sys.argv[2]), format=sys.argv[3]); print(json.dumps(d))' "$run/build.json" "$size" "$format" >>"$builds"
     python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["chunks"])' "$run/build.json" >"$store/chunks.count"
     last_rate=$(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(max(100, int(d["added_chunks"] / max(d["seconds"], 0.1))))' "$run/build.json")

@@ -333,10 +333,16 @@ def main():
     m.append(
         "The vector search: stores of 20,000 chunks or more get the approximate index the "
         "worker would build for them (`ttft_store --ivf`: IVF of int8 codes, nlist 2 × √rows, "
-        "the default probe share 0.4, rescoring 4 × k candidates exactly; part 8 measures its "
-        "recall, 0.82-0.83 on this topic-free corpus and 0.95-0.97 on real text), so the "
-        "retriever scans 40% of the int8 codes instead of every float vector; the exact scan, "
-        "which the 10k store still uses, is beside it in the table. The rest of the added time "
+        "rescoring 4 × k candidates exactly), which then learns its probe as a serving worker "
+        "does from a sample of its questions: 100 other questions (seed 11) are checked against "
+        "the exact scan first (`ivf_probe --observe`), and the default probe becomes the share "
+        "of the lists that found 0.95 of their exact top 10 (" + (", ".join(
+            f"{b['learnt_share']:.2f} at {b['chunks']:,} chunks" + (" (int8)" if k[1] == "int8" else "")
+            for k, b in sorted(builds.items()) if b.get("learnt_share")) or "not learnt") +
+        "; part 8 measures the recall this gives on held-out questions). This topic-free corpus "
+        "needs a large share, so the retriever scans most of the int8 codes, still far less "
+        "than every float vector; the exact scan, which the 10k store still uses, is beside it "
+        "in the table. The rest of the added time "
         "is small: the durable write of the question (one fsync), the model client (the "
         "request to the model and its first chunk parsed; upstream connections are kept per "
         "worker thread, so a request on a thread without one connects first; the fake's own "
