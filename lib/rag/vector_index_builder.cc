@@ -1,5 +1,6 @@
 #include "lib/rag/vector_index_builder.h"
 
+#include <cmath>
 #include <cstdio>
 
 #include "lib/core/idle_thread.h"
@@ -81,13 +82,14 @@ void VectorIndexBuilder::Run() {
       Question q = std::move(questions_.front());
       questions_.pop_front();
       lock.unlock();
-      Status s = store_.ObserveVectorRecall(
+      auto s = store_.ObserveVectorRecall(
           q.tenant, q.query.data(), static_cast<uint32_t>(q.query.size()), options_.target_recall);
       if (s.ok()) {
         checks_.fetch_add(1);
+        if (*s) Learnt(q.tenant, **s);
       } else {
         LogWarn("ivf", "could not check a question against the exact scan",
-                {{"tenant", q.tenant}, {"error", s.message()}});
+                {{"tenant", q.tenant}, {"error", s.status().message()}});
       }
     }
     lock.lock();
@@ -95,6 +97,26 @@ void VectorIndexBuilder::Run() {
     if (queue_.empty() && questions_.empty()) idle_.notify_all();
   }
   idle_.notify_all();
+}
+
+void VectorIndexBuilder::Learnt(const std::string& tenant, const store::IvfState& state) {
+  // Said when the learnt probe first appears for an index, and when it moves by a hundredth
+  // of the lists or more: not at every check.
+  auto [it, first] = learnt_.try_emplace(tenant, std::pair<uint32_t, float>{state.id, 0.0f});
+  if (state.live_share <= 0) return;
+  if (!first && it->second.first == state.id &&
+      std::abs(it->second.second - state.live_share) < 0.01f) {
+    return;
+  }
+  it->second = {state.id, state.live_share};
+  LogInfo("ivf", "the approximate vector index learnt its probe",
+          {{"tenant", tenant},
+           {"id", std::to_string(state.id)},
+           {"share", Fixed(state.live_share, 3)},
+           {"nprobe", std::to_string(static_cast<uint32_t>(
+                          std::ceil(static_cast<double>(state.live_share) * state.nlist)))},
+           {"nlist", std::to_string(state.nlist)},
+           {"recall", Fixed(state.live_recall, 3)}});
 }
 
 void VectorIndexBuilder::Check(const std::string& tenant) {

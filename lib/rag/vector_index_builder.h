@@ -12,6 +12,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <map>
 #include <mutex>
 #include <set>
 #include <string>
@@ -56,6 +57,7 @@ class VectorIndexBuilder {
  private:
   void Run();
   void Check(const std::string& tenant);
+  void Learnt(const std::string& tenant, const store::IvfState& state);
 
   store::DocumentStore& store_;
   VectorIndexBuilderOptions options_;
@@ -68,6 +70,8 @@ class VectorIndexBuilder {
     std::vector<float> query;
   };
   std::deque<Question> questions_;  // at most a few: the rest are not sampled
+  // Per tenant, the index id and learnt share last logged (this thread only).
+  std::map<std::string, std::pair<uint32_t, float>> learnt_;
   uint64_t answered_ = 0;
   std::chrono::steady_clock::time_point last_sampled_{};
   bool busy_ = false;

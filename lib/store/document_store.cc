@@ -618,8 +618,9 @@ const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant,
   return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
 }
 
-Status DocumentStore::ObserveVectorRecall(std::string_view tenant, const float* query, uint32_t dim,
-                                          double target_recall) const {
+Result<std::optional<IvfState>> DocumentStore::ObserveVectorRecall(std::string_view tenant,
+                                                                   const float* query, uint32_t dim,
+                                                                   double target_recall) const {
   auto exact = vectors_.Search(tenant, query, dim, 10);
   if (!exact.ok()) return exact.status();
   std::vector<std::vector<float>> rows;  // copied: the read transaction ends here

@@ -202,8 +202,8 @@ class DocumentStore {
   // Checks a question against the tenant's approximate index: its exact top 10, found by the
   // full scan, tell the index how deep a probe must go (IvfIndex::ObserveRecall). A full scan:
   // call it for a sample of the questions, off the request path.
-  Status ObserveVectorRecall(std::string_view tenant, const float* query, uint32_t dim,
-                             double target_recall) const;
+  Result<std::optional<IvfState>> ObserveVectorRecall(std::string_view tenant, const float* query,
+                                                      uint32_t dim, double target_recall) const;
   // Called after each search the approximate index answered without a filter (set once,
   // before the store is shared); the query lives only during the call.
   void set_on_approximate_search(

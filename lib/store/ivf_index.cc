@@ -371,10 +371,12 @@ constexpr size_t kRecallBins = 1000;
 constexpr uint64_t kForgetAt = 20000;
 }  // namespace
 
-Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint32_t dim,
-                               const std::vector<const float*>& neighbours,
-                               double target_recall) const {
-  if (neighbours.empty()) return Status::Ok();
+Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant, const float* query,
+                                                        uint32_t dim,
+                                                        const std::vector<const float*>& neighbours,
+                                                        double target_recall) const {
+  using Out = std::optional<IvfState>;
+  if (neighbours.empty()) return Out();
   // Where each neighbour lies among the query's lists, from one read (centroids are
   // immutable); the write below checks that the index is still the same.
   uint32_t id = 0;
@@ -384,7 +386,7 @@ Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint
     if (!txn.ok()) return txn.status();
     auto state = Active(*txn, tenant);
     if (!state.ok()) return state.status();
-    if (!*state || (*state)->dim != dim) return Status::Ok();
+    if (!*state || (*state)->dim != dim) return Out();
     id = (*state)->id;
     auto centroids = LoadCentroids(*txn, tenant, id);
     if (!centroids.ok()) return centroids.status();
@@ -405,7 +407,7 @@ Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint
   if (!txn.ok()) return txn.status();
   auto state = Active(*txn, tenant);
   if (!state.ok()) return state.status();
-  if (!*state || (*state)->id != id) return Status::Ok();  // rebuilt meanwhile
+  if (!*state || (*state)->id != id) return Out();  // rebuilt meanwhile
   std::vector<uint32_t> counts(kRecallBins, 0);
   auto old = txn->Get(dbi_, RecallKey(tenant, id));
   if (!old.ok()) return old.status();
@@ -424,6 +426,7 @@ Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint
   std::memcpy(value.data(), &kRecallMagic, 4);
   std::memcpy(value.data() + 4, counts.data(), 4 * kRecallBins);
   if (Status s = txn->Put(dbi_, RecallKey(tenant, id), value); !s.ok()) return s;
+  IvfState next = **state;
   if (total >= kMinNeighbours) {
     // Aimed a standard error above the target (neighbours of one question go together, so
     // the questions count, about total / 10): what these questions found, the next ones
@@ -439,12 +442,12 @@ Status IvfIndex::ObserveRecall(std::string_view tenant, const float* query, uint
       if (static_cast<double>(found) >= want) break;
     }
     if (b + 1 == kRecallBins) found = total;
-    IvfState next = **state;
     next.live_share = static_cast<float>(static_cast<double>(b + 1) / kRecallBins);
     next.live_recall = static_cast<float>(static_cast<double>(found) / static_cast<double>(total));
     if (Status s = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !s.ok()) return s;
   }
-  return txn->Commit();
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  return Out(next);
 }
 
 Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(

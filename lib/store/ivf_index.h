@@ -156,9 +156,11 @@ class IvfIndex {
   // shares of the lists, older questions fading once there are many); from kMinNeighbours on,
   // the default probe is the smallest share that found `target_recall` of them, plus a
   // standard error for the number of questions seen. Nothing happens without an active
-  // index of this dimension.
-  Status ObserveRecall(std::string_view tenant, const float* query, uint32_t dim,
-                       const std::vector<const float*>& neighbours, double target_recall) const;
+  // index of this dimension (nullopt); else the index's state after.
+  Result<std::optional<IvfState>> ObserveRecall(std::string_view tenant, const float* query,
+                                                uint32_t dim,
+                                                const std::vector<const float*>& neighbours,
+                                                double target_recall) const;
   static constexpr uint64_t kMinNeighbours = 200;
 
   // The tenant's approximate top-k, highest first (equal scores by chunk id), or nullopt when

@@ -207,6 +207,17 @@ def test_the_probe_is_learnt_from_questions_checked_against_the_exact_scan(sessi
             time.sleep(0.02)
         assert learnt, "the probe was never learnt:\n" + s.logs_text()[-3000:]
         assert 1 <= learnt["nprobe"] <= NLIST
+        # The log says so, with the share and the recall it found.
+        said = []
+        for _ in range(50):
+            said = [r for r in s.log_records()
+                    if r.get("msg") == "the approximate vector index learnt its probe"]
+            if said:
+                break
+            time.sleep(0.1)
+        assert said, s.logs_text()[-3000:]
+        assert said[0]["nlist"] == str(NLIST) and 0 < float(said[0]["share"]) <= 1
+        assert float(said[0]["recall"]) >= 0.9
         # A question asking for its own nprobe still gets it.
         own = _search(s, {"query": "comet orbit", "mode": "vector", "nprobe": 1})["vector_search"]
         assert own["probe"] == "nprobe" and own["nprobe"] == 1

@@ -214,9 +214,9 @@ int main(int argc, char** argv) {
   // from these questions. Without it, the probe is what earlier runs taught the index.
   if (observe) {
     for (const auto& q : queries) {
-      if (Status s = documents.ObserveVectorRecall("default", q.data(), dim, target_recall);
+      if (auto s = documents.ObserveVectorRecall("default", q.data(), dim, target_recall);
           !s.ok()) {
-        std::fprintf(stderr, "ivf_probe: observe: %s\n", s.ToString().c_str());
+        std::fprintf(stderr, "ivf_probe: observe: %s\n", s.status().ToString().c_str());
         return 1;
       }
     }
