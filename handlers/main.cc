@@ -213,9 +213,10 @@ int Run(int argc, char** argv) {
   ivf_options.min_chunks = config->ivf_min_chunks;
   ivf_options.nlist = static_cast<uint32_t>(config->ivf_nlist);
   ivf_options.target_recall = config->ivf_recall.value_or(0.95);
-  // No target, nothing to learn: no checks.
-  ivf_options.check_every =
-      ivf_options.target_recall > 0 ? static_cast<uint32_t>(config->ivf_check_every) : 0;
+  // No target, nothing to learn; a fixed nprobe, nothing to use it for: no checks.
+  ivf_options.check_every = ivf_options.target_recall > 0 && config->ivf_nprobe == 0
+                                ? static_cast<uint32_t>(config->ivf_check_every)
+                                : 0;
   ivf_options.check_interval_ms = config->ivf_check_interval_ms;
   ivf_options.dimension = static_cast<uint32_t>(embedder->dimension());
   rag::VectorIndexBuilder ivf_builder(documents, ivf_options);
@@ -235,6 +236,8 @@ int Run(int argc, char** argv) {
   retrieval.vector_search.exact_below = std::max<uint64_t>(config->ivf_min_chunks, 1);
   if (config->ivf_nprobe > 0)
     retrieval.vector_search.probe.nprobe = static_cast<uint32_t>(config->ivf_nprobe);
+  // RAGSTREAM_IVF_RECALL=0: the share, whatever an index learnt before.
+  retrieval.vector_search.probe.tuned = ivf_options.target_recall > 0;
   if (config->min_relevance) retrieval.min_relevance = *config->min_relevance;
   if (config->vector_weight) retrieval.vector_weight = *config->vector_weight;
   if (config->min_cosine) retrieval.min_cosine = *config->min_cosine;

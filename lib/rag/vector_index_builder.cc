@@ -3,8 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
-#include "lib/core/idle_thread.h"
 #include "lib/core/log.h"
+#include "lib/core/low_priority.h"
 
 namespace ragstream::rag {
 namespace {
@@ -72,24 +72,28 @@ void VectorIndexBuilder::Run() {
     wake_.wait(lock, [&] { return !queue_.empty() || !questions_.empty() || stop_.load(); });
     if (stop_.load()) break;
     busy_ = true;
+    // A failure here (no thread could be started, memory) costs an index or a check, never
+    // the worker and its streams.
     if (!queue_.empty()) {
       std::string tenant = std::move(queue_.front());
       queue_.pop_front();
       queued_.erase(tenant);
       lock.unlock();
-      Check(tenant);
+      try {
+        Check(tenant);
+      } catch (const std::exception& e) {
+        LogError("ivf", "building the approximate vector index failed",
+                 {{"tenant", tenant}, {"error", e.what()}});
+      }
     } else {
       Question q = std::move(questions_.front());
       questions_.pop_front();
       lock.unlock();
-      auto s = store_.ObserveVectorRecall(
-          q.tenant, q.query.data(), static_cast<uint32_t>(q.query.size()), options_.target_recall);
-      if (s.ok()) {
-        checks_.fetch_add(1);
-        if (*s) Learnt(q.tenant, **s);
-      } else {
-        LogWarn("ivf", "could not check a question against the exact scan",
-                {{"tenant", q.tenant}, {"error", s.status().message()}});
+      try {
+        Observe(q);
+      } catch (const std::exception& e) {
+        LogError("ivf", "could not check a question against the exact scan",
+                 {{"tenant", q.tenant}, {"error", e.what()}});
       }
     }
     lock.lock();
@@ -97,6 +101,18 @@ void VectorIndexBuilder::Run() {
     if (queue_.empty() && questions_.empty()) idle_.notify_all();
   }
   idle_.notify_all();
+}
+
+void VectorIndexBuilder::Observe(const Question& q) {
+  auto s = store_.ObserveVectorRecall(
+      q.tenant, q.query.data(), static_cast<uint32_t>(q.query.size()), options_.target_recall);
+  if (!s.ok()) {
+    LogWarn("ivf", "could not check a question against the exact scan",
+            {{"tenant", q.tenant}, {"error", s.status().message()}});
+    return;
+  }
+  checks_.fetch_add(1);
+  if (*s) Learnt(q.tenant, **s);
 }
 
 void VectorIndexBuilder::Learnt(const std::string& tenant, const store::IvfState& state) {
@@ -136,7 +152,7 @@ void VectorIndexBuilder::Check(const std::string& tenant) {
   // are exact without it), and at nice 10 it took half the cores from the ingestion whose
   // rows it indexes (a 24 MB batch ingest: 4.3 MB/s with it, 7.2 without). This thread keeps
   // its priority for the build's reads and writes: it holds the write lock at times.
-  build.compute = [](const std::function<void()>& work) { RunAtIdlePriority(work); };
+  build.compute = [](const std::function<void()>& work) { RunAtLowestPriority(work); };
   build.stop = &stop_;
   LogInfo("ivf", "building an approximate vector index", {{"tenant", tenant}});
   auto report = store_.BuildVectorIndex(tenant, options_.dimension, build);

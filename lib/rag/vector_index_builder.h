@@ -1,6 +1,6 @@
 // Keeps each tenant's approximate vector index (store::IvfIndex) current, in the background:
-// after a write that added or deleted a tenant's chunks, one thread (its computation at idle
-// priority, RunAtIdlePriority) checks whether the tenant needs a first index or a new one
+// after a write that added or deleted a tenant's chunks, one thread (its computation at nice
+// 19, RunAtLowestPriority) checks whether the tenant needs a first index or a new one
 // (DocumentStore::VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many
 // rows changed as it was built with) and builds it. Searches go on meanwhile on the exact scan or
 // the old index; the new one takes over in one transaction. Several workers on one store build each
@@ -57,6 +57,11 @@ class VectorIndexBuilder {
  private:
   void Run();
   void Check(const std::string& tenant);
+  struct Question {
+    std::string tenant;
+    std::vector<float> query;
+  };
+  void Observe(const Question& q);
   void Learnt(const std::string& tenant, const store::IvfState& state);
 
   store::DocumentStore& store_;
@@ -65,10 +70,6 @@ class VectorIndexBuilder {
   std::condition_variable wake_, idle_;
   std::deque<std::string> queue_;
   std::set<std::string> queued_;
-  struct Question {
-    std::string tenant;
-    std::vector<float> query;
-  };
   std::deque<Question> questions_;  // at most a few: the rest are not sampled
   // Per tenant, the index id and learnt share last logged (this thread only).
   std::map<std::string, std::pair<uint32_t, float>> learnt_;

@@ -621,6 +621,15 @@ const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant,
 Result<std::optional<IvfState>> DocumentStore::ObserveVectorRecall(std::string_view tenant,
                                                                    const float* query, uint32_t dim,
                                                                    double target_recall) const {
+  {
+    // No index of this dimension (none yet, or rebuilt for another embedder): nothing to
+    // learn, and no full scan to pay for.
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    auto state = ivf_.Active(*txn, tenant);
+    if (!state.ok()) return state.status();
+    if (!*state || (*state)->dim != dim) return std::optional<IvfState>();
+  }
   auto exact = vectors_.Search(tenant, query, dim, 10);
   if (!exact.ok()) return exact.status();
   std::vector<std::vector<float>> rows;  // copied: the read transaction ends here

@@ -94,33 +94,56 @@ double Since(std::chrono::steady_clock::time_point t) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
 }
 
-// 48 bytes, then (since the probe is tuned) the build's and the live share and recall: 64.
-// Both sizes are read.
+// 48 bytes, the size every version reads: a worker of the previous version, during a rolling
+// restart, must still read the state the others write. The tuned probe lives in the index's
+// "r" value instead (Tuning).
 std::string EncodeState(const IvfState& s) {
-  std::string v(64, '\0');
+  std::string v(48, '\0');
   const uint32_t head[5] = {kStateMagic, s.id, s.nlist, s.dim, s.covered_end};
   const uint64_t counts[3] = {s.built_rows, s.inserted, s.deleted};
-  const float tuned[4] = {s.build_share, s.build_recall, s.live_share, s.live_recall};
   std::memcpy(v.data(), head, sizeof head);
   std::memcpy(v.data() + 24, counts, sizeof counts);
-  std::memcpy(v.data() + 48, tuned, sizeof tuned);
   return v;
 }
 std::optional<IvfState> DecodeState(std::string_view v) {
-  if (v.size() != 48 && v.size() != 64) return std::nullopt;
+  if (v.size() != 48) return std::nullopt;
   uint32_t head[5];
   uint64_t counts[3];
-  float tuned[4] = {0, 0, 0, 0};
   std::memcpy(head, v.data(), sizeof head);
   std::memcpy(counts, v.data() + 24, sizeof counts);
-  if (v.size() == 64) std::memcpy(tuned, v.data() + 48, sizeof tuned);
   if (head[0] != kStateMagic) return std::nullopt;
-  IvfState s{head[1], head[2], head[3], head[4], counts[0], counts[1], counts[2]};
-  s.build_share = tuned[0];
-  s.build_recall = tuned[1];
-  s.live_share = tuned[2];
-  s.live_recall = tuned[3];
-  return s;
+  return IvfState{head[1], head[2], head[3], head[4], counts[0], counts[1], counts[2]};
+}
+
+// What an index learnt about its probe, under T "r" BE32(id): the build's estimate and the
+// share learnt from questions (IvfState's build_* and live_*), then the questions' neighbours
+// counted by the share of the lists a probe needed to find them, in kRecallBins bins (bin b:
+// up to (b + 1) / kRecallBins of the lists). Once they hold kForgetAt neighbours every count
+// is halved, so that the questions of the last while weigh most.
+constexpr uint32_t kTuningMagic = 0x32435252;  // "RRC2"
+constexpr size_t kRecallBins = 1000;
+constexpr size_t kTuningBytes = 20 + 4 * kRecallBins;
+constexpr uint64_t kForgetAt = 20000;
+struct Tuning {
+  float shares[4] = {0, 0, 0, 0};  // build_share, build_recall, live_share, live_recall
+  std::vector<uint32_t> counts = std::vector<uint32_t>(kRecallBins, 0);
+};
+Tuning DecodeTuning(std::optional<std::string_view> v) {
+  Tuning t;
+  uint32_t magic = 0;
+  if (v && v->size() == kTuningBytes &&
+      (std::memcpy(&magic, v->data(), 4), magic == kTuningMagic)) {
+    std::memcpy(t.shares, v->data() + 4, sizeof t.shares);
+    std::memcpy(t.counts.data(), v->data() + 20, 4 * kRecallBins);
+  }
+  return t;
+}
+std::string EncodeTuning(const Tuning& t) {
+  std::string v(kTuningBytes, '\0');
+  std::memcpy(v.data(), &kTuningMagic, 4);
+  std::memcpy(v.data() + 4, t.shares, sizeof t.shares);
+  std::memcpy(v.data() + 20, t.counts.data(), 4 * kRecallBins);
+  return v;
 }
 
 struct Claim {
@@ -231,6 +254,13 @@ Result<std::optional<IvfState>> IvfIndex::Active(const Txn& txn, std::string_vie
   if (!v->has_value()) return std::optional<IvfState>();
   auto state = DecodeState(**v);
   if (!state) return Status::Internal("the vector index state of a tenant is malformed");
+  auto tuning = txn.Get(dbi_, RecallKey(tenant, state->id));
+  if (!tuning.ok()) return tuning.status();
+  const Tuning t = DecodeTuning(*tuning);
+  state->build_share = t.shares[0];
+  state->build_recall = t.shares[1];
+  state->live_share = t.shares[2];
+  state->live_recall = t.shares[3];
   return state;
 }
 
@@ -361,16 +391,6 @@ Status IvfIndex::Tombstone(Txn& txn, std::string_view tenant, uint32_t first, ui
   return txn.Put(dbi_, StateKey(tenant), EncodeState(next));
 }
 
-namespace {
-// What an index learnt from questions (ObserveRecall): counts of neighbours by the share of
-// the lists a probe needed to find them, in kRecallBins bins (bin b: up to (b + 1) /
-// kRecallBins of the lists). Once they hold kForgetAt neighbours every count is halved, so
-// that the questions of the last while weigh most.
-constexpr uint32_t kRecallMagic = 0x31435252;  // "RRC1"
-constexpr size_t kRecallBins = 1000;
-constexpr uint64_t kForgetAt = 20000;
-}  // namespace
-
 Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant, const float* query,
                                                         uint32_t dim,
                                                         const std::vector<const float*>& neighbours,
@@ -408,13 +428,10 @@ Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant,
   auto state = Active(*txn, tenant);
   if (!state.ok()) return state.status();
   if (!*state || (*state)->id != id) return Out();  // rebuilt meanwhile
-  std::vector<uint32_t> counts(kRecallBins, 0);
   auto old = txn->Get(dbi_, RecallKey(tenant, id));
   if (!old.ok()) return old.status();
-  if (old->has_value() && (*old)->size() == 4 + 4 * kRecallBins &&
-      ReadU32((*old)->data()) == kRecallMagic) {
-    std::memcpy(counts.data(), (*old)->data() + 4, 4 * kRecallBins);
-  }
+  Tuning tuning = DecodeTuning(*old);
+  std::vector<uint32_t>& counts = tuning.counts;
   for (uint32_t b : bins) ++counts[b];
   uint64_t total = 0;
   for (uint32_t n : counts) total += n;
@@ -422,10 +439,6 @@ Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant,
     total = 0;
     for (uint32_t& n : counts) total += (n /= 2);
   }
-  std::string value(4 + 4 * kRecallBins, '\0');
-  std::memcpy(value.data(), &kRecallMagic, 4);
-  std::memcpy(value.data() + 4, counts.data(), 4 * kRecallBins);
-  if (Status s = txn->Put(dbi_, RecallKey(tenant, id), value); !s.ok()) return s;
   IvfState next = **state;
   if (total >= kMinNeighbours) {
     // Aimed a standard error above the target (neighbours of one question go together, so
@@ -444,8 +457,10 @@ Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant,
     if (b + 1 == kRecallBins) found = total;
     next.live_share = static_cast<float>(static_cast<double>(b + 1) / kRecallBins);
     next.live_recall = static_cast<float>(static_cast<double>(found) / static_cast<double>(total));
-    if (Status s = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !s.ok()) return s;
+    tuning.shares[2] = next.live_share;
+    tuning.shares[3] = next.live_recall;
   }
+  if (Status s = txn->Put(dbi_, RecallKey(tenant, id), EncodeTuning(tuning)); !s.ok()) return s;
   if (Status s = txn->Commit(); !s.ok()) return s;
   return Out(next);
 }
@@ -744,7 +759,8 @@ class IvfIndex::ListWriter {
       Compute(options_, [&] {
         std::vector<uint32_t> lists(ptrs.size());
         AssignNearest(ptrs, dim_, centroids, static_cast<uint32_t>(pending_.size()),
-                      options_.threads, lists.data());
+                      options_.threads, lists.data(), options_.stop);
+        if (options_.stop && options_.stop->load()) return;  // `lists` is incomplete
         for (size_t r = 0; r < ptrs.size(); ++r) {
           PendingList& list = pending_[lists[r]];
           list.Add(order[r].first, ptrs[r], dim_);
@@ -754,6 +770,7 @@ class IvfIndex::ListWriter {
           full = full || list.size() >= kSegmentRows;
         }
       });
+      if (stopped()) return Status::Internal("stopped");
       pending_bytes_ += ptrs.size() * (8 + dim_);
       rows_ += ptrs.size();
       assign_s_ += Since(t0);
@@ -818,6 +835,7 @@ class IvfIndex::ListWriter {
 Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
                                        const IvfBuildOptions& options) {
   IvfBuildReport report;
+  if (dim == 0) return Status::Internal("a vector index needs a dimension");
   auto stopped = [&] { return options.stop && options.stop->load(); };
   // 1. Claim the build, so two workers do not both build; a claim left by a process that
   // died is taken over, and what it wrote is dropped.
@@ -956,8 +974,9 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   if (stopped()) return fail(Status::Internal("stopped"));
   std::vector<float> centroids;
   Compute(options, [&] {
-    centroids = TrainSphericalKMeans(sample, dim, report.nlist,
-                                     {options.iterations, 0x5eed ^ report.id, options.threads});
+    centroids = TrainSphericalKMeans(
+        sample, dim, report.nlist,
+        {options.iterations, 0x5eed ^ report.id, options.threads, options.stop});
   });
   report.train_s = Since(t0);
   sample.clear();
@@ -1035,12 +1054,17 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
                                 });
     if (!s.ok()) return fail(s);
     report.caught_up += flip_rows;
+    report.flip_rows = flip_rows;
     uint32_t new_end = covered_end;
     for (const NewRows& d : late) new_end = std::max(new_end, d.first + d.count);
     const uint64_t built = writer.rows() + flip_rows;
     IvfState next{report.id, report.nlist, dim, new_end, built, 0, 0};
-    next.build_share = static_cast<float>(report.tuned_share);
-    next.build_recall = static_cast<float>(report.estimated_recall);
+    Tuning tuning;
+    tuning.shares[0] = static_cast<float>(report.tuned_share);
+    tuning.shares[1] = static_cast<float>(report.estimated_recall);
+    if (Status st = txn->Put(dbi_, RecallKey(tenant, report.id), EncodeTuning(tuning)); !st.ok()) {
+      return fail(st);
+    }
     if (Status st = txn->Put(dbi_, StateKey(tenant), EncodeState(next)); !st.ok()) return fail(st);
     if (Status st = Insert(*txn, tenant, late, dim); !st.ok()) return fail(st);
     // Insert counted the late rows as inserted; they are part of the build.

@@ -86,8 +86,8 @@ struct IvfBuildOptions {
   uint64_t flip_rows = 4096;
   std::function<void()> after_first_pass;  // for tests: store rows the catch-up must find
   // Runs the build's heavy computation (k-means, assigning rows, quantising, calibrating),
-  // never inside a transaction; unset: on the calling thread. The worker runs it at idle
-  // priority (RunAtIdlePriority) while its own thread, at normal priority, does the reads and
+  // never inside a transaction; unset: on the calling thread. The worker runs it at nice
+  // 19 (RunAtLowestPriority) while its own thread, at normal priority, does the reads and
   // writes: a starved thread must not hold the write lock.
   std::function<void(const std::function<void()>&)> compute;
   // The default probe is tuned to the smallest share of lists whose recall@10 against the
@@ -102,7 +102,9 @@ struct IvfBuildReport {
   bool built = false;
   std::string skipped;  // why nothing was built
   uint32_t id = 0, nlist = 0;
-  uint64_t rows = 0, trained_on = 0, caught_up = 0;
+  uint64_t rows = 0, trained_on = 0;
+  uint64_t caught_up = 0;  // rows stored during the build, added by catch-up passes or the flip
+  uint64_t flip_rows = 0;  // of those, the ones the flip's transaction added
   double read_s = 0, train_s = 0, assign_s = 0, write_s = 0, flip_s = 0;
   double tuned_share = 0, estimated_recall = 0;  // IvfState::build_share, build_recall
 };

@@ -42,10 +42,11 @@ void Normalise(float* v, uint32_t dim) {
 }  // namespace
 
 void AssignNearest(const std::vector<const float*>& rows, uint32_t dim, const float* centroids,
-                   uint32_t k, int threads, uint32_t* out) {
+                   uint32_t k, int threads, uint32_t* out, const std::atomic<bool>* stop) {
   Parallel(rows.size(), threads, [&](size_t begin, size_t end) {
     std::vector<float> scores(k);
     for (size_t i = begin; i < end; ++i) {
+      if (stop && (i - begin) % 1024 == 0 && stop->load()) return;
       ScoreRows(rows[i], centroids, k, dim, scores.data());
       out[i] = Best(scores.data(), k);
     }
@@ -81,7 +82,8 @@ std::vector<float> TrainSphericalKMeans(const std::vector<const float*>& rows, u
   std::vector<double> sums(size_t{k} * dim);
   std::vector<uint32_t> sizes(k);
   for (uint32_t it = 0; it < options.iterations; ++it) {
-    AssignNearest(rows, dim, centroids.data(), k, options.threads, assigned.data());
+    if (options.stop && options.stop->load()) break;
+    AssignNearest(rows, dim, centroids.data(), k, options.threads, assigned.data(), options.stop);
     std::fill(sums.begin(), sums.end(), 0.0);
     std::fill(sizes.begin(), sizes.end(), 0u);
     for (size_t i = 0; i < rows.size(); ++i) {

@@ -6,6 +6,7 @@
 // METRIC_INNER_PRODUCT and spherical training.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <vector>
 
@@ -15,6 +16,8 @@ struct KMeansOptions {
   uint32_t iterations = 10;
   uint64_t seed = 1;
   int threads = 1;  // rows are split across this many threads
+  // Set: training ends early (its centroids are then of no use; the caller gives up).
+  const std::atomic<bool>* stop = nullptr;
 };
 
 // `k` centroids (k x dim floats, row-major, each of unit length) of `rows` (each dim floats).
@@ -25,8 +28,9 @@ std::vector<float> TrainSphericalKMeans(const std::vector<const float*>& rows, u
                                         uint32_t k, const KMeansOptions& options = {});
 
 // out[i] = the centroid with the highest inner product with rows[i] (lowest index on ties).
+// `stop` set: returns early, `out` incomplete.
 void AssignNearest(const std::vector<const float*>& rows, uint32_t dim, const float* centroids,
-                   uint32_t k, int threads, uint32_t* out);
+                   uint32_t k, int threads, uint32_t* out, const std::atomic<bool>* stop = nullptr);
 
 // The `n` centroids with the highest inner product with `query`, best first.
 std::vector<uint32_t> NearestCentroids(const float* query, uint32_t dim, const float* centroids,

@@ -11,7 +11,10 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cmath>
+#include <functional>
+#include <future>
 #include <map>
 #include <memory>
 #include <random>
@@ -537,7 +540,7 @@ BOOST_AUTO_TEST_CASE(a_build_in_small_pieces_makes_the_same_index) {
   small.Add("t", 3000, [&] { return b.Point(); });
   BOOST_REQUIRE(big.ivf->Build("t", kDim, Options(32))->built);
   IvfBuildOptions tiny = Options(32);
-  tiny.read_bytes = 8 * kDim * sizeof(float);
+  tiny.read_bytes = 25 * kDim * sizeof(float);  // pieces of 2 or 3 documents
   tiny.pending_bytes = 2048;
   tiny.txn_bytes = 1024;
   auto report = small.ivf->Build("t", kDim, tiny);
@@ -571,6 +574,7 @@ BOOST_AUTO_TEST_CASE(rows_stored_during_a_build_are_caught_up_before_the_flip) {
   BOOST_REQUIRE(report.ok() && report->built);
   BOOST_TEST(report->rows == 3000u);
   BOOST_TEST(report->caught_up == 600u);
+  BOOST_TEST(report->flip_rows == 0u);  // all 600 by a catch-up pass, none left for the flip
   const IvfState s = e.State("t");
   BOOST_TEST(s.built_rows == 3600u);
   BOOST_TEST(s.inserted == 0u);
@@ -660,11 +664,47 @@ BOOST_AUTO_TEST_CASE(checked_questions_teach_the_index_how_deep_to_probe) {
   // A higher target, learnt from the same kind of questions, probes deeper.
   observe(20, 0.99);
   BOOST_TEST(e.State("t").live_share > s.live_share);
+  // The state keeps the 48 bytes every version reads (a worker of the previous version, in a
+  // rolling restart, reads what this one writes); what was learnt lives beside it.
+  {
+    auto txn = Txn::BeginRead(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    auto raw = txn->Get(e.env->Dbi("ivf"), TenantKey("t", "a"));
+    BOOST_REQUIRE(raw.ok() && raw->has_value());
+    BOOST_TEST((*raw)->size() == 48u);
+  }
   // Inserts keep what was learnt; a rebuild (new lists) starts again.
   e.Add("t", 10, [&] { return data.Point(); });
   BOOST_TEST(e.State("t").live_share > 0.0f);
   BOOST_REQUIRE(e.ivf->Build("t", kDim, o)->built);
   BOOST_TEST(e.State("t").live_share == 0.0f);
+}
+
+BOOST_AUTO_TEST_CASE(the_build_computes_outside_every_transaction) {
+  // The worker runs the build's computation on a thread that may be starved: if the build
+  // held the write lock meanwhile, this writer would wait for it.
+  IvfEnv e;
+  Clustered data(45);
+  e.Add("t", 3000, [&] { return data.Point(); });
+  IvfBuildOptions o = Options(32);
+  o.read_bytes = 200 * kDim * sizeof(float);
+  int computations = 0, writes_blocked = 0;
+  o.compute = [&](const std::function<void()>& work) {
+    ++computations;
+    auto wrote = std::async(std::launch::async, [&] {
+      auto txn = Txn::BeginWrite(*e.env);
+      return txn.ok() && txn->Commit().ok();
+    });
+    if (wrote.wait_for(std::chrono::seconds(5)) != std::future_status::ready || !wrote.get()) {
+      ++writes_blocked;
+    }
+    std::thread worker(work);
+    worker.join();
+  };
+  auto report = e.ivf->Build("t", kDim, o);
+  BOOST_REQUIRE(report.ok() && report->built);
+  BOOST_TEST(computations > 10);  // training, each piece, the calibration
+  BOOST_TEST(writes_blocked == 0);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
