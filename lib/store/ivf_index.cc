@@ -172,7 +172,6 @@ bool ClaimIsLive(const Claim& c) {
 
 // A list segment: header {magic, count, dim, 0}, count chunk ids (ascending), count float
 // scales, then count int8 codes of dim bytes each.
-//
 std::string EncodeSegment(const PendingList& rows, size_t from, uint32_t count, uint32_t dim) {
   const size_t ids_at = 16, scales_at = ids_at + 4 * size_t{count},
                codes_at = scales_at + 4 * size_t{count};
@@ -200,6 +199,15 @@ std::optional<SegmentView> ViewSegment(std::string_view v, uint32_t dim) {
   }
   return SegmentView{static_cast<uint32_t>(count), v.data() + 16, v.data() + 16 + 4 * count,
                      reinterpret_cast<const int8_t*>(v.data() + 16 + 8 * count)};
+}
+// rank[list]: where each list stands among the query's nearest (0: nearest); a probe of n
+// lists reads those ranked below n.
+std::vector<uint32_t> ListRanks(const float* query, uint32_t dim, const float* centroids,
+                                uint32_t nlist) {
+  std::vector<uint32_t> rank(nlist);
+  const std::vector<uint32_t> order = NearestCentroids(query, dim, centroids, nlist, nlist);
+  for (uint32_t r = 0; r < nlist; ++r) rank[order[r]] = r;
+  return rank;
 }
 void Compute(const IvfBuildOptions& options, const std::function<void()>& work) {
   if (options.compute) {
@@ -412,9 +420,7 @@ Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant,
     if (!centroids.ok()) return centroids.status();
     const uint32_t nlist = (*centroids)->nlist;
     const float* c = (*centroids)->values.data();
-    std::vector<uint32_t> rank(nlist);
-    const std::vector<uint32_t> order = NearestCentroids(query, dim, c, nlist, nlist);
-    for (uint32_t r = 0; r < nlist; ++r) rank[order[r]] = r;
+    const std::vector<uint32_t> rank = ListRanks(query, dim, c, nlist);
     std::vector<uint32_t> lists(neighbours.size());
     AssignNearest(neighbours, dim, c, nlist, 1, lists.data());
     for (uint32_t list : lists) {
@@ -480,13 +486,14 @@ Result<std::optional<std::vector<VectorHit>>> IvfIndex::Search(
   const uint32_t nlist = (*centroids)->nlist;
   double share = probe.share;
   const char* source = probe.nprobe > 0 ? "nprobe" : "share";
-  if (probe.nprobe > 0) {
-  } else if (probe.tuned && (*state)->live_share > 0) {
-    share = (*state)->live_share;
-    source = "learnt";
-  } else if (probe.tuned && (*state)->build_share > share) {
-    share = (*state)->build_share;
-    source = "estimated";
+  if (probe.nprobe == 0 && probe.tuned) {
+    if ((*state)->live_share > 0) {
+      share = (*state)->live_share;
+      source = "learnt";
+    } else if ((*state)->build_share > share) {
+      share = (*state)->build_share;
+      source = "estimated";
+    }
   }
   const uint32_t nprobe =
       probe.nprobe > 0
@@ -670,11 +677,9 @@ class IvfIndex::Calibration {
   // The smallest share of the lists whose estimated recall reaches `target`, and that recall.
   std::pair<double, double> Tune(const float* centroids, uint32_t nlist, double target) const {
     std::vector<uint32_t> needed;  // lists a probe needs to find each neighbour
-    std::vector<uint32_t> rank(nlist);
     for (size_t q = 0; q < documents_.size(); ++q) {
-      const std::vector<uint32_t> order =
-          NearestCentroids(queries_.data() + q * dim_, dim_, centroids, nlist, nlist);
-      for (uint32_t r = 0; r < nlist; ++r) rank[order[r]] = r;
+      const std::vector<uint32_t> rank =
+          ListRanks(queries_.data() + q * dim_, dim_, centroids, nlist);
       for (const Neighbour& n : top_[q]) needed.push_back(rank[n.list] + 1);
     }
     if (needed.empty()) return {0, 0};
