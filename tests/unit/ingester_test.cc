@@ -58,12 +58,7 @@ class FakeEmbedder : public Embedder {
 
 struct Fixture {
   explicit Fixture(IngestOptions options = {}) {
-    store::Env::Options env_options;
-    env_options.path = dir.path();
-    env_options.map_size_bytes = 64ull << 20;
-    env_options.max_readers = 126;
-    env_options.databases = store::DocumentStore::Databases(2);
-    auto opened = store::Env::Open(env_options);
+    auto opened = testing::OpenDocumentEnv(dir.path(), 2);
     if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
     env = std::move(opened).value();
     documents = std::make_unique<store::DocumentStore>(*env, 2, store::VectorFormat::kFloat,

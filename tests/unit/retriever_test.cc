@@ -121,12 +121,7 @@ BOOST_AUTO_TEST_CASE(mode_names_round_trip) {
 // A store with a few unrelated documents, ingested for real.
 struct Library {
   explicit Library(RetrieverOptions retriever_options = {}) {
-    store::Env::Options options;
-    options.path = dir.path();
-    options.map_size_bytes = 64ull << 20;
-    options.max_readers = 126;
-    options.databases = store::DocumentStore::Databases(3);
-    auto opened = store::Env::Open(options);
+    auto opened = testing::OpenDocumentEnv(dir.path(), 3);
     if (!opened.ok()) throw std::runtime_error("Env::Open: " + opened.status().ToString());
     env = std::move(opened).value();
     documents = std::make_unique<store::DocumentStore>(*env, 3, store::VectorFormat::kFloat,
@@ -393,12 +388,7 @@ BOOST_AUTO_TEST_CASE(lexical_with_no_shared_terms_finds_nothing) {
 
 BOOST_AUTO_TEST_CASE(an_empty_store_returns_nothing) {
   TempDir dir;
-  store::Env::Options options;
-  options.path = dir.path();
-  options.map_size_bytes = 16ull << 20;
-  options.max_readers = 126;
-  options.databases = store::DocumentStore::Databases(2);
-  auto env = store::Env::Open(options);
+  auto env = testing::OpenDocumentEnv(dir.path(), 2, 16ull << 20);
   BOOST_REQUIRE(env.ok());
   store::DocumentStore documents(**env, 2, store::VectorFormat::kFloat, rag::AnalyzeDocumentChunks);
   HashEmbedder embedder;

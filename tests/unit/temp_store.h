@@ -1,5 +1,5 @@
-// A fresh LMDB environment with the conversation store's databases in a temp directory
-// (mkdtemp under /tmp), removed when the fixture goes away.
+// A fresh LMDB environment with the conversation store's (or the document store's) databases
+// in a temp directory (mkdtemp under /tmp), removed when the fixture goes away.
 #pragma once
 
 #include <stdlib.h>
@@ -13,6 +13,7 @@
 #include <string>
 
 #include "lib/store/conversation_store.h"
+#include "lib/store/document_store.h"
 #include "lib/store/lmdb.h"
 
 namespace ragstream::testing {
@@ -43,6 +44,17 @@ inline Result<std::unique_ptr<store::Env>> OpenStoreEnv(const std::string& path,
   options.map_size_bytes = map_size_bytes;
   options.max_readers = 126;
   options.databases = store::ConversationStore::Databases();
+  return store::Env::Open(options);
+}
+
+// The same for the document store's databases, with `shards` vector shards.
+inline Result<std::unique_ptr<store::Env>> OpenDocumentEnv(const std::string& path, int shards,
+                                                           uint64_t map_size_bytes = 64ull << 20) {
+  store::Env::Options options;
+  options.path = path;
+  options.map_size_bytes = map_size_bytes;
+  options.max_readers = 126;
+  options.databases = store::DocumentStore::Databases(shards);
   return store::Env::Open(options);
 }
 

@@ -17,12 +17,7 @@ namespace {
 
 struct Store {
   Store() {
-    store::Env::Options options;
-    options.path = dir.path();
-    options.map_size_bytes = 64ull << 20;
-    options.max_readers = 126;
-    options.databases = store::DocumentStore::Databases(2);
-    auto opened = store::Env::Open(options);
+    auto opened = testing::OpenDocumentEnv(dir.path(), 2);
     BOOST_REQUIRE(opened.ok());
     env = std::move(opened).value();
     documents = std::make_unique<store::DocumentStore>(*env, 2, store::VectorFormat::kFloat,
