@@ -562,7 +562,7 @@ Status DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id)
     return s;
   }
   if (rec->chunk_count > 0) {
-    if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk); !s.ok()) return s;
+    if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok()) return s;
     if (Status s = ivf_.Tombstone(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok()) {
       return s;
     }

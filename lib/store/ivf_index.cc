@@ -736,7 +736,8 @@ class IvfIndex::ListWriter {
         rows += blocks[j++].count;
       }
       const uint32_t from = blocks[i].first;
-      const uint32_t to = j < blocks.size() ? blocks[j].first : blocks[j - 1].first + 1;
+      const uint32_t to =
+          j < blocks.size() ? blocks[j].first : blocks[j - 1].first + blocks[j - 1].count;
       auto t0 = std::chrono::steady_clock::now();
       std::vector<std::pair<uint32_t, size_t>> order;  // chunk, row in `floats`
       std::vector<uint32_t> document;                  // by row in `floats`: its first chunk

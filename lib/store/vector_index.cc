@@ -165,13 +165,28 @@ RowsFn PickRows() {
 
 const RowsFn kRows = PickRows();
 
-// A float block in place in the map: `count` rows of dim floats at `rows`.
-struct FloatBlockView {
+// Pieces and blocks (see vector_index.h). A range is kBlockRows consecutive chunk ids.
+constexpr uint32_t kBlockMagic = 0x31425352;  // "RSB1"
+constexpr size_t kBlockHeaderBytes = 48;      // 16 + 48: rows on a cache line of overflow pages
+
+uint32_t RangeOf(uint32_t chunk) {
+  return chunk / VectorIndex::kBlockRows;
+}
+uint64_t RangeStart(uint64_t range) {
+  return range * VectorIndex::kBlockRows;
+}
+
+std::string ChunkKey(std::string_view tenant, uint32_t chunk) {
+  return TenantKey(tenant, ChunkKeyPart(chunk));
+}
+
+// A piece in place in the map: `count` rows of dim floats at `rows`, chunks first + r.
+struct PieceView {
   const char* rows;
   uint32_t count;
 };
-// The block a vec.N value holds, or nullopt if it is malformed or of another dimension.
-std::optional<FloatBlockView> ViewFloatBlock(std::string_view value, uint32_t dim) {
+// The piece a vectors.N value holds, or nullopt if it is malformed or of another dimension.
+std::optional<PieceView> ViewPiece(std::string_view value, uint32_t dim) {
   if (value.size() < kHeaderBytes) return std::nullopt;
   uint32_t header[4];
   std::memcpy(header, value.data(), sizeof header);
@@ -180,7 +195,102 @@ std::optional<FloatBlockView> ViewFloatBlock(std::string_view value, uint32_t di
       value.size() < kHeaderBytes + sizeof(float) * size_t{count} * dim) {
     return std::nullopt;
   }
-  return FloatBlockView{value.data() + kHeaderBytes, count};
+  return PieceView{value.data() + kHeaderBytes, count};
+}
+
+std::string EncodePiece(const float* rows, uint32_t count, uint32_t dim) {
+  std::string value(kHeaderBytes + sizeof(float) * size_t{count} * dim, '\0');
+  const uint32_t header[4] = {kMagic, count, dim, 0};
+  std::memcpy(value.data(), header, sizeof header);
+  std::memcpy(value.data() + kHeaderBytes, rows, sizeof(float) * size_t{count} * dim);
+  return value;
+}
+
+// A block in place in the map: `count` rows at `rows`, then their chunk ids (ascending, u32,
+// read with memcpy: a small block in a leaf page is only 2-byte aligned), then a byte per row,
+// 1 where a document's rows begin (a piece's first row), so that ForEach can still give its
+// visitors a document's rows as one run.
+struct BlockView {
+  const char* rows;
+  const char* ids;
+  const char* starts;
+  uint32_t count;
+  bool Starts(uint32_t r) const { return starts[r] != 0; }
+  uint32_t Id(uint32_t r) const {
+    uint32_t id;
+    std::memcpy(&id, ids + sizeof(uint32_t) * r, sizeof id);
+    return id;
+  }
+  // The row holding `chunk`, or count if none does.
+  uint32_t Find(uint32_t chunk) const {
+    uint32_t lo = 0, hi = count;
+    while (lo < hi) {
+      const uint32_t mid = lo + (hi - lo) / 2;
+      if (Id(mid) < chunk)
+        lo = mid + 1;
+      else
+        hi = mid;
+    }
+    return lo < count && Id(lo) == chunk ? lo : count;
+  }
+};
+std::optional<BlockView> ViewBlock(std::string_view value, uint32_t dim) {
+  if (value.size() < kBlockHeaderBytes) return std::nullopt;
+  uint32_t header[4];
+  std::memcpy(header, value.data(), sizeof header);
+  const uint64_t count = header[1];
+  if (header[0] != kBlockMagic || header[2] != dim ||
+      value.size() != kBlockHeaderBytes + count * (sizeof(float) * dim + sizeof(uint32_t) + 1)) {
+    return std::nullopt;
+  }
+  const char* rows = value.data() + kBlockHeaderBytes;
+  const char* ids = rows + sizeof(float) * count * dim;
+  return BlockView{rows, ids, ids + sizeof(uint32_t) * count, static_cast<uint32_t>(count)};
+}
+
+// Rows copied out of the map (the writes of a transaction move what it views), in id order.
+struct RowSet {
+  std::vector<uint32_t> ids;
+  std::vector<float> rows;
+  std::vector<uint8_t> starts;  // 1: a document's rows begin here
+  void Add(uint32_t id, bool start, const char* row, uint32_t dim) {
+    ids.push_back(id);
+    starts.push_back(start ? 1 : 0);
+    const size_t at = rows.size();
+    rows.resize(at + dim);
+    std::memcpy(rows.data() + at, row, sizeof(float) * dim);
+  }
+  // Sorts by id; of two rows with one id the one added last stays.
+  void Sort(uint32_t dim) {
+    std::vector<uint32_t> order(ids.size());
+    for (uint32_t i = 0; i < order.size(); ++i) order[i] = i;
+    std::stable_sort(order.begin(), order.end(),
+                     [&](uint32_t a, uint32_t b) { return ids[a] < ids[b]; });
+    RowSet sorted;
+    for (size_t i = 0; i < order.size(); ++i) {
+      if (i + 1 < order.size() && ids[order[i + 1]] == ids[order[i]]) continue;
+      sorted.ids.push_back(ids[order[i]]);
+      sorted.starts.push_back(starts[order[i]]);
+      sorted.rows.insert(sorted.rows.end(), rows.begin() + size_t{order[i]} * dim,
+                         rows.begin() + size_t{order[i] + 1} * dim);
+    }
+    *this = std::move(sorted);
+  }
+};
+
+std::string EncodeBlock(const RowSet& set, uint32_t dim) {
+  const std::vector<uint32_t>& ids = set.ids;
+  const std::vector<float>& rows = set.rows;
+  const uint32_t count = static_cast<uint32_t>(ids.size());
+  std::string value(
+      kBlockHeaderBytes + size_t{count} * (sizeof(float) * dim + sizeof(uint32_t) + 1), '\0');
+  const uint32_t header[4] = {kBlockMagic, count, dim, 0};
+  std::memcpy(value.data(), header, sizeof header);
+  std::memcpy(value.data() + kBlockHeaderBytes, rows.data(), sizeof(float) * rows.size());
+  char* at = value.data() + kBlockHeaderBytes + sizeof(float) * rows.size();
+  std::memcpy(at, ids.data(), sizeof(uint32_t) * count);
+  std::memcpy(at + sizeof(uint32_t) * count, set.starts.data(), count);
+  return value;
 }
 
 // `n` floats read in place from the memory map. Large values sit on overflow pages
@@ -195,12 +305,67 @@ const float* FloatsAt(const char* at, size_t n, std::vector<float>& scratch) {
   return scratch.data();
 }
 
-// Asks for the start of the next value while the current one is scored: values of random
-// document ids are scattered over the map, so the hardware prefetcher cannot foresee them.
+// Asks for the start of the next value while the current one is scored: values are scattered
+// over the map, so the hardware prefetcher cannot foresee them.
 void PrefetchValue(std::string_view value) {
   const size_t bytes = std::min<size_t>(value.size(), 4096);
   for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(value.data() + off, 0, 0);
 }
+
+// Calls run(begin, end) for each maximal run of rows [begin, end) of `count` whose ids
+// (id_of(row), ascending) the filter lets through: every row at once without a filter.
+template <typename IdOf, typename Run>
+void ForEachAdmittedRun(uint32_t count, IdOf id_of, const ChunkFilter& filter, Run run) {
+  if (filter.all) {
+    if (count > 0) run(0u, count);
+    return;
+  }
+  uint32_t begin = 0;
+  while (begin < count) {
+    while (begin < count && !filter.Contains(id_of(begin))) ++begin;
+    uint32_t end = begin;
+    while (end < count && filter.Contains(id_of(end))) ++end;
+    if (end > begin) run(begin, end);
+    begin = end;
+  }
+}
+
+// Whether any id in [start, end) can pass the filter.
+bool FilterMeets(const ChunkFilter& filter, uint64_t start, uint64_t end) {
+  if (filter.all) return true;
+  auto it = std::lower_bound(
+      filter.ranges.begin(), filter.ranges.end(), start,
+      [](const std::pair<uint32_t, uint32_t>& r, uint64_t v) { return r.second <= v; });
+  return it != filter.ranges.end() && it->first < end;
+}
+
+// A bounded top-k of one shard's scan: a row that cannot enter costs one comparison.
+class ShardTop {
+ public:
+  explicit ShardTop(size_t k) : k_(k) {}
+  template <typename IdOf>
+  void Offer(const float* scores, uint32_t count, IdOf id_of) {
+    for (uint32_t i = 0; i < count; ++i) {
+      const float score = scores[i];
+      if (heap_.size() < k_) {
+        heap_.push({score, id_of(i)});
+      } else if (score > heap_.top().score) {
+        heap_.pop();
+        heap_.push({score, id_of(i)});
+      }
+    }
+  }
+  void Drain(std::vector<VectorHit>& out) {
+    while (!heap_.empty()) {
+      out.push_back({heap_.top().score, heap_.top().chunk});
+      heap_.pop();
+    }
+  }
+
+ private:
+  size_t k_;
+  std::priority_queue<ScanHit, std::vector<ScanHit>, MinFirst> heap_;
+};
 
 }  // namespace
 
@@ -220,16 +385,20 @@ const char* VectorFormatName(VectorFormat format) {
 
 std::vector<std::string> VectorIndex::Databases(int shards) {
   std::vector<std::string> names;
-  for (int s = 0; s < shards; ++s) names.push_back("vectors." + std::to_string(s));
-  for (int s = 0; s < shards; ++s) names.push_back("vectors8." + std::to_string(s));
+  for (const char* kind : {"vectors.", "vectors8.", "vblocks.", "vblocks8."}) {
+    for (int s = 0; s < shards; ++s) names.push_back(kind + std::to_string(s));
+  }
   return names;
 }
 
 VectorIndex::VectorIndex(const Env& env, int shards, VectorFormat format)
     : env_(env), format_(format) {
   for (int s = 0; s < shards; ++s) {
-    dbis_.push_back(env.Dbi("vectors." + std::to_string(s)));
-    int8_dbis_.push_back(env.Dbi("vectors8." + std::to_string(s)));
+    const std::string n = std::to_string(s);
+    dbis_.push_back(env.Dbi("vectors." + n));
+    int8_dbis_.push_back(env.Dbi("vectors8." + n));
+    block_dbis_.push_back(env.Dbi("vblocks." + n));
+    block8_dbis_.push_back(env.Dbi("vblocks8." + n));
   }
 }
 
@@ -238,64 +407,242 @@ int VectorIndex::ShardOf(uint32_t first_chunk) const {
   return static_cast<int>(((uint64_t{first_chunk} * 0x9E3779B97F4A7C15ull) >> 32) % dbis_.size());
 }
 
+int VectorIndex::BlockShardOf(uint32_t chunk) const {
+  return ShardOf(RangeOf(chunk));  // consecutive blocks spread over the shards
+}
+
+Status VectorIndex::PutPiece(Txn& txn, std::string_view tenant, uint32_t first, const float* rows,
+                             uint32_t count, uint32_t dim) {
+  const int shard = ShardOf(first);
+  const std::string key = ChunkKey(tenant, first);
+  if (Status s = txn.Put(dbis_[shard], key, EncodePiece(rows, count, dim)); !s.ok()) return s;
+  if (format_ != VectorFormat::kInt8) return Status::Ok();
+  return txn.Put(int8_dbis_[shard], key, EncodeInt8Block(rows, count, dim));
+}
+
+Status VectorIndex::WriteBlock(Txn& txn, std::string_view tenant, uint32_t start,
+                               const std::vector<uint32_t>& ids, const std::vector<float>& rows,
+                               const std::vector<uint8_t>& starts, uint32_t dim) {
+  const int shard = BlockShardOf(start);
+  const std::string key = ChunkKey(tenant, start);
+  if (ids.empty()) {
+    if (Status s = txn.Del(block_dbis_[shard], key); !s.ok()) return s;
+    return txn.Del(block8_dbis_[shard], key);
+  }
+  if (Status s = txn.Put(block_dbis_[shard], key, EncodeBlock(RowSet{ids, rows, starts}, dim));
+      !s.ok())
+    return s;
+  if (format_ != VectorFormat::kInt8) return txn.Del(block8_dbis_[shard], key);
+  return txn.Put(block8_dbis_[shard], key,
+                 EncodeInt8Block(rows.data(), static_cast<uint32_t>(ids.size()), dim));
+}
+
+Status VectorIndex::RemoveFromBlock(Txn& txn, std::string_view tenant, uint32_t start,
+                                    uint32_t begin, uint64_t end) {
+  const int shard = BlockShardOf(start);
+  auto raw = txn.Get(block_dbis_[shard], ChunkKey(tenant, start));
+  if (!raw.ok()) return raw.status();
+  if (!raw->has_value() || (*raw)->size() < kBlockHeaderBytes) return Status::Ok();
+  uint32_t header[4];
+  std::memcpy(header, (*raw)->data(), sizeof header);
+  const uint32_t dim = header[2];
+  const auto block = ViewBlock(**raw, dim);
+  if (!block)
+    return Status::Internal("vector block at chunk " + std::to_string(start) + " is malformed");
+  RowSet kept;
+  bool removed = false;
+  for (uint32_t r = 0; r < block->count; ++r) {
+    const uint32_t id = block->Id(r);
+    if (id >= begin && id < end) {
+      removed = true;
+    } else {
+      kept.Add(id, block->Starts(r), block->rows + sizeof(float) * size_t{r} * dim, dim);
+    }
+  }
+  if (!removed) return Status::Ok();
+  return WriteBlock(txn, tenant, start, kept.ids, kept.rows, kept.starts, dim);
+}
+
+Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim) {
+  const uint64_t start = RangeStart(range), end = start + kBlockRows;
+  const std::string prefix = TenantPrefix(tenant);
+  RowSet set;
+  std::vector<std::pair<int, std::string>> pieces;
+  for (int s = 0; s < shards(); ++s) {
+    auto cur = Cursor::Open(txn, dbis_[s]);
+    if (!cur.ok()) return cur.status();
+    for (bool have = cur->SeekAtLeast(ChunkKey(tenant, static_cast<uint32_t>(start)));
+         have && HasPrefix(cur->key(), prefix); have = cur->Next()) {
+      const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+      if (first >= end) break;
+      const auto piece = ViewPiece(cur->value(), dim);
+      // Another dimension, or an older version's piece that goes past the range: left as it is.
+      if (!piece || first + uint64_t{piece->count} > end) continue;
+      for (uint32_t r = 0; r < piece->count; ++r) {
+        set.Add(first + r, r == 0, piece->rows + sizeof(float) * size_t{r} * dim, dim);
+      }
+      pieces.emplace_back(s, std::string(cur->key()));
+    }
+  }
+  if (pieces.empty()) return Status::Ok();
+  // A block already there (rows put again into a packed range) is merged, its rows first so
+  // that the pieces' newer rows win.
+  const std::string block_key = ChunkKey(tenant, static_cast<uint32_t>(start));
+  auto raw = txn.Get(block_dbis_[BlockShardOf(static_cast<uint32_t>(start))], block_key);
+  if (!raw.ok()) return raw.status();
+  RowSet merged;
+  if (raw->has_value()) {
+    const auto block = ViewBlock(**raw, dim);
+    if (!block) return Status::Ok();  // another dimension: the pieces stay pieces
+    for (uint32_t r = 0; r < block->count; ++r) {
+      merged.Add(block->Id(r), block->Starts(r), block->rows + sizeof(float) * size_t{r} * dim,
+                 dim);
+    }
+  }
+  merged.ids.insert(merged.ids.end(), set.ids.begin(), set.ids.end());
+  merged.rows.insert(merged.rows.end(), set.rows.begin(), set.rows.end());
+  merged.starts.insert(merged.starts.end(), set.starts.begin(), set.starts.end());
+  merged.Sort(dim);
+  for (const auto& [shard, key] : pieces) {
+    if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
+    if (Status s = txn.Del(int8_dbis_[shard], key); !s.ok()) return s;
+  }
+  return WriteBlock(txn, tenant, static_cast<uint32_t>(start), merged.ids, merged.rows,
+                    merged.starts, dim);
+}
+
 Status VectorIndex::Put(Txn& txn, std::string_view tenant, uint32_t first_chunk,
                         const float* vectors, uint32_t count, uint32_t dim) {
-  std::string value(kHeaderBytes + sizeof(float) * count * dim, '\0');
-  uint32_t header[4] = {kMagic, count, dim, 0};
-  std::memcpy(value.data(), header, sizeof header);
-  std::memcpy(value.data() + kHeaderBytes, vectors, sizeof(float) * count * dim);
-  const int shard = ShardOf(first_chunk);
-  const std::string key = TenantKey(tenant, ChunkKeyPart(first_chunk));
-  if (Status s = txn.Put(dbis_[shard], key, value); !s.ok()) return s;
-  if (format_ != VectorFormat::kInt8) return Status::Ok();
-  return txn.Put(int8_dbis_[shard], key, EncodeInt8Block(vectors, count, dim));
+  if (count == 0) return Status::Ok();
+  const uint64_t end = uint64_t{first_chunk} + count;
+  for (uint64_t at = first_chunk; at < end;) {
+    const uint32_t range = RangeOf(static_cast<uint32_t>(at));
+    const uint64_t piece_end = std::min(end, RangeStart(range + uint64_t{1}));
+    // Rows put again where a block already holds them replace them.
+    if (Status s = RemoveFromBlock(txn, tenant, static_cast<uint32_t>(RangeStart(range)),
+                                   static_cast<uint32_t>(at), piece_end);
+        !s.ok()) {
+      return s;
+    }
+    if (Status s =
+            PutPiece(txn, tenant, static_cast<uint32_t>(at), vectors + (at - first_chunk) * dim,
+                     static_cast<uint32_t>(piece_end - at), dim);
+        !s.ok()) {
+      return s;
+    }
+    at = piece_end;
+  }
+  // Chunk ids grow, so every range below the one this document ends in is complete: no later
+  // document adds to it. Those that still hold pieces become blocks now (at most the range the
+  // previous document ended in, and those this one filled).
+  const uint32_t last_range = RangeOf(static_cast<uint32_t>(end - 1));
+  for (uint32_t r = first_chunk > 0 ? RangeOf(first_chunk - 1) : 0; r < last_range; ++r) {
+    if (Status s = Pack(txn, tenant, r, dim); !s.ok()) return s;
+  }
+  return Status::Ok();
 }
 
-Status VectorIndex::Delete(Txn& txn, std::string_view tenant, uint32_t first_chunk) {
-  const int shard = ShardOf(first_chunk);
-  const std::string key = TenantKey(tenant, ChunkKeyPart(first_chunk));
-  if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
-  return txn.Del(int8_dbis_[shard], key);  // absent (a float index) is not an error
+Status VectorIndex::Delete(Txn& txn, std::string_view tenant, uint32_t first_chunk,
+                           uint32_t count) {
+  if (count == 0) return Status::Ok();
+  const uint64_t end = uint64_t{first_chunk} + count;
+  // Its pieces begin at its first chunk and at each range start inside it.
+  for (uint64_t at = first_chunk; at < end;
+       at = RangeStart(RangeOf(static_cast<uint32_t>(at)) + uint64_t{1})) {
+    const uint32_t piece = static_cast<uint32_t>(at);
+    const std::string key = ChunkKey(tenant, piece);
+    if (Status s = txn.Del(dbis_[ShardOf(piece)], key); !s.ok()) return s;
+    if (Status s = txn.Del(int8_dbis_[ShardOf(piece)], key); !s.ok()) return s;
+    if (Status s = RemoveFromBlock(txn, tenant, static_cast<uint32_t>(RangeStart(RangeOf(piece))),
+                                   piece, end);
+        !s.ok()) {
+      return s;
+    }
+  }
+  return Status::Ok();
 }
 
-// Stage 1 over the shard's int8 blocks keeps k x kDefaultOversample candidates, each known by
-// (its value's ordinal in this scan) << 32 | row; stage 2 rescores them exactly from the
-// float blocks, read in the same transaction.
+// Stage 1 over the shard's int8 blocks and pieces keeps k x kDefaultOversample candidates, each
+// known by (its value's ordinal in this scan) << 32 | row; stage 2 rescores them exactly from
+// the float values, read in the same transaction.
 Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const float* query,
                                   const Int8Query& quantized, uint32_t dim, size_t k,
                                   const ChunkFilter& filter, std::vector<VectorHit>& out) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto cur = Cursor::Open(*txn, int8_dbis_[shard]);
-  if (!cur.ok()) return cur.status();
   const std::string prefix = TenantPrefix(tenant);
-  std::vector<std::string_view> keys;  // ordinal -> full key (views into the map)
+  struct Source {
+    std::string_view key;  // a view into the map
+    bool block;
+  };
+  std::vector<Source> sources;  // ordinal -> its value
   TopK candidates(k * kDefaultOversample);
-  for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
-       have = cur->Next()) {
-    std::string_view key = cur->key();
-    if (!filter.Contains(DecodeChunkKeyPart(key.substr(prefix.size())))) continue;
-    auto block = DecodeInt8Block(cur->value(), dim, uint64_t{keys.size()} << 32);
-    if (!block.ok()) {
-      return Status::Internal("int8 vector block at chunk " +
-                              std::to_string(DecodeChunkKeyPart(key.substr(prefix.size()))) +
-                              " is malformed: " + block.status().message());
+  for (const bool blocks : {true, false}) {
+    auto cur = Cursor::Open(*txn, blocks ? block8_dbis_[shard] : int8_dbis_[shard]);
+    if (!cur.ok()) return cur.status();
+    for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+         have = cur->Next()) {
+      const std::string_view key = cur->key();
+      const uint32_t first = DecodeChunkKeyPart(key.substr(prefix.size()));
+      // A piece lies in its range (an older version's may go further, but then the filter,
+      // made of whole documents, admits its first chunk).
+      if (!FilterMeets(filter, first, RangeStart(RangeOf(first) + uint64_t{1}))) continue;
+      const uint64_t ordinal = uint64_t{sources.size()} << 32;
+      auto rows = DecodeInt8Block(cur->value(), dim, ordinal);
+      if (!rows.ok()) {
+        return Status::Internal("int8 vector block at chunk " + std::to_string(first) +
+                                " is malformed: " + rows.status().message());
+      }
+      sources.push_back({key, blocks});
+      if (filter.all) {
+        ScanInt8Block(quantized, *rows, candidates);
+        continue;
+      }
+      // A filter: only the rows it admits (a block's ids are in its float value).
+      std::optional<BlockView> ids;
+      if (blocks) {
+        auto raw = txn->Get(block_dbis_[shard], key);
+        if (!raw.ok()) return raw.status();
+        if (raw->has_value()) ids = ViewBlock(**raw, dim);
+        if (!ids || ids->count != rows->count) continue;
+      }
+      ForEachAdmittedRun(
+          rows->count, [&](uint32_t r) { return ids ? ids->Id(r) : first + r; }, filter,
+          [&](uint32_t begin, uint32_t end) {
+            Int8BlockView part = *rows;
+            part.rows += size_t{begin} * part.stride;
+            part.scales += sizeof(float) * size_t{begin};
+            part.count = end - begin;
+            part.first_id = ordinal | begin;
+            ScanInt8Block(quantized, part, candidates);
+          });
     }
-    keys.push_back(key);
-    ScanInt8Block(quantized, *block, candidates);
   }
   std::vector<float> copy;  // a float row whose place in the map is not 4-byte aligned
-  auto fetch = [&](uint64_t id) -> const float* {
-    auto raw = txn->Get(dbis_[shard], keys[id >> 32]);
-    if (!raw.ok() || !raw->has_value()) return nullptr;
-    const auto block = ViewFloatBlock(**raw, dim);
+  // The candidate's float row, and its chunk id in `chunk`.
+  auto locate = [&](uint64_t id, uint32_t* chunk) -> const float* {
+    const Source& source = sources[id >> 32];
     const uint32_t row = static_cast<uint32_t>(id & 0xffffffffu);
-    if (!block || row >= block->count) return nullptr;
-    return FloatsAt(block->rows + sizeof(float) * size_t{row} * dim, dim, copy);
+    auto raw = txn->Get(source.block ? block_dbis_[shard] : dbis_[shard], source.key);
+    if (!raw.ok() || !raw->has_value()) return nullptr;
+    const char* rows = nullptr;
+    if (source.block) {
+      const auto block = ViewBlock(**raw, dim);
+      if (!block || row >= block->count) return nullptr;
+      if (chunk) *chunk = block->Id(row);
+      rows = block->rows;
+    } else {
+      const auto piece = ViewPiece(**raw, dim);
+      if (!piece || row >= piece->count) return nullptr;
+      if (chunk) *chunk = DecodeChunkKeyPart(source.key.substr(prefix.size())) + row;
+      rows = piece->rows;
+    }
+    return FloatsAt(rows + sizeof(float) * size_t{row} * dim, dim, copy);
   };
-  for (const ScoredRow& r : Rescore(query, dim, candidates.Take(), fetch, k)) {
-    out.push_back({r.score, DecodeChunkKeyPart(keys[r.id >> 32].substr(prefix.size())) +
-                                static_cast<uint32_t>(r.id & 0xffffffffu)});
+  for (const ScoredRow& r : Rescore(
+           query, dim, candidates.Take(), [&](uint64_t id) { return locate(id, nullptr); }, k)) {
+    uint32_t chunk = 0;
+    if (locate(r.id, &chunk)) out.push_back({r.score, chunk});
   }
   return Status::Ok();
 }
@@ -305,48 +652,53 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
                               std::vector<VectorHit>& out) const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  auto cur = Cursor::Open(*txn, dbis_[shard]);
-  if (!cur.ok()) return cur.status();
-  std::priority_queue<ScanHit, std::vector<ScanHit>, MinFirst> heap;
+  ShardTop top(k);
   std::vector<float> unaligned, scores;
   const std::string prefix = TenantPrefix(tenant);
-  // The cursor runs one value ahead of the scoring: views into a read transaction's map stay
-  // valid, so the next value can be prefetched while this one is scored.
-  bool more = cur->SeekAtLeast(prefix) && HasPrefix(cur->key(), prefix);
-  std::string_view next_key = more ? cur->key() : std::string_view();
-  std::string_view next_value = more ? cur->value() : std::string_view();
-  while (more) {
-    const uint32_t first = DecodeChunkKeyPart(next_key.substr(prefix.size()));
-    std::string_view value = next_value;
-    more = cur->Next() && HasPrefix(cur->key(), prefix);
-    if (more) {
-      next_key = cur->key();
-      next_value = cur->value();
-      PrefetchValue(next_value);
-    }
-    if (!filter.Contains(first)) continue;
-    const auto block = ViewFloatBlock(value, dim);
-    if (!block) {
-      return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");
-    }
-    const uint32_t count = block->count;
-    const float* rows = FloatsAt(block->rows, size_t{count} * dim, unaligned);
-    scores.resize(count);
-    kRows(query, rows, count, dim, scores.data());
-    for (uint32_t i = 0; i < count; ++i) {
-      const float score = scores[i];
-      if (heap.size() < k) {
-        heap.push({score, first + i});
-      } else if (score > heap.top().score) {
-        heap.pop();
-        heap.push({score, first + i});
+  for (const bool blocks : {true, false}) {
+    auto cur = Cursor::Open(*txn, blocks ? block_dbis_[shard] : dbis_[shard]);
+    if (!cur.ok()) return cur.status();
+    // The cursor runs one value ahead of the scoring: views into a read transaction's map stay
+    // valid, so the next value can be prefetched while this one is scored.
+    bool more = cur->SeekAtLeast(prefix) && HasPrefix(cur->key(), prefix);
+    std::string_view next_key = more ? cur->key() : std::string_view();
+    std::string_view next_value = more ? cur->value() : std::string_view();
+    while (more) {
+      const uint32_t first = DecodeChunkKeyPart(next_key.substr(prefix.size()));
+      std::string_view value = next_value;
+      more = cur->Next() && HasPrefix(cur->key(), prefix);
+      if (more) {
+        next_key = cur->key();
+        next_value = cur->value();
+        PrefetchValue(next_value);
       }
+      // A piece lies in its range (an older version's may go further, but then the filter,
+      // made of whole documents, admits its first chunk).
+      if (!FilterMeets(filter, first, RangeStart(RangeOf(first) + uint64_t{1}))) continue;
+      std::optional<BlockView> block;
+      std::optional<PieceView> piece;
+      if (blocks) {
+        block = ViewBlock(value, dim);
+      } else {
+        piece = ViewPiece(value, dim);
+      }
+      if (!block && !piece) {
+        return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");
+      }
+      const char* all_rows = block ? block->rows : piece->rows;
+      auto id_of = [&](uint32_t r) { return block ? block->Id(r) : first + r; };
+      ForEachAdmittedRun(
+          block ? block->count : piece->count, id_of, filter, [&](uint32_t begin, uint32_t end) {
+            const uint32_t n = end - begin;
+            const float* rows = FloatsAt(all_rows + sizeof(float) * size_t{begin} * dim,
+                                         size_t{n} * dim, unaligned);
+            scores.resize(n);
+            kRows(query, rows, n, dim, scores.data());
+            top.Offer(scores.data(), n, [&](uint32_t i) { return id_of(begin + i); });
+          });
     }
   }
-  while (!heap.empty()) {
-    out.push_back({heap.top().score, heap.top().chunk});
-    heap.pop();
-  }
+  top.Drain(out);
   return Status::Ok();
 }
 
@@ -386,37 +738,104 @@ Result<uint64_t> VectorIndex::Count() const {
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   uint64_t total = 0;
-  for (MDB_dbi dbi : dbis_) {
-    auto cur = Cursor::Open(*txn, dbi);
-    if (!cur.ok()) return cur.status();
-    for (bool have = cur->First(); have; have = cur->Next()) {
-      uint32_t header[4];
-      if (cur->value().size() < kHeaderBytes) continue;
-      std::memcpy(header, cur->value().data(), sizeof header);
-      if (header[0] == kMagic) total += header[1];
+  for (const auto* dbis : {&dbis_, &block_dbis_}) {
+    const uint32_t magic = dbis == &dbis_ ? kMagic : kBlockMagic;
+    for (MDB_dbi dbi : *dbis) {
+      auto cur = Cursor::Open(*txn, dbi);
+      if (!cur.ok()) return cur.status();
+      for (bool have = cur->First(); have; have = cur->Next()) {
+        uint32_t header[4];
+        if (cur->value().size() < sizeof header) continue;
+        std::memcpy(header, cur->value().data(), sizeof header);
+        if (header[0] == magic) total += header[1];
+      }
     }
   }
   return total;
 }
 
+Result<VectorIndex::Layout> VectorIndex::Values(std::string_view tenant) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  const std::string prefix = TenantPrefix(tenant);
+  Layout layout;
+  for (int s = 0; s < shards(); ++s) {
+    for (const bool blocks : {true, false}) {
+      auto cur = Cursor::Open(*txn, blocks ? block_dbis_[s] : dbis_[s]);
+      if (!cur.ok()) return cur.status();
+      for (bool have = cur->SeekAtLeast(prefix); have && HasPrefix(cur->key(), prefix);
+           have = cur->Next()) {
+        uint32_t header[4] = {};
+        std::memcpy(header, cur->value().data(), std::min(sizeof header, cur->value().size()));
+        (blocks ? layout.blocks : layout.pieces) += 1;
+        (blocks ? layout.block_rows : layout.piece_rows) += header[1];
+      }
+    }
+  }
+  return layout;
+}
+
 Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t from, uint32_t to,
                             uint32_t dim, const RowsVisitor& visit) const {
   const std::string prefix = TenantPrefix(tenant);
+  // Pieces never cross a range boundary (except an older version's), so every value holding a
+  // row at or past `from` is keyed at or past its range's start.
+  const std::string seek = ChunkKey(tenant, static_cast<uint32_t>(RangeStart(RangeOf(from))));
   std::vector<float> copy;
-  for (MDB_dbi dbi : dbis_) {
-    auto cur = Cursor::Open(txn, dbi);
-    if (!cur.ok()) return cur.status();
-    for (bool have = cur->SeekAtLeast(TenantKey(tenant, ChunkKeyPart(from)));
-         have && HasPrefix(cur->key(), prefix); have = cur->Next()) {
-      const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
-      if (first >= to) break;
-      const auto block = ViewFloatBlock(cur->value(), dim);
-      if (!block) {
-        return Status::Internal("vector block at chunk " + std::to_string(first) + " is malformed");
+  for (int s = 0; s < shards(); ++s) {
+    for (const bool blocks : {true, false}) {
+      auto cur = Cursor::Open(txn, blocks ? block_dbis_[s] : dbis_[s]);
+      if (!cur.ok()) return cur.status();
+      for (bool have = cur->SeekAtLeast(seek); have && HasPrefix(cur->key(), prefix);
+           have = cur->Next()) {
+        const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+        if (first >= to) break;
+        // Runs of consecutive ids in [from, to): rows[r] is chunk run_first + r.
+        auto visit_run = [&](uint32_t run_first, const char* rows, uint32_t count) {
+          const float* at = FloatsAt(rows, size_t{count} * dim, copy);
+          return visit(run_first, at, count, at != copy.data());
+        };
+        if (blocks) {
+          const auto block = ViewBlock(cur->value(), dim);
+          if (!block) {
+            return Status::Internal("vector block at chunk " + std::to_string(first) +
+                                    " is malformed");
+          }
+          uint32_t r = 0;
+          while (r < block->count) {
+            const uint32_t id = block->Id(r);
+            if (id < from || id >= to) {
+              ++r;
+              continue;
+            }
+            uint32_t n = 1;
+            while (r + n < block->count && block->Id(r + n) == id + n && id + n < to &&
+                   !block->Starts(r + n)) {
+              ++n;
+            }
+            if (Status st = visit_run(id, block->rows + sizeof(float) * size_t{r} * dim, n);
+                !st.ok()) {
+              return st;
+            }
+            r += n;
+          }
+          continue;
+        }
+        const auto piece = ViewPiece(cur->value(), dim);
+        if (!piece) {
+          return Status::Internal("vector block at chunk " + std::to_string(first) +
+                                  " is malformed");
+        }
+        const uint32_t lo = first >= from ? 0 : from - first;
+        const uint32_t hi =
+            static_cast<uint32_t>(std::min<uint64_t>(piece->count, uint64_t{to} - first));
+        if (lo >= hi) continue;
+        if (Status st =
+                visit_run(first + lo, piece->rows + sizeof(float) * size_t{lo} * dim, hi - lo);
+            !st.ok()) {
+          return st;
+        }
       }
-      const float* rows = FloatsAt(block->rows, size_t{block->count} * dim, copy);
-      const bool stable = rows != copy.data();
-      if (Status s = visit(first, rows, block->count, stable); !s.ok()) return s;
     }
   }
   return Status::Ok();
@@ -424,12 +843,39 @@ Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t fr
 
 const float* VectorIndex::Row(const Txn& txn, std::string_view tenant, uint32_t first,
                               uint32_t chunk, uint32_t dim, std::vector<float>& scratch) const {
-  if (chunk < first) return nullptr;
-  auto raw = txn.Get(dbis_[ShardOf(first)], TenantKey(tenant, ChunkKeyPart(first)));
-  if (!raw.ok() || !raw->has_value()) return nullptr;
-  const auto block = ViewFloatBlock(**raw, dim);
-  if (!block || chunk - first >= block->count) return nullptr;
-  return FloatsAt(block->rows + sizeof(float) * size_t{chunk - first} * dim, dim, scratch);
+  const uint32_t start = static_cast<uint32_t>(RangeStart(RangeOf(chunk)));
+  auto raw = txn.Get(block_dbis_[BlockShardOf(start)], ChunkKey(tenant, start));
+  if (raw.ok() && raw->has_value()) {
+    if (const auto block = ViewBlock(**raw, dim)) {
+      const uint32_t r = block->Find(chunk);
+      if (r < block->count) {
+        return FloatsAt(block->rows + sizeof(float) * size_t{r} * dim, dim, scratch);
+      }
+    }
+  }
+  // A piece: the document's first, the piece of the chunk's range, or (written by an older
+  // version, one piece across ranges) the nearest piece at or below the chunk in any shard.
+  auto in_piece = [&](uint32_t piece_first, std::string_view value) -> const float* {
+    const auto piece = ViewPiece(value, dim);
+    if (!piece || chunk < piece_first || chunk - piece_first >= piece->count) return nullptr;
+    return FloatsAt(piece->rows + sizeof(float) * size_t{chunk - piece_first} * dim, dim, scratch);
+  };
+  for (const uint32_t piece_first : {first, std::max(first, start)}) {
+    if (piece_first > chunk) continue;
+    auto value = txn.Get(dbis_[ShardOf(piece_first)], ChunkKey(tenant, piece_first));
+    if (!value.ok() || !value->has_value()) continue;
+    if (const float* row = in_piece(piece_first, **value)) return row;
+  }
+  const std::string prefix = TenantPrefix(tenant);
+  for (int s = 0; s < shards(); ++s) {
+    auto cur = Cursor::Open(txn, dbis_[s]);
+    if (!cur.ok()) continue;
+    const bool past = cur->SeekAfter(ChunkKey(tenant, chunk));
+    if (!(past ? cur->Prev() : cur->Last()) || !HasPrefix(cur->key(), prefix)) continue;
+    const uint32_t piece_first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+    if (const float* row = in_piece(piece_first, cur->value())) return row;
+  }
+  return nullptr;
 }
 
 }  // namespace ragstream::store

@@ -36,6 +36,7 @@ lmdb = pytest.importorskip("lmdb", reason="python3-lmdb (scripts/install_deps.sh
 SHARDS = 4  # lib/core/config.h vector_shards; the harness does not set RAGSTREAM_VECTOR_SHARDS
 DIM = 384  # hash-v1
 VEC_MAGIC = 0x31565352  # "RSV1"
+BLOCK_MAGIC = 0x31425352  # "RSB1"
 OLD_DBS = ["chunks", "lex_postings", "lex_df"] + [f"vec.{s}" for s in range(SHARDS)] \
     + [f"vec8.{s}" for s in range(SHARDS)]
 # Databases of documents and the index (both layouts): not copied from the donor store.
@@ -203,18 +204,22 @@ def meta(path: Path) -> dict:
 
 
 def vector_rows(path: Path) -> list[bytes]:
-    """Every vector row of the current layout's vectors.N databases, sorted."""
+    """Every vector row of the current layout, sorted: the pieces of vectors.N (16-byte
+    header, then the rows) and the blocks of vblocks.N (48-byte header, rows, their ids)."""
     env = open_env(path, readonly=True)
     rows = []
     try:
         for name in named_dbs(env):
-            if not re.fullmatch(rb"vectors\.\d+", name):
+            block = re.fullmatch(rb"vblocks\.\d+", name)
+            if not block and not re.fullmatch(rb"vectors\.\d+", name):
                 continue
+            header = 48 if block else 16
             with env.begin(db=env.open_db(name, create=False)) as txn:
                 for _, v in txn.cursor():
                     magic, n, dim, _ = struct.unpack_from("<4I", v)
-                    assert magic == VEC_MAGIC and dim == DIM, (magic, dim)
-                    rows += [bytes(v[16 + i * dim * 4:16 + (i + 1) * dim * 4]) for i in range(n)]
+                    assert magic == (BLOCK_MAGIC if block else VEC_MAGIC) and dim == DIM, (magic, dim)
+                    rows += [bytes(v[header + i * dim * 4:header + (i + 1) * dim * 4])
+                             for i in range(n)]
     finally:
         env.close()
     return sorted(rows)

@@ -124,7 +124,7 @@ struct IvfEnv {
     for (auto& [chunk, f] : first_of[tenant]) n += f == first;
     auto txn = Txn::BeginWrite(*env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(vectors->Delete(*txn, tenant, first).ok());
+    BOOST_REQUIRE(vectors->Delete(*txn, tenant, first, n).ok());
     BOOST_REQUIRE(ivf->Tombstone(*txn, tenant, first, n).ok());
     BOOST_REQUIRE(txn->Commit().ok());
     for (uint32_t c = first; c < first + n; ++c) {

@@ -371,9 +371,9 @@ BOOST_AUTO_TEST_CASE(documents_spread_over_shards) {
   }
   BOOST_TEST(high.size() == 3u);
   BOOST_TEST(e.index->shards() == 3);
-  BOOST_TEST((VectorIndex::Databases(3) == std::vector<std::string>{"vectors.0", "vectors.1",
-                                                                    "vectors.2", "vectors8.0",
-                                                                    "vectors8.1", "vectors8.2"}));
+  BOOST_TEST((VectorIndex::Databases(2) ==
+              std::vector<std::string>{"vectors.0", "vectors.1", "vectors8.0", "vectors8.1",
+                                       "vblocks.0", "vblocks.1", "vblocks8.0", "vblocks8.1"}));
 }
 
 BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
@@ -402,13 +402,21 @@ BOOST_AUTO_TEST_CASE(filter_restricts_to_listed_documents) {
   BOOST_TEST(rows.size() == c.Rows(doc3));
   BOOST_TEST(*rows.begin() == doc3);
   BOOST_TEST(*rows.rbegin() == doc3 + c.Rows(doc3) - 1);
-  // A range starting just after a document (at its neighbour's first chunk) is that neighbour.
+  // The filter is on chunks: a range holding only a document's first chunk admits that row,
+  // whether the document's rows are in a block or still a piece.
   const uint32_t doc4 = c.First(4);
   BOOST_REQUIRE(doc4 == doc3 + c.Rows(doc3));
-  auto next = e.index->Search("acme", q.data(), 64, 100, ChunkFilter{false, {{doc4, doc4 + 1}}});
-  BOOST_REQUIRE(next.ok());
-  BOOST_TEST(next->size() == c.Rows(doc4));
-  for (const auto& h : *next) BOOST_TEST(c.DocOf(h.chunk).value_or(0xFFFFFFFFu) == doc4);
+  auto layout = e.index->Values("acme");
+  BOOST_REQUIRE(layout.ok());
+  BOOST_TEST(layout->blocks > 0u);  // doc4's rows
+  BOOST_TEST(layout->pieces > 0u);  // the last document's
+  for (const uint32_t chunk : {doc4, doc4 + 1, c.next_chunk - 1}) {
+    auto one_row =
+        e.index->Search("acme", q.data(), 64, 100, ChunkFilter{false, {{chunk, chunk + 1}}});
+    BOOST_REQUIRE(one_row.ok());
+    BOOST_REQUIRE_EQUAL(one_row->size(), 1u);
+    BOOST_TEST((*one_row)[0].chunk == chunk);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
@@ -430,8 +438,8 @@ BOOST_AUTO_TEST_CASE(delete_removes_and_count_follows) {
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "acme", victim).ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "acme", c.next_chunk + 1000).ok());  // absent: no error
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", victim, static_cast<uint32_t>(rows)).ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", c.next_chunk + 1000, 3).ok());  // absent: no error
     BOOST_REQUIRE(txn->Commit().ok());
   }
   c.docs.erase(victim);
@@ -787,7 +795,7 @@ BOOST_AUTO_TEST_CASE(int8_format_keeps_filters_tenants_and_deletes) {
   {
     auto txn = Txn::BeginWrite(*e.env);
     BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(e.index->Delete(*txn, "acme", doc3).ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", doc3, static_cast<uint32_t>(rows3)).ok());
     BOOST_REQUIRE(txn->Commit().ok());
   }
   auto after = e.index->Search("acme", q.data(), 64, 1000);
