@@ -813,6 +813,225 @@ BOOST_AUTO_TEST_CASE(int8_format_keeps_filters_tenants_and_deletes) {
   }
 }
 
+// ---- Blocks: rows of 512-id ranges packed into one value each ----
+
+// Puts every document of the corpus in its own transaction, as uploads do.
+void StoreOneByOne(VectorEnv& e, const Corpus& c) {
+  for (const auto& [first, block] : c.docs) {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    Status s = e.index->Put(*txn, "acme", first, block.data(),
+                            static_cast<uint32_t>(block.size() / c.dim), c.dim);
+    BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+}
+
+// Every stored row is where Row says, with the reference's bits, and no other row is.
+void CheckRows(const VectorEnv& e, const Corpus& c, uint32_t end) {
+  auto txn = Txn::BeginRead(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  std::vector<float> scratch;
+  for (uint32_t chunk = 0; chunk < end; ++chunk) {
+    const auto doc = c.DocOf(chunk);
+    const float* row = e.index->Row(*txn, "acme", doc.value_or(chunk), chunk, c.dim, scratch);
+    if (!doc) {
+      BOOST_TEST(row == nullptr, "chunk " << chunk << " has no document but a row");
+      continue;
+    }
+    BOOST_REQUIRE_MESSAGE(row != nullptr, "chunk " << chunk << " has no row");
+    const float* want = c.docs.at(*doc).data() + size_t{chunk - *doc} * c.dim;
+    BOOST_TEST(std::memcmp(row, want, sizeof(float) * c.dim) == 0, "chunk " << chunk);
+  }
+}
+
+// ForEach over [from, to) gives every row in it once, as runs that never span two documents.
+void CheckForEach(const VectorEnv& e, const Corpus& c, uint32_t from, uint32_t to) {
+  auto txn = Txn::BeginRead(*e.env);
+  BOOST_REQUIRE(txn.ok());
+  std::map<uint32_t, int> seen;
+  Status s = e.index->ForEach(
+      *txn, "acme", from, to, c.dim, [&](uint32_t first, const float* rows, uint32_t count, bool) {
+        const auto doc = c.DocOf(first);
+        BOOST_REQUIRE(doc.has_value());
+        BOOST_TEST((c.DocOf(first + count - 1) == doc));
+        for (uint32_t r = 0; r < count; ++r) {
+          ++seen[first + r];
+          const float* want = c.docs.at(*doc).data() + size_t{first + r - *doc} * c.dim;
+          BOOST_TEST(std::memcmp(rows + size_t{r} * c.dim, want, sizeof(float) * c.dim) == 0);
+        }
+        return Status::Ok();
+      });
+  BOOST_REQUIRE_MESSAGE(s.ok(), s.ToString());
+  size_t want = 0;
+  for (const auto& [first, block] : c.docs) {
+    for (uint32_t r = 0; r < block.size() / c.dim; ++r) want += first + r >= from && first + r < to;
+  }
+  BOOST_TEST(seen.size() == want);
+  for (const auto& [chunk, n] : seen) {
+    BOOST_TEST(n == 1, "chunk " << chunk << " visited " << n << " times");
+    BOOST_TEST((chunk >= from && chunk < to));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(rows_move_into_blocks_as_their_ranges_fill) {
+  std::mt19937 rng(77);
+  VectorEnv e(3);
+  Corpus c = MakeCorpus(rng, 16, 250, 20);  // ~2,600 rows: 5 complete ranges
+  StoreOneByOne(e, c);
+  auto layout = e.index->Values("acme");
+  BOOST_REQUIRE(layout.ok());
+  const uint32_t complete = (c.next_chunk - 1) / VectorIndex::kBlockRows;
+  BOOST_TEST(layout->blocks == complete);
+  BOOST_TEST(layout->block_rows == uint64_t{complete} * VectorIndex::kBlockRows);
+  BOOST_TEST(layout->piece_rows == c.next_chunk - layout->block_rows);
+  BOOST_TEST(layout->pieces > 0u);
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == c.next_chunk);
+  for (int i = 0; i < 10; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 16), 10);
+  CheckRows(e, c, c.next_chunk + 5);
+  CheckForEach(e, c, 0, UINT32_MAX);
+  CheckForEach(e, c, c.First(40), c.First(200));  // from inside one block to inside another
+  CheckForEach(e, c, c.First(240), UINT32_MAX);   // the pieces
+  // All at once in one transaction packs the same way.
+  VectorEnv batch(3);
+  Store(batch, c);
+  auto same = batch.index->Values("acme");
+  BOOST_REQUIRE(same.ok());
+  BOOST_TEST(same->blocks == layout->blocks);
+  BOOST_TEST(same->piece_rows == layout->piece_rows);
+}
+
+// A deleted document's rows leave their blocks (the one it crosses into too), and a block left
+// with no rows is gone; nothing else moves.
+BOOST_AUTO_TEST_CASE(deleting_a_document_rewrites_its_blocks) {
+  std::mt19937 rng(78);
+  VectorEnv e(2);
+  Corpus c = MakeCorpus(rng, 16, 250, 20);
+  StoreOneByOne(e, c);
+  auto before = e.index->Values("acme");
+  BOOST_REQUIRE(before.ok());
+  // A document whose rows cross from the first block into the second, and those of block 0.
+  int crossing = -1;
+  std::vector<int> in_first_block;
+  for (int d = 0; d < 250; ++d) {
+    const uint32_t first = c.First(d), last = first + static_cast<uint32_t>(c.Rows(first)) - 1;
+    if (first < 512 && last >= 512) crossing = d;
+    if (last < 512) in_first_block.push_back(d);
+  }
+  BOOST_REQUIRE(crossing >= 0);
+  auto erase = [&](int d) {
+    const uint32_t first = c.First(d);
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", first, static_cast<uint32_t>(c.Rows(first))).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+    c.docs.erase(first);
+  };
+  erase(crossing);
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  size_t total = 0;
+  for (const auto& [first, block] : c.docs) total += block.size() / c.dim;
+  BOOST_TEST(*count == total);
+  CheckRows(e, c, c.next_chunk);
+  CheckForEach(e, c, 0, UINT32_MAX);
+  for (int i = 0; i < 5; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 16), 10);
+  for (int d : in_first_block) erase(d);
+  auto after = e.index->Values("acme");
+  BOOST_REQUIRE(after.ok());
+  BOOST_TEST(after->blocks == before->blocks - 1);
+  CheckRows(e, c, c.next_chunk);
+  for (int i = 0; i < 5; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 16), 10);
+}
+
+// Rows put again for chunks a block already holds replace them there.
+BOOST_AUTO_TEST_CASE(putting_rows_again_into_a_packed_range_replaces_them) {
+  std::mt19937 rng(79);
+  VectorEnv e(2);
+  Corpus c = MakeCorpus(rng, 16, 100, 20);
+  StoreOneByOne(e, c);
+  const uint32_t doc = c.First(3);
+  for (float& x : c.docs[doc]) x = -x;
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(
+        e.index
+            ->Put(*txn, "acme", doc, c.docs[doc].data(), static_cast<uint32_t>(c.Rows(doc)), c.dim)
+            .ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == c.next_chunk);
+  CheckRows(e, c, c.next_chunk);
+  std::vector<float> q(c.docs[doc].begin(), c.docs[doc].begin() + c.dim);
+  CheckAgainstReference(e, c, q, 10);
+}
+
+// Stores written before blocks keep one value per document, whatever its length; those rows
+// stay searchable, readable and deletable beside the blocks of later documents.
+BOOST_AUTO_TEST_CASE(values_of_the_per_document_layout_are_still_read) {
+  std::mt19937 rng(80);
+  VectorEnv e(1);
+  Corpus c;
+  c.dim = 8;
+  // An older version's document of 700 rows from chunk 100: one value across two ranges.
+  std::vector<float>& old = c.docs[100];
+  for (int r = 0; r < 700; ++r) {
+    auto v = RandomUnit(rng, 8);
+    old.insert(old.end(), v.begin(), v.end());
+  }
+  std::string value = Header(kMagic, 700, 8);
+  value.append(reinterpret_cast<const char*>(old.data()), sizeof(float) * old.size());
+  PutRaw(e, "vectors.0", "acme/" + ChunkKeyPart(100), value);
+  c.next_chunk = 800;
+  for (int d = 0; d < 100; ++d) {  // then new documents, through two more ranges
+    const uint32_t first = c.next_chunk;
+    for (int r = 0; r < 15; ++r) {
+      auto v = RandomUnit(rng, 8);
+      c.docs[first].insert(c.docs[first].end(), v.begin(), v.end());
+    }
+    c.next_chunk += 15;
+  }
+  Corpus fresh = c;
+  fresh.docs.erase(100);
+  StoreOneByOne(e, fresh);
+  auto layout = e.index->Values("acme");
+  BOOST_REQUIRE(layout.ok());
+  BOOST_TEST(layout->blocks > 0u);
+  CheckRows(e, c, c.next_chunk);
+  CheckForEach(e, c, 0, UINT32_MAX);
+  for (int i = 0; i < 5; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 8), 10);
+  {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(e.index->Delete(*txn, "acme", 100, 700).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  c.docs.erase(100);
+  auto count = e.index->Count();
+  BOOST_REQUIRE(count.ok());
+  BOOST_TEST(*count == 1500u);
+  CheckRows(e, c, c.next_chunk);
+}
+
+BOOST_AUTO_TEST_CASE(a_malformed_block_is_an_error_naming_its_range) {
+  VectorEnv e(1);
+  PutGood(e);
+  PutRaw(e, "vblocks.0", "acme/" + ChunkKeyPart(1024), std::string(60, 'x'));
+  const float q[] = {1, 0, 0, 0};
+  auto hits = e.index->Search("acme", q, 4, 10);
+  BOOST_REQUIRE(!hits.ok());
+  BOOST_TEST(hits.status().message().find("1024") != std::string::npos, hits.status().message());
+  // Filtered away, it is not read.
+  auto filtered = e.index->Search("acme", q, 4, 10, ChunkFilter{false, {{kGoodChunk, 2}}});
+  BOOST_REQUIRE(filtered.ok());
+  BOOST_TEST(filtered->size() == 1u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
