@@ -136,6 +136,18 @@ void VectorIndexBuilder::Learnt(const std::string& tenant, const store::IvfState
 }
 
 void VectorIndexBuilder::Check(const std::string& tenant) {
+  // A store written before vector blocks: its per-document values become blocks, a few ranges
+  // per write transaction (after that, a few cursor seeks find nothing to do).
+  if (options_.dimension > 0) {
+    auto packed = store_.PackVectors(tenant, options_.dimension);
+    if (!packed.ok()) {
+      LogWarn("vectors", "could not pack vectors into blocks",
+              {{"tenant", tenant}, {"error", packed.status().message()}});
+    } else if (*packed > 0) {
+      LogInfo("vectors", "packed per-document vectors into blocks",
+              {{"tenant", tenant}, {"ranges", std::to_string(*packed)}});
+    }
+  }
   auto needed = store_.VectorIndexNeedsBuild(tenant, options_.min_chunks);
   if (!needed.ok()) {
     LogWarn("ivf", "could not check the approximate vector index",

@@ -4,7 +4,8 @@
 // (DocumentStore::VectorIndexNeedsBuild: none yet and RAGSTREAM_IVF_MIN_CHUNKS chunks, or as many
 // rows changed as it was built with) and builds it. Searches go on meanwhile on the exact scan or
 // the old index; the new one takes over in one transaction. Several workers on one store build each
-// tenant once: the build claims it in the store.
+// tenant once: the build claims it in the store. The same check first packs vectors that a store
+// written before vector blocks keeps one value per document (DocumentStore::PackVectors).
 #pragma once
 
 #include <atomic>

@@ -562,7 +562,8 @@ Status DocumentStore::DeleteOnce(std::string_view tenant, const std::string& id)
     return s;
   }
   if (rec->chunk_count > 0) {
-    if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok()) return s;
+    if (Status s = vectors_.Delete(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok())
+      return s;
     if (Status s = ivf_.Tombstone(*txn, tenant, rec->first_chunk, rec->chunk_count); !s.ok()) {
       return s;
     }
@@ -660,6 +661,35 @@ Result<std::vector<std::string>> DocumentStore::TenantsWithChunks() const {
     tenants.emplace_back(cur->key().substr(kPrefix.size()));
   }
   return tenants;
+}
+
+Result<uint64_t> DocumentStore::PackVectors(std::string_view tenant, uint32_t dim,
+                                            uint32_t ranges_per_txn) {
+  {
+    auto txn = Txn::BeginRead(env_);
+    if (!txn.ok()) return txn.status();
+    auto next = catalog_.NextChunk(*txn, tenant);
+    if (!next.ok()) return next.status();
+    auto any = vectors_.HasPiecesBelow(*txn, tenant, *next);
+    if (!any.ok()) return any.status();
+    if (!*any) return uint64_t{0};  // the usual case, without taking the write lock
+  }
+  uint64_t packed = 0;
+  uint32_t from = 0;
+  while (true) {
+    auto txn = Txn::BeginWrite(env_);
+    if (!txn.ok()) return txn.status();
+    auto next = catalog_.NextChunk(*txn, tenant);
+    if (!next.ok()) return next.status();
+    auto progress = vectors_.PackBelow(*txn, tenant, dim, from, *next, ranges_per_txn);
+    if (!progress.ok()) return progress.status();
+    if (progress->packed > 0) {
+      if (Status s = txn->Commit(); !s.ok()) return s;
+      packed += progress->packed;
+    }
+    if (progress->done) return packed;
+    from = progress->next;
+  }
 }
 
 Result<bool> DocumentStore::VectorIndexNeedsBuild(std::string_view tenant,

@@ -194,6 +194,11 @@ class DocumentStore {
                                                uint32_t dim, size_t k, const ChunkFilter& filter,
                                                const VectorSearchOptions& options,
                                                VectorSearchInfo* info = nullptr) const;
+  // Packs the tenant's vectors of `dim` dimensions that a store written before vector blocks
+  // keeps one value per document into blocks (VectorIndex::PackBelow), in write transactions
+  // of at most `ranges_per_txn` ranges (~0.8 MB each at 384 dimensions), so that no writer waits
+  // long. Returns the ranges packed; 0, after a few cursor seeks, when there is nothing to do.
+  Result<uint64_t> PackVectors(std::string_view tenant, uint32_t dim, uint32_t ranges_per_txn = 8);
   // Whether the tenant's vectors should get a (new) approximate index (IvfIndex::NeedsBuild),
   // and building it.
   Result<bool> VectorIndexNeedsBuild(std::string_view tenant, uint64_t min_rows) const;

@@ -511,9 +511,80 @@ Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint
                     merged.starts, dim);
 }
 
-Status VectorIndex::Put(Txn& txn, std::string_view tenant, uint32_t first_chunk,
-                        const float* vectors, uint32_t count, uint32_t dim) {
-  if (count == 0) return Status::Ok();
+Result<std::optional<uint32_t>> VectorIndex::LowestPiece(const Txn& txn, std::string_view tenant,
+                                                         uint32_t from) const {
+  const std::string prefix = TenantPrefix(tenant);
+  std::optional<uint32_t> lowest;
+  for (int s = 0; s < shards(); ++s) {
+    auto cur = Cursor::Open(txn, dbis_[s]);
+    if (!cur.ok()) return cur.status();
+    if (cur->SeekAtLeast(ChunkKey(tenant, from)) && HasPrefix(cur->key(), prefix)) {
+      const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+      if (!lowest || first < *lowest) lowest = first;
+    }
+  }
+  return lowest;
+}
+
+Result<bool> VectorIndex::HasPiecesBelow(const Txn& txn, std::string_view tenant,
+                                         uint32_t below) const {
+  auto lowest = LowestPiece(txn, tenant, 0);
+  if (!lowest.ok()) return lowest.status();
+  return *lowest && RangeStart(RangeOf(**lowest) + uint64_t{1}) <= RangeStart(RangeOf(below));
+}
+
+Result<VectorIndex::PackProgress> VectorIndex::PackBelow(Txn& txn, std::string_view tenant,
+                                                         uint32_t dim, uint32_t from,
+                                                         uint32_t below, uint32_t max_ranges) {
+  const std::string prefix = TenantPrefix(tenant);
+  const uint64_t limit = RangeStart(RangeOf(below));  // ranges below it are complete
+  uint64_t at = RangeStart(RangeOf(from));
+  PackProgress progress;
+  while (progress.packed < max_ranges) {
+    auto lowest = LowestPiece(txn, tenant, static_cast<uint32_t>(at));
+    if (!lowest.ok()) return lowest.status();
+    if (!*lowest || RangeStart(RangeOf(**lowest) + uint64_t{1}) > limit) {
+      progress.done = true;
+      return progress;
+    }
+    const uint32_t range = RangeOf(**lowest);
+    const uint64_t end = RangeStart(range + uint64_t{1});
+    // Split the range's pieces that go past its end into one piece per range.
+    for (int s = 0; s < shards(); ++s) {
+      auto cur = Cursor::Open(txn, dbis_[s]);
+      if (!cur.ok()) return cur.status();
+      std::vector<std::pair<uint32_t, std::vector<float>>> crossing;
+      for (bool have = cur->SeekAtLeast(ChunkKey(tenant, static_cast<uint32_t>(RangeStart(range))));
+           have && HasPrefix(cur->key(), prefix); have = cur->Next()) {
+        const uint32_t first = DecodeChunkKeyPart(cur->key().substr(prefix.size()));
+        if (first >= end) break;
+        const auto piece = ViewPiece(cur->value(), dim);
+        if (!piece || first + uint64_t{piece->count} <= end) continue;
+        std::vector<float> rows(size_t{piece->count} * dim);
+        std::memcpy(rows.data(), piece->rows, sizeof(float) * rows.size());
+        crossing.emplace_back(first, std::move(rows));
+      }
+      for (const auto& [first, rows] : crossing) {
+        const std::string key = ChunkKey(tenant, first);
+        if (Status st = txn.Del(dbis_[s], key); !st.ok()) return st;
+        if (Status st = txn.Del(int8_dbis_[s], key); !st.ok()) return st;
+        if (Status st = PutPieces(txn, tenant, first, rows.data(),
+                                  static_cast<uint32_t>(rows.size() / dim), dim);
+            !st.ok()) {
+          return st;
+        }
+      }
+    }
+    if (Status s = Pack(txn, tenant, range, dim); !s.ok()) return s;
+    ++progress.packed;
+    at = end;
+  }
+  progress.next = static_cast<uint32_t>(std::min<uint64_t>(at, UINT32_MAX));
+  return progress;
+}
+
+Status VectorIndex::PutPieces(Txn& txn, std::string_view tenant, uint32_t first_chunk,
+                              const float* vectors, uint32_t count, uint32_t dim) {
   const uint64_t end = uint64_t{first_chunk} + count;
   for (uint64_t at = first_chunk; at < end;) {
     const uint32_t range = RangeOf(static_cast<uint32_t>(at));
@@ -532,10 +603,17 @@ Status VectorIndex::Put(Txn& txn, std::string_view tenant, uint32_t first_chunk,
     }
     at = piece_end;
   }
+  return Status::Ok();
+}
+
+Status VectorIndex::Put(Txn& txn, std::string_view tenant, uint32_t first_chunk,
+                        const float* vectors, uint32_t count, uint32_t dim) {
+  if (count == 0) return Status::Ok();
+  if (Status s = PutPieces(txn, tenant, first_chunk, vectors, count, dim); !s.ok()) return s;
   // Chunk ids grow, so every range below the one this document ends in is complete: no later
   // document adds to it. Those that still hold pieces become blocks now (at most the range the
   // previous document ended in, and those this one filled).
-  const uint32_t last_range = RangeOf(static_cast<uint32_t>(end - 1));
+  const uint32_t last_range = RangeOf(first_chunk + (count - 1));
   for (uint32_t r = first_chunk > 0 ? RangeOf(first_chunk - 1) : 0; r < last_range; ++r) {
     if (Status s = Pack(txn, tenant, r, dim); !s.ok()) return s;
   }

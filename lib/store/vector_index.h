@@ -72,6 +72,20 @@ class VectorIndex {
   Result<std::vector<VectorHit>> Search(std::string_view tenant, const float* query, uint32_t dim,
                                         size_t k, const ChunkFilter& filter = {}) const;
 
+  // Within `txn`: packs up to `max_ranges` ranges that lie wholly below chunk `below` (complete:
+  // ids grow) and still hold pieces at or past chunk `from` -- a store written before blocks,
+  // whose values are one per document and may cross ranges (split here first). A piece of
+  // another dimension stays as it is.
+  struct PackProgress {
+    uint32_t packed = 0;  // ranges packed in `txn`
+    bool done = false;    // no such piece is left
+    uint32_t next = 0;    // where the next call starts
+  };
+  // Whether PackBelow(from 0, `below`) would find a piece to pack (read-only).
+  Result<bool> HasPiecesBelow(const Txn& txn, std::string_view tenant, uint32_t below) const;
+  Result<PackProgress> PackBelow(Txn& txn, std::string_view tenant, uint32_t dim, uint32_t from,
+                                 uint32_t below, uint32_t max_ranges);
+
   // Number of vectors stored (all shards).
   Result<uint64_t> Count() const;
   // How a tenant's rows are stored: blocks and pieces, and the rows in each.
@@ -101,8 +115,14 @@ class VectorIndex {
 
  private:
   int BlockShardOf(uint32_t chunk) const;
+  // The first chunk of the tenant's lowest piece at or past `from`, over all shards.
+  Result<std::optional<uint32_t>> LowestPiece(const Txn& txn, std::string_view tenant,
+                                              uint32_t from) const;
   Status PutPiece(Txn& txn, std::string_view tenant, uint32_t first, const float* rows,
                   uint32_t count, uint32_t dim);
+  // Put without the packing: one piece per range the rows touch.
+  Status PutPieces(Txn& txn, std::string_view tenant, uint32_t first_chunk, const float* vectors,
+                   uint32_t count, uint32_t dim);
   // Writes the block of the range starting at `start`: rows (ids.size() x dim) of chunks `ids`
   // (ascending), `starts` 1 where a document's rows begin; deletes it when `ids` is empty.
   Status WriteBlock(Txn& txn, std::string_view tenant, uint32_t start,

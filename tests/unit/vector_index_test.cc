@@ -1018,6 +1018,54 @@ BOOST_AUTO_TEST_CASE(values_of_the_per_document_layout_are_still_read) {
   CheckRows(e, c, c.next_chunk);
 }
 
+// A store of the per-document layout is packed a bounded number of ranges per transaction:
+// documents that cross a range's end are split, every row keeps its id and bits, and the
+// range still filling stays in pieces.
+BOOST_AUTO_TEST_CASE(a_store_of_per_document_values_is_packed_in_bounded_steps) {
+  std::mt19937 rng(81);
+  VectorEnv e(2);
+  Corpus c = MakeCorpus(rng, 8, 60, 60);
+  for (const auto& [first, block] : c.docs) {
+    std::string value = Header(kMagic, static_cast<uint32_t>(block.size() / 8), 8);
+    value.append(reinterpret_cast<const char*>(block.data()), sizeof(float) * block.size());
+    PutRaw(e, "vectors." + std::to_string(e.index->ShardOf(first)), "acme/" + ChunkKeyPart(first),
+           value);
+  }
+  const uint32_t complete = c.next_chunk / VectorIndex::kBlockRows;
+  BOOST_REQUIRE(complete >= 2);
+  {
+    auto txn = Txn::BeginRead(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_TEST(e.index->HasPiecesBelow(*txn, "acme", c.next_chunk).value());
+  }
+  uint32_t from = 0, steps = 0;
+  while (true) {
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    auto progress = e.index->PackBelow(*txn, "acme", 8, from, c.next_chunk, 1);
+    BOOST_REQUIRE_MESSAGE(progress.ok(), progress.status().ToString());
+    BOOST_REQUIRE(txn->Commit().ok());
+    if (progress->done) break;
+    BOOST_TEST(progress->packed == 1u);
+    from = progress->next;
+    BOOST_REQUIRE(++steps <= complete);
+  }
+  BOOST_TEST(steps == complete);
+  auto layout = e.index->Values("acme");
+  BOOST_REQUIRE(layout.ok());
+  BOOST_TEST(layout->blocks == complete);
+  BOOST_TEST(layout->block_rows == uint64_t{complete} * VectorIndex::kBlockRows);
+  BOOST_TEST(layout->piece_rows == c.next_chunk - layout->block_rows);
+  {
+    auto txn = Txn::BeginRead(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_TEST(!e.index->HasPiecesBelow(*txn, "acme", c.next_chunk).value());
+  }
+  CheckRows(e, c, c.next_chunk);
+  CheckForEach(e, c, 0, UINT32_MAX);
+  for (int i = 0; i < 5; ++i) CheckAgainstReference(e, c, RandomUnit(rng, 8), 10);
+}
+
 BOOST_AUTO_TEST_CASE(a_malformed_block_is_an_error_naming_its_range) {
   VectorEnv e(1);
   PutGood(e);

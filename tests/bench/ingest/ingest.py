@@ -58,7 +58,7 @@ CLIENTS = 2
 IDLE_QUESTIONS = 40  # at most, asked on the idle store after a run with chat
 GROUPS = [  # (group, name pattern); the first match wins, unknown names go to "other"
     ("lexical index", re.compile(r"^(lex_.*|index_meta)$")),
-    ("vectors", re.compile(r"^(vec8?|vectors8?)\..*$|^vec_.*$")),
+    ("vectors", re.compile(r"^(vec8?|vectors8?|vblocks8?)\..*$|^vec_.*$")),
     ("text and chunks", re.compile(r"^(doc_text|chunks?)(_.*)?$")),
     ("documents", re.compile(r"^(documents|doc_.*)$")),
 ]
@@ -852,7 +852,7 @@ def report(a, info, runs, batch_probe, chat_run, notes, elapsed, big_run=None):
         m = store_run["mdb"]
         w(f"\nThe store after the last `{api}` run, by `mdb_stat -efa` (bytes = branch + leaf + overflow pages "
           f"x {m['page_size']}-byte pages); text = {tb / 1e6:.2f} MB. Grouped by name: `lex_*` and `index_meta` "
-          f"(the lexical index's totals), `vectors.*` / `vectors8.*` (`vec.*` before dense ids), `doc_text` / `chunk_spans`, `documents` / `doc_*`; "
+          f"(the lexical index's totals), `vectors.*`, `vblocks.*` and their int8 twins (`vec.*` before dense ids), `doc_text` / `chunk_spans`, `documents` / `doc_*`; "
           f"any other name (and LMDB's main DB) under other:\n")
         w("| group | database | entries | MB | / text |")
         w("| --- | --- | --- | --- | --- |")

@@ -15,11 +15,14 @@
 # libopenblas0-openmp (an optimised BLAS for FAISS's batched search; without it the batch runs
 # on the reference BLAS, which would make FAISS look much slower than it is). Installing
 # OpenBLAS makes it the system's default libblas.so.3 through update-alternatives.
-# Temporary data (the LMDB stores, ~6 GB at most) go under /tmp and are removed at the end.
+# Temporary data (the LMDB stores: VectorIndex's blocks and pieces, the benchmark's copy of the
+# previous per-document layout and its block prototype, float and int8; ~6 GB at most) go under
+# /tmp and are removed at the end.
 #
-# VECTOR_BENCH_PERF=1 adds a profile (perf record, ~1.5 minutes more): VectorIndex's scan and
-# the same values with the AVX-512 kernel, 1M x 384 on one core, leaf functions appended to
-# vector.md. Needs linux-perf and python3.
+# VECTOR_BENCH_PERF=1 adds a profile (perf record, ~1.5 minutes more): VectorIndex's scan (its
+# 512-id range blocks and the pieces of the range still filling) and the per-document values
+# (the benchmark's copy of VectorIndex's previous layout) with the same kernel, 1M x 384 on one
+# core, leaf functions appended to vector.md. Needs linux-perf and python3.
 set -euo pipefail
 
 root="$(cd "$(dirname "$0")/../../.." && pwd)"
@@ -76,10 +79,10 @@ if [ "${VECTOR_BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null && command -v
   {
     echo "### Profile (perf record -g, 1M x 384, 1 core)"
     echo
-    echo "Samples of the named scan only (the store's build is left out). In VectorIndex the"
-    echo "time is its dot kernel; in the per-document scan with the AVX-512 kernel, the scan"
-    echo "function's own share is almost all the load of each value's header: the first touch of"
-    echo "a value the hardware prefetcher could not foresee (perf annotate shows it on that load)."
+    echo "Samples of the named scan only (the store's build is left out): VectorIndex's scan of"
+    echo "its blocks (one value per 512-id range) and pieces, then the per-document values (the"
+    echo "benchmark's copy of VectorIndex's previous layout, one value per document) read with the"
+    echo "same kernel. Leaf functions, as sampled in this run."
     echo
     for what in vectorindex:ScanShard docs:SearchDocValues; do
       system="${what%%:*}" frame="${what#*:}"
