@@ -13,7 +13,8 @@
 //                tenant: deduplicating across tenants would tell one what another holds)
 //   doc_by_num, chunk_spans   dense ids (chunk_catalog.h)
 //   lex_blocks, lex_doc_freq  the lexical index (lexical_index.h)
-//   vectors.N, vectors8.N     the vector index (vector_index.h)
+//   vblocks.N, vectors.N      the vector index: 512-chunk blocks, and the pieces of the range
+//   vblocks8.N, vectors8.N    still filling; int8 twins (vector_index.h)
 //   ivf                       the approximate vector index over it (ivf_index.h)
 //   lex_norms                 chunk lengths for BM25 (lexical_index.h)
 //   index_meta   "layout" (the key layout), "embedder", "dimension", "shards": what the
