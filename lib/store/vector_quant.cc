@@ -105,11 +105,25 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void RowsAvx512(const int
     abs_q[c] = _mm512_abs_epi8(q);
     negative[c] = _mm512_movepi8_mask(q);
   }
+  // Whole chunks with plain loads: a masked byte load costs about as much again per chunk on
+  // AMD Zen 4 (100k rows x 384: 3.0 ms masked, 1.5-1.8 ms plain), so only the tail is masked.
+  const uint32_t whole = dim / 64;
   uint32_t r = 0;
   for (; r + 4 <= count; r += 4) {
     const int8_t* b = rows + r * stride;
     __m512i acc0 = zero, acc1 = zero, acc2 = zero, acc3 = zero;
-    for (uint32_t c = 0; c < chunks; ++c) {
+    for (uint32_t c = 0; c < whole; ++c) {
+      const int8_t* p = b + c * 64;
+      const __m512i x0 = _mm512_loadu_si512(p);
+      const __m512i x1 = _mm512_loadu_si512(p + stride);
+      const __m512i x2 = _mm512_loadu_si512(p + 2 * stride);
+      const __m512i x3 = _mm512_loadu_si512(p + 3 * stride);
+      acc0 = _mm512_dpbusd_epi32(acc0, abs_q[c], _mm512_mask_sub_epi8(x0, negative[c], zero, x0));
+      acc1 = _mm512_dpbusd_epi32(acc1, abs_q[c], _mm512_mask_sub_epi8(x1, negative[c], zero, x1));
+      acc2 = _mm512_dpbusd_epi32(acc2, abs_q[c], _mm512_mask_sub_epi8(x2, negative[c], zero, x2));
+      acc3 = _mm512_dpbusd_epi32(acc3, abs_q[c], _mm512_mask_sub_epi8(x3, negative[c], zero, x3));
+    }
+    for (uint32_t c = whole; c < chunks; ++c) {
       const int8_t* p = b + c * 64;
       const __m512i x0 = _mm512_maskz_loadu_epi8(load[c], p);
       const __m512i x1 = _mm512_maskz_loadu_epi8(load[c], p + stride);
