@@ -698,19 +698,26 @@ Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const floa
   }
   std::vector<float> copy;  // a float row whose place in the map is not 4-byte aligned
   // The candidate's float row, and its chunk id in `chunk`.
+  // Each float value is looked up once (candidates cluster in a few blocks); views into a read
+  // transaction's map stay valid until it ends.
+  std::vector<std::optional<std::string_view>> floats(sources.size());
   auto locate = [&](uint64_t id, uint32_t* chunk) -> const float* {
     const Source& source = sources[id >> 32];
     const uint32_t row = static_cast<uint32_t>(id & 0xffffffffu);
-    auto raw = txn->Get(source.block ? block_dbis_[shard] : dbis_[shard], source.key);
-    if (!raw.ok() || !raw->has_value()) return nullptr;
+    std::optional<std::string_view>& value = floats[id >> 32];
+    if (!value) {
+      auto raw = txn->Get(source.block ? block_dbis_[shard] : dbis_[shard], source.key);
+      if (!raw.ok()) return nullptr;
+      value = raw->value_or(std::string_view());
+    }
     const char* rows = nullptr;
     if (source.block) {
-      const auto block = ViewBlock(**raw, dim);
+      const auto block = ViewBlock(*value, dim);
       if (!block || row >= block->count) return nullptr;
       if (chunk) *chunk = block->Id(row);
       rows = block->rows;
     } else {
-      const auto piece = ViewPiece(**raw, dim);
+      const auto piece = ViewPiece(*value, dim);
       if (!piece || row >= piece->count) return nullptr;
       if (chunk) *chunk = DecodeChunkKeyPart(source.key.substr(prefix.size())) + row;
       rows = piece->rows;

@@ -75,6 +75,24 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) inline int32_t Sum512(__m
                                         _mm512_maskz_extracti64x4_epi64(0xF, v, 1)));
 }
 
+// The sums of four accumulators at once (zero-masked forms: see Sum512): interleaving pairs leaves
+// each 128-bit lane with partial sums of rows [0, 1, 2, 3], so three adds of halves finish all four
+// (a third of the instructions of four Sum512 calls, which were a third of the scan's).
+__attribute__((target("avx512f,avx512bw,avx512vnni"))) inline __m128i Sum512x4(__m512i a0,
+                                                                               __m512i a1,
+                                                                               __m512i a2,
+                                                                               __m512i a3) {
+  const __m512i t0 = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(0xFFFF, a0, a1),
+                                      _mm512_maskz_unpackhi_epi32(0xFFFF, a0, a1));
+  const __m512i t1 = _mm512_add_epi32(_mm512_maskz_unpacklo_epi32(0xFFFF, a2, a3),
+                                      _mm512_maskz_unpackhi_epi32(0xFFFF, a2, a3));
+  const __m512i t = _mm512_add_epi32(_mm512_maskz_unpacklo_epi64(0xFF, t0, t1),
+                                     _mm512_maskz_unpackhi_epi64(0xFF, t0, t1));
+  const __m256i h = _mm256_add_epi32(_mm512_maskz_extracti64x4_epi64(0xF, t, 0),
+                                     _mm512_maskz_extracti64x4_epi64(0xF, t, 1));
+  return _mm_add_epi32(_mm256_castsi256_si128(h), _mm256_extracti128_si256(h, 1));
+}
+
 __attribute__((target("avx512f,avx512bw,avx512vnni"))) void RowsAvx512(const int8_t* a,
                                                                        const int8_t* rows,
                                                                        size_t stride,
@@ -134,10 +152,7 @@ __attribute__((target("avx512f,avx512bw,avx512vnni"))) void RowsAvx512(const int
       acc2 = _mm512_dpbusd_epi32(acc2, abs_q[c], _mm512_mask_sub_epi8(x2, negative[c], zero, x2));
       acc3 = _mm512_dpbusd_epi32(acc3, abs_q[c], _mm512_mask_sub_epi8(x3, negative[c], zero, x3));
     }
-    out[r] = Sum512(acc0);
-    out[r + 1] = Sum512(acc1);
-    out[r + 2] = Sum512(acc2);
-    out[r + 3] = Sum512(acc3);
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out + r), Sum512x4(acc0, acc1, acc2, acc3));
   }
   for (; r < count; ++r) {
     const int8_t* b = rows + r * stride;
