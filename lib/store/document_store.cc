@@ -612,6 +612,9 @@ Result<std::vector<VectorHit>> DocumentStore::SearchVectors(std::string_view ten
 
 const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant, uint32_t chunk,
                                         uint32_t dim, std::vector<float>& scratch) const {
+  // Most rows are in blocks, found by the chunk id alone (a deleted chunk's row leaves its
+  // block in the deleting transaction); a piece is keyed by its document's first chunk.
+  if (const float* row = vectors_.BlockRow(txn, tenant, chunk, dim, scratch)) return row;
   auto span = catalog_.Span(txn, tenant, chunk);
   if (!span.ok() || !span->has_value()) return nullptr;
   auto doc = catalog_.Document(txn, tenant, (*span)->doc_num);

@@ -264,9 +264,9 @@ class DocumentStore {
   std::function<void(const std::string& tenant)> on_chunks_changed_;
   std::function<void(const std::string& tenant, const float* query, uint32_t dim)>
       on_approximate_search_;
-  // Within `txn`: a chunk's float vector, read through its document (its span names the
-  // document, whose entry has the first chunk its vectors are keyed by); nullptr when the chunk
-  // is gone. May point into `scratch`.
+  // Within `txn`: a chunk's float vector, from its block, or else read through its document
+  // (its span names the document, whose entry has the first chunk its piece is keyed by);
+  // nullptr when the chunk is gone. May point into `scratch`.
   const float* ChunkVector(const Txn& txn, std::string_view tenant, uint32_t chunk, uint32_t dim,
                            std::vector<float>& scratch) const;
   void ChunksChanged(const std::vector<std::string>& tenants) const;

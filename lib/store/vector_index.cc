@@ -926,18 +926,22 @@ Status VectorIndex::ForEach(const Txn& txn, std::string_view tenant, uint32_t fr
   return Status::Ok();
 }
 
-const float* VectorIndex::Row(const Txn& txn, std::string_view tenant, uint32_t first,
-                              uint32_t chunk, uint32_t dim, std::vector<float>& scratch) const {
+const float* VectorIndex::BlockRow(const Txn& txn, std::string_view tenant, uint32_t chunk,
+                                   uint32_t dim, std::vector<float>& scratch) const {
   const uint32_t start = static_cast<uint32_t>(RangeStart(RangeOf(chunk)));
   auto raw = txn.Get(block_dbis_[BlockShardOf(start)], ChunkKey(tenant, start));
-  if (raw.ok() && raw->has_value()) {
-    if (const auto block = ViewBlock(**raw, dim)) {
-      const uint32_t r = block->Find(chunk);
-      if (r < block->count) {
-        return FloatsAt(block->rows + sizeof(float) * size_t{r} * dim, dim, scratch);
-      }
-    }
-  }
+  if (!raw.ok() || !raw->has_value()) return nullptr;
+  const auto block = ViewBlock(**raw, dim);
+  if (!block) return nullptr;
+  const uint32_t r = block->Find(chunk);
+  if (r == block->count) return nullptr;
+  return FloatsAt(block->rows + sizeof(float) * size_t{r} * dim, dim, scratch);
+}
+
+const float* VectorIndex::Row(const Txn& txn, std::string_view tenant, uint32_t first,
+                              uint32_t chunk, uint32_t dim, std::vector<float>& scratch) const {
+  if (const float* row = BlockRow(txn, tenant, chunk, dim, scratch)) return row;
+  const uint32_t start = static_cast<uint32_t>(RangeStart(RangeOf(chunk)));
   // A piece: the document's first, the piece of the chunk's range, or (written by an older
   // version, one piece across ranges) the nearest piece at or below the chunk in any shard.
   auto in_piece = [&](uint32_t piece_first, std::string_view value) -> const float* {

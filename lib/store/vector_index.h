@@ -112,6 +112,9 @@ class VectorIndex {
   // for a piece); nullptr if it is not there. May point into `scratch`.
   const float* Row(const Txn& txn, std::string_view tenant, uint32_t first, uint32_t chunk,
                    uint32_t dim, std::vector<float>& scratch) const;
+  // The same when the chunk's rows are in a block (one lookup); nullptr otherwise.
+  const float* BlockRow(const Txn& txn, std::string_view tenant, uint32_t chunk, uint32_t dim,
+                        std::vector<float>& scratch) const;
 
  private:
   int BlockShardOf(uint32_t chunk) const;
