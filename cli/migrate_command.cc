@@ -66,7 +66,10 @@ int RunMigrate(const Context& ctx) {
   const int shards = shape->shards;
   // Only a store of the previous layout is opened with its databases (opening creates any
   // that are missing).
-  if (shape->layout == store::kStoreLayout || shards <= 0) {
+  // kUnpackedStoreLayout needs no conversion: a worker marks it current as it starts and packs
+  // its vectors into blocks in the background.
+  if (shape->layout == store::kStoreLayout || shape->layout == store::kUnpackedStoreLayout ||
+      shards <= 0) {
     std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
                 shards <= 0 ? "no document index" : shape->layout.c_str());
     return kExitOk;
@@ -109,10 +112,10 @@ int RunMigrate(const Context& ctx) {
     return kExitOk;
   }
   std::printf(
-      "migrated %s: %llu documents, %llu chunks, to layout dense-ids-v2; check it with "
+      "migrated %s: %llu documents, %llu chunks, to layout %s; check it with "
       "'mdb_stat -a %s'\n",
       data_dir.c_str(), static_cast<unsigned long long>(report->documents),
-      static_cast<unsigned long long>(report->chunks), data_dir.c_str());
+      static_cast<unsigned long long>(report->chunks), store::kStoreLayout, data_dir.c_str());
   return kExitOk;
 }
 

@@ -122,7 +122,10 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
   auto layout = StoreLayout(env);
   if (!layout.ok()) return layout.status();
   if (*layout != store::kPreviousStoreLayout) {
-    if (layout->empty() || *layout == store::kStoreLayout) return report;
+    if (layout->empty() || *layout == store::kStoreLayout ||
+        *layout == store::kUnpackedStoreLayout) {
+      return report;  // a worker marks the latter current and packs its vectors
+    }
     return Status::InvalidArgument("unknown_layout", "the store's layout '" + *layout +
                                                          "' is not one this "
                                                          "ragstream knows; nothing was changed");

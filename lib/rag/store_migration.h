@@ -26,7 +26,8 @@ namespace ragstream::rag {
 // The databases only the previous layout has (to open them for the migration).
 std::vector<std::string> PreviousLayoutDatabases(int shards);
 
-// What index_meta says the store is: "dense-ids-v2", "tenant-keys-v1", "" (new or pre-tenant).
+// What index_meta says the store is: "dense-ids-v3", "dense-ids-v2" (before vector blocks),
+// "tenant-keys-v1", "" (new or pre-tenant).
 Result<std::string> StoreLayout(const store::Env& env);
 
 struct MigrationReport {

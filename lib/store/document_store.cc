@@ -133,12 +133,15 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "--data-dir DIR` once to convert it in place (back it up first with "
                   "`ragstream backup`)");
   }
+  if (layout->has_value() && **layout == kUnpackedStoreLayout) {
+    if (Status s = txn->Put(meta_, "layout", kStoreLayout); !s.ok()) return s;
+  }
   const std::string want[5][2] = {{"layout", kStoreLayout},
                                   {"embedder", embedder},
                                   {"dimension", std::to_string(dimension)},
                                   {"shards", std::to_string(shards_)},
                                   {"vector_format", VectorFormatName(vectors_.format())}};
-  bool wrote = false;
+  bool wrote = layout->has_value() && **layout == kUnpackedStoreLayout;
   for (const auto& [key, value] : want) {
     auto have = txn->Get(meta_, key);
     if (!have.ok()) return have.status();

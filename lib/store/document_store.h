@@ -274,7 +274,11 @@ class DocumentStore {
 
 // The key layouts index_meta "layout" names: this version's, and the previous one (which
 // `ragstream migrate` converts).
-inline constexpr const char* kStoreLayout = "dense-ids-v2";
+inline constexpr const char* kStoreLayout = "dense-ids-v3";
+// Dense ids with one vector value per document (before vector blocks): opened as it is, marked
+// kStoreLayout, and its vectors packed into blocks in the background (VectorIndexBuilder). A
+// binary older than blocks refuses a store so marked, rather than miss the rows in blocks.
+inline constexpr const char* kUnpackedStoreLayout = "dense-ids-v2";
 inline constexpr const char* kPreviousStoreLayout = "tenant-keys-v1";
 
 std::string EncodeDocument(const DocumentRecord& d);

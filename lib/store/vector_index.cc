@@ -463,7 +463,9 @@ Status VectorIndex::RemoveFromBlock(Txn& txn, std::string_view tenant, uint32_t 
   return WriteBlock(txn, tenant, start, kept.ids, kept.rows, kept.starts, dim);
 }
 
-Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim) {
+Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim,
+ bool* wrote) {
+  if (wrote) *wrote = false;
   const uint64_t start = RangeStart(range), end = start + kBlockRows;
   const std::string prefix = TenantPrefix(tenant);
   RowSet set;
@@ -503,6 +505,7 @@ Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint
   merged.rows.insert(merged.rows.end(), set.rows.begin(), set.rows.end());
   merged.starts.insert(merged.starts.end(), set.starts.begin(), set.starts.end());
   merged.Sort(dim);
+  if (wrote) *wrote = true;
   for (const auto& [shard, key] : pieces) {
     if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
     if (Status s = txn.Del(int8_dbis_[shard], key); !s.ok()) return s;
@@ -575,8 +578,9 @@ Result<VectorIndex::PackProgress> VectorIndex::PackBelow(Txn& txn, std::string_v
         }
       }
     }
-    if (Status s = Pack(txn, tenant, range, dim); !s.ok()) return s;
-    ++progress.packed;
+    bool wrote = false;
+    if (Status s = Pack(txn, tenant, range, dim, &wrote); !s.ok()) return s;
+    if (wrote) ++progress.packed;
     at = end;
   }
   progress.next = static_cast<uint32_t>(std::min<uint64_t>(at, UINT32_MAX));

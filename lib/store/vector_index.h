@@ -134,8 +134,10 @@ class VectorIndex {
   // Removes the rows of chunks [begin, end) from the block of the range starting at `start`.
   Status RemoveFromBlock(Txn& txn, std::string_view tenant, uint32_t start, uint32_t begin,
                          uint64_t end);
-  // Moves the range's pieces (of dimension dim) into its block.
-  Status Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim);
+  // Moves the range's pieces (of dimension dim) into its block; `wrote` (if set) says whether
+  // there were any.
+  Status Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim,
+              bool* wrote = nullptr);
   Status ScanShard(int shard, std::string_view tenant, const float* query, uint32_t dim, size_t k,
                    const ChunkFilter& filter, std::vector<VectorHit>& out) const;
   Status ScanShardInt8(int shard, std::string_view tenant, const float* query,

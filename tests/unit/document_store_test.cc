@@ -611,6 +611,32 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
     BOOST_TEST(s.code() == "old_store_layout");
     BOOST_TEST(s.message().find("ragstream migrate") != std::string::npos, s.message());
   }
+  {
+    // Dense ids before vector blocks: opened as it is and marked current, so that a binary
+    // from before blocks (which checks for dense-ids-v2) refuses it from then on.
+    auto txn = Txn::BeginWrite(*env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", kUnpackedStoreLayout).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+    DocumentStore unpacked(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
+    BOOST_TEST(unpacked.CheckIndexIdentity("hash-v1", 384).ok());
+    auto read = Txn::BeginRead(*env);
+    BOOST_REQUIRE(read.ok());
+    auto layout = read->Get(env->Dbi("index_meta"), "layout");
+    BOOST_REQUIRE(layout.ok() && layout->has_value());
+    BOOST_TEST(std::string(**layout) == kStoreLayout);
+  }
+  {
+    // A layout this version does not know (a newer one) is refused, naming it.
+    auto txn = Txn::BeginWrite(*env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", "dense-ids-v9").ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+    DocumentStore newer(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
+    Status s = newer.CheckIndexIdentity("hash-v1", 384);
+    BOOST_TEST(s.code() == "index_mismatch");
+    BOOST_TEST(s.message().find("dense-ids-v9") != std::string::npos, s.message());
+  }
 }
 
 BOOST_AUTO_TEST_CASE(document_record_json_round_trip) {
