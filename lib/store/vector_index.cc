@@ -464,7 +464,7 @@ Status VectorIndex::RemoveFromBlock(Txn& txn, std::string_view tenant, uint32_t 
 }
 
 Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint32_t dim,
- bool* wrote) {
+                         bool* wrote) {
   if (wrote) *wrote = false;
   const uint64_t start = RangeStart(range), end = start + kBlockRows;
   const std::string prefix = TenantPrefix(tenant);
