@@ -23,7 +23,9 @@ std::string Fixed(double v, int decimals = 2) {
 VectorIndexBuilder::VectorIndexBuilder(store::DocumentStore& store,
                                        VectorIndexBuilderOptions options)
     : store_(store), options_(options) {
-  if (options_.min_chunks > 0) thread_ = std::thread([this] { Run(); });
+  // Always: packing a store written before vector blocks needs the thread even when no
+  // approximate index is ever built (min_chunks 0: VectorIndexNeedsBuild is then false).
+  thread_ = std::thread([this] { Run(); });
 }
 
 VectorIndexBuilder::~VectorIndexBuilder() {
@@ -36,7 +38,6 @@ VectorIndexBuilder::~VectorIndexBuilder() {
 }
 
 void VectorIndexBuilder::Touched(const std::string& tenant) {
-  if (options_.min_chunks == 0) return;
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (!queued_.insert(tenant).second) return;
