@@ -140,7 +140,7 @@ void VectorIndexBuilder::Check(const std::string& tenant) {
   // A store written before vector blocks: its per-document values become blocks, a few ranges
   // per write transaction (after that, a few cursor seeks find nothing to do).
   if (options_.dimension > 0) {
-    auto packed = store_.PackVectors(tenant, options_.dimension);
+    auto packed = store_.PackVectors(tenant, options_.dimension, 8, &stop_);
     if (!packed.ok()) {
       LogWarn("vectors", "could not pack vectors into blocks",
               {{"tenant", tenant}, {"error", packed.status().message()}});

@@ -670,7 +670,8 @@ Result<std::vector<std::string>> DocumentStore::TenantsWithChunks() const {
 }
 
 Result<uint64_t> DocumentStore::PackVectors(std::string_view tenant, uint32_t dim,
-                                            uint32_t ranges_per_txn) {
+                                            uint32_t ranges_per_txn,
+                                            const std::atomic<bool>* stop) {
   {
     auto txn = Txn::BeginRead(env_);
     if (!txn.ok()) return txn.status();
@@ -693,7 +694,7 @@ Result<uint64_t> DocumentStore::PackVectors(std::string_view tenant, uint32_t di
       if (Status s = txn->Commit(); !s.ok()) return s;
       packed += progress->packed;
     }
-    if (progress->done) return packed;
+    if (progress->done || (stop && stop->load())) return packed;
     from = progress->next;
   }
 }

@@ -29,6 +29,7 @@
 // terms) is refused at start; `ragstream migrate` converts it (store_migration.h).
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <optional>
@@ -199,7 +200,9 @@ class DocumentStore {
   // keeps one value per document into blocks (VectorIndex::PackBelow), in write transactions
   // of at most `ranges_per_txn` ranges (~0.8 MB each at 384 dimensions), so that no writer waits
   // long. Returns the ranges packed; 0, after a few cursor seeks, when there is nothing to do.
-  Result<uint64_t> PackVectors(std::string_view tenant, uint32_t dim, uint32_t ranges_per_txn = 8);
+  // Stops between transactions once `stop` is set (the rest is packed at the next start).
+  Result<uint64_t> PackVectors(std::string_view tenant, uint32_t dim, uint32_t ranges_per_txn = 8,
+                               const std::atomic<bool>* stop = nullptr);
   // Whether the tenant's vectors should get a (new) approximate index (IvfIndex::NeedsBuild),
   // and building it.
   Result<bool> VectorIndexNeedsBuild(std::string_view tenant, uint64_t min_rows) const;
