@@ -260,6 +260,11 @@ struct RowSet {
     rows.resize(at + dim);
     std::memcpy(rows.data() + at, row, sizeof(float) * dim);
   }
+  void Append(const RowSet& other) {
+    ids.insert(ids.end(), other.ids.begin(), other.ids.end());
+    rows.insert(rows.end(), other.rows.begin(), other.rows.end());
+    starts.insert(starts.end(), other.starts.begin(), other.starts.end());
+  }
   // Sorts by id; of two rows with one id the one added last stays.
   void Sort(uint32_t dim) {
     std::vector<uint32_t> order(ids.size());
@@ -330,13 +335,22 @@ void ForEachAdmittedRun(uint32_t count, IdOf id_of, const ChunkFilter& filter, R
   }
 }
 
-// Whether any id in [start, end) can pass the filter.
-bool FilterMeets(const ChunkFilter& filter, uint64_t start, uint64_t end) {
+// Whether the value keyed at `first` (a block, or a piece) may hold a row the filter admits,
+// before the value is read: any id in [first, end of its range). A piece lies in its range (an
+// older version's may go further, but then the filter, made of whole documents, admits its
+// first chunk).
+bool MayPassFilter(const ChunkFilter& filter, uint32_t first) {
   if (filter.all) return true;
   auto it = std::lower_bound(
-      filter.ranges.begin(), filter.ranges.end(), start,
-      [](const std::pair<uint32_t, uint32_t>& r, uint64_t v) { return r.second <= v; });
-  return it != filter.ranges.end() && it->first < end;
+      filter.ranges.begin(), filter.ranges.end(), first,
+      [](const std::pair<uint32_t, uint32_t>& r, uint32_t v) { return r.second <= v; });
+  return it != filter.ranges.end() && it->first < RangeStart(RangeOf(first) + uint64_t{1});
+}
+
+// Whether the piece keyed at `first` lies in a range wholly below chunk `below`: complete,
+// since ids grow, and so to be packed.
+bool InCompleteRange(uint32_t first, uint32_t below) {
+  return RangeStart(RangeOf(first) + uint64_t{1}) <= RangeStart(RangeOf(below));
 }
 
 // A bounded top-k of one shard's scan: a row that cannot enter costs one comparison.
@@ -420,6 +434,11 @@ Status VectorIndex::PutPiece(Txn& txn, std::string_view tenant, uint32_t first, 
   return txn.Put(int8_dbis_[shard], key, EncodeInt8Block(rows, count, dim));
 }
 
+Status VectorIndex::DropPiece(Txn& txn, int shard, std::string_view key) {
+  if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
+  return txn.Del(int8_dbis_[shard], key);  // absent (a float index) is not an error
+}
+
 Status VectorIndex::WriteBlock(Txn& txn, std::string_view tenant, uint32_t start,
                                const std::vector<uint32_t>& ids, const std::vector<float>& rows,
                                const std::vector<uint8_t>& starts, uint32_t dim) {
@@ -501,14 +520,11 @@ Status VectorIndex::Pack(Txn& txn, std::string_view tenant, uint32_t range, uint
                  dim);
     }
   }
-  merged.ids.insert(merged.ids.end(), set.ids.begin(), set.ids.end());
-  merged.rows.insert(merged.rows.end(), set.rows.begin(), set.rows.end());
-  merged.starts.insert(merged.starts.end(), set.starts.begin(), set.starts.end());
+  merged.Append(set);
   merged.Sort(dim);
   if (wrote) *wrote = true;
   for (const auto& [shard, key] : pieces) {
-    if (Status s = txn.Del(dbis_[shard], key); !s.ok()) return s;
-    if (Status s = txn.Del(int8_dbis_[shard], key); !s.ok()) return s;
+    if (Status s = DropPiece(txn, shard, key); !s.ok()) return s;
   }
   return WriteBlock(txn, tenant, static_cast<uint32_t>(start), merged.ids, merged.rows,
                     merged.starts, dim);
@@ -533,20 +549,19 @@ Result<bool> VectorIndex::HasPiecesBelow(const Txn& txn, std::string_view tenant
                                          uint32_t below) const {
   auto lowest = LowestPiece(txn, tenant, 0);
   if (!lowest.ok()) return lowest.status();
-  return *lowest && RangeStart(RangeOf(**lowest) + uint64_t{1}) <= RangeStart(RangeOf(below));
+  return *lowest && InCompleteRange(**lowest, below);
 }
 
 Result<VectorIndex::PackProgress> VectorIndex::PackBelow(Txn& txn, std::string_view tenant,
                                                          uint32_t dim, uint32_t from,
                                                          uint32_t below, uint32_t max_ranges) {
   const std::string prefix = TenantPrefix(tenant);
-  const uint64_t limit = RangeStart(RangeOf(below));  // ranges below it are complete
   uint64_t at = RangeStart(RangeOf(from));
   PackProgress progress;
   while (progress.packed < max_ranges) {
     auto lowest = LowestPiece(txn, tenant, static_cast<uint32_t>(at));
     if (!lowest.ok()) return lowest.status();
-    if (!*lowest || RangeStart(RangeOf(**lowest) + uint64_t{1}) > limit) {
+    if (!*lowest || !InCompleteRange(**lowest, below)) {
       progress.done = true;
       return progress;
     }
@@ -569,8 +584,7 @@ Result<VectorIndex::PackProgress> VectorIndex::PackBelow(Txn& txn, std::string_v
       }
       for (const auto& [first, rows] : crossing) {
         const std::string key = ChunkKey(tenant, first);
-        if (Status st = txn.Del(dbis_[s], key); !st.ok()) return st;
-        if (Status st = txn.Del(int8_dbis_[s], key); !st.ok()) return st;
+        if (Status st = DropPiece(txn, s, key); !st.ok()) return st;
         if (Status st = PutPieces(txn, tenant, first, rows.data(),
                                   static_cast<uint32_t>(rows.size() / dim), dim);
             !st.ok()) {
@@ -633,8 +647,7 @@ Status VectorIndex::Delete(Txn& txn, std::string_view tenant, uint32_t first_chu
        at = RangeStart(RangeOf(static_cast<uint32_t>(at)) + uint64_t{1})) {
     const uint32_t piece = static_cast<uint32_t>(at);
     const std::string key = ChunkKey(tenant, piece);
-    if (Status s = txn.Del(dbis_[ShardOf(piece)], key); !s.ok()) return s;
-    if (Status s = txn.Del(int8_dbis_[ShardOf(piece)], key); !s.ok()) return s;
+    if (Status s = DropPiece(txn, ShardOf(piece), key); !s.ok()) return s;
     if (Status s = RemoveFromBlock(txn, tenant, static_cast<uint32_t>(RangeStart(RangeOf(piece))),
                                    piece, end);
         !s.ok()) {
@@ -666,9 +679,7 @@ Status VectorIndex::ScanShardInt8(int shard, std::string_view tenant, const floa
          have = cur->Next()) {
       const std::string_view key = cur->key();
       const uint32_t first = DecodeChunkKeyPart(key.substr(prefix.size()));
-      // A piece lies in its range (an older version's may go further, but then the filter,
-      // made of whole documents, admits its first chunk).
-      if (!FilterMeets(filter, first, RangeStart(RangeOf(first) + uint64_t{1}))) continue;
+      if (!MayPassFilter(filter, first)) continue;
       const uint64_t ordinal = uint64_t{sources.size()} << 32;
       auto rows = DecodeInt8Block(cur->value(), dim, ordinal);
       if (!rows.ok()) {
@@ -761,9 +772,7 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
         next_value = cur->value();
         PrefetchValue(next_value);
       }
-      // A piece lies in its range (an older version's may go further, but then the filter,
-      // made of whole documents, admits its first chunk).
-      if (!FilterMeets(filter, first, RangeStart(RangeOf(first) + uint64_t{1}))) continue;
+      if (!MayPassFilter(filter, first)) continue;
       std::optional<BlockView> block;
       std::optional<PieceView> piece;
       if (blocks) {

@@ -123,6 +123,8 @@ class VectorIndex {
                                               uint32_t from) const;
   Status PutPiece(Txn& txn, std::string_view tenant, uint32_t first, const float* rows,
                   uint32_t count, uint32_t dim);
+  // Deletes the piece at `key` of `shard`, float and int8.
+  Status DropPiece(Txn& txn, int shard, std::string_view key);
   // Put without the packing: one piece per range the rows touch.
   Status PutPieces(Txn& txn, std::string_view tenant, uint32_t first_chunk, const float* vectors,
                    uint32_t count, uint32_t dim);
