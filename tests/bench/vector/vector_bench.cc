@@ -352,6 +352,30 @@ struct StoreInfo {
 constexpr uint32_t kDocMagic = 0x31565352;  // "RSV1"
 constexpr size_t kDocHeader = 16;
 
+// A write transaction that commits and begins anew once about 256 MB were written in it: the
+// store's layouts are written in transactions of that size.
+class BatchedTxn {
+ public:
+  explicit BatchedTxn(store::Env& env)
+      : env_(env), txn_(Check(store::Txn::BeginWrite(env), "BeginWrite")) {}
+  store::Txn& operator*() { return *txn_; }
+  store::Txn* operator->() { return &*txn_; }
+  // `bytes` more were written.
+  void Wrote(size_t bytes) {
+    pending_ += bytes;
+    if (pending_ <= (256u << 20)) return;
+    Check(txn_->Commit(), "Commit");
+    txn_.emplace(Check(store::Txn::BeginWrite(env_), "BeginWrite"));
+    pending_ = 0;
+  }
+  void Commit() { Check(txn_->Commit(), "Commit"); }
+
+ private:
+  store::Env& env_;
+  std::optional<store::Txn> txn_;
+  size_t pending_ = 0;
+};
+
 // Writes the documents through VectorIndex::Put (transactions of ~256 MB, in increasing chunk
 // ids, so Put packs each 512-id range into its block as the range completes), then the same
 // documents in VectorIndex's previous per-document layout (docv.N: same key, same value format,
@@ -364,20 +388,14 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
   const uint32_t dim = ds.dim;
   auto t0 = Clock::now();
   {
-    size_t pending = 0;
-    std::optional<store::Txn> txn(Check(store::Txn::BeginWrite(env), "BeginWrite"));
+    BatchedTxn txn(env);
     for (size_t d = 0; d < ds.doc_ids.size(); ++d) {
       Check(index.Put(*txn, kTenant, static_cast<uint32_t>(ds.doc_first[d]),
                       ds.data.data() + ds.doc_first[d] * dim, ds.doc_rows[d], dim),
             "VectorIndex::Put");
-      pending += size_t{ds.doc_rows[d]} * dim * sizeof(float);
-      if (pending > (256u << 20)) {
-        Check(txn->Commit(), "Commit");
-        txn.emplace(Check(store::Txn::BeginWrite(env), "BeginWrite"));
-        pending = 0;
-      }
+      txn.Wrote(size_t{ds.doc_rows[d]} * dim * sizeof(float));
     }
-    Check(txn->Commit(), "Commit");
+    txn.Commit();
   }
   info.build_s = Ms(Clock::now() - t0) / 1000;
   info.layout = Check(index.Values(kTenant), "VectorIndex::Values");
@@ -388,8 +406,7 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
   {
     std::vector<MDB_dbi> docv;
     for (int s = 0; s < shards; ++s) docv.push_back(env.Dbi("docv." + std::to_string(s)));
-    size_t pending = 0;
-    std::optional<store::Txn> txn(Check(store::Txn::BeginWrite(env), "BeginWrite"));
+    BatchedTxn txn(env);
     std::string value;
     for (size_t d = 0; d < ds.doc_ids.size(); ++d) {
       const uint32_t first = static_cast<uint32_t>(ds.doc_first[d]);
@@ -403,14 +420,9 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
                      store::TenantKey(kTenant, store::ChunkKeyPart(first)), value),
             "Put per-document value");
       ++info.doc_values;
-      pending += bytes;
-      if (pending > (256u << 20)) {
-        Check(txn->Commit(), "Commit");
-        txn.emplace(Check(store::Txn::BeginWrite(env), "BeginWrite"));
-        pending = 0;
-      }
+      txn.Wrote(bytes);
     }
-    Check(txn->Commit(), "Commit");
+    txn.Commit();
   }
   info.docs_build_s = Ms(Clock::now() - t0) / 1000;
 
@@ -425,8 +437,7 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
   for (int s = 0; s < shards; ++s) {
     const MDB_dbi blk = env.Dbi("blk." + std::to_string(s));
     const MDB_dbi q8 = env.Dbi("q8." + std::to_string(s));
-    std::optional<store::Txn> txn(Check(store::Txn::BeginWrite(env), "BeginWrite"));
-    size_t pending = 0;
+    BatchedTxn txn(env);
     uint64_t block = 0;
     auto flush = [&] {
       if (ids.empty()) return;
@@ -440,15 +451,10 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
       const std::string key = store::TenantKey(kTenant, store::EncodeBigEndian64(block));
       Check(txn->Put(blk, key, value), "Put block");
       Check(txn->Put(q8, key, store::EncodeInt8Block(rows.data(), count, dim)), "Put q8 block");
-      pending += value.size() * 5 / 4;
       ++block;
       rows.clear();
       ids.clear();
-      if (pending > (256u << 20)) {
-        Check(txn->Commit(), "Commit");
-        txn.emplace(Check(store::Txn::BeginWrite(env), "BeginWrite"));
-        pending = 0;
-      }
+      txn.Wrote(value.size() * 5 / 4);
     };
     for (uint32_t d : shard_docs[s]) {
       for (uint32_t c = 0; c < ds.doc_rows[d]; ++c) {
@@ -459,7 +465,7 @@ StoreInfo BuildStore(store::Env& env, const Dataset& ds, int shards, uint32_t bl
       }
     }
     flush();
-    Check(txn->Commit(), "Commit");
+    txn.Commit();
     info.blocks += block;
   }
   info.blocks_build_s = Ms(Clock::now() - t0) / 1000;
