@@ -589,6 +589,13 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   DocumentStore again(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
   BOOST_TEST(again.CheckIndexIdentity("hash-v1", 384).ok());
   BOOST_TEST(again.CheckIndexIdentity("hash-v2", 384).code() == "index_mismatch");
+  // The store as another version left it: index_meta's "layout" says which.
+  auto set_layout = [&](std::string_view layout) {
+    auto txn = Txn::BeginWrite(*env);
+    BOOST_REQUIRE(txn.ok());
+    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", layout).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  };
   {
     // A store from before tenants: an identity but no layout entry. Refused, not misread.
     auto txn = Txn::BeginWrite(*env);
@@ -602,10 +609,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   {
     // The previous layout (per-posting keys): refused, and the message names the command
     // that converts it.
-    auto txn = Txn::BeginWrite(*env);
-    BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", "tenant-keys-v1").ok());
-    BOOST_REQUIRE(txn->Commit().ok());
+    set_layout("tenant-keys-v1");
     DocumentStore old(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
     Status s = old.CheckIndexIdentity("hash-v1", 384);
     BOOST_TEST(s.code() == "old_store_layout");
@@ -614,10 +618,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   {
     // Dense ids before vector blocks: opened as it is and marked current, so that a binary
     // from before blocks (which checks for dense-ids-v2) refuses it from then on.
-    auto txn = Txn::BeginWrite(*env);
-    BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", kUnpackedStoreLayout).ok());
-    BOOST_REQUIRE(txn->Commit().ok());
+    set_layout(kUnpackedStoreLayout);
     DocumentStore unpacked(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
     BOOST_TEST(unpacked.CheckIndexIdentity("hash-v1", 384).ok());
     auto read = Txn::BeginRead(*env);
@@ -628,10 +629,7 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
   }
   {
     // A layout this version does not know (a newer one) is refused, naming it.
-    auto txn = Txn::BeginWrite(*env);
-    BOOST_REQUIRE(txn.ok());
-    BOOST_REQUIRE(txn->Put(env->Dbi("index_meta"), "layout", "dense-ids-v9").ok());
-    BOOST_REQUIRE(txn->Commit().ok());
+    set_layout("dense-ids-v9");
     DocumentStore newer(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
     Status s = newer.CheckIndexIdentity("hash-v1", 384);
     BOOST_TEST(s.code() == "index_mismatch");
