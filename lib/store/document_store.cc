@@ -622,7 +622,7 @@ const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant,
   if (!span.ok() || !span->has_value()) return nullptr;
   auto doc = catalog_.Document(txn, tenant, (*span)->doc_num);
   if (!doc.ok() || !doc->has_value()) return nullptr;
-  return vectors_.Row(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
+  return vectors_.PieceRow(txn, tenant, (*doc)->first_chunk, chunk, dim, scratch);
 }
 
 Result<std::optional<IvfState>> DocumentStore::ObserveVectorRecall(std::string_view tenant,

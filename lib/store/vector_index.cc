@@ -954,6 +954,12 @@ const float* VectorIndex::BlockRow(const Txn& txn, std::string_view tenant, uint
 const float* VectorIndex::Row(const Txn& txn, std::string_view tenant, uint32_t first,
                               uint32_t chunk, uint32_t dim, std::vector<float>& scratch) const {
   if (const float* row = BlockRow(txn, tenant, chunk, dim, scratch)) return row;
+  return PieceRow(txn, tenant, first, chunk, dim, scratch);
+}
+
+const float* VectorIndex::PieceRow(const Txn& txn, std::string_view tenant, uint32_t first,
+                                   uint32_t chunk, uint32_t dim,
+                                   std::vector<float>& scratch) const {
   const uint32_t start = static_cast<uint32_t>(RangeStart(RangeOf(chunk)));
   // A piece: the document's first, the piece of the chunk's range, or (written by an older
   // version, one piece across ranges) the nearest piece at or below the chunk in any shard.

@@ -115,6 +115,10 @@ class VectorIndex {
   // The same when the chunk's rows are in a block (one lookup); nullptr otherwise.
   const float* BlockRow(const Txn& txn, std::string_view tenant, uint32_t chunk, uint32_t dim,
                         std::vector<float>& scratch) const;
+  // The same when they are in a piece (one lookup for a document's first range); nullptr
+  // otherwise.
+  const float* PieceRow(const Txn& txn, std::string_view tenant, uint32_t first, uint32_t chunk,
+                        uint32_t dim, std::vector<float>& scratch) const;
 
  private:
   int BlockShardOf(uint32_t chunk) const;
