@@ -96,6 +96,8 @@ std::optional<std::string> ApiKeys::TenantOf(std::string_view key) const {
     if (match) found = &e;
   }
   if (!found) return std::nullopt;
+  const std::string_view named = KeyTenantPrefix(key);
+  if (!named.empty() && named != found->tenant) return std::nullopt;
   return found->tenant;
 }
 
@@ -103,6 +105,23 @@ size_t ApiKeys::tenant_count() const {
   std::set<std::string_view> names;
   for (const Entry& e : entries_) names.insert(e.tenant);
   return names.size();
+}
+
+std::string_view KeyTenantPrefix(std::string_view key) {
+  constexpr std::string_view kHead = "rsk_";
+  constexpr size_t kSecretHex = 64;
+  // rsk_ + tenant (1-64) + _ + secret: the secret's length finds the separator, so a tenant
+  // name may itself contain '_'.
+  if (key.size() < kHead.size() + 1 + 1 + kSecretHex || key.substr(0, kHead.size()) != kHead) {
+    return {};
+  }
+  const size_t sep = key.size() - kSecretHex - 1;
+  if (key[sep] != '_') return {};
+  for (char c : key.substr(sep + 1)) {
+    if (!((c >= '0' && c <= '9') || (c >= 'a' && c <= 'f'))) return {};
+  }
+  const std::string_view tenant = key.substr(kHead.size(), sep - kHead.size());
+  return ValidTenantName(tenant) ? tenant : std::string_view();
 }
 
 std::string_view BearerToken(std::string_view authorization) {

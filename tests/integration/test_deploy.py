@@ -291,7 +291,8 @@ def test_install_keeps_the_operators_config(deploy_dir, src, worker_binary):
     assert env_file.read_text() == edited
 
 
-@pytest.mark.parametrize("script", ["run.sh", "ingest.sh", "test_streaming.sh", "test.sh"])
+@pytest.mark.parametrize("script", ["run.sh", "ingest.sh", "test_streaming.sh", "test.sh",
+                                    "render_cluster_nginx.sh"])
 def test_script_help_is_the_header_comment_and_does_nothing_else(script):
     """--help prints the script's header comment (no code line after it) and exits 0 at
     once: test.sh --help must not start the suite, run.sh --help must not install."""

@@ -38,6 +38,31 @@ BOOST_AUTO_TEST_CASE(a_key_maps_to_its_tenant_and_nothing_else_does) {
   BOOST_TEST(!keys->TenantOf(Sha256Hex(kKeyA)).has_value());
 }
 
+BOOST_AUTO_TEST_CASE(a_key_names_its_tenant_in_its_prefix_and_must_name_the_right_one) {
+  const std::string secret(64, 'a');
+  const std::string alpha = "rsk_alpha_" + secret;
+  const std::string under = "rsk_team_b.x-1_" + secret;  // '_' inside the tenant name
+  BOOST_TEST(KeyTenantPrefix(alpha) == "alpha");
+  BOOST_TEST(KeyTenantPrefix(under) == "team_b.x-1");
+  // No prefix: the keys made before (rsk_ + 64 hex), other shapes, a bad tenant name.
+  BOOST_TEST(KeyTenantPrefix("rsk_" + secret).empty());
+  BOOST_TEST(KeyTenantPrefix("rsk__" + secret).empty());
+  BOOST_TEST(KeyTenantPrefix("rsk_alpha_" + secret.substr(1)).empty());
+  BOOST_TEST(KeyTenantPrefix("rsk_alpha_" + std::string(64, 'A')).empty());
+  BOOST_TEST(KeyTenantPrefix("rsk_al/pha_" + secret).empty());
+  BOOST_TEST(KeyTenantPrefix("xsk_alpha_" + secret).empty());
+  BOOST_TEST(KeyTenantPrefix(kKeyA).empty());
+
+  // The file gives each key to a tenant; a key whose prefix names another one is refused,
+  // since a front nginx would route it by that name.
+  auto keys = ApiKeys::Parse("alpha:" + Sha256Hex(alpha) + "\nteam_b.x-1:" + Sha256Hex(under) +
+                             "\nbravo:" + Sha256Hex("rsk_alpha_" + std::string(64, 'b')) + "\n");
+  BOOST_REQUIRE_MESSAGE(keys.ok(), keys.status().ToString());
+  BOOST_TEST(keys->TenantOf(alpha).value_or("") == "alpha");
+  BOOST_TEST(keys->TenantOf(under).value_or("") == "team_b.x-1");
+  BOOST_TEST(!keys->TenantOf("rsk_alpha_" + std::string(64, 'b')).has_value());
+}
+
 BOOST_AUTO_TEST_CASE(the_hash_may_be_written_in_upper_case) {
   std::string upper = Sha256Hex(kKeyA);
   for (char& c : upper) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));

@@ -1,0 +1,227 @@
+"""Routing by tenant across shards (issue 15, part 1): a front nginx rendered by
+scripts/render_cluster_nginx.sh sends each request to its tenant's shard by the API key's
+prefix (rsk_<tenant>_<secret>), to the shard's primary workers, and to its standby only when
+no primary worker answers. Real nginx, real workers on TCP ports, each "host" with its own
+LMDB store; which host served a request is read from the workers' own request log lines (by
+the X-Request-Id nginx gave it)."""
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+import harness
+from harness import uniq
+
+RENDER = harness.ROOT / "scripts" / "render_cluster_nginx.sh"
+
+
+class Host:
+    """A shard host: its own store and `workers` ragstream-worker processes on TCP ports."""
+
+    def __init__(self, name: str, workdir: Path, keys_file: Path, workers: int):
+        self.name = name
+        self.data = workdir / name / "data"
+        self.data.mkdir(parents=True)
+        self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTREAM_", "OPENAI_"))}
+        self.env.update(harness.BASE_ENV)
+        self.env.update({"RAGSTREAM_DATA_DIR": str(self.data), "RAGSTREAM_API_KEYS_FILE": str(keys_file),
+                         "RAGSTREAM_TRUST_LOOPBACK": "0"})
+        self.addrs, self.procs, self.logs, self._files = [], [], [], []
+        for i in range(workers):
+            port = harness.free_port()
+            log = workdir / name / f"worker-{i + 1}.log"
+            harness.PRODUCT_LOG_FILES.append(log)
+            f = open(log, "ab")
+            self._files.append(f)
+            p = harness.start_process([str(harness.WORKER_BIN), "--listen", f"127.0.0.1:{port}"],
+                                      env=self.env, stdout=f, stderr=f)
+            self.addrs.append(f"127.0.0.1:{port}")
+            self.procs.append(p)
+            self.logs.append(log)
+        for addr, p in zip(self.addrs, self.procs):
+            port = int(addr.rsplit(":", 1)[1])
+            harness.wait_until(lambda: p.poll() is not None or _accepts(port), 10, what=f"{name} {addr}")
+            assert p.poll() is None, f"{name}: worker exited: {self.log_text()}"
+
+    def log_text(self) -> str:
+        return "".join(p.read_text(errors="replace") for p in self.logs if p.exists())
+
+    def served(self, request_id: str) -> list[dict]:
+        """The request log lines this host's workers wrote for `request_id`."""
+        out = []
+        for line in self.log_text().splitlines():
+            try:
+                rec = json.loads(line)
+            except ValueError:
+                continue
+            if rec.get("msg") == "request" and rec.get("request_id") == request_id:
+                out.append(rec)
+        return out
+
+    def kill(self) -> None:
+        """Every worker SIGKILLed, as when the host dies."""
+        for p in self.procs:
+            if p.poll() is None:
+                p.send_signal(signal.SIGKILL)
+                p.wait(timeout=10)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            harness.stop_process(p, signal.SIGTERM, timeout=15)
+        for f in self._files:
+            f.close()
+
+
+def _accepts(port: int) -> bool:
+    import socket
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+@pytest.fixture
+def cluster(tmp_path):
+    """Shard a: primary a1 (2 workers), standby a2 (1 worker). Shard b: primary b1, no standby,
+    and the default shard. Tenants: alpha on a, team_b.x (a '_' in its name) on b; `legacy` has
+    a key made before prefixes (rsk_<64 hex>), which goes to the default shard."""
+    keys_file = tmp_path / "keys"
+    keys = harness.make_api_keys(keys_file, "alpha", "team_b.x")
+    keys["legacy"] = "rsk_" + secrets.token_hex(32)
+    with open(keys_file, "a") as f:
+        f.write(f"legacy:{hashlib.sha256(keys['legacy'].encode()).hexdigest()}\n")
+    hosts = {}
+    front = None
+    try:
+        hosts["a1"] = Host("a1", tmp_path, keys_file, 2)
+        hosts["a2"] = Host("a2", tmp_path, keys_file, 1)
+        hosts["b1"] = Host("b1", tmp_path, keys_file, 1)
+        cluster_file = tmp_path / "cluster.conf"
+        cluster_file.write_text(
+            "# two shards\n"
+            f"shard a {','.join(hosts['a1'].addrs)} {','.join(hosts['a2'].addrs)}\n"
+            f"shard b {hosts['b1'].addrs[0]} -\n"
+            "tenant alpha a\n"
+            "tenant team_b.x b\n"
+            "default b\n")
+        prefix = tmp_path / "front"
+        port = harness.free_port()
+        subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
+        out = open(tmp_path / "front.out", "ab")
+        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
+                                       "-e", "logs/error.log"], stdout=out, stderr=out)
+        harness.PRODUCT_LOG_FILES.append(prefix / "logs" / "error.log")
+        harness.wait_until(lambda: front.poll() is not None or _accepts(port), 10, what="front nginx")
+        assert front.poll() is None, (tmp_path / "front.out").read_text()
+        yield {"port": port, "keys": keys, "hosts": hosts, "cluster_file": cluster_file,
+               "prefix": prefix}
+    finally:
+        if front is not None:
+            harness.stop_process(front, signal.SIGTERM, timeout=10)
+        for h in hosts.values():
+            h.stop()
+
+
+def call(cluster, tenant, method, path, body=None):
+    headers = {"Authorization": f"Bearer {cluster['keys'][tenant]}"} if tenant else {}
+    if body is not None:
+        body = json.dumps(body).encode()
+        headers["Content-Type"] = "application/json"
+    r = harness.http_request(cluster["port"], method, path, body=body, headers=headers)
+    rid = r.header("X-Request-Id")
+    assert rid, r
+    return r, rid
+
+
+def served_by(cluster, rid: str) -> list[str]:
+    return [name for name, h in cluster["hosts"].items() if h.served(rid)]
+
+
+def test_each_tenant_reaches_its_own_shard(cluster):
+    text = "The alpha canary: " + uniq()
+    r, rid = call(cluster, "alpha", "POST", "/api/documents", {"title": "Alpha", "text": text})
+    assert r.status in (200, 201), r
+    assert served_by(cluster, rid) == ["a1"]
+    assert cluster["hosts"]["a1"].served(rid)[0]["tenant"] == "alpha"
+
+    r, rid = call(cluster, "team_b.x", "GET", "/api/documents")
+    assert r.status == 200 and r.json["documents"] == [], r  # shard b has none of alpha's
+    assert served_by(cluster, rid) == ["b1"]
+
+    # A key made before prefixes, and a request without a key: the default shard.
+    r, rid = call(cluster, "legacy", "GET", "/api/documents")
+    assert r.status == 200, r
+    assert served_by(cluster, rid) == ["b1"]
+    r, rid = call(cluster, None, "GET", "/api/documents")
+    assert r.status == 401 and served_by(cluster, rid) == ["b1"], r
+
+    # alpha's document is on its shard: listed there, searchable there.
+    r, rid = call(cluster, "alpha", "POST", "/api/search", {"query": "alpha canary"})
+    assert r.status == 200 and r.json["results"] and text in r.json["results"][0]["text"], r
+    assert served_by(cluster, rid) == ["a1"]
+
+
+def test_a_prefix_is_a_route_not_a_credential(cluster):
+    # A made-up key naming alpha is routed to alpha's shard, which refuses it.
+    forged = "rsk_alpha_" + secrets.token_hex(32)
+    r = harness.http_request(cluster["port"], "GET", "/api/documents",
+                             headers={"Authorization": f"Bearer {forged}"})
+    assert r.status == 401, r
+    assert served_by(cluster, r.header("X-Request-Id")) == ["a1"]
+    # team_b.x's real key with alpha's name in front is another key: unknown everywhere.
+    secret = cluster["keys"]["team_b.x"].rsplit("_", 1)[1]
+    r = harness.http_request(cluster["port"], "GET", "/api/documents",
+                             headers={"Authorization": f"Bearer rsk_alpha_{secret}"})
+    assert r.status == 401, r
+    assert served_by(cluster, r.header("X-Request-Id")) == ["a1"]
+
+
+def test_streams_pass_through_the_front(cluster):
+    r = harness.stream_request(cluster["port"], {"message": "What is in the alpha note?"},
+                               headers={"Authorization": f"Bearer {cluster['keys']['alpha']}"})
+    assert r.status == 200 and r.complete, r
+    assert len(r.token_events) >= 1 and len(r.done_events) == 1, r
+    # Token by token: the front does not buffer the stream (fastcgi_buffering off).
+    assert r.events[0].t <= r.done_events[0].t
+    assert served_by(cluster, r.header("X-Request-Id")) == ["a1"]
+
+
+def test_the_standby_takes_requests_when_the_primary_is_down(cluster):
+    hosts = cluster["hosts"]
+    r, rid = call(cluster, "alpha", "GET", "/api/documents")
+    assert r.status == 200 and served_by(cluster, rid) == ["a1"]
+    hosts["a1"].kill()
+    # Connection refused at every primary worker: nginx moves on to the backup (the request
+    # never reached a worker, so even a POST may be retried).
+    for method, path, body in (("GET", "/api/documents", None),
+                               ("POST", "/api/documents", {"title": "After", "text": "After the failover."})):
+        r, rid = call(cluster, "alpha", method, path, body)
+        assert r.status in (200, 201), r
+        assert served_by(cluster, rid) == ["a2"], (method, path)
+    # The other shard never noticed.
+    r, rid = call(cluster, "team_b.x", "GET", "/api/documents")
+    assert r.status == 200 and served_by(cluster, rid) == ["b1"]
+
+
+def test_a_bad_cluster_file_is_refused_and_the_routing_left_alone(cluster, tmp_path):
+    include = cluster["prefix"] / "conf" / "ragstream_cluster.conf"
+    before = include.read_text()
+    bad = tmp_path / "bad.conf"
+    for text, says in (
+            ("shard a 127.0.0.1:1 -\ntenant alpha c\ndefault a\n", "line 2: no shard c"),
+            ("shard a 127.0.0.1:1 -\n", "no default shard"),
+            ("shard a localhost -\ndefault a\n", "line 1: PRIMARY must be HOST:PORT"),
+            ("shard a 127.0.0.1:1 -\ntenant Alpha a\ntenant alpha a\ndefault a\n", "listed twice"),
+            ("shard a 127.0.0.1:1 -\ndefault a\nreplica a\n", "line 3: unknown entry")):
+        bad.write_text(text)
+        out = subprocess.run([str(RENDER), str(bad), str(include)], capture_output=True, text=True)
+        assert out.returncode == 2, (text, out)
+        assert says in out.stderr, (says, out.stderr)
+        assert include.read_text() == before
+    assert not list(include.parent.glob("ragstream_cluster.conf.*"))  # no temporary left
