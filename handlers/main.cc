@@ -13,6 +13,7 @@
 #include "handlers/routes.h"
 #include "lib/chat/chat_service.h"
 #include "lib/chat/partial_writer.h"
+#include "lib/cluster/replicator.h"
 #include "lib/core/api_keys.h"
 #include "lib/core/config.h"
 #include "lib/core/ids.h"
@@ -142,6 +143,7 @@ int Run(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &blocked, nullptr);
 
   std::vector<std::string> databases = store::ConversationStore::Databases();
+  databases.push_back(cluster::Replicator::kDatabase);
   for (auto& name : store::DocumentStore::Databases(config->vector_shards)) {
     if (std::find(databases.begin(), databases.end(), name) == databases.end()) {
       databases.push_back(name);
@@ -162,6 +164,24 @@ int Run(int argc, char** argv) {
   if (!env.ok()) {
     LogError("worker", "cannot open the store", {{"error", env.status().ToString()}});
     return 1;
+  }
+  // Cluster mode: before anything writes, so that every write goes through the shard's log
+  // (and a standby refuses all but the log's).
+  std::unique_ptr<cluster::Replicator> replicator;
+  if (!config->cluster_role.empty()) {
+    cluster::ReplicatorOptions ro;
+    ro.log.urls = config->nats_url;
+    ro.log.shard = config->shard;
+    ro.log.replicas = config->log_replicas;
+    ro.role = config->cluster_role == "primary" ? cluster::Role::kPrimary : cluster::Role::kStandby;
+    ro.lock_path = config->data_dir + "/replication.lock";
+    auto started = cluster::Replicator::Start(**env, ro);
+    if (!started.ok()) {
+      LogError("worker", "cannot start replicating through the shard's log",
+               {{"error", started.status().ToString()}});
+      return 1;
+    }
+    replicator = std::move(*started);
   }
   store::ConversationStore conversations(**env);
   store::DocumentStore documents(
@@ -190,7 +210,9 @@ int Run(int argc, char** argv) {
     return 2;
   }
   const std::string analyzer = rag::WarmUpAnalyzer();
-  auto reindexed = documents.ReindexLexical(rag::AnalyzerVersion());
+  // A standby's index is the primary's, through the log: it never rebuilds its own.
+  auto reindexed = (**env).WritesRefused().ok() ? documents.ReindexLexical(rag::AnalyzerVersion())
+                                                : Result<uint64_t>(uint64_t{0});
   if (!reindexed.ok()) {
     LogError("worker", "could not re-index the lexical index with the new analyzer",
              {{"error", reindexed.status().message()}});
@@ -418,16 +440,18 @@ int Run(int argc, char** argv) {
     const auto period = std::chrono::seconds(std::max(1, config->orphan_timeout_s / 3));
     std::unique_lock lock(sweep_mutex);
     while (!sweep_cv.wait_for(lock, period, [&] { return sweep_stop; })) {
+      if (auto cleared = (*env)->ClearStaleReaders(); cleared.ok() && *cleared > 0) {
+        LogWarn("worker", "freed the reader slots of processes that died",
+                {{"count", static_cast<int64_t>(*cleared)}});
+      }
+      // A cluster standby writes nothing of its own: the primary's sweeps reach it by the log.
+      if (!(*env)->WritesRefused().ok()) continue;
       auto marked = conversations.MarkOrphans(int64_t{config->orphan_timeout_s} * 1000);
       if (!marked.ok()) {
         LogWarn("worker", "orphan sweep failed", {{"error", marked.status().ToString()}});
       } else if (*marked > 0) {
         LogWarn("worker", "marked answers of a dead worker interrupted",
                 {{"count", static_cast<int64_t>(*marked)}});
-      }
-      if (auto cleared = (*env)->ClearStaleReaders(); cleared.ok() && *cleared > 0) {
-        LogWarn("worker", "freed the reader slots of processes that died",
-                {{"count", static_cast<int64_t>(*cleared)}});
       }
       auto expired = conversations.ExpireIdempotencyKeys(int64_t{config->idempotency_ttl_s} * 1000);
       if (!expired.ok()) {

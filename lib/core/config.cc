@@ -1,5 +1,6 @@
 #include "lib/core/config.h"
 
+#include <algorithm>
 #include <charconv>
 #include <cstdlib>
 
@@ -117,6 +118,26 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number("RAGSTREAM_ORPHAN_TIMEOUT_S", c.orphan_timeout_s, 2, 3600);
   r.Number("RAGSTREAM_IDEMPOTENCY_TTL_S", c.idempotency_ttl_s, 1, 30 * 86400);
   r.Number("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars, 1, 1 << 20);
+  r.String("RAGSTREAM_CLUSTER_ROLE", c.cluster_role);
+  r.String("RAGSTREAM_SHARD", c.shard);
+  r.String("RAGSTREAM_NATS_URL", c.nats_url);
+  r.Number("RAGSTREAM_LOG_REPLICAS", c.log_replicas, 1, 5);
+  if (!c.cluster_role.empty()) {
+    if (c.cluster_role != "primary" && c.cluster_role != "standby") {
+      r.errors.push_back("RAGSTREAM_CLUSTER_ROLE='" + c.cluster_role +
+                         "' must be primary or standby (or unset: a single host)");
+    }
+    const bool shard_ok = !c.shard.empty() && c.shard.size() <= 64 &&
+                          std::all_of(c.shard.begin(), c.shard.end(), [](char ch) {
+                            return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+                                   (ch >= '0' && ch <= '9') || ch == '_' || ch == '-';
+                          });
+    if (!shard_ok) {
+      r.errors.push_back(
+          "RAGSTREAM_CLUSTER_ROLE needs RAGSTREAM_SHARD: 1-64 of A-Z a-z 0-9 _ - (it names the "
+          "shard's log)");
+    }
+  }
   r.String("OPENAI_BASE_URL", c.openai_base_url);
   while (!c.openai_base_url.empty() && c.openai_base_url.back() == '/')
     c.openai_base_url.pop_back();
@@ -169,6 +190,19 @@ std::string WithoutCredentials(const std::string& url) {
   size_t at = url.rfind('@', end == std::string::npos ? url.size() : end);
   if (at == std::string::npos || at < start) return url;
   return url.substr(0, start) + "***@" + url.substr(at + 1);
+}
+
+// The same for each of a comma-separated list (RAGSTREAM_NATS_URL).
+std::string ListWithoutCredentials(const std::string& urls) {
+  std::string out;
+  for (size_t from = 0; from <= urls.size();) {
+    size_t comma = urls.find(',', from);
+    if (comma == std::string::npos) comma = urls.size();
+    if (!out.empty() || from > 0) out += ',';
+    out += WithoutCredentials(urls.substr(from, comma - from));
+    from = comma + 1;
+  }
+  return out;
 }
 }  // namespace
 
@@ -228,6 +262,10 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_MIN_RELEVANCE", c.min_relevance ? Reader::Trim(*c.min_relevance) : "(unset)"),
       s("RAGSTREAM_VECTOR_WEIGHT", c.vector_weight ? Reader::Trim(*c.vector_weight) : "(unset)"),
       s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(unset)"),
+      s("RAGSTREAM_CLUSTER_ROLE", c.cluster_role.empty() ? "(unset)" : c.cluster_role),
+      s("RAGSTREAM_SHARD", c.shard),
+      s("RAGSTREAM_NATS_URL", ListWithoutCredentials(c.nats_url)),
+      i("RAGSTREAM_LOG_REPLICAS", c.log_replicas),
   };
 }
 
@@ -283,6 +321,10 @@ std::string ConfigHelp() {
   RAGSTREAM_MIN_RELEVANCE          share of a question a passage must cover to be cited; unset: the embedder's
   RAGSTREAM_VECTOR_WEIGHT          weight of the vector side in hybrid fusion (BM25: 1); unset: the embedder's
   RAGSTREAM_MIN_COSINE             cosine at which vector evidence alone cites a passage; unset: the embedder's
+  RAGSTREAM_CLUSTER_ROLE           primary | standby: replicate through the shard's NATS JetStream log; unset: one host []
+  RAGSTREAM_SHARD                  this host's shard (names its log) []
+  RAGSTREAM_NATS_URL               the NATS servers holding the log, comma-separated [nats://127.0.0.1:4222]
+  RAGSTREAM_LOG_REPLICAS           copies of a new shard log the NATS servers keep [3]
 
 With OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL unset, answers come from the offline
 extractive answerer (quoted sentences of the retrieved passages).

@@ -81,6 +81,12 @@ struct Config {
   std::optional<double> vector_weight;  // RAGSTREAM_VECTOR_WEIGHT: hybrid fusion, 0..10
   std::optional<double> min_cosine;     // RAGSTREAM_MIN_COSINE: a cosine that vouches, -1..2
 
+  // Cluster mode (lib/cluster/replicator.h); unset role: a single host, no NATS.
+  std::string cluster_role;                        // RAGSTREAM_CLUSTER_ROLE: "" | primary | standby
+  std::string shard;                               // RAGSTREAM_SHARD: this host's shard
+  std::string nats_url = "nats://127.0.0.1:4222";  // RAGSTREAM_NATS_URL: the log's servers
+  int log_replicas = 3;                            // RAGSTREAM_LOG_REPLICAS: copies of the log
+
   bool upstream_configured() const { return !openai_base_url.empty() && !chat_model.empty(); }
 };
 

@@ -113,7 +113,9 @@ DocumentStore::DocumentStore(const Env& env, int shards, VectorFormat vector_for
       analyzer_(std::move(analyzer)) {}
 
 Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t dimension) {
-  auto txn = Txn::BeginWrite(env_);
+  // A cluster standby only checks: what is missing comes from its shard's log.
+  const bool may_write = env_.WritesRefused().ok();
+  auto txn = may_write ? Txn::BeginWrite(env_) : Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
   // Stores made before tenants keyed records by bare ids; this version would not see them.
   auto layout = txn->Get(meta_, "layout");
@@ -133,7 +135,7 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "--data-dir DIR` once to convert it in place (back it up first with "
                   "`ragstream backup`)");
   }
-  if (layout->has_value() && **layout == kUnpackedStoreLayout) {
+  if (may_write && layout->has_value() && **layout == kUnpackedStoreLayout) {
     if (Status s = txn->Put(meta_, "layout", kStoreLayout); !s.ok()) return s;
   }
   const std::string want[5][2] = {{"layout", kStoreLayout},
@@ -141,11 +143,15 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                                   {"dimension", std::to_string(dimension)},
                                   {"shards", std::to_string(shards_)},
                                   {"vector_format", VectorFormatName(vectors_.format())}};
-  bool wrote = layout->has_value() && **layout == kUnpackedStoreLayout;
+  bool wrote = may_write && layout->has_value() && **layout == kUnpackedStoreLayout;
   for (const auto& [key, value] : want) {
     auto have = txn->Get(meta_, key);
     if (!have.ok()) return have.status();
+    if (key == "layout" && !may_write && have->has_value() && **have == kUnpackedStoreLayout) {
+      continue;  // the primary marks it
+    }
     if (!have->has_value()) {
+      if (!may_write) continue;
       if (Status s = txn->Put(meta_, key, value); !s.ok()) return s;
       wrote = true;
     } else if (**have != value) {
@@ -789,9 +795,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
     if (!*now) {
       // Start: empty the index (every tenant's), then rebuild from the first chunk.
       for (const char* db : {"lex_blocks", "lex_doc_freq", "lex_norms"}) {
-        if (int rc = mdb_drop(txn->raw(), env_.Dbi(db), 0); rc != 0) {
-          return MdbStatus(rc, "mdb_drop");
-        }
+        if (Status s = txn->Clear(env_.Dbi(db)); !s.ok()) return s;
       }
       std::vector<std::string> totals;
       {

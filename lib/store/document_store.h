@@ -131,6 +131,8 @@ class DocumentStore {
   // is another vector format (the blocks of the other format would be missing). A
   // store made before tenants (no "layout") is refused: its records would be invisible; so is
   // one of the previous layout (old_store_layout, naming `ragstream migrate`).
+  // A store whose writes are refused (a cluster standby) is only checked: what is missing
+  // arrives through its shard's log.
   Status CheckIndexIdentity(const std::string& embedder, uint32_t dimension);
 
   // `max_documents` > 0: a tenant that already holds that many gets document_limit (403)

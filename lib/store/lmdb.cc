@@ -87,6 +87,31 @@ MDB_dbi Env::Dbi(std::string_view name) const {
   std::abort();  // a database not declared at Open: a programming error
 }
 
+std::optional<MDB_dbi> Env::FindDbi(std::string_view name) const {
+  for (const auto& [n, dbi] : dbis_) {
+    if (n == name) return dbi;
+  }
+  return std::nullopt;
+}
+
+std::string_view Env::DbName(MDB_dbi dbi) const {
+  for (const auto& [n, d] : dbis_) {
+    if (d == dbi) return n;
+  }
+  return {};
+}
+
+void Env::RefuseWrites(Status why) {
+  std::lock_guard lock(refused_mu_);
+  refused_ = std::move(why);
+  writes_refused_.store(!refused_.ok(), std::memory_order_release);
+}
+
+Status Env::WritesRefused() const {
+  std::lock_guard lock(refused_mu_);
+  return refused_;
+}
+
 Env::Usage Env::MapUsage() const {
   // mdb_env_info reads the meta pages inside the map: never while a resize remaps it.
   std::shared_lock guard(resize_mu_);
@@ -200,7 +225,32 @@ Result<Txn> Txn::Begin(const Env& env, unsigned flags) {
   }
 }
 
+Result<Txn> Txn::BeginWrite(const Env& env) {
+  if (env.writes_refused_.load(std::memory_order_acquire)) {
+    if (Status why = env.WritesRefused(); !why.ok()) return why;
+  }
+  auto txn = Begin(env, 0);
+  if (txn.ok() && env.captures_changes()) {
+    txn->env_ = &env;
+    txn->changes_ = std::make_unique<std::vector<Change>>();
+  }
+  return txn;
+}
+
+Result<Txn> Txn::BeginApply(const Env& env) {
+  return Begin(env, 0);
+}
+
 Status Txn::Commit() {
+  if (env_ && changes_ && !changes_->empty()) {
+    // Cluster mode: the change goes to the log first; if it cannot, nothing is committed.
+    if (Status s = env_->commit_hook_(*this, *changes_); !s.ok()) {
+      mdb_txn_abort(txn_);
+      txn_ = nullptr;
+      if (resize_guard_.owns_lock()) resize_guard_.unlock();
+      return s;
+    }
+  }
   MDB_txn* t = txn_;
   txn_ = nullptr;
   Status s = MdbStatus(mdb_txn_commit(t), "mdb_txn_commit");
@@ -221,7 +271,22 @@ Result<std::optional<std::string_view>> Txn::Get(MDB_dbi dbi, std::string_view k
 
 Status Txn::Put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags) {
   MDB_val k = Val(key), v = Val(value);
-  return MdbStatus(mdb_put(txn_, dbi, &k, &v, flags), "mdb_put");
+  Status s = MdbStatus(mdb_put(txn_, dbi, &k, &v, flags), "mdb_put");
+  if (s.ok() && changes_) {
+    changes_->push_back({Change::Op::kPut, dbi, std::string(key), std::string(value)});
+  }
+  return s;
+}
+
+Status Txn::PutUncaptured(MDB_dbi dbi, std::string_view key, std::string_view value) {
+  MDB_val k = Val(key), v = Val(value);
+  return MdbStatus(mdb_put(txn_, dbi, &k, &v, 0), "mdb_put");
+}
+
+Status Txn::Clear(MDB_dbi dbi) {
+  Status s = MdbStatus(mdb_drop(txn_, dbi, 0), "mdb_drop");
+  if (s.ok() && changes_) changes_->push_back({Change::Op::kClear, dbi, {}, {}});
+  return s;
 }
 
 Status Txn::Del(MDB_dbi dbi, std::string_view key) {
@@ -229,6 +294,7 @@ Status Txn::Del(MDB_dbi dbi, std::string_view key) {
   MDB_val k = Val(key);
   int rc = mdb_del(txn_, dbi, &k, nullptr);
   if (rc == MDB_NOTFOUND) return Status::Ok();
+  if (rc == 0 && changes_) changes_->push_back({Change::Op::kDel, dbi, std::string(key), {}});
   return MdbStatus(rc, "mdb_del");
 }
 
@@ -237,7 +303,7 @@ Result<Cursor> Cursor::Open(const Txn& txn, MDB_dbi dbi) {
   if (int rc = mdb_cursor_open(txn.raw(), dbi, &cur); rc != 0) {
     return MdbStatus(rc, "mdb_cursor_open");
   }
-  return Cursor(cur);
+  return Cursor(cur, txn.changes());
 }
 
 bool Cursor::Move(MDB_cursor_op op) {
@@ -256,7 +322,19 @@ bool Cursor::SeekAfter(std::string_view key) {
 }
 
 Status Cursor::DelCurrent() {
-  return MdbStatus(mdb_cursor_del(cur_, 0), "mdb_cursor_del");
+  std::string key;
+  if (changes_) {
+    MDB_val k{}, v{};
+    if (int rc = mdb_cursor_get(cur_, &k, &v, MDB_GET_CURRENT); rc != 0) {
+      return MdbStatus(rc, "mdb_cursor_get");
+    }
+    key.assign(static_cast<const char*>(k.mv_data), k.mv_size);
+  }
+  Status s = MdbStatus(mdb_cursor_del(cur_, 0), "mdb_cursor_del");
+  if (s.ok() && changes_) {
+    changes_->push_back({Change::Op::kDel, mdb_cursor_dbi(cur_), std::move(key), {}});
+  }
+  return s;
 }
 
 std::string EncodeBigEndian64(uint64_t v) {

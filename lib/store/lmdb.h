@@ -22,6 +22,10 @@
 //   half-written; the caller may Grow() and try again.
 // - A value pointer returned by Get() lives only until its transaction ends: copy it, or use
 //   it inside the transaction's scope.
+// - In cluster mode (lib/cluster/replicator.h) every change a write transaction makes is
+//   captured (Change) and handed to the Env's commit hook before the commit, which ships it
+//   to the shard's log; a standby refuses every write but the log's (BeginApply). Every write
+//   therefore goes through Txn::Put/Del/Clear or Cursor::DelCurrent, never raw mdb_* calls.
 #pragma once
 
 #include <lmdb.h>
@@ -45,6 +49,16 @@ namespace ragstream::store {
 // Maps an LMDB return code to a Status (MDB_MAP_FULL -> StoreFull, others -> Internal).
 Status MdbStatus(int rc, std::string_view what);
 
+class Txn;
+
+// One change of a write transaction, as captured for the replication log.
+struct Change {
+  enum class Op : uint8_t { kPut = 1, kDel = 2, kClear = 3 };  // kClear: every key of the db
+  Op op = Op::kPut;
+  MDB_dbi dbi = 0;
+  std::string key, value;
+};
+
 class Env {
  public:
   struct Options {
@@ -61,6 +75,16 @@ class Env {
   };
   // Called after each growth this process makes (for metrics); set once, before use.
   void set_on_grow(std::function<void()> f) { on_grow_ = std::move(f); }
+  // Cluster mode: write transactions capture their changes, and Commit calls this with them
+  // (holding the write lock) before it commits; an error aborts the transaction. Set once,
+  // before use.
+  using CommitHook = std::function<Status(Txn&, const std::vector<Change>&)>;
+  void set_commit_hook(CommitHook hook) { commit_hook_ = std::move(hook); }
+  bool captures_changes() const { return static_cast<bool>(commit_hook_); }
+  // From now on BeginWrite fails with `why` (a standby, or a primary that lost its place in
+  // the log); BeginApply still works. Ok() lets writes through again. Thread-safe.
+  void RefuseWrites(Status why);
+  Status WritesRefused() const;
 
   // Opens (creating the directory if needed) and opens every named database. Thread-safe
   // afterwards. Returns the number of stale readers cleared through `stale_readers`.
@@ -75,6 +99,10 @@ class Env {
   // The handle of a database listed in Options::databases. Aborts on an unknown name
   // (a programming error).
   MDB_dbi Dbi(std::string_view name) const;
+  // The same without aborting: nullopt for a name not opened (a change from another version).
+  std::optional<MDB_dbi> FindDbi(std::string_view name) const;
+  // The name of an opened database ("" if none).
+  std::string_view DbName(MDB_dbi dbi) const;
 
   struct Usage {
     uint64_t map_bytes = 0;
@@ -116,13 +144,24 @@ class Env {
   mutable std::shared_timed_mutex resize_mu_;
   mutable std::atomic<uint64_t> growths_{0};
   std::function<void()> on_grow_;
+  CommitHook commit_hook_;
+  mutable std::mutex refused_mu_;
+  Status refused_ = Status::Ok();
+  std::atomic<bool> writes_refused_{false};
 };
 
 class Txn {
  public:
   static Result<Txn> BeginRead(const Env& env) { return Begin(env, MDB_RDONLY); }
-  static Result<Txn> BeginWrite(const Env& env) { return Begin(env, 0); }
-  Txn(Txn&& other) noexcept : txn_(other.txn_), resize_guard_(std::move(other.resize_guard_)) {
+  static Result<Txn> BeginWrite(const Env& env);
+  // A write transaction that applies the replication log: allowed while writes are refused,
+  // and not captured (it is the log's change, not a new one).
+  static Result<Txn> BeginApply(const Env& env);
+  Txn(Txn&& other) noexcept
+      : txn_(other.txn_),
+        resize_guard_(std::move(other.resize_guard_)),
+        env_(other.env_),
+        changes_(std::move(other.changes_)) {
     other.txn_ = nullptr;
   }
   Txn& operator=(Txn&&) = delete;
@@ -139,8 +178,14 @@ class Txn {
   Status Put(MDB_dbi dbi, std::string_view key, std::string_view value, unsigned flags = 0);
   // Deleting an absent key is not an error.
   Status Del(MDB_dbi dbi, std::string_view key);
+  // Deletes every key of the database (mdb_drop without deleting the database).
+  Status Clear(MDB_dbi dbi);
+  // A Put that is not captured: the commit hook's own bookkeeping (the log position).
+  Status PutUncaptured(MDB_dbi dbi, std::string_view key, std::string_view value);
 
   MDB_txn* raw() const { return txn_; }
+  // The changes captured so far (null when this transaction does not capture).
+  std::vector<Change>* changes() const { return changes_.get(); }
 
  private:
   static Result<Txn> Begin(const Env& env, unsigned flags);
@@ -149,12 +194,16 @@ class Txn {
   MDB_txn* txn_;
   // Held while the transaction is open: the map is never resized under it.
   std::shared_lock<std::shared_timed_mutex> resize_guard_;
+  const Env* env_ = nullptr;                      // set for a capturing write transaction
+  std::unique_ptr<std::vector<Change>> changes_;  // what it changed, in order
 };
 
 class Cursor {
  public:
   static Result<Cursor> Open(const Txn& txn, MDB_dbi dbi);
-  Cursor(Cursor&& other) noexcept : cur_(other.cur_) { other.cur_ = nullptr; }
+  Cursor(Cursor&& other) noexcept : cur_(other.cur_), changes_(other.changes_) {
+    other.cur_ = nullptr;
+  }
   Cursor& operator=(Cursor&&) = delete;
   ~Cursor() {
     if (cur_) mdb_cursor_close(cur_);
@@ -176,9 +225,10 @@ class Cursor {
   std::string_view value() const { return {static_cast<const char*>(v_.mv_data), v_.mv_size}; }
 
  private:
-  explicit Cursor(MDB_cursor* cur) : cur_(cur) {}
+  Cursor(MDB_cursor* cur, std::vector<Change>* changes) : cur_(cur), changes_(changes) {}
   bool Move(MDB_cursor_op op);
   MDB_cursor* cur_;
+  std::vector<Change>* changes_ = nullptr;
   MDB_val k_{}, v_{};
 };
 

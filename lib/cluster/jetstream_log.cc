@@ -1,0 +1,162 @@
+#include "lib/cluster/jetstream_log.h"
+
+#include <nats/nats.h>
+
+#include <string>
+
+namespace ragstream::cluster {
+namespace {
+
+// JetStream's "wrong last sequence" (JSStreamWrongLastSequenceErr): the stream's last
+// sequence is not the one the publish expected.
+constexpr int kWrongLastSequence = 10071;
+
+Status NatsError(natsStatus s, std::string_view what, jsErrCode jerr = static_cast<jsErrCode>(0)) {
+  std::string msg = std::string(what) + ": " + natsStatus_GetText(s);
+  if (jerr != 0) msg += " (JetStream error " + std::to_string(static_cast<int>(jerr)) + ")";
+  return Status::Unavailable("log_unavailable", "the replication log (NATS JetStream): " + msg);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& options) {
+  std::unique_ptr<JetStreamLog> log(new JetStreamLog());
+  log->options_ = options;
+  log->stream_ = "RAGSTREAM_" + options.shard;
+  log->subject_ = "ragstream.log." + options.shard;
+  natsOptions* opts = nullptr;
+  natsStatus s = natsOptions_Create(&opts);
+  if (s == NATS_OK) s = natsOptions_SetURL(opts, options.urls.c_str());
+  if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);  // for ever
+  if (s == NATS_OK) s = natsOptions_SetTimeout(opts, options.timeout_ms);
+  if (s == NATS_OK) s = natsOptions_SetName(opts, ("ragstream " + options.shard).c_str());
+  if (s == NATS_OK) s = natsConnection_Connect(&log->nc_, opts);
+  natsOptions_Destroy(opts);
+  if (s != NATS_OK) return NatsError(s, "cannot connect to " + options.urls);
+
+  jsOptions jo;
+  jsOptions_Init(&jo);
+  jo.Wait = options.timeout_ms;
+  s = natsConnection_JetStream(&log->js_, log->nc_, &jo);
+  if (s != NATS_OK) return NatsError(s, "no JetStream context");
+
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  s = js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &jerr);
+  if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
+    jsStreamConfig cfg;
+    jsStreamConfig_Init(&cfg);
+    const char* subjects[] = {log->subject_.c_str()};
+    cfg.Name = log->stream_.c_str();
+    cfg.Subjects = subjects;
+    cfg.SubjectsLen = 1;
+    cfg.Storage = js_FileStorage;
+    cfg.Replicas = options.replicas;
+    jerr = static_cast<jsErrCode>(0);
+    s = js_AddStream(&si, log->js_, &cfg, nullptr, &jerr);
+    // Another process created it meanwhile (the server says the name or the subject is
+    // taken): fine if it is there now.
+    if (s != NATS_OK) {
+      jsErrCode again = static_cast<jsErrCode>(0);
+      if (js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &again) == NATS_OK) {
+        s = NATS_OK;
+      }
+    }
+    if (s != NATS_OK) return NatsError(s, "cannot create the stream " + log->stream_, jerr);
+  } else if (s != NATS_OK) {
+    return NatsError(s, "cannot look up the stream " + log->stream_, jerr);
+  }
+  if (si) jsStreamInfo_Destroy(si);
+  return log;
+}
+
+JetStreamLog::~JetStreamLog() {
+  if (js_) jsCtx_Destroy(js_);
+  if (nc_) natsConnection_Destroy(nc_);
+}
+
+Result<uint64_t> JetStreamLog::Append(std::string_view data, uint64_t expect_last) {
+  natsMsg* msg = nullptr;
+  natsStatus s =
+      natsMsg_Create(&msg, subject_.c_str(), nullptr, data.data(), static_cast<int>(data.size()));
+  if (s != NATS_OK) return NatsError(s, "natsMsg_Create");
+  // Set by hand rather than with jsPubOptions.ExpectLastSeq, which cannot say "empty" (0).
+  s = natsMsgHeader_Set(msg, "Nats-Expected-Last-Sequence", std::to_string(expect_last).c_str());
+  jsPubOptions po;
+  jsPubOptions_Init(&po);
+  po.MaxWait = options_.timeout_ms;
+  jsPubAck* ack = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  if (s == NATS_OK) s = js_PublishMsg(&ack, js_, msg, &po, &jerr);
+  natsMsg_Destroy(msg);
+  if (s != NATS_OK) {
+    if (static_cast<int>(jerr) == kWrongLastSequence) {
+      return Status(ErrorKind::kConflict, "log_moved_on",
+                    "the replication log has moved on past sequence " +
+                        std::to_string(expect_last) + ": another host wrote to this shard");
+    }
+    return NatsError(s, "publish", jerr);
+  }
+  const uint64_t seq = ack->Sequence;
+  jsPubAck_Destroy(ack);
+  return seq;
+}
+
+Result<uint64_t> JetStreamLog::LastSeq() {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return NatsError(s, "stream info", jerr);
+  const uint64_t last = si->State.LastSeq;
+  jsStreamInfo_Destroy(si);
+  return last;
+}
+
+Result<std::string> JetStreamLog::Get(uint64_t seq) {
+  natsMsg* msg = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetMsg(&msg, js_, stream_.c_str(), seq, nullptr, &jerr);
+  if (s != NATS_OK) return NatsError(s, "get message " + std::to_string(seq), jerr);
+  std::string data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  natsMsg_Destroy(msg);
+  return data;
+}
+
+Result<std::unique_ptr<JetStreamLog::Reader>> JetStreamLog::Read(uint64_t from) {
+  std::unique_ptr<Reader> r(new Reader());
+  jsSubOptions so;
+  jsSubOptions_Init(&so);
+  so.Stream = stream_.c_str();
+  so.Ordered = true;  // the client re-creates the consumer at the right place after a gap
+  so.Config.DeliverPolicy = js_DeliverByStartSequence;
+  so.Config.OptStartSeq = from < 1 ? 1 : from;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_SubscribeSync(&r->sub_, js_, subject_.c_str(), nullptr, &so, &jerr);
+  if (s != NATS_OK) return NatsError(s, "subscribe", jerr);
+  return r;
+}
+
+JetStreamLog::Reader::~Reader() {
+  if (sub_) natsSubscription_Destroy(sub_);
+}
+
+Result<std::optional<LogMessage>> JetStreamLog::Reader::Next(int timeout_ms) {
+  natsMsg* msg = nullptr;
+  natsStatus s = natsSubscription_NextMsg(&msg, sub_, timeout_ms);
+  if (s == NATS_TIMEOUT) return std::optional<LogMessage>();
+  if (s != NATS_OK) return NatsError(s, "read");
+  jsMsgMetaData* meta = nullptr;
+  s = natsMsg_GetMetaData(&meta, msg);
+  if (s != NATS_OK) {
+    natsMsg_Destroy(msg);
+    return NatsError(s, "message metadata");
+  }
+  LogMessage out;
+  out.seq = meta->Sequence.Stream;
+  out.data.assign(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
+  jsMsgMetaData_Destroy(meta);
+  natsMsg_Destroy(msg);
+  return std::optional<LogMessage>(std::move(out));
+}
+
+}  // namespace ragstream::cluster

@@ -1,0 +1,81 @@
+// Cluster mode (RAGSTREAM_CLUSTER_ROLE): a shard's hosts share one replication log
+// (JetStreamLog) and each keeps its LMDB store equal to it.
+//
+// - On the primary, every write transaction's changes (store::Change, captured by the Txn)
+//   are appended to the log before the transaction commits, expecting the log's last
+//   sequence to be this host's own last applied one, and the new sequence is stored in the
+//   same transaction ("replication" database, key "applied_seq"). A write the log refuses is
+//   not committed: nothing is ever in the store that is not in the log, and an answer's done
+//   event, sent after its final save commits, is in the log first.
+// - Every host tails the log (one process per host: the others wait on a file lock) and
+//   applies, in order, each complete record past its applied sequence, together with the new
+//   sequence in one transaction: applying is exactly-once across crashes. On the primary this
+//   finds nothing to do but what a failed commit left in the log.
+// - A standby refuses every other write (503 "standby").
+//
+// Not built yet (issue 15): leader leases and failover, tenant moves, snapshots that let the
+// log be truncated. Roles are static, set by configuration.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <thread>
+
+#include "lib/cluster/jetstream_log.h"
+#include "lib/core/status.h"
+#include "lib/store/lmdb.h"
+
+namespace ragstream::cluster {
+
+enum class Role { kPrimary, kStandby };
+
+struct ReplicatorOptions {
+  LogOptions log;
+  Role role = Role::kPrimary;
+  std::string lock_path;  // the file lock that picks the one process per host that applies
+  size_t max_part_bytes = 512 << 10;  // below NATS's default max_payload of 1 MB
+};
+
+class Replicator {
+ public:
+  // The database that holds the applied sequence; every process opens it.
+  static constexpr const char* kDatabase = "replication";
+
+  // Opens the log; on the primary installs the commit hook, on a standby refuses writes;
+  // starts the thread that applies the log.
+  static Result<std::unique_ptr<Replicator>> Start(store::Env& env, ReplicatorOptions options);
+  ~Replicator();  // stops the thread
+  Replicator(const Replicator&) = delete;
+  Replicator& operator=(const Replicator&) = delete;
+
+  // The store's applied sequence (0: nothing yet).
+  Result<uint64_t> Applied() const;
+  // Records applied by this process, and records dropped as unfinished.
+  uint64_t applied_records() const { return applied_records_.load(); }
+  uint64_t published_records() const { return published_records_.load(); }
+
+ private:
+  Replicator(store::Env& env, ReplicatorOptions options, std::unique_ptr<JetStreamLog> log);
+  Status Publish(store::Txn& txn, const std::vector<store::Change>& changes);
+  // The sequence to expect when `applied` is refused as not the last: the log's last one if
+  // what lies past `applied` is only an unfinished record; else the error (records this
+  // store lacks: the applying thread catches up and the client retries).
+  Result<uint64_t> SkipUnfinished(uint64_t applied);
+  void Run();
+  Status ApplyFrom(uint64_t from);
+
+  store::Env& env_;
+  ReplicatorOptions options_;
+  std::unique_ptr<JetStreamLog> log_;
+  MDB_dbi dbi_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> applied_records_{0}, published_records_{0};
+  std::thread thread_;
+};
+
+// The applied sequence as stored (0 if none) and its encoding.
+Result<uint64_t> ReadAppliedSeq(const store::Txn& txn, MDB_dbi dbi);
+
+}  // namespace ragstream::cluster

@@ -1,0 +1,188 @@
+"""Cluster mode, the replication log (issue 15, part 2): a primary and a standby of one shard,
+each nginx + workers with its own LMDB store, and a real nats-server with JetStream started by
+the test. Every write the primary makes goes to the shard's log before it commits; the
+standby applies the log and ends up with the same databases, byte for byte (read with
+python3-lmdb), also after its workers are killed mid-way; a standby refuses writes."""
+from __future__ import annotations
+
+import json
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from pathlib import Path
+
+import lmdb
+import pytest
+
+import harness
+
+SHARD = "s1"
+
+
+class Nats:
+    """nats-server with JetStream, on a loopback port, its store in `workdir`."""
+
+    def __init__(self, workdir: Path):
+        exe = shutil.which("nats-server")
+        assert exe, "nats-server is missing: scripts/install_deps.sh --test installs it"
+        self.port = harness.free_port()
+        self.url = f"nats://127.0.0.1:{self.port}"
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.log = open(workdir / "nats.log", "ab")
+        self.proc = harness.start_process(
+            [exe, "-js", "-sd", str(workdir / "js"), "-a", "127.0.0.1", "-p", str(self.port)],
+            stdout=self.log, stderr=self.log)
+        harness.wait_until(lambda: self.proc.poll() is not None or self._accepts(), 10, what="nats-server")
+        assert self.proc.poll() is None, (workdir / "nats.log").read_text()
+
+    def _accepts(self) -> bool:
+        import socket
+        with socket.socket() as s:
+            s.settimeout(0.5)
+            return s.connect_ex(("127.0.0.1", self.port)) == 0
+
+    def stop(self):
+        harness.stop_process(self.proc, signal.SIGTERM, timeout=10)
+        self.log.close()
+
+
+def cluster_env(nats: Nats, role: str, data_dir: Path | None = None) -> dict:
+    env = {**harness.OFFLINE_ENV, "RAGSTREAM_CLUSTER_ROLE": role, "RAGSTREAM_SHARD": SHARD,
+           "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "1"}
+    if data_dir is not None:
+        env["RAGSTREAM_DATA_DIR"] = str(data_dir)
+    return env
+
+
+@pytest.fixture
+def shard(tmp_path, stack_factory):
+    nats = Nats(tmp_path / "nats")
+    try:
+        primary = stack_factory(workers=2, offline=True, env=cluster_env(nats, "primary"))
+        standby = stack_factory(workers=2, offline=True, env=cluster_env(nats, "standby"))
+        yield {"nats": nats, "primary": primary, "standby": standby, "factory": stack_factory}
+    finally:
+        nats.stop()
+
+
+def dump(data_dir: Path) -> dict:
+    """{database: {key: value}} of every named database of the store (read-only, beside the
+    running workers)."""
+    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
+    try:
+        out = {}
+        with env.begin() as txn:
+            names = [k for k, _ in txn.cursor()]
+        for name in names:
+            db = env.open_db(name, create=False)
+            with env.begin(db=db) as txn:
+                out[name.decode()] = dict(txn.cursor())
+        return out
+    finally:
+        env.close()
+
+
+def applied_seq(data_dir: Path) -> int:
+    rep = dump(data_dir).get("replication", {})
+    v = rep.get(b"applied_seq")
+    return int.from_bytes(v, "big") if v else 0
+
+
+def wait_converged(primary, standby, timeout=30.0) -> dict:
+    """Waits until the standby has applied as far as the primary; returns the primary's dump."""
+    def same():
+        p = applied_seq(primary.data_dir)
+        return p > 0 and applied_seq(standby.data_dir) == p
+    harness.wait_until(same, timeout, interval=0.1, what="the standby to apply the primary's log")
+    return dump(primary.data_dir)
+
+
+def write_some(stack, n_docs=3, tag="") -> dict:
+    ids = []
+    for i in range(n_docs):
+        r = stack.post_json("/api/documents", {"title": f"Note {tag}{i}",
+                                               "text": f"Replicated note {tag}{i}: the heron nests in reeds. " * 20})
+        assert r.status in (200, 201), r
+        ids.append(r.json["id"])
+    s = stack.stream({"message": "Where does the heron nest?"})
+    assert s.status == 200 and s.done is not None, s
+    conv = s.first["conversation_id"]
+    r = stack.request("PATCH", f"/api/conversations/{conv}", body={"title": "Herons"})
+    assert r.status == 200, r
+    r = stack.request("DELETE", f"/api/documents/{ids[0]}")
+    assert r.status in (200, 204), r
+    return {"docs": ids, "conversation": conv}
+
+
+def test_the_standby_holds_what_the_primary_holds(shard):
+    primary, standby = shard["primary"], shard["standby"]
+    made = write_some(primary)
+    want = wait_converged(primary, standby)
+    got = dump(standby.data_dir)
+    assert set(got) == set(want)
+    for name in want:
+        assert got[name] == want[name], f"database {name} differs"
+    assert want["documents"] and want["messages"]  # the comparison covered real data
+    # And it serves them (reads on a standby are allowed).
+    r = standby.get(f"/api/conversations/{made['conversation']}")
+    assert r.status == 200 and r.json["title"] == "Herons"
+    assert r.json == primary.get(f"/api/conversations/{made['conversation']}").json
+    docs = lambda s: sorted(d["id"] for d in harness.document_list(s))  # noqa: E731
+    assert docs(standby) == docs(primary) == sorted(made["docs"][1:])
+    q = {"query": "heron reeds", "top_k": 3}
+    assert standby.post_json("/api/search", q).json["results"] == primary.post_json("/api/search", q).json["results"]
+
+
+def test_a_standby_refuses_writes(shard):
+    standby = shard["standby"]
+    before = dump(standby.data_dir)
+    r = standby.post_json("/api/documents", {"title": "No", "text": "Written to a standby."})
+    harness.assert_json_error(r, 503, "standby")
+    s = standby.stream({"message": "hello"})
+    assert s.status == 503, s
+    assert dump(standby.data_dir) == before
+
+
+def test_applying_is_exactly_once_when_the_standby_is_killed(shard, tmp_path):
+    primary, standby, factory = shard["primary"], shard["standby"], shard["factory"]
+    write_some(primary, tag="a")
+    wait_converged(primary, standby)
+    # Kill every standby worker (SIGKILL) while the primary keeps writing, then start new ones
+    # on the same store: they go on from the stored sequence.
+    made = {}
+    writer = threading.Thread(target=lambda: made.update(write_some(primary, n_docs=8, tag="b")))
+    writer.start()
+    time.sleep(0.3)  # the standby is applying the primary's writes as they come
+    for p in standby.workers:
+        p.send_signal(signal.SIGKILL)
+    for p in standby.workers:
+        p.wait(timeout=10)
+    writer.join(timeout=60)
+    assert made, "the primary's writes did not finish"
+    restarted = factory(workers=2, offline=True,
+                        env=cluster_env(shard["nats"], "standby", data_dir=standby.data_dir))
+    restarted.data_dir = standby.data_dir  # its workers use the killed ones' store
+    want = wait_converged(primary, restarted)
+    got = dump(restarted.data_dir)
+    for name in want:
+        assert got[name] == want[name], f"database {name} differs"
+    # No message twice: the conversation reads the same on both.
+    conv = made["conversation"]
+    a = primary.get(f"/api/conversations/{conv}").json
+    b = restarted.get(f"/api/conversations/{conv}").json
+    assert a == b and len(a["messages"]) == 2, b
+
+
+def test_a_worker_without_its_log_does_not_start(tmp_path, stack_factory):
+    port = harness.free_port()  # nothing listens there
+    env = {**harness.OFFLINE_ENV, "RAGSTREAM_CLUSTER_ROLE": "primary", "RAGSTREAM_SHARD": SHARD,
+           "RAGSTREAM_NATS_URL": f"nats://127.0.0.1:{port}", "RAGSTREAM_LOG_REPLICAS": "1",
+           "RAGSTREAM_DATA_DIR": str(tmp_path / "data")}
+    r = subprocess.run([str(harness.WORKER_BIN), "--listen", f"127.0.0.1:{harness.free_port()}"],
+                       env={**harness.BASE_ENV, **{k: v for k, v in env.items() if v is not None}},
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 1, r
+    lines = [json.loads(x) for x in r.stdout.splitlines() + r.stderr.splitlines() if x.startswith("{")]
+    assert any(x.get("msg") == "cannot start replicating through the shard's log" for x in lines), r
