@@ -243,16 +243,19 @@ int Run(int argc, char** argv) {
   ivf_options.dimension = static_cast<uint32_t>(embedder->dimension());
   rag::VectorIndexBuilder ivf_builder(documents, ivf_options);
   documents.set_on_chunks_changed([&ivf_builder](const std::string& t) { ivf_builder.Touched(t); });
-  // A sample of the questions the approximate index answers is checked against the exact
-  // scan in the background: how deep the default probe goes is learnt from them.
-  documents.set_on_approximate_search(
-      [&ivf_builder](const std::string& t, const float* q, uint32_t dim) {
-        ivf_builder.Answered(t, q, dim);
-      });
-  // A build cut short (a restart, a crash) or a tenant grown under an older version is
-  // picked up at start too.
-  if (auto tenants = documents.TenantsWithChunks(); tenants.ok()) {
-    for (const auto& t : *tenants) ivf_builder.Touched(t);
+  // A cluster standby builds and learns nothing itself: its index is the primary's, by the log.
+  if ((**env).WritesRefused().ok()) {
+    // A sample of the questions the approximate index answers is checked against the exact
+    // scan in the background: how deep the default probe goes is learnt from them.
+    documents.set_on_approximate_search(
+        [&ivf_builder](const std::string& t, const float* q, uint32_t dim) {
+          ivf_builder.Answered(t, q, dim);
+        });
+    // A build cut short (a restart, a crash) or a tenant grown under an older version is
+    // picked up at start too.
+    if (auto tenants = documents.TenantsWithChunks(); tenants.ok()) {
+      for (const auto& t : *tenants) ivf_builder.Touched(t);
+    }
   }
   rag::RetrieverOptions retrieval = rag::RetrieverOptions::ForEmbedder(embedder->name());
   retrieval.vector_search.exact_below = std::max<uint64_t>(config->ivf_min_chunks, 1);

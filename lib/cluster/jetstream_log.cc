@@ -2,7 +2,9 @@
 
 #include <nats/nats.h>
 
+#include <chrono>
 #include <string>
+#include <thread>
 
 namespace ragstream::cluster {
 namespace {
@@ -28,6 +30,10 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   natsStatus s = natsOptions_Create(&opts);
   if (s == NATS_OK) s = natsOptions_SetURL(opts, options.urls.c_str());
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);  // for ever
+  // While reconnecting, a publish fails at once instead of waiting in the client's buffer:
+  // the write lock is not held for the timeout, and a write the client was told failed is
+  // not sent later behind its back.
+  if (s == NATS_OK) s = natsOptions_SetReconnectBufSize(opts, 1);
   if (s == NATS_OK) s = natsOptions_SetTimeout(opts, options.timeout_ms);
   if (s == NATS_OK) s = natsOptions_SetName(opts, ("ragstream " + options.shard).c_str());
   if (s == NATS_OK) s = natsConnection_Connect(&log->nc_, opts);
@@ -40,9 +46,21 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   s = natsConnection_JetStream(&log->js_, log->nc_, &jo);
   if (s != NATS_OK) return NatsError(s, "no JetStream context");
 
+  // A NATS cluster that is just starting has no JetStream leader for a few seconds: the
+  // lookup is tried again for up to twice the timeout before the worker gives up.
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  s = js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &jerr);
+  const auto give_up =
+      std::chrono::steady_clock::now() + std::chrono::milliseconds(2 * options.timeout_ms);
+  for (;;) {
+    jerr = static_cast<jsErrCode>(0);
+    s = js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &jerr);
+    if (s == NATS_OK || s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr ||
+        std::chrono::steady_clock::now() > give_up) {
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
   if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
@@ -52,15 +70,19 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
     cfg.SubjectsLen = 1;
     cfg.Storage = js_FileStorage;
     cfg.Replicas = options.replicas;
-    jerr = static_cast<jsErrCode>(0);
-    s = js_AddStream(&si, log->js_, &cfg, nullptr, &jerr);
-    // Another process created it meanwhile (the server says the name or the subject is
-    // taken): fine if it is there now.
-    if (s != NATS_OK) {
+    for (;;) {
+      jerr = static_cast<jsErrCode>(0);
+      s = js_AddStream(&si, log->js_, &cfg, nullptr, &jerr);
+      if (s == NATS_OK) break;
+      // Another process created it meanwhile (the server says the name or the subject is
+      // taken): fine if it is there now.
       jsErrCode again = static_cast<jsErrCode>(0);
       if (js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &again) == NATS_OK) {
         s = NATS_OK;
+        break;
       }
+      if (std::chrono::steady_clock::now() > give_up) break;
+      std::this_thread::sleep_for(std::chrono::milliseconds(250));
     }
     if (s != NATS_OK) return NatsError(s, "cannot create the stream " + log->stream_, jerr);
   } else if (s != NATS_OK) {

@@ -153,6 +153,21 @@ void Replicator::Run() {
   ::close(fd);  // releases the lock
 }
 
+Status Replicator::Apply(const std::vector<DecodedChange>& changes, uint64_t seq) {
+  auto txn = store::Txn::BeginApply(env_);
+  if (!txn.ok()) return txn.status();
+  auto applied = ReadAppliedSeq(*txn, dbi_);
+  if (!applied.ok()) return applied.status();
+  if (*applied >= seq) return Status::Ok();  // another process applied it meanwhile
+  if (Status s = ApplyChanges(*txn, env_, changes); !s.ok()) return s;
+  if (Status s = txn->PutUncaptured(dbi_, kAppliedKey, store::EncodeBigEndian64(seq)); !s.ok()) {
+    return s;
+  }
+  if (Status s = txn->Commit(); !s.ok()) return s;
+  applied_records_.fetch_add(1);
+  return Status::Ok();
+}
+
 Status Replicator::ApplyFrom(uint64_t from) {
   auto reader = log_->Read(from);
   if (!reader.ok()) return reader.status();
@@ -173,18 +188,13 @@ Status Replicator::ApplyFrom(uint64_t from) {
     }
     auto changes = DecodeChanges(*record);
     if (!changes.ok()) return changes.status();
-    auto txn = store::Txn::BeginApply(env_);
-    if (!txn.ok()) return txn.status();
-    auto applied = ReadAppliedSeq(*txn, dbi_);
-    if (!applied.ok()) return applied.status();
-    if (*applied >= (*msg)->seq) continue;  // another process applied it meanwhile
-    if (Status s = ApplyChanges(*txn, env_, *changes); !s.ok()) return s;
-    if (Status s = txn->PutUncaptured(dbi_, kAppliedKey, store::EncodeBigEndian64((*msg)->seq));
-        !s.ok()) {
-      return s;
+    Status s = Apply(*changes, (*msg)->seq);
+    if (s.kind() == ErrorKind::kStoreFull) {
+      // A record larger than the map's headroom: grow by what it holds, then once more.
+      if (Status grown = env_.Grow(2 * record->size()); !grown.ok()) return grown;
+      s = Apply(*changes, (*msg)->seq);
     }
-    if (Status s = txn->Commit(); !s.ok()) return s;
-    applied_records_.fetch_add(1);
+    if (!s.ok()) return s;
   }
   return Status::Ok();
 }

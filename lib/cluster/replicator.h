@@ -23,6 +23,7 @@
 #include <string>
 #include <thread>
 
+#include "lib/cluster/change_codec.h"
 #include "lib/cluster/jetstream_log.h"
 #include "lib/core/status.h"
 #include "lib/store/lmdb.h"
@@ -52,7 +53,7 @@ class Replicator {
 
   // The store's applied sequence (0: nothing yet).
   Result<uint64_t> Applied() const;
-  // Records applied by this process, and records dropped as unfinished.
+  // Records this process applied from the log, and appended to it.
   uint64_t applied_records() const { return applied_records_.load(); }
   uint64_t published_records() const { return published_records_.load(); }
 
@@ -65,6 +66,8 @@ class Replicator {
   Result<uint64_t> SkipUnfinished(uint64_t applied);
   void Run();
   Status ApplyFrom(uint64_t from);
+  // One record at `seq`, with the sequence, in one transaction (nothing if already applied).
+  Status Apply(const std::vector<DecodedChange>& changes, uint64_t seq);
 
   store::Env& env_;
   ReplicatorOptions options_;

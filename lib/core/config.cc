@@ -263,7 +263,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_VECTOR_WEIGHT", c.vector_weight ? Reader::Trim(*c.vector_weight) : "(unset)"),
       s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(unset)"),
       s("RAGSTREAM_CLUSTER_ROLE", c.cluster_role.empty() ? "(unset)" : c.cluster_role),
-      s("RAGSTREAM_SHARD", c.shard),
+      s("RAGSTREAM_SHARD", c.shard.empty() ? "(unset)" : c.shard),
       s("RAGSTREAM_NATS_URL", ListWithoutCredentials(c.nats_url)),
       i("RAGSTREAM_LOG_REPLICAS", c.log_replicas),
   };
@@ -321,8 +321,8 @@ std::string ConfigHelp() {
   RAGSTREAM_MIN_RELEVANCE          share of a question a passage must cover to be cited; unset: the embedder's
   RAGSTREAM_VECTOR_WEIGHT          weight of the vector side in hybrid fusion (BM25: 1); unset: the embedder's
   RAGSTREAM_MIN_COSINE             cosine at which vector evidence alone cites a passage; unset: the embedder's
-  RAGSTREAM_CLUSTER_ROLE           primary | standby: replicate through the shard's NATS JetStream log; unset: one host []
-  RAGSTREAM_SHARD                  this host's shard (names its log) []
+  RAGSTREAM_CLUSTER_ROLE           primary | standby: replicate through the shard's NATS JetStream log; unset: one host
+  RAGSTREAM_SHARD                  this host's shard (names its log); unset: none
   RAGSTREAM_NATS_URL               the NATS servers holding the log, comma-separated [nats://127.0.0.1:4222]
   RAGSTREAM_LOG_REPLICAS           copies of a new shard log the NATS servers keep [3]
 

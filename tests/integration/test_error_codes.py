@@ -43,6 +43,9 @@ NGINX_DIR = ROOT / "nginx"
 # Codes the sources produce that never reach an API client. Each needs its reason; an entry
 # the sources no longer produce is an error (test_internal_only_list_is_current).
 INTERNAL_ONLY = {
+    # cluster::JetStreamLog::Append (lib/cluster/jetstream_log.cc): the log refused a write
+    # expecting another last sequence; the Replicator answers the client `log_behind` instead.
+    "log_moved_on": "a write the shard's log refused as stale: the client sees log_behind",
     # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
     # the host; the CLI prints it. No HTTP route reaches it.
     "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",

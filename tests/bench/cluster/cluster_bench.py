@@ -1,0 +1,259 @@
+#!/usr/bin/env python3
+"""Part 9 of scripts/bench.sh (issue 15): what cluster mode costs, against a single host, in
+the same run. A NATS JetStream cluster of three nats-servers on loopback (the shard's log kept
+in 3 replicas, the default), a primary and a standby of one shard (nginx + 2 workers each, the
+offline answerer), and a single host (the same, no cluster mode).
+
+Measured, per mode:
+  - time to first token added: sequential questions, each in a new conversation; the
+    workers' request log lines give `first_token_us` (arrival to first token written) and
+    `store_us` (the question's durable write: in cluster mode it includes the append to the
+    log), p50 / p99;
+  - exchanges per second per shard: CLIENTS concurrent clients asking for SECONDS, whole
+    streamed answers;
+  - replication lag under that load (cluster only): the primary's and the standby's applied
+    sequences sampled every 50 ms (records behind), and how long the standby takes to catch
+    up once the load stops.
+Not measured, because not built: failover recovery time, tenant move rate.
+
+Usage: cluster_bench.py --out DIR [--quick]
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[3]
+sys.path.insert(0, str(ROOT / "tests" / "integration"))
+import harness  # noqa: E402
+
+SHARD = "bench"
+
+
+def pct(xs, p):
+    if not xs:
+        return None
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
+
+
+class NatsCluster:
+    def __init__(self, workdir: Path, n: int = 3):
+        exe = shutil.which("nats-server")
+        assert exe, "nats-server is missing (apt-get install nats-server)"
+        self.client_ports = [harness.free_port() for _ in range(n)]
+        route_ports = [harness.free_port() for _ in range(n)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in route_ports)
+        self.procs, self.logs = [], []
+        for i in range(n):
+            d = workdir / f"n{i}"
+            d.mkdir(parents=True)
+            log = open(d / "nats.log", "ab")
+            self.logs.append(log)
+            self.procs.append(harness.start_process(
+                [exe, "-js", "-sd", str(d / "js"), "-a", "127.0.0.1", "-p", str(self.client_ports[i]),
+                 "-server_name", f"n{i}", "-cluster_name", "ragstream-bench",
+                 "-cluster", f"nats://127.0.0.1:{route_ports[i]}", "-routes", routes],
+                stdout=log, stderr=log))
+        for port in self.client_ports:
+            harness.wait_until(lambda: _accepts(port), 15, what=f"nats-server :{port}")
+        self.url = ",".join(f"nats://127.0.0.1:{p}" for p in self.client_ports)
+
+    def stop(self):
+        for p in self.procs:
+            harness.stop_process(p, signal.SIGTERM, timeout=10)
+        for f in self.logs:
+            f.close()
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def applied_seq(data_dir: Path) -> int:
+    import lmdb
+    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256)
+    try:
+        try:
+            db = env.open_db(b"replication", create=False)
+        except lmdb.NotFoundError:
+            return 0
+        with env.begin(db=db) as txn:
+            v = txn.get(b"applied_seq")
+        return int.from_bytes(v, "big") if v else 0
+    finally:
+        env.close()
+
+
+def request_lines(stack) -> list[dict]:
+    return [r for r in stack.log_records() if r.get("msg") == "request" and r.get("first_token_us", -1) >= 0]
+
+
+def sequential(stack, n: int) -> dict:
+    before = len(request_lines(stack))
+    for i in range(n):
+        r = stack.stream({"message": f"What does the heron eat, question {i}?"})
+        assert r.status == 200 and r.done is not None, r
+    time.sleep(0.3)  # the last log lines
+    lines = request_lines(stack)[before:]
+    ft = [x["first_token_us"] / 1000 for x in lines]
+    st = [x["store_us"] / 1000 for x in lines if x.get("store_us", -1) >= 0]
+    return {"n": len(lines), "first_token_ms_p50": pct(ft, 50), "first_token_ms_p99": pct(ft, 99),
+            "store_ms_p50": pct(st, 50), "store_ms_p99": pct(st, 99)}
+
+
+def load(stack, clients: int, seconds: float, sample=None) -> dict:
+    done, failed = [0], [0]
+    lock = threading.Lock()
+    stop_at = time.monotonic() + seconds
+
+    def client(k):
+        i = 0
+        while time.monotonic() < stop_at:
+            r = stack.stream({"message": f"Client {k} asks about herons, {i}."})
+            with lock:
+                if r.status == 200 and r.done is not None:
+                    done[0] += 1
+                else:
+                    failed[0] += 1
+            i += 1
+
+    threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
+    t0 = time.monotonic()
+    for t in threads:
+        t.start()
+    samples = []
+    while any(t.is_alive() for t in threads):
+        if sample:
+            samples.append(sample())
+        time.sleep(0.05)
+    for t in threads:
+        t.join()
+    took = time.monotonic() - t0
+    return {"exchanges": done[0], "failed": failed[0], "seconds": round(took, 2),
+            "per_s": round(done[0] / took, 1), "samples": samples}
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--out", required=True)
+    ap.add_argument("--quick", action="store_true")
+    a = ap.parse_args()
+    out = Path(a.out)
+    out.mkdir(parents=True, exist_ok=True)
+    n_seq, clients, seconds = (20, 4, 4) if a.quick else (200, 8, 20)
+    started = time.monotonic()
+    work = Path(tempfile.mkdtemp(prefix="ragstream-cluster-bench."))
+    env_common = {**harness.OFFLINE_ENV, "RAGSTREAM_LOG_LEVEL": "info"}
+    res = {"part": 9, "title": "Cluster mode: the replication log", "targets": [],
+           "sequential_questions": n_seq, "clients": clients, "load_seconds": seconds}
+    nats = None
+    stacks = []
+    try:
+        single = harness.Stack(work / "single", "", workers=2, env=env_common)
+        stacks.append(single)
+        nats = NatsCluster(work / "nats")
+        cl = {"RAGSTREAM_SHARD": SHARD, "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "3"}
+        primary = harness.Stack(work / "primary", "", workers=2,
+                                env={**env_common, **cl, "RAGSTREAM_CLUSTER_ROLE": "primary"})
+        stacks.append(primary)
+        standby = harness.Stack(work / "standby", "", workers=2,
+                                env={**env_common, **cl, "RAGSTREAM_CLUSTER_ROLE": "standby"})
+        stacks.append(standby)
+        # Warm-up, then interleave the modes so that the machine's noise falls on both.
+        for s in (single, primary):
+            sequential(s, 5)
+        res["single"], res["cluster"] = {}, {}
+        half = n_seq // 2
+        for s, key in ((single, "single"), (primary, "cluster"), (single, "single"), (primary, "cluster")):
+            r = sequential(s, half)
+            res[key].setdefault("runs", []).append(r)
+        for key in ("single", "cluster"):
+            runs = res[key]["runs"]
+            for m in ("first_token_ms_p50", "first_token_ms_p99", "store_ms_p50", "store_ms_p99"):
+                res[key][m] = round(statistics.median(r[m] for r in runs), 3)
+        res["single"]["load"] = load(single, clients, seconds)
+        lag = load(primary, clients, seconds,
+                   sample=lambda: applied_seq(primary.data_dir) - applied_seq(standby.data_dir))
+        t0 = time.monotonic()
+        target = applied_seq(primary.data_dir)
+        harness.wait_until(lambda: applied_seq(standby.data_dir) >= target, 120, interval=0.02,
+                           what="the standby to catch up")
+        lag["catch_up_s"] = round(time.monotonic() - t0, 3)
+        lag["lag_records_p50"] = pct(lag["samples"], 50)
+        lag["lag_records_p99"] = pct(lag["samples"], 99)
+        lag["lag_records_max"] = max(lag["samples"]) if lag["samples"] else None
+        lag["log_records"] = target
+        del lag["samples"]
+        res["cluster"]["load"] = lag
+    finally:
+        for s in stacks:
+            s.stop()
+        if nats:
+            nats.stop()
+    res["elapsed_s"] = round(time.monotonic() - started)
+    (out / "cluster.json").write_text(json.dumps(res, indent=1))
+    s, c = res["single"], res["cluster"]
+    md = [
+        "## 9. Cluster mode: the replication log",
+        "",
+        "What it costs to send every write through the shard's NATS JetStream log (issue 15), "
+        "against a single host, in the same run: three nats-servers on loopback in one JetStream "
+        "cluster (the log in 3 replicas, the default), a primary and a standby of one shard "
+        "(nginx + 2 workers each), and a single host without cluster mode (nginx + 2 workers); "
+        "the offline answerer (no model), so the figures are ragstream's own. All on this "
+        "machine's 2 cores: the three NATS servers, both hosts' workers and the clients share them.",
+        "",
+        f"Command: `tests/bench/cluster/run.sh OUT` (part of `scripts/bench.sh`). {n_seq} questions one "
+        "after another per mode (in two interleaved halves; the figure is the median of the halves' "
+        "p50 / p99), from the workers' request log lines: `first_token_us` (arrival to first token "
+        "written) and `store_us` (the question's durable write; in cluster mode it includes the "
+        "append to the log and its replication to a quorum). Then "
+        f"{clients} concurrent clients for {seconds} s, whole streamed answers.",
+        "",
+        "| | single host | cluster (primary) | added by the log |",
+        "| --- | ---: | ---: | ---: |",
+        f"| first token p50 (ms) | {s['first_token_ms_p50']} | {c['first_token_ms_p50']} | "
+        f"{round(c['first_token_ms_p50'] - s['first_token_ms_p50'], 3)} |",
+        f"| first token p99 (ms) | {s['first_token_ms_p99']} | {c['first_token_ms_p99']} | "
+        f"{round(c['first_token_ms_p99'] - s['first_token_ms_p99'], 3)} |",
+        f"| question's write p50 (ms) | {s['store_ms_p50']} | {c['store_ms_p50']} | "
+        f"{round(c['store_ms_p50'] - s['store_ms_p50'], 3)} |",
+        f"| question's write p99 (ms) | {s['store_ms_p99']} | {c['store_ms_p99']} | "
+        f"{round(c['store_ms_p99'] - s['store_ms_p99'], 3)} |",
+        f"| exchanges per second (one shard, {clients} clients) | {s['load']['per_s']} | {c['load']['per_s']} | "
+        f"{round(c['load']['per_s'] / s['load']['per_s'], 2) if s['load']['per_s'] else '–'}x |",
+        f"| failed exchanges | {s['load']['failed']} | {c['load']['failed']} | |",
+        "",
+        "Replication lag under that load (the standby's applied sequence against the primary's, "
+        "sampled every 50 ms; a record is one write transaction, so an exchange is a few: the "
+        f"question, partial saves, the final save): p50 {c['load']['lag_records_p50']}, p99 "
+        f"{c['load']['lag_records_p99']}, max {c['load']['lag_records_max']} records behind; "
+        f"{c['load']['log_records']} records in the log at the end; the standby caught up "
+        f"{c['load']['catch_up_s']} s after the load stopped.",
+        "",
+        "Not measured, because not built yet: the time to recover from a lost primary "
+        "(failover is manual: docs/operations.md), and the rate of moving a tenant.",
+        "",
+        f"This part took {res['elapsed_s']} s.",
+        "",
+    ]
+    (out / "cluster.md").write_text("\n".join(md))
+    print("\n".join(md))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
