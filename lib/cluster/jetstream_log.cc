@@ -5,6 +5,7 @@
 #include <chrono>
 #include <string>
 #include <thread>
+#include <vector>
 
 namespace ragstream::cluster {
 namespace {
@@ -28,7 +29,19 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   log->subject_ = "ragstream.log." + options.shard;
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
-  if (s == NATS_OK) s = natsOptions_SetURL(opts, options.urls.c_str());
+  // A comma-separated list: every server of the NATS cluster, tried in turn.
+  std::vector<std::string> urls;
+  for (size_t from = 0; from <= options.urls.size();) {
+    size_t comma = options.urls.find(',', from);
+    if (comma == std::string::npos) comma = options.urls.size();
+    if (comma > from) urls.push_back(options.urls.substr(from, comma - from));
+    from = comma + 1;
+  }
+  std::vector<const char*> servers;
+  for (const auto& u : urls) servers.push_back(u.c_str());
+  if (s == NATS_OK) {
+    s = natsOptions_SetServers(opts, servers.data(), static_cast<int>(servers.size()));
+  }
   if (s == NATS_OK) s = natsOptions_SetMaxReconnect(opts, -1);  // for ever
   // While reconnecting, a publish fails at once instead of waiting in the client's buffer:
   // the write lock is not held for the timeout, and a write the client was told failed is
@@ -88,7 +101,23 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   } else if (s != NATS_OK) {
     return NatsError(s, "cannot look up the stream " + log->stream_, jerr);
   }
-  if (si) jsStreamInfo_Destroy(si);
+  // A replicated stream takes writes once its Raft group has a leader.
+  for (;;) {
+    const bool led =
+        si && (si->Cluster == nullptr || (si->Cluster->Leader && *si->Cluster->Leader));
+    if (si) jsStreamInfo_Destroy(si);
+    si = nullptr;
+    if (led) break;
+    if (std::chrono::steady_clock::now() > give_up) {
+      return Status::Unavailable(
+          "log_unavailable",
+          "the replication log (NATS JetStream): the stream " + log->stream_ + " has no leader");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+    jerr = static_cast<jsErrCode>(0);
+    if (js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &jerr) != NATS_OK)
+      si = nullptr;
+  }
   return log;
 }
 

@@ -18,5 +18,6 @@ started=$SECONDS
 export RAGSTREAM_BIN="$root/build/ragstream-worker"
 quick=()
 [ "${BENCH_QUICK:-0}" = 1 ] && quick=(--quick)
-python3 "$here/cluster_bench.py" --out "$out" "${quick[@]}" >/dev/null
+# Debian's python3, which has python3-lmdb (the applied sequences are read from the stores).
+/usr/bin/python3 "$here/cluster_bench.py" --out "$out" "${quick[@]}" >/dev/null
 echo "== cluster: done in $((SECONDS - started)) s" >&2
