@@ -175,6 +175,12 @@ int Run(int argc, char** argv) {
     ro.log.replicas = config->log_replicas;
     ro.role = config->cluster_role == "primary" ? cluster::Role::kPrimary : cluster::Role::kStandby;
     ro.lock_path = config->data_dir + "/replication.lock";
+    ro.log.lease_ms = config->lease_ms;
+    ro.node = config->node;
+    if (ro.node.empty()) {
+      char host[256] = {};
+      if (gethostname(host, sizeof(host) - 1) == 0) ro.node = host;
+    }
     auto started = cluster::Replicator::Start(**env, ro);
     if (!started.ok()) {
       LogError("worker", "cannot start replicating through the shard's log",

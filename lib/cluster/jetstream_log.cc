@@ -13,6 +13,8 @@ namespace {
 // JetStream's "wrong last sequence" (JSStreamWrongLastSequenceErr): the stream's last
 // sequence is not the one the publish expected.
 constexpr int kWrongLastSequence = 10071;
+constexpr auto kStartWait = std::chrono::seconds(30);
+constexpr const char* kLeaseBucket = "ragstream_leases";
 
 Status NatsError(natsStatus s, std::string_view what, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   std::string msg = std::string(what) + ": " + natsStatus_GetText(s);
@@ -59,12 +61,13 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   s = natsConnection_JetStream(&log->js_, log->nc_, &jo);
   if (s != NATS_OK) return NatsError(s, "no JetStream context");
 
-  // A NATS cluster that is just starting has no JetStream leader for a few seconds: the
-  // lookup is tried again for up to twice the timeout before the worker gives up.
+  // A NATS cluster that is just starting has no JetStream leader for a while, and creating a
+  // replicated stream takes seconds on a loaded machine: the lookup, the creation and the
+  // wait for the stream's leader are tried again for up to kStartWait before the worker
+  // gives up.
   jsStreamInfo* si = nullptr;
   jsErrCode jerr = static_cast<jsErrCode>(0);
-  const auto give_up =
-      std::chrono::steady_clock::now() + std::chrono::milliseconds(2 * options.timeout_ms);
+  const auto give_up = std::chrono::steady_clock::now() + kStartWait;
   for (;;) {
     jerr = static_cast<jsErrCode>(0);
     s = js_GetStreamInfo(&si, log->js_, log->stream_.c_str(), nullptr, &jerr);
@@ -101,6 +104,26 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   } else if (s != NATS_OK) {
     return NatsError(s, "cannot look up the stream " + log->stream_, jerr);
   }
+  // The leases' bucket: one for every shard, created by the first worker that needs it.
+  log->lease_key_ = "shard_" + options.shard;
+  for (;;) {
+    s = js_KeyValue(&log->leases_, log->js_, kLeaseBucket);
+    if (s == NATS_OK) break;
+    kvConfig kc;
+    kvConfig_Init(&kc);
+    kc.Bucket = kLeaseBucket;
+    kc.History = 1;
+    kc.TTL = static_cast<int64_t>(options.lease_ms) * 1000000;  // nanoseconds
+    kc.Replicas = options.replicas;
+    kc.StorageType = js_FileStorage;
+    s = js_CreateKeyValue(&log->leases_, log->js_, &kc);
+    if (s == NATS_OK) break;
+    if (std::chrono::steady_clock::now() > give_up) {
+      return NatsError(s, std::string("cannot create the lease bucket ") + kLeaseBucket);
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(250));
+  }
+
   // A replicated stream takes writes once its Raft group has a leader.
   for (;;) {
     const bool led =
@@ -122,6 +145,7 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
 }
 
 JetStreamLog::~JetStreamLog() {
+  if (leases_) kvStore_Destroy(leases_);
   if (js_) jsCtx_Destroy(js_);
   if (nc_) natsConnection_Destroy(nc_);
 }
@@ -171,6 +195,46 @@ Result<std::string> JetStreamLog::Get(uint64_t seq) {
   std::string data(natsMsg_GetData(msg), static_cast<size_t>(natsMsg_GetDataLength(msg)));
   natsMsg_Destroy(msg);
   return data;
+}
+
+Result<std::optional<Lease>> JetStreamLog::GetLease() {
+  kvEntry* e = nullptr;
+  natsStatus s = kvStore_Get(&e, leases_, lease_key_.c_str());
+  if (s == NATS_NOT_FOUND) return std::optional<Lease>();
+  if (s != NATS_OK) return NatsError(s, "read the lease");
+  std::optional<Lease> out;
+  if (kvEntry_Operation(e) == kvOp_Put) {
+    out = Lease{std::string(static_cast<const char*>(kvEntry_Value(e)),
+                            static_cast<size_t>(kvEntry_ValueLen(e))),
+                kvEntry_Revision(e)};
+  }
+  kvEntry_Destroy(e);
+  return out;
+}
+
+Result<uint64_t> JetStreamLog::TakeLease(const std::string& node) {
+  uint64_t rev = 0;
+  natsStatus s =
+      kvStore_Create(&rev, leases_, lease_key_.c_str(), node.data(), static_cast<int>(node.size()));
+  if (s == NATS_OK) return rev;
+  auto now = GetLease();
+  if (now.ok() && *now) {
+    return Status(ErrorKind::kConflict, "lease_taken", "the lease is held by " + (*now)->holder);
+  }
+  return NatsError(s, "take the lease");
+}
+
+Result<uint64_t> JetStreamLog::RenewLease(const std::string& node, uint64_t revision) {
+  uint64_t rev = 0;
+  natsStatus s = kvStore_Update(&rev, leases_, lease_key_.c_str(), node.data(),
+                                static_cast<int>(node.size()), revision);
+  if (s == NATS_OK) return rev;
+  auto now = GetLease();
+  if (now.ok() && (!*now || (*now)->revision != revision)) {
+    return Status(ErrorKind::kConflict, "lease_lost",
+                  *now ? "the lease is now held by " + (*now)->holder : "the lease lapsed");
+  }
+  return NatsError(s, "renew the lease");
 }
 
 Result<std::unique_ptr<JetStreamLog::Reader>> JetStreamLog::Read(uint64_t from) {

@@ -15,6 +15,7 @@
 struct __natsConnection;
 struct __jsCtx;
 struct __natsSubscription;
+struct __kvStore;
 
 namespace ragstream::cluster {
 
@@ -23,6 +24,13 @@ struct LogOptions {
   std::string shard;      // the stream is RAGSTREAM_<shard>, its subject ragstream.log.<shard>
   int replicas = 3;       // the stream's replicas (NATS servers that hold it)
   int timeout_ms = 5000;  // a publish or request waits at most this long
+  int lease_ms = 6000;    // a leader lease lapses this long after its last renewal
+};
+
+// A shard's leader lease as the key-value store holds it.
+struct Lease {
+  std::string holder;  // the node that holds it
+  uint64_t revision = 0;
 };
 
 struct LogMessage {
@@ -60,6 +68,15 @@ class JetStreamLog {
   };
   Result<std::unique_ptr<Reader>> Read(uint64_t from);
 
+  // The shard's leader lease, in the JetStream key-value bucket ragstream_leases (replicated
+  // like the log; an entry lapses lease_ms after its last write). nullopt: nobody holds it.
+  Result<std::optional<Lease>> GetLease();
+  // Takes the lease if nobody holds it (compare-and-set on its absence); kConflict if
+  // someone does.
+  Result<uint64_t> TakeLease(const std::string& node);
+  // Renews it if it is still at `revision`; kConflict if it moved (someone else took it).
+  Result<uint64_t> RenewLease(const std::string& node, uint64_t revision);
+
   const std::string& stream() const { return stream_; }
   const std::string& subject() const { return subject_; }
 
@@ -69,6 +86,8 @@ class JetStreamLog {
   std::string stream_, subject_;
   __natsConnection* nc_ = nullptr;
   __jsCtx* js_ = nullptr;
+  __kvStore* leases_ = nullptr;
+  std::string lease_key_;
 };
 
 }  // namespace ragstream::cluster

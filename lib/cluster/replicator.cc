@@ -45,21 +45,26 @@ Result<std::unique_ptr<Replicator>> Replicator::Start(store::Env& env, Replicato
   auto log = JetStreamLog::Open(options.log);
   if (!log.ok()) return log.status();
   std::unique_ptr<Replicator> r(new Replicator(env, std::move(options), std::move(*log)));
-  if (r->options_.role == Role::kPrimary) {
-    Replicator* self = r.get();
-    env.set_commit_hook([self](store::Txn& txn, const std::vector<store::Change>& changes) {
-      return self->Publish(txn, changes);
-    });
-  } else {
-    env.RefuseWrites(Status::Unavailable(
-        "standby", "this host is a standby of shard " + r->options_.log.shard +
-                       ": it takes writes only from the shard's log; send them to the primary"));
-  }
-  r->thread_ = std::thread([self = r.get()] { self->Run(); });
+  Replicator* self = r.get();
+  // Writes go through the log whenever they are allowed; until this host holds the shard's
+  // lease they are not.
+  env.set_commit_hook([self](store::Txn& txn, const std::vector<store::Change>& changes) {
+    return self->Publish(txn, changes);
+  });
+  env.RefuseWrites(r->StandbyStatus());
+  // Before the stores start: the log applied to its end, and, on the preferred primary, the
+  // lease taken if nobody holds it, so that the start's own writes (the index's identity)
+  // are made as primary.
+  if (Status s = r->CatchUp(); !s.ok()) return s;
+  r->CheckLease(/*starting=*/true);
+  r->thread_ = std::thread([self] { self->Run(); });
+  r->lease_thread_ = std::thread([self] { self->LeaseLoop(); });
   auto applied = r->Applied();
   LogInfo("cluster", "replicating through the shard's log",
           {{"shard", r->options_.log.shard},
-           {"role", r->options_.role == Role::kPrimary ? "primary" : "standby"},
+           {"node", r->options_.node},
+           {"prefers", r->options_.role == Role::kPrimary ? "primary" : "standby"},
+           {"leader", r->leader_.load() ? "yes" : "no"},
            {"stream", r->log_->stream()},
            {"applied_seq", std::to_string(applied.ok() ? *applied : 0)}});
   return r;
@@ -70,8 +75,131 @@ Replicator::Replicator(store::Env& env, ReplicatorOptions options,
     : env_(env), options_(std::move(options)), log_(std::move(log)), dbi_(env.Dbi(kDatabase)) {}
 
 Replicator::~Replicator() {
-  stop_.store(true);
+  {
+    std::lock_guard lock(mu_);
+    stop_.store(true);
+  }
+  wake_.notify_all();
+  if (lease_thread_.joinable()) lease_thread_.join();
   if (thread_.joinable()) thread_.join();
+}
+
+Status Replicator::StandbyStatus() const {
+  return Status::Unavailable("standby", "this host is a standby of shard " + options_.log.shard +
+                                            ": it takes writes only from the shard's log; send "
+                                            "them to the primary");
+}
+
+Status Replicator::CatchUp() {
+  auto last = log_->LastSeq();
+  if (!last.ok()) return last.status();
+  auto applied = Applied();
+  if (!applied.ok()) return applied.status();
+  if (*applied >= *last) return Status::Ok();
+  const auto started = std::chrono::steady_clock::now();
+  Status s = ApplyFrom(*applied + 1, *last);  // to the end as it was
+  LogInfo(
+      "cluster", "caught up with the shard's log",
+      {{"from_seq", std::to_string(*applied + 1)},
+       {"to_seq", std::to_string(*last)},
+       {"s",
+        std::to_string(
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - started).count())}});
+  return s;
+}
+
+void Replicator::SetLeader(bool leader, const std::string& why) {
+  const bool was = leader_.exchange(leader);
+  env_.RefuseWrites(leader ? Status::Ok() : StandbyStatus());
+  if (was != leader) {
+    LogInfo("cluster",
+            leader ? "this host leads its shard: writes are taken"
+                   : "this host does not lead its shard: writes are refused",
+            {{"shard", options_.log.shard}, {"node", options_.node}, {"why", why}});
+  }
+}
+
+void Replicator::CheckLease(bool starting) {
+  auto lease = log_->GetLease();
+  if (!lease.ok()) {
+    // NATS unreachable: nothing is known; the log refuses writes meanwhile anyway.
+    LogWarn("cluster", "cannot read the shard's lease", {{"error", lease.status().message()}});
+    return;
+  }
+  if (*lease) seen_holder_ = true;
+  if (*lease && (*lease)->holder == options_.node) {
+    absent_since_ = {};
+    if (holding_.load()) {
+      auto renewed = log_->RenewLease(options_.node, (*lease)->revision);
+      if (!renewed.ok()) {
+        LogWarn("cluster", "could not renew the shard's lease",
+                {{"error", renewed.status().message()}});
+        if (renewed.status().kind() == ErrorKind::kConflict) {
+          SetLeader(false, renewed.status().message());
+        }
+        return;
+      }
+    }
+    SetLeader(true, "holds the lease");
+    return;
+  }
+  if (*lease) {
+    absent_since_ = {};
+    SetLeader(false, "the lease is held by " + (*lease)->holder);
+    return;
+  }
+  SetLeader(false, "nobody holds the lease");
+  const auto now = std::chrono::steady_clock::now();
+  if (absent_since_ == std::chrono::steady_clock::time_point{}) absent_since_ = now;
+  // Who takes a free lease: at start, any process of the preferred primary; afterwards the
+  // process that applies the log here, at once when a holder it saw let the lease lapse (the
+  // primary died), and on a standby that never saw one only after a lease period, so that
+  // at a cold start the preferred primary gets it.
+  const bool preferred = options_.role == Role::kPrimary;
+  const bool waited = now - absent_since_ >= std::chrono::milliseconds(options_.log.lease_ms);
+  const bool may_take =
+      (starting && preferred) || (holding_.load() && (preferred || seen_holder_ || waited));
+  if (!may_take) return;
+  // Only with the whole log applied: a write is only ever made on the log's latest state.
+  if (!CaughtUp()) return;
+  auto taken = log_->TakeLease(options_.node);
+  if (!taken.ok()) {
+    LogInfo("cluster", "did not take the shard's lease", {{"why", taken.status().message()}});
+    return;
+  }
+  absent_since_ = {};
+  SetLeader(true, "took the lease");
+}
+
+bool Replicator::CaughtUp() {
+  // What the applying thread (or the catch-up) has applied, against the log's end; an
+  // unfinished record at the end is never applied, so progress is what counts.
+  uint64_t seen = 0;
+  const auto give_up = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  for (;;) {
+    auto last = log_->LastSeq();
+    auto applied = Applied();
+    if (!last.ok() || !applied.ok()) return false;
+    if (*applied >= *last) return true;
+    if (*applied != seen) {
+      seen = *applied;
+    } else if (std::chrono::steady_clock::now() > give_up) {
+      // Stuck below the end: only an unfinished record (the next write steps over it), or
+      // nobody applying here: apply it now.
+      return CatchUp().ok();
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+void Replicator::LeaseLoop() {
+  const auto period = std::chrono::milliseconds(std::max(100, options_.log.lease_ms / 4));
+  std::unique_lock lock(mu_);
+  while (!wake_.wait_for(lock, period, [&] { return stop_.load(); })) {
+    lock.unlock();
+    CheckLease(/*starting=*/false);
+    lock.lock();
+  }
 }
 
 Result<uint64_t> Replicator::Applied() const {
@@ -141,9 +269,10 @@ void Replicator::Run() {
         continue;
       }
       holding = true;
+      holding_.store(true);
     }
     auto applied = Applied();
-    Status s = applied.ok() ? ApplyFrom(*applied + 1) : applied.status();
+    Status s = applied.ok() ? ApplyFrom(*applied + 1, 0) : applied.status();
     if (!s.ok() && !stop_.load()) {
       LogWarn("cluster", "applying the shard's log stopped; trying again",
               {{"error", s.message()}});
@@ -168,35 +297,44 @@ Status Replicator::Apply(const std::vector<DecodedChange>& changes, uint64_t seq
   return Status::Ok();
 }
 
-Status Replicator::ApplyFrom(uint64_t from) {
+Status Replicator::ApplyFrom(uint64_t from, uint64_t until) {
   auto reader = log_->Read(from);
   if (!reader.ok()) return reader.status();
   Reassembler parts;
+  int idle = 0;
   while (!stop_.load()) {
     auto msg = (*reader)->Next(kReadWaitMs);
     if (!msg.ok()) return msg.status();
-    if (!*msg) continue;
-    auto part = ParsePart((*msg)->data);
-    if (!part.ok()) return part.status();
-    auto record = parts.Feed(*part);
-    if (!record) continue;
-    // On the primary its own records are already in the store: a read finds that.
-    {
-      auto seen = Applied();
-      if (!seen.ok()) return seen.status();
-      if (*seen >= (*msg)->seq) continue;
+    if (!*msg) {
+      // Catching up (until > 0): nothing more within a second: an unfinished record at the end.
+      if (until > 0 && ++idle >= 4) return Status::Ok();
+      continue;
     }
-    auto changes = DecodeChanges(*record);
-    if (!changes.ok()) return changes.status();
-    Status s = Apply(*changes, (*msg)->seq);
-    if (s.kind() == ErrorKind::kStoreFull) {
-      // A record larger than the map's headroom: grow by what it holds, then once more.
-      if (Status grown = env_.Grow(2 * record->size()); !grown.ok()) return grown;
-      s = Apply(*changes, (*msg)->seq);
-    }
-    if (!s.ok()) return s;
+    idle = 0;
+    if (Status s = ApplyMessage(parts, **msg); !s.ok()) return s;
+    if (until > 0 && (*msg)->seq >= until) return Status::Ok();
   }
   return Status::Ok();
+}
+
+Status Replicator::ApplyMessage(Reassembler& parts, const LogMessage& msg) {
+  auto part = ParsePart(msg.data);
+  if (!part.ok()) return part.status();
+  auto record = parts.Feed(*part);
+  if (!record) return Status::Ok();
+  // On the primary its own records are already in the store: a read finds that.
+  auto seen = Applied();
+  if (!seen.ok()) return seen.status();
+  if (*seen >= msg.seq) return Status::Ok();
+  auto changes = DecodeChanges(*record);
+  if (!changes.ok()) return changes.status();
+  Status s = Apply(*changes, msg.seq);
+  if (s.kind() == ErrorKind::kStoreFull) {
+    // A record larger than the map's headroom: grow by what it holds, then once more.
+    if (Status grown = env_.Grow(2 * record->size()); !grown.ok()) return grown;
+    s = Apply(*changes, msg.seq);
+  }
+  return s;
 }
 
 }  // namespace ragstream::cluster

@@ -11,15 +11,22 @@
 //   applies, in order, each complete record past its applied sequence, together with the new
 //   sequence in one transaction: applying is exactly-once across crashes. On the primary this
 //   finds nothing to do but what a failed commit left in the log.
-// - A standby refuses every other write (503 "standby").
+// - Which host is the primary is a lease in the JetStream key-value store (JetStreamLog::
+//   GetLease): the host that holds it takes writes and renews it every quarter of its
+//   period; the others refuse writes (503 "standby"). When it lapses (the primary died or lost
+//   NATS), a standby applies the log to its end and takes it by compare-and-set. A host that
+//   finds the lease held by another refuses writes again. Even two hosts that both believe
+//   they lead cannot fork the store: a write is only appended on the log's latest state.
 //
-// Not built yet (issue 15): leader leases and failover, tenant moves, snapshots that let the
-// log be truncated. Roles are static, set by configuration.
+// Not built yet (issue 15): tenant moves, snapshots that let the log be truncated.
 #pragma once
 
 #include <atomic>
+#include <chrono>
+#include <condition_variable>
 #include <cstdint>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 
@@ -34,8 +41,9 @@ enum class Role { kPrimary, kStandby };
 
 struct ReplicatorOptions {
   LogOptions log;
-  Role role = Role::kPrimary;
-  std::string lock_path;  // the file lock that picks the one process per host that applies
+  Role role = Role::kPrimary;  // which the host prefers; the lease decides
+  std::string node;            // this host's name in the lease (RAGSTREAM_NODE)
+  std::string lock_path;       // the file lock that picks the one process per host that applies
   size_t max_part_bytes = 512 << 10;  // below NATS's default max_payload of 1 MB
 };
 
@@ -56,6 +64,7 @@ class Replicator {
   // Records this process applied from the log, and appended to it.
   uint64_t applied_records() const { return applied_records_.load(); }
   uint64_t published_records() const { return published_records_.load(); }
+  bool leader() const { return leader_.load(); }
 
  private:
   Replicator(store::Env& env, ReplicatorOptions options, std::unique_ptr<JetStreamLog> log);
@@ -64,8 +73,22 @@ class Replicator {
   // what lies past `applied` is only an unfinished record; else the error (records this
   // store lacks: the applying thread catches up and the client retries).
   Result<uint64_t> SkipUnfinished(uint64_t applied);
+  Status StandbyStatus() const;
+  // Applies the log from the stored sequence to its end as it is now.
+  Status CatchUp();
+  // True once the store has applied the whole log (waits a little for the applying thread).
+  bool CaughtUp();
+  // Reads the lease and acts: leads while this host holds it (renewing it from the applying
+  // process), refuses writes otherwise; takes a free one once the log is applied to its end
+  // (see the .cc for who may).
+  void CheckLease(bool starting);
+  void SetLeader(bool leader, const std::string& why);
+  void LeaseLoop();
   void Run();
-  Status ApplyFrom(uint64_t from);
+  // Applies records from `from` on; with until > 0, returns once it passed `until` or the
+  // log went quiet.
+  Status ApplyFrom(uint64_t from, uint64_t until);
+  Status ApplyMessage(Reassembler& parts, const LogMessage& msg);
   // One record at `seq`, with the sequence, in one transaction (nothing if already applied).
   Status Apply(const std::vector<DecodedChange>& changes, uint64_t seq);
 
@@ -74,8 +97,15 @@ class Replicator {
   std::unique_ptr<JetStreamLog> log_;
   MDB_dbi dbi_;
   std::atomic<bool> stop_{false};
+  std::atomic<bool> leader_{false};   // this host holds the shard's lease (as last seen)
+  std::atomic<bool> holding_{false};  // this process applies the log for the host
+  // The lease thread's own (and Start's, before it runs).
+  std::chrono::steady_clock::time_point absent_since_{};
+  bool seen_holder_ = false;
   std::atomic<uint64_t> applied_records_{0}, published_records_{0};
-  std::thread thread_;
+  std::mutex mu_;
+  std::condition_variable wake_;
+  std::thread thread_, lease_thread_;
 };
 
 // The applied sequence as stored (0 if none) and its encoding.

@@ -122,6 +122,8 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.String("RAGSTREAM_SHARD", c.shard);
   r.String("RAGSTREAM_NATS_URL", c.nats_url);
   r.Number("RAGSTREAM_LOG_REPLICAS", c.log_replicas, 1, 5);
+  r.String("RAGSTREAM_NODE", c.node);
+  r.Number("RAGSTREAM_LEASE_MS", c.lease_ms, 500, 600000);
   if (!c.cluster_role.empty()) {
     if (c.cluster_role != "primary" && c.cluster_role != "standby") {
       r.errors.push_back("RAGSTREAM_CLUSTER_ROLE='" + c.cluster_role +
@@ -266,6 +268,8 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_SHARD", c.shard.empty() ? "(unset)" : c.shard),
       s("RAGSTREAM_NATS_URL", ListWithoutCredentials(c.nats_url)),
       i("RAGSTREAM_LOG_REPLICAS", c.log_replicas),
+      s("RAGSTREAM_NODE", c.node.empty() ? "(unset)" : c.node),
+      i("RAGSTREAM_LEASE_MS", c.lease_ms),
   };
 }
 
@@ -325,6 +329,8 @@ std::string ConfigHelp() {
   RAGSTREAM_SHARD                  this host's shard (names its log); unset: none
   RAGSTREAM_NATS_URL               the NATS servers holding the log, comma-separated [nats://127.0.0.1:4222]
   RAGSTREAM_LOG_REPLICAS           copies of a new shard log the NATS servers keep [3]
+  RAGSTREAM_NODE                   this host's name in its shard's leader lease; unset: the host name
+  RAGSTREAM_LEASE_MS               a primary's lease lapses this long after its last renewal (set when the lease bucket is made) [6000]
 
 With OPENAI_BASE_URL and RAGSTREAM_CHAT_MODEL unset, answers come from the offline
 extractive answerer (quoted sentences of the retrieved passages).

@@ -86,6 +86,8 @@ struct Config {
   std::string shard;                               // RAGSTREAM_SHARD: this host's shard
   std::string nats_url = "nats://127.0.0.1:4222";  // RAGSTREAM_NATS_URL: the log's servers
   int log_replicas = 3;                            // RAGSTREAM_LOG_REPLICAS: copies of the log
+  std::string node;     // RAGSTREAM_NODE: this host in the shard's lease; unset: the host name
+  int lease_ms = 6000;  // RAGSTREAM_LEASE_MS: a primary's lease lapses this long after renewal
 
   bool upstream_configured() const { return !openai_base_url.empty() && !chat_model.empty(); }
 };

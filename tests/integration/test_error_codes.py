@@ -46,6 +46,10 @@ INTERNAL_ONLY = {
     # cluster::JetStreamLog::Append (lib/cluster/jetstream_log.cc): the log refused a write
     # expecting another last sequence; the Replicator answers the client `log_behind` instead.
     "log_moved_on": "a write the shard's log refused as stale: the client sees log_behind",
+    # cluster::JetStreamLog::TakeLease / RenewLease: the lease thread's own outcomes, logged;
+    # a host that loses the lease refuses writes with `standby`.
+    "lease_taken": "another host holds the shard's lease: logged by the lease thread",
+    "lease_lost": "the lease moved or lapsed before a renewal: logged, writes refused as standby",
     # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
     # the host; the CLI prints it. No HTTP route reaches it.
     "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",

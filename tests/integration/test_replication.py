@@ -1,8 +1,10 @@
-"""Cluster mode, the replication log (issue 15, part 2): a primary and a standby of one shard,
-each nginx + workers with its own LMDB store, and a real nats-server with JetStream started by
-the test. Every write the primary makes goes to the shard's log before it commits; the
-standby applies the log and ends up with the same databases, byte for byte (read with
-python3-lmdb), also after its workers are killed mid-way; a standby refuses writes."""
+"""Cluster mode, the replication log and failover (issue 15): a primary and a standby of one
+shard, each nginx + workers with its own LMDB store, and a real nats-server with JetStream
+started by the test. Every write the primary makes goes to the shard's log before it commits;
+the standby applies the log and ends up with the same databases, byte for byte (read with
+python3-lmdb), also after its workers are killed mid-way; a standby refuses writes. When the
+primary dies its lease lapses, the standby takes it and the writes; an answer that was
+streaming ends `interrupted` with what was logged; the old primary comes back as a standby."""
 from __future__ import annotations
 
 import json
@@ -48,9 +50,16 @@ class Nats:
         self.log.close()
 
 
-def cluster_env(nats: Nats, role: str, data_dir: Path | None = None) -> dict:
+LEASE_MS = 2000
+
+
+def cluster_env(nats: Nats, role: str, data_dir: Path | None = None, node: str | None = None,
+                extra: dict | None = None) -> dict:
+    """A host of the shard: node "a" prefers to be primary, "b" standby (the lease decides)."""
     env = {**harness.OFFLINE_ENV, "RAGSTREAM_CLUSTER_ROLE": role, "RAGSTREAM_SHARD": SHARD,
-           "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "1"}
+           "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "1",
+           "RAGSTREAM_NODE": node or ("a" if role == "primary" else "b"),
+           "RAGSTREAM_LEASE_MS": str(LEASE_MS), **(extra or {})}
     if data_dir is not None:
         env["RAGSTREAM_DATA_DIR"] = str(data_dir)
     return env
@@ -186,3 +195,78 @@ def test_a_worker_without_its_log_does_not_start(tmp_path, stack_factory):
     assert r.returncode == 1, r
     lines = [json.loads(x) for x in r.stdout.splitlines() + r.stderr.splitlines() if x.startswith("{")]
     assert any(x.get("msg") == "cannot start replicating through the shard's log" for x in lines), r
+
+
+def test_the_standby_takes_over_when_the_primary_dies(tmp_path, stack_factory):
+    nats = Nats(tmp_path / "nats")
+    slow = {"RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS": "150", "RAGSTREAM_PERSIST_INTERVAL_MS": "200",
+            "RAGSTREAM_ORPHAN_TIMEOUT_S": "3"}
+    try:
+        primary = stack_factory(workers=2, offline=True, env=cluster_env(nats, "primary", extra=slow))
+        standby = stack_factory(workers=2, offline=True, env=cluster_env(nats, "standby", extra=slow))
+        # Exchanges that finished (their done event arrived) before the primary dies.
+        r = primary.post_json("/api/documents", {"title": "Herons", "text": "The heron nests in reeds by the lake. " * 20})
+        assert r.status in (200, 201), r
+        finished = []
+        for i in range(3):
+            s = primary.stream({"message": f"Where does the heron nest ({i})?"})
+            assert s.status == 200 and s.done is not None, s
+            finished.append((s.first["conversation_id"], s.done))
+        # One answer still streaming when the primary dies.
+        seen = {}
+
+        def follow(result, item):
+            if item.kind == "event" and isinstance(item.json, dict) and item.json.get("done") is False:
+                seen["tokens"] = seen.get("tokens", 0) + 1
+            return False
+        streaming = threading.Thread(target=lambda: seen.update(
+            result=primary.stream({"message": "Tell me everything about where the heron nests."},
+                                  stop=follow, timeout=60)))
+        streaming.start()
+        harness.wait_until(lambda: seen.get("tokens", 0) >= 5, 20, what="the answer to stream")
+        time.sleep(0.5)  # a partial save or two reach the log
+        killed_at = time.monotonic()
+        for p in primary.workers:
+            p.send_signal(signal.SIGKILL)
+        for p in primary.workers:
+            p.wait(timeout=10)
+        streaming.join(timeout=30)
+        cut = seen["result"]
+        conv = cut.first["conversation_id"]
+
+        # The standby takes the lease once it lapses, and the writes.
+        def writes():
+            r = standby.post_json("/api/documents", {"title": "After", "text": "Written after the failover."})
+            assert r.status in (200, 201, 503), r
+            return r.status in (200, 201)
+        harness.wait_until(writes, 30, interval=0.2, what="the standby to take writes")
+        recovered_s = time.monotonic() - killed_at
+        print(f"writes resumed on the standby {recovered_s:.1f} s after the primary was killed")
+        assert recovered_s < 4 * LEASE_MS / 1000 + 5
+
+        # Every exchange whose done event was sent is there, once.
+        for conv_id, done in finished:
+            c = standby.get(f"/api/conversations/{conv_id}").json
+            assert [m["role"] for m in c["messages"]] == ["user", "assistant"], c
+            assert c["messages"][1]["status"] == "complete"
+        # The answer in flight ends interrupted with what the log had (the new primary's
+        # orphan sweep), never complete and never lost.
+        def interrupted():
+            m = standby.get(f"/api/conversations/{conv}").json["messages"]
+            return m[-1] if m[-1]["status"] == "interrupted" else None
+        msg = harness.wait_until(interrupted, 30, interval=0.2, what="the cut answer to be marked interrupted")
+        assert msg["content"] and cut.raw.decode().count("\"token\"") >= 1
+
+        # The old primary comes back: the lease is the standby's now, so it is a standby,
+        # and it applies what was written meanwhile.
+        back = stack_factory(workers=2, offline=True,
+                             env=cluster_env(nats, "primary", data_dir=primary.data_dir, extra=slow))
+        back.data_dir = primary.data_dir
+        r = back.post_json("/api/documents", {"title": "No", "text": "Not the primary any more."})
+        harness.assert_json_error(r, 503, "standby")
+        want = wait_converged(standby, back)
+        got = dump(primary.data_dir)
+        for name in want:
+            assert got[name] == want[name], f"database {name} differs"
+    finally:
+        nats.stop()
