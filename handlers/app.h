@@ -4,6 +4,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -35,7 +36,9 @@ struct AppContext {
   const ApiKeys* api_keys = nullptr;
   // Without API keys: serve clients on this machine as tenant "default" (RAGSTREAM_TRUST_LOOPBACK).
   bool trust_loopback = false;
-  Metrics* metrics = nullptr;                   // null: metrics disabled
+  Metrics* metrics = nullptr;  // null: metrics disabled
+  // Cluster mode: the replication gauges for /metrics (cluster::Replicator::MetricsText).
+  std::function<std::string()> cluster_metrics;
   int64_t started_at_ms = 0;                    // steady clock, for uptime
   const std::atomic<bool>* draining = nullptr;  // set on SIGTERM
 };

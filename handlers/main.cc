@@ -318,6 +318,7 @@ int Run(int argc, char** argv) {
   app.api_keys = api_keys ? &*api_keys : nullptr;
   app.trust_loopback = config->trust_loopback;
   app.metrics = metrics.get();
+  if (replicator) app.cluster_metrics = [&replicator] { return replicator->MetricsText(); };
   app.started_at_ms = SteadyMillis();
   app.draining = &draining;
   handlers::Router router = handlers::BuildRouter(app);

@@ -19,6 +19,7 @@ void HandleMetrics(const AppContext& app, HttpResponse& res) {
       "# TYPE ragstream_lmdb_map_size_bytes gauge\n"
       "ragstream_lmdb_map_size_bytes " +
       std::to_string(usage.map_bytes) + "\n";
+  if (app.cluster_metrics) extra += app.cluster_metrics();
   res.SetStatus(200);
   res.AddHeader("Content-Type", "text/plain; version=0.0.4; charset=utf-8");
   res.AddHeader("Cache-Control", "no-store");

@@ -202,6 +202,34 @@ void Replicator::LeaseLoop() {
   }
 }
 
+std::string Replicator::MetricsText() {
+  const std::string label = "{shard=\"" + options_.log.shard + "\"}";
+  auto gauge = [&](const char* name, const char* help, const std::string& value) {
+    return std::string("# HELP ") + name + " " + help + "\n# TYPE " + name + " gauge\n" + name +
+           label + " " + value + "\n";
+  };
+  std::string out = gauge("ragstream_replication_leader",
+                          "1 when this host holds its shard's lease and takes writes.",
+                          leader_.load() ? "1" : "0");
+  auto applied = Applied();
+  if (applied.ok()) {
+    out += gauge("ragstream_replication_applied_seq",
+                 "The last sequence of the shard's log this host's store holds.",
+                 std::to_string(*applied));
+  }
+  auto last = log_->LastSeq();
+  if (last.ok()) {
+    out += gauge("ragstream_replication_log_last_seq", "The last sequence of the shard's log.",
+                 std::to_string(*last));
+    if (applied.ok()) {
+      out += gauge("ragstream_replication_lag_records",
+                   "Records of the shard's log this host has not applied yet.",
+                   std::to_string(*last > *applied ? *last - *applied : 0));
+    }
+  }
+  return out;
+}
+
 Result<uint64_t> Replicator::Applied() const {
   auto txn = store::Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();

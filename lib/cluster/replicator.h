@@ -65,6 +65,10 @@ class Replicator {
   uint64_t applied_records() const { return applied_records_.load(); }
   uint64_t published_records() const { return published_records_.load(); }
   bool leader() const { return leader_.load(); }
+  // Prometheus gauges: whether this host leads, its applied sequence, the log's last one
+  // and the difference (the replication lag in records; the apply rate is the rate of the
+  // applied sequence).
+  std::string MetricsText();
 
  private:
   Replicator(store::Env& env, ReplicatorOptions options, std::unique_ptr<JetStreamLog> log);

@@ -140,6 +140,11 @@ def test_the_standby_holds_what_the_primary_holds(shard):
     assert r.json == primary.get(f"/api/conversations/{made['conversation']}").json
     docs = lambda s: sorted(d["id"] for d in harness.document_list(s))  # noqa: E731
     assert docs(standby) == docs(primary) == sorted(made["docs"][1:])
+    # The replication gauges: who leads, and no lag once converged.
+    for stack, leads in ((primary, "1"), (standby, "0")):
+        text = stack.get("/metrics").body.decode()
+        assert f'ragstream_replication_leader{{shard="{SHARD}"}} {leads}' in text, text[-1500:]
+        assert f'ragstream_replication_lag_records{{shard="{SHARD}"}} 0' in text, text[-1500:]
     q = {"query": "heron reeds", "top_k": 3}
     assert standby.post_json("/api/search", q).json["results"] == primary.post_json("/api/search", q).json["results"]
 
