@@ -6,7 +6,7 @@
 namespace ragstream::cli {
 namespace {
 
-constexpr std::string_view kGroups[] = {"conversations", "documents"};
+constexpr std::string_view kGroups[] = {"conversations", "documents", "cluster"};
 
 bool IsGroup(std::string_view name) {
   return std::find(std::begin(kGroups), std::end(kGroups), name) != std::end(kGroups);

@@ -121,6 +121,21 @@ const std::vector<CommandSpec>& Commands() {
        "Reads GET /api/health and GET /metrics: status, version, documents, map use,\n"
        "chat model, embedder, workers, active streams, request totals, tokens relayed.",
        {}},
+      {"cluster status",
+       "",
+       0,
+       0,
+       "show each shard's leader, log, hosts' lag and tenants (cluster mode)",
+       "Reads the cluster file (the one scripts/render_cluster_nginx.sh renders nginx's\n"
+       "routing from) and asks the NATS servers, not the HTTP API: for each shard, the host\n"
+       "holding its lease (the primary), its log's last sequence and its copies on the NATS\n"
+       "servers, each host's applied sequence and lag as the hosts report them (a host that\n"
+       "stops reporting drops out after a lease period), and the tenants the file routes to\n"
+       "it. Exit 1 if a shard's log cannot be reached.",
+       {{"--cluster", "FILE", "the cluster file (required)"},
+        {"--nats", "URL",
+         "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
+         "nats://127.0.0.1:4222)"}}},
   };
   return kCommands;
 }

@@ -28,5 +28,6 @@ int RunDocumentsDelete(const Context& ctx);
 int RunBackup(const Context& ctx);
 int RunMigrate(const Context& ctx);
 int RunStats(const Context& ctx);
+int RunClusterStatus(const Context& ctx);
 
 }  // namespace ragstream::cli

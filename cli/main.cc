@@ -54,6 +54,7 @@ int Main(int argc, char** argv) {
       {"backup", RunBackup},
       {"migrate", RunMigrate},
       {"stats", RunStats},
+      {"cluster status", RunClusterStatus},
   };
   auto it = kRun.find(ctx.args.command->name);
   if (it == kRun.end()) return UsageError(ctx, "this command is not implemented");

@@ -111,7 +111,12 @@ mv "$tmp" "$out"
 trap - EXIT
 
 if [ "$front" = 1 ]; then
-  cp "$root/nginx/fastcgi_ragstream.conf" "$root/nginx/json_errors.conf" "$prefix/conf/"
+  cp "$root/nginx/json_errors.conf" "$prefix/conf/"
+  # Across hosts on a private network, a worker that does not accept a connection within a
+  # second is down (its host died or its link did): try the next one, or the standby, sooner
+  # than a host's own 5 s.
+  sed 's/^fastcgi_connect_timeout .*/fastcgi_connect_timeout 1s;/' "$root/nginx/fastcgi_ragstream.conf" \
+    >"$prefix/conf/fastcgi_ragstream.conf"
   user_line=""
   [ "$(id -u)" -eq 0 ] && user_line="user root root;"
   awk -v port="$port" -v userline="$user_line" -v confdir="$prefix/conf" '

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Every test: installs what is missing (apt), builds with -Werror, checks formatting, runs
 # the unit tests (ctest), the fake upstream's self-test, and the integration tests that
-# start a real nginx, real workers and the fake upstream on loopback.
+# start a real nginx, real workers and the fake upstream on loopback, and the short cluster
+# test (tests/cluster/run.sh --short: hosts as network namespaces, as root).
 #
 # Usage: scripts/test.sh [--unit]   (--unit: build and unit tests only)
 #   RAGSTREAM_FUZZ_SECONDS: seconds each fuzzer runs (10)
@@ -44,3 +45,12 @@ echo "== integration tests (pytest: nginx + workers + fake upstream)"
 # Debian's pytest is installed for the system interpreter, which may not be the first
 # python3 on PATH (pyenv).
 /usr/bin/python3 -m pytest -q -p no:cacheprovider tests/integration
+
+echo "== cluster test (short): hosts as network namespaces, a primary killed, a link cut"
+# It needs root and network namespaces (ip netns); a machine without them says so here.
+if [ "$(id -u)" -eq 0 ] && ip netns add rs-probe 2>/dev/null; then
+  ip netns del rs-probe
+  tests/cluster/run.sh --short
+else
+  echo "SKIPPED: the cluster test needs root and network namespaces (run tests/cluster/run.sh as root)"
+fi

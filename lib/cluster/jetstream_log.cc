@@ -3,6 +3,7 @@
 #include <nats/nats.h>
 
 #include <chrono>
+#include <cstdlib>
 #include <string>
 #include <thread>
 #include <vector>
@@ -77,6 +78,11 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
     }
     std::this_thread::sleep_for(std::chrono::milliseconds(250));
   }
+  if ((s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) && !options.create) {
+    return Status::NotFound("the shard's log " + log->stream_ +
+                            " does not exist (no host of shard " + options.shard +
+                            " has started in cluster mode)");
+  }
   if (s == NATS_NOT_FOUND || jerr == JSStreamNotFoundErr) {
     jsStreamConfig cfg;
     jsStreamConfig_Init(&cfg);
@@ -109,6 +115,7 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   for (;;) {
     s = js_KeyValue(&log->leases_, log->js_, kLeaseBucket);
     if (s == NATS_OK) break;
+    if (!options.create) return NatsError(s, std::string("no lease bucket ") + kLeaseBucket);
     kvConfig kc;
     kvConfig_Init(&kc);
     kc.Bucket = kLeaseBucket;
@@ -235,6 +242,53 @@ Result<uint64_t> JetStreamLog::RenewLease(const std::string& node, uint64_t revi
                   *now ? "the lease is now held by " + (*now)->holder : "the lease lapsed");
   }
   return NatsError(s, "renew the lease");
+}
+
+Status JetStreamLog::ReportApplied(const std::string& node, uint64_t applied) {
+  uint64_t rev = 0;
+  const std::string key = "applied_" + options_.shard + "_" + node;
+  natsStatus s = kvStore_PutString(&rev, leases_, key.c_str(), std::to_string(applied).c_str());
+  if (s != NATS_OK) return NatsError(s, "report the applied sequence");
+  return Status::Ok();
+}
+
+Result<std::vector<JetStreamLog::HostReport>> JetStreamLog::HostReports() {
+  kvKeysList keys{};
+  natsStatus s = kvStore_Keys(&keys, leases_, nullptr);
+  if (s == NATS_NOT_FOUND) return std::vector<HostReport>();
+  if (s != NATS_OK) return NatsError(s, "list the host reports");
+  const std::string prefix = "applied_" + options_.shard + "_";
+  std::vector<HostReport> out;
+  for (int i = 0; i < keys.Count; ++i) {
+    const std::string key = keys.Keys[i];
+    if (key.rfind(prefix, 0) != 0) continue;
+    kvEntry* e = nullptr;
+    if (kvStore_Get(&e, leases_, key.c_str()) != NATS_OK) continue;
+    if (kvEntry_Operation(e) == kvOp_Put) {
+      out.push_back(
+          {key.substr(prefix.size()), std::strtoull(kvEntry_ValueString(e), nullptr, 10)});
+    }
+    kvEntry_Destroy(e);
+  }
+  kvKeysList_Destroy(&keys);
+  return out;
+}
+
+Result<std::vector<JetStreamLog::Copy>> JetStreamLog::Copies() {
+  jsStreamInfo* si = nullptr;
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_GetStreamInfo(&si, js_, stream_.c_str(), nullptr, &jerr);
+  if (s != NATS_OK) return NatsError(s, "stream info", jerr);
+  std::vector<Copy> out;
+  if (si->Cluster) {
+    if (si->Cluster->Leader) out.push_back({si->Cluster->Leader, true, true, false, 0});
+    for (int i = 0; i < si->Cluster->ReplicasLen; ++i) {
+      const jsPeerInfo* p = si->Cluster->Replicas[i];
+      out.push_back({p->Name ? p->Name : "?", false, p->Current, p->Offline, p->Lag});
+    }
+  }
+  jsStreamInfo_Destroy(si);
+  return out;
 }
 
 Result<std::unique_ptr<JetStreamLog::Reader>> JetStreamLog::Read(uint64_t from) {

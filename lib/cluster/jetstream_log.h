@@ -9,6 +9,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "lib/core/status.h"
 
@@ -25,6 +26,7 @@ struct LogOptions {
   int replicas = 3;       // the stream's replicas (NATS servers that hold it)
   int timeout_ms = 5000;  // a publish or request waits at most this long
   int lease_ms = 6000;    // a leader lease lapses this long after its last renewal
+  bool create = true;     // false: a missing stream or lease bucket is an error, not made
 };
 
 // A shard's leader lease as the key-value store holds it.
@@ -76,6 +78,23 @@ class JetStreamLog {
   Result<uint64_t> TakeLease(const std::string& node);
   // Renews it if it is still at `revision`; kConflict if it moved (someone else took it).
   Result<uint64_t> RenewLease(const std::string& node, uint64_t revision);
+
+  // Each host reports how far it has applied the log (a key per host in the same bucket,
+  // lapsing like the lease: a host that stops reporting drops out), for `ragstream cluster
+  // status`.
+  Status ReportApplied(const std::string& node, uint64_t applied);
+  struct HostReport {
+    std::string node;
+    uint64_t applied = 0;
+  };
+  Result<std::vector<HostReport>> HostReports();
+  // The stream's copies on the NATS servers: the leader, then the replicas with their lag.
+  struct Copy {
+    std::string server;
+    bool leader = false, current = false, offline = false;
+    uint64_t lag = 0;
+  };
+  Result<std::vector<Copy>> Copies();
 
   const std::string& stream() const { return stream_; }
   const std::string& subject() const { return subject_; }

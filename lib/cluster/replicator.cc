@@ -198,6 +198,13 @@ void Replicator::LeaseLoop() {
   while (!wake_.wait_for(lock, period, [&] { return stop_.load(); })) {
     lock.unlock();
     CheckLease(/*starting=*/false);
+    // How far this host has applied, for `ragstream cluster status` (from the process that
+    // applies; best effort).
+    if (holding_.load()) {
+      if (auto applied = Applied(); applied.ok()) {
+        (void)log_->ReportApplied(options_.node, *applied);
+      }
+    }
     lock.lock();
   }
 }

@@ -125,7 +125,7 @@ def write_some(stack, n_docs=3, tag="") -> dict:
     return {"docs": ids, "conversation": conv}
 
 
-def test_the_standby_holds_what_the_primary_holds(shard):
+def test_the_standby_holds_what_the_primary_holds(shard, cli, tmp_path):
     primary, standby = shard["primary"], shard["standby"]
     made = write_some(primary)
     want = wait_converged(primary, standby)
@@ -147,6 +147,22 @@ def test_the_standby_holds_what_the_primary_holds(shard):
         assert f'ragstream_replication_lag_records{{shard="{SHARD}"}} 0' in text, text[-1500:]
     q = {"query": "heron reeds", "top_k": 3}
     assert standby.post_json("/api/search", q).json["results"] == primary.post_json("/api/search", q).json["results"]
+
+    # `ragstream cluster status`: the leader, both hosts at the log's end, the tenants.
+    cluster_file = tmp_path / "cluster.conf"
+    cluster_file.write_text(f"shard {SHARD} 127.0.0.1:1 127.0.0.1:2\ntenant default {SHARD}\ndefault {SHARD}\n")
+    last = applied_seq(primary.data_dir)
+
+    def status():
+        r = subprocess.run([str(cli), "cluster", "status", "--cluster", str(cluster_file),
+                            "--nats", shard["nats"].url], capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, r
+        ok = all(f"host {h}: applied {last}, lag 0" in r.stdout for h in ("a", "b"))
+        return r.stdout if ok else None
+    out = harness.wait_until(status, 30, interval=0.5, what="both hosts to report")
+    assert f"shard {SHARD} (default): leader a, log at {last}" in out, out
+    assert "host a: applied" in out and "(leader)" in out.split("host a:")[1].splitlines()[0], out
+    assert "tenants: default" in out, out
 
 
 def test_a_standby_refuses_writes(shard):

@@ -1,0 +1,103 @@
+// ragstream cluster status --cluster FILE [--nats URL]: each shard of the cluster file (the one
+// scripts/render_cluster_nginx.sh renders nginx's routing from) with its leader (the lease
+// holder), its log's end and copies on the NATS servers, each host's applied sequence and lag
+// as the hosts report them, and its tenants. Talks to NATS, not to the HTTP API.
+#include <cstdio>
+#include <cstdlib>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include "cli/commands.h"
+#include "cli/format.h"
+#include "lib/cluster/jetstream_log.h"
+
+namespace ragstream::cli {
+namespace {
+
+struct ClusterFile {
+  std::vector<std::string> shards;
+  std::map<std::string, std::vector<std::string>> tenants;  // shard -> tenants
+  std::string default_shard;
+};
+
+Result<ClusterFile> ReadClusterFile(const std::string& path) {
+  std::ifstream in(path);
+  if (!in) return Status::InvalidArgument("no_cluster_file", "cannot read " + path);
+  ClusterFile out;
+  std::string line;
+  while (std::getline(in, line)) {
+    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
+    std::istringstream words(line);
+    std::string kind, a, b;
+    words >> kind >> a >> b;
+    if (kind == "shard" && !a.empty()) out.shards.push_back(a);
+    if (kind == "tenant" && !b.empty()) out.tenants[b].push_back(a);
+    if (kind == "default") out.default_shard = a;
+  }
+  if (out.shards.empty()) {
+    return Status::InvalidArgument("no_shards",
+                                   path + " names no shard (shard NAME PRIMARY STANDBY)");
+  }
+  return out;
+}
+
+}  // namespace
+
+int RunClusterStatus(const Context& ctx) {
+  if (!ctx.args.Get("--cluster")) return UsageError(ctx, "--cluster FILE is required");
+  const auto file = ReadClusterFile(*ctx.args.Get("--cluster"));
+  if (!file.ok()) return PrintFailure(file.status());
+  const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
+  const std::string urls = ctx.args.Get("--nats").value_or(
+      env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
+  int failed = 0;
+  for (const std::string& shard : file->shards) {
+    cluster::LogOptions options;
+    options.urls = urls;
+    options.shard = shard;
+    options.create = false;  // a status looks; it does not make a shard's log
+    auto log = cluster::JetStreamLog::Open(options);
+    if (!log.ok()) {
+      std::printf("shard %s: %s\n", shard.c_str(), log.status().message().c_str());
+      ++failed;
+      continue;
+    }
+    auto lease = (*log)->GetLease();
+    auto last = (*log)->LastSeq();
+    std::printf("shard %s%s: leader %s, log at %s\n", shard.c_str(),
+                shard == file->default_shard ? " (default)" : "",
+                !lease.ok() ? "?" : (*lease ? (*lease)->holder.c_str() : "none (the lease lapsed)"),
+                last.ok() ? std::to_string(*last).c_str() : "?");
+    if (auto copies = (*log)->Copies(); copies.ok()) {
+      for (const auto& c : *copies) {
+        std::printf("  log copy on %s: %s\n", c.server.c_str(),
+                    c.leader    ? "leader"
+                    : c.offline ? "offline"
+                                : ((c.current ? "current" : "behind") + std::string(", lag ") +
+                                   std::to_string(c.lag))
+                                      .c_str());
+      }
+    }
+    if (auto hosts = (*log)->HostReports(); hosts.ok()) {
+      if (hosts->empty()) std::printf("  hosts: none reporting\n");
+      for (const auto& h : *hosts) {
+        const uint64_t lag = last.ok() && *last > h.applied ? *last - h.applied : 0;
+        const bool leads = lease.ok() && *lease && (*lease)->holder == h.node;
+        std::printf("  host %s: applied %llu, lag %llu%s\n", h.node.c_str(),
+                    static_cast<unsigned long long>(h.applied),
+                    static_cast<unsigned long long>(lag), leads ? " (leader)" : "");
+      }
+    }
+    std::string tenants;
+    if (auto it = file->tenants.find(shard); it != file->tenants.end()) {
+      for (const auto& t : it->second) tenants += (tenants.empty() ? "" : " ") + t;
+    }
+    std::printf("  tenants: %s\n", tenants.empty() ? "(none listed)" : tenants.c_str());
+  }
+  return failed > 0 ? kExitFailed : kExitOk;
+}
+
+}  // namespace ragstream::cli
