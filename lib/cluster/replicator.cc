@@ -18,6 +18,7 @@ constexpr std::string_view kAppliedKey = "applied_seq";
 // record is one transaction's parts, far fewer.
 constexpr uint64_t kMaxUnfinishedParts = 1024;
 constexpr int kReadWaitMs = 250;
+constexpr auto kColdStartWait = std::chrono::seconds(30);
 
 uint64_t RandomTxnId() {
   thread_local std::mt19937_64 rng(std::random_device{}());
@@ -153,10 +154,11 @@ void Replicator::CheckLease(bool starting) {
   if (absent_since_ == std::chrono::steady_clock::time_point{}) absent_since_ = now;
   // Who takes a free lease: at start, any process of the preferred primary; afterwards the
   // process that applies the log here, at once when a holder it saw let the lease lapse (the
-  // primary died), and on a standby that never saw one only after a lease period, so that
-  // at a cold start the preferred primary gets it.
+  // primary died), and on a standby that never saw one only after kColdStartWait, so that at a
+  // cold start the preferred primary -- the host nginx lists first -- gets it even when its
+  // workers take a while to reach the log (a NATS cluster still creating the stream).
   const bool preferred = options_.role == Role::kPrimary;
-  const bool waited = now - absent_since_ >= std::chrono::milliseconds(options_.log.lease_ms);
+  const bool waited = now - absent_since_ >= kColdStartWait;
   const bool may_take =
       (starting && preferred) || (holding_.load() && (preferred || seen_holder_ || waited));
   if (!may_take) return;

@@ -308,6 +308,10 @@ def main() -> int:
             return True
         harness.wait_until(ready, 90, interval=0.5, what="both shards to take writes through the front")
         check("both shards take writes through the front nginx", True)
+        leads = lambda host: "this host leads its shard" in "".join(  # noqa: E731
+            p.read_text(errors="replace") for p in (work / host).glob("worker-*.log"))
+        check("each shard's preferred primary (the host nginx lists first) holds its lease",
+              leads("a1") and leads("b1") and not leads("a2") and not leads("b2"))
 
         traffic = Traffic(cluster.keys)
         traffic.start()
