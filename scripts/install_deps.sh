@@ -8,7 +8,7 @@ packages=(build-essential cmake ninja-build pkg-config
   nginx curl jq ca-certificates)
 if [ "${1:-}" = "--test" ]; then
   packages+=(python3 python3-pytest python3-yaml python3-lmdb clang-format jq clang libclang-rt-14-dev prometheus)
-  packages+=(nats-server) # the replication log's engine in the cluster tests
+  packages+=(nats-server iproute2) # the replication log's engine; ip netns for tests/cluster
   packages+=(systemd) # systemd-analyze verify in test_deploy.py (systemd does not become PID 1)
   # Node.js runs the OpenAI SDK, OpenAPI lint and browser tests; use the machine's if any.
   command -v node >/dev/null && command -v npm >/dev/null || packages+=(nodejs npm)
