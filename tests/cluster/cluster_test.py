@@ -356,16 +356,8 @@ def main() -> int:
 
         # b1 reconnected: the lease is b2's; b1 stays a standby and catches up byte for byte.
         Net.link("b1", True)
-        import lmdb  # python3-lmdb
-
         def seq(host):
-            env = lmdb.open(str(cluster.data[host]), readonly=True, lock=True, max_dbs=256)
-            try:
-                with env.begin(db=env.open_db(b"replication", create=False)) as t:
-                    v = t.get(b"applied_seq")
-                return int.from_bytes(v, "big") if v else 0
-            finally:
-                env.close()
+            return harness.applied_seq(cluster.data[host])
         try:
             harness.wait_until(lambda: seq("b1") == seq("b2") > 0, 60, interval=0.5, what="b1 to catch up")
             converged = True

@@ -10,6 +10,7 @@ import ctypes
 import http.client
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -118,6 +119,13 @@ def socket_accepts(path: Path) -> bool:
         return False
     finally:
         s.close()
+
+
+def tcp_accepts(port: int, host: str = "127.0.0.1") -> bool:
+    """True when a TCP connection to host:port succeeds (something listens there)."""
+    with socket.socket() as s:
+        s.settimeout(0.5)
+        return s.connect_ex((host, port)) == 0
 
 
 def wait_until(pred, timeout: float, interval: float = 0.05, what: str = "condition"):
@@ -439,6 +447,57 @@ def stream_request(port: int, body, *, path: str = "/api/chat/message/stream",
 
 
 # --------------------------------------------------------------------------- fake upstream
+
+
+class NatsServers:
+    """`n` nats-servers with JetStream on loopback ports, their stores under `workdir`: one
+    server, or (n > 1) one JetStream cluster joined by routes. `url` lists every server, as
+    RAGSTREAM_NATS_URL takes them (cluster mode, lib/cluster)."""
+
+    def __init__(self, workdir: Path, n: int = 1, timeout: float = 15):
+        exe = shutil.which("nats-server")
+        assert exe, "nats-server is missing: scripts/install_deps.sh --test installs it"
+        self.ports = [free_port() for _ in range(n)]
+        route_ports = [free_port() for _ in range(n)]
+        routes = ",".join(f"nats://127.0.0.1:{p}" for p in route_ports)
+        self.procs, self._logs = [], []
+        for i in range(n):
+            d = workdir / f"n{i}"
+            d.mkdir(parents=True, exist_ok=True)
+            args = [exe, "-js", "-sd", str(d / "js"), "-a", "127.0.0.1", "-p", str(self.ports[i])]
+            if n > 1:
+                args += ["-server_name", f"n{i}", "-cluster_name", "ragstream-test",
+                         "-cluster", f"nats://127.0.0.1:{route_ports[i]}", "-routes", routes]
+            log = open(d / "nats.log", "ab")
+            self._logs.append(log)
+            self.procs.append(start_process(args, stdout=log, stderr=log))
+        for port, p, i in zip(self.ports, self.procs, range(n)):
+            wait_until(lambda: p.poll() is not None or tcp_accepts(port), timeout, what=f"nats-server :{port}")
+            assert p.poll() is None, (workdir / f"n{i}" / "nats.log").read_text()
+        self.url = ",".join(f"nats://127.0.0.1:{p}" for p in self.ports)
+
+    def stop(self) -> None:
+        for p in self.procs:
+            stop_process(p, signal.SIGTERM, timeout=10)
+        for f in self._logs:
+            f.close()
+
+
+def applied_seq(data_dir: Path) -> int:
+    """A cluster-mode store's applied sequence of its shard's log (0: none), read with
+    python3-lmdb beside the running workers."""
+    import lmdb
+    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256)
+    try:
+        try:
+            db = env.open_db(b"replication", create=False)
+        except lmdb.NotFoundError:
+            return 0
+        with env.begin(db=db) as txn:
+            v = txn.get(b"applied_seq")
+        return int.from_bytes(v, "big") if v else 0
+    finally:
+        env.close()
 
 
 class FakeUpstream:

@@ -47,7 +47,7 @@ class Host:
             self.logs.append(log)
         for addr, p in zip(self.addrs, self.procs):
             port = int(addr.rsplit(":", 1)[1])
-            harness.wait_until(lambda: p.poll() is not None or _accepts(port), 10, what=f"{name} {addr}")
+            harness.wait_until(lambda: p.poll() is not None or harness.tcp_accepts(port), 10, what=f"{name} {addr}")
             assert p.poll() is None, f"{name}: worker exited: {self.log_text()}"
 
     def log_text(self) -> str:
@@ -77,13 +77,6 @@ class Host:
             harness.stop_process(p, signal.SIGTERM, timeout=15)
         for f in self._files:
             f.close()
-
-
-def _accepts(port: int) -> bool:
-    import socket
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
 
 
 @pytest.fixture
@@ -117,7 +110,7 @@ def cluster(tmp_path):
         front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
                                        "-e", "logs/error.log"], stdout=out, stderr=out)
         harness.PRODUCT_LOG_FILES.append(prefix / "logs" / "error.log")
-        harness.wait_until(lambda: front.poll() is not None or _accepts(port), 10, what="front nginx")
+        harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
         assert front.poll() is None, (tmp_path / "front.out").read_text()
         yield {"port": port, "keys": keys, "hosts": hosts, "cluster_file": cluster_file,
                "prefix": prefix}

@@ -8,7 +8,6 @@ streaming ends `interrupted` with what was logged; the old primary comes back as
 from __future__ import annotations
 
 import json
-import shutil
 import signal
 import subprocess
 import threading
@@ -23,37 +22,10 @@ import harness
 SHARD = "s1"
 
 
-class Nats:
-    """nats-server with JetStream, on a loopback port, its store in `workdir`."""
-
-    def __init__(self, workdir: Path):
-        exe = shutil.which("nats-server")
-        assert exe, "nats-server is missing: scripts/install_deps.sh --test installs it"
-        self.port = harness.free_port()
-        self.url = f"nats://127.0.0.1:{self.port}"
-        workdir.mkdir(parents=True, exist_ok=True)
-        self.log = open(workdir / "nats.log", "ab")
-        self.proc = harness.start_process(
-            [exe, "-js", "-sd", str(workdir / "js"), "-a", "127.0.0.1", "-p", str(self.port)],
-            stdout=self.log, stderr=self.log)
-        harness.wait_until(lambda: self.proc.poll() is not None or self._accepts(), 10, what="nats-server")
-        assert self.proc.poll() is None, (workdir / "nats.log").read_text()
-
-    def _accepts(self) -> bool:
-        import socket
-        with socket.socket() as s:
-            s.settimeout(0.5)
-            return s.connect_ex(("127.0.0.1", self.port)) == 0
-
-    def stop(self):
-        harness.stop_process(self.proc, signal.SIGTERM, timeout=10)
-        self.log.close()
-
-
 LEASE_MS = 2000
 
 
-def cluster_env(nats: Nats, role: str, data_dir: Path | None = None, node: str | None = None,
+def cluster_env(nats: harness.NatsServers, role: str, data_dir: Path | None = None, node: str | None = None,
                 extra: dict | None = None) -> dict:
     """A host of the shard: node "a" prefers to be primary, "b" standby (the lease decides)."""
     env = {**harness.OFFLINE_ENV, "RAGSTREAM_CLUSTER_ROLE": role, "RAGSTREAM_SHARD": SHARD,
@@ -67,7 +39,7 @@ def cluster_env(nats: Nats, role: str, data_dir: Path | None = None, node: str |
 
 @pytest.fixture
 def shard(tmp_path, stack_factory):
-    nats = Nats(tmp_path / "nats")
+    nats = harness.NatsServers(tmp_path / "nats")
     try:
         primary = stack_factory(workers=2, offline=True, env=cluster_env(nats, "primary"))
         standby = stack_factory(workers=2, offline=True, env=cluster_env(nats, "standby"))
@@ -93,17 +65,11 @@ def dump(data_dir: Path) -> dict:
         env.close()
 
 
-def applied_seq(data_dir: Path) -> int:
-    rep = dump(data_dir).get("replication", {})
-    v = rep.get(b"applied_seq")
-    return int.from_bytes(v, "big") if v else 0
-
-
 def wait_converged(primary, standby, timeout=30.0) -> dict:
     """Waits until the standby has applied as far as the primary; returns the primary's dump."""
     def same():
-        p = applied_seq(primary.data_dir)
-        return p > 0 and applied_seq(standby.data_dir) == p
+        p = harness.applied_seq(primary.data_dir)
+        return p > 0 and harness.applied_seq(standby.data_dir) == p
     harness.wait_until(same, timeout, interval=0.1, what="the standby to apply the primary's log")
     return dump(primary.data_dir)
 
@@ -151,7 +117,7 @@ def test_the_standby_holds_what_the_primary_holds(shard, cli, tmp_path):
     # `ragstream cluster status`: the leader, both hosts at the log's end, the tenants.
     cluster_file = tmp_path / "cluster.conf"
     cluster_file.write_text(f"shard {SHARD} 127.0.0.1:1 127.0.0.1:2\ntenant default {SHARD}\ndefault {SHARD}\n")
-    last = applied_seq(primary.data_dir)
+    last = harness.applied_seq(primary.data_dir)
 
     def status():
         r = subprocess.run([str(cli), "cluster", "status", "--cluster", str(cluster_file),
@@ -219,7 +185,7 @@ def test_a_worker_without_its_log_does_not_start(tmp_path, stack_factory):
 
 
 def test_the_standby_takes_over_when_the_primary_dies(tmp_path, stack_factory):
-    nats = Nats(tmp_path / "nats")
+    nats = harness.NatsServers(tmp_path / "nats")
     slow = {"RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS": "150", "RAGSTREAM_PERSIST_INTERVAL_MS": "200",
             "RAGSTREAM_ORPHAN_TIMEOUT_S": "3"}
     try:

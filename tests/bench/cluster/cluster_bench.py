@@ -23,10 +23,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import shutil
 import signal
-import socket
 import statistics
 import sys
 import tempfile
@@ -46,56 +43,6 @@ def pct(xs, p):
         return None
     xs = sorted(xs)
     return xs[min(len(xs) - 1, max(0, int(round(p / 100 * len(xs) + 0.5)) - 1))]
-
-
-class NatsCluster:
-    def __init__(self, workdir: Path, n: int = 3):
-        exe = shutil.which("nats-server")
-        assert exe, "nats-server is missing (apt-get install nats-server)"
-        self.client_ports = [harness.free_port() for _ in range(n)]
-        route_ports = [harness.free_port() for _ in range(n)]
-        routes = ",".join(f"nats://127.0.0.1:{p}" for p in route_ports)
-        self.procs, self.logs = [], []
-        for i in range(n):
-            d = workdir / f"n{i}"
-            d.mkdir(parents=True)
-            log = open(d / "nats.log", "ab")
-            self.logs.append(log)
-            self.procs.append(harness.start_process(
-                [exe, "-js", "-sd", str(d / "js"), "-a", "127.0.0.1", "-p", str(self.client_ports[i]),
-                 "-server_name", f"n{i}", "-cluster_name", "ragstream-bench",
-                 "-cluster", f"nats://127.0.0.1:{route_ports[i]}", "-routes", routes],
-                stdout=log, stderr=log))
-        for port in self.client_ports:
-            harness.wait_until(lambda: _accepts(port), 15, what=f"nats-server :{port}")
-        self.url = ",".join(f"nats://127.0.0.1:{p}" for p in self.client_ports)
-
-    def stop(self):
-        for p in self.procs:
-            harness.stop_process(p, signal.SIGTERM, timeout=10)
-        for f in self.logs:
-            f.close()
-
-
-def _accepts(port: int) -> bool:
-    with socket.socket() as s:
-        s.settimeout(0.5)
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def applied_seq(data_dir: Path) -> int:
-    import lmdb
-    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256)
-    try:
-        try:
-            db = env.open_db(b"replication", create=False)
-        except lmdb.NotFoundError:
-            return 0
-        with env.begin(db=db) as txn:
-            v = txn.get(b"applied_seq")
-        return int.from_bytes(v, "big") if v else 0
-    finally:
-        env.close()
 
 
 def request_lines(stack) -> list[dict]:
@@ -165,7 +112,7 @@ def main() -> int:
     try:
         single = harness.Stack(work / "single", "", workers=2, env=env_common)
         stacks.append(single)
-        nats = NatsCluster(work / "nats")
+        nats = harness.NatsServers(work / "nats", n=3)
         cl = {"RAGSTREAM_SHARD": SHARD, "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "3"}
         # The first start creates the shard's stream and the lease bucket in 3 replicas, which
         # on 2 loaded cores can outlast the harness's 10 s wait for a worker's socket: once more.
@@ -193,10 +140,10 @@ def main() -> int:
                 res[key][m] = round(statistics.median(r[m] for r in runs), 3)
         res["single"]["load"] = load(single, clients, seconds)
         lag = load(primary, clients, seconds,
-                   sample=lambda: applied_seq(primary.data_dir) - applied_seq(standby.data_dir))
+                   sample=lambda: harness.applied_seq(primary.data_dir) - harness.applied_seq(standby.data_dir))
         t0 = time.monotonic()
-        target = applied_seq(primary.data_dir)
-        harness.wait_until(lambda: applied_seq(standby.data_dir) >= target, 120, interval=0.02,
+        target = harness.applied_seq(primary.data_dir)
+        harness.wait_until(lambda: harness.applied_seq(standby.data_dir) >= target, 120, interval=0.02,
                            what="the standby to catch up")
         lag["catch_up_s"] = round(time.monotonic() - t0, 3)
         lag["lag_records_p50"] = pct(lag["samples"], 50)
