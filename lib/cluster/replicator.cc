@@ -298,14 +298,12 @@ void Replicator::Run() {
     LogError("cluster", "cannot open the replication lock file", {{"path", options_.lock_path}});
     return;
   }
-  bool holding = false;
   while (!stop_.load()) {
-    if (!holding) {
+    if (!holding_.load()) {
       if (::flock(fd, LOCK_EX | LOCK_NB) != 0) {
         std::this_thread::sleep_for(std::chrono::milliseconds(kReadWaitMs));
         continue;
       }
-      holding = true;
       holding_.store(true);
     }
     auto applied = Applied();

@@ -135,7 +135,10 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "--data-dir DIR` once to convert it in place (back it up first with "
                   "`ragstream backup`)");
   }
-  if (may_write && layout->has_value() && **layout == kUnpackedStoreLayout) {
+  // An unpacked store is marked packed (its workers pack it in the background); a standby
+  // leaves that to its primary.
+  const bool unpacked = layout->has_value() && **layout == kUnpackedStoreLayout;
+  if (may_write && unpacked) {
     if (Status s = txn->Put(meta_, "layout", kStoreLayout); !s.ok()) return s;
   }
   const std::string want[5][2] = {{"layout", kStoreLayout},
@@ -143,13 +146,11 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                                   {"dimension", std::to_string(dimension)},
                                   {"shards", std::to_string(shards_)},
                                   {"vector_format", VectorFormatName(vectors_.format())}};
-  bool wrote = may_write && layout->has_value() && **layout == kUnpackedStoreLayout;
+  bool wrote = may_write && unpacked;
   for (const auto& [key, value] : want) {
+    if (key == "layout" && !may_write && unpacked) continue;
     auto have = txn->Get(meta_, key);
     if (!have.ok()) return have.status();
-    if (key == "layout" && !may_write && have->has_value() && **have == kUnpackedStoreLayout) {
-      continue;  // the primary marks it
-    }
     if (!have->has_value()) {
       if (!may_write) continue;
       if (Status s = txn->Put(meta_, key, value); !s.ok()) return s;

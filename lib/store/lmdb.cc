@@ -81,9 +81,7 @@ Env::~Env() {
 }
 
 MDB_dbi Env::Dbi(std::string_view name) const {
-  for (const auto& [n, dbi] : dbis_) {
-    if (n == name) return dbi;
-  }
+  if (auto dbi = FindDbi(name)) return *dbi;
   std::abort();  // a database not declared at Open: a programming error
 }
 
@@ -242,18 +240,18 @@ Result<Txn> Txn::BeginApply(const Env& env) {
 }
 
 Status Txn::Commit() {
-  if (env_ && changes_ && !changes_->empty()) {
-    // Cluster mode: the change goes to the log first; if it cannot, nothing is committed.
-    if (Status s = env_->commit_hook_(*this, *changes_); !s.ok()) {
-      mdb_txn_abort(txn_);
-      txn_ = nullptr;
-      if (resize_guard_.owns_lock()) resize_guard_.unlock();
-      return s;
-    }
-  }
+  // Cluster mode: the change goes to the log first; if it cannot, nothing is committed.
+  Status logged =
+      env_ && changes_ && !changes_->empty() ? env_->commit_hook_(*this, *changes_) : Status::Ok();
   MDB_txn* t = txn_;
   txn_ = nullptr;
-  Status s = MdbStatus(mdb_txn_commit(t), "mdb_txn_commit");
+  Status s = Status::Ok();
+  if (logged.ok()) {
+    s = MdbStatus(mdb_txn_commit(t), "mdb_txn_commit");
+  } else {
+    mdb_txn_abort(t);
+    s = std::move(logged);
+  }
   if (resize_guard_.owns_lock()) resize_guard_.unlock();
   return s;
 }
