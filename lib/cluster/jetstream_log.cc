@@ -8,6 +8,8 @@
 #include <thread>
 #include <vector>
 
+#include "lib/core/config.h"
+
 namespace ragstream::cluster {
 namespace {
 
@@ -33,13 +35,7 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   natsOptions* opts = nullptr;
   natsStatus s = natsOptions_Create(&opts);
   // A comma-separated list: every server of the NATS cluster, tried in turn.
-  std::vector<std::string> urls;
-  for (size_t from = 0; from <= options.urls.size();) {
-    size_t comma = options.urls.find(',', from);
-    if (comma == std::string::npos) comma = options.urls.size();
-    if (comma > from) urls.push_back(options.urls.substr(from, comma - from));
-    from = comma + 1;
-  }
+  const std::vector<std::string> urls = SplitList(options.urls);
   std::vector<const char*> servers;
   for (const auto& u : urls) servers.push_back(u.c_str());
   if (s == NATS_OK) {
@@ -54,7 +50,8 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
   if (s == NATS_OK) s = natsOptions_SetName(opts, ("ragstream " + options.shard).c_str());
   if (s == NATS_OK) s = natsConnection_Connect(&log->nc_, opts);
   natsOptions_Destroy(opts);
-  if (s != NATS_OK) return NatsError(s, "cannot connect to " + options.urls);
+  if (s != NATS_OK)
+    return NatsError(s, "cannot connect to " + UrlsWithoutCredentials(options.urls));
 
   jsOptions jo;
   jsOptions_Init(&jo);

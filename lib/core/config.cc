@@ -194,18 +194,6 @@ std::string WithoutCredentials(const std::string& url) {
   return url.substr(0, start) + "***@" + url.substr(at + 1);
 }
 
-// The same for each of a comma-separated list (RAGSTREAM_NATS_URL).
-std::string ListWithoutCredentials(const std::string& urls) {
-  std::string out;
-  for (size_t from = 0; from <= urls.size();) {
-    size_t comma = urls.find(',', from);
-    if (comma == std::string::npos) comma = urls.size();
-    if (!out.empty() || from > 0) out += ',';
-    out += WithoutCredentials(urls.substr(from, comma - from));
-    from = comma + 1;
-  }
-  return out;
-}
 }  // namespace
 
 std::vector<std::string> DescribeConfig(const Config& c) {
@@ -266,11 +254,30 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       s("RAGSTREAM_MIN_COSINE", c.min_cosine ? Reader::Trim(*c.min_cosine) : "(unset)"),
       s("RAGSTREAM_CLUSTER_ROLE", c.cluster_role.empty() ? "(unset)" : c.cluster_role),
       s("RAGSTREAM_SHARD", c.shard.empty() ? "(unset)" : c.shard),
-      s("RAGSTREAM_NATS_URL", ListWithoutCredentials(c.nats_url)),
+      s("RAGSTREAM_NATS_URL", UrlsWithoutCredentials(c.nats_url)),
       i("RAGSTREAM_LOG_REPLICAS", c.log_replicas),
       s("RAGSTREAM_NODE", c.node.empty() ? "(unset)" : c.node),
       i("RAGSTREAM_LEASE_MS", c.lease_ms),
   };
+}
+
+std::vector<std::string> SplitList(std::string_view list) {
+  std::vector<std::string> out;
+  for (size_t from = 0; from <= list.size();) {
+    size_t comma = list.find(',', from);
+    if (comma == std::string_view::npos) comma = list.size();
+    if (comma > from) out.emplace_back(list.substr(from, comma - from));
+    from = comma + 1;
+  }
+  return out;
+}
+
+std::string UrlsWithoutCredentials(std::string_view urls) {
+  std::string out;
+  for (const std::string& url : SplitList(urls)) {
+    out += (out.empty() ? "" : ",") + WithoutCredentials(url);
+  }
+  return out;
 }
 
 std::string ConfigHelp() {

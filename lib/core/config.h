@@ -7,6 +7,7 @@
 #include <functional>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "lib/core/log.h"
@@ -103,5 +104,11 @@ std::vector<std::string> DescribeConfig(const Config& config);
 
 // The help text listing every variable with its default.
 std::string ConfigHelp();
+
+// The items of a comma-separated setting (RAGSTREAM_NATS_URL), empty items dropped.
+std::vector<std::string> SplitList(std::string_view list);
+// A comma-separated list of URLs with any user:password@ replaced by ***@, for logs and
+// errors.
+std::string UrlsWithoutCredentials(std::string_view urls);
 
 }  // namespace ragstream

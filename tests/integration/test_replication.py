@@ -174,7 +174,7 @@ def test_applying_is_exactly_once_when_the_standby_is_killed(shard, tmp_path):
 def test_a_worker_without_its_log_does_not_start(tmp_path, stack_factory):
     port = harness.free_port()  # nothing listens there
     env = {**harness.OFFLINE_ENV, "RAGSTREAM_CLUSTER_ROLE": "primary", "RAGSTREAM_SHARD": SHARD,
-           "RAGSTREAM_NATS_URL": f"nats://127.0.0.1:{port}", "RAGSTREAM_LOG_REPLICAS": "1",
+           "RAGSTREAM_NATS_URL": f"nats://ragstream:s3cret@127.0.0.1:{port}", "RAGSTREAM_LOG_REPLICAS": "1",
            "RAGSTREAM_DATA_DIR": str(tmp_path / "data")}
     r = subprocess.run([str(harness.WORKER_BIN), "--listen", f"127.0.0.1:{harness.free_port()}"],
                        env={**harness.BASE_ENV, **{k: v for k, v in env.items() if v is not None}},
@@ -182,6 +182,7 @@ def test_a_worker_without_its_log_does_not_start(tmp_path, stack_factory):
     assert r.returncode == 1, r
     lines = [json.loads(x) for x in r.stdout.splitlines() + r.stderr.splitlines() if x.startswith("{")]
     assert any(x.get("msg") == "cannot start replicating through the shard's log" for x in lines), r
+    assert "s3cret" not in r.stdout + r.stderr, "the NATS password was logged"
 
 
 def test_the_standby_takes_over_when_the_primary_dies(tmp_path, stack_factory):

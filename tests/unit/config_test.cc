@@ -286,6 +286,21 @@ BOOST_AUTO_TEST_CASE(describe_config_shows_values) {
   BOOST_TEST(has("RAGSTREAM_ON_DISCONNECT=finish"));
 }
 
+BOOST_AUTO_TEST_CASE(nats_urls_are_split_and_shown_without_their_passwords) {
+  const std::string urls = "nats://a:4222,,nats://user:s3cret@b:4222,nats://tok@c:4222";
+  BOOST_TEST(
+      (SplitList(urls) == std::vector<std::string>{"nats://a:4222", "nats://user:s3cret@b:4222",
+                                                   "nats://tok@c:4222"}));
+  BOOST_TEST(SplitList("").empty());
+  BOOST_TEST(UrlsWithoutCredentials(urls) == "nats://a:4222,nats://***@b:4222,nats://***@c:4222");
+  auto r = Load({{"RAGSTREAM_NATS_URL", urls}});
+  BOOST_REQUIRE(r.ok());
+  for (const auto& line : DescribeConfig(r.value())) {
+    BOOST_TEST(line.find("s3cret") == std::string::npos, line);
+    BOOST_TEST(line.find("tok@") == std::string::npos, line);
+  }
+}
+
 BOOST_AUTO_TEST_CASE(describe_config_has_a_line_for_every_variable_in_help) {
   // DescribeConfig promises "one line per setting"; ConfigHelp lists every setting.
   auto r = Load({});
