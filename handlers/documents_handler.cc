@@ -267,6 +267,14 @@ void HandleSearch(const AppContext& app, const std::string& tenant, const HttpRe
       w.Uint64(info.vector.ivf.rows_scanned);
     }
     w.EndObject();
+  } else if (info.vector_rescored) {
+    w.Key("vector_search");
+    w.StartObject();
+    w.Key("index");
+    w.String("rescore");
+    w.Key("rows_scored");
+    w.Uint64(info.rows_scored);
+    w.EndObject();
   }
   w.Key("results");
   w.RawValue(sources.data(), sources.size(), rapidjson::kArrayType);

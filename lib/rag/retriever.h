@@ -39,6 +39,8 @@ struct RetrievalRequest {
 // How the vector side of a retrieval ran.
 struct RetrievalInfo {
   bool vector_searched = false;
+  bool vector_rescored = false;  // hybrid: only the lexical candidates' vectors were scored
+  size_t rows_scored = 0;
   store::VectorSearchInfo vector;
 };
 
@@ -69,10 +71,11 @@ std::vector<FusedId> RelativeScoreFusion(const std::vector<FusionCandidate>& can
 // hash embedder; see docs/retrieval.md.
 struct RetrieverOptions {
   double lexical_weight = 1.0;
-  // The hash embedder shares words and letter trigrams, not meaning: it only breaks ties
-  // between lexical candidates (0.02 is below any lexical gap that matters) and can never
-  // outvote a clear lexical winner.
-  double vector_weight = 0.02;
+  // The hash embedder shares words and letter trigrams, not meaning: on the tuning half of
+  // data/evalset a weight of 0.02 (a tie-breaker between lexical candidates) measured the
+  // same as none, and every weight above 0.05 worse; so it has none, and hybrid retrieval
+  // with it is BM25 alone, which costs no vector work (docs/retrieval.md).
+  double vector_weight = 0;
   // The relevance floor: a passage is cited only if it covers at least this much of the
   // question (lexical relevance), or, in vector mode (and in hybrid mode when the embedder
   // vouches), if its cosine reaches min_cosine.

@@ -620,6 +620,21 @@ Result<std::vector<VectorHit>> DocumentStore::SearchVectors(std::string_view ten
   return vectors_.Search(tenant, query, dim, k, filter);
 }
 
+Result<std::vector<std::optional<float>>> DocumentStore::ScoreChunks(
+    std::string_view tenant, const float* query, uint32_t dim,
+    const std::vector<uint32_t>& chunks) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  std::vector<std::optional<float>> scores;
+  scores.reserve(chunks.size());
+  std::vector<float> scratch;
+  for (uint32_t chunk : chunks) {
+    const float* row = ChunkVector(*txn, tenant, chunk, dim, scratch);
+    scores.push_back(row ? std::optional<float>(DotProduct(query, row, dim)) : std::nullopt);
+  }
+  return scores;
+}
+
 const float* DocumentStore::ChunkVector(const Txn& txn, std::string_view tenant, uint32_t chunk,
                                         uint32_t dim, std::vector<float>& scratch) const {
   // Most rows are in blocks, found by the chunk id alone (a deleted chunk's row leaves its

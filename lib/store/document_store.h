@@ -198,6 +198,12 @@ class DocumentStore {
                                                uint32_t dim, size_t k, const ChunkFilter& filter,
                                                const VectorSearchOptions& options,
                                                VectorSearchInfo* info = nullptr) const;
+  // The inner product of `query` with the vector of each of `chunks`, in one read transaction
+  // (the rescoring of another search's candidates: no scan); nullopt for a chunk without one
+  // (deleted since, or stored by an embedder of another dimension).
+  Result<std::vector<std::optional<float>>> ScoreChunks(std::string_view tenant, const float* query,
+                                                        uint32_t dim,
+                                                        const std::vector<uint32_t>& chunks) const;
   // Packs the tenant's vectors of `dim` dimensions that a store written before vector blocks
   // keeps one value per document into blocks (VectorIndex::PackBelow), in write transactions
   // of at most `ranges_per_txn` ranges (~0.8 MB each at 384 dimensions), so that no writer waits

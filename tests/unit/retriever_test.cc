@@ -518,6 +518,99 @@ BOOST_AUTO_TEST_CASE(the_same_store_gives_the_same_order) {
   }
 }
 
+// With the hash embedder's defaults (no vector weight), hybrid retrieval is BM25 alone: the
+// lexical mode's passages in the lexical mode's order, with no vector work. Given a weight
+// (RAGSTREAM_VECTOR_WEIGHT), it scores the vectors of BM25's candidates only (no vector
+// search): the cosine reorders what BM25 found above the floor and adds nothing.
+BOOST_AUTO_TEST_CASE(hybrid_with_the_hash_embedder_searches_no_vectors) {
+  Library lib;
+  const std::string query = "how do whales feed on krill in polar waters";
+  RetrievalRequest req{"acme", query, 5, RetrievalMode::kHybrid, {}};
+  RetrievalInfo info;
+  auto hybrid = lib.retriever->Retrieve(req, &info);
+  BOOST_REQUIRE(hybrid.ok());
+  BOOST_TEST(!info.vector_searched);
+  BOOST_TEST(!info.vector_rescored);
+  auto lexical = lib.Retrieve(query, RetrievalMode::kLexical);
+  BOOST_REQUIRE(!hybrid->empty());
+  BOOST_REQUIRE_EQUAL(hybrid->size(), lexical.size());
+  for (size_t i = 0; i < lexical.size(); ++i) {
+    BOOST_TEST((*hybrid)[i].chunk_id == lexical[i].chunk_id);
+    BOOST_TEST((*hybrid)[i].score == (*hybrid)[i].relevance);
+  }
+
+  RetrieverOptions weighted = RetrieverOptions::ForEmbedder("hash-v3");
+  weighted.vector_weight = 0.5;
+  Retriever rescoring(*lib.documents, lib.embedder, weighted);
+  RetrievalInfo rescored;
+  auto reordered = rescoring.Retrieve(req, &rescored);
+  BOOST_REQUIRE(reordered.ok());
+  BOOST_TEST(!rescored.vector_searched);
+  BOOST_TEST(rescored.vector_rescored);
+  auto bm25 = lib.documents->lexical().Search("acme", AnalyzeQuery(query), 20, {});
+  BOOST_REQUIRE(bm25.ok());
+  BOOST_TEST(rescored.rows_scored == bm25->hits.size());
+  std::set<std::string> candidates;
+  for (const auto& p : lib.Retrieve(query, RetrievalMode::kLexical, 20)) {
+    candidates.insert(p.chunk_id);
+  }
+  BOOST_REQUIRE(!reordered->empty());
+  bool any_cosine = false;
+  for (const auto& p : *reordered) {
+    BOOST_TEST(candidates.count(p.chunk_id) == 1u, p.chunk_id << " is not a BM25 candidate");
+    BOOST_TEST(p.relevance >= weighted.min_relevance);
+    BOOST_TEST(p.score <= p.relevance + weighted.vector_weight + kTol);
+    any_cosine = any_cosine || p.score > p.relevance + kTol;
+  }
+  BOOST_TEST(any_cosine, "the rescoring added no cosine to any passage");
+
+  // A semantic embedder's options search the vectors, and say so.
+  Retriever semantic(*lib.documents, lib.embedder, RetrieverOptions::ForEmbedder("openai"));
+  RetrievalInfo searched;
+  BOOST_REQUIRE(semantic.Retrieve(req, &searched).ok());
+  BOOST_TEST(searched.vector_searched);
+  BOOST_TEST(!searched.vector_rescored);
+}
+
+// ScoreChunks scores the bits the exact scan scores, and has nothing for a deleted chunk.
+BOOST_AUTO_TEST_CASE(score_chunks_agrees_with_the_exact_scan) {
+  Library lib;
+  auto q = lib.embedder.Embed({"sperm whales dive to hunt squid"});
+  BOOST_REQUIRE(q.ok());
+  const uint32_t dim = static_cast<uint32_t>(q->front().size());
+  store::VectorSearchOptions exact;
+  exact.exact = true;
+  auto hits = lib.documents->SearchVectors("acme", q->front().data(), dim, 50, {}, exact);
+  BOOST_REQUIRE(hits.ok());
+  BOOST_REQUIRE(hits->size() >= 5u);
+  std::vector<uint32_t> chunks;
+  for (const auto& h : *hits) chunks.push_back(h.chunk);
+  auto scores = lib.documents->ScoreChunks("acme", q->front().data(), dim, chunks);
+  BOOST_REQUIRE(scores.ok());
+  BOOST_REQUIRE_EQUAL(scores->size(), chunks.size());
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    BOOST_REQUIRE((*scores)[i].has_value());
+    BOOST_TEST(*(*scores)[i] == (*hits)[i].score);
+  }
+  // Another tenant's, or a deleted document's, chunks have no vector to score.
+  auto other = lib.documents->ScoreChunks("globex", q->front().data(), dim, chunks);
+  BOOST_REQUIRE(other.ok());
+  for (const auto& s : *other) BOOST_TEST(!s.has_value());
+  auto refs = lib.documents->Resolve("acme", chunks);
+  BOOST_REQUIRE(refs.ok());
+  BOOST_REQUIRE(lib.documents->Delete("acme", lib.ids.at("whales")).ok());
+  auto after = lib.documents->ScoreChunks("acme", q->front().data(), dim, chunks);
+  BOOST_REQUIRE(after.ok());
+  size_t whale_chunks = 0;
+  for (size_t i = 0; i < chunks.size(); ++i) {
+    BOOST_REQUIRE((*refs)[i].has_value());
+    const bool whale = (*refs)[i]->document_id == lib.ids.at("whales");
+    whale_chunks += whale;
+    BOOST_TEST((*after)[i].has_value() == !whale);
+  }
+  BOOST_TEST(whale_chunks >= 3u);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
