@@ -44,22 +44,52 @@ Result<ClusterFile> ReadClusterFile(const std::string& path) {
   return out;
 }
 
+std::string NatsUrls(const Context& ctx) {
+  const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
+  return ctx.args.Get("--nats").value_or(
+      env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
+}
+
+// The shard's log, to look at: a status does not make a shard's log.
+Result<std::unique_ptr<cluster::JetStreamLog>> OpenToLook(const std::string& urls,
+                                                          const std::string& shard) {
+  cluster::LogOptions options;
+  options.urls = urls;
+  options.shard = shard;
+  options.create = false;
+  return cluster::JetStreamLog::Open(options);
+}
+
 }  // namespace
+
+int RunClusterLeaders(const Context& ctx) {
+  if (!ctx.args.Get("--cluster")) return UsageError(ctx, "--cluster FILE is required");
+  const auto file = ReadClusterFile(*ctx.args.Get("--cluster"));
+  if (!file.ok()) return PrintFailure(file.status());
+  const std::string urls = NatsUrls(ctx);
+  int failed = 0;
+  for (const std::string& shard : file->shards) {
+    auto log = OpenToLook(urls, shard);
+    auto lease =
+        log.ok() ? (*log)->GetLease() : Result<std::optional<cluster::Lease>>(log.status());
+    if (!lease.ok()) {
+      std::fprintf(stderr, "shard %s: %s\n", shard.c_str(), lease.status().message().c_str());
+      ++failed;
+      continue;
+    }
+    std::printf("%s %s\n", shard.c_str(), *lease ? (*lease)->holder.c_str() : "-");
+  }
+  return failed > 0 ? kExitFailed : kExitOk;
+}
 
 int RunClusterStatus(const Context& ctx) {
   if (!ctx.args.Get("--cluster")) return UsageError(ctx, "--cluster FILE is required");
   const auto file = ReadClusterFile(*ctx.args.Get("--cluster"));
   if (!file.ok()) return PrintFailure(file.status());
-  const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
-  const std::string urls = ctx.args.Get("--nats").value_or(
-      env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
+  const std::string urls = NatsUrls(ctx);
   int failed = 0;
   for (const std::string& shard : file->shards) {
-    cluster::LogOptions options;
-    options.urls = urls;
-    options.shard = shard;
-    options.create = false;  // a status looks; it does not make a shard's log
-    auto log = cluster::JetStreamLog::Open(options);
+    auto log = OpenToLook(urls, shard);
     if (!log.ok()) {
       std::printf("shard %s: %s\n", shard.c_str(), log.status().message().c_str());
       ++failed;

@@ -136,6 +136,20 @@ const std::vector<CommandSpec>& Commands() {
         {"--nats", "URL",
          "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
          "nats://127.0.0.1:4222)"}}},
+      {"cluster leaders",
+       "",
+       0,
+       0,
+       "print each shard's lease holder, one 'SHARD NODE' line each (for scripts)",
+       "Reads the cluster file and asks the NATS servers who holds each shard's lease, as\n"
+       "'cluster status' does, in a form for scripts: one line per shard, 'SHARD NODE', NODE\n"
+       "being the holder's RAGSTREAM_NODE, or '-' when the lease has lapsed.\n"
+       "scripts/cluster_agent.sh renders nginx's routing from it. Exit 1 (and no line for\n"
+       "it) if a shard's log cannot be reached.",
+       {{"--cluster", "FILE", "the cluster file (required)"},
+        {"--nats", "URL",
+         "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
+         "nats://127.0.0.1:4222)"}}},
   };
   return kCommands;
 }

@@ -29,5 +29,6 @@ int RunBackup(const Context& ctx);
 int RunMigrate(const Context& ctx);
 int RunStats(const Context& ctx);
 int RunClusterStatus(const Context& ctx);
+int RunClusterLeaders(const Context& ctx);
 
 }  // namespace ragstream::cli

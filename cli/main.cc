@@ -55,6 +55,7 @@ int Main(int argc, char** argv) {
       {"migrate", RunMigrate},
       {"stats", RunStats},
       {"cluster status", RunClusterStatus},
+      {"cluster leaders", RunClusterLeaders},
   };
   auto it = kRun.find(ctx.args.command->name);
   if (it == kRun.end()) return UsageError(ctx, "this command is not implemented");

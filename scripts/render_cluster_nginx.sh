@@ -17,6 +17,8 @@
 #   tenant TENANT SHARD          the tenant's requests go to SHARD
 #   default SHARD                everything else: keys without a tenant prefix, unknown
 #                                tenants, requests without a key
+#   node NODE ADDR[,ADDR...]     the workers of the host whose RAGSTREAM_NODE is NODE: lets
+#                                scripts/cluster_agent.sh put the lease holder first
 # See docs/operations.md, "Scaling out".
 set -euo pipefail
 root="$(cd "$(dirname "$0")/.." && pwd)"
@@ -70,7 +72,14 @@ if ! awk -v src="$cluster" '
     if (default_shard != "") fail("default is given twice")
     default_shard = $2; default_line = NR; next
   }
-  { fail("unknown entry \"" $1 "\" (shard, tenant or default)") }
+  $1 == "node" {
+    if (NF != 3) fail("expected: node NODE ADDR[,ADDR...]")
+    if (!name_ok($2)) fail("a node name is 1-64 of A-Z a-z 0-9 . _ -")
+    if ($2 in node_seen) fail("node " $2 " is listed twice")
+    if (!addrs_ok($3)) fail("ADDR must be HOST:PORT or unix:PATH, comma-separated")
+    node_seen[$2] = 1; next
+  }
+  { fail("unknown entry \"" $1 "\" (shard, tenant, default or node)") }
   END {
     if (bad) exit 2
     if (shards == 0) { print "render_cluster_nginx.sh: " src ": no shard" > "/dev/stderr"; exit 2 }

@@ -12,6 +12,7 @@ import os
 import secrets
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -25,17 +26,18 @@ RENDER = harness.ROOT / "scripts" / "render_cluster_nginx.sh"
 class Host:
     """A shard host: its own store and `workers` ragstream-worker processes on TCP ports."""
 
-    def __init__(self, name: str, workdir: Path, keys_file: Path, workers: int):
+    def __init__(self, name: str, workdir: Path, keys_file: Path, workers: int,
+                 extra_env: dict | None = None, ports: list[int] | None = None):
         self.name = name
         self.data = workdir / name / "data"
-        self.data.mkdir(parents=True)
+        self.data.mkdir(parents=True, exist_ok=True)
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("RAGSTREAM_", "OPENAI_"))}
         self.env.update(harness.BASE_ENV)
         self.env.update({"RAGSTREAM_DATA_DIR": str(self.data), "RAGSTREAM_API_KEYS_FILE": str(keys_file),
-                         "RAGSTREAM_TRUST_LOOPBACK": "0"})
+                         "RAGSTREAM_TRUST_LOOPBACK": "0", **(extra_env or {})})
         self.addrs, self.procs, self.logs, self._files = [], [], [], []
         for i in range(workers):
-            port = harness.free_port()
+            port = ports[i] if ports else harness.free_port()
             log = workdir / name / f"worker-{i + 1}.log"
             harness.PRODUCT_LOG_FILES.append(log)
             f = open(log, "ab")
@@ -218,3 +220,100 @@ def test_a_bad_cluster_file_is_refused_and_the_routing_left_alone(cluster, tmp_p
         assert says in out.stderr, (says, out.stderr)
         assert include.read_text() == before
     assert not list(include.parent.glob("ragstream_cluster.conf.*"))  # no temporary left
+
+
+AGENT = harness.ROOT / "scripts" / "cluster_agent.sh"
+CLI = harness.ROOT / "build" / "ragstream"
+
+
+def leased_env(nats: harness.NatsServers, node: str) -> dict:
+    return {"RAGSTREAM_CLUSTER_ROLE": "primary" if node == "a1" else "standby", "RAGSTREAM_SHARD": "a",
+            "RAGSTREAM_NATS_URL": nats.url, "RAGSTREAM_LOG_REPLICAS": "1", "RAGSTREAM_NODE": node,
+            "RAGSTREAM_LEASE_MS": "2000"}
+
+
+def leaders(cluster_file: Path, nats: harness.NatsServers) -> str:
+    out = subprocess.run([str(CLI), "cluster", "leaders", "--cluster", str(cluster_file), "--nats", nats.url],
+                         capture_output=True, text=True, timeout=30)
+    return out.stdout
+
+
+def test_the_agent_puts_the_lease_holder_first(tmp_path):
+    """Shard a in cluster mode (a1 primary, a2 standby, one nats-server), a front nginx and
+    scripts/cluster_agent.sh watching the leases. After a1 dies a2 holds the lease and the agent
+    lists a2 first; when a1 returns, as a standby, a POST still reaches a2 on its first try
+    (without the agent nginx would send it to a1, which answers 503, and nginx does not retry
+    a POST)."""
+    keys_file = tmp_path / "keys"
+    keys = harness.make_api_keys(keys_file, "alpha")
+    nats = harness.NatsServers(tmp_path / "nats")
+    hosts, front, agent = {}, None, None
+    try:
+        hosts["a1"] = Host("a1", tmp_path, keys_file, 2, leased_env(nats, "a1"))
+        cluster_file = tmp_path / "cluster.conf"
+        cluster_file.write_text(f"shard a {','.join(hosts['a1'].addrs)} PENDING\ntenant alpha a\ndefault a\n")
+        harness.wait_until(lambda: leaders(cluster_file, nats) == "a a1\n", 40, interval=0.2,
+                           what="a1 to hold shard a's lease")
+        hosts["a2"] = Host("a2", tmp_path, keys_file, 1, leased_env(nats, "a2"))
+        a1, a2 = ",".join(hosts["a1"].addrs), ",".join(hosts["a2"].addrs)
+        cluster_file.write_text(f"shard a {a1} {a2}\ntenant alpha a\ndefault a\n"
+                                f"node a1 {a1}\nnode a2 {a2}\n")
+        prefix = tmp_path / "front"
+        port = harness.free_port()
+        subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
+        out = open(tmp_path / "front.out", "ab")
+        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
+                                       "-e", "logs/error.log"], stdout=out, stderr=out)
+        harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
+        include = prefix / "conf" / "ragstream_cluster.conf"
+        agent_log = tmp_path / "agent.log"
+        agent = harness.start_process(
+            [str(AGENT), "--cluster", str(cluster_file), "--out", str(include), "--nats", nats.url,
+             "--interval", "0.3", "--ragstream", str(CLI),
+             "--reload", f"nginx -p {prefix}/ -c conf/nginx.conf -e logs/error.log -s reload"],
+            stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT)
+        cl = {"port": port, "keys": keys, "hosts": hosts}
+
+        def first_server() -> str:
+            text = include.read_text()
+            return text.split("upstream ragstream_shard_a {", 1)[1].split("server ", 1)[1].split()[0]
+
+        assert first_server() == hosts["a1"].addrs[0]
+        r, rid = call(cl, "alpha", "POST", "/api/documents", {"title": "Before", "text": "Before the failover."})
+        assert r.status in (200, 201) and served_by(cl, rid) == ["a1"], r
+
+        hosts["a1"].kill()
+        harness.wait_until(lambda: first_server() == hosts["a2"].addrs[0], 30, interval=0.2,
+                           what="the agent to put a2 first: " + agent_log.read_text()[-1500:])
+        assert "leads a2" in agent_log.read_text()
+        assert f"{hosts['a1'].addrs[0]} backup" in include.read_text()
+
+        # a1 returns on its ports, as a standby now (the lease is a2's).
+        ports = [int(a.rsplit(":", 1)[1]) for a in hosts["a1"].addrs]
+        hosts["a1"].stop()
+        hosts["a1"] = Host("a1", tmp_path, keys_file, 2, leased_env(nats, "a1"), ports=ports)
+        time.sleep(1)  # the reload's new nginx workers have taken over
+        for i in range(3):
+            r, rid = call(cl, "alpha", "POST", "/api/documents", {"title": f"After {i}", "text": f"After {i}."})
+            assert r.status in (200, 201), (r, agent_log.read_text()[-1500:])
+            assert served_by(cl, rid) == ["a2"]
+        assert "reloaded" in agent_log.read_text()
+        # The agent wrote nothing more once the routing matched the leases.
+        assert agent_log.read_text().count("routing rendered") <= 2
+    finally:
+        if agent is not None:
+            harness.stop_process(agent, signal.SIGTERM, timeout=10)
+        if front is not None:
+            harness.stop_process(front, signal.SIGTERM, timeout=10)
+        for h in hosts.values():
+            h.stop()
+        nats.stop()
+
+
+def test_the_agent_checks_its_arguments(tmp_path):
+    out = subprocess.run([str(AGENT), "--cluster", str(tmp_path / "none.conf"), "--out", str(tmp_path / "x")],
+                         capture_output=True, text=True)
+    assert out.returncode == 2 and "cannot read" in out.stderr
+    out = subprocess.run([str(AGENT), "--help"], capture_output=True, text=True)
+    assert out.returncode == 0 and "Usage: cluster_agent.sh" in out.stdout
+    assert "set -euo" not in out.stdout
