@@ -849,6 +849,8 @@ SizeResult RunSize(const Options& opt, uint64_t rows, uint32_t dim, Bandwidth& b
       const auto start = Clock::now();
       if (opt.profile == "vectorindex") {
         SearchVectorIndex(index, ds, q);
+      } else if (opt.profile == "vectorindex-int8") {
+        SearchVectorIndex(index8, ds, q);
       } else if (opt.profile == "docs") {
         SearchDocValues(*env, ds, opt.shards, q, best);
       } else if (opt.profile == "docs-prefetch") {
@@ -858,7 +860,7 @@ SizeResult RunSize(const Options& opt, uint64_t rows, uint32_t dim, Bandwidth& b
       } else if (opt.profile == "int8") {
         SearchInt8(*env, dim, opt.shards, q, opt.oversample);
       } else {
-        Die("--profile vectorindex|docs|docs-prefetch|blocks|int8");
+        Die("--profile vectorindex|vectorindex-int8|docs|docs-prefetch|blocks|int8");
       }
       std::fprintf(stderr, "%.1f ms\n", Ms(Clock::now() - start));
     }
