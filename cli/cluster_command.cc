@@ -4,51 +4,23 @@
 // as the hosts report them, and its tenants. Talks to NATS, not to the HTTP API.
 #include <cstdio>
 #include <cstdlib>
-#include <fstream>
-#include <map>
-#include <sstream>
 #include <string>
 #include <vector>
 
+#include "cli/cluster_file.h"
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "lib/cluster/jetstream_log.h"
 
 namespace ragstream::cli {
-namespace {
-
-struct ClusterFile {
-  std::vector<std::string> shards;
-  std::map<std::string, std::vector<std::string>> tenants;  // shard -> tenants
-  std::string default_shard;
-};
-
-Result<ClusterFile> ReadClusterFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return Status::InvalidArgument("no_cluster_file", "cannot read " + path);
-  ClusterFile out;
-  std::string line;
-  while (std::getline(in, line)) {
-    if (auto hash = line.find('#'); hash != std::string::npos) line.resize(hash);
-    std::istringstream words(line);
-    std::string kind, a, b;
-    words >> kind >> a >> b;
-    if (kind == "shard" && !a.empty()) out.shards.push_back(a);
-    if (kind == "tenant" && !b.empty()) out.tenants[b].push_back(a);
-    if (kind == "default") out.default_shard = a;
-  }
-  if (out.shards.empty()) {
-    return Status::InvalidArgument("no_shards",
-                                   path + " names no shard (shard NAME PRIMARY STANDBY)");
-  }
-  return out;
-}
 
 std::string NatsUrls(const Context& ctx) {
   const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
   return ctx.args.Get("--nats").value_or(
       env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
 }
+
+namespace {
 
 // The shard's log, to look at: a status does not make a shard's log.
 Result<std::unique_ptr<cluster::JetStreamLog>> OpenToLook(const std::string& urls,

@@ -150,6 +150,31 @@ const std::vector<CommandSpec>& Commands() {
         {"--nats", "URL",
          "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
          "nats://127.0.0.1:4222)"}}},
+      {"cluster move",
+       "TENANT",
+       1,
+       1,
+       "move a tenant to another shard, under load (cluster mode)",
+       "Run on a host of the tenant's shard, next to its store. Copies the tenant's records\n"
+       "from one read snapshot of the store into a NATS stream; the target shard's primary\n"
+       "applies them, then follows the source's log for the tenant's changes made meanwhile.\n"
+       "When it is close to the end, the tenant's writes on the source stop (503\n"
+       "tenant_moving: the only write pause), the target catches up, the cluster file routes\n"
+       "the tenant to the target (render nginx, or let scripts/cluster_agent.sh), and the\n"
+       "tenant's records are deleted from the source through its log. Prints the bytes moved,\n"
+       "the rate and the pause. Exit 1 if a step fails. Run again, a move that got as far as\n"
+       "the routing finishes (the deletion at the source); one that did not is refused until\n"
+       "called off with --abort, which lifts the pause at the source (the tenant stays there)\n"
+       "and has the target delete its copy.",
+       {{"--to", "SHARD", "the shard to move it to (required)"},
+        {"--cluster", "FILE", "the cluster file; its tenant line is rewritten (required)"},
+        {"--data-dir", "DIR",
+         "the source's store (default: $RAGSTREAM_DATA_DIR, else ./ragstream-data)"},
+        {"--nats", "URL",
+         "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
+         "nats://127.0.0.1:4222)"},
+        {"--timeout", "S", "seconds to wait for each of the target's steps (default: 600)"},
+        {"--abort", "", "call off a move that stopped before the routing changed"}}},
   };
   return kCommands;
 }

@@ -30,5 +30,6 @@ int RunMigrate(const Context& ctx);
 int RunStats(const Context& ctx);
 int RunClusterStatus(const Context& ctx);
 int RunClusterLeaders(const Context& ctx);
+int RunClusterMove(const Context& ctx);
 
 }  // namespace ragstream::cli

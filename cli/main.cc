@@ -56,6 +56,7 @@ int Main(int argc, char** argv) {
       {"stats", RunStats},
       {"cluster status", RunClusterStatus},
       {"cluster leaders", RunClusterLeaders},
+      {"cluster move", RunClusterMove},
   };
   auto it = kRun.find(ctx.args.command->name);
   if (it == kRun.end()) return UsageError(ctx, "this command is not implemented");

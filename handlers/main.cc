@@ -14,6 +14,7 @@
 #include "lib/chat/chat_service.h"
 #include "lib/chat/partial_writer.h"
 #include "lib/cluster/replicator.h"
+#include "lib/cluster/tenant_mover.h"
 #include "lib/core/api_keys.h"
 #include "lib/core/config.h"
 #include "lib/core/ids.h"
@@ -188,6 +189,13 @@ int Run(int argc, char** argv) {
       return 1;
     }
     replicator = std::move(*started);
+  }
+  // A tenant moving into this shard (`ragstream cluster move`) is carried out by the process
+  // that applies the log on the shard's primary.
+  std::unique_ptr<cluster::TenantMover> mover;
+  if (replicator) {
+    mover = std::make_unique<cluster::TenantMover>(**env, *replicator, config->shard);
+    mover->Start();
   }
   store::ConversationStore conversations(**env);
   store::DocumentStore documents(

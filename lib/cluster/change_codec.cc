@@ -33,6 +33,17 @@ Status Corrupt(std::string what) {
   return Status::Internal("the replication log holds a damaged record: " + what);
 }
 
+void AppendChange(std::string& out, store::Change::Op op, std::string_view db, std::string_view key,
+                  std::string_view value) {
+  out.push_back(static_cast<char>(op));
+  out.push_back(static_cast<char>(db.size()));
+  out.append(db);
+  PutU32(out, static_cast<uint32_t>(key.size()));
+  out.append(key);
+  PutU32(out, static_cast<uint32_t>(value.size()));
+  out.append(value);
+}
+
 }  // namespace
 
 std::string EncodeChanges(const store::Env& env, const std::vector<store::Change>& changes) {
@@ -41,16 +52,13 @@ std::string EncodeChanges(const store::Env& env, const std::vector<store::Change
   std::string out;
   out.reserve(size);
   out.append(kRecordMagic);
-  for (const auto& c : changes) {
-    const std::string_view name = env.DbName(c.dbi);
-    out.push_back(static_cast<char>(c.op));
-    out.push_back(static_cast<char>(name.size()));
-    out.append(name);
-    PutU32(out, static_cast<uint32_t>(c.key.size()));
-    out.append(c.key);
-    PutU32(out, static_cast<uint32_t>(c.value.size()));
-    out.append(c.value);
-  }
+  for (const auto& c : changes) AppendChange(out, c.op, env.DbName(c.dbi), c.key, c.value);
+  return out;
+}
+
+std::string EncodeNamedChanges(const std::vector<DecodedChange>& changes) {
+  std::string out(kRecordMagic);
+  for (const auto& c : changes) AppendChange(out, c.op, c.db, c.key, c.value);
   return out;
 }
 

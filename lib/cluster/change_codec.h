@@ -29,6 +29,8 @@ struct DecodedChange {
   store::Change::Op op;
   std::string_view db, key, value;
 };
+// The same record from changes named by database (a tenant move's copies and deletes).
+std::string EncodeNamedChanges(const std::vector<DecodedChange>& changes);
 Result<std::vector<DecodedChange>> DecodeChanges(std::string_view record);
 
 // Replays `changes` in `txn` (a BeginApply transaction). A database this binary does not

@@ -18,6 +18,7 @@ namespace {
 constexpr int kWrongLastSequence = 10071;
 constexpr auto kStartWait = std::chrono::seconds(30);
 constexpr const char* kLeaseBucket = "ragstream_leases";
+constexpr const char* kMoveBucket = "ragstream_moves";
 
 Status NatsError(natsStatus s, std::string_view what, jsErrCode jerr = static_cast<jsErrCode>(0)) {
   std::string msg = std::string(what) + ": " + natsStatus_GetText(s);
@@ -150,6 +151,7 @@ Result<std::unique_ptr<JetStreamLog>> JetStreamLog::Open(const LogOptions& optio
 
 JetStreamLog::~JetStreamLog() {
   if (leases_) kvStore_Destroy(leases_);
+  if (moves_) kvStore_Destroy(moves_);
   if (js_) jsCtx_Destroy(js_);
   if (nc_) natsConnection_Destroy(nc_);
 }
@@ -269,6 +271,61 @@ Result<std::vector<JetStreamLog::HostReport>> JetStreamLog::HostReports() {
   }
   kvKeysList_Destroy(&keys);
   return out;
+}
+
+Status JetStreamLog::OpenMoves() {
+  if (moves_) return Status::Ok();
+  natsStatus s = js_KeyValue(&moves_, js_, kMoveBucket);
+  if (s == NATS_OK) return Status::Ok();
+  kvConfig kc;
+  kvConfig_Init(&kc);
+  kc.Bucket = kMoveBucket;
+  kc.History = 1;
+  kc.Replicas = options_.replicas;
+  kc.StorageType = js_FileStorage;
+  s = js_CreateKeyValue(&moves_, js_, &kc);
+  // Another process may have created it meanwhile.
+  if (s != NATS_OK) s = js_KeyValue(&moves_, js_, kMoveBucket);
+  if (s != NATS_OK) return NatsError(s, std::string("cannot open the bucket ") + kMoveBucket);
+  return Status::Ok();
+}
+
+Result<std::optional<std::string>> JetStreamLog::GetMoveKey(const std::string& key) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  kvEntry* e = nullptr;
+  natsStatus s = kvStore_Get(&e, moves_, key.c_str());
+  if (s == NATS_NOT_FOUND) return std::optional<std::string>();
+  if (s != NATS_OK) return NatsError(s, "read " + key);
+  std::optional<std::string> out;
+  if (kvEntry_Operation(e) == kvOp_Put) {
+    out.emplace(static_cast<const char*>(kvEntry_Value(e)),
+                static_cast<size_t>(kvEntry_ValueLen(e)));
+  }
+  kvEntry_Destroy(e);
+  return out;
+}
+
+Status JetStreamLog::PutMoveKey(const std::string& key, std::string_view value) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  uint64_t rev = 0;
+  natsStatus s =
+      kvStore_Put(&rev, moves_, key.c_str(), value.data(), static_cast<int>(value.size()));
+  if (s != NATS_OK) return NatsError(s, "write " + key);
+  return Status::Ok();
+}
+
+Status JetStreamLog::DeleteMoveKey(const std::string& key) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  natsStatus s = kvStore_Delete(moves_, key.c_str());
+  if (s != NATS_OK && s != NATS_NOT_FOUND) return NatsError(s, "delete " + key);
+  return Status::Ok();
+}
+
+Status JetStreamLog::DeleteStream() {
+  jsErrCode jerr = static_cast<jsErrCode>(0);
+  natsStatus s = js_DeleteStream(js_, stream_.c_str(), nullptr, &jerr);
+  if (s != NATS_OK && s != NATS_NOT_FOUND) return NatsError(s, "delete " + stream_, jerr);
+  return Status::Ok();
 }
 
 Result<std::vector<JetStreamLog::Copy>> JetStreamLog::Copies() {

@@ -96,6 +96,14 @@ class JetStreamLog {
   };
   Result<std::vector<Copy>> Copies();
 
+  // A tenant move's plan and progress (TenantMover), in the key-value bucket ragstream_moves:
+  // kept until deleted (no TTL), created on first use. nullopt: no such key.
+  Result<std::optional<std::string>> GetMoveKey(const std::string& key);
+  Status PutMoveKey(const std::string& key, std::string_view value);
+  Status DeleteMoveKey(const std::string& key);
+  // Deletes this log's stream (a tenant move's snapshot, once applied).
+  Status DeleteStream();
+
   const std::string& stream() const { return stream_; }
   const std::string& subject() const { return subject_; }
 
@@ -106,6 +114,8 @@ class JetStreamLog {
   __natsConnection* nc_ = nullptr;
   __jsCtx* js_ = nullptr;
   __kvStore* leases_ = nullptr;
+  __kvStore* moves_ = nullptr;
+  Status OpenMoves();
   std::string lease_key_;
 };
 

@@ -8,6 +8,7 @@
 #include <random>
 
 #include "lib/cluster/change_codec.h"
+#include "lib/cluster/tenant_keys.h"
 #include "lib/core/log.h"
 
 namespace ragstream::cluster {
@@ -166,6 +167,14 @@ void Replicator::CheckLease(bool starting) {
   if (!CaughtUp()) return;
   auto taken = log_->TakeLease(options_.node);
   if (!taken.ok()) {
+    // Another process of this host may have taken it a moment before (the host's workers
+    // start together): then this one leads too, now rather than at the next look.
+    auto now = log_->GetLease();
+    if (now.ok() && *now && (*now)->holder == options_.node) {
+      absent_since_ = {};
+      SetLeader(true, "this host took the lease");
+      return;
+    }
     LogInfo("cluster", "did not take the shard's lease", {{"why", taken.status().message()}});
     return;
   }
@@ -245,7 +254,31 @@ Result<uint64_t> Replicator::Applied() const {
   return ReadAppliedSeq(*txn, dbi_);
 }
 
+Status Replicator::RefuseMovingTenants(const store::Txn& txn,
+                                       const std::vector<store::Change>& changes) const {
+  // A tenant moving away is marked in index_meta by the mover's record in this log; every
+  // write after that record is made on a store that holds the mark, so checking here, in
+  // the writing transaction, refuses all of them and none before.
+  const auto meta = env_.FindDbi(kMetaDatabase);
+  if (!meta) return Status::Ok();
+  std::string_view checked;
+  for (const auto& c : changes) {
+    const std::string_view tenant = TenantOfKey(env_.DbName(c.dbi), c.key);
+    if (tenant.empty() || tenant == checked) continue;
+    checked = tenant;
+    auto mark = txn.Get(*meta, MovingKey(tenant));
+    if (!mark.ok()) return mark.status();
+    if (mark->has_value()) {
+      return Status::Unavailable("tenant_moving", "tenant " + std::string(tenant) +
+                                                      " is moving to shard " + std::string(**mark) +
+                                                      "; retry in a moment");
+    }
+  }
+  return Status::Ok();
+}
+
 Status Replicator::Publish(store::Txn& txn, const std::vector<store::Change>& changes) {
+  if (Status s = RefuseMovingTenants(txn, changes); !s.ok()) return s;
   auto applied = ReadAppliedSeq(txn, dbi_);
   if (!applied.ok()) return applied.status();
   const std::string record = EncodeChanges(env_, changes);

@@ -18,7 +18,8 @@
 //   finds the lease held by another refuses writes again. Even two hosts that both believe
 //   they lead cannot fork the store: a write is only appended on the log's latest state.
 //
-// Not built yet (issue 15): tenant moves, snapshots that let the log be truncated.
+// Tenant moves: see tenant_mover.h. Not built yet (issue 15): snapshots that let the log be
+// truncated.
 #pragma once
 
 #include <atomic>
@@ -65,6 +66,10 @@ class Replicator {
   uint64_t applied_records() const { return applied_records_.load(); }
   uint64_t published_records() const { return published_records_.load(); }
   bool leader() const { return leader_.load(); }
+  // Whether this process is the host's one that applies the log (holds the file lock).
+  bool applies_here() const { return holding_.load(); }
+  // The shard's log options (the NATS servers, replicas), for the tenant mover.
+  const LogOptions& log_options() const { return options_.log; }
   // Prometheus gauges: whether this host leads, its applied sequence, the log's last one
   // and the difference (the replication lag in records; the apply rate is the rate of the
   // applied sequence).
@@ -73,6 +78,9 @@ class Replicator {
  private:
   Replicator(store::Env& env, ReplicatorOptions options, std::unique_ptr<JetStreamLog> log);
   Status Publish(store::Txn& txn, const std::vector<store::Change>& changes);
+  // 503 tenant_moving for a write of a tenant this store marks as moving away.
+  Status RefuseMovingTenants(const store::Txn& txn,
+                             const std::vector<store::Change>& changes) const;
   // The sequence to expect when `applied` is refused as not the last: the log's last one if
   // what lies past `applied` is only an unfinished record; else the error (records this
   // store lacks: the applying thread catches up and the client retries).

@@ -103,6 +103,8 @@ class Env {
   std::optional<MDB_dbi> FindDbi(std::string_view name) const;
   // The name of an opened database ("" if none).
   std::string_view DbName(MDB_dbi dbi) const;
+  // Every opened database, by name.
+  const std::vector<std::pair<std::string, MDB_dbi>>& Dbis() const { return dbis_; }
 
   struct Usage {
     uint64_t map_bytes = 0;

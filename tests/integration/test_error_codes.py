@@ -50,6 +50,11 @@ INTERNAL_ONLY = {
     # a host that loses the lease refuses writes with `standby`.
     "lease_taken": "another host holds the shard's lease: logged by the lease thread",
     "lease_lost": "the lease moved or lapsed before a renewal: logged, writes refused as standby",
+    # cluster::TenantMover (lib/cluster/tenant_mover.cc), the target's side of a tenant move:
+    # reported in the key-value bucket, which `ragstream cluster move` prints; no HTTP route.
+    "bad_move_plan": "a move plan in the bucket lacks a field: reported to the move's CLI",
+    "move_mismatch": "the target's store differs in layout, embedder or shards: reported to the CLI",
+    "tenant_exists": "the target already holds records of the tenant: reported to the move's CLI",
     # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
     # the host; the CLI prints it. No HTTP route reaches it.
     "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",

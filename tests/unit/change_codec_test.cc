@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "lib/cluster/tenant_keys.h"
+#include "lib/cluster/tenant_mover.h"
 #include "lib/core/sha256.h"
 #include "lib/store/document_store.h"
 #include "lib/store/lmdb.h"
@@ -248,6 +250,82 @@ BOOST_AUTO_TEST_CASE(unfinished_records_are_dropped_and_damage_is_refused) {
   auto txn = Txn::BeginApply(*env);
   BOOST_REQUIRE(txn.ok());
   BOOST_TEST(!ApplyChanges(*txn, *env, unknown).ok());
+}
+
+// A tenant move copies exactly the tenant's records: into an empty store they give a store
+// that holds that tenant's documents and nothing of anyone else's; deleting them leaves the
+// source with the other tenant's alone.
+BOOST_AUTO_TEST_CASE(a_tenants_records_move_whole_and_alone) {
+  BOOST_TEST(TenantOfKey("documents", "acme/doc_1") == "acme");
+  BOOST_TEST(TenantOfKey("index_meta", "doc_count/acme") == "acme");
+  BOOST_TEST(TenantOfKey("index_meta", "layout").empty());
+  BOOST_TEST(TenantOfKey("index_meta", MovingKey("acme")).empty());  // the move's own mark
+  BOOST_TEST(TenantOfKey("replication", "applied_seq").empty());
+  BOOST_TEST(!IsTenantKey("documents", "acme2/doc_1", "acme"));
+
+  testing::TempDir a_dir, b_dir;
+  auto a = OpenEnv(a_dir.path());
+  auto b = OpenEnv(b_dir.path());
+  store::DocumentStore source(*a, 2, store::VectorFormat::kFloat, WordAnalyzer);
+  for (const char* tenant : {"acme", "globex"}) {
+    for (int i = 0; i < 4; ++i) {
+      auto added = source.Add(tenant, Doc(std::string(tenant) + "_" + std::to_string(i),
+                                          {"alpha " + std::to_string(i), "beta gamma"}));
+      BOOST_REQUIRE_MESSAGE(added.ok(), added.status().ToString());
+    }
+  }
+  std::vector<std::string> copy, deletion;
+  size_t records = 0;
+  {
+    auto txn = Txn::BeginRead(*a);
+    BOOST_REQUIRE(txn.ok());
+    std::vector<DecodedChange> puts, dels;
+    Status s = ForEachTenantRecord(
+        *txn, *a, "acme", [&](std::string_view db, std::string_view key, std::string_view value) {
+          puts.push_back({Change::Op::kPut, db, key, value});
+          dels.push_back({Change::Op::kDel, db, key, {}});
+          return Status::Ok();
+        });
+    BOOST_REQUIRE(s.ok());
+    records = puts.size();
+    copy.push_back(EncodeNamedChanges(puts));
+    deletion.push_back(EncodeNamedChanges(dels));
+  }
+  BOOST_TEST(records > 8u);
+  ApplyAll(*b, copy);
+  store::DocumentStore target(*b, 2, store::VectorFormat::kFloat, WordAnalyzer);
+  size_t copied = 0;
+  for (const auto& [db, rows] : Dump(*b)) {
+    for (const auto& [key, value] : rows) {
+      BOOST_TEST(TenantOfKey(db, key) == "acme", db << " " << key);
+      BOOST_TEST(Dump(*a)[db][key] == value);
+      ++copied;
+    }
+  }
+  BOOST_TEST(copied == records);
+  auto listed = target.List("acme");
+  BOOST_REQUIRE(listed.ok());
+  BOOST_TEST(listed->size() == 4u);
+  auto found = target.lexical().Search("acme", {{"gamma", 1.0}}, 10, {});
+  BOOST_REQUIRE(found.ok());
+  BOOST_TEST(found->hits.size() == 4u);
+
+  ApplyAll(*a, deletion);
+  for (const auto& [db, rows] : Dump(*a)) {
+    for (const auto& [key, value] : rows)
+      BOOST_TEST(TenantOfKey(db, key) != "acme", db << " " << key);
+  }
+  auto left = source.List("globex");
+  BOOST_REQUIRE(left.ok());
+  BOOST_TEST(left->size() == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(move_fields_round_trip) {
+  const MoveFields plan{{"tenant", "team_b.x"}, {"from", "a"}, {"snapshot_seq", "42"}};
+  const MoveFields back = ParseMoveFields(FormatMoveFields(plan));
+  BOOST_TEST((back == plan));
+  BOOST_TEST(MoveNumber(back, "snapshot_seq") == 42u);
+  BOOST_TEST(MoveNumber(back, "freeze_seq") == 0u);
 }
 
 BOOST_AUTO_TEST_SUITE_END()
