@@ -25,9 +25,11 @@ namespace ragstream::cli {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-// A snapshot or deletion record stays one message of the log (NATS's default max_payload is
-// 1 MB): it is appended whole or not at all, never torn by another writer between parts.
+// The tenant's records are batched into log records of about this much (a value larger than
+// that, a vector block, is a record of its own); a record goes to the log in messages of at
+// most kPartBytes (below NATS's default max_payload of 1 MB).
 constexpr size_t kRecordBytes = 256 << 10;
+constexpr size_t kPartBytes = 512 << 10;
 // The write pause starts once the target is this close to the source's end.
 constexpr uint64_t kCloseEnough = 64;
 
@@ -70,10 +72,11 @@ Result<std::unique_ptr<store::Env>> OpenSourceStore(const std::string& dir) {
   return store::Env::Open(options);
 }
 
-// Appends one record to a log, on whatever it holds now: a log other writers append to
-// (the source's primary) is retried on a conflict, a little later each time.
+// Appends one record to a log whose other writers (the source's primary) append meanwhile: on
+// what it holds now, retried on a conflict a little later each time. Such records are small
+// (a mark, deletions of keys) and go whole in one message, never torn by another writer.
 Result<uint64_t> AppendRecord(cluster::JetStreamLog& log, const std::string& record) {
-  const auto parts = cluster::FrameParts(std::random_device{}(), record, 1 << 20);
+  const auto parts = cluster::FrameParts(std::random_device{}(), record, kPartBytes);
   if (parts.size() != 1) return Failed("record_too_large", "a move record needs one message");
   for (int attempt = 0;; ++attempt) {
     auto last = log.LastSeq();
@@ -82,6 +85,20 @@ Result<uint64_t> AppendRecord(cluster::JetStreamLog& log, const std::string& rec
     if (seq.ok() || seq.status().kind() != ErrorKind::kConflict || attempt == 200) return seq;
     std::this_thread::sleep_for(std::chrono::milliseconds(5 + 5 * (attempt % 10)));
   }
+}
+
+// Appends a record, in as many messages as it needs, to a log nobody else writes (the move's
+// snapshot stream). The last sequence.
+Result<uint64_t> AppendToOwnLog(cluster::JetStreamLog& log, const std::string& record) {
+  auto last = log.LastSeq();
+  if (!last.ok()) return last.status();
+  uint64_t seq = *last;
+  for (const auto& part : cluster::FrameParts(std::random_device{}(), record, kPartBytes)) {
+    auto appended = log.Append(part, seq);
+    if (!appended.ok()) return appended.status();
+    seq = *appended;
+  }
+  return seq;
 }
 
 // The tenant's records as log records of at most kRecordBytes: puts (the copy) or deletions.
@@ -102,11 +119,6 @@ Result<std::vector<std::string>> TenantRecords(const store::Txn& txn, const stor
       txn, env, tenant, [&](std::string_view db, std::string_view key, std::string_view value) {
         const size_t need = db.size() + key.size() + (deletions ? 0 : value.size()) + 16;
         if (size + need > kRecordBytes) flush();
-        if (need > kRecordBytes) {
-          return Failed("record_too_large", "a record of " + std::string(db) + " is " +
-                                                std::to_string(value.size()) +
-                                                " bytes, more than a log message holds");
-        }
         *bytes += key.size() + value.size();
         batch.push_back({deletions ? store::Change::Op::kDel : store::Change::Op::kPut, db, key,
                          deletions ? std::string_view() : value});
@@ -354,10 +366,10 @@ int RunClusterMove(const Context& ctx) {
     auto snapshot = open(stream, true);
     if (!snapshot.ok()) return PrintFailure(snapshot.status());
     for (const auto& r : *records) {
-      auto seq = AppendRecord(**snapshot, r);
+      auto seq = AppendToOwnLog(**snapshot, r);
       if (!seq.ok()) return PrintFailure(seq.status());
+      messages = *seq;
     }
-    messages = records->size();
   }
   plan["messages"] = std::to_string(messages);
   plan["freeze_seq"] = "0";
@@ -367,7 +379,7 @@ int RunClusterMove(const Context& ctx) {
   }
   std::printf(
       "moving tenant %s from shard %s to %s: snapshot of %llu bytes at log sequence %s "
-      "in %llu records (%.1f s)\n",
+      "in %llu messages (%.1f s)\n",
       tenant.c_str(), from.c_str(), to.c_str(), static_cast<unsigned long long>(bytes),
       plan["snapshot_seq"].c_str(), static_cast<unsigned long long>(messages), Seconds(started));
   std::fflush(stdout);

@@ -197,14 +197,19 @@ Status TenantMover::ApplySnapshot(const MoveFields& plan, const std::string& ten
     if (!opened.ok()) return opened.status();
     snapshot_ = std::move(*opened);
   }
-  // A bounded slice a step, so the plan is read again (and the thread stops) in between.
-  for (uint64_t seq = done + 1; seq <= messages && seq <= done + 64 && !stop_.load(); ++seq) {
+  // A bounded slice a step, so the plan is read again (and the thread stops) in between; a
+  // record in several messages (a vector block) is put together first. `done` is always the
+  // end of a record.
+  Reassembler parts;
+  for (uint64_t seq = done + 1;
+       seq <= messages && (seq <= done + 64 || parts.pending()) && !stop_.load(); ++seq) {
     auto data = snapshot_->Get(seq);
     if (!data.ok()) return data.status();
-    auto part = ParsePart(*data);  // each record is one message
+    auto part = ParsePart(*data);
     if (!part.ok()) return part.status();
-    if (part->count != 1) return Status::Internal("the move's snapshot holds a record in parts");
-    auto changes = DecodeChanges(part->data);
+    auto record = parts.Feed(*part);
+    if (!record) continue;
+    auto changes = DecodeChanges(*record);
     if (!changes.ok()) return changes.status();
     for (const auto& c : *changes) {
       if (c.op != store::Change::Op::kPut || !IsTenantKey(c.db, c.key, tenant)) {

@@ -141,6 +141,17 @@ def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
                           {"title": f"Seed {i}", "text": f"Seed note {i}: the kingfisher dives for minnows. " * 30})
             assert r.status in (200, 201) and served_by(cl, rid) == ["a1"], r
             seeded.append(r.json["id"])
+        # Past 512 chunks, so that the tenant's vectors include a whole block (one value of
+        # about 0.8 MB, more than one log message holds).
+        lines = [json.dumps({"title": f"Bulk {i}", "text": " ".join(f"Bulk note {i} line {k}: the heron "
+                                                                     f"wades past reed {i * 100 + k}."
+                                                                     for k in range(160))})
+                 for i in range(60)]
+        r = harness.http_request(port, "POST", "/api/documents/batch", body="\n".join(lines).encode(),
+                                 headers={"Authorization": f"Bearer {keys['alpha']}",
+                                          "Content-Type": "application/x-ndjson"}, timeout=120)
+        assert r.status == 200 and r.json["created"] == 60, r
+        seeded += [x["id"] for x in r.json["documents"]]
         r, _ = call(cl, "beta", "POST", "/api/documents", {"title": "Beta", "text": "Beta keeps bees in the orchard."})
         assert r.status in (200, 201)
         beta_doc = r.json["id"]
@@ -201,7 +212,8 @@ def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
                 assert txn.get(b"moving/alpha") == b"b"  # what refuses alpha's writes on a
         finally:
             env.close()
-        assert keys_of(hosts["b1"].data, "alpha").get("documents")
+        moved_keys = keys_of(hosts["b1"].data, "alpha")
+        assert moved_keys.get("documents") and any(db.startswith("vblocks.") for db in moved_keys), moved_keys.keys()
         r, rid = call(cl, "beta", "GET", f"/api/documents/{beta_doc}")
         assert r.status == 200 and served_by(cl, rid) == ["a1"], r
         assert len(other.docs) >= 10 and not other.other

@@ -15,7 +15,9 @@ Measured, per mode:
     sequences sampled every 50 ms (records behind), and how long the standby takes to catch
     up once the load stops.
   - recovery: every primary worker SIGKILLed, the time until the standby takes a write.
-Not measured, because not built: the tenant move rate.
+  - a tenant move: the tenant (the load's, with MOVE_MB of documents added) moved to a second
+    shard's primary by `ragstream cluster move` while clients keep asking: MB/s, the write
+    pause, and what the clients saw.
 
 Usage: cluster_bench.py --out DIR [--quick]
 """
@@ -23,7 +25,10 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
+import re
 import signal
+import subprocess
 import statistics
 import sys
 import tempfile
@@ -36,6 +41,7 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 import harness  # noqa: E402
 
 SHARD = "bench"
+CLI = ROOT / "build" / "ragstream"
 
 
 def pct(xs, p):
@@ -62,20 +68,23 @@ def sequential(stack, n: int) -> dict:
             "store_ms_p50": pct(st, 50), "store_ms_p99": pct(st, 99)}
 
 
-def load(stack, clients: int, seconds: float, sample=None) -> dict:
+def load(stack, clients: int, seconds: float, sample=None, until=None) -> dict:
     done, failed = [0], [0]
     lock = threading.Lock()
     stop_at = time.monotonic() + seconds
 
     def client(k):
         i = 0
-        while time.monotonic() < stop_at:
+        while time.monotonic() < stop_at and not (until and until()):
             r = stack.stream({"message": f"Client {k} asks about herons, {i}."})
+            ok = r.status == 200 and r.done is not None
             with lock:
-                if r.status == 200 and r.done is not None:
+                if ok:
                     done[0] += 1
                 else:
                     failed[0] += 1
+            if not ok:
+                time.sleep(0.05)  # as a client backs off
             i += 1
 
     threads = [threading.Thread(target=client, args=(k,)) for k in range(clients)]
@@ -94,6 +103,68 @@ def load(stack, clients: int, seconds: float, sample=None) -> dict:
             "per_s": round(done[0] / took, 1), "samples": samples}
 
 
+def add_documents(stack, megabytes: float) -> int:
+    """Synthetic documents of ~8 kB through the batch endpoint, 64 a request; their bytes."""
+    words = ("heron reed marsh otter river willow kingfisher minnow dragonfly lily "
+             "bank current ford alder pike eel newt frog moss stone").split()
+    total, n = 0, 0
+    while total < megabytes * 1e6:
+        lines = []
+        for _ in range(64):
+            text = f"Note {n}. " + " ".join(words[(n * 7 + i * 13) % len(words)] + str((n + i) % 997)
+                                            for i in range(1300))
+            lines.append(json.dumps({"title": f"Note {n}", "text": text}))
+            total += len(text)
+            n += 1
+        r = stack.request("POST", "/api/documents/batch", body="\n".join(lines).encode(),
+                          headers={"Content-Type": "application/x-ndjson"}, timeout=300)
+        assert r.status == 200, r
+    return total
+
+
+def move_tenant(source, target_env: dict, work: Path, nats_url: str, clients: int, seconds: float,
+                megabytes: float) -> dict:
+    """Adds `megabytes` of documents on `source` (the shard's primary), then moves the tenant
+    to a new shard while `clients` keep asking on the source."""
+    added = add_documents(source, megabytes)
+    before = len(source.get("/api/documents").json["documents"])
+    target = harness.Stack(work / "target", "", workers=2, env=target_env)
+    try:
+        cluster_file = work / "cluster.conf"
+        cluster_file.write_text(f"shard {SHARD} 127.0.0.1:1 -\nshard {SHARD}2 127.0.0.1:2 -\n"
+                                f"default {SHARD}\n")
+        result = {}
+
+        def run_move():
+            t0 = time.monotonic()
+            p = subprocess.run([str(CLI), "cluster", "move", "default", "--to", f"{SHARD}2",
+                                "--cluster", str(cluster_file), "--data-dir", str(source.data_dir),
+                                "--nats", nats_url, "--timeout", "300"],
+                               capture_output=True, text=True, timeout=600,
+                               env={**os.environ, "RAGSTREAM_LOG_REPLICAS": "3"})
+            result.update(rc=p.returncode, out=p.stdout, err=p.stderr[-2000:],
+                          wall_s=round(time.monotonic() - t0, 2))
+
+        mover = threading.Thread(target=run_move)
+        mover.start()
+        # The clients ask until the move ends (after that the source no longer serves the tenant).
+        seen = load(source, clients, seconds, until=lambda: not mover.is_alive())
+        mover.join()
+        del seen["samples"]
+        assert result["rc"] == 0, result
+        m = re.search(r"moved tenant \S+ to shard \S+: (\d+) bytes in ([\d.]+) s \(([\d.]+) MB/s\), "
+                      r"writes paused ([\d.]+) s", result["out"])
+        assert m, result["out"]
+        listed = target.get("/api/documents")
+        return {"text_mb": round(added / 1e6, 1), "bytes": int(m.group(1)), "seconds": float(m.group(2)),
+                "mb_per_s": float(m.group(3)), "pause_s": float(m.group(4)), "wall_s": result["wall_s"],
+                "documents_before": before,
+                "documents_on_target": len(listed.json["documents"]) if listed.status == 200 else None,
+                "clients": seen}
+    finally:
+        target.stop()
+
+
 def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", required=True)
@@ -102,6 +173,7 @@ def main() -> int:
     out = Path(a.out)
     out.mkdir(parents=True, exist_ok=True)
     n_seq, clients, seconds = (20, 4, 4) if a.quick else (200, 8, 20)
+    move_mb = 1 if a.quick else 10
     started = time.monotonic()
     work = Path(tempfile.mkdtemp(prefix="ragstream-cluster-bench."))
     env_common = {**harness.OFFLINE_ENV, "RAGSTREAM_LOG_LEVEL": "info"}
@@ -165,6 +237,12 @@ def main() -> int:
             return r.status in (200, 201)
         harness.wait_until(takes_write, 60, interval=0.05, what="the standby to take writes")
         res["cluster"]["recovery_s"] = round(time.monotonic() - killed, 2)
+        # A tenant move: the new primary's tenant to a second shard, under the same load.
+        res["cluster"]["move"] = move_tenant(
+            standby, {**env_common, "RAGSTREAM_SHARD": f"{SHARD}2", "RAGSTREAM_NATS_URL": nats.url,
+                      "RAGSTREAM_LOG_REPLICAS": "3", "RAGSTREAM_CLUSTER_ROLE": "primary",
+                      "RAGSTREAM_NODE": "host-c"},
+            work, nats.url, clients // 2, 600, move_mb)
     finally:
         for s in stacks:
             s.stop()
@@ -216,7 +294,18 @@ def main() -> int:
         "last renewal, at most 1.5 s before the kill; then the standby applies the log's end and "
         "takes the lease; docs/operations.md).",
         "",
-        "Not measured, because not built yet: the rate of moving a tenant between shards.",
+        f"A tenant move: {c['move']['text_mb']} MB of documents were added to the tenant on the new "
+        f"primary, then `ragstream cluster move` took it to a second shard (its own primary, the same "
+        f"NATS servers) while {c['move']['clients']['exchanges'] + c['move']['clients']['failed']} "
+        f"exchanges were asked of the tenant meanwhile by {clients // 2} clients: "
+        f"{c['move']['bytes']:,} bytes of records in {c['move']['seconds']} s, "
+        f"**{c['move']['mb_per_s']} MB/s** (snapshot, copy through the target's log, the catch-up "
+        f"and the deletion at the source), writes paused {c['move']['pause_s']} s; "
+        f"{c['move']['clients']['failed']} of those exchanges failed (refused while the writes "
+        f"paused, or cut by the deletion at the source: the clients asked the source until the "
+        f"move ended, as they would before a front nginx re-routes them); "
+        f"{c['move']['documents_on_target']} of the tenant's {c['move']['documents_before']} documents on "
+        "the target afterwards.",
         "",
         f"This part took {res['elapsed_s']} s.",
         "",

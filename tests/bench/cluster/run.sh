@@ -14,7 +14,7 @@ here="$(cd "$(dirname "$0")" && pwd)"
 root="$(cd "$here/../../.." && pwd)"
 started=$SECONDS
 "$root/scripts/install_deps.sh" --test >&2
-"$root/scripts/build.sh" ragstream-worker >&2
+"$root/scripts/build.sh" ragstream-worker ragstream >&2
 export RAGSTREAM_BIN="$root/build/ragstream-worker"
 quick=()
 [ "${BENCH_QUICK:-0}" = 1 ] && quick=(--quick)
