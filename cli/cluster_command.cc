@@ -11,6 +11,7 @@
 #include "cli/commands.h"
 #include "cli/format.h"
 #include "lib/cluster/jetstream_log.h"
+#include "lib/cluster/tenant_mover.h"
 
 namespace ragstream::cli {
 
@@ -50,6 +51,21 @@ int RunClusterLeaders(const Context& ctx) {
       continue;
     }
     std::printf("%s %s\n", shard.c_str(), *lease ? (*lease)->holder.c_str() : "-");
+  }
+  if (ctx.args.Has("--routes")) {
+    // The tenants moved between shards (ragstream cluster move), wherever they are now.
+    auto log = OpenToLook(urls, file->shards.front());
+    auto routes = log.ok() ? (*log)->MoveKeys(std::string(cluster::kMoveRoutePrefix))
+                           : Result<std::vector<std::pair<std::string, std::string>>>(log.status());
+    if (!routes.ok()) {
+      std::fprintf(stderr, "routes: %s\n", routes.status().message().c_str());
+      ++failed;
+    } else {
+      for (const auto& [key, shard] : *routes) {
+        std::printf("route %s %s\n", key.substr(cluster::kMoveRoutePrefix.size()).c_str(),
+                    shard.c_str());
+      }
+    }
   }
   return failed > 0 ? kExitFailed : kExitOk;
 }

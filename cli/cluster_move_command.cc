@@ -18,6 +18,7 @@
 #include "lib/cluster/replicator.h"
 #include "lib/cluster/tenant_keys.h"
 #include "lib/cluster/tenant_mover.h"
+#include "lib/core/tenant.h"
 #include "lib/store/conversation_store.h"
 #include "lib/store/document_store.h"
 
@@ -101,33 +102,38 @@ Result<uint64_t> AppendToOwnLog(cluster::JetStreamLog& log, const std::string& r
   return seq;
 }
 
-// The tenant's records as log records of at most kRecordBytes: puts (the copy) or deletions.
-Result<std::vector<std::string>> TenantRecords(const store::Txn& txn, const store::Env& env,
-                                               const std::string& tenant, bool deletions,
-                                               uint64_t* bytes) {
-  std::vector<std::string> records;
+// The tenant's records as log records of about kRecordBytes, handed to `emit` as they are
+// read: puts of what moves with it (the copy), or deletions of every record of it (at the
+// source, its approximate index's too). `bytes` counts the keys and values.
+Status ForTenantRecords(const store::Txn& txn, const store::Env& env, const std::string& tenant,
+                        bool deletions, uint64_t* bytes,
+                        const std::function<Status(const std::string& record)>& emit) {
   // Views into the map: the read transaction outlives the batch.
   std::vector<cluster::DecodedChange> batch;
   size_t size = 0;
-  auto flush = [&] {
-    if (batch.empty()) return;
-    records.push_back(cluster::EncodeNamedChanges(batch));
+  auto flush = [&]() -> Status {
+    if (batch.empty()) return Status::Ok();
+    Status s = emit(cluster::EncodeNamedChanges(batch));
     batch.clear();
     size = 0;
+    return s;
   };
   Status s = cluster::ForEachTenantRecord(
-      txn, env, tenant, [&](std::string_view db, std::string_view key, std::string_view value) {
+      txn, env, tenant,
+      [&](std::string_view db, std::string_view key, std::string_view value) -> Status {
         const size_t need = db.size() + key.size() + (deletions ? 0 : value.size()) + 16;
-        if (size + need > kRecordBytes) flush();
+        if (size + need > kRecordBytes) {
+          if (Status f = flush(); !f.ok()) return f;
+        }
         *bytes += key.size() + value.size();
         batch.push_back({deletions ? store::Change::Op::kDel : store::Change::Op::kPut, db, key,
                          deletions ? std::string_view() : value});
         size += need;
         return Status::Ok();
-      });
+      },
+      /*derived_too=*/deletions);
   if (!s.ok()) return s;
-  flush();
-  return records;
+  return flush();
 }
 
 Result<uint64_t> AppliedSeq(const store::Env& env) {
@@ -188,14 +194,14 @@ Result<uint64_t> DeleteAtSource(const store::Env& env, cluster::JetStreamLog& so
   }
   auto txn = store::Txn::BeginRead(env);
   if (!txn.ok()) return txn.status();
-  uint64_t bytes = 0;
-  auto records = TenantRecords(*txn, env, tenant, true, &bytes);
-  if (!records.ok()) return records.status();
-  for (const auto& r : *records) {
+  uint64_t bytes = 0, records = 0;
+  Status s = ForTenantRecords(*txn, env, tenant, true, &bytes, [&](const std::string& r) {
     auto seq = AppendRecord(source, r);
-    if (!seq.ok()) return seq.status();
-  }
-  return static_cast<uint64_t>(records->size());
+    ++records;
+    return seq.ok() ? Status::Ok() : seq.status();
+  });
+  if (!s.ok()) return s;
+  return records;
 }
 
 using OpenLog =
@@ -209,61 +215,97 @@ void CleanUp(cluster::JetStreamLog& control, const std::string& to, const std::s
   if (auto snapshot = open(stream, false); snapshot.ok()) (void)(*snapshot)->DeleteStream();
 }
 
-// A move found under way:
-// - its routing already points at the target (it got that far): what is left is the deletion at
-//   the source (of what the source still holds of the tenant) and the clean-up;
-// - --abort, before that: the source's mark is lifted (the tenant's writes resume there; it
-//   still holds everything), the target deletes what it copied, and the plan goes;
+// Routes the tenant to the target: the bucket's route (which cluster_agent.sh applies over the
+// cluster file wherever it runs) and this host's cluster file.
+Status Route(cluster::JetStreamLog& control, const std::string& cluster_path,
+             const std::string& tenant, const std::string& to) {
+  if (Status s = control.PutMoveKey(cluster::MoveRouteKey(tenant), to); !s.ok()) return s;
+  return RouteTenant(cluster_path, tenant, to);
+}
+
+// The rest of a move once the target holds everything up to the mark: the routing (recorded in
+// the plan first, against the revision read, so that a concurrent --abort and this cannot both
+// win), the deletion at the source, the clean-up. Idempotent: a rerun does it again.
+Result<uint64_t> RouteAndDelete(const store::Env& env, cluster::JetStreamLog& source,
+                                cluster::JetStreamLog& target, cluster::MoveFields plan,
+                                uint64_t revision, const std::string& cluster_path,
+                                const std::string& data_dir, const std::string& to, int timeout_s,
+                                const OpenLog& open) {
+  const std::string tenant = plan.at("tenant");
+  if (plan["routed"] != "1") {
+    plan["routed"] = "1";
+    auto updated =
+        target.UpdateMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(plan), revision);
+    if (!updated.ok()) return updated.status();
+  }
+  if (Status s = Route(target, cluster_path, tenant, to); !s.ok()) return s;
+  auto deletions = DeleteAtSource(env, source, data_dir, tenant,
+                                  cluster::MoveNumber(plan, "freeze_seq"), timeout_s);
+  if (!deletions.ok()) return deletions.status();
+  CleanUp(target, to, plan["stream"], open);
+  return deletions;
+}
+
+// A move found under way (a run that stopped, or one still running):
+// - past the mark (its freeze sequence is in the plan): every step left is idempotent, so this
+//   run finishes it: waits for the target, routes, deletes at the source;
+// - --abort, before the routing: the plan says so first (against its revision), then the mark
+//   is lifted (the tenant's writes resume at the source, which still holds everything), the
+//   target deletes what it copied, and the plan goes;
 // - otherwise it is refused: it may still be running elsewhere.
 int FinishOrAbort(const store::Env& env, cluster::JetStreamLog& source,
-                  cluster::JetStreamLog& target, const cluster::MoveFields& plan,
+                  cluster::JetStreamLog& target, const cluster::MoveFields& plan, uint64_t revision,
                   const std::string& cluster_path, const std::string& data_dir,
                   const std::string& to, bool abort, int timeout_s, const OpenLog& open) {
   const std::string tenant = plan.at("tenant");
   const std::string from = plan.count("from") ? plan.at("from") : "?";
-  const std::string stream = plan.count("stream") ? plan.at("stream") : "";
-  const auto file = ReadClusterFile(cluster_path);
-  if (!file.ok()) return PrintFailure(file.status());
-  if (file->ShardOf(tenant) == to) {
-    if (abort) {
-      return PrintFailure(Failed("move_switched", cluster_path + " already routes tenant " +
-                                                      tenant + " to " + to +
-                                                      ": too late to call the move off; run it "
-                                                      "again without --abort to finish it"));
+  const bool routed = plan.count("routed") && plan.at("routed") == "1";
+  const uint64_t freeze = cluster::MoveNumber(plan, "freeze_seq");
+  if (!abort) {
+    if (freeze == 0) {
+      return PrintFailure(
+          Failed("move_under_way", "a move of tenant " + tenant + " into shard " + to +
+                                       " is under way (another run?): wait for it, or call it "
+                                       "off with --abort"));
     }
-    auto deletions = DeleteAtSource(env, source, data_dir, tenant,
-                                    cluster::MoveNumber(plan, "freeze_seq"), timeout_s);
+    if (!routed) {
+      auto done = WaitForTarget(
+          target, to, plan.at("id"), timeout_s,
+          [&](const cluster::MoveFields& p) { return p.count("done") && p.at("done") == "1"; },
+          /*errors_end_wait=*/false);
+      if (!done.ok()) return PrintFailure(done.status());
+    }
+    auto deletions = RouteAndDelete(env, source, target, plan, revision, cluster_path, data_dir, to,
+                                    timeout_s, open);
     if (!deletions.ok()) return PrintFailure(deletions.status());
-    CleanUp(target, to, stream, open);
     std::printf("finished moving tenant %s to shard %s: deleted from shard %s in %llu records\n",
                 tenant.c_str(), to.c_str(), from.c_str(),
                 static_cast<unsigned long long>(*deletions));
     return kExitOk;
   }
-  if (!abort) {
-    return PrintFailure(Failed("move_under_way", "a move of tenant " + tenant + " into shard " +
-                                                     to +
-                                                     " is under way (another run?): wait for "
-                                                     "it, or call it off with --abort"));
+  if (routed) {
+    return PrintFailure(
+        Failed("move_switched", "tenant " + tenant + " is routed to " + to +
+                                    " already: too late to call the move off; run it again "
+                                    "without --abort to finish it"));
   }
-  // The mark may be there even if the plan does not name it yet (a run stopped in between).
+  cluster::MoveFields aborting = plan;
+  aborting["abort"] = "1";
+  auto updated =
+      target.UpdateMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(aborting), revision);
+  if (!updated.ok()) return PrintFailure(updated.status());
+  // The mark may be there even if the plan does not name it (a run stopped in between).
   auto lifted = AppendRecord(
       source,
       cluster::EncodeNamedChanges(
           {{store::Change::Op::kDel, cluster::kMetaDatabase, cluster::MovingKey(tenant), {}}}));
   if (!lifted.ok()) return PrintFailure(lifted.status());
-  cluster::MoveFields aborting = plan;
-  aborting["abort"] = "1";
-  if (Status s = target.PutMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(aborting));
-      !s.ok()) {
-    return PrintFailure(s);
-  }
   auto dropped = WaitForTarget(
       target, to, plan.at("id"), timeout_s,
       [](const cluster::MoveFields& p) { return p.count("aborted") && p.at("aborted") == "1"; },
       /*errors_end_wait=*/false);
   if (!dropped.ok()) return PrintFailure(dropped.status());
-  CleanUp(target, to, stream, open);
+  CleanUp(target, to, plan.count("stream") ? plan.at("stream") : "", open);
   std::printf(
       "called off moving tenant %s to shard %s: it stays on shard %s, which takes its "
       "writes again; shard %s deleted its copy\n",
@@ -275,6 +317,9 @@ int FinishOrAbort(const store::Env& env, cluster::JetStreamLog& source,
 
 int RunClusterMove(const Context& ctx) {
   const std::string tenant = ctx.args.positional.at(0);
+  if (!ValidTenantName(tenant)) {
+    return UsageError(ctx, "a tenant name is 1-64 of A-Z a-z 0-9 . _ -");
+  }
   if (!ctx.args.Get("--to")) return UsageError(ctx, "--to SHARD is required");
   if (!ctx.args.Get("--cluster")) return UsageError(ctx, "--cluster FILE is required");
   const std::string to = *ctx.args.Get("--to");
@@ -303,9 +348,9 @@ int RunClusterMove(const Context& ctx) {
   };
   auto target = open(to, false);
   if (!target.ok()) return PrintFailure(target.status());
-  auto existing = (*target)->GetMoveKey(cluster::MovePlanKey(to));
+  uint64_t revision = 0;
+  auto existing = (*target)->GetMoveKey(cluster::MovePlanKey(to), &revision);
   if (!existing.ok()) return PrintFailure(existing.status());
-  // A move under way (one that stopped, or is running elsewhere): finish it or call it off.
   cluster::MoveFields found;
   if (existing->has_value()) {
     found = cluster::ParseMoveFields(**existing);
@@ -318,8 +363,15 @@ int RunClusterMove(const Context& ctx) {
     return PrintFailure(
         Failed("no_move", "no move of tenant " + tenant + " into shard " + to + " is under way"));
   }
-  const std::string from = found.count("from") ? found.at("from") : file->ShardOf(tenant);
-  if (from == to) {
+  // The tenant's shard: the plan's, else the bucket's route (a tenant moved before), else the
+  // cluster file's.
+  std::string from = found.count("from") ? found.at("from") : "";
+  if (from.empty()) {
+    auto routed = (*target)->GetMoveKey(cluster::MoveRouteKey(tenant));
+    if (!routed.ok()) return PrintFailure(routed.status());
+    from = routed->has_value() ? **routed : file->ShardOf(tenant);
+  }
+  if (from == to && found.empty()) {
     return PrintFailure(Failed("same_shard", "tenant " + tenant + " is on shard " + to));
   }
   auto env = OpenSourceStore(data_dir);
@@ -327,12 +379,13 @@ int RunClusterMove(const Context& ctx) {
   auto source = open(from, false);
   if (!source.ok()) return PrintFailure(source.status());
   if (!found.empty()) {
-    return FinishOrAbort(**env, **source, **target, found, cluster_path, data_dir, to, abort,
-                         timeout_s, open);
+    return FinishOrAbort(**env, **source, **target, found, revision, cluster_path, data_dir, to,
+                         abort, timeout_s, open);
   }
   const auto started = Clock::now();
 
-  // 1. The snapshot: one read transaction of the source's store, and the log sequence it holds.
+  // 1. The snapshot: one read transaction of the source's store, and the log sequence it holds,
+  //    streamed into the move's own stream; then the plan, created only if there is none.
   const std::string id = std::to_string(std::random_device{}());
   std::string stream = "move-" + tenant + "-" + id;
   for (char& c : stream) {
@@ -357,26 +410,29 @@ int RunClusterMove(const Context& ctx) {
       if (!v.ok()) return PrintFailure(v.status());
       if (v->has_value()) plan[std::string("meta_") + name] = std::string(**v);
     }
-    auto records = TenantRecords(*txn, **env, tenant, false, &bytes);
-    if (!records.ok()) return PrintFailure(records.status());
-    if (records->empty()) {
-      return PrintFailure(Failed("nothing_to_move", "shard " + from + " holds nothing of tenant " +
-                                                        tenant + " (in " + data_dir + ")"));
-    }
     auto snapshot = open(stream, true);
     if (!snapshot.ok()) return PrintFailure(snapshot.status());
-    for (const auto& r : *records) {
+    Status s = ForTenantRecords(*txn, **env, tenant, false, &bytes, [&](const std::string& r) {
       auto seq = AppendToOwnLog(**snapshot, r);
-      if (!seq.ok()) return PrintFailure(seq.status());
-      messages = *seq;
+      if (seq.ok()) messages = *seq;
+      return seq.ok() ? Status::Ok() : seq.status();
+    });
+    if (!s.ok() || messages == 0) {
+      (void)(*snapshot)->DeleteStream();
+      if (!s.ok()) return PrintFailure(s);
+      return PrintFailure(Failed("nothing_to_move", "shard " + from + " holds nothing of tenant " +
+                                                        tenant + " (in " + data_dir + ")"));
     }
   }
   plan["messages"] = std::to_string(messages);
   plan["freeze_seq"] = "0";
-  if (Status s = (*source)->PutMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(plan));
-      !s.ok()) {
-    return PrintFailure(s);
+  auto created =
+      (*target)->CreateMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(plan));
+  if (!created.ok()) {
+    if (auto snapshot = open(stream, false); snapshot.ok()) (void)(*snapshot)->DeleteStream();
+    return PrintFailure(created.status());
   }
+  revision = *created;
   std::printf(
       "moving tenant %s from shard %s to %s: snapshot of %llu bytes at log sequence %s "
       "in %llu messages (%.1f s)\n",
@@ -386,7 +442,7 @@ int RunClusterMove(const Context& ctx) {
 
   // 2. The target applies the snapshot and follows the source's log; close to its end, the
   //    tenant's writes on the source stop (the mark), and the target catches up to the mark.
-  auto caught = WaitForTarget(**source, to, id, timeout_s, [&](const cluster::MoveFields& p) {
+  auto caught = WaitForTarget(**target, to, id, timeout_s, [&](const cluster::MoveFields& p) {
     if (cluster::MoveNumber(p, "snapshot") < messages) return false;
     auto last = (*source)->LastSeq();
     return last.ok() && cluster::MoveNumber(p, "source") + kCloseEnough >= *last;
@@ -398,30 +454,34 @@ int RunClusterMove(const Context& ctx) {
   auto freeze = AppendRecord(**source, mark);
   if (!freeze.ok()) return PrintFailure(freeze.status());
   plan["freeze_seq"] = std::to_string(*freeze);
-  if (Status s = (*source)->PutMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(plan));
-      !s.ok()) {
-    return PrintFailure(s);
-  }
-  auto done = WaitForTarget(**source, to, id, timeout_s, [&](const cluster::MoveFields& p) {
-    return p.count("done") && p.at("done") == "1" &&
-           cluster::MoveNumber(p, "source") >= *freeze - 1;
-  });
+  auto updated =
+      (*target)->UpdateMoveKey(cluster::MovePlanKey(to), cluster::FormatMoveFields(plan), revision);
+  if (!updated.ok()) return PrintFailure(updated.status());  // called off meanwhile
+  revision = *updated;
+  // From the mark on, every step is idempotent: a failure below is finished by a rerun, and
+  // an error the target reports meanwhile (NATS unreachable a moment) is waited out.
+  auto done = WaitForTarget(
+      **target, to, id, timeout_s,
+      [&](const cluster::MoveFields& p) {
+        return p.count("done") && p.at("done") == "1" &&
+               cluster::MoveNumber(p, "source") >= *freeze - 1;
+      },
+      /*errors_end_wait=*/false);
   if (!done.ok()) return PrintFailure(done.status());
+  const double pause_s = Seconds(paused);
 
   // 3. The routing, then the source's copy.
-  if (Status s = RouteTenant(cluster_path, tenant, to); !s.ok()) return PrintFailure(s);
-  const double pause_s = Seconds(paused);
-  const double copy_s = Seconds(started);
-  auto deletions = DeleteAtSource(**env, **source, data_dir, tenant, *freeze, timeout_s);
+  auto deletions = RouteAndDelete(**env, **source, **target, plan, revision, cluster_path, data_dir,
+                                  to, timeout_s, open);
   if (!deletions.ok()) return PrintFailure(deletions.status());
-  CleanUp(**target, to, stream, open);
+  const double copy_s = Seconds(started);
   std::printf(
       "moved tenant %s to shard %s: %llu bytes in %.1f s (%.1f MB/s), writes paused "
-      "%.2f s; %s routes it to %s (render nginx, or let cluster_agent.sh); deleted from "
-      "shard %s in %llu records\n",
+      "%.2f s; routed to %s (the bucket's route, and %s: cluster_agent.sh applies it); "
+      "deleted from shard %s in %llu records\n",
       tenant.c_str(), to.c_str(), static_cast<unsigned long long>(bytes), copy_s,
-      static_cast<double>(bytes) / 1e6 / std::max(copy_s, 1e-3), pause_s, cluster_path.c_str(),
-      to.c_str(), from.c_str(), static_cast<unsigned long long>(*deletions));
+      static_cast<double>(bytes) / 1e6 / std::max(copy_s, 1e-3), pause_s, to.c_str(),
+      cluster_path.c_str(), from.c_str(), static_cast<unsigned long long>(*deletions));
   return kExitOk;
 }
 

@@ -145,8 +145,10 @@ const std::vector<CommandSpec>& Commands() {
        "'cluster status' does, in a form for scripts: one line per shard, 'SHARD NODE', NODE\n"
        "being the holder's RAGSTREAM_NODE, or '-' when the lease has lapsed.\n"
        "scripts/cluster_agent.sh renders nginx's routing from it. Exit 1 (and no line for\n"
-       "it) if a shard's log cannot be reached.",
+       "it) if a shard's log cannot be reached. With --routes, also a 'route TENANT SHARD'\n"
+       "line for each tenant moved between shards ('cluster move'): where it is now.",
        {{"--cluster", "FILE", "the cluster file (required)"},
+        {"--routes", "", "also print the moved tenants' routes"},
         {"--nats", "URL",
          "the NATS servers, comma-separated (default: $RAGSTREAM_NATS_URL, else "
          "nats://127.0.0.1:4222)"}}},

@@ -290,7 +290,8 @@ Status JetStreamLog::OpenMoves() {
   return Status::Ok();
 }
 
-Result<std::optional<std::string>> JetStreamLog::GetMoveKey(const std::string& key) {
+Result<std::optional<std::string>> JetStreamLog::GetMoveKey(const std::string& key,
+                                                            uint64_t* revision) {
   if (Status s = OpenMoves(); !s.ok()) return s;
   kvEntry* e = nullptr;
   natsStatus s = kvStore_Get(&e, moves_, key.c_str());
@@ -300,8 +301,55 @@ Result<std::optional<std::string>> JetStreamLog::GetMoveKey(const std::string& k
   if (kvEntry_Operation(e) == kvOp_Put) {
     out.emplace(static_cast<const char*>(kvEntry_Value(e)),
                 static_cast<size_t>(kvEntry_ValueLen(e)));
+    if (revision) *revision = kvEntry_Revision(e);
   }
   kvEntry_Destroy(e);
+  return out;
+}
+
+Result<uint64_t> JetStreamLog::CreateMoveKey(const std::string& key, std::string_view value) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  uint64_t rev = 0;
+  natsStatus s =
+      kvStore_Create(&rev, moves_, key.c_str(), value.data(), static_cast<int>(value.size()));
+  if (s == NATS_OK) return rev;
+  auto now = GetMoveKey(key);
+  if (now.ok() && now->has_value()) {
+    return Status(ErrorKind::kConflict, "move_exists", key + " is there already");
+  }
+  return NatsError(s, "create " + key);
+}
+
+Result<uint64_t> JetStreamLog::UpdateMoveKey(const std::string& key, std::string_view value,
+                                             uint64_t revision) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  uint64_t rev = 0;
+  natsStatus s = kvStore_Update(&rev, moves_, key.c_str(), value.data(),
+                                static_cast<int>(value.size()), revision);
+  if (s == NATS_OK) return rev;
+  uint64_t now_rev = 0;
+  auto now = GetMoveKey(key, &now_rev);
+  if (now.ok() && (!now->has_value() || now_rev != revision)) {
+    return Status(ErrorKind::kConflict, "move_changed", key + " was changed by someone else");
+  }
+  return NatsError(s, "update " + key);
+}
+
+Result<std::vector<std::pair<std::string, std::string>>> JetStreamLog::MoveKeys(
+    const std::string& prefix) {
+  if (Status s = OpenMoves(); !s.ok()) return s;
+  std::vector<std::pair<std::string, std::string>> out;
+  kvKeysList keys{};
+  natsStatus s = kvStore_Keys(&keys, moves_, nullptr);
+  if (s == NATS_NOT_FOUND) return out;
+  if (s != NATS_OK) return NatsError(s, "list the moves");
+  for (int i = 0; i < keys.Count; ++i) {
+    const std::string key = keys.Keys[i];
+    if (key.rfind(prefix, 0) != 0) continue;
+    auto v = GetMoveKey(key);
+    if (v.ok() && v->has_value()) out.emplace_back(key, **v);
+  }
+  kvKeysList_Destroy(&keys);
   return out;
 }
 

@@ -98,8 +98,15 @@ class JetStreamLog {
 
   // A tenant move's plan and progress (TenantMover), in the key-value bucket ragstream_moves:
   // kept until deleted (no TTL), created on first use. nullopt: no such key.
-  Result<std::optional<std::string>> GetMoveKey(const std::string& key);
+  Result<std::optional<std::string>> GetMoveKey(const std::string& key,
+                                                uint64_t* revision = nullptr);
   Status PutMoveKey(const std::string& key, std::string_view value);
+  // Only if the key is absent (kConflict "move_exists" if not); its revision.
+  Result<uint64_t> CreateMoveKey(const std::string& key, std::string_view value);
+  // Only if the key is still at `revision` (kConflict "move_changed" if not); the new one.
+  Result<uint64_t> UpdateMoveKey(const std::string& key, std::string_view value, uint64_t revision);
+  // Every key of the bucket that starts with `prefix`, with its value.
+  Result<std::vector<std::pair<std::string, std::string>>> MoveKeys(const std::string& prefix);
   Status DeleteMoveKey(const std::string& key);
   // Deletes this log's stream (a tenant move's snapshot, once applied).
   Status DeleteStream();

@@ -7,6 +7,16 @@ namespace ragstream::cluster {
 namespace {
 
 constexpr std::string_view kMovingName = "moving";
+// A move's own bookkeeping on the target (TenantMover), per tenant but not the tenant's data.
+constexpr std::string_view kMoveProgressNames[] = {"move_snapshot", "move_source"};
+
+bool IsMoveBookkeeping(std::string_view name) {
+  if (name == kMovingName) return true;
+  for (std::string_view n : kMoveProgressNames) {
+    if (name == n) return true;
+  }
+  return false;
+}
 
 }  // namespace
 
@@ -14,11 +24,15 @@ std::string MovingKey(std::string_view tenant) {
   return std::string(kMovingName) + "/" + std::string(tenant);
 }
 
+std::string MoveProgressMetaKey(std::string_view name, std::string_view tenant) {
+  return std::string(name) + "/" + std::string(tenant);
+}
+
 std::string_view TenantOfKey(std::string_view db, std::string_view key) {
   if (db == Replicator::kDatabase) return {};
   if (db == kMetaDatabase) {
     const size_t slash = key.find('/');
-    if (slash == std::string_view::npos || key.substr(0, slash) == kMovingName) return {};
+    if (slash == std::string_view::npos || IsMoveBookkeeping(key.substr(0, slash))) return {};
     return key.substr(slash + 1);
   }
   const size_t slash = key.find('/');
@@ -29,10 +43,14 @@ bool IsTenantKey(std::string_view db, std::string_view key, std::string_view ten
   return !tenant.empty() && TenantOfKey(db, key) == tenant;
 }
 
+bool MovesWithTenant(std::string_view db) {
+  return db != kIvfDatabase && db != Replicator::kDatabase;
+}
+
 Status ForEachTenantRecord(const store::Txn& txn, const store::Env& env, std::string_view tenant,
-                           const TenantRecordVisitor& visit) {
+                           const TenantRecordVisitor& visit, bool derived_too) {
   for (const auto& [name, dbi] : env.Dbis()) {
-    if (name == Replicator::kDatabase) continue;
+    if (name == Replicator::kDatabase || (!derived_too && !MovesWithTenant(name))) continue;
     auto cur = store::Cursor::Open(txn, dbi);
     if (!cur.ok()) return cur.status();
     if (name == kMetaDatabase) {

@@ -17,10 +17,6 @@ constexpr size_t kBatchBytes = 1 << 20;
 constexpr auto kIdleWait = std::chrono::milliseconds(500);
 constexpr auto kBusyWait = std::chrono::milliseconds(50);
 
-std::string ProgressKey(std::string_view name, std::string_view tenant) {
-  return std::string(name) + "/" + std::string(tenant);
-}
-
 }  // namespace
 
 std::string FormatMoveFields(const MoveFields& fields) {
@@ -52,6 +48,10 @@ std::string MovePlanKey(std::string_view target_shard) {
 
 std::string MoveProgressKey(std::string_view target_shard) {
   return "progress_" + std::string(target_shard);
+}
+
+std::string MoveRouteKey(std::string_view tenant) {
+  return std::string(kMoveRoutePrefix) + std::string(tenant);
 }
 
 TenantMover::TenantMover(store::Env& env, const Replicator& replicator, std::string shard)
@@ -125,7 +125,7 @@ Status TenantMover::Step() {
   if (MoveNumber(plan, "abort") == 1) {
     // Only what this move copied: a target that refused the move (its own records of the
     // tenant) never started one.
-    auto copied = StoredProgress(ProgressKey("move_snapshot", tenant), 0);
+    auto copied = StoredProgress(MoveProgressMetaKey("move_snapshot", tenant), 0);
     if (!copied.ok()) return copied.status();
     Status s = aborted_ || *copied == 0 ? Status::Ok() : DropCopy(tenant);
     aborted_ = s.ok();
@@ -133,9 +133,9 @@ Status TenantMover::Step() {
     return s;
   }
   const uint64_t snapshot_seq = MoveNumber(plan, "snapshot_seq");
-  auto snap = StoredProgress(ProgressKey("move_snapshot", tenant), 0);
+  auto snap = StoredProgress(MoveProgressMetaKey("move_snapshot", tenant), 0);
   if (!snap.ok()) return snap.status();
-  auto src = StoredProgress(ProgressKey("move_source", tenant), snapshot_seq);
+  auto src = StoredProgress(MoveProgressMetaKey("move_source", tenant), snapshot_seq);
   if (!src.ok()) return src.status();
   if (*snap == 0) {
     if (Status s = CheckTarget(plan, tenant); !s.ok()) {
@@ -201,6 +201,7 @@ Status TenantMover::ApplySnapshot(const MoveFields& plan, const std::string& ten
   // record in several messages (a vector block) is put together first. `done` is always the
   // end of a record.
   Reassembler parts;
+  bool first = true;
   for (uint64_t seq = done + 1;
        seq <= messages && (seq <= done + 64 || parts.pending()) && !stop_.load(); ++seq) {
     auto data = snapshot_->Get(seq);
@@ -217,10 +218,12 @@ Status TenantMover::ApplySnapshot(const MoveFields& plan, const std::string& ten
                                 "'s");
       }
     }
-    if (Status s = Write(tenant, *changes, ProgressKey("move_snapshot", tenant), seq, seq == 1);
+    if (Status s = Write(tenant, *changes, MoveProgressMetaKey("move_snapshot", tenant), seq,
+                         /*clear_mark=*/done == 0 && first, false);
         !s.ok()) {
       return s;
     }
+    first = false;
     snapshot_done_ = seq;
   }
   return Status::Ok();
@@ -255,7 +258,8 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
   auto flush = [&]() -> Status {
     if (batch_end == source_done_) return Status::Ok();
     if (!batch.empty()) {
-      if (Status s = Write(tenant, batch, ProgressKey("move_source", tenant), batch_end, false);
+      if (Status s = Write(tenant, batch, MoveProgressMetaKey("move_source", tenant), batch_end,
+                           false, false);
           !s.ok()) {
         return s;
       }
@@ -281,7 +285,7 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
           return Status::Internal("the source's log empties database " + std::string(c.db) +
                                   " (a re-index) during the move: start the move again after it");
         }
-        if (IsTenantKey(c.db, c.key, tenant)) {
+        if (MovesWithTenant(c.db) && IsTenantKey(c.db, c.key, tenant)) {
           batch.push_back(c);
           batch_bytes += c.key.size() + c.value.size();
         }
@@ -295,7 +299,8 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
       if (parts_.pending()) break;
       // Everything of the tenant's before the mark is here: record where it ended.
       if (Status s = flush(); !s.ok()) return s;
-      if (Status s = Write(tenant, {}, ProgressKey("move_source", tenant), source_done_, false);
+      if (Status s = Write(tenant, {}, MoveProgressMetaKey("move_source", tenant), source_done_,
+                           false, /*drop_derived=*/true);
           !s.ok()) {
         return s;
       }
@@ -310,27 +315,37 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
 }
 
 Status TenantMover::DropCopy(const std::string& tenant) {
-  // In transactions of a few thousand keys: a large tenant's copy does not hold the write
-  // lock long.
+  // In transactions of a few thousand keys, so that a large tenant's copy does not hold the
+  // write lock long; the progress keys go last, so a crash half-way finds this move's copy
+  // still to delete.
+  const auto meta = env_.FindDbi(kMetaDatabase);
+  if (!meta) return Status::Internal("the store has no index_meta database");
   for (;;) {
     std::vector<std::pair<std::string, std::string>> keys;
     {
       auto txn = store::Txn::BeginRead(env_);
       if (!txn.ok()) return txn.status();
       Status s = ForEachTenantRecord(
-          *txn, env_, tenant, [&](std::string_view db, std::string_view key, std::string_view) {
+          *txn, env_, tenant,
+          [&](std::string_view db, std::string_view key, std::string_view) {
             if (keys.size() < 4096) keys.emplace_back(db, key);
             return Status::Ok();
-          });
+          },
+          /*derived_too=*/true);
       if (!s.ok()) return s;
     }
-    if (keys.empty()) break;
     auto txn = store::Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
     for (const auto& [db, key] : keys) {
       if (Status s = txn->Del(env_.Dbi(db), key); !s.ok()) return s;
     }
+    if (keys.empty()) {
+      for (const char* name : {"move_snapshot", "move_source"}) {
+        if (Status s = txn->Del(*meta, MoveProgressMetaKey(name, tenant)); !s.ok()) return s;
+      }
+    }
     if (Status s = txn->Commit(); !s.ok()) return s;
+    if (keys.empty()) break;
   }
   LogInfo("cluster", "a tenant move into this shard was called off: its copy is deleted",
           {{"tenant", tenant}, {"move", plan_id_}});
@@ -338,7 +353,8 @@ Status TenantMover::DropCopy(const std::string& tenant) {
 }
 
 Status TenantMover::Write(const std::string& tenant, const std::vector<DecodedChange>& changes,
-                          const std::string& progress_key, uint64_t progress, bool clear_mark) {
+                          const std::string& progress_key, uint64_t progress, bool clear_mark,
+                          bool drop_derived) {
   auto txn = store::Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
   const auto meta = env_.FindDbi(kMetaDatabase);
@@ -349,7 +365,27 @@ Status TenantMover::Write(const std::string& tenant, const std::vector<DecodedCh
     if (Status s = txn->Del(*meta, MovingKey(tenant)); !s.ok()) return s;
   }
   if (Status s = ApplyChanges(*txn, env_, changes); !s.ok()) return s;
-  if (Status s = txn->Put(*meta, progress_key, std::to_string(progress)); !s.ok()) return s;
+  // The plan's id with it: a later move of the same tenant into this shard starts afresh.
+  if (Status s = txn->Put(*meta, progress_key, plan_id_ + " " + std::to_string(progress));
+      !s.ok()) {
+    return s;
+  }
+  if (drop_derived) {
+    // The approximate index is not moved, and one this shard's builder made from part of the
+    // tenant's rows would miss the rest: searches go exact until it is built again.
+    std::vector<std::string> ivf_keys;
+    Status listed = ForEachTenantRecord(
+        *txn, env_, tenant,
+        [&](std::string_view db, std::string_view key, std::string_view) {
+          if (db == kIvfDatabase) ivf_keys.emplace_back(key);
+          return Status::Ok();
+        },
+        /*derived_too=*/true);
+    if (!listed.ok()) return listed;
+    for (const auto& key : ivf_keys) {
+      if (Status s = txn->Del(env_.Dbi(kIvfDatabase), key); !s.ok()) return s;
+    }
+  }
   return txn->Commit();
 }
 
@@ -361,7 +397,11 @@ Result<uint64_t> TenantMover::StoredProgress(const std::string& key, uint64_t ab
   auto v = txn->Get(*meta, key);
   if (!v.ok()) return v.status();
   if (!v->has_value()) return absent;
-  return std::strtoull(std::string(**v).c_str(), nullptr, 10);
+  // "<plan id> <sequence>": another move's progress (an earlier one) is not this one's.
+  const std::string value(**v);
+  const size_t space = value.find(' ');
+  if (space == std::string::npos || value.substr(0, space) != plan_id_) return absent;
+  return std::strtoull(value.c_str() + space + 1, nullptr, 10);
 }
 
 void TenantMover::Report(const MoveFields& plan, const std::string& error) {

@@ -3,29 +3,36 @@
 // streams, and each step is a write in a shard's own log.
 //
 // The CLI, on a host of the source shard, with that host's store:
-//   1. copies every record of the tenant (tenant_keys.h) from one read snapshot into a stream
-//      of its own, as records of at most ~256 KB, noting the sequence of the source's log the
-//      snapshot holds (S), and writes the plan in the key-value bucket ragstream_moves
-//      ("plan_<target shard>");
+//   1. streams every record of the tenant that moves with it (tenant_keys.h: all but the
+//      approximate vector index, which the target builds for itself) from one read snapshot
+//      into a stream of its own, in records of about 256 KB (a larger value, a vector block,
+//      is a record of its own, in several messages), noting the sequence of the source's log
+//      the snapshot holds (S), and creates the plan in the key-value bucket ragstream_moves
+//      ("plan_<target shard>"; create-only, so one move into a shard at a time, and updated
+//      only against the revision read, so that a run and an --abort cannot both win);
 //   2. waits until the target has applied the snapshot and nearly caught up with the source's
 //      log, then appends to the source's log one record that marks the tenant moving
 //      (index_meta "moving/T"): from that record (F) on, the source refuses the tenant's writes
 //      (503 tenant_moving: Replicator checks the mark in every writing transaction), and it
 //      adds F to the plan;
-//   3. once the target has applied the source's log up to F, points the cluster file's tenant
-//      line at the target (nginx follows: render_cluster_nginx.sh or cluster_agent.sh), and
-//      appends to the source's log the deletion of every record of the tenant there (the mark
-//      stays: a request that still reaches the source is refused, not answered from nothing).
+//   3. once the target has applied the source's log up to F, records the routing in the plan,
+//      routes the tenant to the target (the bucket's "route_<tenant>", which
+//      scripts/cluster_agent.sh applies over the cluster file, and the cluster file it was
+//      given), and appends to the source's log the deletion of every record of the tenant
+//      there (the mark stays: a request that still reaches the source is refused, not answered
+//      from nothing). From the mark on every step is idempotent: a rerun finishes a move that
+//      stopped; before it, --abort calls it off.
 //
 // This class is the target's side: a thread of the target shard's primary (the process that
 // applies the log) that carries out the plan. It applies the snapshot's records, then the
-// tenant's changes in each record of the source's log from S + 1 up to F, each in a write
-// transaction of its own, so that they go through the target's log to its standby. Its
-// progress (the snapshot message and the source sequence applied) is kept in the target's
-// store in the same transactions (index_meta "move_snapshot/T", "move_source/T"), so a crash
-// or a failover resumes exactly where it was; and reported in the bucket ("progress_<shard>")
-// for the CLI. A plan marked "abort" (`ragstream cluster move --abort`, before the routing
-// changed) makes it delete what it copied instead.
+// tenant's changes in each record of the source's log from S + 1 up to F (batched, up to
+// about 1 MB a transaction), each in a write transaction of its own, so that they go through
+// the target's log to its standby; at the end it drops any approximate index its own builder
+// made of the tenant meanwhile (from part of the rows). Its progress (the snapshot message and
+// the source sequence applied, with the plan's id) is kept in the target's store in the same
+// transactions (index_meta "move_snapshot/T", "move_source/T"), so a crash or a failover
+// resumes exactly where it was; and reported in the bucket ("progress_<shard>") for the CLI.
+// A plan marked "abort" makes it delete what it copied instead, the progress keys last.
 #pragma once
 
 #include <atomic>
@@ -54,6 +61,11 @@ uint64_t MoveNumber(const MoveFields& fields, const std::string& key);
 // copied records only make sense in a store of the same layout, embedder and vector shards).
 std::string MovePlanKey(std::string_view target_shard);
 std::string MoveProgressKey(std::string_view target_shard);
+// Where a moved tenant is routed now ("route_<tenant>" -> shard): kept after the move, and
+// applied over the cluster file by scripts/cluster_agent.sh (`ragstream cluster leaders
+// --routes`).
+std::string MoveRouteKey(std::string_view tenant);
+inline constexpr std::string_view kMoveRoutePrefix = "route_";
 inline constexpr const char* kMoveSharedMeta[] = {"layout", "embedder", "dimension", "shards",
                                                   "analyzer"};
 
@@ -72,8 +84,11 @@ class TenantMover {
   Status ApplySnapshot(const MoveFields& plan, const std::string& tenant, uint64_t done);
   Status ReplaySource(const MoveFields& plan, const std::string& tenant, uint64_t done);
   // Applies `changes` and the progress key in one write transaction.
+  // clear_mark: first, lift an old "moving" mark of a tenant that comes back; drop_derived: the
+  // tenant's approximate index here goes too (the move's last write).
   Status Write(const std::string& tenant, const std::vector<DecodedChange>& changes,
-               const std::string& progress_key, uint64_t progress, bool clear_mark);
+               const std::string& progress_key, uint64_t progress, bool clear_mark,
+               bool drop_derived);
   Result<uint64_t> StoredProgress(const std::string& key, uint64_t absent);
   // A move called off (`--abort`): deletes what it copied here.
   Status DropCopy(const std::string& tenant);

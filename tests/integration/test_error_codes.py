@@ -55,6 +55,10 @@ INTERNAL_ONLY = {
     "bad_move_plan": "a move plan in the bucket lacks a field: reported to the move's CLI",
     "move_mismatch": "the target's store differs in layout, embedder or shards: reported to the CLI",
     "tenant_exists": "the target already holds records of the tenant: reported to the move's CLI",
+    # cluster::JetStreamLog's move plan (create-only, updated against its revision): the
+    # `ragstream cluster move` command prints them.
+    "move_exists": "a move plan for the shard is there already: printed by the move's CLI",
+    "move_changed": "the move plan changed under the CLI (an --abort): printed by the move's CLI",
     # rag::MigrateStore (lib/rag/store_migration.cc), run by the `ragstream migrate` command on
     # the host; the CLI prints it. No HTTP route reaches it.
     "unknown_layout": "ragstream migrate on a store of an unknown layout: the command fails",

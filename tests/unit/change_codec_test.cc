@@ -260,6 +260,8 @@ BOOST_AUTO_TEST_CASE(a_tenants_records_move_whole_and_alone) {
   BOOST_TEST(TenantOfKey("index_meta", "doc_count/acme") == "acme");
   BOOST_TEST(TenantOfKey("index_meta", "layout").empty());
   BOOST_TEST(TenantOfKey("index_meta", MovingKey("acme")).empty());  // the move's own mark
+  BOOST_TEST(TenantOfKey("index_meta", MoveProgressMetaKey("move_source", "acme")).empty());
+  BOOST_TEST(!MovesWithTenant(kIvfDatabase));  // derived: the target builds its own
   BOOST_TEST(TenantOfKey("replication", "applied_seq").empty());
   BOOST_TEST(!IsTenantKey("documents", "acme2/doc_1", "acme"));
 
