@@ -101,6 +101,11 @@ Status TenantMover::Step() {
   auto raw = control_->GetMoveKey(MovePlanKey(shard_));
   if (!raw.ok()) return raw.status();
   if (!raw->has_value()) {
+    // The move ended (the CLI removed its plan): its progress keys here go too.
+    if (!plan_tenant_.empty()) {
+      if (Status s = DropProgress(plan_tenant_); !s.ok()) return s;
+      plan_tenant_.clear();
+    }
     plan_id_.clear();
     snapshot_.reset();
     source_.reset();
@@ -114,6 +119,7 @@ Status TenantMover::Step() {
   }
   if (plan.at("id") != plan_id_) {
     plan_id_ = plan.at("id");
+    plan_tenant_ = tenant;
     snapshot_.reset();
     source_.reset();
     parts_ = Reassembler();
@@ -312,6 +318,17 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
     }
   }
   return flush();
+}
+
+Status TenantMover::DropProgress(const std::string& tenant) {
+  const auto meta = env_.FindDbi(kMetaDatabase);
+  if (!meta) return Status::Ok();
+  auto txn = store::Txn::BeginWrite(env_);
+  if (!txn.ok()) return txn.status();
+  for (const char* name : {"move_snapshot", "move_source"}) {
+    if (Status s = txn->Del(*meta, MoveProgressMetaKey(name, tenant)); !s.ok()) return s;
+  }
+  return txn->Commit();
 }
 
 Status TenantMover::DropCopy(const std::string& tenant) {

@@ -92,6 +92,8 @@ class TenantMover {
   Result<uint64_t> StoredProgress(const std::string& key, uint64_t absent);
   // A move called off (`--abort`): deletes what it copied here.
   Status DropCopy(const std::string& tenant);
+  // The move's progress keys, once its plan is gone.
+  Status DropProgress(const std::string& tenant);
   void Report(const MoveFields& plan, const std::string& error);
 
   store::Env& env_;
@@ -99,6 +101,7 @@ class TenantMover {
   std::string shard_;
   std::unique_ptr<JetStreamLog> control_;  // the bucket, through the target's log options
   std::string plan_id_;                    // the plan the cached streams below belong to
+  std::string plan_tenant_;                // its tenant (whose progress keys go when the plan does)
   std::unique_ptr<JetStreamLog> snapshot_, source_;
   Reassembler parts_;
   uint64_t snapshot_done_ = 0, source_done_ = 0;

@@ -231,7 +231,7 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
     """The target shard's primary is down: the move stops after the snapshot (nothing paused
     yet) and says so; run again it is refused as under way; --abort (once the target is back)
     calls it off: the tenant stays on its shard, which takes its writes, and the target holds
-    nothing of it. Then the same move goes through."""
+    nothing of it. Then the same move goes through, and a second one takes the tenant back."""
     keys_file = tmp_path / "keys"
     keys = harness.make_api_keys(keys_file, "alpha")
     nats = harness.NatsServers(tmp_path / "nats")
@@ -283,6 +283,19 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
         assert done.returncode == 0 and "moved tenant alpha to shard b" in done.stdout, (done.stdout, done.stderr)
         assert keys_of(hosts["a1"].data, "alpha") == {}
         assert keys_of(hosts["b1"].data, "alpha").get("documents")
+
+        # And back: the second move of a tenant starts afresh (the first one's progress on b is
+        # not copied), and a, which refused alpha since it left, takes its writes again.
+        back = subprocess.run([str(CLI), "cluster", "move", "alpha", "--to", "a", "--cluster", str(cluster_file),
+                               "--data-dir", str(hosts["b1"].data), "--nats", nats.url, "--timeout", "60"],
+                              capture_output=True, text=True, timeout=120, env=env)
+        assert back.returncode == 0 and "moved tenant alpha to shard a" in back.stdout, (back.stdout, back.stderr)
+        assert keys_of(hosts["b1"].data, "alpha") == {}
+        assert "tenant alpha a" in cluster_file.read_text()
+        r, rid = call(cl, "alpha", "GET", f"/api/documents/{doc}")
+        assert r.status == 200 and served_by(cl, rid) == ["a1"], r
+        r, rid = call(cl, "alpha", "POST", "/api/documents", {"title": "Home", "text": "Back on shard a."})
+        assert r.status in (200, 201) and served_by(cl, rid) == ["a1"], r
         harness.stop_process(front, signal.SIGTERM, timeout=10)
     finally:
         for h in hosts.values():
