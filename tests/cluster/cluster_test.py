@@ -10,13 +10,17 @@ down here; traffic stays inside them. Run by tests/cluster/run.sh (as root).
 
 Streams from three tenants (two on shard a, one on shard b) run all the while. Then:
   1. every process of rs-a1 is SIGKILLed (the whole host dies);
-  2. later, rs-b1's link to the switch goes down (the host lives on, cut off).
+  2. later, rs-b1's link to the switch goes down (the host lives on, cut off);
+  3. with rs-b1 back and scripts/cluster_agent.sh keeping the front in step, tenant apex moves
+     from shard a to shard b (`ragstream cluster move`, run in rs-a2) while the streams go on.
 Checks:
   - every exchange whose done event a client received is on its shard's new primary, with
     the answer it streamed, once (its conversation holds exactly that question and answer);
   - new requests for each failed shard succeed within the recovery time stated below;
   - the other shard never noticed (no failed request while the first failover ran);
-  - rs-b1, reconnected, finds the lease taken, stays a standby and converges byte for byte.
+  - rs-b1, reconnected, finds the lease taken, stays a standby and converges byte for byte;
+  - the moved tenant is routed to shard b, every exchange whose done event arrived during the
+    move is stored (the moved tenant's on shard b), and nothing of it is left on rs-a2.
 Prints each check; exits 1 if any fails.
 """
 from __future__ import annotations
@@ -147,11 +151,13 @@ class Cluster:
         for host, shard, role in (("a1", "a", "primary"), ("a2", "a", "standby"),
                                   ("b1", "b", "primary"), ("b2", "b", "standby")):
             self.start_workers(host, shard, role, nats_urls)
-        cluster_file = work / "cluster.conf"
+        self.nats_urls = nats_urls
+        cluster_file = self.cluster_file = work / "cluster.conf"
         cluster_file.write_text(
             "".join(f"shard {s} {self.addrs(s + '1')} {self.addrs(s + '2')}\n" for s in ("a", "b")) +
-            "tenant alpha a\ntenant apex a\ntenant bravo b\ndefault b\n")
-        prefix = work / "front"
+            "tenant alpha a\ntenant apex a\ntenant bravo b\ndefault b\n" +
+            "".join(f"node {h} {self.addrs(h)}\n" for h in ("a1", "a2", "b1", "b2")))
+        prefix = self.prefix = work / "front"
         sh(str(ROOT / "scripts" / "render_cluster_nginx.sh"), "--front", str(prefix), str(FRONT_PORT),
            str(cluster_file))
         self.start("front", ["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf", "-e", "logs/error.log"],
@@ -230,7 +236,9 @@ class Traffic:
             try:
                 r = harness.stream_request(FRONT_PORT, {"message": f"{tenant} asks question {i}: where do herons nest?"},
                                            headers={"Authorization": f"Bearer {self.keys[tenant]}"}, timeout=10)
-                if r.status == 200 and r.done is not None and r.first:
+                # A done event that reports its answer complete (one whose final save was refused,
+                # during a move's pause, says so in its status).
+                if r.status == 200 and r.done is not None and r.first and r.done.get("status") == "complete":
                     ok = True
                     with self.lock:
                         self.done.append({"tenant": tenant, "conversation": r.first["conversation_id"],
@@ -251,6 +259,28 @@ class Traffic:
         with self.lock:
             return sum(1 for a in self.attempts if self.SHARD[a["tenant"]] == shard and not a["ok"]
                        and t_from <= a["t0"] <= t_to)
+
+
+def tenant_keys(data_dir: Path, tenant: str) -> dict:
+    """{database: [keys]} of `tenant`'s records in a store ("T/..." keys, index_meta's
+    "<name>/T" counters; not a move's own bookkeeping)."""
+    import lmdb
+    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
+    try:
+        out = {}
+        with env.begin() as txn:
+            names = [k for k, _ in txn.cursor()]
+        for name in names:
+            with env.begin(db=env.open_db(name, create=False)) as txn:
+                found = [k for k, _ in txn.cursor()
+                         if k.startswith(tenant.encode() + b"/") or
+                         (name == b"index_meta" and k.endswith(b"/" + tenant.encode())
+                          and not k.startswith((b"moving/", b"move_")))]
+            if found:
+                out[name.decode()] = found
+        return out
+    finally:
+        env.close()
 
 
 def recovery(key: str, since: float, limit_s: float) -> float | None:
@@ -368,6 +398,52 @@ def main() -> int:
         logs = "".join(p.read_text(errors="replace") for p in (work / "b1").glob("worker-*.log"))
         check("... and does not lead (the lease is the standby's now)",
               "this host does not lead its shard" in logs or "the lease is held by b2" in logs)
+
+        # 3. A tenant moves to the other shard under load: apex, from a (a2 leads it now) to b.
+        #    The agent keeps the front's routing in step with the leases and the move.
+        include = cluster.prefix / "conf" / "ragstream_cluster.conf"
+        agent_log = work / "agent.log"
+        cluster.start("front", [str(ROOT / "scripts" / "cluster_agent.sh"), "--cluster", str(cluster.cluster_file),
+                                "--out", str(include), "--nats", cluster.nats_urls, "--interval", "0.5",
+                                "--reload", f"nginx -p {cluster.prefix}/ -c conf/nginx.conf -e logs/error.log -s reload"],
+                      agent_log)
+        harness.wait_until(lambda: "reloaded" in agent_log.read_text(errors="replace"), 30, interval=0.2,
+                           what="the agent's first routing")
+        time.sleep(1)
+        traffic = Traffic(cluster.keys)
+        traffic.start()
+        time.sleep(phase_s / 2)
+        moved_at = time.monotonic()
+        move = subprocess.run(in_ns("a2", [str(ROOT / "build" / "ragstream"), "cluster", "move", "apex", "--to", "b",
+                                           "--cluster", str(cluster.cluster_file), "--data-dir", str(cluster.data["a2"]),
+                                           "--nats", cluster.nats_urls, "--timeout", "120"]),
+                              capture_output=True, text=True, timeout=300,
+                              env={**os.environ, "RAGSTREAM_LOG_REPLICAS": "3"})
+        print(f"     {move.stdout.strip()}", flush=True)
+        routed = False
+        if move.returncode == 0:
+            try:
+                harness.wait_until(lambda: '"apex" ragstream_shard_b' in include.read_text(), 30, interval=0.2,
+                                   what="the agent to route apex to b")
+                routed = True
+            except AssertionError:
+                pass
+        time.sleep(phase_s / 2)
+        traffic.stop()
+        during = [e for e in traffic.done if e["tenant"] == "apex" and e["t"] >= moved_at]
+        lost = []
+        for ex in traffic.done:
+            r = get(FRONT_PORT, cluster.keys[ex["tenant"]], f"/api/conversations/{ex['conversation']}")
+            if r.status != 200 or r.json["messages"][-1].get("content") != ex["text"]:
+                lost.append((ex["tenant"], ex["conversation"], r.status))
+        check("a tenant moves to the other shard under load, and the front routes it there",
+              move.returncode == 0 and routed, move.stderr.strip()[-300:])
+        check(f"every exchange whose done event was received is stored, the moved tenant's on its new shard "
+              f"({len(traffic.done)}, {len(during)} of them the moved tenant's after the move began)",
+              not lost and len(during) > 0, f"lost: {lost[:3]}" if lost else "")
+        left = tenant_keys(cluster.data["a2"], "apex")
+        check("nothing of the moved tenant is left on its old shard's primary", not left,
+              f"{ {db: len(k) for db, k in left.items()} }")
     except Exception as e:  # noqa: BLE001 -- a failed step is a failed check, then teardown
         check("the run completed", False, f"{type(e).__name__}: {e}")
     finally:
