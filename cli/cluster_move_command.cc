@@ -58,6 +58,12 @@ Result<std::unique_ptr<store::Env>> OpenSourceStore(const std::string& dir) {
     if (!v.ok()) return v.status();
     if (v->has_value()) shards = std::atoi(std::string(**v).c_str());
   }
+  if (shards <= 0) {
+    // A store whose identity was never recorded (written by a host that led only later, before
+    // that was fixed): the worker's setting, as the workers opened it.
+    const char* configured = std::getenv("RAGSTREAM_VECTOR_SHARDS");
+    shards = configured && *configured ? std::atoi(configured) : 4;
+  }
   if (shards <= 0) return Failed("no_store", dir + " holds no document index");
   store::Env::Options options;
   options.path = dir;

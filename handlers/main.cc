@@ -223,6 +223,26 @@ int Run(int argc, char** argv) {
              {{"code", s.code()}, {"error", s.message()}});
     return 2;
   }
+  if (replicator) {
+    // A host that took its shard's lease after it started (a standby promoted, or a primary
+    // whose NATS was slow to start) writes the identity its start could not: the store holds
+    // what it was made with, wherever the shard is read (a tenant move checks it).
+    const std::string embedder_name = embedder->name();
+    const auto dimension = static_cast<uint32_t>(embedder->dimension());
+    replicator->set_on_lead([&documents, embedder_name, dimension] {
+      if (Status s = documents.CheckIndexIdentity(embedder_name, dimension); !s.ok()) {
+        LogWarn("worker", "could not record the store's identity on taking the lease",
+                {{"code", s.code()}, {"error", s.message()}});
+      }
+    });
+  }
+  // The callback above uses `documents`, which goes before the replicator does.
+  struct ForgetOnLead {
+    cluster::Replicator* replicator;
+    ~ForgetOnLead() {
+      if (replicator) replicator->set_on_lead(nullptr);
+    }
+  } forget_on_lead{replicator.get()};
   const std::string analyzer = rag::WarmUpAnalyzer();
   // A standby's index is the primary's, through the log: it never rebuilds its own.
   auto reindexed = (**env).WritesRefused().ok() ? documents.ReindexLexical(rag::AnalyzerVersion())

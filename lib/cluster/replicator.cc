@@ -118,6 +118,10 @@ void Replicator::SetLeader(bool leader, const std::string& why) {
             leader ? "this host leads its shard: writes are taken"
                    : "this host does not lead its shard: writes are refused",
             {{"shard", options_.log.shard}, {"node", options_.node}, {"why", why}});
+    if (leader) {
+      std::lock_guard lock(on_lead_mu_);
+      if (on_lead_) on_lead_();
+    }
   }
 }
 

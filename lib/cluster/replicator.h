@@ -26,6 +26,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -66,6 +67,13 @@ class Replicator {
   uint64_t applied_records() const { return applied_records_.load(); }
   uint64_t published_records() const { return published_records_.load(); }
   bool leader() const { return leader_.load(); }
+  // Called (on the lease thread) each time this process starts leading after it started: what
+  // the worker's start writes only as primary (the index's identity) is written then. Set once,
+  // before it can happen.
+  void set_on_lead(std::function<void()> f) {
+    std::lock_guard lock(on_lead_mu_);
+    on_lead_ = std::move(f);
+  }
   // Whether this process is the host's one that applies the log (holds the file lock).
   bool applies_here() const { return holding_.load(); }
   // The shard's log options (the NATS servers, replicas), for the tenant mover.
@@ -109,6 +117,8 @@ class Replicator {
   std::unique_ptr<JetStreamLog> log_;
   MDB_dbi dbi_;
   std::atomic<bool> stop_{false};
+  std::mutex on_lead_mu_;  // set_on_lead may come after the lease thread started
+  std::function<void()> on_lead_;
   std::atomic<bool> leader_{false};   // this host holds the shard's lease (as last seen)
   std::atomic<bool> holding_{false};  // this process applies the log for the host
   // The lease thread's own (and Start's, before it runs).

@@ -441,6 +441,20 @@ def main() -> int:
         check(f"every exchange whose done event was received is stored, the moved tenant's on its new shard "
               f"({len(traffic.done)}, {len(during)} of them the moved tenant's after the move began)",
               not lost and len(during) > 0, f"lost: {lost[:3]}" if lost else "")
+        # The promoted hosts' stores record what they were made with (a host that led only after
+        # its start writes it then), which the move checks against the target's.
+        def identity(host):
+            import lmdb
+            env = lmdb.open(str(cluster.data[host]), readonly=True, lock=True, max_dbs=256, subdir=True)
+            try:
+                with env.begin(db=env.open_db(b"index_meta", create=False)) as txn:
+                    return txn.get(b"shards"), txn.get(b"embedder")
+            finally:
+                env.close()
+        ids = {h: identity(h) for h in ("a2", "b2")}
+        check("the new primaries' stores record their index's identity",
+              all(v[0] and v[1] for v in ids.values()),
+              f"{ids}")
         left = tenant_keys(cluster.data["a2"], "apex")
         check("nothing of the moved tenant is left on its old shard's primary", not left,
               f"{ {db: len(k) for db, k in left.items()} }")
