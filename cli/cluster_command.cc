@@ -15,12 +15,6 @@
 
 namespace ragstream::cli {
 
-std::string NatsUrls(const Context& ctx) {
-  const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
-  return ctx.args.Get("--nats").value_or(
-      env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
-}
-
 namespace {
 
 // The shard's log, to look at: a status does not make a shard's log.

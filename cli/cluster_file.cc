@@ -1,6 +1,7 @@
 #include "cli/cluster_file.h"
 
 #include <cstdio>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
 
@@ -63,6 +64,12 @@ Status RouteTenant(const std::string& path, const std::string& tenant, const std
     return Status::Internal("cannot replace " + path);
   }
   return Status::Ok();
+}
+
+std::string NatsUrls(const Context& ctx) {
+  const char* env_url = std::getenv("RAGSTREAM_NATS_URL");
+  return ctx.args.Get("--nats").value_or(
+      env_url && *env_url ? std::string(env_url) : std::string("nats://127.0.0.1:4222"));
 }
 
 }  // namespace ragstream::cli

@@ -7,9 +7,7 @@ namespace ragstream::cluster {
 namespace {
 
 constexpr std::string_view kMovingName = "moving";
-// A move's own bookkeeping on the target (TenantMover), per tenant but not the tenant's data.
-constexpr std::string_view kMoveProgressNames[] = {"move_snapshot", "move_source"};
-
+// A move's own bookkeeping (TenantMover), per tenant but not the tenant's data.
 bool IsMoveBookkeeping(std::string_view name) {
   if (name == kMovingName) return true;
   for (std::string_view n : kMoveProgressNames) {

@@ -23,6 +23,9 @@ std::string MovingKey(std::string_view tenant);
 // index_meta's keys of a move's progress on the target ("move_snapshot", "move_source"):
 // bookkeeping, never copied, deleted or counted as the tenant's.
 std::string MoveProgressMetaKey(std::string_view name, std::string_view tenant);
+inline constexpr std::string_view kMoveSnapshotName = "move_snapshot";
+inline constexpr std::string_view kMoveSourceName = "move_source";
+inline constexpr std::string_view kMoveProgressNames[] = {kMoveSnapshotName, kMoveSourceName};
 inline constexpr std::string_view kMetaDatabase = "index_meta";
 // The approximate vector index: derived from the vectors, and not moved (the target builds
 // its own; a copy would race the target's builder).

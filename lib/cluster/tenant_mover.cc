@@ -8,6 +8,7 @@
 
 #include "lib/cluster/tenant_keys.h"
 #include "lib/core/log.h"
+#include "lib/store/tenant_key.h"
 
 namespace ragstream::cluster {
 namespace {
@@ -131,7 +132,7 @@ Status TenantMover::Step() {
   if (MoveNumber(plan, "abort") == 1) {
     // Only what this move copied: a target that refused the move (its own records of the
     // tenant) never started one.
-    auto copied = StoredProgress(MoveProgressMetaKey("move_snapshot", tenant), 0);
+    auto copied = StoredProgress(MoveProgressMetaKey(kMoveSnapshotName, tenant), 0);
     if (!copied.ok()) return copied.status();
     Status s = aborted_ || *copied == 0 ? Status::Ok() : DropCopy(tenant);
     aborted_ = s.ok();
@@ -139,9 +140,9 @@ Status TenantMover::Step() {
     return s;
   }
   const uint64_t snapshot_seq = MoveNumber(plan, "snapshot_seq");
-  auto snap = StoredProgress(MoveProgressMetaKey("move_snapshot", tenant), 0);
+  auto snap = StoredProgress(MoveProgressMetaKey(kMoveSnapshotName, tenant), 0);
   if (!snap.ok()) return snap.status();
-  auto src = StoredProgress(MoveProgressMetaKey("move_source", tenant), snapshot_seq);
+  auto src = StoredProgress(MoveProgressMetaKey(kMoveSourceName, tenant), snapshot_seq);
   if (!src.ok()) return src.status();
   if (*snap == 0) {
     if (Status s = CheckTarget(plan, tenant); !s.ok()) {
@@ -224,7 +225,7 @@ Status TenantMover::ApplySnapshot(const MoveFields& plan, const std::string& ten
                                 "'s");
       }
     }
-    if (Status s = Write(tenant, *changes, MoveProgressMetaKey("move_snapshot", tenant), seq,
+    if (Status s = Write(tenant, *changes, MoveProgressMetaKey(kMoveSnapshotName, tenant), seq,
                          /*clear_mark=*/done == 0 && first, false);
         !s.ok()) {
       return s;
@@ -264,7 +265,7 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
   auto flush = [&]() -> Status {
     if (batch_end == source_done_) return Status::Ok();
     if (!batch.empty()) {
-      if (Status s = Write(tenant, batch, MoveProgressMetaKey("move_source", tenant), batch_end,
+      if (Status s = Write(tenant, batch, MoveProgressMetaKey(kMoveSourceName, tenant), batch_end,
                            false, false);
           !s.ok()) {
         return s;
@@ -305,7 +306,7 @@ Status TenantMover::ReplaySource(const MoveFields& plan, const std::string& tena
       if (parts_.pending()) break;
       // Everything of the tenant's before the mark is here: record where it ended.
       if (Status s = flush(); !s.ok()) return s;
-      if (Status s = Write(tenant, {}, MoveProgressMetaKey("move_source", tenant), source_done_,
+      if (Status s = Write(tenant, {}, MoveProgressMetaKey(kMoveSourceName, tenant), source_done_,
                            false, /*drop_derived=*/true);
           !s.ok()) {
         return s;
@@ -325,7 +326,7 @@ Status TenantMover::DropProgress(const std::string& tenant) {
   if (!meta) return Status::Ok();
   auto txn = store::Txn::BeginWrite(env_);
   if (!txn.ok()) return txn.status();
-  for (const char* name : {"move_snapshot", "move_source"}) {
+  for (std::string_view name : kMoveProgressNames) {
     if (Status s = txn->Del(*meta, MoveProgressMetaKey(name, tenant)); !s.ok()) return s;
   }
   return txn->Commit();
@@ -335,8 +336,6 @@ Status TenantMover::DropCopy(const std::string& tenant) {
   // In transactions of a few thousand keys, so that a large tenant's copy does not hold the
   // write lock long; the progress keys go last, so a crash half-way finds this move's copy
   // still to delete.
-  const auto meta = env_.FindDbi(kMetaDatabase);
-  if (!meta) return Status::Internal("the store has no index_meta database");
   for (;;) {
     std::vector<std::pair<std::string, std::string>> keys;
     {
@@ -351,19 +350,15 @@ Status TenantMover::DropCopy(const std::string& tenant) {
           /*derived_too=*/true);
       if (!s.ok()) return s;
     }
+    if (keys.empty()) break;
     auto txn = store::Txn::BeginWrite(env_);
     if (!txn.ok()) return txn.status();
     for (const auto& [db, key] : keys) {
       if (Status s = txn->Del(env_.Dbi(db), key); !s.ok()) return s;
     }
-    if (keys.empty()) {
-      for (const char* name : {"move_snapshot", "move_source"}) {
-        if (Status s = txn->Del(*meta, MoveProgressMetaKey(name, tenant)); !s.ok()) return s;
-      }
-    }
     if (Status s = txn->Commit(); !s.ok()) return s;
-    if (keys.empty()) break;
   }
+  if (Status s = DropProgress(tenant); !s.ok()) return s;
   LogInfo("cluster", "a tenant move into this shard was called off: its copy is deleted",
           {{"tenant", tenant}, {"move", plan_id_}});
   return Status::Ok();
@@ -390,17 +385,13 @@ Status TenantMover::Write(const std::string& tenant, const std::vector<DecodedCh
   if (drop_derived) {
     // The approximate index is not moved, and one this shard's builder made from part of the
     // tenant's rows would miss the rest: searches go exact until it is built again.
-    std::vector<std::string> ivf_keys;
-    Status listed = ForEachTenantRecord(
-        *txn, env_, tenant,
-        [&](std::string_view db, std::string_view key, std::string_view) {
-          if (db == kIvfDatabase) ivf_keys.emplace_back(key);
-          return Status::Ok();
-        },
-        /*derived_too=*/true);
-    if (!listed.ok()) return listed;
-    for (const auto& key : ivf_keys) {
-      if (Status s = txn->Del(env_.Dbi(kIvfDatabase), key); !s.ok()) return s;
+    // Only the ivf database's range of the tenant: this transaction holds the write lock.
+    auto cur = store::Cursor::Open(*txn, env_.Dbi(kIvfDatabase));
+    if (!cur.ok()) return cur.status();
+    const std::string prefix = store::TenantPrefix(tenant);
+    for (bool more = cur->SeekAtLeast(prefix); more && store::HasPrefix(cur->key(), prefix);) {
+      if (Status s = cur->DelCurrent(); !s.ok()) return s;
+      more = cur->SeekAtLeast(prefix);
     }
   }
   return txn->Commit();
