@@ -261,28 +261,6 @@ class Traffic:
                        and t_from <= a["t0"] <= t_to)
 
 
-def tenant_keys(data_dir: Path, tenant: str) -> dict:
-    """{database: [keys]} of `tenant`'s records in a store ("T/..." keys, index_meta's
-    "<name>/T" counters; not a move's own bookkeeping)."""
-    import lmdb
-    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
-    try:
-        out = {}
-        with env.begin() as txn:
-            names = [k for k, _ in txn.cursor()]
-        for name in names:
-            with env.begin(db=env.open_db(name, create=False)) as txn:
-                found = [k for k, _ in txn.cursor()
-                         if k.startswith(tenant.encode() + b"/") or
-                         (name == b"index_meta" and k.endswith(b"/" + tenant.encode())
-                          and not k.startswith((b"moving/", b"move_")))]
-            if found:
-                out[name.decode()] = found
-        return out
-    finally:
-        env.close()
-
-
 def recovery(key: str, since: float, limit_s: float) -> float | None:
     """New requests, one after another from now on, until one is answered whole: its end,
     in seconds after `since` (None if none within limit_s). Measures what a client that
@@ -444,18 +422,13 @@ def main() -> int:
         # The promoted hosts' stores record what they were made with (a host that led only after
         # its start writes it then), which the move checks against the target's.
         def identity(host):
-            import lmdb
-            env = lmdb.open(str(cluster.data[host]), readonly=True, lock=True, max_dbs=256, subdir=True)
-            try:
-                with env.begin(db=env.open_db(b"index_meta", create=False)) as txn:
-                    return txn.get(b"shards"), txn.get(b"embedder")
-            finally:
-                env.close()
+            meta = harness.store_dump(cluster.data[host])["index_meta"]
+            return meta.get(b"shards"), meta.get(b"embedder")
         ids = {h: identity(h) for h in ("a2", "b2")}
         check("the new primaries' stores record their index's identity",
               all(v[0] and v[1] for v in ids.values()),
               f"{ids}")
-        left = tenant_keys(cluster.data["a2"], "apex")
+        left = harness.tenant_keys(cluster.data["a2"], "apex")
         check("nothing of the moved tenant is left on its old shard's primary", not left,
               f"{ {db: len(k) for db, k in left.items()} }")
     except Exception as e:  # noqa: BLE001 -- a failed step is a failed check, then teardown

@@ -500,6 +500,37 @@ def applied_seq(data_dir: Path) -> int:
         env.close()
 
 
+def store_dump(data_dir: Path) -> dict[str, dict[bytes, bytes]]:
+    """{database: {key: value}} of every named database of a store, read with python3-lmdb
+    beside the running workers."""
+    import lmdb
+    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
+    try:
+        out = {}
+        with env.begin() as txn:
+            names = [k for k, _ in txn.cursor()]
+        for name in names:
+            db = env.open_db(name, create=False)
+            with env.begin(db=db) as txn:
+                out[name.decode()] = dict(txn.cursor())
+        return out
+    finally:
+        env.close()
+
+
+def tenant_keys(data_dir: Path, tenant: str) -> dict[str, list[bytes]]:
+    """{database: [keys]} of `tenant`'s records in a store: "T/..." keys, and index_meta's
+    "<name>/T" keys but the "moving/T" mark a tenant move leaves on its source."""
+    out = {}
+    for name, rows in store_dump(data_dir).items():
+        found = [k for k in rows if k.startswith(tenant.encode() + b"/") or
+                 (name == "index_meta" and k.endswith(b"/" + tenant.encode())
+                  and not k.startswith(b"moving/"))]
+        if found:
+            out[name] = found
+    return out
+
+
 class FakeUpstream:
     def __init__(self, workdir: Path, require_key: str | None = API_KEY):
         self.workdir = workdir

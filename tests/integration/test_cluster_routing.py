@@ -81,6 +81,35 @@ class Host:
             f.close()
 
 
+def start_front(workdir: Path, cluster_file: Path) -> tuple[subprocess.Popen, int, Path]:
+    """A front nginx rendered from `cluster_file` (render_cluster_nginx.sh --front) in
+    workdir/front, on a free port: (its process, the port, the prefix)."""
+    prefix = workdir / "front"
+    port = harness.free_port()
+    subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
+    out = open(workdir / "front.out", "ab")
+    front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
+                                   "-e", "logs/error.log"], stdout=out, stderr=out)
+    harness.PRODUCT_LOG_FILES.append(prefix / "logs" / "error.log")
+    harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
+    assert front.poll() is None, (workdir / "front.out").read_text()
+    return front, port, prefix
+
+
+def start_agent(workdir: Path, cluster_file: Path, prefix: Path,
+                nats: harness.NatsServers) -> tuple[subprocess.Popen, Path, Path]:
+    """scripts/cluster_agent.sh keeping the front in `prefix` in step with the leases and moves,
+    looking every 0.3 s: (its process, the include it writes, its log)."""
+    include = prefix / "conf" / "ragstream_cluster.conf"
+    log = workdir / "agent.log"
+    agent = harness.start_process(
+        [str(AGENT), "--cluster", str(cluster_file), "--out", str(include), "--nats", nats.url,
+         "--interval", "0.3", "--ragstream", str(CLI),
+         "--reload", f"nginx -p {prefix}/ -c conf/nginx.conf -e logs/error.log -s reload"],
+        stdout=open(log, "ab"), stderr=subprocess.STDOUT)
+    return agent, include, log
+
+
 @pytest.fixture
 def cluster(tmp_path):
     """Shard a: primary a1 (2 workers), standby a2 (1 worker). Shard b: primary b1, no standby,
@@ -105,15 +134,7 @@ def cluster(tmp_path):
             "tenant alpha a\n"
             "tenant team_b.x b\n"
             "default b\n")
-        prefix = tmp_path / "front"
-        port = harness.free_port()
-        subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
-        out = open(tmp_path / "front.out", "ab")
-        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
-                                       "-e", "logs/error.log"], stdout=out, stderr=out)
-        harness.PRODUCT_LOG_FILES.append(prefix / "logs" / "error.log")
-        harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
-        assert front.poll() is None, (tmp_path / "front.out").read_text()
+        front, port, prefix = start_front(tmp_path, cluster_file)
         yield {"port": port, "keys": keys, "hosts": hosts, "cluster_file": cluster_file,
                "prefix": prefix}
     finally:
@@ -258,20 +279,8 @@ def test_the_agent_puts_the_lease_holder_first(tmp_path):
         a1, a2 = ",".join(hosts["a1"].addrs), ",".join(hosts["a2"].addrs)
         cluster_file.write_text(f"shard a {a1} {a2}\ntenant alpha a\ndefault a\n"
                                 f"node a1 {a1}\nnode a2 {a2}\n")
-        prefix = tmp_path / "front"
-        port = harness.free_port()
-        subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
-        out = open(tmp_path / "front.out", "ab")
-        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
-                                       "-e", "logs/error.log"], stdout=out, stderr=out)
-        harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
-        include = prefix / "conf" / "ragstream_cluster.conf"
-        agent_log = tmp_path / "agent.log"
-        agent = harness.start_process(
-            [str(AGENT), "--cluster", str(cluster_file), "--out", str(include), "--nats", nats.url,
-             "--interval", "0.3", "--ragstream", str(CLI),
-             "--reload", f"nginx -p {prefix}/ -c conf/nginx.conf -e logs/error.log -s reload"],
-            stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT)
+        front, port, prefix = start_front(tmp_path, cluster_file)
+        agent, include, agent_log = start_agent(tmp_path, cluster_file, prefix, nats)
         cl = {"port": port, "keys": keys, "hosts": hosts}
 
         def first_server() -> str:

@@ -14,7 +14,6 @@ import threading
 import time
 from pathlib import Path
 
-import lmdb
 import pytest
 
 import harness
@@ -48,21 +47,7 @@ def shard(tmp_path, stack_factory):
         nats.stop()
 
 
-def dump(data_dir: Path) -> dict:
-    """{database: {key: value}} of every named database of the store (read-only, beside the
-    running workers)."""
-    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
-    try:
-        out = {}
-        with env.begin() as txn:
-            names = [k for k, _ in txn.cursor()]
-        for name in names:
-            db = env.open_db(name, create=False)
-            with env.begin(db=db) as txn:
-                out[name.decode()] = dict(txn.cursor())
-        return out
-    finally:
-        env.close()
+dump = harness.store_dump
 
 
 def wait_converged(primary, standby, timeout=30.0) -> dict:

@@ -13,39 +13,14 @@ import signal
 import subprocess
 import threading
 import time
-from pathlib import Path
-
-import lmdb
 
 import harness
-from test_cluster_routing import AGENT, CLI, RENDER, Host, call, leaders, served_by
+from test_cluster_routing import CLI, Host, call, leaders, served_by, start_agent, start_front
 
 
 def shard_env(nats: harness.NatsServers, shard: str, node: str) -> dict:
     return {"RAGSTREAM_CLUSTER_ROLE": "primary", "RAGSTREAM_SHARD": shard, "RAGSTREAM_NATS_URL": nats.url,
             "RAGSTREAM_LOG_REPLICAS": "1", "RAGSTREAM_NODE": node, "RAGSTREAM_LEASE_MS": "2000"}
-
-
-def keys_of(data_dir: Path, tenant: str) -> dict[str, list[bytes]]:
-    """{database: [keys]} of `tenant`'s records in a store: "T/..." keys, and index_meta's
-    "<name>/T" counters."""
-    env = lmdb.open(str(data_dir), readonly=True, lock=True, max_dbs=256, subdir=True)
-    try:
-        out = {}
-        with env.begin() as txn:
-            names = [k for k, _ in txn.cursor()]
-        for name in names:
-            db = env.open_db(name, create=False)
-            with env.begin(db=db) as txn:
-                found = [k for k, _ in txn.cursor()
-                         if k.startswith(tenant.encode() + b"/") or
-                         (name == b"index_meta" and k.endswith(b"/" + tenant.encode())
-                          and not k.startswith(b"moving/"))]
-            if found:
-                out[name.decode()] = found
-        return out
-    finally:
-        env.close()
 
 
 class Load:
@@ -119,20 +94,8 @@ def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
                                 f"node a1 {a1}\nnode b1 {b1}\n")
         harness.wait_until(lambda: leaders(cluster_file, nats) == "a a1\nb b1\n", 40, interval=0.2,
                            what="each shard's host to hold its lease")
-        prefix = tmp_path / "front"
-        port = harness.free_port()
-        subprocess.run([str(RENDER), "--front", str(prefix), str(port), str(cluster_file)], check=True)
-        out = open(tmp_path / "front.out", "ab")
-        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf",
-                                       "-e", "logs/error.log"], stdout=out, stderr=out)
-        harness.wait_until(lambda: front.poll() is not None or harness.tcp_accepts(port), 10, what="front nginx")
-        include = prefix / "conf" / "ragstream_cluster.conf"
-        agent_log = tmp_path / "agent.log"
-        agent = harness.start_process(
-            [str(AGENT), "--cluster", str(cluster_file), "--out", str(include), "--nats", nats.url,
-             "--interval", "0.3", "--ragstream", str(CLI),
-             "--reload", f"nginx -p {prefix}/ -c conf/nginx.conf -e logs/error.log -s reload"],
-            stdout=open(agent_log, "ab"), stderr=subprocess.STDOUT)
+        front, port, prefix = start_front(tmp_path, cluster_file)
+        agent, include, agent_log = start_agent(tmp_path, cluster_file, prefix, nats)
         cl = {"port": port, "keys": keys, "hosts": hosts}
 
         seeded = []
@@ -204,15 +167,11 @@ def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
         assert r.status in (200, 201) and served_by(cl, rid) == ["b1"], r
 
         # Nothing of alpha is left on a but the mark; b holds it; beta never noticed.
-        left = keys_of(hosts["a1"].data, "alpha")
+        left = harness.tenant_keys(hosts["a1"].data, "alpha")
         assert left == {}, {db: ks[:3] for db, ks in left.items()}
-        env = lmdb.open(str(hosts["a1"].data), readonly=True, lock=True, max_dbs=256)
-        try:
-            with env.begin(db=env.open_db(b"index_meta", create=False)) as txn:
-                assert txn.get(b"moving/alpha") == b"b"  # what refuses alpha's writes on a
-        finally:
-            env.close()
-        moved_keys = keys_of(hosts["b1"].data, "alpha")
+        # What refuses alpha's writes on a:
+        assert harness.store_dump(hosts["a1"].data)["index_meta"].get(b"moving/alpha") == b"b"
+        moved_keys = harness.tenant_keys(hosts["b1"].data, "alpha")
         assert moved_keys.get("documents") and any(db.startswith("vblocks.") for db in moved_keys), moved_keys.keys()
         r, rid = call(cl, "beta", "GET", f"/api/documents/{beta_doc}")
         assert r.status == 200 and served_by(cl, rid) == ["a1"], r
@@ -235,7 +194,7 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
     keys_file = tmp_path / "keys"
     keys = harness.make_api_keys(keys_file, "alpha")
     nats = harness.NatsServers(tmp_path / "nats")
-    hosts = {}
+    hosts, front = {}, None
     try:
         hosts["a1"] = Host("a1", tmp_path, keys_file, 1, shard_env(nats, "a", "a1"))
         hosts["b1"] = Host("b1", tmp_path, keys_file, 1, shard_env(nats, "b", "b1"))
@@ -244,12 +203,7 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
         cluster_file.write_text(f"shard a {a1} -\nshard b {b1} -\ntenant alpha a\ndefault a\n")
         harness.wait_until(lambda: leaders(cluster_file, nats) == "a a1\nb b1\n", 40, interval=0.2,
                            what="each shard's host to hold its lease")
-        front_port = harness.free_port()
-        prefix = tmp_path / "front"
-        subprocess.run([str(RENDER), "--front", str(prefix), str(front_port), str(cluster_file)], check=True)
-        front = harness.start_process(["nginx", "-p", f"{prefix}/", "-c", "conf/nginx.conf", "-e", "logs/error.log"],
-                                      stdout=open(tmp_path / "front.out", "ab"), stderr=subprocess.STDOUT)
-        harness.wait_until(lambda: harness.tcp_accepts(front_port), 10, what="front nginx")
+        front, front_port, _ = start_front(tmp_path, cluster_file)
         cl = {"port": front_port, "keys": keys, "hosts": hosts}
         r, _ = call(cl, "alpha", "POST", "/api/documents", {"title": "Stays", "text": "The otter stays in the river."})
         assert r.status in (200, 201)
@@ -277,12 +231,12 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
         assert "tenant alpha a" in cluster_file.read_text()
         r, rid = call(cl, "alpha", "GET", f"/api/documents/{doc}")
         assert r.status == 200 and served_by(cl, rid) == ["a1"]
-        assert keys_of(hosts["b1"].data, "alpha") == {}
+        assert harness.tenant_keys(hosts["b1"].data, "alpha") == {}
 
         done = subprocess.run(move[:-2] + ["--timeout", "60"], capture_output=True, text=True, timeout=120, env=env)
         assert done.returncode == 0 and "moved tenant alpha to shard b" in done.stdout, (done.stdout, done.stderr)
-        assert keys_of(hosts["a1"].data, "alpha") == {}
-        assert keys_of(hosts["b1"].data, "alpha").get("documents")
+        assert harness.tenant_keys(hosts["a1"].data, "alpha") == {}
+        assert harness.tenant_keys(hosts["b1"].data, "alpha").get("documents")
 
         # And back: the second move of a tenant starts afresh (the first one's progress on b is
         # not copied), and a, which refused alpha since it left, takes its writes again.
@@ -291,15 +245,16 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
                               capture_output=True, text=True, timeout=120, env=env)
         assert back.returncode == 0 and "moved tenant alpha to shard a" in back.stdout, (back.stdout, back.stderr)
         # b's mover drops the first move's progress keys at its next look after that plan went.
-        harness.wait_until(lambda: keys_of(hosts["b1"].data, "alpha") == {}, 10, interval=0.2,
+        harness.wait_until(lambda: harness.tenant_keys(hosts["b1"].data, "alpha") == {}, 10, interval=0.2,
                            what="nothing of alpha left on b")
         assert "tenant alpha a" in cluster_file.read_text()
         r, rid = call(cl, "alpha", "GET", f"/api/documents/{doc}")
         assert r.status == 200 and served_by(cl, rid) == ["a1"], r
         r, rid = call(cl, "alpha", "POST", "/api/documents", {"title": "Home", "text": "Back on shard a."})
         assert r.status in (200, 201) and served_by(cl, rid) == ["a1"], r
-        harness.stop_process(front, signal.SIGTERM, timeout=10)
     finally:
+        if front is not None:
+            harness.stop_process(front, signal.SIGTERM, timeout=10)
         for h in hosts.values():
             h.stop()
         nats.stop()
