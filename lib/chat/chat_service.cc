@@ -158,12 +158,12 @@ class AnswerStream {
 // Retrieval may wait seconds on a remote embeddings call, and the answer is already
 // `streaming` in the store: it keeps beating (saving its heartbeat every half persist
 // interval) while it waits, so that no worker takes it for an orphan.
-Result<std::vector<rag::Passage>> RetrieveWithHeartbeat(const rag::Retriever& retriever,
-                                                        const rag::RetrievalRequest& retrieval,
-                                                        store::Message& message,
-                                                        store::ConversationStore& store,
-                                                        const ChatServiceOptions& options) {
-  auto running = std::async(std::launch::async, [&] { return retriever.Retrieve(retrieval); });
+// Waits for a retrieval that was started beside the exchange's write. A slow one (a remote
+// embedder) keeps the answer's heartbeat going meanwhile, or it would look abandoned and be
+// declared interrupted.
+Result<std::vector<rag::Passage>> AwaitRetrieval(
+    std::future<Result<std::vector<rag::Passage>>>& running, store::Message& message,
+    store::ConversationStore& store, const ChatServiceOptions& options) {
   const auto beat = std::chrono::milliseconds(std::max(50, options.persist_interval_ms / 2));
   while (running.wait_for(beat) != std::future_status::ready) {
     message.updated_at = NowMillis();
@@ -236,6 +236,25 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   mark = lap(phases.store_us, mark);
   rag::DetectedLanguage language = rag::DetectLanguage(request.message, fallback_language);
   mark = lap(phases.language_us, mark);
+  // Retrieval reads only the question and the documents, so it runs beside the exchange's
+  // write instead of after it: the first token waits for the slower of the two, not their
+  // sum (the write waits for LMDB's one write lock, behind an ingest's commit, and in cluster
+  // mode for the log's quorum). A send the write refuses (a limit, an unknown conversation)
+  // still waits for its retrieval to end before returning.
+  std::optional<rag::RetrievalRequest> retrieval;
+  std::atomic<int64_t> retrieval_took_us{-1};
+  std::future<Result<std::vector<rag::Passage>>> retrieving;
+  if (retriever_) {
+    retrieval.emplace(rag::RetrievalRequest{request.tenant, request.message,
+                                            request.top_k.value_or(options_.default_top_k),
+                                            request.mode, request.document_ids});
+    retrieving = std::async(std::launch::async, [this, &retrieval, &retrieval_took_us] {
+      const int64_t from = SteadyMicros();
+      auto passages = retriever_->Retrieve(*retrieval);
+      retrieval_took_us = SteadyMicros() - from;
+      return passages;
+    });
+  }
   store::BeginExchangeInput begin;
   begin.conversation_id = request.conversation_id;
   begin.user_text = request.message;
@@ -293,12 +312,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   prompt.tools = request.tools;
   if (retriever_) {
     mark = lap(phases.prompt_us, mark);
-    rag::RetrievalRequest retrieval{request.tenant, request.message,
-                                    request.top_k.value_or(options_.default_top_k), request.mode,
-                                    request.document_ids};
-    auto passages = RetrieveWithHeartbeat(*retriever_, retrieval, message, store_, options_);
+    auto passages = AwaitRetrieval(retrieving, message, store_, options_);
     mark = lap(phases.retrieval_us, mark);
-    result.retrieval_seconds = static_cast<double>(phases.retrieval_us) / 1e6;
+    result.retrieval_seconds = static_cast<double>(retrieval_took_us.load()) / 1e6;
     if (passages.ok()) {
       result.sources = std::move(*passages);
     } else {

@@ -3,7 +3,8 @@
 //   1. load the conversation (404 if unknown), detect the question's language (falling back to
 //      the conversation's), save the user message and a `streaming` assistant message in one
 //      transaction: the question is on disk before anything downstream can fail;
-//   2. retrieve passages (hybrid by default) and build the prompt: instructions in the
+//   2. retrieve passages (hybrid by default; started beside step 1's write, which it does not
+//      need) and build the prompt: instructions in the
 //      answer language, the passages numbered as quoted material, history within a budget;
 //   3. stream the model's deltas to the observer, never splitting a UTF-8 character, saving
 //      the partial answer at least every persist interval;
@@ -72,11 +73,13 @@ class StreamObserver {
 // phase did not run. The phases are disjoint parts of `first_token_us`, in pipeline order (the
 // rest of it is bookkeeping between them), so their sum never exceeds it.
 struct SendPhases {
-  int64_t store_us = -1;      // conversation load, document check, the exchange's write txn
-  int64_t language_us = -1;   // detecting the question's language
-  int64_t retrieval_us = -1;  // embedding, vector + lexical search, fusion, chunk loads
-  int64_t prompt_us = -1;     // building the prompt (passages, history)
-  int64_t start_us = -1;      // the observer's OnStart (a stream's first event)
+  int64_t store_us = -1;     // conversation load, document check, the exchange's write txn
+  int64_t language_us = -1;  // detecting the question's language
+  // Retrieval (embedding, vector + lexical search, fusion, chunk loads) starts beside the
+  // exchange's write txn: this is what it took after that write ended, its share of the wait.
+  int64_t retrieval_us = -1;
+  int64_t prompt_us = -1;  // building the prompt (passages, history)
+  int64_t start_us = -1;   // the observer's OnStart (a stream's first event)
   // From calling the model to its first delta: the upstream's own time to first token plus
   // the client's (connection, request, first chunk parsed).
   int64_t upstream_ttft_us = -1;

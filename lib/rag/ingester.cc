@@ -17,8 +17,6 @@ namespace {
 
 // The nice value of the threads that prepare a batch's documents.
 constexpr int kAnalysisNice = 10;
-// How long a batch waits between its commits, so that other writers get the lock.
-constexpr int64_t kPauseBetweenCommitsUs = 2000;
 
 bool LooksBinary(std::string_view text) {
   if (text.find('\0') != std::string_view::npos) return true;
@@ -75,6 +73,8 @@ std::string TitleFromText(std::string_view text, size_t max_chars) {
 Ingester::Ingester(store::DocumentStore& store, Embedder& embedder, IngestOptions options)
     : store_(store), embedder_(embedder), options_(options) {
   options_.embed_batch = std::max<size_t>(1, options_.embed_batch);
+  options_.min_group_bytes = std::min(options_.min_group_bytes, options_.max_group_bytes);
+  group_bytes_ = options_.max_group_bytes;
 }
 
 Status Ingester::Validate(const std::string& title, const std::string& text) const {
@@ -255,10 +255,6 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
         stored = group.back() + 1;
       }
       room.notify_all();
-      // LMDB's writer lock is not fair: committing again at once would often take it back
-      // before an answer's save that waited on this commit. A short pause lets it in.
-      if (stored < n)
-        std::this_thread::sleep_for(std::chrono::microseconds(kPauseBetweenCommitsUs));
     }
   } catch (...) {
     join();
@@ -324,18 +320,39 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
 
 bool Ingester::GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const {
   return documents == 0 ||
-         (documents < options_.max_group_documents && bytes + size <= options_.max_group_bytes);
+         (documents < options_.max_group_documents && bytes + size <= group_bytes());
+}
+
+void Ingester::LearnCommitRate(uint64_t bytes, int64_t held_us) {
+  if (bytes == 0 || held_us <= 0 || options_.target_commit_us <= 0) return;
+  // A commit costs a fixed part (its fsyncs) plus a part per byte, so scaling by the last
+  // rate settles where the two add up to the target. Halfway each time: one slow commit (a
+  // page fault storm, a busy disk) does not halve the next group.
+  const double fits = static_cast<double>(bytes) * static_cast<double>(options_.target_commit_us) /
+                      static_cast<double>(held_us);
+  const double next = (static_cast<double>(group_bytes()) + fits) / 2;
+  group_bytes_.store(
+      static_cast<uint64_t>(std::clamp(next, static_cast<double>(options_.min_group_bytes),
+                                       static_cast<double>(options_.max_group_bytes))),
+      std::memory_order_relaxed);
 }
 
 std::vector<Result<store::AddResult>> Ingester::CommitGroup(const std::vector<Pending*>& group) {
   const uint64_t limit = options_.max_documents_per_tenant;
-  if (group.size() > 1) {
-    std::vector<store::DocumentStore::GroupItem> items;
-    for (const Pending* p : group) items.push_back({p->tenant, p->doc, limit});
-    auto results = store_.AddGroup(items);
-    if (results.ok()) return std::move(*results);
+  std::vector<store::DocumentStore::GroupItem> items;
+  uint64_t bytes = 0;
+  for (const Pending* p : group) {
+    items.push_back({p->tenant, p->doc, limit});
+    bytes += p->doc->text.size();
   }
-  // Alone, or the group failed as a whole: one transaction per document.
+  int64_t held_us = -1;
+  auto grouped = store_.AddGroup(items, &held_us);
+  if (grouped.ok()) {
+    LearnCommitRate(bytes, held_us);
+    return std::move(*grouped);
+  }
+  if (group.size() == 1) return {grouped.status()};
+  // The group failed as a whole: one transaction per document.
   std::vector<Result<store::AddResult>> results;
   for (const Pending* p : group) results.push_back(store_.Add(p->tenant, *p->doc, limit));
   return results;

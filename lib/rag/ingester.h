@@ -10,6 +10,7 @@
 // document per transaction, so each gets the answer it would have got alone.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <mutex>
 #include <optional>
@@ -36,6 +37,13 @@ struct IngestOptions {
   // overlapping the commits; docs/PERFORMANCE.md part 7).
   size_t max_group_documents = 64;
   uint64_t max_group_bytes = 256 << 10;
+  // Within those limits a commit aims to hold the write lock at most this long: the bytes a
+  // group takes follow the rate the last commits were written at (never below
+  // min_group_bytes). A question that arrives during a commit waits for it (ingestion yields
+  // the lock to waiting questions between commits: store::WriteGate), so this bounds the time
+  // an ingest adds to an answer's first token.
+  int64_t target_commit_us = 20000;
+  uint64_t min_group_bytes = 16 << 10;
   // How long a commit waits for documents other threads are still preparing.
   int64_t max_group_wait_us = 2000;
   // Threads that prepare (chunk, embed, analyse) the documents of a batch (IngestMany), at
@@ -70,6 +78,9 @@ class Ingester {
   std::vector<Result<IngestResult>> IngestMany(std::string_view tenant,
                                                std::vector<IngestInput> docs);
 
+  // The bytes of text the next group commit takes at most (see target_commit_us).
+  uint64_t group_bytes() const { return group_bytes_.load(std::memory_order_relaxed); }
+
   // Checks a document without storing it (the same errors as Ingest).
   Status Validate(const std::string& title, const std::string& text) const;
 
@@ -89,6 +100,8 @@ class Ingester {
   // Whether a group of `documents` documents and `bytes` of text takes one more of `size`
   // bytes (the limits of IngestOptions; a group always takes its first).
   bool GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const;
+  // Moves group_bytes_ towards what `held_us` for `bytes` says fits in target_commit_us.
+  void LearnCommitRate(uint64_t bytes, int64_t held_us);
 
   // Counts a document from its validation to its arrival at Store (or its failure).
   class Preparing {
@@ -111,6 +124,7 @@ class Ingester {
   std::condition_variable committed_;
   std::vector<Pending*> waiting_;  // not yet taken by a commit
   bool committing_ = false;        // a thread is committing a group
+  std::atomic<uint64_t> group_bytes_;
 };
 
 // Sets `doc`'s language and its chunks (their spans of `text` and their analysed terms), as

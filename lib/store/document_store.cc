@@ -211,11 +211,11 @@ Result<std::vector<AddResult>> DocumentStore::AddMany(std::string_view tenant,
   return WithRoom(env_, need, [&] { return AddManyOnce(tenant, docs, max_documents); });
 }
 
-Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(
-    const std::vector<GroupItem>& items) {
+Result<std::vector<Result<AddResult>>> DocumentStore::AddGroup(const std::vector<GroupItem>& items,
+                                                               int64_t* held_us) {
   uint64_t need = 0;
   for (const auto& item : items) need += MapBytesFor(*item.doc);
-  return WithRoom(env_, need, [&] { return AddGroupOnce(items); });
+  return WithRoom(env_, need, [&] { return AddGroupOnce(items, held_us); });
 }
 
 struct DocumentStore::Postings {
@@ -266,9 +266,10 @@ struct DocumentStore::Postings {
   }
 };
 
-Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_ms) {
+Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_us,
+                                         int64_t* held_us) {
   size_t chunks = 0;
-  const int64_t postings_from = SteadyMillis();
+  const int64_t postings_from = SteadyMicros();
   for (const auto& [tenant, batch] : postings.by_tenant) {
     if (Status s = lexical_.Write(txn, tenant, batch); !s.ok()) return s;
     chunks += batch.chunks();
@@ -276,7 +277,7 @@ Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int
   for (const auto& [tenant, rows] : postings.vectors_by_tenant) {
     if (Status s = ivf_.Insert(txn, tenant, rows.docs, rows.dim); !s.ok()) return s;
   }
-  const int64_t commit_from = SteadyMillis();
+  const int64_t commit_from = SteadyMicros();
   Status committed = txn.Commit();
   if (committed.ok()) {
     std::vector<std::string> tenants;
@@ -286,13 +287,14 @@ Status DocumentStore::CommitWithPostings(Txn& txn, const Postings& postings, int
   // Every answer's saves wait while a document write holds LMDB's one write lock: say when one
   // held it long (batches are bounded to keep this short; see IngestOptions), and where the
   // time went (the records and vectors, the postings, the commit's two fsyncs).
-  const int64_t end = SteadyMillis();
-  if (committed.ok() && end - began_ms > kSlowWriteMs) {
+  const int64_t end = SteadyMicros();
+  if (held_us) *held_us = end - began_us;
+  if (committed.ok() && end - began_us > kSlowWriteMs * 1000) {
     LogWarn("store", "a document write held the write lock long",
-            {{"ms", std::to_string(end - began_ms)},
-             {"records_ms", std::to_string(postings_from - began_ms)},
-             {"postings_ms", std::to_string(commit_from - postings_from)},
-             {"commit_ms", std::to_string(end - commit_from)},
+            {{"ms", std::to_string((end - began_us) / 1000)},
+             {"records_ms", std::to_string((postings_from - began_us) / 1000)},
+             {"postings_ms", std::to_string((commit_from - postings_from) / 1000)},
+             {"commit_ms", std::to_string((end - commit_from) / 1000)},
              {"chunks", std::to_string(chunks)}});
   }
   return committed;
@@ -324,9 +326,9 @@ Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenan
                                                           const std::vector<NewDocument>& docs,
                                                           uint64_t max_documents,
                                                           const TxnStep& first) {
-  auto txn = Txn::BeginWrite(env_);
+  auto txn = Txn::BeginBulkWrite(env_);
   if (!txn.ok()) return txn.status();
-  const int64_t began_ms = SteadyMillis();
+  const int64_t began_us = SteadyMicros();
   if (first) {
     if (Status s = first(*txn); !s.ok()) return s;
   }
@@ -342,15 +344,15 @@ Result<std::vector<AddResult>> DocumentStore::AddManyOnce(std::string_view tenan
     results.push_back(std::move(*added));
   }
   if (!wrote) return results;
-  if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
+  if (Status s = CommitWithPostings(*txn, postings, began_us); !s.ok()) return s;
   return results;
 }
 
 Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
-    const std::vector<GroupItem>& items) {
-  auto txn = Txn::BeginWrite(env_);
+    const std::vector<GroupItem>& items, int64_t* held_us) {
+  auto txn = Txn::BeginBulkWrite(env_);
   if (!txn.ok()) return txn.status();
-  const int64_t began_ms = SteadyMillis();
+  const int64_t began_us = SteadyMicros();
   Postings postings;
   if (Status s = postings.Begin(*this, *txn); !s.ok()) return s;
   std::vector<Result<AddResult>> results;
@@ -366,7 +368,7 @@ Result<std::vector<Result<AddResult>>> DocumentStore::AddGroupOnce(
     results.push_back(std::move(added));
   }
   if (!wrote) return results;
-  if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
+  if (Status s = CommitWithPostings(*txn, postings, began_us, held_us); !s.ok()) return s;
   return results;
 }
 
@@ -706,7 +708,7 @@ Result<uint64_t> DocumentStore::PackVectors(std::string_view tenant, uint32_t di
   uint64_t packed = 0;
   uint32_t from = 0;
   while (true) {
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
     auto next = catalog_.NextChunk(*txn, tenant);
     if (!next.ok()) return next.status();
@@ -800,9 +802,9 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
         }
       }
     }
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
-    const int64_t began_ms = SteadyMillis();
+    const int64_t began_us = SteadyMicros();
     auto have = txn->Get(meta_, "analyzer");
     if (!have.ok()) return have.status();
     if (have->has_value() && **have == version) return reindexed;
@@ -855,7 +857,7 @@ Result<uint64_t> DocumentStore::ReindexLexical(const std::string& version, size_
       ++reindexed;
     }
     if (Status s = txn->Put(meta_, "reindex_cursor", next.back().key); !s.ok()) return s;
-    if (Status s = CommitWithPostings(*txn, postings, began_ms); !s.ok()) return s;
+    if (Status s = CommitWithPostings(*txn, postings, began_us); !s.ok()) return s;
   }
 }
 

@@ -161,7 +161,9 @@ class DocumentStore {
     const NewDocument* doc = nullptr;
     uint64_t max_documents = 0;
   };
-  Result<std::vector<Result<AddResult>>> AddGroup(const std::vector<GroupItem>& items);
+  // `held_us`, if given, is set to how long the commit held the write lock (microseconds).
+  Result<std::vector<Result<AddResult>>> AddGroup(const std::vector<GroupItem>& items,
+                                                  int64_t* held_us = nullptr);
   Result<DocumentRecord> Get(std::string_view tenant, const std::string& id) const;
   Result<std::string> GetText(std::string_view tenant, const std::string& id) const;
   // The tenant's documents, newest first.
@@ -247,7 +249,8 @@ class DocumentStore {
   Result<std::vector<AddResult>> AddManyOnce(std::string_view tenant,
                                              const std::vector<NewDocument>& docs,
                                              uint64_t max_documents, const TxnStep& first = {});
-  Result<std::vector<Result<AddResult>>> AddGroupOnce(const std::vector<GroupItem>& items);
+  Result<std::vector<Result<AddResult>>> AddGroupOnce(const std::vector<GroupItem>& items,
+                                                      int64_t* held_us = nullptr);
   // Add's work inside an open write transaction (which the caller commits). `wrote_some`,
   // if given, is set once it has started writing (a failure after that spoils `txn`).
   // One attempt of Delete: a document_replaced conflict when the document changed between
@@ -258,8 +261,9 @@ class DocumentStore {
   Result<AddResult> AddIn(Txn& txn, std::string_view tenant, const NewDocument& doc,
                           uint64_t max_documents, Postings& postings, bool* wrote_some = nullptr);
   // Writes the postings gathered and commits; logs a write that held the lock since
-  // `began_ms` (SteadyMillis) too long.
-  Status CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_ms);
+  // `began_us` (SteadyMicros) too long, and sets `held_us` (if given) to how long it held it.
+  Status CommitWithPostings(Txn& txn, const Postings& postings, int64_t began_us,
+                            int64_t* held_us = nullptr);
   // Whether a chunk's postings are in the index: always, except during a rebuild
   // (ReindexLexical) for chunks it has not reached yet, which it will index itself.
   Result<std::optional<std::string>> ReindexCursor(const Txn& txn) const;

@@ -595,7 +595,7 @@ Result<bool> IvfIndex::NeedsBuild(const Txn& txn, std::string_view tenant, uint3
 Status IvfIndex::Drop(std::string_view tenant, uint32_t id) {
   const std::string prefix = IndexPrefix(tenant, id);
   for (bool more = true; more;) {
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
     auto state = Active(*txn, tenant);
     if (!state.ok()) return state.status();
@@ -805,7 +805,7 @@ class IvfIndex::ListWriter {
       const size_t n = everything ? list.size() : list.size() / kSegmentRows * kSegmentRows;
       if (n == 0) continue;
       if (!txn) {
-        auto begun = Txn::BeginWrite(index_.env_);
+        auto begun = Txn::BeginBulkWrite(index_.env_);
         if (!begun.ok()) return begun.status();
         txn.emplace(std::move(*begun));
       }

@@ -56,6 +56,17 @@ Result<std::unique_ptr<Env>> Env::Open(const Options& options, int* stale_reader
   int dead = 0;
   if (int rc = mdb_reader_check(raw, &dead); rc != 0) return MdbStatus(rc, "mdb_reader_check");
   if (stale_readers) *stale_readers = dead;
+  if (auto gate = WriteGate::Open(options.path); gate.ok()) {
+    env->gate_ = std::move(*gate);
+    if (!env->gate_->has_slot()) {
+      LogWarn("store",
+              "every slot of the write gate is held: this process's answers are not "
+              "put ahead of bulk writes");
+    }
+  } else {
+    LogWarn("store", "no write gate: answers are not put ahead of bulk writes",
+            {{"error", gate.status().ToString()}});
+  }
 
   auto txn = Txn::BeginWrite(*env);
   if (!txn.ok()) return txn.status();
@@ -224,15 +235,30 @@ Result<Txn> Txn::Begin(const Env& env, unsigned flags) {
 }
 
 Result<Txn> Txn::BeginWrite(const Env& env) {
+  return BeginWriting(env, /*bulk=*/false);
+}
+
+Result<Txn> Txn::BeginBulkWrite(const Env& env) {
+  return BeginWriting(env, /*bulk=*/true);
+}
+
+Result<Txn> Txn::BeginWriting(const Env& env, bool bulk) {
   if (env.writes_refused_.load(std::memory_order_acquire)) {
     if (Status why = env.WritesRefused(); !why.ok()) return why;
   }
-  auto txn = Begin(env, 0);
-  if (txn.ok() && env.captures_changes()) {
-    txn->env_ = &env;
-    txn->changes_ = std::make_unique<std::vector<Change>>();
+  std::optional<Result<Txn>> txn;
+  if (bulk) {
+    if (env.gate_) env.gate_->YieldToWaiting(kMaxBulkYield);
+    txn.emplace(Begin(env, 0));
+  } else {
+    WriteGate::Announce waiting(env.gate_.get());  // until the lock is held
+    txn.emplace(Begin(env, 0));
   }
-  return txn;
+  if (txn->ok() && env.captures_changes()) {
+    (*txn)->env_ = &env;
+    (*txn)->changes_ = std::make_unique<std::vector<Change>>();
+  }
+  return std::move(*txn);
 }
 
 Result<Txn> Txn::BeginApply(const Env& env) {

@@ -32,6 +32,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -43,6 +44,7 @@
 #include <vector>
 
 #include "lib/core/status.h"
+#include "lib/store/write_gate.h"
 
 namespace ragstream::store {
 
@@ -150,12 +152,18 @@ class Env {
   mutable std::mutex refused_mu_;
   Status refused_ = Status::Ok();
   std::atomic<bool> writes_refused_{false};
+  std::unique_ptr<WriteGate> gate_;  // null if its file could not be made
 };
 
 class Txn {
  public:
   static Result<Txn> BeginRead(const Env& env) { return Begin(env, MDB_RDONLY); }
   static Result<Txn> BeginWrite(const Env& env);
+  // A bulk write (ingestion, a background build): first lets the ordinary writers that are
+  // waiting for the lock, in any process, go ahead (WriteGate), for at most kMaxBulkYield.
+  // Keep each one short: a writer arriving during it still waits for its commit.
+  static Result<Txn> BeginBulkWrite(const Env& env);
+  static constexpr std::chrono::milliseconds kMaxBulkYield{50};
   // A write transaction that applies the replication log: allowed while writes are refused,
   // and not captured (it is the log's change, not a new one).
   static Result<Txn> BeginApply(const Env& env);
@@ -191,6 +199,7 @@ class Txn {
 
  private:
   static Result<Txn> Begin(const Env& env, unsigned flags);
+  static Result<Txn> BeginWriting(const Env& env, bool bulk);
   Txn(MDB_txn* txn, std::shared_lock<std::shared_timed_mutex> guard)
       : txn_(txn), resize_guard_(std::move(guard)) {}
   MDB_txn* txn_;

@@ -426,6 +426,41 @@ BOOST_AUTO_TEST_CASE(ingest_many_keeps_order_and_per_document_results) {
   BOOST_TEST(results[40]->record.id == results[3]->record.id);
 }
 
+// A commit aims at target_commit_us: the group's bytes shrink after commits slower than
+// that (never below min_group_bytes) and stay at max_group_bytes when commits are fast.
+BOOST_AUTO_TEST_CASE(group_bytes_follow_the_commit_time_target) {
+  // Each batch is likely one group while the budget is large: several batches, so that the
+  // budget has several commits to learn from.
+  int next = 0;
+  auto batch = [&next] {
+    std::vector<IngestInput> docs;
+    for (int i = 0; i < 10; ++i, ++next) {
+      docs.push_back(
+          {"", "Document " + std::to_string(next) + " " + std::string(2000, 'a' + next % 26)});
+    }
+    return docs;
+  };
+  IngestOptions slow;
+  slow.max_group_bytes = 1 << 20;
+  slow.min_group_bytes = 4096;
+  slow.target_commit_us = 1;  // no commit is this fast
+  Fixture tight(slow);
+  BOOST_TEST(tight.ingester->group_bytes() == 1u << 20);
+  for (int round = 0; round < 12; ++round) {
+    for (const auto& r : tight.ingester->IngestMany("acme", batch())) BOOST_TEST(r.ok());
+  }
+  BOOST_TEST(tight.ingester->group_bytes() == 4096u);
+  BOOST_TEST(tight.Count() == 120u);
+
+  IngestOptions fast = slow;
+  fast.target_commit_us = 60'000'000;  // every commit is this fast
+  Fixture loose(fast);
+  for (int round = 0; round < 4; ++round) {
+    for (const auto& r : loose.ingester->IngestMany("acme", batch())) BOOST_TEST(r.ok());
+  }
+  BOOST_TEST(loose.ingester->group_bytes() == 1u << 20);
+}
+
 BOOST_AUTO_TEST_SUITE_END()
 
 }  // namespace
