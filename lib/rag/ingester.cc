@@ -319,8 +319,11 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
 }
 
 bool Ingester::GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const {
-  return documents == 0 ||
-         (documents < options_.max_group_documents && bytes + size <= group_bytes());
+  if (documents == 0) return true;
+  if (documents >= options_.max_group_documents) return false;
+  const bool answers_waiting =
+      store_.env().AnswersWaitedWithin(std::chrono::milliseconds(options_.answers_window_ms));
+  return bytes + size <= (answers_waiting ? group_bytes() : options_.max_group_bytes);
 }
 
 void Ingester::LearnCommitRate(uint64_t bytes, int64_t held_us) {

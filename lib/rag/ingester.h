@@ -37,13 +37,16 @@ struct IngestOptions {
   // overlapping the commits; docs/PERFORMANCE.md part 7).
   size_t max_group_documents = 64;
   uint64_t max_group_bytes = 256 << 10;
-  // Within those limits a commit aims to hold the write lock at most this long: the bytes a
-  // group takes follow the rate the last commits were written at (never below
-  // min_group_bytes). A question that arrives during a commit waits for it (ingestion yields
-  // the lock to waiting questions between commits: store::WriteGate), so this bounds the time
-  // an ingest adds to an answer's first token.
+  // While answers are being written (an answer's or a question's write waited for the lock
+  // within the last answers_window_ms, on any worker of the host), a commit aims to hold the
+  // write lock at most target_commit_us: the bytes a group takes follow the rate the last
+  // commits were written at (never below min_group_bytes). A question that arrives during a
+  // commit waits for it (ingestion yields the lock to waiting questions between commits:
+  // store::WriteGate), so this bounds the time an ingest adds to an answer's first token. With
+  // no answers waiting, groups take max_group_bytes: fewer, larger commits ingest faster.
   int64_t target_commit_us = 20000;
   uint64_t min_group_bytes = 16 << 10;
+  int64_t answers_window_ms = 5000;
   // How long a commit waits for documents other threads are still preparing.
   int64_t max_group_wait_us = 2000;
   // Threads that prepare (chunk, embed, analyse) the documents of a batch (IngestMany), at
@@ -78,7 +81,8 @@ class Ingester {
   std::vector<Result<IngestResult>> IngestMany(std::string_view tenant,
                                                std::vector<IngestInput> docs);
 
-  // The bytes of text the next group commit takes at most (see target_commit_us).
+  // The bytes of text a group commit takes at most while answers are waiting (see
+  // target_commit_us).
   uint64_t group_bytes() const { return group_bytes_.load(std::memory_order_relaxed); }
 
   // Checks a document without storing it (the same errors as Ingest).

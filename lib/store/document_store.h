@@ -240,6 +240,7 @@ class DocumentStore {
   const VectorIndex& vectors() const { return vectors_; }
   const IvfIndex& ivf() const { return ivf_; }
   const LexicalIndex& lexical() const { return lexical_; }
+  const Env& env() const { return env_; }
 
  private:
   // One attempt of Add, AddMany, AddGroup (which grow the map and try again when it was

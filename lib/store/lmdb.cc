@@ -234,6 +234,10 @@ Result<Txn> Txn::Begin(const Env& env, unsigned flags) {
   }
 }
 
+bool Env::AnswersWaitedWithin(std::chrono::milliseconds window) const {
+  return gate_ && gate_->WaitedWithin(window);
+}
+
 Result<Txn> Txn::BeginWrite(const Env& env) {
   return BeginWriting(env, /*bulk=*/false);
 }
@@ -251,8 +255,14 @@ Result<Txn> Txn::BeginWriting(const Env& env, bool bulk) {
     if (env.gate_) env.gate_->YieldToWaiting(kMaxBulkYield);
     txn.emplace(Begin(env, 0));
   } else {
-    WriteGate::Announce waiting(env.gate_.get());  // until the lock is held
-    txn.emplace(Begin(env, 0));
+    const auto from = std::chrono::steady_clock::now();
+    {
+      WriteGate::Announce waiting(env.gate_.get());  // until the lock is held
+      txn.emplace(Begin(env, 0));
+    }
+    if (env.gate_ && std::chrono::steady_clock::now() - from > kWaitedForLock) {
+      env.gate_->NoteWaited();
+    }
   }
   if (txn->ok() && env.captures_changes()) {
     (*txn)->env_ = &env;

@@ -128,6 +128,9 @@ class Env {
     bool can_grow = false;
   };
   Room RoomLeft() const;
+  // Whether an ordinary write (an answer's, a question's: not a bulk one) waited for the write
+  // lock within `window`, in any process of the host (WriteGate).
+  bool AnswersWaitedWithin(std::chrono::milliseconds window) const;
   uint64_t growths() const { return growths_.load(); }
 
  private:
@@ -164,6 +167,8 @@ class Txn {
   // Keep each one short: a writer arriving during it still waits for its commit.
   static Result<Txn> BeginBulkWrite(const Env& env);
   static constexpr std::chrono::milliseconds kMaxBulkYield{50};
+  // An ordinary write that took longer than this to begin waited behind another write.
+  static constexpr std::chrono::milliseconds kWaitedForLock{2};
   // A write transaction that applies the replication log: allowed while writes are refused,
   // and not captured (it is the log's change, not a new one).
   static Result<Txn> BeginApply(const Env& env);

@@ -15,9 +15,11 @@ namespace ragstream::store {
 struct WriteGate::Shared {
   std::atomic<int32_t> pid[kSlots];       // the process holding the slot; 0: free
   std::atomic<uint32_t> waiting[kSlots];  // its ordinary writers waiting for the lock
+  std::atomic<int64_t> last_wait_ms;      // CLOCK_MONOTONIC (shared by every process)
 };
 static_assert(std::atomic<int32_t>::is_always_lock_free &&
-                  std::atomic<uint32_t>::is_always_lock_free,
+                  std::atomic<uint32_t>::is_always_lock_free &&
+                  std::atomic<int64_t>::is_always_lock_free,
               "the gate is shared between processes: its atomics must not need a lock");
 
 Result<std::unique_ptr<WriteGate>> WriteGate::Open(const std::string& dir) {
@@ -80,6 +82,24 @@ bool WriteGate::AnyWaiting() const {
     if (shared_->waiting[i].load(std::memory_order_relaxed) > 0 && !Dead(i)) return true;
   }
   return false;
+}
+
+namespace {
+int64_t MonotonicMillis() {
+  // steady_clock is CLOCK_MONOTONIC on Linux: one clock for every process of the host.
+  return std::chrono::duration_cast<std::chrono::milliseconds>(
+             std::chrono::steady_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+void WriteGate::NoteWaited() const {
+  shared_->last_wait_ms.store(MonotonicMillis(), std::memory_order_relaxed);
+}
+
+bool WriteGate::WaitedWithin(std::chrono::milliseconds window) const {
+  const int64_t last = shared_->last_wait_ms.load(std::memory_order_relaxed);
+  return last > 0 && MonotonicMillis() - last <= window.count();
 }
 
 std::chrono::microseconds WriteGate::YieldToWaiting(std::chrono::microseconds max_yield) const {

@@ -52,6 +52,11 @@ class WriteGate {
 
   // Whether an ordinary writer of a live process is waiting.
   bool AnyWaiting() const;
+  // An ordinary writer says it waited for the lock (behind another write); and whether one
+  // said so within `window` (in any process). Bulk writers keep their transactions short
+  // while answers are waiting for theirs, and may make them larger when none are.
+  void NoteWaited() const;
+  bool WaitedWithin(std::chrono::milliseconds window) const;
   // Waits while AnyWaiting(), for at most `max_yield`; returns how long it waited.
   std::chrono::microseconds YieldToWaiting(std::chrono::microseconds max_yield) const;
   bool has_slot() const { return slot_ >= 0; }

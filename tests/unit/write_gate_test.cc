@@ -90,6 +90,7 @@ BOOST_AUTO_TEST_CASE(a_bulk_writer_lets_a_waiting_writer_go_before_its_next_writ
     const store::Env& e = **env;
     std::mutex mu;
     std::string order;
+    BOOST_TEST(!e.AnswersWaitedWithin(std::chrono::seconds(5)));
     auto first = store::Txn::BeginBulkWrite(e);
     BOOST_REQUIRE(first.ok());
     std::atomic<bool> started{false};
@@ -113,6 +114,9 @@ BOOST_AUTO_TEST_CASE(a_bulk_writer_lets_a_waiting_writer_go_before_its_next_writ
     if (next.ok()) BOOST_REQUIRE(next->Commit().ok());
     b.join();
     BOOST_TEST(order == "BC");
+    // B waited: bulk writers now keep their transactions short (see Ingester).
+    BOOST_TEST(e.AnswersWaitedWithin(std::chrono::seconds(5)));
+    BOOST_TEST(!e.AnswersWaitedWithin(std::chrono::milliseconds(-1)));
   }
 }
 
