@@ -3,6 +3,7 @@
 
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <string>
@@ -170,6 +171,31 @@ BOOST_AUTO_TEST_CASE(fixed_output_regression) {
   }
   BOOST_TEST(largest == 268u);
   BOOST_TEST(v[largest] < 0.0f);
+}
+
+// A feature seen n times weighs 1 + ln(n): "w w ... w" (a one-letter word has no trigrams)
+// has two features, the word n times and the pair "w w" n - 1 times. Below and above the
+// size of the embedder's table of those weights.
+BOOST_AUTO_TEST_CASE(repeated_features_weigh_one_plus_log_count) {
+  HashEmbedder e;
+  for (int n : {2, 5, 63, 64, 100}) {
+    std::string text = "w";
+    for (int i = 1; i < n; ++i) text += " w";
+    std::vector<float> v = EmbedText(e, text);
+    const double word = 1.0 + std::log(static_cast<double>(n));
+    const double pair = 0.5 * (1.0 + std::log(static_cast<double>(n - 1)));
+    const double norm = std::sqrt(word * word + pair * pair);
+    std::vector<float> magnitudes;
+    for (float x : v) {
+      if (x != 0.0f) magnitudes.push_back(std::fabs(x));
+    }
+    std::sort(magnitudes.begin(), magnitudes.end());
+    BOOST_TEST_CONTEXT("n = " << n) {
+      BOOST_REQUIRE_EQUAL(magnitudes.size(), 2u);
+      BOOST_TEST(std::fabs(magnitudes[1] - word / norm) < 1e-6);
+      BOOST_TEST(std::fabs(magnitudes[0] - pair / norm) < 1e-6);
+    }
+  }
 }
 
 BOOST_AUTO_TEST_SUITE_END()
