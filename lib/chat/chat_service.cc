@@ -155,12 +155,10 @@ class AnswerStream {
   int64_t tokens_ = 0;
 };
 
-// Retrieval may wait seconds on a remote embeddings call, and the answer is already
-// `streaming` in the store: it keeps beating (saving its heartbeat every half persist
-// interval) while it waits, so that no worker takes it for an orphan.
-// Waits for a retrieval that was started beside the exchange's write. A slow one (a remote
-// embedder) keeps the answer's heartbeat going meanwhile, or it would look abandoned and be
-// declared interrupted.
+// Waits for the retrieval started beside the exchange's write. It may wait seconds on a
+// remote embeddings call, and the answer is already `streaming` in the store: it keeps
+// beating (saving its heartbeat every half persist interval) while it waits, so that no
+// worker takes it for an orphan.
 Result<std::vector<rag::Passage>> AwaitRetrieval(
     std::future<Result<std::vector<rag::Passage>>>& running, store::Message& message,
     store::ConversationStore& store, const ChatServiceOptions& options) {
