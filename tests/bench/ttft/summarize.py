@@ -248,7 +248,7 @@ def main():
         "time it received the request, on its own clock). The rest is ragstream's: split into "
         "the phases the log line carries (`store_us`: conversation load and the durable write "
         "transaction of the question; `retrieval_us`: embedding, vector and BM25 search, fusion, "
-        "chunk loads; `prompt_us`; `language_us`; `start_us`: the stream's first event; "
+        "chunk loads, which start beside that write: the time they took after it ended; `prompt_us`; `language_us`; `start_us`: the stream's first event; "
         "`handler_us`: body, key and validation before the pipeline) and the model client's own "
         "cost (`upstream_ttft_us` minus the model's own time: connection, request, first chunk "
         "parsed). One worker behind nginx, questions sent one after another (no concurrency), "
