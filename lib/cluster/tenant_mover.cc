@@ -335,7 +335,10 @@ Status TenantMover::DropProgress(const std::string& tenant) {
 Status TenantMover::DropCopy(const std::string& tenant) {
   // In transactions of a few thousand keys, so that a large tenant's copy does not hold the
   // write lock long; the progress keys go last, so a crash half-way finds this move's copy
-  // still to delete.
+  // still to delete. Each pass stops reading at a batch's worth: what the last pass deleted is
+  // gone, so the next one starts where it stopped (reading the whole copy each time made
+  // dropping a large one quadratic).
+  constexpr size_t kBatchKeys = 4096;
   for (;;) {
     std::vector<std::pair<std::string, std::string>> keys;
     {
@@ -344,11 +347,11 @@ Status TenantMover::DropCopy(const std::string& tenant) {
       Status s = ForEachTenantRecord(
           *txn, env_, tenant,
           [&](std::string_view db, std::string_view key, std::string_view) {
-            if (keys.size() < 4096) keys.emplace_back(db, key);
-            return Status::Ok();
+            keys.emplace_back(db, key);
+            return keys.size() < kBatchKeys ? Status::Ok() : Status::Cancelled("a batch is full");
           },
           /*derived_too=*/true);
-      if (!s.ok()) return s;
+      if (!s.ok() && keys.size() < kBatchKeys) return s;
     }
     if (keys.empty()) break;
     auto txn = store::Txn::BeginWrite(env_);
