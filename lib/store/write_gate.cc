@@ -26,6 +26,12 @@ Result<std::unique_ptr<WriteGate>> WriteGate::Open(const std::string& dir) {
   const std::string path = dir + "/write_gate";
   int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0640);
   if (fd < 0) return Status::Internal("cannot open " + path + ": " + std::strerror(errno));
+  // Made by root (a CLI command run with sudo in a new data directory), it would shut the
+  // workers out of it: it belongs to whoever owns the directory, as the store's files do.
+  struct stat dir_st {};
+  if (geteuid() == 0 && stat(dir.c_str(), &dir_st) == 0) {
+    (void)fchown(fd, dir_st.st_uid, dir_st.st_gid);
+  }
   struct stat st {};
   // A new file is zero: every slot free. Several processes may size it at once; they agree.
   if (fstat(fd, &st) != 0 ||
