@@ -328,15 +328,39 @@ void ScanInt8Block(const Int8Query& query, const Int8BlockView& block, TopK& can
   if (query.dim != block.dim || candidates.k() == 0) return;
   constexpr uint32_t kBatch = 256;
   int32_t dots[kBatch];
+  const __m128 query_scale = _mm_set1_ps(query.scale);
   for (uint32_t r0 = 0; r0 < block.count; r0 += kBatch) {
     const uint32_t n = std::min(kBatch, block.count - r0);
     DotInt8Rows(query.q.data(), block.rows + size_t{r0} * block.stride, block.stride, n, block.dim,
                 dots);
-    for (uint32_t i = 0; i < n; ++i) {
+    const char* scales = block.scales + sizeof(float) * size_t{r0};
+    const uint64_t first = block.first_id + r0;
+    uint32_t i = 0;
+    // Eight scores at a time (SSE2: the same operations in the same order as the scalar rest,
+    // so the same bits), offered one by one only when the best of them could enter; once the
+    // candidates are full almost none can. Row by row this loop held 8% of the int8 scan's
+    // samples (AVX2 kernel, AMD Zen 3), now 5%; with a faster kernel its share is larger.
+    for (; i + 8 <= n; i += 8) {
+      float score[8];
+      for (uint32_t h = 0; h < 8; h += 4) {
+        const __m128 scale = _mm_loadu_ps(reinterpret_cast<const float*>(scales) + i + h);
+        const __m128 dot =
+            _mm_cvtepi32_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dots + i + h)));
+        _mm_storeu_ps(score + h, _mm_mul_ps(dot, _mm_mul_ps(query_scale, scale)));
+      }
+      __m128 best = _mm_max_ps(_mm_loadu_ps(score), _mm_loadu_ps(score + 4));
+      best = _mm_max_ps(best, _mm_shuffle_ps(best, best, _MM_SHUFFLE(1, 0, 3, 2)));
+      best = _mm_max_ps(best, _mm_shuffle_ps(best, best, _MM_SHUFFLE(2, 3, 0, 1)));
+      if (!candidates.Accepts(_mm_cvtss_f32(best))) continue;  // nor can any lower score
+      for (uint32_t h = 0; h < 8; ++h) {
+        if (candidates.Accepts(score[h])) candidates.Push(score[h], first + i + h);
+      }
+    }
+    for (; i < n; ++i) {
       float scale;
-      std::memcpy(&scale, block.scales + sizeof(float) * (size_t{r0} + i), sizeof scale);
+      std::memcpy(&scale, scales + sizeof(float) * i, sizeof scale);
       const float score = static_cast<float>(dots[i]) * (query.scale * scale);
-      if (candidates.Accepts(score)) candidates.Push(score, block.first_id + r0 + i);
+      if (candidates.Accepts(score)) candidates.Push(score, first + i);
     }
   }
 }
