@@ -344,13 +344,6 @@ const float* FloatsAt(const char* at, size_t n, std::vector<float>& scratch) {
   return scratch.data();
 }
 
-// Asks for the start of the next value while the current one is scored: values are scattered
-// over the map, so the hardware prefetcher cannot foresee them.
-void PrefetchValue(std::string_view value) {
-  const size_t bytes = std::min<size_t>(value.size(), 4096);
-  for (size_t off = 0; off < bytes; off += 64) __builtin_prefetch(value.data() + off, 0, 0);
-}
-
 // Calls run(begin, end) for each maximal run of rows [begin, end) of `count` whose ids
 // (id_of(row), ascending) the filter lets through: every row at once without a filter.
 template <typename IdOf, typename Run>
@@ -804,7 +797,12 @@ Status VectorIndex::ScanShard(int shard, std::string_view tenant, const float* q
       if (more) {
         next_key = cur->key();
         next_value = cur->value();
-        PrefetchValue(next_value);
+        // The start of the next value (values are scattered over the map, so the hardware
+        // prefetcher cannot foresee them), asked for here and not in a helper: GCC 12 found
+        // such a helper free of side effects and dropped its calls, prefetches and all.
+        for (size_t off = 0; off < std::min<size_t>(next_value.size(), 4096); off += 64) {
+          __builtin_prefetch(next_value.data() + off, 0, 0);
+        }
       }
       if (!MayPassFilter(filter, first)) continue;
       std::optional<BlockView> block;
