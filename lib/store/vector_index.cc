@@ -1,6 +1,7 @@
 #include "lib/store/vector_index.h"
 
 #include <immintrin.h>
+#include <sched.h>
 
 #include <algorithm>
 #include <cstring>
@@ -407,6 +408,14 @@ class ShardTop {
   size_t k_;
   std::priority_queue<ScanHit, std::vector<ScanHit>, MinFirst> heap_;
 };
+
+// The CPUs the calling thread may run on now (its affinity, which the scan tasks inherit and
+// which can change while the process runs).
+size_t UsableCpus() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof set, &set) != 0) return 1;
+  return std::max(1, CPU_COUNT(&set));
+}
 
 }  // namespace
 
@@ -846,10 +855,19 @@ Result<std::vector<VectorHit>> VectorIndex::Search(std::string_view tenant, cons
                                partial[s])
                : ScanShard(static_cast<int>(s), tenant, query, dim, k, filter, partial[s]);
   };
-  for (size_t s = 1; s < dbis_.size(); ++s) {
-    others.push_back(std::async(std::launch::async, [&, s] { return scan(s); }));
+  // No more tasks than CPUs the caller may run on: more cannot scan any sooner, and each
+  // costs a thread's start and its switches (on one CPU, 4% of a 100k x 384 scan).
+  const size_t tasks = std::min(dbis_.size(), UsableCpus());
+  auto scan_every = [&](size_t task) {
+    for (size_t s = task; s < dbis_.size(); s += tasks) {
+      if (Status st = scan(s); !st.ok()) return st;
+    }
+    return Status::Ok();
+  };
+  for (size_t t = 1; t < tasks; ++t) {
+    others.push_back(std::async(std::launch::async, [&, t] { return scan_every(t); }));
   }
-  Status first = scan(0);
+  Status first = scan_every(0);
   std::vector<VectorHit> all;
   for (auto& f : others) {
     Status s = f.get();
