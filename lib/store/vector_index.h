@@ -67,7 +67,8 @@ class VectorIndex {
   Status Delete(Txn& txn, std::string_view tenant, uint32_t first_chunk, uint32_t count);
 
   // The tenant's exact top-k by inner product (cosine for unit vectors), highest first; equal
-  // scores by chunk id. Shards are scanned in parallel, each in its own read transaction.
+  // scores by chunk id. Shards are scanned in parallel, each in its own read transaction, by at
+  // most as many tasks as the calling thread may use CPUs.
   // Only documents whose first chunk `filter` lets through are scanned. Thread-safe.
   Result<std::vector<VectorHit>> Search(std::string_view tenant, const float* query, uint32_t dim,
                                         size_t k, const ChunkFilter& filter = {}) const;

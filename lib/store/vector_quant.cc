@@ -34,32 +34,62 @@ __attribute__((target("avx2"))) inline int32_t HorizontalSum(__m256i v) {
   return _mm_cvtsi128_si32(s);
 }
 
+// 32 bytes of a row against the query's: eight 32-bit sums of four products each.
+__attribute__((target("avx2"))) inline __m256i Int8Products(__m256i abs_q, __m256i q,
+                                                            const int8_t* x, __m256i ones) {
+  const __m256i row = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(x));
+  return _mm256_madd_epi16(_mm256_maddubs_epi16(abs_q, _mm256_sign_epi8(row, q)), ones);
+}
+
+constexpr uint32_t kAvx2MaxChunks = 128;  // dims up to 4096 keep the query in these arrays
+constexpr size_t kAvx2ReadAheadBytes = 2048;
+
+// AVX2: vpmaddubsw multiplies |q| (unsigned) by sign(q) * x into 16-bit pair sums, vpmaddwd
+// widens them to 32 bits. q and |q| are worked out once per call, not once per row. Rows go
+// one after another, so the scan reads one forward stream, and the row 2 KiB ahead is asked
+// for by hand. On AMD Zen 3, scanning a 100k-row store's int8 blocks in place in the map
+// (dims 384 and 1536): 1.4-1.45x the time of just reading them before, 1.15-1.25x after;
+// without the read-ahead only the hoisting of |q| is left (no gain in time); four rows at a
+// time (sharing the query's loads) was slower still, at 1536 by half.
 __attribute__((target("avx2"))) void RowsAvx2(const int8_t* a, const int8_t* rows, size_t stride,
                                               uint32_t count, uint32_t dim, int32_t* out) {
+  const uint32_t chunks = dim / 32;
+  if (chunks > kAvx2MaxChunks) {
+    constexpr uint32_t kPart = kAvx2MaxChunks * 32;
+    for (uint32_t r = 0; r < count; ++r) {
+      int32_t sum = 0;
+      for (uint32_t at = 0; at < dim; at += kPart) {
+        int32_t piece;
+        RowsAvx2(a + at, rows + r * stride + at, 0, 1, std::min(dim - at, kPart), &piece);
+        sum += piece;
+      }
+      out[r] = sum;
+    }
+    return;
+  }
   const __m256i ones = _mm256_set1_epi16(1);
-  const uint32_t body = dim & ~31u;
+  __m256i q[kAvx2MaxChunks], abs_q[kAvx2MaxChunks];
+  for (uint32_t c = 0; c < chunks; ++c) {
+    q[c] = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + c * 32));
+    abs_q[c] = _mm256_abs_epi8(q[c]);
+  }
+  const int8_t* const end = rows + size_t{count} * stride;
   for (uint32_t r = 0; r < count; ++r) {
     const int8_t* b = rows + r * stride;
+    // Within the rows given only: past them lies whatever the map holds next.
+    const int8_t* ahead = b + kAvx2ReadAheadBytes;
+    for (const int8_t* stop = std::min(ahead + stride, end); ahead < stop; ahead += 64) {
+      _mm_prefetch(reinterpret_cast<const char*>(ahead), _MM_HINT_T0);
+    }
     __m256i acc0 = _mm256_setzero_si256(), acc1 = _mm256_setzero_si256();
-    uint32_t i = 0;
-    for (; i + 64 <= body; i += 64) {
-      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
-      const __m256i q1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i + 32));
-      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
-      const __m256i x1 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i + 32));
-      const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(x0, q0));
-      const __m256i p1 = _mm256_maddubs_epi16(_mm256_abs_epi8(q1), _mm256_sign_epi8(x1, q1));
-      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
-      acc1 = _mm256_add_epi32(acc1, _mm256_madd_epi16(p1, ones));
+    uint32_t c = 0;
+    for (; c + 2 <= chunks; c += 2) {
+      acc0 = _mm256_add_epi32(acc0, Int8Products(abs_q[c], q[c], b + c * 32, ones));
+      acc1 = _mm256_add_epi32(acc1, Int8Products(abs_q[c + 1], q[c + 1], b + c * 32 + 32, ones));
     }
-    for (; i < body; i += 32) {
-      const __m256i q0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(a + i));
-      const __m256i x0 = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(b + i));
-      const __m256i p0 = _mm256_maddubs_epi16(_mm256_abs_epi8(q0), _mm256_sign_epi8(x0, q0));
-      acc0 = _mm256_add_epi32(acc0, _mm256_madd_epi16(p0, ones));
-    }
+    if (c < chunks) acc0 = _mm256_add_epi32(acc0, Int8Products(abs_q[c], q[c], b + c * 32, ones));
     int32_t sum = HorizontalSum(_mm256_add_epi32(acc0, acc1));
-    for (; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
+    for (uint32_t i = chunks * 32; i < dim; ++i) sum += int32_t{a[i]} * int32_t{b[i]};
     out[r] = sum;
   }
 }
@@ -298,15 +328,39 @@ void ScanInt8Block(const Int8Query& query, const Int8BlockView& block, TopK& can
   if (query.dim != block.dim || candidates.k() == 0) return;
   constexpr uint32_t kBatch = 256;
   int32_t dots[kBatch];
+  const __m128 query_scale = _mm_set1_ps(query.scale);
   for (uint32_t r0 = 0; r0 < block.count; r0 += kBatch) {
     const uint32_t n = std::min(kBatch, block.count - r0);
     DotInt8Rows(query.q.data(), block.rows + size_t{r0} * block.stride, block.stride, n, block.dim,
                 dots);
-    for (uint32_t i = 0; i < n; ++i) {
+    const char* scales = block.scales + sizeof(float) * size_t{r0};
+    const uint64_t first = block.first_id + r0;
+    uint32_t i = 0;
+    // Eight scores at a time (SSE2: the same operations in the same order as the scalar rest,
+    // so the same bits), offered one by one only when the best of them could enter; once the
+    // candidates are full almost none can. Row by row this loop held 8% of the int8 scan's
+    // samples (AVX2 kernel, AMD Zen 3), now 5%; with a faster kernel its share is larger.
+    for (; i + 8 <= n; i += 8) {
+      float score[8];
+      for (uint32_t h = 0; h < 8; h += 4) {
+        const __m128 scale = _mm_loadu_ps(reinterpret_cast<const float*>(scales) + i + h);
+        const __m128 dot =
+            _mm_cvtepi32_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(dots + i + h)));
+        _mm_storeu_ps(score + h, _mm_mul_ps(dot, _mm_mul_ps(query_scale, scale)));
+      }
+      __m128 best = _mm_max_ps(_mm_loadu_ps(score), _mm_loadu_ps(score + 4));
+      best = _mm_max_ps(best, _mm_shuffle_ps(best, best, _MM_SHUFFLE(1, 0, 3, 2)));
+      best = _mm_max_ps(best, _mm_shuffle_ps(best, best, _MM_SHUFFLE(2, 3, 0, 1)));
+      if (!candidates.Accepts(_mm_cvtss_f32(best))) continue;  // nor can any lower score
+      for (uint32_t h = 0; h < 8; ++h) {
+        if (candidates.Accepts(score[h])) candidates.Push(score[h], first + i + h);
+      }
+    }
+    for (; i < n; ++i) {
       float scale;
-      std::memcpy(&scale, block.scales + sizeof(float) * (size_t{r0} + i), sizeof scale);
+      std::memcpy(&scale, scales + sizeof(float) * i, sizeof scale);
       const float score = static_cast<float>(dots[i]) * (query.scale * scale);
-      if (candidates.Accepts(score)) candidates.Push(score, block.first_id + r0 + i);
+      if (candidates.Accepts(score)) candidates.Push(score, first + i);
     }
   }
 }

@@ -222,7 +222,8 @@ BOOST_AUTO_TEST_SUITE(vector_index_test)
 BOOST_AUTO_TEST_CASE(dot_product_matches_a_double_precision_sum) {
   std::mt19937 rng(7);
   std::uniform_real_distribution<float> u(-1.0f, 1.0f);
-  for (uint32_t dim : {0u, 1u, 3u, 7u, 8u, 9u, 15u, 16u, 17u, 37u, 64u, 383u, 384u, 1536u}) {
+  for (uint32_t dim :
+       {0u, 1u, 3u, 7u, 8u, 9u, 15u, 16u, 17u, 37u, 40u, 64u, 383u, 384u, 512u, 513u, 1536u}) {
     std::vector<float> a(dim), b(dim);
     for (auto& x : a) x = u(rng);
     for (auto& x : b) x = u(rng);
@@ -247,7 +248,9 @@ BOOST_AUTO_TEST_CASE(dot_product_matches_a_double_precision_sum) {
 BOOST_AUTO_TEST_CASE(one_row_scores_the_same_bits_as_the_scan) {
   std::mt19937 rng(8);
   std::normal_distribution<float> n;
-  for (uint32_t dim : {1u, 7u, 8u, 15u, 16u, 17u, 37u, 384u, 1536u}) {
+  // Both AVX2 shapes (one row at a time up to 512 floats, four at a time above) and their
+  // tails: 8-wide steps after the 32-wide ones (40, 47), a scalar rest (37, 513).
+  for (uint32_t dim : {1u, 7u, 8u, 15u, 16u, 17u, 37u, 40u, 47u, 384u, 511u, 512u, 513u, 1536u}) {
     const uint32_t count = 11;
     std::vector<float> q(dim), rows(size_t{dim} * count), scores(count);
     for (auto& x : q) x = n(rng);
