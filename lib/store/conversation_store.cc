@@ -504,7 +504,7 @@ Result<bool> ConversationStore::CancelRequested(std::string_view tenant,
 }
 
 Result<size_t> ConversationStore::ExpireIdempotencyKeys(int64_t ttl_ms, size_t max_rows) {
-  auto txn = Txn::BeginWrite(env_);
+  auto txn = Txn::BeginBulkWrite(env_);
   if (!txn.ok()) return txn.status();
   auto n = idempotency_.Expire(*txn, NowMillis(), ttl_ms, max_rows);
   if (!n.ok()) return n.status();
@@ -544,7 +544,7 @@ Result<int> ConversationStore::MarkOrphans(int64_t max_age_ms) {
     }
   }
   if (stale.empty()) return 0;
-  auto txn = Txn::BeginWrite(env_);
+  auto txn = Txn::BeginBulkWrite(env_);
   if (!txn.ok()) return txn.status();
   int marked = 0;
   for (const std::string& id : stale) {

@@ -429,7 +429,7 @@ Result<std::optional<IvfState>> IvfIndex::ObserveRecall(std::string_view tenant,
           std::clamp<double>(std::ceil(needed * kRecallBins) - 1, 0, kRecallBins - 1)));
     }
   }
-  auto txn = Txn::BeginWrite(env_);
+  auto txn = Txn::BeginBulkWrite(env_);
   if (!txn.ok()) return txn.status();
   auto state = Active(*txn, tenant);
   if (!state.ok()) return state.status();
@@ -848,7 +848,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   std::optional<Claim> abandoned;
   uint32_t old_id = 0;
   {
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
     auto raw = txn->Get(dbi_, ClaimKey(tenant));
     if (!raw.ok()) return raw.status();
@@ -872,7 +872,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     if (Status s = txn->Commit(); !s.ok()) return s;
   }
   auto release = [&]() -> Status {
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
     if (Status s = txn->Del(dbi_, ClaimKey(tenant)); !s.ok()) return s;
     return txn->Commit();
@@ -902,7 +902,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   report.rows = total;
   if (total < std::max<uint64_t>(options.min_rows, 1)) {
     (void)Drop(tenant, report.id);
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return txn.status();
     std::string seen(4, '\0');
     std::memcpy(seen.data(), &covered_end, 4);
@@ -997,7 +997,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
     const uint32_t head[4] = {kCentroidMagic, report.nlist, dim, 0};
     std::memcpy(value.data(), head, sizeof head);
     std::memcpy(value.data() + 16, centroids.data(), 4 * centroids.size());
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return fail(txn.status());
     if (Status s = txn->Put(dbi_, CentroidKey(tenant, report.id), value); !s.ok()) return fail(s);
     if (Status s = txn->Commit(); !s.ok()) return fail(s);
@@ -1035,7 +1035,7 @@ Result<IvfBuildReport> IvfIndex::Build(std::string_view tenant, uint32_t dim,
   // points at the new id.
   t0 = std::chrono::steady_clock::now();
   {
-    auto txn = Txn::BeginWrite(env_);
+    auto txn = Txn::BeginBulkWrite(env_);
     if (!txn.ok()) return fail(txn.status());
     auto claim = txn->Get(dbi_, ClaimKey(tenant));
     if (!claim.ok()) return fail(claim.status());

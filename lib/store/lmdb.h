@@ -162,9 +162,11 @@ class Txn {
  public:
   static Result<Txn> BeginRead(const Env& env) { return Begin(env, MDB_RDONLY); }
   static Result<Txn> BeginWrite(const Env& env);
-  // A bulk write (ingestion, a background build): first lets the ordinary writers that are
-  // waiting for the lock, in any process, go ahead (WriteGate), for at most kMaxBulkYield.
-  // Keep each one short: a writer arriving during it still waits for its commit.
+  // A write no person is waiting on (ingestion's commits, background builds, sweeps): first
+  // lets the ordinary writers that are waiting for the lock, in any process, go ahead
+  // (WriteGate), for at most kMaxBulkYield; and it does not count as an answer that waited
+  // (AnswersWaitedWithin). Keep each one short: a writer arriving during it still waits for
+  // its commit.
   static Result<Txn> BeginBulkWrite(const Env& env);
   static constexpr std::chrono::milliseconds kMaxBulkYield{50};
   // An ordinary write that took longer than this to begin waited behind another write.
