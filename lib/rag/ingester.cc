@@ -218,13 +218,14 @@ std::vector<Result<IngestResult>> Ingester::IngestMany(std::string_view tenant,
         std::unique_lock lock(mu);
         ready.wait(lock, [&] { return prepared[stored].has_value(); });
         uint64_t bytes = 0;
+        const uint64_t budget = GroupBudget();
         for (size_t i = stored; i < n && prepared[i].has_value(); ++i) {
           if (!prepared[i]->ok()) {
             if (group.empty()) group.push_back(i);
             break;
           }
           const uint64_t size = (**prepared[i]).text.size();
-          if (!GroupHasRoom(group.size(), bytes, size)) break;
+          if (!GroupHasRoom(group.size(), bytes, size, budget)) break;
           bytes += size;
           group.push_back(i);
         }
@@ -300,10 +301,11 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
     }
     std::vector<Pending*> group;
     uint64_t bytes = 0;
+    const uint64_t budget = GroupBudget();
     size_t taken = 0;
     for (; taken < waiting_.size(); ++taken) {
       const uint64_t size = waiting_[taken]->doc->text.size();
-      if (!GroupHasRoom(group.size(), bytes, size)) break;
+      if (!GroupHasRoom(group.size(), bytes, size, budget)) break;
       bytes += size;
       group.push_back(waiting_[taken]);
     }
@@ -318,12 +320,15 @@ Result<store::AddResult> Ingester::Store(std::string_view tenant, const store::N
   return std::move(*me.result);
 }
 
-bool Ingester::GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const {
-  if (documents == 0) return true;
-  if (documents >= options_.max_group_documents) return false;
+uint64_t Ingester::GroupBudget() const {
   const bool answers_waiting =
       store_.env().AnswersWaitedWithin(std::chrono::milliseconds(options_.answers_window_ms));
-  return bytes + size <= (answers_waiting ? group_bytes() : options_.max_group_bytes);
+  return answers_waiting ? group_bytes() : options_.max_group_bytes;
+}
+
+bool Ingester::GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size,
+                            uint64_t budget) const {
+  return documents == 0 || (documents < options_.max_group_documents && bytes + size <= budget);
 }
 
 void Ingester::LearnCommitRate(uint64_t bytes, int64_t held_us) {

@@ -101,9 +101,12 @@ class Ingester {
   // Stores `doc` durably, in a group with whatever else is waiting (see the top).
   Result<store::AddResult> Store(std::string_view tenant, const store::NewDocument& doc);
   std::vector<Result<store::AddResult>> CommitGroup(const std::vector<Pending*>& group);
+  // The bytes of text the next group may take: group_bytes() while answers are waiting for
+  // the write lock, max_group_bytes otherwise. Read once per group.
+  uint64_t GroupBudget() const;
   // Whether a group of `documents` documents and `bytes` of text takes one more of `size`
-  // bytes (the limits of IngestOptions; a group always takes its first).
-  bool GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size) const;
+  // bytes (max_group_documents and `budget`; a group always takes its first).
+  bool GroupHasRoom(size_t documents, uint64_t bytes, uint64_t size, uint64_t budget) const;
   // Moves group_bytes_ towards what `held_us` for `bytes` says fits in target_commit_us.
   void LearnCommitRate(uint64_t bytes, int64_t held_us);
 

@@ -250,25 +250,20 @@ Result<Txn> Txn::BeginWriting(const Env& env, bool bulk) {
   if (env.writes_refused_.load(std::memory_order_acquire)) {
     if (Status why = env.WritesRefused(); !why.ok()) return why;
   }
-  std::optional<Result<Txn>> txn;
-  if (bulk) {
-    if (env.gate_) env.gate_->YieldToWaiting(kMaxBulkYield);
-    txn.emplace(Begin(env, 0));
-  } else {
-    const auto from = std::chrono::steady_clock::now();
-    {
-      WriteGate::Announce waiting(env.gate_.get());  // until the lock is held
-      txn.emplace(Begin(env, 0));
-    }
-    if (env.gate_ && std::chrono::steady_clock::now() - from > kWaitedForLock) {
-      env.gate_->NoteWaited();
-    }
+  if (bulk && env.gate_) env.gate_->YieldToWaiting(kMaxBulkYield);
+  const auto from = std::chrono::steady_clock::now();
+  auto txn = [&] {
+    WriteGate::Announce waiting(bulk ? nullptr : env.gate_.get());  // until the lock is held
+    return Begin(env, 0);
+  }();
+  if (!bulk && env.gate_ && std::chrono::steady_clock::now() - from > kWaitedForLock) {
+    env.gate_->NoteWaited();
   }
-  if (txn->ok() && env.captures_changes()) {
-    (*txn)->env_ = &env;
-    (*txn)->changes_ = std::make_unique<std::vector<Change>>();
+  if (txn.ok() && env.captures_changes()) {
+    txn->env_ = &env;
+    txn->changes_ = std::make_unique<std::vector<Change>>();
   }
-  return std::move(*txn);
+  return txn;
 }
 
 Result<Txn> Txn::BeginApply(const Env& env) {
