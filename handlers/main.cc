@@ -322,6 +322,7 @@ int Run(int argc, char** argv) {
   chat_options.default_top_k = static_cast<size_t>(config->top_k);
   chat_options.max_streams_per_tenant = static_cast<size_t>(config->max_streams_per_tenant);
   chat_options.idempotency_ttl_ms = int64_t{config->idempotency_ttl_s} * 1000;
+  chat_options.early_model_call = config->early_model_call != 0;
   chat::ChatService chat(conversations, model, chat_options, &retriever, &documents);
 
   // Host-wide metrics live beside the store: every worker of the host shares the file.
@@ -405,6 +406,7 @@ int Run(int argc, char** argv) {
          {"prompt_us", ph.prompt_us},
          {"start_us", ph.start_us},
          {"upstream_ttft_us", ph.upstream_ttft_us},
+         {"store_wait_us", ph.store_wait_us},
          {"outcome", record.outcome},
          {"conversation_id", record.conversation_id},
          {"message_id", record.message_id}});

@@ -43,8 +43,8 @@ class AnswerStream {
         phases_(phases),
         last_persist_ms_(SteadyMillis()) {}
 
-  // Called just before the model is: the upstream's time to first token counts from here.
-  void ModelCalled() { model_called_us_ = SteadyMicros(); }
+  // When the model was called (SteadyMicros): the upstream's time to first token counts from it.
+  void ModelCalledAt(int64_t us) { model_called_us_ = us; }
 
   bool OnDelta(std::string_view delta) {
     if (phases_.upstream_ttft_us < 0 && model_called_us_ >= 0) {
@@ -155,23 +155,12 @@ class AnswerStream {
   int64_t tokens_ = 0;
 };
 
-// Waits for the retrieval started beside the exchange's write. It may wait seconds on a
-// remote embeddings call, and the answer is already `streaming` in the store: it keeps
-// beating (saving its heartbeat every half persist interval) while it waits, so that no
-// worker takes it for an orphan.
-Result<std::vector<rag::Passage>> AwaitRetrieval(
-    std::future<Result<std::vector<rag::Passage>>>& running, store::Message& message,
-    store::ConversationStore& store, const ChatServiceOptions& options) {
-  const auto beat = std::chrono::milliseconds(std::max(50, options.persist_interval_ms / 2));
-  while (running.wait_for(beat) != std::future_status::ready) {
-    message.updated_at = NowMillis();
-    if (options.partial_writer) {
-      options.partial_writer->Submit(message);
-    } else if (Status s = store.SavePartial(message); !s.ok()) {
-      LogWarn("chat", "could not save the heartbeat during retrieval", {{"error", s.ToString()}});
-    }
-  }
-  return running.get();
+// Whether two histories hold the same messages (the prompt's guess against the write's).
+bool SameHistory(const std::vector<store::Message>& a, const std::vector<store::Message>& b) {
+  return std::equal(a.begin(), a.end(), b.begin(), b.end(),
+                    [](const store::Message& x, const store::Message& y) {
+                      return x.id == y.id && x.content == y.content;
+                    });
 }
 
 store::Message StoredTurn(const llm::ChatMessage& turn) {
@@ -277,40 +266,106 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
                                    rag::RetrievalModeName(request.mode), documents, history});
     begin.idempotency_ttl_ms = options_.idempotency_ttl_ms;
   }
-  auto exchange = store_.BeginExchange(request.tenant, begin, request.client_message_id);
+
+  // The early model call: when a read says the write will most likely make a new exchange,
+  // the write (and the stream's first event) runs on its own thread while this one retrieves,
+  // builds the prompt and calls the model, so the model's time to first token hides the
+  // write's wait for the lock and its fsync. Nothing reaches the client before the question is
+  // on disk: the model's first delta waits for the write, and a write that fails or replays
+  // stops the call. The prompt's history is then the read's; if the write saw another (a
+  // message landed in between), the call is dropped and made again with the write's.
+  std::optional<std::vector<store::Message>> guessed_history;
+  if (options_.early_model_call) {
+    auto preview = store_.PreviewExchange(request.tenant, begin, request.client_message_id);
+    if (preview.ok() && preview->new_exchange) guessed_history = std::move(preview->history);
+  }
+  const bool early = guessed_history.has_value();
   mark = lap(phases.store_us, mark);
-  if (!exchange.ok()) {
-    result.status = exchange.status();
-    return result;
+  struct Begun {
+    Result<store::Exchange> exchange = Status::Internal("the exchange was not written");
+    bool client_left = false;
+    int64_t store_us = 0;
+    int64_t start_us = -1;
+  };
+  auto write_exchange = [&] {
+    Begun b;
+    const int64_t from = SteadyMicros();
+    b.exchange = store_.BeginExchange(request.tenant, begin, request.client_message_id);
+    const int64_t written = SteadyMicros();
+    b.store_us = written - from;
+    if (b.exchange.ok() && !b.exchange->replayed) {
+      b.client_left =
+          !observer.OnStart(b.exchange->conversation.id, b.exchange->assistant_message.id);
+      b.start_us = SteadyMicros() - written;
+    }
+    return b;
+  };
+  std::future<Begun> writing;
+  std::optional<Begun> begun;
+  if (early) {
+    writing = std::async(std::launch::async, write_exchange);
+  } else {
+    begun = write_exchange();
   }
-  if (exchange->replayed) {
+  // The write's outcome, waiting for it if `wait`; null while it is still running.
+  auto written = [&](bool wait) -> Begun* {
+    if (!begun &&
+        (wait || writing.wait_for(std::chrono::seconds(0)) == std::future_status::ready)) {
+      begun = writing.get();
+    }
+    return begun ? &*begun : nullptr;
+  };
+  auto is_new = [](const Begun* b) {
+    return b && b->exchange.ok() && !b->exchange->replayed && !b->client_left;
+  };
+  // Records the write's outcome; true when the send ends here (refused, or replayed).
+  auto ends_at_write = [&](Begun& b) -> bool {
+    phases.store_us = std::max<int64_t>(phases.store_us, 0) + b.store_us;
+    phases.start_us = b.start_us;
+    if (!b.exchange.ok()) {
+      result.status = b.exchange.status();
+      return true;
+    }
     result.started = true;
-    result.replayed = true;
-    result.conversation_id = exchange->conversation.id;
-    result.message = std::move(exchange->assistant_message);
-    result.language = result.message.language;
-    return result;
+    result.conversation_id = b.exchange->conversation.id;
+    result.language = language.code;
+    if (b.exchange->replayed) {
+      result.replayed = true;
+      result.message = std::move(b.exchange->assistant_message);
+      result.language = result.message.language;
+      return true;
+    }
+    return false;
+  };
+  if (!early) {
+    if (ends_at_write(*begun)) return result;
+    mark = SteadyMicros();
   }
-  result.started = true;
-  result.conversation_id = exchange->conversation.id;
-  result.language = language.code;
-  store::Message& message = exchange->assistant_message;
 
   // 2. Retrieval and the prompt.
   rag::PromptInput prompt;
   prompt.question = request.message;
   prompt.language = language.code;
-  if (request.history) {
-    for (const auto& turn : *request.history) prompt.history.push_back(StoredTurn(turn));
-  } else {
-    prompt.history = std::move(exchange->history);
-  }
   prompt.history_budget_chars = options_.history_budget_chars;
   prompt.after_question = request.tool_turns;
   prompt.tools = request.tools;
   if (retriever_) {
-    mark = lap(phases.prompt_us, mark);
-    auto passages = AwaitRetrieval(retrieving, message, store_, options_);
+    // It may wait seconds on a remote embeddings call; once the answer exists in the store
+    // (`streaming`), it keeps beating (saving its heartbeat every half persist interval) so that
+    // no worker takes it for an orphan.
+    const auto beat = std::chrono::milliseconds(std::max(50, options_.persist_interval_ms / 2));
+    while (retrieving.wait_for(beat) != std::future_status::ready) {
+      Begun* b = written(false);
+      if (!is_new(b)) continue;
+      store::Message& answer = b->exchange->assistant_message;
+      answer.updated_at = NowMillis();
+      if (options_.partial_writer) {
+        options_.partial_writer->Submit(answer);
+      } else if (Status s = store_.SavePartial(answer); !s.ok()) {
+        LogWarn("chat", "could not save the heartbeat during retrieval", {{"error", s.ToString()}});
+      }
+    }
+    auto passages = retrieving.get();
     mark = lap(phases.retrieval_us, mark);
     result.retrieval_seconds = static_cast<double>(retrieval_took_us.load()) / 1e6;
     if (passages.ok()) {
@@ -326,26 +381,98 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
       prompt.grounding =
           held.ok() && *held == 0 ? llm::Grounding::kNoDocuments : llm::Grounding::kNothingFits;
     }
-    message.sources_json = rag::SourcesJson(result.sources);
   }
+  // The history the prompt was built with: the request's own, the write's, or the read's guess.
+  bool guessed = false;
+  auto set_history = [&] {
+    if (request.history) {
+      prompt.history.clear();
+      for (const auto& turn : *request.history) prompt.history.push_back(StoredTurn(turn));
+      return;
+    }
+    if (Begun* b = written(false); b && b->exchange.ok()) {
+      prompt.history = b->exchange->history;
+      guessed = false;
+      return;
+    }
+    prompt.history = guessed_history.value_or(std::vector<store::Message>());
+    guessed = true;
+  };
+  set_history();
   llm::ChatRequest model_request = rag::BuildPrompt(prompt);
   mark = lap(phases.prompt_us, mark);
 
-  // 3. Stream.
-  AnswerStream stream(store_, message, observer, request, options_, started_ms, phases);
+  // 3. Stream. The answer's state exists once the write has (the first callback after it).
+  std::optional<AnswerStream> stream;
+  bool stale_prompt = false;
+  int64_t model_called_us = -1;
+  auto make_stream = [&](Begun& b) {
+    store::Message& message = b.exchange->assistant_message;
+    if (retriever_) message.sources_json = rag::SourcesJson(result.sources);
+    stream.emplace(store_, message, observer, request, options_, started_ms, phases);
+    stream->ModelCalledAt(model_called_us);
+  };
+  // 1: stream on; 0: the write is still running (only when !wait); -1: stop the call.
+  auto ready = [&](bool wait) -> int {
+    if (stream) return 1;
+    Begun* b = written(wait);
+    if (!b) return 0;
+    if (!is_new(b)) return -1;
+    if (guessed && !SameHistory(prompt.history, b->exchange->history)) {
+      stale_prompt = true;
+      return -1;
+    }
+    make_stream(*b);
+    return 1;
+  };
+  // The model's first delta (or tool call) waits here for the write, if it is still running.
+  auto first_output = [&] {
+    if (stream) return 1;
+    const int64_t now = SteadyMicros();
+    if (phases.upstream_ttft_us < 0) phases.upstream_ttft_us = now - model_called_us;
+    const int r = ready(true);
+    if (phases.store_wait_us < 0) phases.store_wait_us = SteadyMicros() - now;
+    return r;
+  };
+  llm::StreamCallbacks callbacks{
+      [&](std::string_view d) { return first_output() > 0 && stream->OnDelta(d); },
+      [&] {
+        const int r = ready(false);
+        return r == 0 || (r > 0 && stream->OnTick());
+      },
+      [&](const llm::ToolCallDelta& d) { return first_output() > 0 && stream->OnToolCall(d); }};
   llm::ChatOutcome outcome;
-  if (!observer.OnStart(result.conversation_id, message.id)) {
+  model_called_us = SteadyMicros();
+  if (!early && begun->client_left) {
     outcome.status = Status::Cancelled("the client left before the answer started");
-  }
-  mark = lap(phases.start_us, mark);
-  if (outcome.status.ok()) {
-    llm::StreamCallbacks callbacks{
-        [&](std::string_view d) { return stream.OnDelta(d); }, [&] { return stream.OnTick(); },
-        [&](const llm::ToolCallDelta& d) { return stream.OnToolCall(d); }};
-    stream.ModelCalled();
+  } else {
     outcome = model_->Stream(model_request, callbacks);
-    stream.FlushTail();
   }
+  if (early) {
+    if (ends_at_write(*written(true))) {
+      LogInfo("chat", "a model call made beside the question's write was dropped",
+              {{"request_id", request.request_id},
+               {"reason", result.replayed ? "replayed" : result.status.code()}});
+      return result;
+    }
+    if (begun->client_left) {
+      outcome.status = Status::Cancelled("the client left before the answer started");
+    } else if (stale_prompt) {
+      LogInfo("chat", "the conversation changed before the question was saved: asking again",
+              {{"request_id", request.request_id}});
+      guessed = false;
+      set_history();
+      model_request = rag::BuildPrompt(prompt);
+      phases.upstream_ttft_us = -1;
+      phases.store_wait_us = -1;
+      model_called_us = SteadyMicros();
+      outcome = model_->Stream(model_request, callbacks);
+    }
+  }
+  // The model may have ended (an error, an empty answer) without a callback after the write.
+  if (!stream) make_stream(*begun);
+  store::Message& message = begun->exchange->assistant_message;
+  stream->FlushTail();
 
   // 4. The final state, durable before the caller sends its done event.
   message.finish_reason = outcome.finish_reason;
@@ -354,10 +481,10 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   message.updated_at = NowMillis();
   if (outcome.status.ok()) {
     message.status = store::kStatusComplete;
-  } else if (stream.cancel_requested()) {
+  } else if (stream->cancel_requested()) {
     message.status = store::kStatusCancelled;
     outcome.status = Status::Cancelled("the answer was stopped by a cancel request");
-  } else if (stream.aborted_by_shutdown()) {
+  } else if (stream->aborted_by_shutdown()) {
     message.status = store::kStatusError;
     outcome.status = Status::Unavailable("shutting_down",
                                          "the worker is shutting down; the answer was cut short");
@@ -370,9 +497,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     message.error_code = outcome.status.code();
     message.error_message = outcome.status.message();
   }
-  result.client_gone = stream.client_gone() || (outcome.status.kind() == ErrorKind::kCancelled &&
-                                                !stream.cancel_requested());
-  result.tokens = stream.tokens();
+  result.client_gone = stream->client_gone() || (outcome.status.kind() == ErrorKind::kCancelled &&
+                                                 !stream->cancel_requested());
+  result.tokens = stream->tokens();
   result.upstream_http_status = outcome.http_status;
   result.status = outcome.status;
   if (options_.partial_writer) options_.partial_writer->Forget(message.id);

@@ -7,7 +7,10 @@
 //      need) and build the prompt: instructions in the
 //      answer language, the passages numbered as quoted material, history within a budget;
 //   3. stream the model's deltas to the observer, never splitting a UTF-8 character, saving
-//      the partial answer at least every persist interval;
+//      the partial answer at least every persist interval. When a read says step 1 will make a
+//      new exchange, step 1 runs on its own thread and the model is called without waiting for
+//      it (ChatServiceOptions::early_model_call): its first delta waits for the write instead,
+//      and a write that fails or replays drops the call;
 //   4. save the final state -- `complete`, `error` (what arrived is kept) or `cancelled` --
 //      durably, and only then return, so the caller's done event follows a durable write.
 #pragma once
@@ -55,7 +58,8 @@ struct SendRequest {
 };
 
 // Where the answer goes while it streams. Every method returns false once the client is
-// gone. Called on the thread that called Send().
+// gone. Called one at a time, in order: OnStart on the thread that writes the exchange (Send's
+// own, or with the early model call a helper thread), the rest on Send's thread after it.
 class StreamObserver {
  public:
   virtual ~StreamObserver() = default;
@@ -70,8 +74,10 @@ class StreamObserver {
 };
 
 // Where the time before the first token went, in microseconds of the steady clock; -1 where a
-// phase did not run. The phases are disjoint parts of `first_token_us`, in pipeline order (the
-// rest of it is bookkeeping between them), so their sum never exceeds it.
+// phase did not run. Without the early model call the phases are disjoint parts of
+// `first_token_us`, in pipeline order (the rest of it is bookkeeping between them). With it,
+// the exchange's write (in `store_us`) and the stream's first event (`start_us`) run beside
+// retrieval, the prompt and the model's first token; `store_wait_us` is what the write added.
 struct SendPhases {
   int64_t store_us = -1;     // conversation load, document check, the exchange's write txn
   int64_t language_us = -1;  // detecting the question's language
@@ -83,6 +89,9 @@ struct SendPhases {
   // From calling the model to its first delta: the upstream's own time to first token plus
   // the client's (connection, request, first chunk parsed).
   int64_t upstream_ttft_us = -1;
+  // How long the model's first delta waited for the exchange's write (the early model call;
+  // 0 when the write had ended, -1 when the call waited for nothing).
+  int64_t store_wait_us = -1;
   // From Send's start to the first token written to the observer (OnToken returned).
   int64_t first_token_us = -1;
   // The steady clock (microseconds since its epoch) at Send's start, so that a caller can
@@ -129,6 +138,11 @@ struct ChatServiceOptions {
   size_t max_streams_per_tenant = 0;
   // How long a client_message_id stays bound to its request (RAGSTREAM_IDEMPOTENCY_TTL_S).
   int64_t idempotency_ttl_ms = 24 * 3600 * 1000;
+  // Call the model while the question's write is still running, when a read says the write
+  // will make a new exchange (RAGSTREAM_EARLY_MODEL_CALL). The model's time to first token then
+  // hides the write's (its fsync, a wait behind an ingest's commit, a cluster log's quorum); a
+  // write that fails after all costs the model call it started.
+  bool early_model_call = true;
 };
 
 class ChatService {

@@ -117,6 +117,7 @@ Result<Config> LoadConfig(const EnvLookup& lookup_in) {
   r.Number("RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS", c.extractive_word_delay_ms, 0, 1000);
   r.Number("RAGSTREAM_ORPHAN_TIMEOUT_S", c.orphan_timeout_s, 2, 3600);
   r.Number("RAGSTREAM_IDEMPOTENCY_TTL_S", c.idempotency_ttl_s, 1, 30 * 86400);
+  r.Number("RAGSTREAM_EARLY_MODEL_CALL", c.early_model_call, 0, 1);
   r.Number("RAGSTREAM_MAX_MESSAGE_CHARS", c.max_message_chars, 1, 1 << 20);
   r.String("RAGSTREAM_CLUSTER_ROLE", c.cluster_role);
   r.String("RAGSTREAM_SHARD", c.shard);
@@ -234,6 +235,7 @@ std::vector<std::string> DescribeConfig(const Config& c) {
       i("RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS", c.extractive_word_delay_ms),
       i("RAGSTREAM_ORPHAN_TIMEOUT_S", c.orphan_timeout_s),
       i("RAGSTREAM_IDEMPOTENCY_TTL_S", c.idempotency_ttl_s),
+      i("RAGSTREAM_EARLY_MODEL_CALL", c.early_model_call),
       i("RAGSTREAM_MAX_DOCUMENT_BYTES", static_cast<int64_t>(c.max_document_bytes)),
       i("RAGSTREAM_TOP_K", c.top_k),
       i("RAGSTREAM_CHUNK_CHARS", c.chunk_chars),
@@ -314,6 +316,7 @@ std::string ConfigHelp() {
   RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS  pacing of the offline answerer's words [15]
   RAGSTREAM_ORPHAN_TIMEOUT_S       seconds without saves before an answer is interrupted [15]
   RAGSTREAM_IDEMPOTENCY_TTL_S      seconds a client_message_id stays bound to its request [86400]
+  RAGSTREAM_EARLY_MODEL_CALL       1: call the model while the question is being saved; 0: after [1]
   RAGSTREAM_MAX_DOCUMENT_BYTES     largest document accepted (413 above) [4194304]
   RAGSTREAM_TOP_K                  passages retrieved per answer, 1..20 [5]
   RAGSTREAM_CHUNK_CHARS            target chunk size in characters [700]

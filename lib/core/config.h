@@ -56,6 +56,8 @@ struct Config {
   DisconnectPolicy on_disconnect = DisconnectPolicy::kCancel;  // RAGSTREAM_ON_DISCONNECT
   int extractive_word_delay_ms = 15;                           // RAGSTREAM_EXTRACTIVE_WORD_DELAY_MS
   int idempotency_ttl_s = 86400;  // RAGSTREAM_IDEMPOTENCY_TTL_S: how long a client_message_id binds
+  int early_model_call =
+      1;  // RAGSTREAM_EARLY_MODEL_CALL: call the model beside the question's write
   int orphan_timeout_s = 15;  // RAGSTREAM_ORPHAN_TIMEOUT_S: heartbeat age that means a dead worker
   // Documents and retrieval.
   uint64_t max_document_bytes = 4 << 20;  // RAGSTREAM_MAX_DOCUMENT_BYTES

@@ -253,6 +253,60 @@ Status ConversationStore::PutMessage(Txn& txn, const Message& m) {
 
 namespace {}  // namespace
 
+Result<std::vector<Message>> ConversationStore::LoadHistory(const Txn& txn,
+                                                            const Conversation& conversation,
+                                                            size_t budget_chars) const {
+  // Earlier messages, newest backwards, until the budget is spent.
+  std::vector<Message> history;
+  auto cur = Cursor::Open(txn, messages_);
+  if (!cur.ok()) return cur.status();
+  const std::string& tenant = conversation.tenant;
+  const std::string prefix = MessagePrefix(tenant, conversation.id);
+  size_t used = 0;
+  bool positioned = cur->SeekAtLeast(MessageKey(tenant, conversation.id, conversation.next_seq));
+  bool have = positioned ? cur->Prev() : cur->Last();
+  for (; have && HasPrefix(cur->key(), prefix); have = cur->Prev()) {
+    Message m;
+    if (!DecodeMessage(cur->value(), m)) continue;
+    if (m.content.empty()) continue;
+    m.tenant = tenant;
+    const size_t chars = Utf8Length(m.content);
+    if (used + chars > budget_chars) break;
+    used += chars;
+    history.push_back(std::move(m));
+  }
+  std::reverse(history.begin(), history.end());
+  return history;
+}
+
+Result<ExchangePreview> ConversationStore::PreviewExchange(
+    std::string_view tenant, const BeginExchangeInput& input,
+    std::string_view client_message_id) const {
+  auto txn = Txn::BeginRead(env_);
+  if (!txn.ok()) return txn.status();
+  ExchangePreview preview;
+  if (!client_message_id.empty()) {
+    auto earlier =
+        idempotency_.Find(*txn, tenant, client_message_id, NowMillis(), input.idempotency_ttl_ms);
+    if (!earlier.ok()) return earlier.status();
+    if (earlier->has_value()) return preview;
+  }
+  if (input.conversation_id) {
+    auto c = LoadConversation(*txn, conversations_, tenant, *input.conversation_id);
+    if (!c.ok()) return preview;
+    auto history = LoadHistory(*txn, *c, input.history_budget_chars);
+    if (!history.ok()) return history.status();
+    preview.history = std::move(*history);
+  }
+  if (input.max_concurrent_streams > 0) {
+    auto live = live_.Count(*txn, tenant);
+    if (!live.ok()) return live.status();
+    if (*live >= input.max_concurrent_streams) return preview;
+  }
+  preview.new_exchange = true;
+  return preview;
+}
+
 Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
                                                   const BeginExchangeInput& input,
                                                   std::string_view client_message_id) {
@@ -298,25 +352,9 @@ Result<Exchange> ConversationStore::BeginExchange(std::string_view tenant,
     if (!c.ok()) return c.status();
     ex.conversation = std::move(*c);
     old_updated_at = ex.conversation.updated_at;
-    // Earlier messages, newest backwards, until the budget is spent.
-    auto cur = Cursor::Open(*txn, messages_);
-    if (!cur.ok()) return cur.status();
-    const std::string prefix = MessagePrefix(tenant, ex.conversation.id);
-    size_t used = 0;
-    bool positioned =
-        cur->SeekAtLeast(MessageKey(tenant, ex.conversation.id, ex.conversation.next_seq));
-    bool have = positioned ? cur->Prev() : cur->Last();
-    for (; have && HasPrefix(cur->key(), prefix); have = cur->Prev()) {
-      Message m;
-      if (!DecodeMessage(cur->value(), m)) continue;
-      if (m.content.empty()) continue;
-      m.tenant = tenant;
-      const size_t chars = Utf8Length(m.content);
-      if (used + chars > input.history_budget_chars) break;
-      used += chars;
-      ex.history.push_back(std::move(m));
-    }
-    std::reverse(ex.history.begin(), ex.history.end());
+    auto history = LoadHistory(*txn, ex.conversation, input.history_budget_chars);
+    if (!history.ok()) return history.status();
+    ex.history = std::move(*history);
   } else {
     ex.conversation.tenant = tenant;
     ex.conversation.id = NewId("conv_");

@@ -103,6 +103,16 @@ struct BeginExchangeInput {
   std::vector<Message> tool_turns = {};
 };
 
+// What BeginExchange would most likely do, read without the write lock: lets a send start
+// work that needs the exchange's history (the model call) while the write waits for the lock.
+// A guess: a write in between can change any of it; BeginExchange's own result is the truth.
+struct ExchangePreview {
+  // No reason seen to refuse or replay: the conversation exists (or is new), the tenant is
+  // below its stream limit, the client_message_id (if any) is unknown.
+  bool new_exchange = false;
+  std::vector<Message> history;  // as BeginExchange would load it now
+};
+
 struct Exchange {
   Conversation conversation;
   Message user_message;
@@ -129,6 +139,9 @@ class ConversationStore {
   // different request is Conflict (idempotency_key_reused) and writes nothing.
   Result<Exchange> BeginExchange(std::string_view tenant, const BeginExchangeInput& input,
                                  std::string_view client_message_id = {});
+  // BeginExchange's likely outcome and history, from one read transaction (see ExchangePreview).
+  Result<ExchangePreview> PreviewExchange(std::string_view tenant, const BeginExchangeInput& input,
+                                          std::string_view client_message_id = {}) const;
 
   // The methods taking a Message find it by its tenant, conversation and seq.
   // Saves partial content of a streaming message and refreshes its heartbeat; skipped (Ok)
@@ -180,6 +193,9 @@ class ConversationStore {
   // A streaming message read from its record gets its saved content and heartbeat from its
   // stream state (message_state.h); any other is returned as it is.
   Status Materialize(const Txn& txn, Message& m) const;
+  // The conversation's latest messages with content, oldest first, within budget_chars.
+  Result<std::vector<Message>> LoadHistory(const Txn& txn, const Conversation& conversation,
+                                           size_t budget_chars) const;
   Status SavePartialsOnce(const std::vector<Message>& messages);
   Status FinishMessageOnce(const Message& message);
   Status PutConversation(Txn& txn, const Conversation& c, int64_t old_updated_at);

@@ -126,8 +126,8 @@ def main():
                    "client_ttft_us": round(run["client_ttft_s"] * 1e6),
                    "upstream_own_ttft_us": round((stamp - rec["received_at"]) * 1e6)}
             for k in ("first_token_us", "handler_us", "store_us", "language_us", "retrieval_us",
-                      "prompt_us", "start_us", "upstream_ttft_us"):
-                row[k] = line[k]
+                      "prompt_us", "start_us", "upstream_ttft_us", "store_wait_us"):
+                row[k] = line.get(k, -1)
             row["added_us"] = row["first_token_us"] - row["upstream_own_ttft_us"]
             row["model_client_us"] = row["upstream_ttft_us"] - row["upstream_own_ttft_us"]
             out.write(json.dumps(row) + "\n")
