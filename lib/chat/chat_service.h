@@ -89,8 +89,8 @@ struct SendPhases {
   // From calling the model to its first delta: the upstream's own time to first token plus
   // the client's (connection, request, first chunk parsed).
   int64_t upstream_ttft_us = -1;
-  // How long the model's first delta waited for the exchange's write (the early model call;
-  // 0 when the write had ended, -1 when the call waited for nothing).
+  // How long the model's first delta waited for the exchange's write (near 0 when the write
+  // had ended first, as it always has without the early model call).
   int64_t store_wait_us = -1;
   // From Send's start to the first token written to the observer (OnToken returned).
   int64_t first_token_us = -1;
