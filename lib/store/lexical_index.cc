@@ -463,10 +463,10 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
   for (size_t j = terms.size(); j-- > 0;) remaining[j] = remaining[j + 1] + terms[j].bound;
   for (double& r : remaining) r *= 1 + 1e-9;
 
-  // Candidates: their chunk ids and the score summed so far.
-  std::unordered_map<uint32_t, size_t> slot;
-  std::vector<uint32_t> ids;
-  std::vector<double> score;
+  // Candidates: their chunk ids, in increasing order, and the score summed so far. Each term's
+  // postings come in chunk id order too, so a term is merged in (no hashing per posting).
+  std::vector<uint32_t> ids, term_ids, merged_ids;
+  std::vector<double> score, term_score, merged_score;
   auto kth_best = [&] {
     std::vector<double> top(score);
     std::nth_element(top.begin(), top.begin() + static_cast<long>(k - 1), top.end(),
@@ -482,29 +482,43 @@ Result<LexicalResult> LexicalIndex::Search(std::string_view tenant,
     // instead of reading the long postings lists of common terms.
     if (prunable && j > 0 && score.size() >= k && kth_best() > remaining[j]) break;
     const QueryTerm& t = terms[j];
+    term_ids.clear();
+    term_score.clear();
     for (bool have = cur->SeekAtLeast(t.prefix); have && HasPrefix(cur->key(), t.prefix);
          have = cur->Next()) {
       DecodeBlock(BlockFirst(cur->key(), t.prefix.size()), cur->value(), postings);
       for (const Posting& p : postings) {
         if (!filter.Contains(p.chunk)) continue;
-        const double s = Bm25TermScore(t.idf, p.tf, norms.Length(p.chunk), avg_len);
-        auto [it, inserted] = slot.emplace(p.chunk, score.size());
-        if (inserted) {
-          ids.push_back(p.chunk);
-          score.push_back(0.0);
-        }
-        score[it->second] += s;
+        term_ids.push_back(p.chunk);
+        term_score.push_back(Bm25TermScore(t.idf, p.tf, norms.Length(p.chunk), avg_len));
       }
     }
+    // A chunk's score is summed in term order, starting from 0, whichever list it came from.
+    merged_ids.clear();
+    merged_score.clear();
+    size_t a = 0, b = 0;
+    while (a < ids.size() || b < term_ids.size()) {
+      if (b == term_ids.size() || (a < ids.size() && ids[a] < term_ids[b])) {
+        merged_ids.push_back(ids[a]);
+        merged_score.push_back(score[a++]);
+      } else if (a == ids.size() || term_ids[b] < ids[a]) {
+        merged_ids.push_back(term_ids[b]);
+        merged_score.push_back(0.0 + term_score[b++]);
+      } else {
+        merged_ids.push_back(ids[a]);
+        merged_score.push_back(score[a++] + term_score[b++]);
+      }
+    }
+    ids.swap(merged_ids);
+    score.swap(merged_score);
   }
   std::vector<size_t> kept(score.size());
-  for (size_t c = 0; c < kept.size(); ++c) kept[c] = c;
+  for (size_t c = 0; c < kept.size(); ++c) kept[c] = c;  // in chunk id order
   if (j < terms.size()) {
     // Only chunks that can still reach the k-th best score need the terms left: in chunk id
     // order, each looks up the block of the term that would hold it (neighbours share one).
     const double threshold = kth_best();
     std::erase_if(kept, [&](size_t c) { return score[c] + remaining[j] < threshold; });
-    std::sort(kept.begin(), kept.end(), [&](size_t a, size_t b) { return ids[a] < ids[b]; });
     Located block;
     for (; j < terms.size(); ++j) {
       const QueryTerm& t = terms[j];
