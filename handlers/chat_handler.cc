@@ -112,6 +112,9 @@ chat::SendRequest ToSendRequest(const AppContext& app, const std::string& tenant
 
 void RecordChatResult(const AppContext& app, RequestRecord& record,
                       const chat::SendResult& result) {
+  if (app.metrics && result.model_calls_dropped > 0) {
+    app.metrics->ModelCallsDropped(static_cast<uint64_t>(result.model_calls_dropped));
+  }
   if (Metrics* m = app.metrics; m && result.started) {
     if (result.message.ttft_ms >= 0) m->TimeToFirstToken(result.message.ttft_ms / 1000.0);
     if (result.retrieval_seconds >= 0) m->Retrieval(result.retrieval_seconds);

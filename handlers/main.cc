@@ -327,7 +327,7 @@ int Run(int argc, char** argv) {
 
   // Host-wide metrics live beside the store: every worker of the host shares the file.
   std::unique_ptr<Metrics> metrics;
-  if (auto opened = Metrics::Open(config->data_dir + "/metrics-v4.shm"); opened.ok()) {
+  if (auto opened = Metrics::Open(config->data_dir + "/metrics-v5.shm"); opened.ok()) {
     metrics = std::move(*opened);
     // Still one thread: the server and the sweeper start below.
     (*env)->set_on_grow([m = metrics.get()] { m->MapGrown(); });

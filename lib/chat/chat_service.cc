@@ -450,6 +450,7 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
   }
   if (early) {
     if (ends_at_write(*written(true))) {
+      result.model_calls_dropped = 1;
       LogInfo("chat", "a model call made beside the question's write was dropped",
               {{"request_id", request.request_id},
                {"reason", result.replayed ? "replayed" : result.status.code()}});
@@ -457,7 +458,9 @@ SendResult ChatService::Send(const SendRequest& request, StreamObserver& observe
     }
     if (begun->client_left) {
       outcome.status = Status::Cancelled("the client left before the answer started");
+      result.model_calls_dropped = 1;
     } else if (stale_prompt) {
+      result.model_calls_dropped = 1;
       LogInfo("chat", "the conversation changed before the question was saved: asking again",
               {{"request_id", request.request_id}});
       guessed = false;

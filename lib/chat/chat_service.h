@@ -119,7 +119,9 @@ struct SendResult {
   // conversation it created is gone.
   bool discarded = false;
   int upstream_http_status = 0;  // the model's HTTP status on its last attempt
-  SendPhases phases;             // where the time before the first token went
+  // Early model calls stopped before any of their answer was used (see early_model_call).
+  int model_calls_dropped = 0;
+  SendPhases phases;  // where the time before the first token went
 };
 
 class PartialWriter;

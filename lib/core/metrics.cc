@@ -66,6 +66,7 @@ struct Slot {
   Counter upstream_errors[kKindCount];
   Counter disconnect_cancels;
   Counter map_growths;
+  Counter model_calls_dropped;
 };
 
 template <size_t N>
@@ -211,6 +212,10 @@ void Metrics::MapGrown() {
   AsLayout(map_)->slot[slot_].map_growths.fetch_add(1, std::memory_order_relaxed);
 }
 
+void Metrics::ModelCallsDropped(uint64_t calls) {
+  AsLayout(map_)->slot[slot_].model_calls_dropped.fetch_add(calls, std::memory_order_relaxed);
+}
+
 bool Metrics::CountsRoute(std::string_view route) {
   for (size_t r = 0; r + 1 < kRouteCount; ++r) {
     if (kRoutes[r] == route) return true;
@@ -222,7 +227,7 @@ std::string Metrics::Render(const std::string& extra) const {
   const Layout* layout = AsLayout(map_);
   // Sum every slot; gauges only over slots of live processes.
   uint64_t requests[kRouteCount][kStatusCount] = {};
-  uint64_t tokens = 0, cancels = 0, growths = 0, errors[kKindCount] = {};
+  uint64_t tokens = 0, cancels = 0, growths = 0, dropped = 0, errors[kKindCount] = {};
   int64_t active = 0, workers = 0;
   struct Sum {
     uint64_t buckets[kBuckets + 1] = {};
@@ -241,6 +246,7 @@ std::string Metrics::Render(const std::string& extra) const {
     tokens += s.tokens.load();
     cancels += s.disconnect_cancels.load();
     growths += s.map_growths.load();
+    dropped += s.model_calls_dropped.load();
     for (size_t k = 0; k < kKindCount; ++k) errors[k] += s.upstream_errors[k].load();
     add(ttft, s.ttft);
     add(duration, s.duration);
@@ -302,6 +308,10 @@ std::string Metrics::Render(const std::string& extra) const {
   header("ragstream_lmdb_map_growths_total", "counter",
          "Times a worker of this host grew the LMDB map online.");
   out += "ragstream_lmdb_map_growths_total " + std::to_string(growths) + "\n";
+  header("ragstream_model_calls_dropped_total", "counter",
+         "Model calls made beside a question's write and then stopped (the write refused or "
+         "replayed, the client left, or the history changed): the model may have billed them.");
+  out += "ragstream_model_calls_dropped_total " + std::to_string(dropped) + "\n";
   out += extra;
   return out;
 }

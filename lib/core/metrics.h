@@ -45,6 +45,8 @@ class Metrics {
   void UpstreamError(std::string_view kind);
   void DisconnectCancel();
   void MapGrown();
+  // Early model calls stopped before any of their answer was used (ChatService).
+  void ModelCallsDropped(uint64_t calls);
   // Whether `route` (a route pattern) has counters of its own rather than "other".
   static bool CountsRoute(std::string_view route);
 

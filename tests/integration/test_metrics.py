@@ -5,6 +5,7 @@ import re
 import shutil
 import signal
 import subprocess
+import time
 
 import pytest
 
@@ -112,3 +113,50 @@ def test_totals_survive_a_worker_restart(stack_factory):
     for name, value in before.items():
         if name.endswith("_total") or "_total{" in name or name.endswith("_count"):
             assert after.get(name, 0) >= value, (name, value, after.get(name))
+
+
+def test_dropped_early_model_calls_are_counted(stack_factory, fake_upstream):
+    """Two questions into one conversation while this test holds LMDB's write lock (as an
+    ingest's commit would): both are asked of the model before their writes (the early model
+    call) with the history a read gave them; the write that comes second sees the other
+    question, so its call is dropped and made again, and /metrics counts the dropped one."""
+    import threading
+
+    import lmdb
+
+    stack = stack_factory(workers=2)
+    first = stack.stream({"message": "What was said before the two questions?"})
+    assert first.done and first.done["status"] == "complete", first
+    conv = first.first["conversation_id"]
+    _, before = metrics(stack)
+    assert before["ragstream_model_calls_dropped_total"] == 0
+    asked_before = len(fake_upstream.chat_requests())
+    env = lmdb.open(str(stack.data_dir), max_dbs=256, subdir=True, lock=True)
+    txn = env.begin(write=True)  # LMDB's one write lock, held
+    results = {}
+    try:
+        def ask(name):
+            results[name] = stack.stream({"message": f"Question {name}?", "conversation_id": conv})
+
+        threads = [threading.Thread(target=ask, args=(n,)) for n in ("A", "B")]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 20
+        while len(fake_upstream.chat_requests()) < asked_before + 2:
+            assert time.monotonic() < deadline, "the model was not asked while the write waited"
+            time.sleep(0.02)
+        assert not results, "an answer finished while its question could not be saved"
+    finally:
+        txn.abort()
+        env.close()
+    for t in threads:
+        t.join(30)
+    for name in ("A", "B"):
+        assert results[name].done and results[name].done["status"] == "complete", results[name]
+    asked = fake_upstream.chat_requests()[asked_before:]
+    assert len(asked) == 3, [harness.last_user_text(r) for r in asked]
+    # The call made again carries both questions: the other one in its history.
+    again = [r for r in asked if all(f"Question {n}?" in json.dumps(r["body"]) for n in "AB")]
+    assert len(again) == 1, [json.dumps(r["body"])[:300] for r in asked]
+    _, after = metrics(stack)
+    assert after["ragstream_model_calls_dropped_total"] == 1

@@ -363,6 +363,7 @@ BOOST_AUTO_TEST_CASE(client_gone_before_start_stops_the_early_model_call) {
   BOOST_TEST(r.started);
   BOOST_TEST(K(r.status) == K(ErrorKind::kCancelled));
   BOOST_TEST(h.model->stopped_by_callback);
+  BOOST_TEST(r.model_calls_dropped == 1);
   BOOST_TEST(h.observer.tokens.empty());
   store::Message stored = h.Stored(r.message.id);
   BOOST_TEST(stored.status == store::kStatusCancelled);
@@ -403,6 +404,7 @@ BOOST_AUTO_TEST_CASE(early_model_call_runs_while_the_write_waits_for_the_lock) {
   BOOST_TEST(h.observer.starts == 1);
   BOOST_TEST(h.observer.Joined() == "Held back.");
   BOOST_TEST(r.phases.store_wait_us >= 20000);  // the first delta waited for the write
+  BOOST_TEST(r.model_calls_dropped == 0);
   BOOST_TEST(h.Stored(r.message.id).status == store::kStatusComplete);
 }
 
@@ -453,6 +455,7 @@ BOOST_AUTO_TEST_CASE(early_model_call_is_made_again_when_the_history_changed) {
   BOOST_TEST(!holds(again.requests[0], other));
   BOOST_TEST(holds(again.requests[1], other));
   BOOST_TEST(again.stopped_by_callback);
+  BOOST_TEST(ra.model_calls_dropped + rb.model_calls_dropped == 1);
   BOOST_TEST(observer_a.Joined() == "A.");
   BOOST_TEST(observer_b.Joined() == "B.");
   BOOST_TEST(h.Stored(ra.message.id).content == "A.");
