@@ -258,3 +258,81 @@ def test_a_move_the_target_cannot_take_is_called_off(tmp_path):
         for h in hosts.values():
             h.stop()
         nats.stop()
+
+
+def test_a_move_called_off_after_its_copy_began_leaves_nothing_on_the_target(tmp_path):
+    """The target's worker is frozen (SIGSTOP) once the tenant's copy has begun to land on it,
+    so the move times out half-copied; --abort (the worker running again) calls it off: the
+    target deletes what it had copied (TenantMover::DropCopy, in batches), holds nothing of the
+    tenant, and the source keeps every document and takes writes."""
+    keys_file = tmp_path / "keys"
+    keys = harness.make_api_keys(keys_file, "alpha")
+    nats = harness.NatsServers(tmp_path / "nats")
+    hosts, front, mover = {}, None, None
+    try:
+        hosts["a1"] = Host("a1", tmp_path, keys_file, 1, shard_env(nats, "a", "a1"))
+        hosts["b1"] = Host("b1", tmp_path, keys_file, 1, shard_env(nats, "b", "b1"))
+        cluster_file = tmp_path / "cluster.conf"
+        cluster_file.write_text(f"shard a {hosts['a1'].addrs[0]} -\nshard b {hosts['b1'].addrs[0]} -\n"
+                                "tenant alpha a\ndefault a\n")
+        harness.wait_until(lambda: leaders(cluster_file, nats) == "a a1\nb b1\n", 40, interval=0.2,
+                           what="each shard's host to hold its lease")
+        front, front_port, _ = start_front(tmp_path, cluster_file)
+        cl = {"port": front_port, "keys": keys, "hosts": hosts}
+        # Enough of the tenant (about 3 MB of text, thousands of chunks) that its copy takes a
+        # while to land, and more keys than one of DropCopy's batches.
+        ids = []
+        for batch in range(5):
+            lines = [json.dumps({"title": f"Bulk {batch}-{i}",
+                                 "text": " ".join(f"Bulk note {batch}-{i} line {k}: the heron wades past "
+                                                  f"reed {batch * 10000 + i * 100 + k}." for k in range(160))})
+                     for i in range(60)]
+            r = harness.http_request(front_port, "POST", "/api/documents/batch", body="\n".join(lines).encode(),
+                                     headers={"Authorization": f"Bearer {keys['alpha']}",
+                                              "Content-Type": "application/x-ndjson"}, timeout=300)
+            assert r.status == 200 and r.json["created"] == 60, r
+            ids += [x["id"] for x in r.json["documents"]]
+
+        env = {**hosts["a1"].env, "RAGSTREAM_LOG_REPLICAS": "1"}
+        move = [str(CLI), "cluster", "move", "alpha", "--to", "b", "--cluster", str(cluster_file),
+                "--data-dir", str(hosts["a1"].data), "--nats", nats.url]
+        mover = subprocess.Popen(move + ["--timeout", "8"], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                 text=True, env=env)
+        target = hosts["b1"].procs[0]
+        harness.wait_until(lambda: mover.poll() is not None or harness.tenant_keys(hosts["b1"].data, "alpha"),
+                           60, interval=0.01, what="the tenant's copy to begin landing on b")
+        target.send_signal(signal.SIGSTOP)
+        out, err = mover.communicate(timeout=120)
+        assert mover.returncode == 1 and "move_timeout" in err, (
+            "the move was not stopped half-way (it finished before the target was frozen?)", out, err)
+        copied = harness.tenant_keys(hosts["b1"].data, "alpha")
+        assert copied, "nothing of the tenant had landed on b"
+        target.send_signal(signal.SIGCONT)
+
+        called_off = subprocess.run(move + ["--timeout", "60", "--abort"], capture_output=True, text=True,
+                                    timeout=120, env=env)
+        assert called_off.returncode == 0, (called_off.stdout, called_off.stderr)
+        assert "called off moving tenant alpha" in called_off.stdout
+        harness.wait_until(lambda: harness.tenant_keys(hosts["b1"].data, "alpha") == {}, 30, interval=0.2,
+                           what="b to delete its copy of alpha")
+        assert "its copy is deleted" in hosts["b1"].log_text()
+        assert "tenant alpha a" in cluster_file.read_text()
+        # The source kept everything and takes writes.
+        r, rid = call(cl, "alpha", "GET", "/api/documents")
+        assert r.status == 200 and served_by(cl, rid) == ["a1"], r
+        listed = {d["id"] for d in (r.json["documents"] if isinstance(r.json, dict) else r.json)}
+        assert not [d for d in ids if d not in listed]
+        r, rid = call(cl, "alpha", "POST", "/api/documents", {"title": "Still here", "text": "Written after."})
+        assert r.status in (200, 201) and served_by(cl, rid) == ["a1"], r
+    finally:
+        if mover is not None and mover.poll() is None:
+            mover.kill()
+        for h in hosts.values():
+            for p in h.procs:
+                if p.poll() is None:
+                    p.send_signal(signal.SIGCONT)
+        if front is not None:
+            harness.stop_process(front, signal.SIGTERM, timeout=10)
+        for h in hosts.values():
+            h.stop()
+        nats.stop()
