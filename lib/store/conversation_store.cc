@@ -282,9 +282,11 @@ Result<std::vector<Message>> ConversationStore::LoadHistory(const Txn& txn,
 Result<ExchangePreview> ConversationStore::PreviewExchange(
     std::string_view tenant, const BeginExchangeInput& input,
     std::string_view client_message_id) const {
+  ExchangePreview preview;
+  // A standby, or a primary that lost its place in its shard's log, refuses every write.
+  if (!env_.WritesRefused().ok()) return preview;
   auto txn = Txn::BeginRead(env_);
   if (!txn.ok()) return txn.status();
-  ExchangePreview preview;
   if (!client_message_id.empty()) {
     auto earlier =
         idempotency_.Find(*txn, tenant, client_message_id, NowMillis(), input.idempotency_ttl_ms);

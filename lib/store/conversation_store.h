@@ -107,8 +107,9 @@ struct BeginExchangeInput {
 // work that needs the exchange's history (the model call) while the write waits for the lock.
 // A guess: a write in between can change any of it; BeginExchange's own result is the truth.
 struct ExchangePreview {
-  // No reason seen to refuse or replay: the conversation exists (or is new), the tenant is
-  // below its stream limit, the client_message_id (if any) is unknown.
+  // No reason seen to refuse or replay: the store takes writes (no standby), the conversation
+  // exists (or is new), the tenant is below its stream limit, the client_message_id (if any)
+  // is unknown.
   bool new_exchange = false;
   std::vector<Message> history;  // as BeginExchange would load it now
 };

@@ -370,6 +370,19 @@ BOOST_AUTO_TEST_CASE(client_gone_before_start_stops_the_early_model_call) {
   BOOST_TEST(stored.content.empty());
 }
 
+// A standby (or a primary that lost its place in the log) refuses every write: the preview
+// says so, and the model is never asked for an answer nobody could store.
+BOOST_AUTO_TEST_CASE(a_store_that_refuses_writes_gets_no_early_model_call) {
+  Harness h;
+  h.model->deltas = {"x"};
+  h.ts.env->RefuseWrites(Status::Unavailable("standby", "this host is a standby"));
+  SendResult r = h.Send("Is anybody able to write anything down here?");
+  BOOST_TEST(!r.started);
+  BOOST_TEST(K(r.status) == K(ErrorKind::kUnavailable));
+  BOOST_TEST(h.model->requests.empty());
+  BOOST_TEST(r.model_calls_dropped == 0);
+}
+
 // Waits (up to 10 s) until `done` says so.
 template <typename F>
 bool Eventually(F done) {
