@@ -15,8 +15,8 @@ namespace ragstream::cluster {
 namespace {
 
 constexpr std::string_view kAppliedKey = "applied_seq";
-// SkipUnfinished looks at most this many messages past the applied sequence: an unfinished
-// record is one transaction's parts, far fewer.
+// CatchUpInside looks at most this many messages past the applied sequence: an unfinished
+// record is one transaction's parts, and a tenant move appends a few records; far fewer.
 constexpr uint64_t kMaxUnfinishedParts = 1024;
 constexpr int kReadWaitMs = 250;
 constexpr auto kColdStartWait = std::chrono::seconds(30);
@@ -291,11 +291,13 @@ Status Replicator::Publish(store::Txn& txn, const std::vector<store::Change>& ch
   for (size_t i = 0; i < parts.size(); ++i) {
     auto seq = log_->Append(parts[i], last);
     if (!seq.ok() && i == 0 && seq.status().kind() == ErrorKind::kConflict) {
-      // Past what this store has: an unfinished record (a write that failed half-way) is
-      // stepped over; anything else must be applied first.
-      auto skip = SkipUnfinished(last);
-      if (!skip.ok()) return skip.status();
-      seq = log_->Append(parts[i], *skip);
+      // Past what this store has: records another writer appended (a tenant move's mark and
+      // deletions, from `ragstream cluster move`) are applied in this transaction, beneath
+      // this write's changes; an unfinished record (a write that failed half-way) is stepped
+      // over. This write then goes after them, instead of failing with log_behind.
+      auto caught = CatchUpInside(txn, changes, last);
+      if (!caught.ok()) return caught.status();
+      seq = log_->Append(parts[i], *caught);
     }
     if (!seq.ok()) {
       LogWarn("cluster", "a write was not committed: the shard's log did not take it",
@@ -310,21 +312,59 @@ Status Replicator::Publish(store::Txn& txn, const std::vector<store::Change>& ch
   return txn.PutUncaptured(dbi_, kAppliedKey, store::EncodeBigEndian64(last));
 }
 
-Result<uint64_t> Replicator::SkipUnfinished(uint64_t applied) {
+Result<uint64_t> Replicator::CatchUpInside(store::Txn& txn,
+                                           const std::vector<store::Change>& changes,
+                                           uint64_t applied) {
   auto last = log_->LastSeq();
   if (!last.ok()) return last.status();
   if (*last <= applied) return Behind("the log is shorter than this store");
   if (*last - applied > kMaxUnfinishedParts) return Behind("records to apply");
-  Reassembler r;
+  Reassembler parts;
+  std::vector<std::string> records;
   for (uint64_t seq = applied + 1; seq <= *last; ++seq) {
     auto data = log_->Get(seq);
     if (!data.ok()) return data.status();
     auto part = ParsePart(*data);
     if (!part.ok()) return part.status();
-    if (r.Feed(*part)) return Behind("a record at sequence " + std::to_string(seq));
+    if (auto record = parts.Feed(*part)) records.push_back(std::move(*record));
   }
-  LogWarn("cluster", "stepped over an unfinished record in the shard's log",
-          {{"from_seq", std::to_string(applied + 1)}, {"to_seq", std::to_string(*last)}});
+  if (records.empty()) {
+    LogWarn("cluster", "stepped over an unfinished record in the shard's log",
+            {{"from_seq", std::to_string(applied + 1)}, {"to_seq", std::to_string(*last)}});
+    return *last;
+  }
+  // Records a primary elected meanwhile appended are what must stop this one (its lease is
+  // gone): it answers log_behind, and its lease check turns it into a standby. Only while it
+  // still holds the lease are they another writer's (the tenant mover's), to take in.
+  auto lease = log_->GetLease();
+  if (!lease.ok()) return lease.status();
+  if (!*lease || (*lease)->holder != options_.node) {
+    return Behind("records past this store's, and the shard's lease is not this host's");
+  }
+  // The log's order in the store: their changes, then this write's again on top (what they
+  // overwrote of it is its own again). Neither is captured: this write's are published as they
+  // were captured, and theirs are in the log already.
+  struct Resume {
+    store::Txn& txn;
+    std::unique_ptr<std::vector<store::Change>> captured;
+    ~Resume() { txn.ResumeCapture(std::move(captured)); }
+  } resume{txn, txn.SuspendCapture()};
+  for (const std::string& record : records) {
+    auto decoded = DecodeChanges(record);
+    if (!decoded.ok()) return decoded.status();
+    if (Status s = ApplyChanges(txn, env_, *decoded); !s.ok()) return s;
+  }
+  for (const store::Change& c : changes) {
+    Status s = c.op == store::Change::Op::kPut   ? txn.Put(c.dbi, c.key, c.value)
+               : c.op == store::Change::Op::kDel ? txn.Del(c.dbi, c.key)
+                                                 : txn.Clear(c.dbi);
+    if (!s.ok()) return s;
+  }
+  // One of them may have marked a tenant of this write as moving away.
+  if (Status s = RefuseMovingTenants(txn, changes); !s.ok()) return s;
+  applied_records_.fetch_add(records.size());
+  LogInfo("cluster", "applied records another writer appended to the shard's log, then this write",
+          {{"records", std::to_string(records.size())}, {"to_seq", std::to_string(*last)}});
   return *last;
 }
 

@@ -89,10 +89,12 @@ class Replicator {
   // 503 tenant_moving for a write of a tenant this store marks as moving away.
   Status RefuseMovingTenants(const store::Txn& txn,
                              const std::vector<store::Change>& changes) const;
-  // The sequence to expect when `applied` is refused as not the last: the log's last one if
-  // what lies past `applied` is only an unfinished record; else the error (records this
-  // store lacks: the applying thread catches up and the client retries).
-  Result<uint64_t> SkipUnfinished(uint64_t applied);
+  // Publish's catch-up when `applied` is refused as not the log's last: the log's last sequence,
+  // its complete records after `applied` now in `txn` beneath `changes` (an unfinished one is
+  // stepped over); or log_behind when this host no longer holds the shard's lease (those
+  // records are a new primary's) or there are too many to look at.
+  Result<uint64_t> CatchUpInside(store::Txn& txn, const std::vector<store::Change>& changes,
+                                 uint64_t applied);
   Status StandbyStatus() const;
   // Applies the log from the stored sequence to its end as it is now.
   Status CatchUp();

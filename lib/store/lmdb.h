@@ -203,6 +203,12 @@ class Txn {
   MDB_txn* raw() const { return txn_; }
   // The changes captured so far (null when this transaction does not capture).
   std::vector<Change>* changes() const { return changes_.get(); }
+  // Stops capturing until the vector is handed back to ResumeCapture: the commit hook's own
+  // writes (records of the log another writer appended, applied in this transaction).
+  std::unique_ptr<std::vector<Change>> SuspendCapture() { return std::move(changes_); }
+  void ResumeCapture(std::unique_ptr<std::vector<Change>> changes) {
+    changes_ = std::move(changes);
+  }
 
  private:
   static Result<Txn> Begin(const Env& env, unsigned flags);
