@@ -41,36 +41,73 @@ void PutVarint(std::string& out, uint32_t v) {
   out.push_back(static_cast<char>(v));
 }
 
-bool GetVarint(std::string_view& in, uint32_t& v) {
+void PutVarint64(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool GetVarint64(std::string_view& in, uint64_t& v) {
   v = 0;
-  for (int shift = 0; shift <= 28 && !in.empty(); shift += 7) {
+  for (int shift = 0; shift <= 63 && !in.empty(); shift += 7) {
     const auto byte = static_cast<unsigned char>(in.front());
     in.remove_prefix(1);
-    v |= static_cast<uint32_t>(byte & 0x7f) << shift;
+    v |= static_cast<uint64_t>(byte & 0x7f) << shift;
     if (!(byte & 0x80)) return true;
   }
   return false;
 }
 
+bool GetVarint(std::string_view& in, uint32_t& v) {
+  uint64_t wide = 0;
+  if (!GetVarint64(in, wide) || wide > UINT32_MAX) return false;
+  v = static_cast<uint32_t>(wide);
+  return true;
+}
+
+// A block's value starts with this tag, then each posting is one varint: its chunk id's gap
+// from the previous one (from the key's id for the first) times two, plus one when the term
+// occurs once in the chunk (most postings); otherwise its frequency follows as a second varint.
+// Blocks written before the tag (two varints a posting, gap then frequency) start with the
+// first posting's gap, 0, and are read as they are.
+constexpr char kPackedTag = '\xff';
+
 // The postings of a block whose key ends in `first`. A malformed tail is dropped.
 void DecodeBlock(uint32_t first, std::string_view value, std::vector<Posting>& out) {
   out.clear();
-  uint32_t chunk = first;
+  uint64_t chunk = first;
+  if (!value.empty() && value.front() == kPackedTag) {
+    value.remove_prefix(1);
+    while (!value.empty()) {
+      uint64_t packed = 0;
+      uint32_t tf = 1;
+      if (!GetVarint64(value, packed) || (!(packed & 1) && !GetVarint(value, tf))) return;
+      chunk += packed >> 1;
+      if (chunk > UINT32_MAX) return;
+      out.push_back({static_cast<uint32_t>(chunk), tf});
+    }
+    return;
+  }
   while (!value.empty()) {
     uint32_t gap, tf;
     if (!GetVarint(value, gap) || !GetVarint(value, tf)) return;
     chunk += gap;
-    out.push_back({chunk, tf});
+    if (chunk > UINT32_MAX) return;
+    out.push_back({static_cast<uint32_t>(chunk), tf});
   }
 }
 
 std::string EncodeBlock(const Posting* p, size_t n) {
   std::string out;
-  out.reserve(n * 4);
+  out.reserve(1 + n * 3);
+  out.push_back(kPackedTag);
   uint32_t previous = n ? p[0].chunk : 0;
   for (size_t i = 0; i < n; ++i) {
-    PutVarint(out, p[i].chunk - previous);
-    PutVarint(out, p[i].tf);
+    const uint64_t gap = p[i].chunk - previous;
+    PutVarint64(out, gap << 1 | (p[i].tf == 1 ? 1 : 0));
+    if (p[i].tf != 1) PutVarint(out, p[i].tf);
     previous = p[i].chunk;
   }
   return out;

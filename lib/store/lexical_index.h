@@ -1,9 +1,13 @@
 // The lexical index: BM25 over chunks, as blocks of postings in the LMDB environment.
 //
 //   lex_blocks    T/term + '\0' + BE32(first chunk id) -> up to 128 postings of the term, in
-//                 chunk id order, each two varints: the chunk id's gap from the previous one
-//                 (from the key's id for the first) and the term's frequency in the chunk.
-//                 About 2-3 bytes a posting.
+//                 chunk id order: a tag byte 0xff, then per posting one varint, the chunk
+//                 id's gap from the previous one (from the key's id for the first) times two,
+//                 plus one when the term occurs once in the chunk; else the term's frequency
+//                 follows as a second varint. About 1-3 bytes a posting. (Blocks written
+//                 before the tag, two varints a posting -- gap, then frequency -- start with
+//                 a 0 byte and are read as they are; a block is rewritten in the new form
+//                 when it next changes.)
 //   lex_doc_freq  T/term -> u32 number of the tenant's chunks containing it, for terms in
 //                 more than 128 chunks; a rarer term's is counted from its blocks (most terms
 //                 are rare, and an entry each was a fifth of the index)

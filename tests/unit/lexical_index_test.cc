@@ -131,9 +131,10 @@ struct LexicalEnv {
     std::vector<Posting> postings;
   };
   // The blocks of `term` in lex_blocks, decoded by the layout lexical_index.h documents:
-  // key "acme/" + term + '\0' + BE32(first id), value two varints a posting (the gap from
-  // the previous id, from the key's id for the first; tf); each posting's length is its
-  // chunk's, from lex_norms (Norm).
+  // key "acme/" + term + '\0' + BE32(first id), value a tag byte 0xff, then per posting a
+  // varint 2 x gap (from the previous id, from the key's id for the first) + (tf == 1), and
+  // tf as a second varint when it is not 1; each posting's length is its chunk's, from
+  // lex_norms (Norm).
   // A chunk's length as lex_norms keeps it: u16 number (chunk % 2040) of the value at key
   // "acme/" + BE32(chunk / 2040); 0 when absent.
   uint32_t Norm(uint32_t chunk) const {
@@ -169,9 +170,16 @@ struct LexicalEnv {
         }
       };
       uint32_t chunk = block.first;
+      BOOST_REQUIRE_MESSAGE(!v.empty() && v.front() == '\xff', "a block without the tag");
+      v.remove_prefix(1);
       while (!v.empty()) {
-        const uint32_t gap = varint();
-        const uint32_t tf = varint();
+        const uint32_t packed = varint();
+        uint32_t tf = 1;
+        if (!(packed & 1)) {
+          tf = varint();
+          BOOST_TEST(tf != 1u, "a term frequency of 1 written out");
+        }
+        const uint32_t gap = packed >> 1;
         chunk += gap;
         block.postings.push_back({chunk, tf, Norm(chunk)});
       }
@@ -426,6 +434,42 @@ BOOST_AUTO_TEST_CASE(idf_and_term_score_match_the_hand_computation) {
   // Saturation: more occurrences score more, but never past idf * (k1 + 1).
   BOOST_TEST(Bm25TermScore(1.0, 2, 4, 4.0) > Bm25TermScore(1.0, 1, 4, 4.0));
   BOOST_TEST(Bm25TermScore(1.0, 1000000, 4, 4.0) < 2.2);
+}
+
+// Blocks written before the tagged form (two varints a posting: gap, then tf) are read as they
+// are, and the next write to the term rewrites its block in the tagged form.
+BOOST_AUTO_TEST_CASE(blocks_of_the_previous_form_are_read_and_rewritten) {
+  LexicalEnv e;
+  AddCorpus(e);
+  const auto before = e.Search({"cat", "log"});
+  BOOST_REQUIRE_EQUAL(before.size(), 3u);
+  {
+    // "cat" as the previous form wrote it: doc_a:0 tf 1, doc_a:1 tf 2.
+    auto txn = Txn::BeginWrite(*e.env);
+    BOOST_REQUIRE(txn.ok());
+    std::string key = "acme/cat";
+    key.push_back('\0');
+    key += ChunkKeyPart(Id("doc_a", 0));
+    std::string old_form;
+    old_form.push_back(0);  // the first posting's gap
+    old_form.push_back(1);  // tf 1
+    old_form.push_back(static_cast<char>(Id("doc_a", 1) - Id("doc_a", 0)));
+    old_form.push_back(2);  // tf 2
+    BOOST_REQUIRE(txn->Put(e.env->Dbi("lex_blocks"), key, old_form).ok());
+    BOOST_REQUIRE(txn->Commit().ok());
+  }
+  const auto after = e.Search({"cat", "log"});
+  BOOST_REQUIRE_EQUAL(after.size(), 3u);
+  for (size_t i = 0; i < 3; ++i) {
+    BOOST_TEST(after[i].chunk == before[i].chunk);
+    BOOST_TEST(after[i].score == before[i].score);
+  }
+  e.Add(Id("doc_b", 0) + 1, {"cat"});  // extends the term's block: in the tagged form now
+  BOOST_TEST(e.Df("cat") == 3);
+  const auto blocks = e.Blocks("cat");  // (Blocks requires the tag)
+  BOOST_REQUIRE_EQUAL(blocks.size(), 1u);
+  BOOST_REQUIRE_EQUAL(blocks[0].postings.size(), 3u);
+  BOOST_TEST(blocks[0].postings[1].tf == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(search_scores_and_ranks_like_the_hand_computation) {
