@@ -66,10 +66,10 @@ int RunMigrate(const Context& ctx) {
   const int shards = shape->shards;
   // Only a store of the previous layout is opened with its databases (opening creates any
   // that are missing).
-  // kUnpackedStoreLayout needs no conversion: a worker marks it current as it starts and packs
-  // its vectors into blocks in the background.
+  // kUnpackedStoreLayout and kTwoVarintStoreLayout need no conversion: a worker marks them
+  // current as it starts (and packs the former's vectors into blocks in the background).
   if (shape->layout == store::kStoreLayout || shape->layout == store::kUnpackedStoreLayout ||
-      shards <= 0) {
+      shape->layout == store::kTwoVarintStoreLayout || shards <= 0) {
     std::printf("%s already has the current layout (%s): nothing to do\n", data_dir.c_str(),
                 shards <= 0 ? "no document index" : shape->layout.c_str());
     return kExitOk;

@@ -123,7 +123,7 @@ Result<MigrationReport> MigrateStore(const store::Env& env, store::DocumentStore
   if (!layout.ok()) return layout.status();
   if (*layout != store::kPreviousStoreLayout) {
     if (layout->empty() || *layout == store::kStoreLayout ||
-        *layout == store::kUnpackedStoreLayout) {
+        *layout == store::kUnpackedStoreLayout || *layout == store::kTwoVarintStoreLayout) {
       return report;  // a worker marks the latter current and packs its vectors
     }
     return Status::InvalidArgument("unknown_layout", "the store's layout '" + *layout +

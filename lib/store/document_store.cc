@@ -135,9 +135,11 @@ Status DocumentStore::CheckIndexIdentity(const std::string& embedder, uint32_t d
                   "--data-dir DIR` once to convert it in place (back it up first with "
                   "`ragstream backup`)");
   }
-  // An unpacked store is marked packed (its workers pack it in the background); a standby
-  // leaves that to its primary.
-  const bool unpacked = layout->has_value() && **layout == kUnpackedStoreLayout;
+  // An earlier dense-id store is marked current (an unpacked one's workers pack it in the
+  // background; older posting blocks are read as they are); a standby leaves that to its
+  // primary.
+  const bool unpacked = layout->has_value() &&
+                        (**layout == kUnpackedStoreLayout || **layout == kTwoVarintStoreLayout);
   if (may_write && unpacked) {
     if (Status s = txn->Put(meta_, "layout", kStoreLayout); !s.ok()) return s;
   }

@@ -290,7 +290,12 @@ class DocumentStore {
 
 // The key layouts index_meta "layout" names: this version's, and the previous one (which
 // `ragstream migrate` converts).
-inline constexpr const char* kStoreLayout = "dense-ids-v3";
+inline constexpr const char* kStoreLayout = "dense-ids-v4";
+// Postings of two varints each (before a term frequency of 1 rode in the gap's low bit,
+// lexical_index.h): opened as it is and marked kStoreLayout; its blocks are read as they are and
+// rewritten in the new form when they next change. A binary of that version refuses a store so
+// marked, rather than misread the new blocks.
+inline constexpr const char* kTwoVarintStoreLayout = "dense-ids-v3";
 // Dense ids with one vector value per document (before vector blocks): opened as it is, marked
 // kStoreLayout, and its vectors packed into blocks in the background (VectorIndexBuilder). A
 // binary older than blocks refuses a store so marked, rather than miss the rows in blocks.

@@ -333,7 +333,7 @@ def test_a_previous_layout_store_is_refused_then_migrated_and_served(cli, sessio
     # Every chunk's vector came along unchanged (not embedded again).
     assert vector_rows(old_dir) == sorted(r for d in docs for r in d["rows"])
     m = meta(old_dir)
-    assert m["layout"] == b"dense-ids-v3" and "migrate_cursor" not in m, m
+    assert m["layout"] == b"dense-ids-v4" and "migrate_cursor" not in m, m
     assert not [k for k in m if k.startswith(("lex_chunks/", "lex_tokens/"))], m
 
     # 3. The stack serves the migrated store.
@@ -513,7 +513,7 @@ def test_a_migration_killed_midway_resumes(cli, session_dir):
     if killed_midway:
         done = int(re.search(r"(\d+) documents", out).group(1))
         assert 0 < done < len(docs), out  # the rest only
-    assert meta(data)["layout"] == b"dense-ids-v3"
+    assert meta(data)["layout"] == b"dense-ids-v4"
     s = stack_on(work / "kill", keyfile)
     try:
         for tenant in ("alpha", "bravo"):

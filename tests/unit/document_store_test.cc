@@ -628,6 +628,18 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
     BOOST_TEST(std::string(**layout) == kStoreLayout);
   }
   {
+    // Postings of two varints each: opened as it is and marked current, so that a binary of
+    // that version refuses it from then on (it would misread the blocks written now).
+    set_layout(kTwoVarintStoreLayout);
+    DocumentStore earlier(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
+    BOOST_TEST(earlier.CheckIndexIdentity("hash-v1", 384).ok());
+    auto read = Txn::BeginRead(*env);
+    BOOST_REQUIRE(read.ok());
+    auto layout = read->Get(env->Dbi("index_meta"), "layout");
+    BOOST_REQUIRE(layout.ok() && layout->has_value());
+    BOOST_TEST(std::string(**layout) == "dense-ids-v4");
+  }
+  {
     // A layout this version does not know (a newer one) is refused, naming it.
     set_layout("dense-ids-v9");
     DocumentStore newer(*env, kShards, VectorFormat::kFloat, WordAnalyzer);

@@ -208,7 +208,7 @@ BOOST_AUTO_TEST_CASE(a_previous_layout_store_migrates_to_the_same_answers) {
   BOOST_TEST(report->migrated);
   BOOST_TEST(report->documents == kDocs.size() + 1);
   BOOST_TEST(calls == 2u);  // one transaction per tenant here
-  BOOST_TEST(StoreLayout(*old_env).value() == "dense-ids-v3");
+  BOOST_TEST(StoreLayout(*old_env).value() == "dense-ids-v4");
   BOOST_TEST(migrated.CheckIndexIdentity("hash-v1", 384).ok());
 
   // The same documents through today's ingester, in the same order.
