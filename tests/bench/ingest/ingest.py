@@ -751,7 +751,7 @@ def big_section(big, w):
     pd, pi = big.get("phases_during"), big.get("phases_idle")
     if pd and pi and pd["answers"] and pi["answers"]:
         names = {"handler_us": "request arrived -> send started", "store_us": "store (the exchange's write)",
-                 "language_us": "language", "retrieval_us": "retrieval (beside the write; what it took after it)", "prompt_us": "prompt",
+                 "language_us": "language", "retrieval_us": "retrieval (beside the write; what the send waited for it)", "prompt_us": "prompt",
                  "upstream_ttft_us": "model called -> its first delta", "first_token_us": "arrival -> first token written"}
         w(f"Where the time to first token went, from the workers' request log lines ({pd['answers']} and "
           f"{pi['answers']} answers; ms):\n")
