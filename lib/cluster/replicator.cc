@@ -295,7 +295,7 @@ Status Replicator::Publish(store::Txn& txn, const std::vector<store::Change>& ch
       // deletions, from `ragstream cluster move`) are applied in this transaction, beneath
       // this write's changes; an unfinished record (a write that failed half-way) is stepped
       // over. This write then goes after them, instead of failing with log_behind.
-      auto caught = CatchUpInside(txn, changes, last);
+      auto caught = CatchUpInside(txn, changes, record, last);
       if (!caught.ok()) return caught.status();
       seq = log_->Append(parts[i], *caught);
     }
@@ -314,7 +314,7 @@ Status Replicator::Publish(store::Txn& txn, const std::vector<store::Change>& ch
 
 Result<uint64_t> Replicator::CatchUpInside(store::Txn& txn,
                                            const std::vector<store::Change>& changes,
-                                           uint64_t applied) {
+                                           const std::string& own_record, uint64_t applied) {
   auto last = log_->LastSeq();
   if (!last.ok()) return last.status();
   if (*last <= applied) return Behind("the log is shorter than this store");
@@ -349,17 +349,15 @@ Result<uint64_t> Replicator::CatchUpInside(store::Txn& txn,
     std::unique_ptr<std::vector<store::Change>> captured;
     ~Resume() { txn.ResumeCapture(std::move(captured)); }
   } resume{txn, txn.SuspendCapture()};
-  for (const std::string& record : records) {
+  auto apply = [&](const std::string& record) -> Status {
     auto decoded = DecodeChanges(record);
     if (!decoded.ok()) return decoded.status();
-    if (Status s = ApplyChanges(txn, env_, *decoded); !s.ok()) return s;
+    return ApplyChanges(txn, env_, *decoded);
+  };
+  for (const std::string& record : records) {
+    if (Status s = apply(record); !s.ok()) return s;
   }
-  for (const store::Change& c : changes) {
-    Status s = c.op == store::Change::Op::kPut   ? txn.Put(c.dbi, c.key, c.value)
-               : c.op == store::Change::Op::kDel ? txn.Del(c.dbi, c.key)
-                                                 : txn.Clear(c.dbi);
-    if (!s.ok()) return s;
-  }
+  if (Status s = apply(own_record); !s.ok()) return s;
   // One of them may have marked a tenant of this write as moving away.
   if (Status s = RefuseMovingTenants(txn, changes); !s.ok()) return s;
   applied_records_.fetch_add(records.size());

@@ -90,11 +90,12 @@ class Replicator {
   Status RefuseMovingTenants(const store::Txn& txn,
                              const std::vector<store::Change>& changes) const;
   // Publish's catch-up when `applied` is refused as not the log's last: the log's last sequence,
-  // its complete records after `applied` now in `txn` beneath `changes` (an unfinished one is
-  // stepped over); or log_behind when this host no longer holds the shard's lease (those
-  // records are a new primary's) or there are too many to look at.
+  // its complete records after `applied` now in `txn` beneath `changes` (written again from
+  // `own_record`, their encoding; an unfinished record is stepped over); or log_behind when this
+  // host no longer holds the shard's lease (those records are a new primary's) or there are too
+  // many to look at.
   Result<uint64_t> CatchUpInside(store::Txn& txn, const std::vector<store::Change>& changes,
-                                 uint64_t applied);
+                                 const std::string& own_record, uint64_t applied);
   Status StandbyStatus() const;
   // Applies the log from the stored sequence to its end as it is now.
   Status CatchUp();

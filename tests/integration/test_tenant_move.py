@@ -80,6 +80,20 @@ class Load:
         self._thread.join(timeout=120)
 
 
+def add_bulk(port: int, key: str, tag: str) -> list[str]:
+    """60 documents of 160 lines each (about 600 kB, some 900 chunks) in one batch request
+    through the front; their ids. `tag` keeps one call's texts apart from another's."""
+    lines = [json.dumps({"title": f"Bulk {tag}{i}",
+                         "text": " ".join(f"Bulk note {tag}{i} line {k}: the heron wades past reed "
+                                          f"{tag}{i * 100 + k}." for k in range(160))})
+             for i in range(60)]
+    r = harness.http_request(port, "POST", "/api/documents/batch", body="\n".join(lines).encode(),
+                             headers={"Authorization": f"Bearer {key}",
+                                      "Content-Type": "application/x-ndjson"}, timeout=300)
+    assert r.status == 200 and r.json["created"] == 60, r
+    return [x["id"] for x in r.json["documents"]]
+
+
 def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
     keys_file = tmp_path / "keys"
     keys = harness.make_api_keys(keys_file, "alpha", "beta")
@@ -106,15 +120,7 @@ def test_a_tenant_moves_under_load_and_leaves_nothing_behind(tmp_path):
             seeded.append(r.json["id"])
         # Past 512 chunks, so that the tenant's vectors include a whole block (one value of
         # about 0.8 MB, more than one log message holds).
-        lines = [json.dumps({"title": f"Bulk {i}", "text": " ".join(f"Bulk note {i} line {k}: the heron "
-                                                                     f"wades past reed {i * 100 + k}."
-                                                                     for k in range(160))})
-                 for i in range(60)]
-        r = harness.http_request(port, "POST", "/api/documents/batch", body="\n".join(lines).encode(),
-                                 headers={"Authorization": f"Bearer {keys['alpha']}",
-                                          "Content-Type": "application/x-ndjson"}, timeout=120)
-        assert r.status == 200 and r.json["created"] == 60, r
-        seeded += [x["id"] for x in r.json["documents"]]
+        seeded += add_bulk(port, keys["alpha"], "")
         r, _ = call(cl, "beta", "POST", "/api/documents", {"title": "Beta", "text": "Beta keeps bees in the orchard."})
         assert r.status in (200, 201)
         beta_doc = r.json["id"]
@@ -289,15 +295,7 @@ def test_a_move_called_off_after_its_copy_began_leaves_nothing_on_the_target(tmp
         # while to land, and more keys than one of DropCopy's batches.
         ids = []
         for batch in range(5):
-            lines = [json.dumps({"title": f"Bulk {batch}-{i}",
-                                 "text": " ".join(f"Bulk note {batch}-{i} line {k}: the heron wades past "
-                                                  f"reed {batch * 10000 + i * 100 + k}." for k in range(160))})
-                     for i in range(60)]
-            r = harness.http_request(front_port, "POST", "/api/documents/batch", body="\n".join(lines).encode(),
-                                     headers={"Authorization": f"Bearer {keys['alpha']}",
-                                              "Content-Type": "application/x-ndjson"}, timeout=300)
-            assert r.status == 200 and r.json["created"] == 60, r
-            ids += [x["id"] for x in r.json["documents"]]
+            ids += add_bulk(front_port, keys["alpha"], f"{batch}-")
 
         env = {**hosts["a1"].env, "RAGSTREAM_LOG_REPLICAS": "1"}
         move = [str(CLI), "cluster", "move", "alpha", "--to", "b", "--cluster", str(cluster_file),

@@ -615,29 +615,19 @@ BOOST_AUTO_TEST_CASE(index_identity_is_recorded_then_enforced) {
     BOOST_TEST(s.code() == "old_store_layout");
     BOOST_TEST(s.message().find("ragstream migrate") != std::string::npos, s.message());
   }
-  {
-    // Dense ids before vector blocks: opened as it is and marked current, so that a binary
-    // from before blocks (which checks for dense-ids-v2) refuses it from then on.
-    set_layout(kUnpackedStoreLayout);
-    DocumentStore unpacked(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
-    BOOST_TEST(unpacked.CheckIndexIdentity("hash-v1", 384).ok());
+  // Dense ids before vector blocks, and postings of two varints each: opened as they are and
+  // marked current, so that a binary of either version (which checks for its own layout)
+  // refuses the store from then on, rather than miss the rows in blocks or misread the blocks
+  // written now.
+  for (const char* earlier : {kUnpackedStoreLayout, kTwoVarintStoreLayout}) {
+    set_layout(earlier);
+    DocumentStore store(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
+    BOOST_TEST(store.CheckIndexIdentity("hash-v1", 384).ok(), earlier);
     auto read = Txn::BeginRead(*env);
     BOOST_REQUIRE(read.ok());
     auto layout = read->Get(env->Dbi("index_meta"), "layout");
     BOOST_REQUIRE(layout.ok() && layout->has_value());
-    BOOST_TEST(std::string(**layout) == kStoreLayout);
-  }
-  {
-    // Postings of two varints each: opened as it is and marked current, so that a binary of
-    // that version refuses it from then on (it would misread the blocks written now).
-    set_layout(kTwoVarintStoreLayout);
-    DocumentStore earlier(*env, kShards, VectorFormat::kFloat, WordAnalyzer);
-    BOOST_TEST(earlier.CheckIndexIdentity("hash-v1", 384).ok());
-    auto read = Txn::BeginRead(*env);
-    BOOST_REQUIRE(read.ok());
-    auto layout = read->Get(env->Dbi("index_meta"), "layout");
-    BOOST_REQUIRE(layout.ok() && layout->has_value());
-    BOOST_TEST(std::string(**layout) == "dense-ids-v4");
+    BOOST_TEST(std::string(**layout) == "dense-ids-v4", earlier);
   }
   {
     // A layout this version does not know (a newer one) is refused, naming it.
